@@ -1,0 +1,51 @@
+# Thin wrapper around CMake: deps, configure, build, run, test, bench, fuzz.
+BUILD    ?= build
+TYPE     ?= RelWithDebInfo
+SANITIZE ?=
+JOBS     ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+comma := ,
+ifneq ($(SANITIZE),)
+  BUILD := build-$(subst $(comma),-,$(SANITIZE))
+endif
+
+.PHONY: all deps configure build run test test-unit test-asan bench fuzz soak clean
+
+all: build
+
+deps:
+	@packaging/install-deps.sh test
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) -DCORRAL_SANITIZE=$(SANITIZE) $(CMAKE_FLAGS)
+
+configure: deps $(BUILD)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/bin/corral-supervisor -c conf/demo.toml
+
+test: build
+	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 300
+
+test-unit: build
+	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure -L unit
+
+test-asan:
+	$(MAKE) test SANITIZE=address,undefined
+
+bench: build
+	@packaging/install-deps.sh bench
+	tests/bench/run.sh $(BUILD)
+
+fuzz:
+	@packaging/install-deps.sh fuzz
+	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 -DCORRAL_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_http1
+	tests/fuzz/run.sh build-fuzz
+
+clean:
+	rm -rf build build-*

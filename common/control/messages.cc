@@ -1,0 +1,100 @@
+#include "common/control/messages.h"
+
+#include <nlohmann/json.hpp>
+
+namespace corral::control {
+namespace {
+using nlohmann::json;
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+json slot_to_json(const SlotInfo& s) {
+  return json{{"app", s.app}, {"slot", s.slot}, {"generation", s.generation}, {"path", s.path},
+              {"concurrency", s.concurrency}, {"accepting", s.accepting}, {"pid", s.pid}};
+}
+SlotInfo slot_from_json(const json& j) {
+  SlotInfo s;
+  s.app = j.at("app").get<std::string>();
+  s.slot = j.at("slot").get<int>();
+  s.generation = j.at("generation").get<uint64_t>();
+  s.path = j.at("path").get<std::string>();
+  s.concurrency = j.at("concurrency").get<int>();
+  s.accepting = j.at("accepting").get<bool>();
+  s.pid = j.value("pid", 0);
+  return s;
+}
+}  // namespace
+
+std::string_view type_name(const Message& m) {
+  return std::visit(Overloaded{
+                        [](const SetListeners&) { return std::string_view("set_listeners"); },
+                        [](const SetConfig&) { return std::string_view("set_config"); },
+                        [](const SetPool&) { return std::string_view("set_pool"); },
+                        [](const ProxyReady&) { return std::string_view("proxy_ready"); },
+                        [](const WorkerHung&) { return std::string_view("worker_hung"); },
+                        [](const ProxyStats&) { return std::string_view("proxy_stats"); },
+                    },
+                    m);
+}
+
+std::string encode(const Message& m) {
+  json j = std::visit(
+      Overloaded{
+          [](const SetListeners& x) { return json{{"addresses", x.addresses}}; },
+          [](const SetConfig& x) { return json{{"generation", x.generation}, {"snapshot", x.snapshot}}; },
+          [](const SetPool& x) {
+            json slots = json::array();
+            for (auto& s : x.slots) slots.push_back(slot_to_json(s));
+            return json{{"slots", slots}};
+          },
+          [](const ProxyReady& x) { return json{{"config_generation", x.config_generation}}; },
+          [](const WorkerHung& x) {
+            return json{{"app", x.app}, {"slot", x.slot}, {"generation", x.generation}, {"request_id", x.request_id}};
+          },
+          [](const ProxyStats& x) {
+            return json{{"requests", x.requests}, {"in_flight", x.in_flight}, {"queued", x.queued},
+                        {"connections", x.connections}};
+          },
+      },
+      m);
+  j["v"] = kProtocolVersion;
+  j["type"] = std::string(type_name(m));
+  return j.dump();
+}
+
+Result<Message> decode(std::string_view bytes) {
+  json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return fail(Errc::Protocol, "control message is not a JSON object");
+  if (!j.contains("v") || !j["v"].is_number_integer() || j["v"].get<int>() != kProtocolVersion)
+    return fail(Errc::Protocol, "control message has an unsupported protocol version");
+  if (!j.contains("type") || !j["type"].is_string()) return fail(Errc::Protocol, "control message without type");
+  const std::string type = j["type"].get<std::string>();
+  // nlohmann throws on mistyped fields; this is the narrow boundary that turns that into an Error.
+  try {
+    if (type == "set_listeners") return Message{SetListeners{j.at("addresses").get<std::vector<std::string>>()}};
+    if (type == "set_config")
+      return Message{SetConfig{j.at("generation").get<uint64_t>(), j.at("snapshot").get<std::string>()}};
+    if (type == "set_pool") {
+      SetPool p;
+      for (auto& s : j.at("slots")) p.slots.push_back(slot_from_json(s));
+      return Message{std::move(p)};
+    }
+    if (type == "proxy_ready") return Message{ProxyReady{j.at("config_generation").get<uint64_t>()}};
+    if (type == "worker_hung")
+      return Message{WorkerHung{j.at("app").get<std::string>(), j.at("slot").get<int>(),
+                                j.at("generation").get<uint64_t>(), j.at("request_id").get<std::string>()}};
+    if (type == "proxy_stats")
+      return Message{ProxyStats{j.at("requests").get<uint64_t>(), j.at("in_flight").get<uint64_t>(),
+                                j.at("queued").get<uint64_t>(), j.at("connections").get<uint64_t>()}};
+  } catch (const nlohmann::json::exception& e) {
+    return fail(Errc::Protocol, "control message '" + type + "': " + e.what());
+  }
+  return fail(Errc::Protocol, "unknown control message type '" + type + "'");
+}
+
+}  // namespace corral::control

@@ -1,0 +1,80 @@
+#pragma once
+// The closed set of typed messages on the supervisor <-> proxy control channel.
+// Wire format: one SEQPACKET record per message, a JSON object
+// {"v":1,"type":"<name>",...fields}; file descriptors ride along as SCM_RIGHTS.
+// See PROTOCOL.md for direction, fds and ordering rules. Pure functions; thread-safe.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/base/result.h"
+
+namespace corral::control {
+
+inline constexpr int kProtocolVersion = 1;
+
+// ---- supervisor → proxy ----
+
+/// The complete listener set. fds attached in the same order as addresses; the proxy
+/// starts accepting on new ones and closes those no longer listed.
+struct SetListeners {
+  std::vector<std::string> addresses;  ///< the bound address of each fd, for logs and status
+};
+
+/// A validated configuration (conf::snapshot encoding, opaque here).
+struct SetConfig {
+  uint64_t generation = 0;
+  std::string snapshot;
+};
+
+/// One worker slot the proxy may send requests to.
+struct SlotInfo {
+  std::string app;
+  int slot = 0;              ///< slot index within the app, stable across restarts
+  uint64_t generation = 0;   ///< bumps every time the slot's process is replaced
+  std::string path;          ///< Unix socket path
+  int concurrency = 1;
+  bool accepting = true;     ///< false: draining, finish what is in flight, send nothing new
+  int pid = 0;
+};
+
+/// The full pool; replaces the previous one. Slots that disappear are drained by the proxy.
+struct SetPool {
+  std::vector<SlotInfo> slots;
+};
+
+// ---- proxy → supervisor ----
+
+/// The proxy has applied config `generation` (and the listeners and pool sent before it).
+struct ProxyReady {
+  uint64_t config_generation = 0;
+};
+
+/// A request passed its app's timeout on this worker: the supervisor should replace it.
+struct WorkerHung {
+  std::string app;
+  int slot = 0;
+  uint64_t generation = 0;
+  std::string request_id;
+};
+
+/// Counters the proxy reports periodically and on request.
+struct ProxyStats {
+  uint64_t requests = 0;
+  uint64_t in_flight = 0;
+  uint64_t queued = 0;
+  uint64_t connections = 0;
+};
+
+using Message = std::variant<SetListeners, SetConfig, SetPool, ProxyReady, WorkerHung, ProxyStats>;
+
+/// The "type" string of a message, e.g. "set_pool".
+std::string_view type_name(const Message& m);
+
+std::string encode(const Message& m);
+/// Rejects unknown types, a different major version, missing or mistyped fields.
+[[nodiscard]] Result<Message> decode(std::string_view bytes);
+
+}  // namespace corral::control

@@ -1,0 +1,144 @@
+#pragma once
+// corral's strict HTTP/1.1 parser (RFC 9112), sans-I/O: bytes in, head views and body spans
+// out. No copies: every string_view points into the caller's buffer, which must stay
+// unchanged until the caller is done with the head. No per-byte callbacks, no allocation
+// after the first message (the header vector is reused).
+//
+// Used for client requests (RequestParser) and worker responses (ResponseParser) alike.
+// Nothing lenient: bare CR or LF, obsolete line folding, whitespace before a colon, a
+// header block not ended by exactly CRLF CRLF, junk before the request line,
+// Content-Length together with Transfer-Encoding, differing duplicate Content-Lengths,
+// any Transfer-Encoding other than a single final "chunked", Transfer-Encoding on
+// HTTP/1.0, chunk sizes that overflow, chunk data not followed by CRLF: all are errors.
+//
+// Not thread-safe; one parser per connection.
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace corral::http1 {
+
+struct Header {
+  std::string_view name;   ///< as received (case preserved); compare with iequals
+  std::string_view value;  ///< leading/trailing OWS removed
+};
+
+/// How the body of a message is delimited.
+enum class BodyKind {
+  None,           ///< no body (GET without length, 204, 304, HEAD response, 1xx)
+  ContentLength,  ///< exactly content_length bytes
+  Chunked,        ///< chunked transfer coding
+  UntilClose,     ///< responses only: read until the connection closes
+};
+
+struct Limits {
+  size_t max_head_size = 16 * 1024;  ///< request/status line + headers + CRLFs
+  size_t max_header_count = 100;
+};
+
+/// Why a message was rejected. `status` is the response a server should send for a
+/// request (400, 413, 414, 431, 501, 505); for responses it is always 502.
+struct ParseError {
+  int status = 400;
+  const char* reason = "";  ///< static string for logs: "bare LF in header block"
+};
+
+enum class ParseStatus { Incomplete, Done, Error };
+
+struct RequestHead {
+  std::string_view method;
+  std::string_view target;  ///< origin-form, absolute-form, authority-form (CONNECT) or "*"
+  int version_minor = 1;    ///< HTTP/1.0 → 0, HTTP/1.1 → 1
+  std::vector<Header> headers;
+
+  // Derived while parsing:
+  std::string_view host;  ///< the Host header (required for HTTP/1.1), or the absolute-form authority
+  BodyKind body = BodyKind::None;
+  uint64_t content_length = 0;
+  bool keep_alive = true;       ///< from version and Connection
+  bool expect_continue = false; ///< "Expect: 100-continue"
+};
+
+struct ResponseHead {
+  int status = 0;
+  std::string_view reason;
+  int version_minor = 1;
+  std::vector<Header> headers;
+
+  BodyKind body = BodyKind::None;
+  uint64_t content_length = 0;
+  bool keep_alive = true;
+};
+
+/// Result of a head parse. On Done, `consumed` is the size of the head in bytes
+/// (the body, if any, starts at buf[consumed]).
+struct HeadResult {
+  ParseStatus status = ParseStatus::Incomplete;
+  size_t consumed = 0;
+  ParseError error;
+};
+
+class RequestParser {
+ public:
+  explicit RequestParser(Limits limits = {});
+
+  /// Parses a request head from the start of buf (all bytes received for this message so
+  /// far). Call again with a longer buf after Incomplete; scanning resumes where it stopped.
+  /// Over max_head_size without a complete head → Error 431 (or 414 for a long target).
+  HeadResult parse(std::string_view buf, RequestHead& out);
+  /// Forget progress; call before parsing the next message.
+  void reset();
+
+ private:
+  Limits limits_;
+  size_t scanned_ = 0;
+};
+
+class ResponseParser {
+ public:
+  explicit ResponseParser(Limits limits = {});
+
+  /// Like RequestParser::parse. request_method decides the body (HEAD → none); 1xx
+  /// responses are returned as heads too (the caller skips them and resets).
+  HeadResult parse(std::string_view buf, std::string_view request_method, ResponseHead& out);
+  void reset();
+
+ private:
+  Limits limits_;
+  size_t scanned_ = 0;
+};
+
+/// Decodes a body framed by Content-Length, chunked, or until-close. Streams: data spans
+/// point into the input given to step(). Trailers of a chunked body are validated and dropped.
+class BodyDecoder {
+ public:
+  struct Step {
+    size_t consumed = 0;       ///< bytes of input used by this step
+    std::string_view data;     ///< body bytes produced by this step (may be empty)
+    bool done = false;         ///< the body is complete
+    bool error = false;
+    ParseError why;
+  };
+
+  BodyDecoder() = default;
+  void start(BodyKind kind, uint64_t content_length = 0);
+  /// Consumes a prefix of `in`. Call repeatedly while consumed > 0 and !done && !error.
+  Step step(std::string_view in);
+  /// For UntilClose: the connection closed, which ends the body. Returns false if the body
+  /// was not allowed to end here (truncated Content-Length or chunked body).
+  bool on_eof();
+  bool done() const { return state_ == State::Done; }
+  /// Body bytes still expected for ContentLength.
+  uint64_t remaining() const { return remaining_; }
+
+ private:
+  enum class State { Idle, Length, ChunkSize, ChunkExt, ChunkSizeLf, ChunkData, ChunkDataCr, ChunkDataLf,
+                     Trailer, TrailerLf, TrailerLine, TrailerLineLf, UntilClose, Done, Error };
+  State state_ = State::Idle;
+  uint64_t remaining_ = 0;
+  uint64_t chunk_digits_ = 0;
+  size_t trailer_bytes_ = 0;
+  size_t trailer_count_ = 0;
+};
+
+}  // namespace corral::http1

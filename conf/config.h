@@ -1,0 +1,80 @@
+#pragma once
+// The validated configuration: plain immutable structs. Built only by the loader
+// (loader.h) from a TOML file, or by the snapshot decoder (snapshot.h) in the proxy.
+// Every field here has one row in schema.cc that documents it.
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/base/log.h"
+#include "common/base/units.h"
+
+namespace corral::conf {
+
+struct SupervisorSettings {
+  std::string runtime_dir = "/run/corral";  ///< worker sockets and control.sock
+  log::Level log_level = log::Level::Info;
+  Millis graceful_timeout{30'000};  ///< SIGTERM: how long in-flight requests may run on
+};
+
+enum class AccessLogFormat { Combined, Json };
+
+struct ProxySettings {
+  int threads = 0;                    ///< event-loop threads; 0 = auto (usable cores)
+  std::string access_log = "-";       ///< path, "-" = stderr, "off"
+  AccessLogFormat access_log_format = AccessLogFormat::Combined;
+  uint64_t max_body_size = 16ull << 20;
+  uint64_t max_header_size = 16 << 10;  ///< request line + headers → 431 above
+  int max_header_count = 100;           ///< → 431 above
+  Millis client_header_timeout{10'000};  ///< deadline for the whole request head (slowloris)
+  Millis client_body_timeout{30'000};    ///< longest pause between two reads of a body
+  uint64_t client_body_min_rate = 1024;  ///< bytes/s a body must average (after the first timeout)
+  Millis keepalive_timeout{75'000};      ///< idle time between requests on a connection
+};
+
+struct Listener {
+  std::string address;  ///< as written: "0.0.0.0:8080", "[::]:8443", "127.0.0.1:0"
+  std::string host;     ///< "0.0.0.0", "::"
+  uint16_t port = 0;
+  bool ipv6 = false;
+};
+
+struct Route {
+  std::string host;  ///< empty = any host; compared case-insensitively, port ignored
+  std::string path = "/";  ///< prefix
+  std::string app;
+};
+
+enum class AppKind { Http };
+
+struct App {
+  std::string name;
+  AppKind kind = AppKind::Http;
+  std::vector<std::string> command;  ///< argv; command[0] resolved against the config's folder
+  int workers = 1;                    ///< resolved count ("auto" already applied)
+  bool workers_auto = false;          ///< written as "auto"
+  int concurrency = 1;                ///< requests in flight per worker
+  Millis timeout{30'000};             ///< no response within → 504, worker reported hung
+  uint32_t queue_size = 1024;         ///< 0 = no queue: 503 at once when all workers are busy
+  Millis queue_timeout{10'000};
+  std::string cwd;                    ///< empty = the config file's folder
+  std::vector<std::pair<std::string, std::string>> env;  ///< sorted by name
+};
+
+struct Config {
+  std::string file;  ///< the path it was loaded from (for messages)
+  SupervisorSettings supervisor;
+  ProxySettings proxy;
+  std::vector<Listener> listeners;
+  std::vector<Route> routes;  ///< in file order: the first match wins
+  std::vector<App> apps;      ///< sorted by name
+
+  const App* find_app(std::string_view name) const {
+    for (auto& a : apps)
+      if (a.name == name) return &a;
+    return nullptr;
+  }
+};
+
+}  // namespace corral::conf

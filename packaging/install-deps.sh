@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs the Debian 12 packages corral needs to build and test, only when some are missing.
+# Usage: packaging/install-deps.sh [build|test|bench|fuzz]   (each level includes the previous)
+set -eu
+level=${1:-test}
+build_pkgs="g++ make cmake pkg-config libevent-dev libssl-dev libnghttp2-dev libtomlplusplus-dev
+ libexpected-dev nlohmann-json3-dev libgtest-dev libgmock-dev"
+test_pkgs="curl wrk nghttp2-client procps clang-14 libclang-rt-14-dev"
+bench_pkgs=""
+pkgs=$build_pkgs
+case "$level" in
+  build) ;;
+  test|fuzz) pkgs="$pkgs $test_pkgs" ;;
+  bench) pkgs="$pkgs $test_pkgs $bench_pkgs" ;;
+  *) echo "install-deps: unknown level '$level'" >&2; exit 2 ;;
+esac
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: missing packages:$missing (run as root, or install them with apt-get)" >&2
+  exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing
