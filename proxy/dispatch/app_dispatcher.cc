@@ -1,0 +1,221 @@
+#include "proxy/dispatch/app_dispatcher.h"
+
+#include <algorithm>
+
+namespace corral::proxy {
+
+// ---- Lease ----
+
+Lease::Lease(Lease&& o) noexcept
+    : dispatcher_(std::move(o.dispatcher_)),
+      slot_(o.slot_),
+      generation_(o.generation_),
+      path_(std::move(o.path_)),
+      index_(o.index_) {}
+
+Lease& Lease::operator=(Lease&& o) noexcept {
+  if (this != &o) {
+    release();
+    dispatcher_ = std::move(o.dispatcher_);
+    slot_ = o.slot_;
+    generation_ = o.generation_;
+    path_ = std::move(o.path_);
+    index_ = o.index_;
+  }
+  return *this;
+}
+
+Lease::~Lease() { release(); }
+
+void Lease::release() {
+  if (!dispatcher_) return;
+  auto d = std::move(dispatcher_);
+  dispatcher_.reset();
+  d->release(slot_, generation_, false);
+}
+
+void Lease::release_failed_connect() {
+  if (!dispatcher_) return;
+  auto d = std::move(dispatcher_);
+  dispatcher_.reset();
+  d->release(slot_, generation_, true);
+}
+
+// ---- AppDispatcher ----
+
+std::shared_ptr<AppDispatcher> AppDispatcher::create(Settings s) {
+  return std::shared_ptr<AppDispatcher>(new AppDispatcher(std::move(s)));
+}
+
+AppDispatcher::AppDispatcher(Settings s) : settings_(std::move(s)) {}
+
+void AppDispatcher::update_settings(uint32_t queue_size) {
+  std::lock_guard<std::mutex> g(mu_);
+  settings_.queue_size = queue_size;
+}
+
+int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now) {
+  const size_t n = slots_.size();
+  if (n == 0) return -1;
+  int best = -1;
+  int best_load = 0;
+  // Least in flight wins; among equals, the first after the round-robin cursor, so idle
+  // workers share sequential traffic instead of slot 0 taking all of it.
+  for (size_t k = 0; k < n; ++k) {
+    size_t i = (rr_ + k) % n;
+    const SlotState& s = slots_[i];
+    if (!s.accepting || s.removed || s.in_flight >= s.concurrency) continue;
+    if (s.down_until > now) continue;
+    if (best < 0 || s.in_flight < best_load) {
+      best = static_cast<int>(i);
+      best_load = s.in_flight;
+      if (best_load == 0) break;
+    }
+  }
+  if (best >= 0) rr_ = static_cast<size_t>(best) + 1;
+  return best;
+}
+
+Lease AppDispatcher::make_lease_locked(int index) {
+  SlotState& s = slots_[static_cast<size_t>(index)];
+  ++s.in_flight;
+  ++s.requests;
+  auto& mx = max_seen_[static_cast<size_t>(index)];
+  if (static_cast<uint64_t>(s.in_flight) > mx) mx = static_cast<uint64_t>(s.in_flight);
+  Lease l;
+  l.dispatcher_ = shared_from_this();
+  l.slot_ = s.slot;
+  l.generation_ = s.generation;
+  l.path_ = paths_[static_cast<size_t>(index)];
+  l.index_ = static_cast<size_t>(index);
+  return l;
+}
+
+AppDispatcher::Outcome AppDispatcher::acquire(const std::shared_ptr<Waiter>& waiter, Lease& out) {
+  std::unique_lock<std::mutex> g(mu_);
+  // FIFO fairness: a newcomer never overtakes queued waiters.
+  if (queue_.empty()) {
+    int i = pick_locked(std::chrono::steady_clock::now());
+    if (i >= 0) {
+      out = make_lease_locked(i);
+      return Outcome::Granted;
+    }
+  }
+  if (queue_.size() >= settings_.queue_size) {
+    bool any_usable = false;
+    for (auto& s : slots_) any_usable |= (s.accepting && !s.removed);
+    return any_usable ? Outcome::QueueFull : Outcome::NoWorkers;
+  }
+  queue_.push_back(waiter);
+  return Outcome::Queued;
+}
+
+bool AppDispatcher::cancel(const Waiter* waiter) {
+  std::lock_guard<std::mutex> g(mu_);
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if (it->get() == waiter) {
+      queue_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+void AppDispatcher::release(int slot, uint64_t generation, bool failed_connect) {
+  std::vector<std::pair<std::shared_ptr<Waiter>, Lease>> grants;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto now = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      SlotState& s = slots_[i];
+      if (s.slot != slot || s.generation != generation) continue;
+      if (s.in_flight > 0) --s.in_flight;
+      if (failed_connect) s.down_until = now + settings_.connect_down_time;
+      if (s.removed && s.in_flight == 0) {
+        slots_.erase(slots_.begin() + static_cast<long>(i));
+        paths_.erase(paths_.begin() + static_cast<long>(i));
+        max_seen_.erase(max_seen_.begin() + static_cast<long>(i));
+      }
+      break;
+    }
+    while (!queue_.empty()) {
+      int i = pick_locked(now);
+      if (i < 0) break;
+      grants.emplace_back(std::move(queue_.front()), make_lease_locked(i));
+      queue_.pop_front();
+    }
+  }
+  // Outside the lock: grant() posts to the waiter's loop, and a dropped Lease re-enters release().
+  for (auto& [w, l] : grants) w->grant(std::move(l));
+}
+
+void AppDispatcher::update_slots(const std::vector<control::SlotInfo>& infos) {
+  std::vector<std::pair<std::shared_ptr<Waiter>, Lease>> grants;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto& s : slots_) s.removed = true;
+    for (auto& info : infos) {
+      if (info.app != settings_.app) continue;
+      auto it = std::find_if(slots_.begin(), slots_.end(), [&](const SlotState& s) {
+        return s.slot == info.slot && s.generation == info.generation;
+      });
+      if (it != slots_.end()) {
+        it->removed = false;
+        it->accepting = info.accepting;
+        it->concurrency = std::max(1, info.concurrency);
+        if (it->path != info.path) {
+          it->path = info.path;
+          paths_[static_cast<size_t>(it - slots_.begin())] = std::make_shared<const std::string>(info.path);
+        }
+        continue;
+      }
+      SlotState s;
+      s.slot = info.slot;
+      s.generation = info.generation;
+      s.path = info.path;
+      s.concurrency = std::max(1, info.concurrency);
+      s.accepting = info.accepting;
+      slots_.push_back(s);
+      paths_.push_back(std::make_shared<const std::string>(info.path));
+      max_seen_.push_back(0);
+    }
+    // Drop removed slots with nothing in flight now; the others go when their last lease returns.
+    for (size_t i = slots_.size(); i-- > 0;) {
+      if (slots_[i].removed && slots_[i].in_flight == 0) {
+        slots_.erase(slots_.begin() + static_cast<long>(i));
+        paths_.erase(paths_.begin() + static_cast<long>(i));
+        max_seen_.erase(max_seen_.begin() + static_cast<long>(i));
+      }
+    }
+    // Keep a stable order so the round-robin cursor means something.
+    // (Insertion order is by arrival; the pool message lists slots in order.)
+    auto now = std::chrono::steady_clock::now();
+    while (!queue_.empty()) {
+      int i = pick_locked(now);
+      if (i < 0) break;
+      grants.emplace_back(std::move(queue_.front()), make_lease_locked(i));
+      queue_.pop_front();
+    }
+  }
+  for (auto& [w, l] : grants) w->grant(std::move(l));
+}
+
+std::vector<SlotState> AppDispatcher::slots() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return slots_;
+}
+
+size_t AppDispatcher::queued() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return queue_.size();
+}
+
+uint64_t AppDispatcher::max_in_flight_seen(int slot) const {
+  std::lock_guard<std::mutex> g(mu_);
+  uint64_t m = 0;
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i].slot == slot) m = std::max(m, max_seen_[i]);
+  return m;
+}
+
+}  // namespace corral::proxy

@@ -1,0 +1,213 @@
+#include "proxy/dispatch/app_dispatcher.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <set>
+#include <thread>
+
+namespace corral::proxy {
+namespace {
+
+control::SlotInfo slot(int i, int concurrency = 1, uint64_t gen = 1, bool accepting = true) {
+  control::SlotInfo s;
+  s.app = "a";
+  s.slot = i;
+  s.generation = gen;
+  s.path = "/tmp/a." + std::to_string(i) + ".sock";
+  s.concurrency = concurrency;
+  s.accepting = accepting;
+  return s;
+}
+
+// A waiter that keeps what it was granted (the proxy posts to its loop; tests just store).
+struct StoreWaiter : Waiter {
+  std::vector<Lease> got;
+  void grant(Lease l) override { got.push_back(std::move(l)); }
+};
+
+std::shared_ptr<AppDispatcher> make(uint32_t queue_size, std::vector<control::SlotInfo> slots) {
+  auto d = AppDispatcher::create({"a", queue_size, std::chrono::milliseconds(1000)});
+  d->update_slots(slots);
+  return d;
+}
+
+TEST(AppDispatcher, SpreadsSequentialRequestsOverAllIdleSlots) {
+  auto d = make(10, {slot(0), slot(1), slot(2)});
+  std::set<int> seen;
+  for (int i = 0; i < 6; ++i) {
+    Lease l;
+    ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Granted);
+    seen.insert(l.slot());
+    l.release();
+  }
+  EXPECT_EQ(seen, (std::set<int>{0, 1, 2}));
+}
+
+TEST(AppDispatcher, NeverExceedsConcurrencyAndQueuesInOrder) {
+  auto d = make(2, {slot(0, 1), slot(1, 2)});
+  Lease a, b, c, none;
+  EXPECT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  EXPECT_EQ(d->acquire(std::make_shared<StoreWaiter>(), b), AppDispatcher::Outcome::Granted);
+  EXPECT_EQ(d->acquire(std::make_shared<StoreWaiter>(), c), AppDispatcher::Outcome::Granted);
+  auto w1 = std::make_shared<StoreWaiter>();
+  auto w2 = std::make_shared<StoreWaiter>();
+  auto w3 = std::make_shared<StoreWaiter>();
+  EXPECT_EQ(d->acquire(w1, none), AppDispatcher::Outcome::Queued);
+  EXPECT_EQ(d->acquire(w2, none), AppDispatcher::Outcome::Queued);
+  EXPECT_EQ(d->acquire(w3, none), AppDispatcher::Outcome::QueueFull);
+  EXPECT_FALSE(none);
+  for (auto& s : d->slots()) EXPECT_LE(s.in_flight, s.concurrency);
+  EXPECT_EQ(d->queued(), 2u);
+  // Releasing one grants the oldest waiter, on the slot that was freed.
+  int freed = a.slot();
+  a.release();
+  ASSERT_EQ(w1->got.size(), 1u);
+  EXPECT_EQ(w1->got[0].slot(), freed);
+  EXPECT_TRUE(w2->got.empty());
+  b.release();
+  ASSERT_EQ(w2->got.size(), 1u);
+  EXPECT_EQ(d->queued(), 0u);
+  EXPECT_EQ(d->max_in_flight_seen(0), 1u);
+  EXPECT_LE(d->max_in_flight_seen(1), 2u);
+}
+
+TEST(AppDispatcher, NewcomerDoesNotOvertakeQueue) {
+  auto d = make(4, {slot(0)});
+  Lease a, b;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  auto w = std::make_shared<StoreWaiter>();
+  ASSERT_EQ(d->acquire(w, b), AppDispatcher::Outcome::Queued);
+  a.release();  // granted to w
+  ASSERT_EQ(w->got.size(), 1u);
+  Lease c;
+  EXPECT_EQ(d->acquire(std::make_shared<StoreWaiter>(), c), AppDispatcher::Outcome::Queued);
+}
+
+TEST(AppDispatcher, CancelRemovesWaiter) {
+  auto d = make(4, {slot(0)});
+  Lease a, b;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  auto w = std::make_shared<StoreWaiter>();
+  ASSERT_EQ(d->acquire(w, b), AppDispatcher::Outcome::Queued);
+  EXPECT_TRUE(d->cancel(w.get()));
+  EXPECT_FALSE(d->cancel(w.get()));
+  a.release();
+  EXPECT_TRUE(w->got.empty());
+  EXPECT_EQ(d->slots()[0].in_flight, 0);
+}
+
+TEST(AppDispatcher, ZeroQueueRejectsAtOnce) {
+  auto d = make(0, {slot(0)});
+  Lease a, b;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  EXPECT_EQ(d->acquire(std::make_shared<StoreWaiter>(), b), AppDispatcher::Outcome::QueueFull);
+}
+
+TEST(AppDispatcher, NoSlotsQueuesUntilPoolArrives) {
+  auto d = make(4, {});
+  Lease a;
+  auto w = std::make_shared<StoreWaiter>();
+  ASSERT_EQ(d->acquire(w, a), AppDispatcher::Outcome::Queued);
+  d->update_slots({slot(0)});
+  ASSERT_EQ(w->got.size(), 1u);
+  EXPECT_EQ(w->got[0].slot(), 0);
+  auto d0 = make(0, {});
+  EXPECT_EQ(d0->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::NoWorkers);
+}
+
+TEST(AppDispatcher, DrainingAndRemovedSlotsGetNothingNew) {
+  auto d = make(4, {slot(0), slot(1)});
+  Lease a;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  int busy = a.slot();
+  // The busy slot is replaced by a new generation: the old one drains, the new one serves.
+  d->update_slots({slot(busy, 1, 2), slot(1 - busy, 1, 1, /*accepting=*/false)});
+  for (int i = 0; i < 3; ++i) {
+    Lease l;
+    ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Granted);
+    EXPECT_EQ(l.slot(), busy);
+    EXPECT_EQ(l.generation(), 2u);
+  }
+  EXPECT_EQ(d->slots().size(), 3u);  // old generation still draining
+  a.release();
+  EXPECT_EQ(d->slots().size(), 2u);
+}
+
+TEST(AppDispatcher, FailedConnectMarksSlotDown) {
+  auto d = make(4, {slot(0), slot(1)});
+  Lease a;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  int bad = a.slot();
+  a.release_failed_connect();
+  for (int i = 0; i < 4; ++i) {
+    Lease l;
+    ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Granted);
+    EXPECT_NE(l.slot(), bad);
+  }
+}
+
+TEST(AppDispatcher, LeaseReleasesOnDestruction) {
+  auto d = make(4, {slot(0)});
+  {
+    Lease a;
+    ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+    Lease moved = std::move(a);
+    EXPECT_FALSE(a);
+    EXPECT_EQ(d->slots()[0].in_flight, 1);
+  }
+  EXPECT_EQ(d->slots()[0].in_flight, 0);
+}
+
+// Many threads hammering one dispatcher: concurrency is never exceeded and nothing leaks.
+TEST(AppDispatcher, ThreadsNeverExceedConcurrency) {
+  auto d = make(1000, {slot(0, 1), slot(1, 2), slot(2, 1)});
+  struct CountingWaiter : Waiter {
+    std::mutex mu;
+    std::vector<Lease> got;
+    void grant(Lease l) override {
+      std::lock_guard<std::mutex> g(mu);
+      got.push_back(std::move(l));
+    }
+  };
+  std::atomic<int> granted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<unsigned>(t));
+      for (int i = 0; i < 2000; ++i) {
+        auto w = std::make_shared<CountingWaiter>();
+        Lease l;
+        auto r = d->acquire(w, l);
+        if (r == AppDispatcher::Outcome::Queued) {
+          if (rng() % 2 == 0 && d->cancel(w.get())) continue;
+          for (;;) {
+            {
+              std::lock_guard<std::mutex> g(w->mu);
+              if (!w->got.empty()) {
+                l = std::move(w->got[0]);
+                w->got.clear();
+                break;
+              }
+            }
+            std::this_thread::yield();
+          }
+        }
+        ASSERT_TRUE(l);
+        for (auto& s : d->slots()) ASSERT_LE(s.in_flight, s.concurrency);
+        ++granted;
+        l.release();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_GT(granted.load(), 4000);
+  for (auto& s : d->slots()) EXPECT_EQ(s.in_flight, 0);
+  EXPECT_EQ(d->max_in_flight_seen(0), 1u);
+  EXPECT_EQ(d->max_in_flight_seen(2), 1u);
+  EXPECT_LE(d->max_in_flight_seen(1), 2u);
+}
+
+}  // namespace
+}  // namespace corral::proxy
