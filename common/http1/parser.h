@@ -53,6 +53,10 @@ struct RequestHead {
 
   // Derived while parsing:
   std::string_view host;  ///< the Host header (required for HTTP/1.1), or the absolute-form authority
+  /// The authority of an absolute-form target ("http://a.example:8080/x" → "a.example:8080"),
+  /// or of a CONNECT authority-form target; empty for origin-form and "*". For absolute-form the
+  /// parser has already checked that it equals the Host header (ASCII case-insensitive).
+  std::string_view authority;
   BodyKind body = BodyKind::None;
   uint64_t content_length = 0;
   bool keep_alive = true;       ///< from version and Connection
@@ -78,6 +82,21 @@ struct HeadResult {
   ParseError error;
 };
 
+namespace detail {
+/// Progress of the end-of-head scan, kept between Incomplete calls (offsets, not pointers, so
+/// the caller may move its buffer between calls as long as the bytes are the same).
+struct HeadScan {
+  size_t start = 0;           ///< first byte of the start line (after an allowed leading CRLF)
+  size_t pos = 0;             ///< next byte to search for LF
+  size_t line_start = 0;      ///< first byte of the line being scanned
+  size_t first_line_end = 0;  ///< one past the LF ending the start line; 0 until seen
+  size_t head_end = 0;        ///< one past the final CRLF; 0 until seen
+  bool started = false;       ///< the leading-CRLF decision has been made
+  bool failed = false;        ///< an error was returned; `error` is repeated until reset()
+  ParseError error;
+};
+}  // namespace detail
+
 class RequestParser {
  public:
   explicit RequestParser(Limits limits = {});
@@ -91,7 +110,7 @@ class RequestParser {
 
  private:
   Limits limits_;
-  size_t scanned_ = 0;
+  detail::HeadScan scan_;
 };
 
 class ResponseParser {
@@ -101,15 +120,21 @@ class ResponseParser {
   /// Like RequestParser::parse. request_method decides the body (HEAD → none); 1xx
   /// responses are returned as heads too (the caller skips them and resets).
   HeadResult parse(std::string_view buf, std::string_view request_method, ResponseHead& out);
+  /// Forget progress; call before parsing the next message (also after a 1xx head).
   void reset();
 
  private:
   Limits limits_;
-  size_t scanned_ = 0;
+  detail::HeadScan scan_;
 };
 
 /// Decodes a body framed by Content-Length, chunked, or until-close. Streams: data spans
 /// point into the input given to step(). Trailers of a chunked body are validated and dropped.
+/// Chunk lines are stricter than RFC 9112's grammar: no BWS around ';' or '=', at most 16
+/// hex digits and a size below 2^63, extensions (`;token[=token|quoted-string]`) at most
+/// kMaxChunkExtension bytes per chunk line. Trailer section: at most kMaxTrailerBytes bytes
+/// and kMaxTrailerFields fields, each a valid field line (no obs-fold, no bare CR/LF).
+/// Errors carry status 400 (the caller maps it to 502 for responses).
 class BodyDecoder {
  public:
   struct Step {
@@ -120,7 +145,12 @@ class BodyDecoder {
     ParseError why;
   };
 
+  static constexpr size_t kMaxChunkExtension = 1024;
+  static constexpr size_t kMaxTrailerBytes = 16 * 1024;
+  static constexpr size_t kMaxTrailerFields = 100;
+
   BodyDecoder() = default;
+  /// Begins a new body (resets all state). None, or ContentLength 0, is done at once.
   void start(BodyKind kind, uint64_t content_length = 0);
   /// Consumes a prefix of `in`. Call repeatedly while consumed > 0 and !done && !error.
   Step step(std::string_view in);
@@ -134,11 +164,22 @@ class BodyDecoder {
  private:
   enum class State { Idle, Length, ChunkSize, ChunkExt, ChunkSizeLf, ChunkData, ChunkDataCr, ChunkDataLf,
                      Trailer, TrailerLf, TrailerLine, TrailerLineLf, UntilClose, Done, Error };
+  /// Position inside a chunk extension: `;name[=token|"quoted"]` repeated.
+  enum class Ext : uint8_t { NameStart, Name, ValueStart, Token, Quoted, QuotedEscape, AfterQuoted };
+
+  bool chunk_ext_byte(char c, ParseError& why);
+  bool trailer_byte(char c, ParseError& why);
+
   State state_ = State::Idle;
+  Ext ext_ = Ext::NameStart;
   uint64_t remaining_ = 0;
   uint64_t chunk_digits_ = 0;
+  size_t ext_bytes_ = 0;
   size_t trailer_bytes_ = 0;
   size_t trailer_count_ = 0;
+  size_t trailer_name_len_ = 0;
+  bool trailer_in_value_ = false;
+  ParseError error_;
 };
 
 }  // namespace corral::http1
