@@ -1,0 +1,87 @@
+#pragma once
+// The supervisor's main loop (gunicorn's Arbiter): binds sockets, starts the proxy and the
+// workers, then turns signals, child deaths, proxy messages and control requests into
+// actions. Signal handlers only run on the loop (ev::SignalWatch). Loop-affine.
+//
+// Stop sequence. Graceful (TERM, POST /stop): STOPPING=1, SIGTERM to the proxy (it drains
+// within graceful_timeout), SIGKILL if it is not gone after graceful_timeout + 5 s, then
+// SIGTERM to the workers, SIGKILL after 5 s, remove the sockets, exit 0. Fast (INT, QUIT):
+// SIGINT to the proxy and SIGTERM to the workers at once, SIGKILL after 1 s.
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/ev/loop.h"
+#include "conf/config.h"
+#include "supervisor/app_pool.h"
+#include "supervisor/control_api.h"
+#include "supervisor/listeners.h"
+#include "supervisor/proxy_process.h"
+#include "workers/launcher.h"
+
+namespace corral::supervisor {
+
+class Arbiter {
+ public:
+  struct Options {
+    std::string proxy_binary;  ///< empty = ProxyProcess::default_binary()
+  };
+
+  /// loop, launcher and clock must outlive the arbiter.
+  Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock, conf::Config config, Options options);
+  ~Arbiter();
+
+  /// Creates runtime_dir, binds listeners, worker sockets and control.sock, starts the
+  /// proxy and every worker. On error nothing keeps running (sockets are removed).
+  [[nodiscard]] Result<void> start();
+  /// Runs the loop until the supervisor has stopped. Returns the process exit code.
+  int run();
+
+  /// GET /status body.
+  nlohmann::json status() const;
+
+ private:
+  enum class Phase { Running, StoppingProxy, StoppingWorkers, Done };
+
+  void handle_term();
+  void handle_int();
+  void handle_quit();
+  void handle_hup();
+  void handle_usr1();
+  void handle_chld();
+
+  void reap();
+  void on_proxy_spawned();
+  void on_proxy_ready();
+  void on_worker_hung(const control::WorkerHung& h);
+  void send_pool();
+  void maybe_notify_ready();
+  void begin_stop(bool graceful);
+  void stop_workers();
+  void check_stopped();
+  void finish();
+  void remove_sockets();
+  ControlApi::Response on_control(const ControlApi::Request& r);
+
+  ev::Loop& loop_;
+  workers::Launcher& launcher_;
+  conf::Config config_;
+  uint64_t config_generation_ = 1;
+  std::vector<BoundListener> listeners_;
+  std::vector<std::unique_ptr<AppPool>> pools_;
+  std::unique_ptr<ProxyProcess> proxy_;
+  ControlApi control_;
+  std::vector<std::unique_ptr<ev::SignalWatch>> signals_;
+  ev::Timer stop_timer_;
+  ev::Timer ready_fallback_;
+  Phase phase_ = Phase::Running;
+  bool graceful_ = true;
+  bool ready_sent_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace corral::supervisor

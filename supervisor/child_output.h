@@ -1,0 +1,58 @@
+#pragma once
+// Capture of a child's stdout or stderr into the supervisor's log, one log line per output
+// line: "[app=demo worker=2] text" (info for stdout, warn for stderr). Partial lines are
+// flushed at EOF; lines longer than kMaxLine are split.
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/base/log.h"
+#include "common/base/unique_fd.h"
+
+namespace corral::ev {
+class Loop;
+class FdWatch;
+}  // namespace corral::ev
+
+namespace corral::supervisor {
+
+/// Longest line logged as one; longer ones are cut into pieces of this size.
+inline constexpr size_t kMaxLine = 4096;
+
+/// Bytes in, complete lines out (without the newline). Pure; not thread-safe.
+class LineSplitter {
+ public:
+  using Sink = std::function<void(std::string_view line)>;
+  explicit LineSplitter(Sink sink) : sink_(std::move(sink)) {}
+  void feed(std::string_view bytes);
+  /// Emits a pending partial line, if any (EOF).
+  void flush();
+
+ private:
+  Sink sink_;
+  std::string partial_;
+};
+
+/// Reads one nonblocking pipe on the loop and logs its lines. Loop-affine. Destroying it
+/// reads what is already in the pipe (the process is usually dead by then) and flushes.
+class ChildOutput {
+ public:
+  /// Takes ownership of fd. tag is the log tag ("app=demo worker=2").
+  ChildOutput(ev::Loop& loop, UniqueFd fd, std::string tag, log::Level level);
+  ~ChildOutput();
+  ChildOutput(const ChildOutput&) = delete;
+  ChildOutput& operator=(const ChildOutput&) = delete;
+
+  /// Reads everything available now; returns false once EOF was seen (or the fd is gone).
+  bool drain();
+
+ private:
+  UniqueFd fd_;
+  std::string tag_;
+  log::Level level_;
+  LineSplitter splitter_;
+  std::unique_ptr<ev::FdWatch> watch_;
+};
+
+}  // namespace corral::supervisor

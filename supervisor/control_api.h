@@ -1,0 +1,59 @@
+#pragma once
+// The control API: HTTP/1.1 + JSON on runtime_dir/control.sock (mode 0600), one request
+// per connection (the response carries "Connection: close"). Requests are parsed with the
+// strict common/http1 RequestParser; the handler decides the response. Loop-affine.
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/base/result.h"
+#include "common/base/unique_fd.h"
+#include "common/ev/loop.h"
+
+namespace corral::supervisor {
+
+class ControlApi {
+ public:
+  struct Request {
+    std::string method;
+    std::string path;  ///< the target without a query string
+    std::string body;
+  };
+  struct Response {
+    int status = 200;
+    std::string body;  ///< JSON text
+  };
+  /// Called on the loop for every complete request.
+  using Handler = std::function<Response(const Request&)>;
+
+  /// loop must outlive this.
+  ControlApi(ev::Loop& loop, Handler handler);
+  ~ControlApi();
+
+  /// Binds and listens on path (mode 0600), replacing a stale socket file.
+  [[nodiscard]] Result<void> listen(const std::string& path);
+  /// Stops listening, drops open connections and removes the socket file.
+  void close();
+
+ private:
+  struct Connection;
+  void on_accept();
+  void on_io(Connection& c, bool readable, bool writable);
+  void respond(Connection& c, const Response& r);
+  void drop(Connection& c);
+
+  ev::Loop& loop_;
+  Handler handler_;
+  std::string path_;
+  UniqueFd listen_fd_;
+  std::unique_ptr<ev::FdWatch> accept_watch_;
+  std::list<std::unique_ptr<Connection>> connections_;
+};
+
+/// "HTTP/1.1 200 OK\r\n...\r\n\r\n{body}": a complete response with Content-Length and
+/// Connection: close. Pure.
+std::string render_response(const ControlApi::Response& r);
+
+}  // namespace corral::supervisor

@@ -1,0 +1,33 @@
+#pragma once
+// The sockets the supervisor owns: TCP listeners (bound here, possibly as root, and handed
+// to the proxy) and the per-slot Unix sockets under runtime_dir. Called on the loop thread
+// at start-up; the functions themselves have no shared state.
+#include <string>
+#include <vector>
+
+#include "common/base/result.h"
+#include "common/base/unique_fd.h"
+#include "conf/config.h"
+
+namespace corral::supervisor {
+
+/// One bound TCP listener.
+struct BoundListener {
+  std::string address;  ///< as configured: "127.0.0.1:0"
+  std::string bound;    ///< as bound: "127.0.0.1:41234" (port 0 resolved)
+  UniqueFd fd;          ///< listening, nonblocking, CLOEXEC
+};
+
+/// Binds every [[listener]]. Fails on the first that cannot be bound (nothing is kept).
+[[nodiscard]] Result<std::vector<BoundListener>> bind_listeners(const std::vector<conf::Listener>& listeners);
+
+/// mkdir -p with `mode` for the directories it creates.
+[[nodiscard]] Result<void> make_dirs(const std::string& path, unsigned mode = 0755);
+
+/// "<runtime_dir>/<app>.<slot>.sock".
+std::string slot_socket_path(const std::string& runtime_dir, const std::string& app, int slot);
+
+/// "<runtime_dir>/control.sock".
+std::string control_socket_path(const std::string& runtime_dir);
+
+}  // namespace corral::supervisor

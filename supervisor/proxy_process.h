@@ -1,0 +1,81 @@
+#pragma once
+// The corral-proxy child: spawns it with one end of a SEQPACKET socketpair as fd 3
+// (`--control-fd 3`), owns the supervisor's end (a control::Channel), dispatches the
+// messages the proxy may send, and restarts it with back-off when it dies (new channel;
+// the owner resends listeners, config and pool from on_spawned). The proxy's stderr is
+// inherited. Loop-affine.
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/control/channel.h"
+#include "common/ev/loop.h"
+#include "supervisor/backoff.h"
+#include "workers/launcher.h"
+
+namespace corral::supervisor {
+
+class ProxyProcess {
+ public:
+  /// Fired on the loop. on_spawned: a new proxy runs and its channel is open; send it its
+  /// state now. on_ready / on_worker_hung: the proxy said so (already validated).
+  struct Hooks {
+    std::function<void()> on_spawned;
+    std::function<void(const control::ProxyReady&)> on_ready;
+    std::function<void(const control::WorkerHung&)> on_worker_hung;
+  };
+
+  /// loop, launcher and clock must outlive this. binary: the corral-proxy executable.
+  ProxyProcess(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock, std::string binary, Hooks hooks);
+  ~ProxyProcess();
+
+  /// The proxy executable: $CORRAL_PROXY_BIN, else corral-proxy next to /proc/self/exe.
+  static std::string default_binary();
+
+  /// Starts the proxy now. On failure (exec error) it is retried with back-off and the
+  /// error is returned for the caller to log or abort on.
+  [[nodiscard]] Result<void> start();
+  /// Sends a message (fds are dup'ed). False when no proxy channel is open.
+  bool send(const control::Message& m, const std::vector<int>& fds = {});
+  /// Call for every reaped child. Returns false when pid is not the proxy. Logs the death
+  /// and schedules a restart unless stop() was called.
+  bool on_exit(pid_t pid, int wait_status);
+  /// No more restarts; sends sig (SIGTERM graceful, SIGINT fast) to the proxy if it runs.
+  void stop(int sig);
+  /// SIGKILL to the proxy's process group.
+  void kill_now();
+
+  pid_t pid() const { return pid_; }
+  bool running() const { return pid_ > 0; }
+  /// The proxy reported ProxyReady since its last start.
+  bool ready() const { return ready_; }
+  int restarts() const { return restarts_; }
+  /// {"pid":..,"restarts":..,"ready":..}
+  nlohmann::json status() const;
+
+ private:
+  void on_message(control::Message&& m, std::vector<UniqueFd>&& fds);
+  void schedule_restart();
+
+  ev::Loop& loop_;
+  workers::Launcher& launcher_;
+  std::string binary_;
+  Hooks hooks_;
+  Backoff backoff_;
+  std::unique_ptr<control::Channel> channel_;
+  ev::Timer restart_timer_;
+  pid_t pid_ = 0;
+  bool ready_ = false;
+  bool stopping_ = false;
+  bool kill_sent_ = false;
+  int starts_ = 0;
+  int restarts_ = 0;
+  control::ProxyStats stats_;
+};
+
+}  // namespace corral::supervisor
