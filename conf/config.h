@@ -4,6 +4,7 @@
 // Every field here has one row in schema.cc that documents it.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -16,6 +17,8 @@ struct SupervisorSettings {
   std::string runtime_dir = "/run/corral";  ///< worker sockets and control.sock
   log::Level log_level = log::Level::Info;
   Millis graceful_timeout{30'000};  ///< SIGTERM: how long in-flight requests may run on
+
+  bool operator==(const SupervisorSettings&) const = default;
 };
 
 enum class AccessLogFormat { Combined, Json };
@@ -30,7 +33,9 @@ struct ProxySettings {
   Millis client_header_timeout{10'000};  ///< deadline for the whole request head (slowloris)
   Millis client_body_timeout{30'000};    ///< longest pause between two reads of a body
   uint64_t client_body_min_rate = 1024;  ///< bytes/s a body must average (after the first timeout)
-  Millis keepalive_timeout{75'000};      ///< idle time between requests on a connection
+  Millis keepalive_timeout{75'000};      ///< idle time between requests on a connection; 0 = close after each
+
+  bool operator==(const ProxySettings&) const = default;
 };
 
 struct Listener {
@@ -38,12 +43,16 @@ struct Listener {
   std::string host;     ///< "0.0.0.0", "::"
   uint16_t port = 0;
   bool ipv6 = false;
+
+  bool operator==(const Listener&) const = default;
 };
 
 struct Route {
   std::string host;  ///< empty = any host; compared case-insensitively, port ignored
   std::string path = "/";  ///< prefix
   std::string app;
+
+  bool operator==(const Route&) const = default;
 };
 
 enum class AppKind { Http };
@@ -58,8 +67,10 @@ struct App {
   Millis timeout{30'000};             ///< no response within → 504, worker reported hung
   uint32_t queue_size = 1024;         ///< 0 = no queue: 503 at once when all workers are busy
   Millis queue_timeout{10'000};
-  std::string cwd;                    ///< empty = the config file's folder
+  std::string cwd;                    ///< absolute; the loader fills in the config file's folder when unset
   std::vector<std::pair<std::string, std::string>> env;  ///< sorted by name
+
+  bool operator==(const App&) const = default;
 };
 
 struct Config {
@@ -70,6 +81,9 @@ struct Config {
   std::vector<Route> routes;  ///< in file order: the first match wins
   std::vector<App> apps;      ///< sorted by name
 
+  bool operator==(const Config&) const = default;
+
+  /// The app called `name`, or nullptr. The pointer lives as long as this Config.
   const App* find_app(std::string_view name) const {
     for (auto& a : apps)
       if (a.name == name) return &a;

@@ -3,6 +3,7 @@
 // guess the fix ("did you mean 'workers'?").
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace corral::conf {
@@ -23,9 +24,14 @@ struct Diagnostics {
   std::vector<Diagnostic> items;
   /// One line per diagnostic.
   std::string to_string() const;
+  bool empty() const { return items.empty(); }
+  void add(Diagnostic d) { items.push_back(std::move(d)); }
+  /// Stable sort by position in the file; diagnostics without a line go last.
+  void sort_by_position();
 };
 
-/// The closest candidate by edit distance, or empty when none is close enough.
+/// The closest candidate by edit distance (ASCII case-insensitive), or empty when none is
+/// close enough to be a plausible typo.
 std::string did_you_mean(std::string_view word, const std::vector<std::string_view>& candidates);
 
 }  // namespace corral::conf

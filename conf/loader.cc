@@ -1,0 +1,392 @@
+// Walks the TOML document against the schema table (schema.h): every section, every key.
+// All errors are collected (in file order), except that a syntax error stops at once.
+#include "conf/loader.h"
+
+// TOML_HEADER_ONLY=1 and TOML_EXCEPTIONS=0 come from conf/CMakeLists.txt.
+#include <toml++/toml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "common/base/strings.h"
+#include "conf/cores.h"
+#include "conf/schema.h"
+
+namespace corral::conf {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Position {
+  int line = 0;
+  int column = 0;
+};
+
+Position position_of(const toml::source_region& r) {
+  return Position{static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
+}
+
+std::string describe_node(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string: return "a string \"" + n.as_string()->get() + "\"";
+    case toml::node_type::integer: return "an integer " + std::to_string(n.as_integer()->get());
+    case toml::node_type::floating_point: {
+      std::ostringstream os;
+      os << n.as_floating_point()->get();
+      return "a float " + os.str();
+    }
+    case toml::node_type::boolean: return n.as_boolean()->get() ? "a boolean true" : "a boolean false";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    case toml::node_type::date:
+    case toml::node_type::time:
+    case toml::node_type::date_time: return "a date/time";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+std::string quote(const std::string& s) { return "\"" + s + "\""; }
+
+/// TOML node → Value of the row's type, or the problem ("expected X, got Y").
+tl::expected<Value, Problem> convert(const toml::node& n, ValueType type) {
+  Value v;
+  v.type = type;
+  auto mismatch = [&] {
+    return tl::unexpected(Problem{"expected " + std::string(describe_type(type)) + ", got " + describe_node(n), {}});
+  };
+  switch (type) {
+    case ValueType::String:
+      if (!n.is_string()) return mismatch();
+      v.text = n.as_string()->get();
+      return v;
+    case ValueType::Integer:
+      if (!n.is_integer()) return mismatch();
+      v.integer = n.as_integer()->get();
+      return v;
+    case ValueType::IntegerOrAuto:
+      if (n.is_integer()) {
+        v.integer = n.as_integer()->get();
+        return v;
+      }
+      if (n.is_string() && n.as_string()->get() == "auto") {
+        v.is_auto = true;
+        return v;
+      }
+      return mismatch();
+    case ValueType::Duration: {
+      const char* kHint = "write e.g. \"30s\", \"250ms\", \"2m\" or \"1h\"";
+      if (n.is_integer()) {
+        int64_t secs = n.as_integer()->get();
+        if (secs < 0) return tl::unexpected(Problem{"a duration cannot be negative (" + std::to_string(secs) + ")", kHint});
+        if (secs > 1'000'000'000) return tl::unexpected(Problem{"duration " + std::to_string(secs) + "s is too long", {}});
+        v.duration = Millis(secs * 1000);
+        return v;
+      }
+      if (!n.is_string()) return mismatch();
+      auto d = parse_duration(n.as_string()->get());
+      if (!d) return tl::unexpected(Problem{"invalid duration " + quote(n.as_string()->get()), kHint});
+      v.duration = *d;
+      return v;
+    }
+    case ValueType::Size: {
+      const char* kHint = "write e.g. \"512KiB\", \"16MiB\", \"1GiB\" or a number of bytes";
+      if (n.is_integer()) {
+        int64_t bytes = n.as_integer()->get();
+        if (bytes < 0) return tl::unexpected(Problem{"a size cannot be negative (" + std::to_string(bytes) + ")", kHint});
+        v.size = static_cast<uint64_t>(bytes);
+        return v;
+      }
+      if (!n.is_string()) return mismatch();
+      auto s = parse_size(n.as_string()->get());
+      if (!s) return tl::unexpected(Problem{"invalid size " + quote(n.as_string()->get()), kHint});
+      v.size = *s;
+      return v;
+    }
+    case ValueType::StringArray: {
+      auto* arr = n.as_array();
+      if (!arr) return mismatch();
+      for (size_t i = 0; i < arr->size(); ++i) {
+        const toml::node& el = *arr->get(i);
+        if (!el.is_string())
+          return tl::unexpected(Problem{"expected " + std::string(describe_type(type)) + ", got " +
+                                            describe_node(el) + " at index " + std::to_string(i),
+                                        {}});
+        v.list.push_back(el.as_string()->get());
+      }
+      return v;
+    }
+    case ValueType::StringTable: {
+      auto* tbl = n.as_table();
+      if (!tbl) return mismatch();
+      for (auto&& [k, el] : *tbl) {
+        if (!el.is_string())
+          return tl::unexpected(Problem{"expected " + std::string(describe_type(type)) + ", got " +
+                                            describe_node(el) + " for '" + std::string(k.str()) + "'",
+                                        {}});
+        v.table.emplace_back(std::string(k.str()), el.as_string()->get());
+      }
+      return v;  // toml::table iterates in key order: already sorted by name
+    }
+  }
+  return mismatch();
+}
+
+class Loader {
+ public:
+  Loader(std::string file, Diagnostics& diags) : file_(std::move(file)), diags_(diags) {
+    std::error_code ec;
+    fs::path abs = fs::absolute(fs::path(file_), ec);
+    if (ec) abs = fs::path(file_);
+    dir_ = abs.lexically_normal().parent_path();
+  }
+
+  Config load(const toml::table& root) {
+    Config c;
+    c.file = file_;
+    for (auto&& [k, node] : root) {
+      std::string name(k.str());
+      Position pos = position_of(k.source());
+      if (name == "supervisor") {
+        if (auto* t = expect_table(node, name, pos, "[supervisor]")) {
+          Target target{.supervisor = &c.supervisor};
+          walk(*t, Section::Supervisor, target, "supervisor", "[supervisor]", pos);
+        }
+      } else if (name == "proxy") {
+        if (auto* t = expect_table(node, name, pos, "[proxy]")) {
+          Target target{.proxy = &c.proxy};
+          walk(*t, Section::Proxy, target, "proxy", "[proxy]", pos);
+        }
+      } else if (name == "listener") {
+        load_array(node, Section::Listener, pos, [&](const toml::table& t, const std::string& path, Position p) {
+          Listener l;
+          Target target{.listener = &l};
+          if (walk(t, Section::Listener, target, path, "[[listener]]", p)) c.listeners.push_back(std::move(l));
+          else c.listeners.emplace_back();  // keep indexes aligned with the file
+        });
+      } else if (name == "route") {
+        load_array(node, Section::Route, pos, [&](const toml::table& t, const std::string& path, Position p) {
+          Route r;
+          Target target{.route = &r};
+          walk(t, Section::Route, target, path, "[[route]]", p);
+          c.routes.push_back(std::move(r));
+        });
+      } else if (name == "app") {
+        load_apps(node, pos, c);
+      } else {
+        std::vector<std::string_view> sections = {"supervisor", "proxy", "listener", "route", "app"};
+        std::string hint;
+        if (auto guess = did_you_mean(name, sections); !guess.empty()) hint = "did you mean '" + guess + "'?";
+        if (node.is_table()) error("", pos, "unknown section [" + name + "]", hint);
+        else if (node.is_array_of_tables()) error("", pos, "unknown section [[" + name + "]]", hint);
+        else error("", pos, "unknown key '" + name + "' at the top level", hint);
+      }
+    }
+    cross_check(c);
+    return c;
+  }
+
+ private:
+  void error(const std::string& key, Position pos, std::string message, std::string hint = {}) {
+    diags_.add(Diagnostic{file_, pos.line, pos.column, key, std::move(message), std::move(hint)});
+  }
+
+  /// Reports an unknown key; returns the suggested name (empty when none).
+  std::string unknown_key(const std::string& name, Position pos, const std::string& path, const std::string& where,
+                          const std::vector<std::string_view>& candidates) {
+    std::string guess = did_you_mean(name, candidates);
+    error(path, pos, "unknown key '" + name + "' " + where, guess.empty() ? "" : "did you mean '" + guess + "'?");
+    return guess;
+  }
+
+  const toml::table* expect_table(const toml::node& n, const std::string& path, Position pos, const std::string& display) {
+    if (auto* t = n.as_table()) return t;
+    error(path, pos, "expected a table " + display + ", got " + describe_node(n));
+    return nullptr;
+  }
+
+  template <typename Fn>
+  void load_array(const toml::node& n, Section section, Position pos, Fn&& each) {
+    std::string name(section_name(section));
+    auto* arr = n.as_array();
+    if (!arr) {
+      error(name, pos, "expected an array of tables [[" + name + "]], got " + describe_node(n),
+            n.is_table() ? "write [[" + name + "]] with double brackets" : "");
+      return;
+    }
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const toml::node& el = *arr->get(i);
+      std::string path = name + "[" + std::to_string(i) + "]";
+      Position p = el.source().begin.line ? position_of(el.source()) : pos;
+      if (auto* t = el.as_table()) {
+        each(*t, path, p);
+      } else {
+        error(path, p, "expected a table [[" + name + "]], got " + describe_node(el));
+      }
+    }
+  }
+
+  void load_apps(const toml::node& n, Position pos, Config& c) {
+    auto* apps = expect_table(n, "app", pos, "of apps [app.NAME]");
+    if (!apps) return;
+    for (auto&& [k, node] : *apps) {
+      std::string name(k.str());
+      std::string path = "app." + name;
+      Position p = position_of(k.source());
+      if (node.source().begin.line) p = position_of(node.source());
+      auto* t = node.as_table();
+      if (!t) {
+        error(path, position_of(k.source()), "expected a table [app." + name + "], got " + describe_node(node),
+              "apps are tables named [app.NAME]");
+        continue;
+      }
+      if (!is_valid_app_name(name)) {
+        error(path, p, "invalid app name '" + name + "'", "use only letters, digits, '_' and '-'");
+        continue;
+      }
+      App a;
+      a.name = name;
+      Target target{.app = &a};
+      walk(*t, Section::App, target, path, "[app." + name + "]", p);
+      c.apps.push_back(std::move(a));  // toml::table iterates in key order: sorted by name
+    }
+  }
+
+  /// Applies every key of one table; reports unknown, mistyped, impossible and missing keys.
+  /// Returns true when the table had no error.
+  bool walk(const toml::table& t, Section section, Target& target, const std::string& path,
+            const std::string& display, Position table_pos) {
+    size_t errors_before = diags_.items.size();
+    positions_[path] = table_pos;
+    std::set<std::string> seen;  // present keys, and keys a typo was already pointed at
+    for (auto&& [k, node] : t) {
+      std::string name(k.str());
+      Position pos = position_of(k.source());
+      const KeySpec* spec = find_key(section, name);
+      if (!spec) {
+        seen.insert(unknown_key(name, pos, path, "in " + display, key_names(section)));
+        continue;
+      }
+      seen.insert(std::string(spec->name));
+      std::string key_path = path + "." + name;
+      positions_[key_path] = pos;
+      auto v = convert(node, spec->type);
+      if (!v) {
+        error(key_path, pos, v.error().message, v.error().hint);
+        continue;
+      }
+      if (auto problem = spec->apply(*v, target)) error(key_path, pos, problem->message, problem->hint);
+    }
+    for (auto& spec : schema()) {
+      if (spec.section != section || !spec.required || seen.count(std::string(spec.name))) continue;
+      error(path, table_pos, "missing required key '" + std::string(spec.name) + "' in " + display,
+            "for example " + std::string(spec.name) + " = " + std::string(spec.example));
+    }
+    return diags_.items.size() == errors_before;
+  }
+
+  Position position(const std::string& key_path) const {
+    auto it = positions_.find(key_path);
+    return it == positions_.end() ? Position{} : it->second;
+  }
+
+  std::string resolve(const std::string& p) const {
+    fs::path path(p);
+    if (path.is_relative()) path = dir_ / path;
+    return path.lexically_normal().string();
+  }
+
+  void cross_check(Config& c) {
+    if (c.listeners.empty())
+      error("", {}, "no [[listener]]: nothing would accept connections",
+            "add [[listener]] with address = \"127.0.0.1:8080\"");
+    std::map<std::pair<std::string, uint16_t>, size_t> bound;
+    for (size_t i = 0; i < c.listeners.size(); ++i) {
+      auto& l = c.listeners[i];
+      if (l.address.empty() || l.port == 0) continue;  // invalid (reported) or ephemeral
+      auto [it, fresh] = bound.emplace(std::pair(l.host, l.port), i);
+      if (!fresh) {
+        std::string first = "listener[" + std::to_string(it->second) + "].address";
+        std::string path = "listener[" + std::to_string(i) + "].address";
+        error(path, position(path),
+              "duplicate listener '" + l.address + "' (already at line " + std::to_string(position(first).line) + ")",
+              "remove one of them");
+      }
+    }
+
+    std::vector<std::string_view> app_names;
+    for (auto& a : c.apps) app_names.push_back(a.name);
+    std::map<std::pair<std::string, std::string>, size_t> matches;
+    for (size_t i = 0; i < c.routes.size(); ++i) {
+      auto& r = c.routes[i];
+      std::string path = "route[" + std::to_string(i) + "]";
+      if (!r.app.empty() && !c.find_app(r.app)) {
+        std::string hint;
+        if (auto guess = did_you_mean(r.app, app_names); !guess.empty()) hint = "did you mean '" + guess + "'?";
+        else hint = "define it as [app." + r.app + "]";
+        error(path + ".app", position(path + ".app"), "no app named '" + r.app + "'", hint);
+      }
+      auto [it, fresh] = matches.emplace(std::pair(r.host, r.path), i);
+      if (!fresh)
+        error(path, position(path),
+              "unreachable: route[" + std::to_string(it->second) + "] already matches host '" + r.host +
+                  "' and path '" + r.path + "'");
+    }
+    // No [[route]] is allowed: every request then gets 404.
+
+    int cores = 0;
+    for (auto& a : c.apps) {
+      if (a.workers_auto) {
+        if (cores == 0) cores = usable_cores();
+        a.workers = auto_workers(cores);
+      }
+      if (!a.command.empty() && a.command[0].find('/') != std::string::npos) a.command[0] = resolve(a.command[0]);
+      a.cwd = a.cwd.empty() ? dir_.string() : resolve(a.cwd);
+    }
+  }
+
+  std::string file_;
+  fs::path dir_;
+  Diagnostics& diags_;
+  std::map<std::string, Position> positions_;
+};
+
+}  // namespace
+
+tl::expected<Config, Diagnostics> load_string(std::string_view text, const std::string& file) {
+  Diagnostics diags;
+  toml::parse_result parsed = toml::parse(text, file);
+  if (!parsed) {
+    auto& e = parsed.error();
+    diags.add(Diagnostic{file, static_cast<int>(e.source().begin.line), static_cast<int>(e.source().begin.column),
+                         "", std::string(e.description()), ""});
+    return tl::unexpected(std::move(diags));
+  }
+  Loader loader(file, diags);
+  Config c = loader.load(parsed.table());
+  if (!diags.empty()) {
+    diags.sort_by_position();
+    return tl::unexpected(std::move(diags));
+  }
+  return c;
+}
+
+tl::expected<Config, Diagnostics> load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int err = errno;
+    Diagnostics diags;
+    diags.add(Diagnostic{path, 0, 0, "", std::string("cannot read the config file: ") + std::strerror(err), ""});
+    return tl::unexpected(std::move(diags));
+  }
+  std::ostringstream os;
+  os << in.rdbuf();
+  return load_string(os.str(), path);
+}
+
+}  // namespace corral::conf

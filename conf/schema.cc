@@ -1,0 +1,361 @@
+#include "conf/schema.h"
+
+#include <limits>
+
+#include "common/base/log.h"
+#include "common/base/strings.h"
+#include "common/net/address.h"
+#include "conf/diagnostics.h"
+
+namespace corral::conf {
+namespace {
+
+using P = std::optional<Problem>;
+
+P problem(std::string message, std::string hint = {}) { return Problem{std::move(message), std::move(hint)}; }
+
+P at_least(std::string_view key, int64_t v, int64_t min) {
+  if (v < min) return problem(std::string(key) + " must be at least " + std::to_string(min));
+  return std::nullopt;
+}
+
+P in_range(std::string_view key, int64_t v, int64_t min, int64_t max) {
+  if (v < min || v > max)
+    return problem(std::string(key) + " must be from " + std::to_string(min) + " to " + std::to_string(max));
+  return std::nullopt;
+}
+
+P positive_duration(std::string_view key, Millis d) {
+  if (d.count() <= 0) return problem(std::string(key) + " must be longer than 0s");
+  return std::nullopt;
+}
+
+P one_of(std::string_view what, const std::string& got, const std::vector<std::string_view>& allowed) {
+  std::string list;
+  for (size_t i = 0; i < allowed.size(); ++i) {
+    if (i) list += i + 1 == allowed.size() ? " or " : ", ";
+    list += "\"" + std::string(allowed[i]) + "\"";
+  }
+  std::string hint;
+  if (auto guess = did_you_mean(got, allowed); !guess.empty()) hint = "did you mean '" + guess + "'?";
+  return problem("unknown " + std::string(what) + " '" + got + "'; expected " + list, hint);
+}
+
+// ---- [supervisor] ------------------------------------------------------------------------
+
+P supervisor_runtime_dir(const Value& v, Target& t) {
+  if (v.text.empty() || v.text.front() != '/')
+    return problem("runtime_dir must be an absolute path", "for example \"/run/corral\"");
+  // Worker sockets live below it and Unix socket paths are limited to 107 bytes.
+  if (v.text.size() > 80)
+    return problem("runtime_dir is longer than 80 characters; Unix socket paths below it would not fit");
+  t.supervisor->runtime_dir = v.text;
+  while (t.supervisor->runtime_dir.size() > 1 && t.supervisor->runtime_dir.back() == '/')
+    t.supervisor->runtime_dir.pop_back();
+  return std::nullopt;
+}
+
+P supervisor_log_level(const Value& v, Target& t) {
+  if (!log::parse_level(v.text, t.supervisor->log_level))
+    return one_of("log level", v.text, {"debug", "info", "warn", "error"});
+  return std::nullopt;
+}
+
+P supervisor_graceful_timeout(const Value& v, Target& t) {
+  t.supervisor->graceful_timeout = v.duration;
+  return std::nullopt;
+}
+
+// ---- [proxy] -----------------------------------------------------------------------------
+
+P proxy_threads(const Value& v, Target& t) {
+  if (v.is_auto) {
+    t.proxy->threads = 0;
+    return std::nullopt;
+  }
+  if (auto p = in_range("threads", v.integer, 1, 256)) {
+    p->hint = "or \"auto\" for one per usable core";
+    return p;
+  }
+  t.proxy->threads = static_cast<int>(v.integer);
+  return std::nullopt;
+}
+
+P proxy_access_log(const Value& v, Target& t) {
+  if (v.text.empty()) return problem("access_log must not be empty", "use \"-\" for stderr or \"off\"");
+  t.proxy->access_log = v.text;
+  return std::nullopt;
+}
+
+P proxy_access_log_format(const Value& v, Target& t) {
+  if (v.text == "combined") t.proxy->access_log_format = AccessLogFormat::Combined;
+  else if (v.text == "json") t.proxy->access_log_format = AccessLogFormat::Json;
+  else return one_of("access_log_format", v.text, {"combined", "json"});
+  return std::nullopt;
+}
+
+P proxy_max_body_size(const Value& v, Target& t) {
+  t.proxy->max_body_size = v.size;
+  return std::nullopt;
+}
+
+P proxy_max_header_size(const Value& v, Target& t) {
+  if (v.size < 1024) return problem("max_header_size must be at least 1KiB");
+  if (v.size > (64u << 20)) return problem("max_header_size must be at most 64MiB");
+  t.proxy->max_header_size = v.size;
+  return std::nullopt;
+}
+
+P proxy_max_header_count(const Value& v, Target& t) {
+  if (auto p = in_range("max_header_count", v.integer, 1, 100000)) return p;
+  t.proxy->max_header_count = static_cast<int>(v.integer);
+  return std::nullopt;
+}
+
+P proxy_client_header_timeout(const Value& v, Target& t) {
+  if (auto p = positive_duration("client_header_timeout", v.duration)) return p;
+  t.proxy->client_header_timeout = v.duration;
+  return std::nullopt;
+}
+
+P proxy_client_body_timeout(const Value& v, Target& t) {
+  if (auto p = positive_duration("client_body_timeout", v.duration)) return p;
+  t.proxy->client_body_timeout = v.duration;
+  return std::nullopt;
+}
+
+P proxy_client_body_min_rate(const Value& v, Target& t) {
+  t.proxy->client_body_min_rate = v.size;
+  return std::nullopt;
+}
+
+P proxy_keepalive_timeout(const Value& v, Target& t) {
+  t.proxy->keepalive_timeout = v.duration;
+  return std::nullopt;
+}
+
+// ---- [[listener]] ------------------------------------------------------------------------
+
+P listener_address(const Value& v, Target& t) {
+  auto a = net::parse_address(v.text);
+  if (!a)
+    return problem("invalid address '" + v.text + "': " + a.error().context,
+                   "write \"127.0.0.1:8080\", \"0.0.0.0:80\" or \"[::]:8443\"");
+  t.listener->address = v.text;
+  t.listener->host = a->ip();
+  t.listener->port = a->port();
+  t.listener->ipv6 = a->family() == AF_INET6;
+  return std::nullopt;
+}
+
+// ---- [[route]] ---------------------------------------------------------------------------
+
+P route_host(const Value& v, Target& t) {
+  if (v.text.empty()) return problem("host must not be empty", "leave host out to match any host");
+  for (char c : v.text)
+    if (c == '/' || c == ' ' || c == ':')
+      return problem("host '" + v.text + "' must be a bare host name (no port, path or spaces)");
+  t.route->host = to_lower(v.text);
+  return std::nullopt;
+}
+
+P route_path(const Value& v, Target& t) {
+  if (v.text.empty() || v.text.front() != '/')
+    return problem("path '" + v.text + "' must start with '/'", "for example \"/\" or \"/api/\"");
+  t.route->path = v.text;
+  return std::nullopt;
+}
+
+P route_app(const Value& v, Target& t) {
+  if (!is_valid_app_name(v.text)) return problem("'" + v.text + "' is not a valid app name");
+  t.route->app = v.text;  // existence is checked once every [app.X] is known
+  return std::nullopt;
+}
+
+// ---- [app.NAME] --------------------------------------------------------------------------
+
+P app_kind(const Value& v, Target& t) {
+  if (v.text == "http") {
+    t.app->kind = AppKind::Http;
+    return std::nullopt;
+  }
+  if (v.text == "fastcgi" || v.text == "cgi" || v.text == "wsgi")
+    return problem("kind '" + v.text + "' is not supported yet", "use kind = \"http\"");
+  return one_of("kind", v.text, {"http", "fastcgi", "cgi", "wsgi"});
+}
+
+P app_command(const Value& v, Target& t) {
+  if (v.list.empty())
+    return problem("command must not be empty", "for example [\"/opt/app/bin/server\", \"--port\", \"{socket}\"]");
+  if (v.list.front().empty()) return problem("command[0] (the program) must not be empty");
+  t.app->command = v.list;  // command[0] is resolved against the config's folder by the loader
+  return std::nullopt;
+}
+
+P app_workers(const Value& v, Target& t) {
+  if (v.is_auto) {
+    t.app->workers_auto = true;
+    return std::nullopt;  // resolved by the loader with usable_cores()
+  }
+  if (v.integer < 1) return problem("workers must be at least 1", "or \"auto\" for 2 × usable cores + 1");
+  if (v.integer > 4096) return problem("workers must be at most 4096");
+  t.app->workers_auto = false;
+  t.app->workers = static_cast<int>(v.integer);
+  return std::nullopt;
+}
+
+P app_concurrency(const Value& v, Target& t) {
+  if (auto p = at_least("concurrency", v.integer, 1)) return p;
+  if (v.integer > 100000) return problem("concurrency must be at most 100000");
+  t.app->concurrency = static_cast<int>(v.integer);
+  return std::nullopt;
+}
+
+P app_timeout(const Value& v, Target& t) {
+  if (auto p = positive_duration("timeout", v.duration)) return p;
+  t.app->timeout = v.duration;
+  return std::nullopt;
+}
+
+P app_queue_size(const Value& v, Target& t) {
+  if (v.integer < 0) return problem("queue_size must not be negative", "0 disables the queue");
+  if (v.integer > std::numeric_limits<uint32_t>::max()) return problem("queue_size is too large");
+  t.app->queue_size = static_cast<uint32_t>(v.integer);
+  return std::nullopt;
+}
+
+P app_queue_timeout(const Value& v, Target& t) {
+  if (auto p = positive_duration("queue_timeout", v.duration)) return p;
+  t.app->queue_timeout = v.duration;
+  return std::nullopt;
+}
+
+P app_cwd(const Value& v, Target& t) {
+  if (v.text.empty()) return problem("cwd must not be empty", "leave it out to use the config file's folder");
+  t.app->cwd = v.text;  // resolved against the config's folder by the loader
+  return std::nullopt;
+}
+
+P app_env(const Value& v, Target& t) {
+  for (auto& [name, value] : v.table)
+    if (name.empty() || name.find('=') != std::string::npos)
+      return problem("environment variable name '" + name + "' must be non-empty and contain no '='");
+  t.app->env = v.table;
+  return std::nullopt;
+}
+
+using S = Section;
+using T = ValueType;
+
+// clang-format off
+constexpr KeySpec kSchema[] = {
+  {S::Supervisor, "runtime_dir", T::String, "\"/run/corral\"", false, "\"/run/corral\"",
+   "folder for worker sockets and control.sock (absolute, at most 80 characters)", supervisor_runtime_dir},
+  {S::Supervisor, "log_level", T::String, "\"info\"", false, "\"info\"",
+   "\"debug\", \"info\", \"warn\" or \"error\"", supervisor_log_level},
+  {S::Supervisor, "graceful_timeout", T::Duration, "\"30s\"", false, "\"30s\"",
+   "on stop and reload, how long in-flight requests may still run", supervisor_graceful_timeout},
+
+  {S::Proxy, "threads", T::IntegerOrAuto, "\"auto\"", false, "\"auto\"",
+   "event-loop threads: 1 to 256, or \"auto\" for one per usable core", proxy_threads},
+  {S::Proxy, "access_log", T::String, "\"-\"", false, "\"-\"",
+   "access log file; \"-\" = stderr, \"off\" = none", proxy_access_log},
+  {S::Proxy, "access_log_format", T::String, "\"combined\"", false, "\"combined\"",
+   "\"combined\" (Apache/nginx style) or \"json\" (one object per line)", proxy_access_log_format},
+  {S::Proxy, "max_body_size", T::Size, "\"16MiB\"", false, "\"16MiB\"",
+   "largest request body; larger → 413", proxy_max_body_size},
+  {S::Proxy, "max_header_size", T::Size, "\"16KiB\"", false, "\"16KiB\"",
+   "largest request line plus headers; larger → 431", proxy_max_header_size},
+  {S::Proxy, "max_header_count", T::Integer, "100", false, "100",
+   "most request header fields; more → 431", proxy_max_header_count},
+  {S::Proxy, "client_header_timeout", T::Duration, "\"10s\"", false, "\"10s\"",
+   "time a client has to send the whole request head", proxy_client_header_timeout},
+  {S::Proxy, "client_body_timeout", T::Duration, "\"30s\"", false, "\"30s\"",
+   "longest pause between two reads of a request body", proxy_client_body_timeout},
+  {S::Proxy, "client_body_min_rate", T::Size, "\"1KiB\"", false, "\"1KiB\"",
+   "bytes per second a request body must average; 0 = no minimum", proxy_client_body_min_rate},
+  {S::Proxy, "keepalive_timeout", T::Duration, "\"75s\"", false, "\"75s\"",
+   "idle time allowed between requests on a connection; 0 = close after each", proxy_keepalive_timeout},
+
+  {S::Listener, "address", T::String, "", true, "\"127.0.0.1:8080\"",
+   "numeric \"ip:port\" or \"[ipv6]:port\"; port 0 = any free port", listener_address},
+
+  {S::Route, "host", T::String, "", false, "\"shop.example.com\"",
+   "Host header to match (case-insensitive, port ignored); absent = any host", route_host},
+  {S::Route, "path", T::String, "\"/\"", false, "\"/\"",
+   "path prefix to match; the first matching route wins", route_path},
+  {S::Route, "app", T::String, "", true, "\"shop\"",
+   "the [app.NAME] that serves matching requests", route_app},
+
+  {S::App, "kind", T::String, "\"http\"", false, "\"http\"",
+   "how workers speak: \"http\" (fastcgi, cgi and wsgi are not supported yet)", app_kind},
+  {S::App, "command", T::StringArray, "", true, "[\"/opt/shop/bin/server\", \"--unix\", \"{socket}\"]",
+   "argv of a worker; a relative program with a '/' is relative to the config file", app_command},
+  {S::App, "workers", T::IntegerOrAuto, "1", false, "\"auto\"",
+   "worker processes: a number, or \"auto\" = 2 × usable cores + 1", app_workers},
+  {S::App, "concurrency", T::Integer, "1", false, "1",
+   "requests in flight per worker", app_concurrency},
+  {S::App, "timeout", T::Duration, "\"30s\"", false, "\"30s\"",
+   "no response within → 504 and the worker is reported hung", app_timeout},
+  {S::App, "queue_size", T::Integer, "1024", false, "1024",
+   "requests that may wait for a free worker; more → 503; 0 = no queue", app_queue_size},
+  {S::App, "queue_timeout", T::Duration, "\"10s\"", false, "\"10s\"",
+   "longest wait in the queue; longer → 503", app_queue_timeout},
+  {S::App, "cwd", T::String, "", false, "\"/opt/shop\"",
+   "working folder of the workers (relative = to the config file); default: the config's folder", app_cwd},
+  {S::App, "env", T::StringTable, "{}", false, "{ SHOP_ENV = \"production\" }",
+   "environment variables added to a clean environment", app_env},
+};
+// clang-format on
+
+}  // namespace
+
+std::string_view section_name(Section s) {
+  switch (s) {
+    case Section::Supervisor: return "supervisor";
+    case Section::Proxy: return "proxy";
+    case Section::Listener: return "listener";
+    case Section::Route: return "route";
+    case Section::App: return "app";
+  }
+  return "?";
+}
+
+std::string_view describe_type(ValueType t) {
+  switch (t) {
+    case ValueType::String: return "a string";
+    case ValueType::Integer: return "an integer";
+    case ValueType::IntegerOrAuto: return "an integer or \"auto\"";
+    case ValueType::Duration: return "a duration like \"30s\" or an integer number of seconds";
+    case ValueType::Size: return "a size like \"16MiB\" or an integer number of bytes";
+    case ValueType::StringArray: return "an array of strings";
+    case ValueType::StringTable: return "a table of strings";
+  }
+  return "?";
+}
+
+std::span<const KeySpec> schema() { return kSchema; }
+
+const KeySpec* find_key(Section section, std::string_view name) {
+  for (auto& k : kSchema)
+    if (k.section == section && k.name == name) return &k;
+  return nullptr;
+}
+
+std::vector<std::string_view> key_names(Section section) {
+  std::vector<std::string_view> out;
+  for (auto& k : kSchema)
+    if (k.section == section) out.push_back(k.name);
+  return out;
+}
+
+bool is_valid_app_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace corral::conf

@@ -1,0 +1,242 @@
+// Canonical JSON of a Config. Decoding never throws: every field is type-checked first.
+#include "conf/snapshot.h"
+
+#include <nlohmann/json.hpp>
+
+namespace corral::conf {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kSnapshotVersion = 1;
+
+const char* kind_name(AppKind k) {
+  switch (k) {
+    case AppKind::Http: return "http";
+  }
+  return "?";
+}
+
+const char* format_name(AccessLogFormat f) {
+  switch (f) {
+    case AccessLogFormat::Combined: return "combined";
+    case AccessLogFormat::Json: return "json";
+  }
+  return "?";
+}
+
+/// Reads typed fields out of one JSON object; remembers the first problem.
+class Reader {
+ public:
+  Reader(const json& obj, std::string where, std::string& err) : obj_(obj), where_(std::move(where)), err_(err) {
+    if (!obj_.is_object()) fail("is not an object");
+  }
+
+  const json* field(const char* name) {
+    if (!err_.empty() || !obj_.is_object()) return nullptr;
+    auto it = obj_.find(name);
+    if (it == obj_.end()) {
+      fail(std::string("has no field '") + name + "'");
+      return nullptr;
+    }
+    return &*it;
+  }
+
+  void str(const char* name, std::string& out) {
+    if (auto* f = field(name)) {
+      if (f->is_string()) out = f->get_ref<const std::string&>();
+      else fail(std::string("field '") + name + "' is not a string");
+    }
+  }
+
+  template <typename Int>
+  void integer(const char* name, Int& out) {
+    if (auto* f = field(name)) {
+      if (f->is_number_integer()) out = static_cast<Int>(f->get<int64_t>());
+      else if (f->is_number_unsigned()) out = static_cast<Int>(f->get<uint64_t>());
+      else fail(std::string("field '") + name + "' is not an integer");
+    }
+  }
+
+  void millis(const char* name, Millis& out) {
+    int64_t ms = 0;
+    integer(name, ms);
+    out = Millis(ms);
+  }
+
+  void boolean(const char* name, bool& out) {
+    if (auto* f = field(name)) {
+      if (f->is_boolean()) out = f->get<bool>();
+      else fail(std::string("field '") + name + "' is not a boolean");
+    }
+  }
+
+  const json* array(const char* name) {
+    auto* f = field(name);
+    if (f && !f->is_array()) {
+      fail(std::string("field '") + name + "' is not an array");
+      return nullptr;
+    }
+    return f;
+  }
+
+  void fail(const std::string& what) {
+    if (err_.empty()) err_ = where_ + " " + what;
+  }
+
+ private:
+  const json& obj_;
+  std::string where_;
+  std::string& err_;
+};
+
+}  // namespace
+
+std::string to_snapshot(const Config& c) {
+  json j;
+  j["version"] = kSnapshotVersion;
+  j["file"] = c.file;
+  j["supervisor"] = {
+      {"runtime_dir", c.supervisor.runtime_dir},
+      {"log_level", std::string(log::level_name(c.supervisor.log_level))},
+      {"graceful_timeout_ms", c.supervisor.graceful_timeout.count()},
+  };
+  auto& p = c.proxy;
+  j["proxy"] = {
+      {"threads", p.threads},
+      {"access_log", p.access_log},
+      {"access_log_format", format_name(p.access_log_format)},
+      {"max_body_size", p.max_body_size},
+      {"max_header_size", p.max_header_size},
+      {"max_header_count", p.max_header_count},
+      {"client_header_timeout_ms", p.client_header_timeout.count()},
+      {"client_body_timeout_ms", p.client_body_timeout.count()},
+      {"client_body_min_rate", p.client_body_min_rate},
+      {"keepalive_timeout_ms", p.keepalive_timeout.count()},
+  };
+  j["listeners"] = json::array();
+  for (auto& l : c.listeners)
+    j["listeners"].push_back({{"address", l.address}, {"host", l.host}, {"port", l.port}, {"ipv6", l.ipv6}});
+  j["routes"] = json::array();
+  for (auto& r : c.routes) j["routes"].push_back({{"host", r.host}, {"path", r.path}, {"app", r.app}});
+  j["apps"] = json::array();
+  for (auto& a : c.apps) {
+    json env = json::array();
+    for (auto& [k, v] : a.env) env.push_back(json::array({k, v}));
+    j["apps"].push_back({
+        {"name", a.name},
+        {"kind", kind_name(a.kind)},
+        {"command", a.command},
+        {"workers", a.workers},
+        {"workers_auto", a.workers_auto},
+        {"concurrency", a.concurrency},
+        {"timeout_ms", a.timeout.count()},
+        {"queue_size", a.queue_size},
+        {"queue_timeout_ms", a.queue_timeout.count()},
+        {"cwd", a.cwd},
+        {"env", env},
+    });
+  }
+  return j.dump();
+}
+
+Result<Config> from_snapshot(std::string_view bytes) {
+  json j = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return fail(Errc::Protocol, "config snapshot: not valid JSON");
+  std::string err;
+  Config c;
+  Reader top(j, "config snapshot", err);
+  int version = 0;
+  top.integer("version", version);
+  if (err.empty() && version != kSnapshotVersion)
+    return fail(Errc::Protocol, "config snapshot: unsupported version " + std::to_string(version));
+  top.str("file", c.file);
+
+  if (auto* s = top.field("supervisor")) {
+    Reader r(*s, "config snapshot: supervisor", err);
+    r.str("runtime_dir", c.supervisor.runtime_dir);
+    std::string level;
+    r.str("log_level", level);
+    if (err.empty() && !log::parse_level(level, c.supervisor.log_level)) r.fail("has an unknown log_level");
+    r.millis("graceful_timeout_ms", c.supervisor.graceful_timeout);
+  }
+  if (auto* p = top.field("proxy")) {
+    Reader r(*p, "config snapshot: proxy", err);
+    auto& o = c.proxy;
+    r.integer("threads", o.threads);
+    r.str("access_log", o.access_log);
+    std::string format;
+    r.str("access_log_format", format);
+    if (format == "combined") o.access_log_format = AccessLogFormat::Combined;
+    else if (format == "json") o.access_log_format = AccessLogFormat::Json;
+    else r.fail("has an unknown access_log_format");
+    r.integer("max_body_size", o.max_body_size);
+    r.integer("max_header_size", o.max_header_size);
+    r.integer("max_header_count", o.max_header_count);
+    r.millis("client_header_timeout_ms", o.client_header_timeout);
+    r.millis("client_body_timeout_ms", o.client_body_timeout);
+    r.integer("client_body_min_rate", o.client_body_min_rate);
+    r.millis("keepalive_timeout_ms", o.keepalive_timeout);
+  }
+  if (auto* ls = top.array("listeners")) {
+    for (auto& item : *ls) {
+      Reader r(item, "config snapshot: listener", err);
+      Listener l;
+      r.str("address", l.address);
+      r.str("host", l.host);
+      r.integer("port", l.port);
+      r.boolean("ipv6", l.ipv6);
+      c.listeners.push_back(std::move(l));
+    }
+  }
+  if (auto* rs = top.array("routes")) {
+    for (auto& item : *rs) {
+      Reader r(item, "config snapshot: route", err);
+      Route route;
+      r.str("host", route.host);
+      r.str("path", route.path);
+      r.str("app", route.app);
+      c.routes.push_back(std::move(route));
+    }
+  }
+  if (auto* as = top.array("apps")) {
+    for (auto& item : *as) {
+      Reader r(item, "config snapshot: app", err);
+      App a;
+      r.str("name", a.name);
+      std::string kind;
+      r.str("kind", kind);
+      if (err.empty() && kind != "http") r.fail("has an unknown kind '" + kind + "'");
+      if (auto* cmd = r.array("command")) {
+        for (auto& arg : *cmd) {
+          if (!arg.is_string()) {
+            r.fail("has a non-string command argument");
+            break;
+          }
+          a.command.push_back(arg.get<std::string>());
+        }
+      }
+      r.integer("workers", a.workers);
+      r.boolean("workers_auto", a.workers_auto);
+      r.integer("concurrency", a.concurrency);
+      r.millis("timeout_ms", a.timeout);
+      r.integer("queue_size", a.queue_size);
+      r.millis("queue_timeout_ms", a.queue_timeout);
+      r.str("cwd", a.cwd);
+      if (auto* env = r.array("env")) {
+        for (auto& pair : *env) {
+          if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {
+            r.fail("has a malformed env entry");
+            break;
+          }
+          a.env.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
+        }
+      }
+      c.apps.push_back(std::move(a));
+    }
+  }
+  if (!err.empty()) return fail(Errc::Protocol, err);
+  return c;
+}
+
+}  // namespace corral::conf

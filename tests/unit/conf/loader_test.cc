@@ -1,0 +1,225 @@
+#include "conf/loader.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <algorithm>
+#include <unistd.h>
+
+#include "conf/cores.h"
+
+namespace corral::conf {
+namespace {
+
+constexpr const char* kMinimal = R"(
+[[listener]]
+address = "127.0.0.1:8080"
+
+[[route]]
+app = "shop"
+
+[app.shop]
+command = ["/bin/server"]
+)";
+
+Config load_ok(std::string_view text, const std::string& file = "/etc/corral/corral.toml") {
+  auto c = load_string(text, file);
+  EXPECT_TRUE(c.has_value()) << (c ? "" : c.error().to_string());
+  return c ? *c : Config{};
+}
+
+std::string load_err(std::string_view text, const std::string& file = "t.toml") {
+  auto c = load_string(text, file);
+  EXPECT_FALSE(c.has_value());
+  return c ? "" : c.error().to_string();
+}
+
+TEST(Loader, MinimalConfigGetsDefaults) {
+  Config c = load_ok(kMinimal);
+  EXPECT_EQ(c.file, "/etc/corral/corral.toml");
+  EXPECT_EQ(c.supervisor, SupervisorSettings{});
+  EXPECT_EQ(c.proxy, ProxySettings{});
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0].address, "127.0.0.1:8080");
+  EXPECT_EQ(c.listeners[0].host, "127.0.0.1");
+  EXPECT_EQ(c.listeners[0].port, 8080);
+  EXPECT_FALSE(c.listeners[0].ipv6);
+  ASSERT_EQ(c.routes.size(), 1u);
+  EXPECT_EQ(c.routes[0].path, "/");
+  EXPECT_EQ(c.routes[0].host, "");
+  ASSERT_EQ(c.apps.size(), 1u);
+  const App* shop = c.find_app("shop");
+  ASSERT_NE(shop, nullptr);
+  EXPECT_EQ(shop->command, std::vector<std::string>{"/bin/server"});
+  EXPECT_EQ(shop->workers, 1);
+  EXPECT_EQ(shop->cwd, "/etc/corral");  // defaults to the config's folder
+  EXPECT_EQ(c.find_app("nope"), nullptr);
+}
+
+TEST(Loader, EveryKeySet) {
+  Config c = load_ok(R"(
+[supervisor]
+runtime_dir = "/tmp/crl-x/"
+log_level = "debug"
+graceful_timeout = 5
+
+[proxy]
+threads = 3
+access_log = "/var/log/corral/access.log"
+access_log_format = "json"
+max_body_size = "1MiB"
+max_header_size = 8192
+max_header_count = 50
+client_header_timeout = "2s"
+client_body_timeout = "250ms"
+client_body_min_rate = "2KiB"
+keepalive_timeout = "1m"
+
+[[listener]]
+address = "[::1]:0"
+
+[[listener]]
+address = "0.0.0.0:80"
+
+[[route]]
+host = "Shop.Example.com"
+path = "/api/"
+app = "api"
+
+[[route]]
+app = "web"
+
+[app.web]
+command = ["bin/web", "--unix", "{socket}"]
+cwd = "../srv"
+env = { B = "2", A = "1" }
+
+[app.api]
+kind = "http"
+command = ["python3", "-m", "api"]
+workers = "auto"
+concurrency = 8
+timeout = "1h"
+queue_size = 0
+queue_timeout = "1.5s"
+cwd = "/opt/api"
+)", "/etc/corral/sub/corral.toml");
+  EXPECT_EQ(c.supervisor.runtime_dir, "/tmp/crl-x");
+  EXPECT_EQ(c.supervisor.log_level, log::Level::Debug);
+  EXPECT_EQ(c.supervisor.graceful_timeout, Millis(5000));
+  EXPECT_EQ(c.proxy.threads, 3);
+  EXPECT_EQ(c.proxy.access_log, "/var/log/corral/access.log");
+  EXPECT_EQ(c.proxy.access_log_format, AccessLogFormat::Json);
+  EXPECT_EQ(c.proxy.max_body_size, 1u << 20);
+  EXPECT_EQ(c.proxy.max_header_size, 8192u);
+  EXPECT_EQ(c.proxy.max_header_count, 50);
+  EXPECT_EQ(c.proxy.client_header_timeout, Millis(2000));
+  EXPECT_EQ(c.proxy.client_body_timeout, Millis(250));
+  EXPECT_EQ(c.proxy.client_body_min_rate, 2048u);
+  EXPECT_EQ(c.proxy.keepalive_timeout, Millis(60000));
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_TRUE(c.listeners[0].ipv6);
+  EXPECT_EQ(c.listeners[0].host, "::1");
+  EXPECT_EQ(c.listeners[0].port, 0);
+  EXPECT_EQ(c.listeners[1].port, 80);
+  ASSERT_EQ(c.routes.size(), 2u);
+  EXPECT_EQ(c.routes[0].host, "shop.example.com");
+  EXPECT_EQ(c.routes[0].path, "/api/");
+  EXPECT_EQ(c.routes[0].app, "api");
+  EXPECT_EQ(c.routes[1].app, "web");
+  ASSERT_EQ(c.apps.size(), 2u);
+  EXPECT_EQ(c.apps[0].name, "api");  // sorted by name
+  EXPECT_EQ(c.apps[1].name, "web");
+  const App& api = c.apps[0];
+  EXPECT_TRUE(api.workers_auto);
+  EXPECT_EQ(api.workers, auto_workers(usable_cores()));
+  EXPECT_EQ(api.concurrency, 8);
+  EXPECT_EQ(api.timeout, Millis(3'600'000));
+  EXPECT_EQ(api.queue_size, 0u);
+  EXPECT_EQ(api.queue_timeout, Millis(1500));
+  EXPECT_EQ(api.command[0], "python3");  // no '/': left for PATH lookup
+  EXPECT_EQ(api.cwd, "/opt/api");
+  const App& web = c.apps[1];
+  EXPECT_EQ(web.command[0], "/etc/corral/sub/bin/web");
+  EXPECT_EQ(web.command[2], "{socket}");
+  EXPECT_EQ(web.cwd, "/etc/corral/srv");
+  std::vector<std::pair<std::string, std::string>> env = {{"A", "1"}, {"B", "2"}};
+  EXPECT_EQ(web.env, env);
+}
+
+TEST(Loader, ThreadsAuto) {
+  Config c = load_ok(std::string("[proxy]\nthreads = \"auto\"\n") + kMinimal);
+  EXPECT_EQ(c.proxy.threads, 0);
+}
+
+TEST(Loader, NoRoutesIsAllowed) {
+  Config c = load_ok("[[listener]]\naddress = \"127.0.0.1:0\"\n");
+  EXPECT_TRUE(c.routes.empty());
+  EXPECT_TRUE(c.apps.empty());
+}
+
+TEST(Loader, UnreferencedAppIsFine) {
+  Config c = load_ok(std::string(kMinimal) + "[app.spare]\ncommand = [\"x\"]\n");
+  EXPECT_EQ(c.apps.size(), 2u);
+}
+
+TEST(Loader, PortZeroListenersMayRepeat) {
+  Config c = load_ok("[[listener]]\naddress = \"127.0.0.1:0\"\n[[listener]]\naddress = \"127.0.0.1:0\"\n");
+  EXPECT_EQ(c.listeners.size(), 2u);
+}
+
+TEST(Loader, DuplicateListenerIsComparedNormalized) {
+  std::string err = load_err("[[listener]]\naddress = \"[::0]:80\"\n[[listener]]\naddress = \"[::]:80\"\n");
+  EXPECT_EQ(err, "t.toml:4:1: listener[1].address: duplicate listener '[::]:80' (already at line 2); remove one of them\n");
+}
+
+TEST(Loader, CollectsAllErrorsInFileOrder) {
+  std::string err = load_err(R"([app.b]
+command = []
+concurrency = 0
+
+[app.a]
+workers = 0
+)");
+  EXPECT_EQ(err,
+            "t.toml:2:1: app.b.command: command must not be empty; for example "
+            "[\"/opt/app/bin/server\", \"--port\", \"{socket}\"]\n"
+            "t.toml:3:1: app.b.concurrency: concurrency must be at least 1\n"
+            "t.toml:5:1: app.a: missing required key 'command' in [app.a]; for example "
+            "command = [\"/opt/shop/bin/server\", \"--unix\", \"{socket}\"]\n"
+            "t.toml:6:1: app.a.workers: workers must be at least 1; or \"auto\" for 2 × usable cores + 1\n"
+            "t.toml: no [[listener]]: nothing would accept connections; "
+            "add [[listener]] with address = \"127.0.0.1:8080\"\n");
+}
+
+TEST(Loader, SyntaxErrorStopsAtOnce) {
+  std::string err = load_err("[proxy]\nthreads = \n[app.x]\nwokers = 1\n");
+  EXPECT_NE(err.find("t.toml:2:"), std::string::npos) << err;
+  EXPECT_EQ(err.find("wokers"), std::string::npos) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1);
+}
+
+TEST(Loader, MissingFile) {
+  auto c = load_file("/nonexistent/corral.toml");
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().to_string(), "/nonexistent/corral.toml: cannot read the config file: No such file or directory\n");
+}
+
+TEST(Loader, LoadFileResolvesAgainstItsFolder) {
+  auto dir = std::filesystem::temp_directory_path() / ("conf_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "etc");
+  std::string path = (dir / "etc" / "c.toml").string();
+  {
+    std::ofstream out(path);
+    out << "[[listener]]\naddress = \"127.0.0.1:0\"\n[app.x]\ncommand = [\"./bin/../bin/x\"]\ncwd = \"data\"\n";
+  }
+  auto c = load_file(path);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(c.has_value()) << c.error().to_string();
+  EXPECT_EQ(c->apps[0].command[0], (dir / "etc" / "bin" / "x").string());
+  EXPECT_EQ(c->apps[0].cwd, (dir / "etc" / "data").string());
+}
+
+}  // namespace
+}  // namespace corral::conf

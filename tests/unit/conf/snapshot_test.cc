@@ -1,0 +1,115 @@
+#include "conf/snapshot.h"
+
+#include <gtest/gtest.h>
+
+#include "conf/loader.h"
+
+namespace corral::conf {
+namespace {
+
+Config full_config() {
+  Config c;
+  c.file = "/etc/corral/corral.toml";
+  c.supervisor.runtime_dir = "/tmp/crl-abc";
+  c.supervisor.log_level = log::Level::Warn;
+  c.supervisor.graceful_timeout = Millis(1234);
+  c.proxy.threads = 7;
+  c.proxy.access_log = "off";
+  c.proxy.access_log_format = AccessLogFormat::Json;
+  c.proxy.max_body_size = 5ull << 30;
+  c.proxy.max_header_size = 4096;
+  c.proxy.max_header_count = 33;
+  c.proxy.client_header_timeout = Millis(11);
+  c.proxy.client_body_timeout = Millis(12);
+  c.proxy.client_body_min_rate = 13;
+  c.proxy.keepalive_timeout = Millis(0);
+  c.listeners.push_back(Listener{"[::]:8443", "::", 8443, true});
+  c.listeners.push_back(Listener{"127.0.0.1:0", "127.0.0.1", 0, false});
+  c.routes.push_back(Route{"shop.example.com", "/api/", "api"});
+  c.routes.push_back(Route{"", "/", "web"});
+  App api;
+  api.name = "api";
+  api.command = {"/opt/api", "--unix", "{socket}", "quote \" and ünïcode"};
+  api.workers = 9;
+  api.workers_auto = true;
+  api.concurrency = 4;
+  api.timeout = Millis(99);
+  api.queue_size = 0;
+  api.queue_timeout = Millis(77);
+  api.cwd = "/opt";
+  api.env = {{"A", "1"}, {"PATH", "/bin:/usr/bin"}};
+  c.apps.push_back(api);
+  App web;
+  web.name = "web";
+  web.command = {"python3"};
+  web.cwd = "/srv";
+  c.apps.push_back(web);
+  return c;
+}
+
+TEST(Snapshot, RoundTripIsEqual) {
+  Config c = full_config();
+  std::string bytes = to_snapshot(c);
+  auto back = from_snapshot(bytes);
+  ASSERT_TRUE(back.has_value()) << back.error().message();
+  EXPECT_EQ(*back, c);
+  EXPECT_EQ(to_snapshot(*back), bytes);  // canonical
+}
+
+TEST(Snapshot, DefaultConfigRoundTrips) {
+  Config c;
+  auto back = from_snapshot(to_snapshot(c));
+  ASSERT_TRUE(back.has_value()) << back.error().message();
+  EXPECT_EQ(*back, c);
+}
+
+TEST(Snapshot, LoadedConfigRoundTrips) {
+  auto c = load_string(R"(
+[proxy]
+threads = "auto"
+[[listener]]
+address = "0.0.0.0:8080"
+[[route]]
+app = "x"
+[app.x]
+command = ["/bin/x"]
+workers = "auto"
+env = { K = "v" }
+)", "/etc/x.toml");
+  ASSERT_TRUE(c.has_value()) << c.error().to_string();
+  auto back = from_snapshot(to_snapshot(*c));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(*back, *c);
+}
+
+TEST(Snapshot, ChangedFieldIsNotEqual) {
+  Config c = full_config();
+  Config d = c;
+  d.apps[1].env.emplace_back("X", "y");
+  EXPECT_NE(*from_snapshot(to_snapshot(d)), c);
+}
+
+TEST(Snapshot, RejectsGarbage) {
+  EXPECT_FALSE(from_snapshot("").has_value());
+  EXPECT_FALSE(from_snapshot("{not json").has_value());
+  EXPECT_FALSE(from_snapshot("[]").has_value());
+  EXPECT_FALSE(from_snapshot("{}").has_value());
+}
+
+TEST(Snapshot, RejectsWrongVersionAndTypes) {
+  std::string bytes = to_snapshot(full_config());
+  std::string v2 = bytes;
+  v2.replace(v2.find("\"version\":1"), 11, "\"version\":2");
+  auto r = from_snapshot(v2);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().context.find("unsupported version 2"), std::string::npos);
+
+  std::string bad = bytes;
+  bad.replace(bad.find("\"concurrency\":4"), 15, "\"concurrency\":\"4\"");
+  r = from_snapshot(bad);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().context.find("concurrency"), std::string::npos) << r.error().context;
+}
+
+}  // namespace
+}  // namespace corral::conf
