@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
     else return usage();
   }
   if (config_path.empty()) return usage();
+  if (check) return supervisor::check_config(config_path);
   // Absolute, so status and logs name the file unambiguously.
   if (config_path[0] != '/') {
     if (char* cwd = ::getcwd(nullptr, 0)) {
@@ -46,7 +47,6 @@ int main(int argc, char** argv) {
       std::free(cwd);
     }
   }
-  if (check) return supervisor::check_config(config_path);
 
   log::set_program("corral-supervisor");
   auto cfg = conf::load_file(config_path);
