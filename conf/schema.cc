@@ -349,6 +349,26 @@ std::vector<std::string_view> key_names(Section section) {
   return out;
 }
 
+std::string reference_toml() {
+  std::string out;
+  const Section order[] = {Section::Supervisor, Section::Proxy, Section::Listener, Section::Route, Section::App};
+  for (Section s : order) {
+    std::string name(section_name(s));
+    if (!out.empty()) out += '\n';
+    if (s == Section::Listener || s == Section::Route) out += "[[" + name + "]]\n";
+    else if (s == Section::App) out += "[app.NAME]\n";
+    else out += "[" + name + "]\n";
+    for (auto& k : kSchema) {
+      if (k.section != s) continue;
+      out += "# " + std::string(k.doc) + (k.required ? " (required)" : "") + "\n";
+      if (!k.default_value.empty()) out += std::string(k.name) + " = " + std::string(k.default_value) + "\n";
+      else if (k.required) out += std::string(k.name) + " = " + std::string(k.example) + "\n";
+      else out += "# " + std::string(k.name) + " = " + std::string(k.example) + "\n";
+    }
+  }
+  return out;
+}
+
 bool is_valid_app_name(std::string_view name) {
   if (name.empty()) return false;
   for (char c : name) {

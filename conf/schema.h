@@ -90,6 +90,10 @@ const KeySpec* find_key(Section section, std::string_view name);
 /// All key names of a section (for "did you mean").
 std::vector<std::string_view> key_names(Section section);
 
+/// Every key as commented TOML, section by section: the doc line, then `name = default`
+/// (or the example, commented out, for keys without a default). Feeds README and man pages.
+std::string reference_toml();
+
 /// Valid app name: [A-Za-z0-9_-]+.
 bool is_valid_app_name(std::string_view name);
 

@@ -66,6 +66,20 @@ TEST(Schema, DocumentedDefaultsMatchStructDefaults) {
   }
 }
 
+TEST(Schema, ReferenceListsEveryKeyAndIsAValidConfig) {
+  std::string ref = reference_toml();
+  for (auto& k : schema()) EXPECT_NE(ref.find(std::string(k.name) + " = "), std::string::npos) << k.name;
+  EXPECT_NE(ref.find("[supervisor]\n# "), std::string::npos);
+  EXPECT_NE(ref.find("max_body_size = \"16MiB\"\n"), std::string::npos);
+  EXPECT_NE(ref.find("# cwd = \"/opt/shop\"\n"), std::string::npos);
+  // With NAME filled in and the route pointed at it, the reference itself loads.
+  std::string text = ref;
+  text.replace(text.find("\n[app.NAME]\n"), 12, "\n[app.shop]\n");
+  auto c = load_string(text, "/ref.toml");
+  ASSERT_TRUE(c.has_value()) << c.error().to_string() << "\n" << text;
+  EXPECT_EQ(c->apps.at(0).name, "shop");
+}
+
 TEST(Schema, AppNames) {
   EXPECT_TRUE(is_valid_app_name("shop"));
   EXPECT_TRUE(is_valid_app_name("Shop_2-api"));
