@@ -1,0 +1,37 @@
+#include "proxy/control_client.h"
+
+#include "common/base/log.h"
+
+namespace corral::proxy {
+
+ControlClient::ControlClient(ev::Loop& loop, UniqueFd fd, ControlHandler& handler) : loop_(loop) {
+  channel_ = std::make_unique<control::Channel>(
+      loop, std::move(fd),
+      [&handler](control::Message&& m, std::vector<UniqueFd>&& fds) {
+        if (auto* l = std::get_if<control::SetListeners>(&m)) {
+          handler.on_set_listeners(std::move(*l), std::move(fds));
+        } else if (auto* c = std::get_if<control::SetConfig>(&m)) {
+          handler.on_set_config(std::move(*c));
+        } else if (auto* p = std::get_if<control::SetPool>(&m)) {
+          handler.on_set_pool(std::move(*p));
+        } else {
+          CORRAL_LOG(Warn, "control") << "unexpected message " << control::type_name(m);
+        }
+      },
+      [&handler](const Error& e) { handler.on_control_closed(e); });
+}
+
+ControlClient::~ControlClient() { *alive_ = false; }
+
+void ControlClient::send(control::Message m) {
+  if (loop_.is_current()) {
+    channel_->send(m);
+    return;
+  }
+  auto msg = std::make_shared<control::Message>(std::move(m));
+  loop_.post([this, alive = alive_, msg] {
+    if (*alive) channel_->send(*msg);
+  });
+}
+
+}  // namespace corral::proxy

@@ -1,0 +1,40 @@
+#pragma once
+// The proxy's end of the control channel: decodes supervisor messages into calls on a
+// handler, and sends events up (ProxyReady, WorkerHung). Lives on the control (main) loop;
+// the send_* methods are thread-safe (they post to that loop).
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/control/channel.h"
+#include "common/ev/loop.h"
+
+namespace corral::proxy {
+
+class ControlHandler {
+ public:
+  virtual ~ControlHandler() = default;
+  virtual void on_set_listeners(control::SetListeners&& m, std::vector<UniqueFd>&& fds) = 0;
+  virtual void on_set_config(control::SetConfig&& m) = 0;
+  virtual void on_set_pool(control::SetPool&& m) = 0;
+  /// The supervisor is gone (channel closed or broken).
+  virtual void on_control_closed(const Error& e) = 0;
+};
+
+class ControlClient {
+ public:
+  /// Takes the channel fd. Loop-affine construction and destruction (control loop).
+  ControlClient(ev::Loop& loop, UniqueFd fd, ControlHandler& handler);
+  ~ControlClient();
+
+  /// Thread-safe.
+  void send(control::Message m);
+
+ private:
+  ev::Loop& loop_;
+  std::unique_ptr<control::Channel> channel_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace corral::proxy

@@ -1,0 +1,87 @@
+#pragma once
+// Request and response heads as the proxy re-frames them: hop-by-hop headers removed
+// (RFC 9110 §7.6.1: Connection and the names it lists, Keep-Alive, Proxy-Connection, TE,
+// Trailer, Transfer-Encoding, Upgrade), the client's body framing replaced by the proxy's
+// own, and the edge proxy's X-Forwarded-For/-Proto/-Host and X-Request-Id set (incoming
+// ones are replaced, never trusted). Pure functions appending to caller-owned buffers, so
+// the hot path reuses capacity and allocates nothing. Thread-safe (no shared state)
+// except RequestIdGenerator, which is thread-safe by design.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/http1/parser.h"
+
+namespace corral::proxy {
+
+/// The tokens listed in a message's Connection headers (at most kMax; more are ignored,
+/// which only means a few extra headers are forwarded).
+struct ConnectionTokens {
+  static constexpr size_t kMax = 16;
+  std::array<std::string_view, kMax> names{};
+  size_t count = 0;
+  bool contains(std::string_view name) const;
+};
+
+/// Collects the Connection header tokens of a head.
+ConnectionTokens connection_tokens(const std::vector<http1::Header>& headers);
+
+/// True for the fixed hop-by-hop names (case-insensitive).
+bool is_hop_by_hop(std::string_view name);
+
+/// What the edge proxy adds to every forwarded request.
+struct Forwarding {
+  std::string_view client_ip;  ///< empty: X-Forwarded-For is dropped, not set
+  std::string_view proto = "http";
+  std::string_view host;       ///< the request's Host
+  std::string_view request_id;
+};
+
+/// Appends "METHOD target HTTP/1.1\r\n" and every end-to-end header of `req`, then Host
+/// (kept from the request), the forwarding headers, and nothing else: the caller ends the
+/// head with finish_request_head() once the body length is known. Drops Content-Length,
+/// Transfer-Encoding, Expect (answered by the proxy) and the incoming forwarding headers.
+void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, std::string& out);
+
+/// Appends "Content-Length: N\r\n" (when the request has a body or N > 0) and the final CRLF.
+void finish_request_head(std::string& out, uint64_t body_length, bool had_body);
+
+/// How the proxy frames a response body towards the client.
+enum class ClientFraming {
+  None,           ///< no body (HEAD, 204, 304)
+  ContentLength,  ///< the worker's Content-Length passed through
+  Chunked,        ///< re-chunked (HTTP/1.1 client, worker chunked or until-close)
+  UntilClose,     ///< HTTP/1.0 client without a length: the connection close ends it
+};
+
+/// Picks the framing for a response to a client speaking HTTP/1.`client_minor`.
+ClientFraming choose_framing(const http1::ResponseHead& resp, int client_minor, bool head_request);
+
+/// Appends the status line ("HTTP/1.1 <status> <reason>"), every end-to-end header of
+/// `resp` (hop-by-hop and framing headers removed), the framing header and a Connection
+/// header when needed (close; or keep-alive for an HTTP/1.0 client kept open), and CRLF.
+void append_response_head(const http1::ResponseHead& resp, ClientFraming framing, int client_minor, bool keep_alive,
+                          std::string& out);
+
+/// Request ids: a per-process random prefix plus a counter, in hex ("5f3a9c1e-00000000002a").
+/// Cheap (one relaxed atomic increment). Thread-safe.
+class RequestIdGenerator {
+ public:
+  /// Seeds the prefix from getrandom(2).
+  RequestIdGenerator();
+  explicit RequestIdGenerator(uint32_t prefix) : prefix_(prefix) {}
+  /// Writes the next id into buf (kSize bytes) and returns a view of it.
+  static constexpr size_t kSize = 21;
+  std::string_view next(std::array<char, kSize>& buf);
+
+ private:
+  uint32_t prefix_;
+  std::atomic<uint64_t> counter_{0};
+};
+
+/// Appends a decimal number (no allocation).
+void append_decimal(std::string& out, uint64_t v);
+
+}  // namespace corral::proxy

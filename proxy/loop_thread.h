@@ -1,0 +1,91 @@
+#pragma once
+// One event loop on its own thread with everything it owns: accepted connections,
+// the upstream connection pool, timers, listener watches, and the current Runtime snapshot.
+// Other threads talk to it only through the thread-safe methods below (they post to the
+// loop). Implements SessionHost for its sessions.
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/ev/loop.h"
+#include "proxy/access_log.h"
+#include "proxy/forwarding_headers.h"
+#include "proxy/frontend/http1_session.h"
+#include "proxy/listener.h"
+#include "proxy/runtime.h"
+#include "proxy/upstream/pool.h"
+
+namespace corral::proxy {
+
+/// What all loops share with the control thread. Callbacks are invoked on loop threads and
+/// must be thread-safe.
+struct LoopShared {
+  std::shared_ptr<AccessLog> access_log;  ///< may be null (off)
+  RequestIdGenerator request_ids;
+  /// A request timed out on a worker (called on the loop thread).
+  std::function<void(const std::string& app, int slot, uint64_t generation, std::string request_id)> on_hung;
+  /// The loop finished draining (no connections left) after begin_drain().
+  std::function<void(int index)> on_drained;
+};
+
+class LoopThread : public SessionHost {
+ public:
+  LoopThread(int index, LoopShared& shared);
+  ~LoopThread() override;
+  LoopThread(const LoopThread&) = delete;
+  LoopThread& operator=(const LoopThread&) = delete;
+
+  /// Starts the thread (the loop runs until stop()).
+  void start();
+  /// Breaks the loop and joins the thread. Connections are closed abruptly.
+  void stop();
+
+  // Thread-safe: each posts to the loop.
+  void set_runtime(std::shared_ptr<const Runtime> rt);
+  void set_listeners(std::shared_ptr<const ListenerSet> ls);
+  void retain_upstreams(std::shared_ptr<const std::vector<std::pair<std::string, uint64_t>>> live);
+  void set_access_log(std::shared_ptr<AccessLog> log);
+  /// Stop accepting; close idle connections; close the others after their response.
+  void begin_drain();
+
+  /// Loop-affine: takes over an accepted connection (tests use it with a socketpair end).
+  void adopt(UniqueFd fd, std::string client_ip);
+  /// Loop-affine.
+  size_t connection_count() const { return sessions_.size(); }
+
+  // SessionHost
+  ev::Loop& loop() override { return loop_; }
+  const std::shared_ptr<const Runtime>& runtime() const override { return runtime_; }
+  UpstreamPool& pool() override { return pool_; }
+  RequestIdGenerator& request_ids() override { return shared_.request_ids; }
+  void log_access(const AccessRecord& r) override;
+  void report_hung(const std::string& app, int slot, uint64_t generation, std::string_view request_id) override;
+  bool draining() const override { return draining_; }
+  void session_closed(Http1Session* s) override;
+
+ private:
+  void reap();
+  void check_drained();
+
+  int index_;
+  LoopShared& shared_;
+  ev::Loop loop_;
+  UpstreamPool pool_;
+  std::shared_ptr<const Runtime> runtime_;
+  std::shared_ptr<AccessLog> access_log_;
+  std::shared_ptr<const ListenerSet> listener_set_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unordered_map<Http1Session*, std::unique_ptr<Http1Session>> sessions_;
+  std::vector<std::unique_ptr<Http1Session>> graveyard_;
+  std::string log_line_;
+  std::thread thread_;
+  bool draining_ = false;
+  bool drained_reported_ = false;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace corral::proxy

@@ -1,0 +1,38 @@
+// corral-proxy: all network I/O. Spawned by corral-supervisor with --control-fd N.
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "common/base/log.h"
+#include "common/base/strings.h"
+#include "common/ev/loop.h"
+#include "proxy/server.h"
+
+int main(int argc, char** argv) {
+  using namespace corral;
+  log::set_program("corral-proxy");
+  int control_fd = -1;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--control-fd" && i + 1 < argc) {
+      auto v = parse_decimal(argv[++i]);
+      if (v && *v < 65536) control_fd = static_cast<int>(*v);
+    } else if (a == "--version") {
+      std::printf("corral-proxy %s\n", CORRAL_VERSION);
+      return 0;
+    } else {
+      std::fprintf(stderr, "usage: corral-proxy --control-fd N\n");
+      return 2;
+    }
+  }
+  if (control_fd < 0) {
+    std::fprintf(stderr, "corral-proxy: --control-fd N is required (the supervisor starts the proxy)\n");
+    return 2;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  ev::Loop loop;
+  proxy::Server server(loop);
+  server.attach_control(UniqueFd(control_fd));
+  return server.run();
+}

@@ -1,0 +1,41 @@
+#include "proxy/runtime.h"
+
+namespace corral::proxy {
+
+std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t generation,
+                                            std::map<std::string, std::shared_ptr<AppDispatcher>>& dispatchers) {
+  auto rt = std::make_shared<Runtime>();
+  rt->generation = generation;
+  rt->proxy = config.proxy;
+  rt->graceful_timeout = config.supervisor.graceful_timeout;
+  rt->limits.max_head_size = config.proxy.max_header_size;
+  rt->limits.max_header_count = static_cast<size_t>(config.proxy.max_header_count);
+  std::map<std::string, std::shared_ptr<AppDispatcher>> next;
+  for (const auto& app : config.apps) {
+    AppRuntime a;
+    a.name = app.name;
+    a.timeout = app.timeout;
+    a.queue_timeout = app.queue_timeout;
+    auto it = dispatchers.find(app.name);
+    if (it != dispatchers.end()) {
+      a.dispatcher = it->second;
+      a.dispatcher->update_settings(app.queue_size);
+    } else {
+      AppDispatcher::Settings s;
+      s.app = app.name;
+      s.queue_size = app.queue_size;
+      a.dispatcher = AppDispatcher::create(s);
+    }
+    next[app.name] = a.dispatcher;
+    rt->apps.push_back(std::move(a));
+  }
+  dispatchers.swap(next);
+  rt->router = Router(config.routes, [&](const std::string& name) {
+    for (size_t i = 0; i < rt->apps.size(); ++i)
+      if (rt->apps[i].name == name) return static_cast<int>(i);
+    return -1;
+  });
+  return rt;
+}
+
+}  // namespace corral::proxy

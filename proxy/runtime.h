@@ -1,0 +1,42 @@
+#pragma once
+// The immutable snapshot every loop thread works from: settings, the router, and one entry
+// per app with its shared dispatcher. Built on the control thread for each SetConfig and
+// posted to every loop as shared_ptr<const Runtime>; a request keeps the snapshot it started
+// with. Read-only after construction, so sharing between threads is safe.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/http1/parser.h"
+#include "conf/config.h"
+#include "proxy/dispatch/app_dispatcher.h"
+#include "proxy/router.h"
+
+namespace corral::proxy {
+
+struct AppRuntime {
+  std::string name;
+  std::chrono::milliseconds timeout{30'000};
+  std::chrono::milliseconds queue_timeout{10'000};
+  std::shared_ptr<AppDispatcher> dispatcher;  ///< shared with earlier snapshots while the app persists
+};
+
+struct Runtime {
+  uint64_t generation = 0;
+  conf::ProxySettings proxy;
+  std::chrono::milliseconds graceful_timeout{30'000};
+  Router router;  ///< route → index into apps
+  std::vector<AppRuntime> apps;
+  http1::Limits limits;
+};
+
+/// Builds a snapshot from a validated config. Dispatchers of apps already in `dispatchers`
+/// (by name) are kept, with their queue size updated; new apps get a new one; the map is
+/// updated to hold exactly the config's apps. Control-thread only (it owns the map).
+std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t generation,
+                                            std::map<std::string, std::shared_ptr<AppDispatcher>>& dispatchers);
+
+}  // namespace corral::proxy

@@ -1,0 +1,148 @@
+#include "proxy/server.h"
+
+#include <csignal>
+
+#include "common/base/log.h"
+#include "conf/cores.h"
+#include "conf/snapshot.h"
+
+namespace corral::proxy {
+
+Server::Server(ev::Loop& main_loop) : main_(main_loop) {
+  shared_.on_hung = [this](const std::string& app, int slot, uint64_t generation, std::string rid) {
+    control::WorkerHung m;
+    m.app = app;
+    m.slot = slot;
+    m.generation = generation;
+    m.request_id = std::move(rid);
+    if (control_) control_->send(std::move(m));
+  };
+  shared_.on_drained = [this](int) { main_.post([this] { on_loop_drained(); }); };
+  sigterm_ = std::make_unique<ev::SignalWatch>(main_, SIGTERM, [this] { begin_graceful_stop(); });
+  sigint_ = std::make_unique<ev::SignalWatch>(main_, SIGINT, [this] { stop_now(0); });
+}
+
+Server::~Server() {
+  for (auto& l : loops_) l->stop();
+  loops_.clear();
+}
+
+void Server::attach_control(UniqueFd fd) { control_ = std::make_unique<ControlClient>(main_, std::move(fd), *this); }
+
+int Server::run() {
+  main_.run();
+  for (auto& l : loops_) l->stop();
+  return exit_code_;
+}
+
+void Server::start_threads(int n) {
+  for (int i = 0; i < n; ++i) {
+    auto l = std::make_unique<LoopThread>(i, shared_);
+    l->start();
+    loops_.push_back(std::move(l));
+  }
+  CORRAL_LOG(Info, "proxy") << "started " << n << " event loop thread" << (n == 1 ? "" : "s");
+}
+
+void Server::on_set_listeners(control::SetListeners&& m, std::vector<UniqueFd>&& fds) {
+  auto ls = std::make_shared<ListenerSet>();
+  ls->fds = std::move(fds);
+  ls->addresses = std::move(m.addresses);
+  for (const auto& a : ls->addresses) CORRAL_LOG(Info, "proxy") << "listening on " << a;
+  listeners_ = std::move(ls);
+  if (stopping_) return;
+  for (auto& l : loops_) l->set_listeners(listeners_);
+}
+
+void Server::on_set_config(control::SetConfig&& m) {
+  auto cfg = conf::from_snapshot(m.snapshot);
+  if (!cfg) {
+    // The supervisor validated it; a snapshot we cannot read is a version skew. Keep serving.
+    CORRAL_LOG(Error, "proxy") << "rejected config generation " << m.generation << ": " << cfg.error().message();
+    return;
+  }
+  config_ = std::move(*cfg);
+  log::set_level(config_->supervisor.log_level);
+  if (!shared_.access_log || access_log_spec_ != config_->proxy.access_log ||
+      access_log_format_ != config_->proxy.access_log_format) {
+    auto log = AccessLog::open(config_->proxy.access_log, config_->proxy.access_log_format);
+    if (!log) {
+      CORRAL_LOG(Error, "proxy") << log.error().message();
+    } else {
+      shared_.access_log = *log;
+      access_log_spec_ = config_->proxy.access_log;
+      access_log_format_ = config_->proxy.access_log_format;
+      for (auto& l : loops_) l->set_access_log(shared_.access_log);
+    }
+  }
+  runtime_ = make_runtime(*config_, m.generation, dispatchers_);
+  bool first = loops_.empty();
+  if (first) {
+    // The thread count is fixed at start; a changed proxy.threads applies on restart.
+    int n = config_->proxy.threads > 0 ? config_->proxy.threads : conf::usable_cores();
+    start_threads(n);
+  }
+  for (auto& l : loops_) l->set_runtime(runtime_);
+  if (first && listeners_ && !stopping_)
+    for (auto& l : loops_) l->set_listeners(listeners_);
+  apply_pool();
+  CORRAL_LOG(Info, "proxy") << "config generation " << m.generation << " applied";
+  if (control_) control_->send(control::ProxyReady{m.generation});
+}
+
+void Server::on_set_pool(control::SetPool&& m) {
+  pool_ = std::move(m);
+  apply_pool();
+}
+
+void Server::apply_pool() {
+  if (!pool_ || !runtime_) return;
+  std::map<std::string, std::vector<control::SlotInfo>> by_app;
+  auto live = std::make_shared<std::vector<std::pair<std::string, uint64_t>>>();
+  for (const auto& s : pool_->slots) {
+    by_app[s.app].push_back(s);
+    live->emplace_back(s.path, s.generation);
+  }
+  for (auto& [name, d] : dispatchers_) {
+    auto it = by_app.find(name);
+    d->update_slots(it == by_app.end() ? std::vector<control::SlotInfo>{} : it->second);
+  }
+  for (auto& l : loops_) l->retain_upstreams(live);
+}
+
+void Server::on_control_closed(const Error& e) {
+  // The supervisor is gone: nobody will restart workers or us. Exit at once.
+  CORRAL_LOG(Warn, "proxy") << "control channel closed (" << e.message() << "); exiting";
+  std::_Exit(1);
+}
+
+void Server::begin_graceful_stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  auto timeout = config_ ? config_->supervisor.graceful_timeout : std::chrono::milliseconds(30'000);
+  CORRAL_LOG(Info, "proxy") << "graceful stop (up to " << timeout.count() << "ms)";
+  if (loops_.empty()) {
+    stop_now(0);
+    return;
+  }
+  graceful_timer_ = std::make_unique<ev::Timer>(main_, [this] {
+    CORRAL_LOG(Warn, "proxy") << "graceful timeout passed; closing remaining connections";
+    stop_now(0);
+  });
+  graceful_timer_->arm(timeout);
+  for (auto& l : loops_) l->begin_drain();
+}
+
+void Server::on_loop_drained() {
+  if (++drained_ == loops_.size()) {
+    CORRAL_LOG(Info, "proxy") << "all connections finished";
+    stop_now(0);
+  }
+}
+
+void Server::stop_now(int code) {
+  exit_code_ = code;
+  main_.break_loop();
+}
+
+}  // namespace corral::proxy

@@ -1,0 +1,64 @@
+#pragma once
+// The proxy process: owns the control client (on the main loop), the loop threads, the
+// per-app dispatchers and the listener set, and applies what the supervisor sends:
+// SetListeners → every loop accepts on the new fds; SetConfig → a new Runtime snapshot
+// posted to every loop, then ProxyReady; SetPool → dispatcher slot sets and pool pruning.
+// SIGTERM drains gracefully (exit 0), SIGINT and a closed control channel exit at once.
+// Loop-affine to the main loop.
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/ev/loop.h"
+#include "conf/config.h"
+#include "proxy/control_client.h"
+#include "proxy/loop_thread.h"
+
+namespace corral::proxy {
+
+class Server : public ControlHandler {
+ public:
+  explicit Server(ev::Loop& main_loop);
+  ~Server() override;
+
+  /// Starts serving the control channel on fd.
+  void attach_control(UniqueFd fd);
+  /// Runs the main loop until exit; returns the process exit code.
+  int run();
+
+  void on_set_listeners(control::SetListeners&& m, std::vector<UniqueFd>&& fds) override;
+  void on_set_config(control::SetConfig&& m) override;
+  void on_set_pool(control::SetPool&& m) override;
+  void on_control_closed(const Error& e) override;
+
+  /// SIGTERM: stop accepting, finish in-flight requests, exit 0 (or at graceful_timeout).
+  void begin_graceful_stop();
+  /// SIGINT: exit now.
+  void stop_now(int code);
+
+ private:
+  void start_threads(int n);
+  void apply_pool();
+  void on_loop_drained();
+
+  ev::Loop& main_;
+  LoopShared shared_;
+  std::unique_ptr<ControlClient> control_;
+  std::vector<std::unique_ptr<LoopThread>> loops_;
+  std::map<std::string, std::shared_ptr<AppDispatcher>> dispatchers_;
+  std::shared_ptr<const Runtime> runtime_;
+  std::optional<conf::Config> config_;
+  std::shared_ptr<const ListenerSet> listeners_;
+  std::optional<control::SetPool> pool_;
+  std::string access_log_spec_;
+  conf::AccessLogFormat access_log_format_ = conf::AccessLogFormat::Combined;
+  std::unique_ptr<ev::SignalWatch> sigterm_, sigint_;
+  std::unique_ptr<ev::Timer> graceful_timer_;
+  size_t drained_ = 0;
+  bool stopping_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace corral::proxy

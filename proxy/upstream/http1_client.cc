@@ -1,0 +1,230 @@
+#include "proxy/upstream/http1_client.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace corral::proxy {
+namespace {
+// Worker response heads may carry large cookies; be more generous than for clients.
+http1::Limits response_limits() {
+  http1::Limits l;
+  l.max_head_size = 64 * 1024;
+  l.max_header_count = 256;
+  return l;
+}
+constexpr size_t kReadSize = 32 * 1024;
+}  // namespace
+
+Http1Client::Http1Client(UpstreamPool& pool, UpstreamHandler& handler)
+    : pool_(pool), handler_(handler), parser_(response_limits()) {}
+
+Http1Client::~Http1Client() { abort(); }
+
+void Http1Client::start(std::string_view path, uint64_t generation, std::string_view method, bool idempotent,
+                        std::string_view head, std::string_view body) {
+  path_ = path;
+  generation_ = generation;
+  method_ = method;
+  idempotent_ = idempotent;
+  retried_ = false;
+  paused_ = false;
+  head_ = head;
+  body_ = body;
+  conn_ = pool_.take(path, generation);
+  if (!conn_ && !open_connection()) return;
+  send_request();
+}
+
+bool Http1Client::open_connection() {
+  int err = 0;
+  conn_ = pool_.connect(path_, generation_, &err);
+  if (!conn_) {
+    state_ = State::Idle;
+    handler_.on_upstream_connect_failed(err);
+    return false;
+  }
+  return true;
+}
+
+void Http1Client::send_request() {
+  conn_->set_handler(this);
+  state_ = State::Writing;
+  written_ = 0;
+  received_ = 0;
+  in_.clear();
+  parser_.reset();
+  // Try at once: the socket is almost always writable, which saves an epoll round trip.
+  on_upstream_io(false, true);
+}
+
+void Http1Client::on_upstream_io(bool readable, bool writable) noexcept {
+  if (!conn_) return;
+  if (state_ == State::Writing && writable) {
+    size_t total = head_.size() + body_.size();
+    while (written_ < total) {
+      iovec iov[2];
+      int n = 0;
+      if (written_ < head_.size()) {
+        iov[n++] = {const_cast<char*>(head_.data() + written_), head_.size() - written_};
+        if (!body_.empty()) iov[n++] = {const_cast<char*>(body_.data()), body_.size()};
+      } else {
+        size_t off = written_ - head_.size();
+        iov[n++] = {const_cast<char*>(body_.data() + off), body_.size() - off};
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<size_t>(n);
+      ssize_t w = ::sendmsg(conn_->fd(), &msg, MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) {
+          conn_->want(true, true);
+          return;
+        }
+        if (retry_fresh()) return;
+        fail("write to worker failed");
+        return;
+      }
+      written_ += static_cast<size_t>(w);
+    }
+    state_ = State::ReadingHead;
+    conn_->want(!paused_, false);
+    // Nothing to read yet in the common case; let the loop tell us.
+    return;
+  }
+  if (readable && (state_ == State::ReadingHead || state_ == State::ReadingBody)) read_response();
+  else if (readable && state_ == State::Writing) read_response();  // early response or EOF
+}
+
+bool Http1Client::retry_fresh() {
+  // A pooled connection the worker closed while we were picking it: the request was not
+  // processed (no response byte), so resending is safe for idempotent methods.
+  if (!conn_ || !conn_->reused() || received_ > 0 || retried_ || !idempotent_) return false;
+  retried_ = true;
+  conn_.reset();
+  if (!open_connection()) return true;  // connect_failed reported
+  send_request();
+  return true;
+}
+
+void Http1Client::read_response() {
+  for (int rounds = 0; rounds < 4 && conn_ && !paused_; ++rounds) {
+    size_t room = 0;
+    char* p = in_.prepare(kReadSize, &room);
+    ssize_t r = ::recv(conn_->fd(), p, room, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      if (retry_fresh()) return;
+      fail("worker connection reset");
+      return;
+    }
+    if (r == 0) {
+      if (received_ == 0 && retry_fresh()) return;
+      if (state_ == State::ReadingBody && decoder_.on_eof()) {
+        finish(false);
+        return;
+      }
+      fail(received_ == 0 ? "worker closed the connection before responding" : "worker closed mid-response");
+      return;
+    }
+    in_.commit(static_cast<size_t>(r));
+    received_ += static_cast<uint64_t>(r);
+    if (!parse()) return;
+    if (static_cast<size_t>(r) < room) break;  // drained the socket
+  }
+  if (conn_) handler_.on_upstream_read_done();
+}
+
+bool Http1Client::parse() {
+  while (true) {
+    if (state_ == State::Writing || state_ == State::ReadingHead) {
+      auto hr = parser_.parse(in_.readable(), method_, resp_);
+      if (hr.status == http1::ParseStatus::Incomplete) return true;
+      if (hr.status == http1::ParseStatus::Error) {
+        fail(hr.error.reason && *hr.error.reason ? hr.error.reason : "malformed response from worker");
+        return false;
+      }
+      in_.consume(hr.consumed);
+      parser_.reset();
+      if (resp_.status < 200) continue;  // 1xx interim responses are not forwarded
+      if (state_ == State::Writing) {
+        // The worker answered before reading the whole request; it will not read the rest.
+        state_ = State::ReadingHead;
+      }
+      decoder_.start(resp_.body, resp_.content_length);
+      state_ = State::ReadingBody;
+      handler_.on_upstream_head(resp_);
+      if (!conn_) return false;  // aborted by the handler
+      if (resp_.body == http1::BodyKind::None) {
+        finish(resp_.keep_alive && in_.empty());
+        return false;
+      }
+    }
+    // ReadingBody
+    while (!in_.empty()) {
+      auto st = decoder_.step(in_.readable());
+      if (st.error) {
+        fail(st.why.reason && *st.why.reason ? st.why.reason : "malformed response body from worker");
+        return false;
+      }
+      if (!st.data.empty()) {
+        handler_.on_upstream_body(st.data);
+        if (!conn_) return false;
+      }
+      in_.consume(st.consumed);
+      if (st.done) break;
+      if (st.consumed == 0) break;
+    }
+    if (decoder_.done()) {
+      // Bytes after the response mean a confused worker: never reuse that connection.
+      finish(resp_.keep_alive && resp_.body != http1::BodyKind::UntilClose && in_.empty());
+      return false;
+    }
+    return true;
+  }
+}
+
+void Http1Client::finish(bool reusable) {
+  state_ = State::Idle;
+  std::unique_ptr<UpstreamConn> c = std::move(conn_);
+  if (reusable) {
+    pool_.put(std::move(c));
+  } else {
+    c->want(false, false);
+  }
+  c.reset();
+  in_.clear();
+  handler_.on_upstream_complete();
+}
+
+void Http1Client::fail(const char* why) {
+  state_ = State::Idle;
+  conn_.reset();
+  in_.clear();
+  handler_.on_upstream_error(why);
+}
+
+void Http1Client::abort() {
+  state_ = State::Idle;
+  conn_.reset();
+  in_.clear();
+  paused_ = false;
+}
+
+void Http1Client::pause_reading() {
+  paused_ = true;
+  if (conn_ && state_ != State::Writing) conn_->want(false, false);
+}
+
+void Http1Client::resume_reading() {
+  if (!paused_) return;
+  paused_ = false;
+  if (!conn_ || state_ == State::Writing) return;
+  conn_->want(true, false);
+  // Bytes already buffered are processed now; the socket may have nothing new to say.
+  if (!in_.empty() && parse() && conn_) handler_.on_upstream_read_done();
+}
+
+}  // namespace corral::proxy

@@ -1,0 +1,91 @@
+#pragma once
+// Per-loop keep-alive connections to worker sockets. A connection is keyed by the slot's
+// socket path and generation: connections of a replaced generation are never reused.
+// An idle pooled connection that becomes readable (EOF or stray bytes) is closed at once.
+// Loop-affine: one pool per loop thread, never shared.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/base/unique_fd.h"
+#include "common/ev/loop.h"
+
+namespace corral::proxy {
+
+class UpstreamPool;
+
+/// Receives I/O events of a connection while it is checked out of the pool.
+class UpstreamIoHandler {
+ public:
+  virtual ~UpstreamIoHandler() = default;
+  virtual void on_upstream_io(bool readable, bool writable) noexcept = 0;
+};
+
+/// One connection to a worker socket. Owned by the pool while idle, by an upstream client
+/// while in use.
+class UpstreamConn {
+ public:
+  UpstreamConn(ev::Loop& loop, UniqueFd fd, std::string_view path, uint64_t generation);
+  UpstreamConn(const UpstreamConn&) = delete;
+  UpstreamConn& operator=(const UpstreamConn&) = delete;
+
+  int fd() const { return fd_.get(); }
+  const std::string& path() const { return path_; }
+  uint64_t generation() const { return generation_; }
+  /// True once it has carried a complete exchange (then a failure before any response byte
+  /// may be a keep-alive race, which is retried).
+  bool reused() const { return reused_; }
+  void set_reused() { reused_ = true; }
+  /// Routes I/O events to `h` (nullptr: events close the connection when idle in the pool).
+  void set_handler(UpstreamIoHandler* h) { handler_ = h; }
+  void want(bool read, bool write) { watch_.set(read, write); }
+
+ private:
+  friend class UpstreamPool;
+  void on_io(bool r, bool w);
+  UniqueFd fd_;
+  std::string path_;
+  uint64_t generation_;
+  bool reused_ = false;
+  UpstreamIoHandler* handler_ = nullptr;
+  UpstreamPool* idle_in_ = nullptr;
+  ev::FdWatch watch_;
+};
+
+class UpstreamPool {
+ public:
+  explicit UpstreamPool(ev::Loop& loop, size_t max_idle_per_slot = 256)
+      : loop_(loop), max_idle_(max_idle_per_slot) {}
+  ~UpstreamPool();
+
+  /// An idle connection to (path, generation), or nullptr.
+  std::unique_ptr<UpstreamConn> take(std::string_view path, uint64_t generation);
+  /// Starts a nonblocking connect. Returns nullptr and sets *err to the errno when the
+  /// connect failed at once (ECONNREFUSED, ENOENT, EAGAIN = backlog full). Unix stream
+  /// sockets connect synchronously, so a returned connection is usable at once.
+  std::unique_ptr<UpstreamConn> connect(std::string_view path, uint64_t generation, int* err);
+  /// Returns a connection after a complete exchange; it waits for reuse (or is closed
+  /// when the pool for its slot is full).
+  void put(std::unique_ptr<UpstreamConn> c);
+  /// Closes idle connections whose (path, generation) is not in `live`.
+  void retain(const std::vector<std::pair<std::string, uint64_t>>& live);
+  size_t idle_count() const;
+
+ private:
+  friend class UpstreamConn;
+  struct Bucket {
+    std::string path;
+    uint64_t generation = 0;
+    std::vector<std::unique_ptr<UpstreamConn>> idle;
+  };
+  Bucket* find(std::string_view path, uint64_t generation);
+  void close_idle(UpstreamConn* c);
+
+  ev::Loop& loop_;
+  size_t max_idle_;
+  std::vector<Bucket> buckets_;
+};
+
+}  // namespace corral::proxy

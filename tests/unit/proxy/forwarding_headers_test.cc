@@ -1,0 +1,128 @@
+#include "proxy/forwarding_headers.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace corral::proxy {
+namespace {
+
+http1::RequestHead request(std::vector<http1::Header> headers) {
+  http1::RequestHead h;
+  h.method = "POST";
+  h.target = "/submit?x=1";
+  h.version_minor = 1;
+  h.headers = std::move(headers);
+  for (auto& x : h.headers)
+    if (x.name == "Host") h.host = x.value;
+  return h;
+}
+
+TEST(ForwardingHeadersTest, HopByHopNames) {
+  for (auto n : {"Connection", "keep-alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "UPGRADE"})
+    EXPECT_TRUE(is_hop_by_hop(n)) << n;
+  for (auto n : {"Content-Type", "Host", "Cookie", "Te-x", "Upgraded"}) EXPECT_FALSE(is_hop_by_hop(n)) << n;
+}
+
+TEST(ForwardingHeadersTest, RequestHeadDropsHopByHopAndFramingAndReplacesForwarding) {
+  auto req = request({{"Host", "shop.example"},
+                      {"Connection", "keep-alive, X-Secret"},
+                      {"X-Secret", "s"},
+                      {"Keep-Alive", "timeout=5"},
+                      {"Transfer-Encoding", "chunked"},
+                      {"Content-Length", "99"},
+                      {"TE", "trailers"},
+                      {"Upgrade", "websocket"},
+                      {"Proxy-Connection", "x"},
+                      {"Expect", "100-continue"},
+                      {"X-Forwarded-For", "6.6.6.6"},
+                      {"X-Forwarded-Proto", "https"},
+                      {"X-Forwarded-Host", "evil"},
+                      {"X-Request-Id", "forged"},
+                      {"Content-Type", "text/plain"},
+                      {"Cookie", "a=b"}});
+  Forwarding fwd;
+  fwd.client_ip = "10.1.2.3";
+  fwd.host = "shop.example";
+  fwd.request_id = "abc-1";
+  std::string out;
+  append_request_head(req, fwd, out);
+  finish_request_head(out, 11, true);
+  EXPECT_EQ(out,
+            "POST /submit?x=1 HTTP/1.1\r\n"
+            "Host: shop.example\r\n"
+            "Content-Type: text/plain\r\n"
+            "Cookie: a=b\r\n"
+            "X-Forwarded-For: 10.1.2.3\r\n"
+            "X-Forwarded-Proto: http\r\n"
+            "X-Forwarded-Host: shop.example\r\n"
+            "X-Request-Id: abc-1\r\n"
+            "Content-Length: 11\r\n"
+            "\r\n");
+}
+
+TEST(ForwardingHeadersTest, BodylessRequestHasNoContentLengthAndHttp10GetsHost) {
+  http1::RequestHead req;
+  req.method = "GET";
+  req.target = "/";
+  req.version_minor = 0;
+  Forwarding fwd;
+  std::string out;
+  append_request_head(req, fwd, out);
+  finish_request_head(out, 0, false);
+  EXPECT_EQ(out, "GET / HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Proto: http\r\n\r\n");
+}
+
+TEST(ForwardingHeadersTest, ResponseHeadReframes) {
+  http1::ResponseHead resp;
+  resp.status = 200;
+  resp.reason = "OK";
+  resp.headers = {{"Content-Type", "text/html"},
+                  {"Transfer-Encoding", "chunked"},
+                  {"Connection", "close, X-Internal"},
+                  {"X-Internal", "1"},
+                  {"Set-Cookie", "s=1"}};
+  resp.body = http1::BodyKind::Chunked;
+  EXPECT_EQ(choose_framing(resp, 1, false), ClientFraming::Chunked);
+  EXPECT_EQ(choose_framing(resp, 0, false), ClientFraming::UntilClose);
+  std::string out;
+  append_response_head(resp, ClientFraming::Chunked, 1, true, out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nSet-Cookie: s=1\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n");
+  out.clear();
+  append_response_head(resp, ClientFraming::UntilClose, 0, true, out);
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nSet-Cookie: s=1\r\nConnection: close\r\n\r\n");
+}
+
+TEST(ForwardingHeadersTest, ContentLengthPassesThroughAndHttp10KeepAlive) {
+  http1::ResponseHead resp;
+  resp.status = 404;
+  resp.headers = {{"Content-Length", "5"}};
+  resp.body = http1::BodyKind::ContentLength;
+  resp.content_length = 5;
+  ASSERT_EQ(choose_framing(resp, 0, false), ClientFraming::ContentLength);
+  std::string out;
+  append_response_head(resp, ClientFraming::ContentLength, 0, true, out);
+  EXPECT_EQ(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(choose_framing(resp, 1, true), ClientFraming::ContentLength);  // HEAD keeps the length
+  resp.status = 304;
+  resp.body = http1::BodyKind::None;
+  EXPECT_EQ(choose_framing(resp, 1, false), ClientFraming::None);
+}
+
+TEST(ForwardingHeadersTest, RequestIdsAreUniqueAndPrefixed) {
+  RequestIdGenerator gen(0xdeadbeef);
+  std::array<char, RequestIdGenerator::kSize> a{}, b{};
+  std::string first(gen.next(a));
+  std::string second(gen.next(b));
+  EXPECT_EQ(first, "deadbeef-000000000001");
+  EXPECT_EQ(second, "deadbeef-000000000002");
+  RequestIdGenerator random_gen;
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) seen.insert(std::string(random_gen.next(a)));
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+}  // namespace
+}  // namespace corral::proxy
