@@ -37,7 +37,8 @@ struct Limits {
 };
 
 /// Why a message was rejected. `status` is the response a server should send for a
-/// request (400, 413, 414, 431, 501, 505); for responses it is always 502.
+/// request (400, 414, 417, 431, 501, 505; the BodyDecoder gives 400 or 431); for responses
+/// the parser always gives 502. See common/http1/README.md for the strictness choices.
 struct ParseError {
   int status = 400;
   const char* reason = "";  ///< static string for logs: "bare LF in header block"
@@ -102,8 +103,12 @@ class RequestParser {
   explicit RequestParser(Limits limits = {});
 
   /// Parses a request head from the start of buf (all bytes received for this message so
-  /// far). Call again with a longer buf after Incomplete; scanning resumes where it stopped.
-  /// Over max_head_size without a complete head → Error 431 (or 414 for a long target).
+  /// far). Call again with a longer buf after Incomplete; scanning resumes where it stopped
+  /// (the earlier bytes must be unchanged, their address may differ). One leading CRLF is
+  /// skipped, a second is an error. Over max_head_size without a complete head → Error 431
+  /// (or 414 while the request line is unterminated). After Error, every call repeats the
+  /// error until reset(). On Done, `out` views point into buf; out.headers is cleared and
+  /// refilled (its capacity is kept).
   HeadResult parse(std::string_view buf, RequestHead& out);
   /// Forget progress; call before parsing the next message.
   void reset();
