@@ -1,0 +1,190 @@
+#include "handlers.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+namespace testapp {
+namespace {
+
+long query_number(const Request& req, const char* key, long fallback, long max) {
+  std::string v = req.query(key);
+  if (v.empty()) return fallback;
+  char* end = nullptr;
+  long n = std::strtol(v.c_str(), &end, 10);
+  if (*end != '\0' || n < 0) return fallback;
+  return n > max ? max : n;
+}
+
+void json_string(std::string& out, const std::string& s) {
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c >= 0x7f) {
+          char esc[8];
+          std::snprintf(esc, sizeof esc, "\\u%04x", c);
+          out += esc;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+std::string echo_json(const Request& req) {
+  std::string out = "{\"method\":";
+  json_string(out, req.method);
+  out += ",\"target\":";
+  json_string(out, req.target);
+  out += ",\"version\":";
+  json_string(out, req.version);
+  out += ",\"pid\":" + std::to_string(::getpid());
+  out += ",\"headers\":[";
+  bool first = true;
+  for (auto& [k, v] : req.headers) {
+    if (!first) out += ',';
+    first = false;
+    out += '[';
+    json_string(out, k);
+    out += ',';
+    json_string(out, v);
+    out += ']';
+  }
+  out += "],\"body\":";
+  json_string(out, req.body);
+  out += "}\n";
+  return out;
+}
+
+const char* reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Status";
+  }
+}
+
+bool bodyless(int status) { return status < 200 || status == 204 || status == 304; }
+
+std::string big_body(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 26);
+  return s;
+}
+
+std::string chunk_encode(const std::string& body) {
+  constexpr size_t kChunk = 8192;
+  std::string out;
+  out.reserve(body.size() + body.size() / kChunk * 8 + 16);
+  for (size_t off = 0; off < body.size(); off += kChunk) {
+    size_t n = std::min(kChunk, body.size() - off);
+    char size_line[32];
+    std::snprintf(size_line, sizeof size_line, "%zx\r\n", n);
+    out += size_line;
+    out.append(body, off, n);
+    out += "\r\n";
+  }
+  out += "0\r\n\r\n";
+  return out;
+}
+
+}  // namespace
+
+bool is_introspection(const Request& req) { return req.path() == "/maxinflight"; }
+
+Response handle(const Request& req, const Counters& counters, uint64_t connection_serial) {
+  Response r;
+  const std::string path = req.path();
+  if (path == "/") {
+    r.body = "hello from testapp\n";
+  } else if (path == "/pid") {
+    r.body = std::to_string(::getpid());
+  } else if (path == "/echo") {
+    r.content_type = "application/json";
+    r.body = echo_json(req);
+  } else if (path == "/sleep") {
+    long ms = query_number(req, "ms", 0, 600'000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    r.body = "slept " + std::to_string(ms) + "\n";
+  } else if (path == "/cpu") {
+    long ms = query_number(req, "ms", 0, 600'000);
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    volatile uint64_t x = 0;
+    while (std::chrono::steady_clock::now() < until)
+      for (int i = 0; i < 10000; ++i) x = x + static_cast<uint64_t>(i);
+    r.body = "burned " + std::to_string(ms) + "\n";
+  } else if (path == "/big") {
+    long n = query_number(req, "bytes", 0, 1L << 30);
+    r.content_type = "application/octet-stream";
+    r.body = big_body(static_cast<size_t>(n));
+    if (req.query("chunked") == "1") {
+      r.chunked = true;
+      r.body = chunk_encode(r.body);
+    }
+  } else if (path == "/maxinflight") {
+    r.body = std::to_string(counters.max_in_flight.load());
+  } else if (path == "/status") {
+    r.status = static_cast<int>(query_number(req, "code", 200, 999));
+    if (r.status < 100) r.status = 200;
+    if (!bodyless(r.status)) r.body = "status " + std::to_string(r.status) + "\n";
+  } else if (path == "/env") {
+    const char* v = std::getenv(req.query("name").c_str());
+    if (v == nullptr) {
+      r.status = 404;
+      r.body = "unset\n";
+    } else {
+      r.body = v;
+    }
+  } else if (path == "/conn") {
+    r.body = std::to_string(::getpid()) + ":" + std::to_string(connection_serial);
+  } else if (path == "/exit") {
+    r.exit_now = true;
+  } else {
+    r.status = 404;
+    r.body = "not found\n";
+  }
+  r.headers.emplace_back("X-Testapp-Pid", std::to_string(::getpid()));
+  r.headers.emplace_back("X-Testapp-Target", req.target);
+  return r;
+}
+
+std::string serialize_head(const Response& resp, bool keep_alive) {
+  std::string h = "HTTP/1.1 " + std::to_string(resp.status) + " " + reason(resp.status) + "\r\n";
+  h += "Content-Type: " + resp.content_type + "\r\n";
+  for (auto& [k, v] : resp.headers) h += k + ": " + v + "\r\n";
+  if (!bodyless(resp.status)) {
+    if (resp.chunked)
+      h += "Transfer-Encoding: chunked\r\n";
+    else
+      h += "Content-Length: " + std::to_string(resp.body.size()) + "\r\n";
+  }
+  if (!keep_alive) h += "Connection: close\r\n";
+  h += "\r\n";
+  return h;
+}
+
+}  // namespace testapp

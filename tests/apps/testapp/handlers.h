@@ -1,0 +1,50 @@
+#pragma once
+// The test app's endpoints. Each handler turns one Request into one Response; the
+// connection loop (main.cc) serializes it with a single writev.
+//
+// Thread-safe: called concurrently from every connection thread.
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "request_reader.h"
+
+namespace testapp {
+
+/// Process-wide counters shared by all connection threads.
+struct Counters {
+  std::atomic<int> in_flight{0};
+  std::atomic<int> max_in_flight{0};
+  std::atomic<uint64_t> connections{0};
+  std::atomic<uint64_t> requests{0};
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "text/plain";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;          ///< already chunk-encoded when `chunked`
+  bool chunked = false;
+  bool exit_now = false;     ///< /exit: terminate without answering
+};
+
+/// Dispatches on the request path:
+///   /             hello text          /pid            the process id
+///   /echo         JSON: method, target, version, headers (as received, in order), body
+///   /sleep?ms=N   sleeps, then answers /cpu?ms=N      burns CPU for N ms
+///   /big?bytes=N[&chunked=1]          N bytes ('a'..'z' repeating), optionally chunked
+///   /maxinflight  most requests ever in flight at once (itself not counted)
+///   /status?code=N  that status       /env?name=V     the value of env var V (404 if unset)
+///   /conn         "pid:connection-serial" (tells whether a connection was reused)
+///   /exit         _exit(3) without answering
+Response handle(const Request& req, const Counters& counters, uint64_t connection_serial);
+
+/// Serializes the status line and headers (Content-Length or Transfer-Encoding added here).
+std::string serialize_head(const Response& resp, bool keep_alive);
+
+/// True for the paths that are not counted in the in-flight statistics.
+bool is_introspection(const Request& req);
+
+}  // namespace testapp
