@@ -12,11 +12,11 @@ struct Diagnostic {
   std::string file;
   int line = 0;       ///< 1-based; 0 when unknown
   int column = 0;     ///< 1-based; 0 when unknown
-  std::string key;    ///< dotted path: "app.shop.workers", "listener[1].address"
+  std::string key;    ///< dotted path: "app.shop.workers", "listener[1].address" (0-based); the table for unknown keys
   std::string message;
   std::string hint;   ///< may be empty
 
-  /// "corral.toml:12:1: app.shop.wokers: unknown key 'wokers' in [app.shop]; did you mean 'workers'?"
+  /// "corral.toml:12:1: app.shop: unknown key 'wokers' in [app.shop]; did you mean 'workers'?"
   std::string to_string() const;
 };
 
