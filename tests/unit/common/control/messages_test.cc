@@ -1,0 +1,80 @@
+#include "common/control/messages.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include "common/control/channel.h"
+#include "common/ev/loop.h"
+
+namespace corral::control {
+namespace {
+
+TEST(Messages, RoundTripEveryType) {
+  SetPool pool;
+  pool.slots.push_back(SlotInfo{"shop", 2, 7, "/run/corral/shop.2.sock", 4, false, 1234});
+  std::vector<Message> all = {SetListeners{{"127.0.0.1:8080", "[::]:8443"}}, SetConfig{3, "{\"x\":1}"}, pool,
+                              ProxyReady{3}, WorkerHung{"shop", 2, 7, "abc"}, ProxyStats{10, 2, 1, 5}};
+  for (auto& m : all) {
+    auto d = decode(encode(m));
+    ASSERT_TRUE(d) << d.error().message();
+    EXPECT_EQ(type_name(*d), type_name(m));
+    EXPECT_EQ(encode(*d), encode(m));
+  }
+  auto p = std::get<SetPool>(*decode(encode(pool)));
+  EXPECT_EQ(p.slots[0].path, "/run/corral/shop.2.sock");
+  EXPECT_FALSE(p.slots[0].accepting);
+  EXPECT_EQ(p.slots[0].pid, 1234);
+}
+
+TEST(Messages, RejectsMalformed) {
+  EXPECT_FALSE(decode("not json"));
+  EXPECT_FALSE(decode("[]"));
+  EXPECT_FALSE(decode(R"({"type":"proxy_ready","config_generation":1})"));       // no version
+  EXPECT_FALSE(decode(R"({"v":2,"type":"proxy_ready","config_generation":1})"));  // other version
+  EXPECT_FALSE(decode(R"({"v":1,"type":"launch_missiles"})"));
+  EXPECT_FALSE(decode(R"({"v":1,"type":"proxy_ready","config_generation":"x"})"));
+  EXPECT_FALSE(decode(R"({"v":1,"type":"set_pool","slots":[{"app":"a"}]})"));
+}
+
+TEST(Channel, DeliversMessagesAndFdsOnALoop) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  ev::Loop loop;
+  std::vector<std::string> got;
+  size_t fds_seen = 0;
+  bool closed = false;
+  Channel a(loop, UniqueFd(sv[0]), [](Message&&, std::vector<UniqueFd>&&) {}, [](const Error&) {});
+  auto b = std::make_unique<Channel>(
+      loop, UniqueFd(sv[1]),
+      [&](Message&& m, std::vector<UniqueFd>&& fds) {
+        got.emplace_back(type_name(m));
+        fds_seen += fds.size();
+      },
+      [&](const Error& e) {
+        closed = true;
+        EXPECT_EQ(e.code, Errc::Closed);
+        loop.break_loop();
+      });
+  // Many messages, more than a socket buffer holds at once, to exercise the send queue.
+  for (int i = 0; i < 2000; ++i) ASSERT_TRUE(a.send(ProxyStats{static_cast<uint64_t>(i), 0, 0, 0}));
+  ASSERT_TRUE(a.send(SetListeners{{"x"}}, {0}));
+  ev::Timer stop(loop, [&] { loop.break_loop(); });
+  stop.arm(std::chrono::milliseconds(5000));
+  // Once b has everything, shut a's end down and expect b's on_close.
+  ev::Timer t(loop, [&] {
+    if (got.size() == 2001) {
+      shutdown(sv[0], SHUT_RDWR);
+    } else {
+      t.arm(std::chrono::milliseconds(1));
+    }
+  });
+  t.arm(std::chrono::milliseconds(1));
+  loop.run();
+  EXPECT_EQ(got.size(), 2001u);
+  EXPECT_EQ(got.back(), "set_listeners");
+  EXPECT_EQ(fds_seen, 1u);
+  EXPECT_TRUE(closed);
+}
+
+}  // namespace
+}  // namespace corral::control
