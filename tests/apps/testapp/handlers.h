@@ -35,7 +35,8 @@ struct Response {
 ///   /echo         JSON: method, target, version, headers (as received, in order), body
 ///   /sleep?ms=N   sleeps, then answers /cpu?ms=N      burns CPU for N ms
 ///   /big?bytes=N[&chunked=1]          N bytes ('a'..'z' repeating), optionally chunked
-///   /maxinflight  most requests ever in flight at once (itself not counted)
+///   /maxinflight  most requests ever in flight at once: counted from the complete head
+///                 until just before the response is written (itself not counted)
 ///   /status?code=N  that status       /env?name=V     the value of env var V (404 if unset)
 ///   /conn         "pid:connection-serial" (tells whether a connection was reused)
 ///   /exit         _exit(3) without answering

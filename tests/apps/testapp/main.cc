@@ -102,7 +102,7 @@ void serve_connection(int fd) {
       write_all(fd, serialize_head(bad, false), bad.body);
       break;
     }
-    const bool counted = !is_introspection(req);
+    bool counted = !is_introspection(req);
     if (counted) note_in_flight_start();
     ++g_counters.requests;
     if (g_log) log_request(req);
@@ -119,6 +119,10 @@ void serve_connection(int fd) {
       if (resp.exit_now) ::_exit(3);
       bool keep = req.keep_alive && !g_connections.stopping();
       std::string head = serialize_head(resp, keep);
+      // Leave the in-flight count before the first byte goes out: once the peer can see
+      // the response it may send the next request, which must not be counted as overlap.
+      if (counted) --g_counters.in_flight;
+      counted = false;
       ok = write_all(fd, head, req.method == "HEAD" ? std::string() : resp.body);
       req.keep_alive = keep;
     }
@@ -171,6 +175,7 @@ int listen_tcp(const std::string& hostport) {
 }
 
 int inherited_fd() {
+  if (::fcntl(3, F_GETFD) < 0) return -1;
   const char* fds = std::getenv("LISTEN_FDS");
   const char* pid = std::getenv("LISTEN_PID");
   if (fds == nullptr || pid == nullptr) return -1;

@@ -1,0 +1,96 @@
+// corral-supervisor --check: a valid config passes; invalid ones fail with
+// "file:line:col: key: message" naming the offending line; nothing starts on a bad config.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <regex>
+#include <sstream>
+
+#include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/subprocess.h"
+
+namespace corral::itest {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ConfCheckTest : public IntegrationTest {
+ protected:
+  ProcessResult check(const std::string& toml) {
+    std::string path = rt_.write_file("check.toml", toml);
+    return run_process({bin_path("corral-supervisor"), "--check", "-c", path}, 10s);
+  }
+  // The 1-based line of the first line of `toml` containing `needle`.
+  static int line_of(const std::string& toml, const std::string& needle) {
+    size_t at = toml.find(needle);
+    if (at == std::string::npos) return -1;
+    return 1 + static_cast<int>(std::count(toml.begin(), toml.begin() + static_cast<long>(at), '\n'));
+  }
+  // Expects a "path:LINE:COL: ..." diagnostic on stderr naming `line` and containing `words`.
+  void expect_diagnostic(const ProcessResult& r, int line, const std::string& words) {
+    EXPECT_NE(r.exit_code, 0) << "stdout: " << r.out << "\nstderr: " << r.err;
+    std::regex re(std::regex_replace(rt_.file("check.toml"), std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") + ":" +
+                  std::to_string(line) + R"(:\d+: .*)");
+    bool found = false;
+    std::istringstream in(r.err);
+    std::string l;
+    while (std::getline(in, l))
+      if (std::regex_match(l, re) && l.find(words) != std::string::npos) found = true;
+    EXPECT_TRUE(found) << "no diagnostic for line " << line << " mentioning '" << words << "' in:\n" << r.err;
+  }
+};
+
+TEST_F(ConfCheckTest, ValidConfigPasses) {
+  config_.app("demo").workers(2).concurrency(4).timeout("5s");
+  ProcessResult r = check(config_.render());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(ConfCheckTest, UnknownKeyNamesLineAndSuggestsFix) {
+  config_.app("demo").set("wokers", "2");
+  std::string toml = config_.render();
+  ProcessResult r = check(toml);
+  expect_diagnostic(r, line_of(toml, "wokers"), "wokers");
+  EXPECT_NE(r.err.find("workers"), std::string::npos) << "no 'did you mean workers' hint: " << r.err;
+}
+
+TEST_F(ConfCheckTest, WrongTypeNamesLine) {
+  config_.app("demo").set("concurrency", quote("lots"));
+  std::string toml = config_.render();
+  expect_diagnostic(check(toml), line_of(toml, "concurrency"), "concurrency");
+}
+
+TEST_F(ConfCheckTest, BadDurationNamesLine) {
+  config_.app("demo").timeout("ten seconds");
+  std::string toml = config_.render();
+  expect_diagnostic(check(toml), line_of(toml, "timeout = \"ten"), "timeout");
+}
+
+TEST_F(ConfCheckTest, RouteToUnknownAppNamesLine) {
+  config_.app("demo");
+  config_.route("nosuchapp", "/x");
+  std::string toml = config_.render();
+  expect_diagnostic(check(toml), line_of(toml, "\"nosuchapp\""), "nosuchapp");
+}
+
+TEST_F(ConfCheckTest, TomlSyntaxErrorNamesLine) {
+  config_.app("demo");
+  std::string toml = config_.render() + "\n[proxy\nmax_body_size = 1\n";
+  ProcessResult r = check(toml);
+  EXPECT_NE(r.exit_code, 0);
+  expect_diagnostic(r, line_of(toml, "[proxy\n"), "");
+}
+
+TEST_F(ConfCheckTest, SupervisorRefusesToStartOnBadConfig) {
+  config_.app("demo").set("wokers", "2");
+  std::string path = rt_.write_file("bad.toml", config_.render());
+  // Not --check: the daemon itself must exit non-zero without starting anything.
+  ProcessResult r = run_process({bin_path("corral-supervisor"), "-c", path}, 10s);
+  EXPECT_FALSE(r.timed_out) << "the supervisor kept running on a bad config";
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("wokers"), std::string::npos) << r.err;
+  EXPECT_TRUE(leftover_processes(0, rt_.path(), {}, 0).empty()) << "a worker was started";
+}
+
+}  // namespace
+}  // namespace corral::itest

@@ -1,0 +1,134 @@
+// Supervisor lifecycle: readiness, status, both socket hand-over styles, graceful stop
+// (SIGTERM lets in-flight requests finish, exit 0, nothing left), fast stop (SIGINT).
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <future>
+#include <set>
+#include <thread>
+
+#include "tests/integration/harness/integration_test.h"
+
+namespace corral::itest {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+class LifecycleTest : public IntegrationTest {};
+
+TEST_F(LifecycleTest, StatusReportsListenersProxyAndWorkers) {
+  config_.app("demo").workers(2);
+  ASSERT_NO_FATAL_FAILURE(start());
+  nlohmann::json st = corral_->status();
+  EXPECT_EQ(st.value("pid", 0), corral_->pid()) << st.dump();
+  ASSERT_TRUE(st.contains("proxy") && st["proxy"].is_object()) << st.dump();
+  EXPECT_GT(st["proxy"].value("pid", 0), 0);
+  ASSERT_EQ(st["listeners"].size(), 1u);
+  EXPECT_EQ(st["listeners"][0].value("address", ""), "127.0.0.1:0");
+  EXPECT_EQ(st["listeners"][0].value("bound", "").rfind("127.0.0.1:", 0), 0u) << st.dump();
+  ASSERT_TRUE(wait_status(
+      [](const nlohmann::json& s) {
+        for (auto& a : s["apps"])
+          if (a.value("name", "") == "demo") {
+            int ready = 0;
+            for (auto& w : a["workers"]) ready += w.value("state", "") == "ready";
+            return ready == 2;
+          }
+        return false;
+      },
+      5s))
+      << corral_->status().dump();
+  auto pids = CorralProcess::worker_pids(corral_->status(), "demo");
+  ASSERT_EQ(pids.size(), 2u);
+  EXPECT_NE(pids[0], pids[1]);
+  EXPECT_EQ(http_get(port(), "/").body, "hello from testapp\n");
+}
+
+TEST_F(LifecycleTest, AppThatBindsItsOwnSocketServes) {
+  config_.app("demo").workers(2).bind_itself();
+  ASSERT_NO_FATAL_FAILURE(start());
+  std::set<std::string> bodies;
+  for (int i = 0; i < 6; ++i) {
+    HttpResponse r = http_get(port(), "/pid");
+    ASSERT_EQ(r.status, 200) << r.error;
+    bodies.insert(r.body);
+  }
+  EXPECT_EQ(bodies.size(), 2u);
+  auto sockets = CorralProcess::worker_sockets(corral_->status(), "demo");
+  ASSERT_EQ(sockets.size(), 2u);
+  for (auto& s : sockets) EXPECT_EQ(unix_get(s, "/").status, 200) << s;
+}
+
+TEST_F(LifecycleTest, AppEnvAndWorkerOutputReachTheLog) {
+  config_.app("demo").env["GREETING"] = "bonjour";
+  ASSERT_NO_FATAL_FAILURE(start());
+  EXPECT_EQ(http_get(port(), "/env?name=GREETING").body, "bonjour");
+  // The supervisor's own environment does not leak into apps (clean environment).
+  EXPECT_EQ(http_get(port(), "/env?name=NOTIFY_SOCKET").status, 404);
+  EXPECT_EQ(http_get(port(), "/mk-stdout-line").status, 404);
+  stop_and_expect_clean();
+  // The testapp's own line (not the access log line for the same request).
+  std::vector<std::string> lines = app_lines_with("GET /mk-stdout-line");
+  ASSERT_EQ(lines.size(), 1u) << "the app's stdout line is missing from the supervisor log";
+  EXPECT_NE(lines[0].find("demo"), std::string::npos) << "not tagged with the app name: " << lines[0];
+}
+
+TEST_F(LifecycleTest, SigtermLetsInFlightRequestFinish) {
+  config_.app("demo").workers(1);
+  ASSERT_NO_FATAL_FAILURE(start());
+  nlohmann::json st = corral_->status();
+  auto t0 = Clock::now();
+  auto slow = std::async(std::launch::async, [&] { return http_get(port(), "/sleep?ms=1500"); });
+  std::this_thread::sleep_for(400ms);  // the request is in flight
+  corral_->signal(SIGTERM);
+  // New connections are refused (or answered) quickly while draining, never hang.
+  HttpResponse r = slow.get();
+  EXPECT_EQ(r.status, 200) << "in-flight request during SIGTERM: " << r.error;
+  EXPECT_EQ(r.body, "slept 1500\n");
+  std::optional<int> code = corral_->wait_exit(10s);
+  ASSERT_TRUE(code.has_value()) << "no exit within 10 s of SIGTERM";
+  EXPECT_EQ(*code, 0);
+  EXPECT_GE(Clock::now() - t0, 1400ms);
+  stopped_ = true;
+  auto left = leftover_processes(corral_->pid(), rt_.path(), corral_->seen_pids(), corral_->start_ticks());
+  for (int i = 0; i < 20 && !left.empty(); ++i) {
+    std::this_thread::sleep_for(50ms);
+    left = leftover_processes(corral_->pid(), rt_.path(), corral_->seen_pids(), corral_->start_ticks());
+  }
+  EXPECT_TRUE(left.empty()) << "left: " << (left.empty() ? "" : left[0].cmdline);
+}
+
+TEST_F(LifecycleTest, SigtermWhenIdleExitsQuickly) {
+  config_.app("demo").workers(2);
+  ASSERT_NO_FATAL_FAILURE(start());
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+  auto t0 = Clock::now();
+  stop_and_expect_clean(10s);
+  EXPECT_LT(Clock::now() - t0, 3s) << "an idle stop should not wait for graceful_timeout";
+}
+
+TEST_F(LifecycleTest, SigintStopsFastWithNothingLeft) {
+  config_.app("demo").workers(2);
+  ASSERT_NO_FATAL_FAILURE(start());
+  corral_->status();
+  auto slow = std::async(std::launch::async, [&] { return http_get(port(), "/sleep?ms=5000"); });
+  std::this_thread::sleep_for(300ms);
+  auto t0 = Clock::now();
+  corral_->signal(SIGINT);
+  std::optional<int> code = corral_->wait_exit(4s);
+  EXPECT_TRUE(code.has_value()) << "SIGINT did not stop the supervisor within 4 s";
+  EXPECT_LT(Clock::now() - t0, 4s);
+  stopped_ = true;
+  slow.get();
+  auto left = leftover_processes(corral_->pid(), rt_.path(), corral_->seen_pids(), corral_->start_ticks());
+  for (int i = 0; i < 20 && !left.empty(); ++i) {
+    std::this_thread::sleep_for(50ms);
+    left = leftover_processes(corral_->pid(), rt_.path(), corral_->seen_pids(), corral_->start_ticks());
+  }
+  EXPECT_TRUE(left.empty()) << "left: " << (left.empty() ? "" : left[0].cmdline);
+}
+
+}  // namespace
+}  // namespace corral::itest

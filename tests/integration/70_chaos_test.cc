@@ -1,0 +1,115 @@
+// Chaos: workers and the proxy killed with SIGKILL, or crashing mid-request; the supervisor
+// replaces them and clients keep getting answers.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tests/integration/harness/integration_test.h"
+
+namespace corral::itest {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ChaosTest : public IntegrationTest {
+ protected:
+  ChaosTest() { allowed_errors_ = {"signal", "killed", "exited", "exit", "crash", "restart"}; }
+
+  pid_t proxy_pid() {
+    nlohmann::json st = corral_->status();
+    return st.is_object() && st.contains("proxy") ? st["proxy"].value("pid", 0) : 0;
+  }
+};
+
+TEST_F(ChaosTest, KilledWorkerIsReplacedAndClientsKeepGetting200) {
+  config_.app("demo").workers(2);
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto before = CorralProcess::worker_pids(corral_->status(), "demo");
+  ASSERT_EQ(before.size(), 2u);
+
+  // Clients run throughout; the surviving worker (and the kernel backlog of the restarting
+  // slot's socket) must keep answering.
+  std::atomic<bool> done{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::thread load([&] {
+    while (!done) {
+      HttpResponse r = http_get(port(), "/pid");
+      (r.status == 200 ? ok : failed)++;
+    }
+  });
+  std::this_thread::sleep_for(200ms);
+  ASSERT_EQ(::kill(before[0], SIGKILL), 0);
+  bool replaced = wait_status(
+      [&](const nlohmann::json& s) {
+        auto now = CorralProcess::worker_pids(s, "demo");
+        return now.size() == 2 && now[0] > 0 && now[0] != before[0] && now[1] == before[1];
+      },
+      10s);
+  std::this_thread::sleep_for(300ms);
+  done = true;
+  load.join();
+  EXPECT_TRUE(replaced) << "slot 0 not replaced: " << corral_->status().dump();
+  EXPECT_GT(ok.load(), 5);
+  EXPECT_EQ(failed.load(), 0) << "requests failed while a worker was replaced";
+
+  nlohmann::json st = corral_->status();
+  auto after = CorralProcess::worker_pids(st, "demo");
+  ASSERT_EQ(after.size(), 2u);
+  for (auto& a : st["apps"]) {
+    if (a.value("name", "") == "demo") {
+      EXPECT_GE(a["workers"][0].value("restarts", 0), 1) << st.dump();
+    }
+  }
+  // The new worker serves.
+  std::set<std::string> pids;
+  for (int i = 0; i < 10; ++i) pids.insert(http_get(port(), "/pid").body);
+  EXPECT_TRUE(pids.count(std::to_string(after[0]))) << "the replacement worker got no request";
+}
+
+TEST_F(ChaosTest, WorkerCrashingMidRequestGets502AndIsReplaced) {
+  config_.app("demo").workers(1);
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto before = CorralProcess::worker_pids(corral_->status(), "demo");
+  ASSERT_EQ(before.size(), 1u);
+  HttpResponse r = http_get(port(), "/exit");
+  EXPECT_EQ(r.status, 502) << "a worker that dies mid-request: " << r.error;
+  EXPECT_TRUE(wait_status(
+      [&](const nlohmann::json& s) {
+        auto now = CorralProcess::worker_pids(s, "demo");
+        return now.size() == 1 && now[0] > 0 && now[0] != before[0];
+      },
+      10s));
+  bool ok = false;
+  for (int i = 0; i < 50 && !ok; ++i) {
+    ok = http_get(port(), "/").status == 200;
+    if (!ok) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(ok);
+}
+
+TEST_F(ChaosTest, KilledProxyIsRestarted) {
+  config_.app("demo").workers(1);
+  ASSERT_NO_FATAL_FAILURE(start());
+  pid_t proxy = proxy_pid();
+  ASSERT_GT(proxy, 0);
+  ASSERT_EQ(::kill(proxy, SIGKILL), 0);
+  EXPECT_TRUE(wait_status(
+      [&](const nlohmann::json& s) {
+        return s.contains("proxy") && s["proxy"].value("pid", 0) > 0 && s["proxy"].value("pid", 0) != proxy;
+      },
+      10s))
+      << corral_->status().dump();
+  // Same listening socket (held by the supervisor), so the same port keeps working.
+  bool ok = false;
+  for (int i = 0; i < 50 && !ok; ++i) {
+    ok = http_get(port(), "/").status == 200;
+    if (!ok) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(ok) << "no 200 within 5 s after the proxy was killed";
+}
+
+}  // namespace
+}  // namespace corral::itest

@@ -1,0 +1,57 @@
+#pragma once
+// IntegrationTest: the gtest fixture every integration test derives from. It owns the
+// TempRuntime, a ConfigBuilder preset for it, and the CorralProcess; TearDown stops corral
+// (TERM, expects exit 0 within graceful_timeout + margin) and runs the audits:
+//   - no process of the run is left (process group, env marker, pids seen in status);
+//   - no error/alert line in the log except those in allowed_errors_;
+//   - on failure: print the last 200 log lines and keep the temp dir.
+//
+// Not thread-safe: the fixture lives on the test's main thread.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/integration/harness/audits.h"
+#include "tests/integration/harness/clients.h"
+#include "tests/integration/harness/config_builder.h"
+#include "tests/integration/harness/corral_process.h"
+#include "tests/integration/harness/temp_runtime.h"
+
+namespace corral::itest {
+
+class IntegrationTest : public ::testing::Test {
+ protected:
+  IntegrationTest() : config_(rt_.path()) {}
+
+  /// Writes config_ and starts corral; fails the test (fatally) when it is not ready.
+  /// Call as ASSERT_NO_FATAL_FAILURE(start()).
+  void start();
+  /// The listener port (valid after start()).
+  int port() const { return port_; }
+  /// TERM, then expects exit code 0 within `timeout`; then audits for leftovers.
+  void stop_and_expect_clean(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  /// Polls status every 100 ms until `pred(status)` holds; false on timeout.
+  bool wait_status(const std::function<bool(const nlohmann::json&)>& pred, std::chrono::milliseconds timeout);
+  /// The log lines (any source) that mention `needle`.
+  std::vector<std::string> log_lines_with(const std::string& needle) const;
+  /// The lines the testapp itself printed (TESTAPP_LOG=1: "testapp pid=N METHOD TARGET")
+  /// that mention `needle`: what the app saw, as opposed to the access log.
+  std::vector<std::string> app_lines_with(const std::string& needle) const;
+
+  void TearDown() override;
+
+  TempRuntime rt_;
+  ConfigBuilder config_;
+  std::unique_ptr<CorralProcess> corral_;
+  std::vector<std::string> allowed_errors_;
+  bool stopped_ = false;
+
+ private:
+  void audit_leftovers();
+  int port_ = 0;
+};
+
+}  // namespace corral::itest
