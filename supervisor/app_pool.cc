@@ -1,6 +1,7 @@
 #include "supervisor/app_pool.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/base/log.h"
@@ -87,6 +88,8 @@ void AppPool::spawn(WorkerSlot& s) {
   ++s.generation;
   s.term_sent = s.kill_sent = false;
   s.backoff.on_start();
+  // A self-binding app cannot bind over the file its dead predecessor left behind.
+  if (s.self_binds) ::unlink(s.socket_path().c_str());
   auto child = launcher_.spawn(spec_for(s));
   if (!child) {
     const auto& e = child.error();
@@ -113,7 +116,10 @@ void AppPool::set_up(WorkerSlot& s) {
 
 void AppPool::probe(WorkerSlot& s) {
   if (s.state() != WorkerSlot::State::Starting || s.pid <= 0) return;
-  if (net::connect_unix_blocking(s.socket_path())) {
+  // The path was unlinked before the spawn, so a socket there now is the new process's.
+  // (No test connection: some apps crash on a peer that closes without a request.)
+  struct stat st;
+  if (::stat(s.socket_path().c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
     set_up(s);
     return;
   }
@@ -165,14 +171,15 @@ void AppPool::on_slot_exit(WorkerSlot& s, int wait_status) {
   on_pool_changed_();
 }
 
-void AppPool::on_hung(int slot, uint64_t generation, std::chrono::milliseconds kill_after) {
+void AppPool::on_hung(int slot, uint64_t generation, const std::string& request_id,
+                      std::chrono::milliseconds kill_after) {
   if (slot < 0 || static_cast<size_t>(slot) >= slots_.size()) {
     CORRAL_LOG(Warn, "app=" + app_.name) << "proxy reported a hung worker in unknown slot " << slot;
     return;
   }
   WorkerSlot& s = *slots_[static_cast<size_t>(slot)];
   if (s.generation != generation || s.pid <= 0 || s.term_sent) return;  // already replaced or being killed
-  CORRAL_LOG(Warn, s.tag()) << "worker pid " << s.pid << " timed out a request; replacing it (SIGTERM, SIGKILL after "
+  CORRAL_LOG(Warn, s.tag()) << "worker pid " << s.pid << " timed out request " << request_id << "; replacing it (SIGTERM, SIGKILL after "
                             << kill_after.count() << "ms)";
   s.term_sent = true;
   ::kill(-s.pid, SIGTERM);

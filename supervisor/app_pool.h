@@ -41,7 +41,8 @@ class AppPool {
   bool on_exit(pid_t pid, int wait_status);
   /// The proxy reports a request timed out on (slot, generation): TERM it, KILL after
   /// kill_after, then it is restarted. Stale generations are ignored.
-  void on_hung(int slot, uint64_t generation, std::chrono::milliseconds kill_after = kWorkerKillAfter);
+  void on_hung(int slot, uint64_t generation, const std::string& request_id,
+               std::chrono::milliseconds kill_after = kWorkerKillAfter);
   /// Stops every slot: sig to each process group, SIGKILL after kill_after; no restarts.
   void stop(int sig, std::chrono::milliseconds kill_after);
   /// True when no slot has a process (after stop()).

@@ -165,8 +165,7 @@ void Arbiter::on_proxy_ready() { maybe_notify_ready(); }
 void Arbiter::on_worker_hung(const control::WorkerHung& h) {
   for (auto& p : pools_)
     if (p->app().name == h.app) {
-      CORRAL_LOG(Warn, "app=" + h.app) << "request " << h.request_id << " timed out on slot " << h.slot;
-      p->on_hung(h.slot, h.generation);
+      p->on_hung(h.slot, h.generation, h.request_id);
       return;
     }
   CORRAL_LOG(Warn, kTag) << "proxy reported a hung worker of unknown app '" << h.app << "'";
