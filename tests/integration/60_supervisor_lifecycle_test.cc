@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <future>
 #include <set>
 #include <thread>
@@ -128,6 +129,48 @@ TEST_F(LifecycleTest, SigintStopsFastWithNothingLeft) {
     left = leftover_processes(corral_->pid(), rt_.path(), corral_->seen_pids(), corral_->start_ticks());
   }
   EXPECT_TRUE(left.empty()) << "left: " << (left.empty() ? "" : left[0].cmdline);
+}
+
+TEST_F(LifecycleTest, HungWorkerIsKilledAndReplaced) {
+  // A request past `timeout` gets 504 and its worker is replaced; a worker that ignores
+  // SIGTERM (here: still busy with a 30 s request) is killed after graceful_timeout.
+  config_.supervisor("graceful_timeout", quote("2s"));
+  config_.app("demo").workers(2).timeout("1s");
+  allowed_errors_ = {"timed out", "did not answer", "hung", "killed", "signal"};
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto before = CorralProcess::worker_pids(corral_->status(), "demo");
+  ASSERT_EQ(before.size(), 2u);
+  HttpResponse hung = http_get(port(), "/sleep?ms=30000");
+  ASSERT_EQ(hung.status, 504) << hung.error;
+  pid_t hung_pid = static_cast<pid_t>(std::atoi(hung.header("X-Testapp-Pid").c_str()));
+  auto t0 = Clock::now();
+  // Meanwhile the other worker answers; the hung slot must not be handed new requests.
+  int ok = 0, failed = 0;
+  std::string failures;
+  for (int i = 0; i < 10; ++i) {
+    HttpResponse r = http_get(port(), "/pid?during-replacement");
+    if (r.status == 200) {
+      ++ok;
+    } else {
+      ++failed;
+      failures += " " + std::to_string(r.status);
+    }
+  }
+  EXPECT_EQ(failed, 0) << "requests sent while the hung worker was being replaced got:" << failures;
+  bool replaced = wait_status(
+      [&](const nlohmann::json& s) {
+        auto now = CorralProcess::worker_pids(s, "demo");
+        if (now.size() != 2 || now[0] <= 0 || now[1] <= 0) return false;
+        int kept = 0;
+        for (pid_t p : before) kept += std::find(now.begin(), now.end(), p) != now.end();
+        return kept == 1 && std::find(now.begin(), now.end(), hung_pid) == now.end();
+      },
+      6s);
+  EXPECT_TRUE(replaced) << "the hung worker was not replaced: " << corral_->status().dump();
+  EXPECT_LT(Clock::now() - t0, 6s);
+  ProcInfo info;
+  bool alive = hung_pid > 0 && proc_info(hung_pid, info) && info.state != 'Z';
+  EXPECT_FALSE(alive) << "the hung worker " << hung_pid << " is still running";
 }
 
 }  // namespace
