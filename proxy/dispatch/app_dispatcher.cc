@@ -31,14 +31,21 @@ void Lease::release() {
   if (!dispatcher_) return;
   auto d = std::move(dispatcher_);
   dispatcher_.reset();
-  d->release(slot_, generation_, false);
+  d->release(slot_, generation_, AppDispatcher::ReleaseKind::Done);
 }
 
 void Lease::release_failed_connect() {
   if (!dispatcher_) return;
   auto d = std::move(dispatcher_);
   dispatcher_.reset();
-  d->release(slot_, generation_, true);
+  d->release(slot_, generation_, AppDispatcher::ReleaseKind::FailedConnect);
+}
+
+void Lease::release_hung() {
+  if (!dispatcher_) return;
+  auto d = std::move(dispatcher_);
+  dispatcher_.reset();
+  d->release(slot_, generation_, AppDispatcher::ReleaseKind::Hung);
 }
 
 // ---- AppDispatcher ----
@@ -64,7 +71,7 @@ int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now) {
   for (size_t k = 0; k < n; ++k) {
     size_t i = (rr_ + k) % n;
     const SlotState& s = slots_[i];
-    if (!s.accepting || s.removed || s.in_flight >= s.concurrency) continue;
+    if (!s.accepting || s.removed || s.hung || s.in_flight >= s.concurrency) continue;
     if (s.down_until > now) continue;
     if (best < 0 || s.in_flight < best_load) {
       best = static_cast<int>(i);
@@ -121,7 +128,7 @@ bool AppDispatcher::cancel(const Waiter* waiter) {
   return false;
 }
 
-void AppDispatcher::release(int slot, uint64_t generation, bool failed_connect) {
+void AppDispatcher::release(int slot, uint64_t generation, ReleaseKind kind) {
   std::vector<std::pair<std::shared_ptr<Waiter>, Lease>> grants;
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -130,7 +137,8 @@ void AppDispatcher::release(int slot, uint64_t generation, bool failed_connect) 
       SlotState& s = slots_[i];
       if (s.slot != slot || s.generation != generation) continue;
       if (s.in_flight > 0) --s.in_flight;
-      if (failed_connect) s.down_until = now + settings_.connect_down_time;
+      if (kind == ReleaseKind::FailedConnect) s.down_until = now + settings_.connect_down_time;
+      if (kind == ReleaseKind::Hung) s.hung = true;
       if (s.removed && s.in_flight == 0) {
         slots_.erase(slots_.begin() + static_cast<long>(i));
         paths_.erase(paths_.begin() + static_cast<long>(i));

@@ -27,6 +27,7 @@ struct SlotState {
   int concurrency = 1;
   bool accepting = true;
   bool removed = false;  ///< no longer in the pool: drains, never chosen
+  bool hung = false;     ///< a request timed out on it: never chosen again (its replacement is a new generation)
   int in_flight = 0;
   uint64_t requests = 0;
   std::chrono::steady_clock::time_point down_until{};  ///< after a connect failure
@@ -52,6 +53,9 @@ class Lease {
   void release();
   /// Connecting to the slot failed: the request was never sent. Marks the slot down briefly.
   void release_failed_connect();
+  /// The request passed the app's timeout on this slot: the worker is presumed hung and gets
+  /// nothing new; the supervisor replaces it with a new generation.
+  void release_hung();
 
  private:
   friend class AppDispatcher;
@@ -104,7 +108,8 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
  private:
   friend class Lease;
   explicit AppDispatcher(Settings s);
-  void release(int slot, uint64_t generation, bool failed_connect);
+  enum class ReleaseKind { Done, FailedConnect, Hung };
+  void release(int slot, uint64_t generation, ReleaseKind kind);
   // Picks the least-loaded usable slot below concurrency; -1 when none. Mutex held.
   int pick_locked(std::chrono::steady_clock::time_point now);
   Lease make_lease_locked(int index);

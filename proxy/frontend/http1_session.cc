@@ -419,7 +419,7 @@ void Http1Session::on_exchange_timer() {
     host_.report_hung(app.name, ex_.slot, ex_.lease.generation(), ex_.request_id);
     upstream_.abort();
     ex_.t_upstream_done = host_.loop().now();
-    ex_.lease.release();
+    ex_.lease.release_hung();
     upstream_paused_ = false;
     if (!ex_.response_started) {
       respond_error(504, status_reason(504), false);

@@ -148,6 +148,28 @@ TEST(AppDispatcher, FailedConnectMarksSlotDown) {
   }
 }
 
+TEST(AppDispatcher, HungSlotGetsNothingUntilReplaced) {
+  auto d = make(4, {slot(0), slot(1)});
+  Lease a;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  int hung = a.slot();
+  a.release_hung();
+  for (int i = 0; i < 4; ++i) {
+    Lease l;
+    ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Granted);
+    EXPECT_NE(l.slot(), hung);
+  }
+  // The supervisor replaces it: the new generation serves again.
+  d->update_slots({slot(hung, 1, 2), slot(1 - hung)});
+  std::set<int> seen;
+  for (int i = 0; i < 4; ++i) {
+    Lease l;
+    ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Granted);
+    seen.insert(l.slot());
+  }
+  EXPECT_EQ(seen.size(), 2u);
+}
+
 TEST(AppDispatcher, LeaseReleasesOnDestruction) {
   auto d = make(4, {slot(0)});
   {
