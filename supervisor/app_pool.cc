@@ -184,6 +184,7 @@ void AppPool::on_hung(int slot, uint64_t generation, const std::string& request_
   s.term_sent = true;
   ::kill(-s.pid, SIGTERM);
   s.kill_timer->arm(kill_after);
+  on_pool_changed_();  // no new requests for it while it is replaced
 }
 
 void AppPool::stop(int sig, std::chrono::milliseconds kill_after) {
@@ -229,7 +230,9 @@ void AppPool::append_slots(std::vector<control::SlotInfo>& out) const {
     i.concurrency = app_.concurrency;
     // An inherited socket queues requests in its backlog even while the worker restarts;
     // a socket the app binds itself exists only while the app is up.
-    i.accepting = s->self_binds ? s->state() == WorkerSlot::State::Ready : s->state() != WorkerSlot::State::Stopping;
+    // A worker being replaced (hung) gets nothing new: it would only time out again.
+    i.accepting = !s->term_sent && (s->self_binds ? s->state() == WorkerSlot::State::Ready
+                                                  : s->state() != WorkerSlot::State::Stopping);
     i.pid = s->pid;
     out.push_back(std::move(i));
   }

@@ -39,8 +39,9 @@ class AppPool {
   void start();
   /// Call for every reaped child. Returns false when pid is not one of ours.
   bool on_exit(pid_t pid, int wait_status);
-  /// The proxy reports a request timed out on (slot, generation): TERM it, KILL after
-  /// kill_after, then it is restarted. Stale generations are ignored.
+  /// The proxy reports a request timed out on (slot, generation): the slot stops accepting,
+  /// its process group gets SIGTERM, SIGKILL after kill_after, then it is restarted (and
+  /// accepts again). Stale generations are ignored.
   void on_hung(int slot, uint64_t generation, const std::string& request_id,
                std::chrono::milliseconds kill_after = kWorkerKillAfter);
   /// Stops every slot: sig to each process group, SIGKILL after kill_after; no restarts.

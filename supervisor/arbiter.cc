@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/base/log.h"
@@ -165,7 +166,8 @@ void Arbiter::on_proxy_ready() { maybe_notify_ready(); }
 void Arbiter::on_worker_hung(const control::WorkerHung& h) {
   for (auto& p : pools_)
     if (p->app().name == h.app) {
-      p->on_hung(h.slot, h.generation, h.request_id);
+      // A hung worker gets at most graceful_timeout (and never more than 5 s) to go.
+      p->on_hung(h.slot, h.generation, h.request_id, std::min(kWorkerKillAfter, config_.supervisor.graceful_timeout));
       return;
     }
   CORRAL_LOG(Warn, kTag) << "proxy reported a hung worker of unknown app '" << h.app << "'";
