@@ -59,11 +59,13 @@ TOML
 taskset -c "$load_cpus" "$bin/corral-supervisor" -c "$tmp/bench.toml" 2> "$out/corral.log" &
 sup_pid=$!
 for _ in $(seq 1 100); do
-  status=$("$bin/corralctl" --socket "$tmp/run/control.sock" status --json 2>/dev/null) && break
+  status=$("$bin/corralctl" --socket "$tmp/run/control.sock" status --json 2>/dev/null) &&
+    echo "$status" | grep -q '"state":"running"' && break
   sleep 0.1
 done
 corral_port=$(echo "$status" | grep -o '"bound":"[^"]*"' | head -1 | sed 's/.*:\([0-9]*\)"$/\1/')
-proxy_pid=$(echo "$status" | grep -o '"proxy":{"pid":[0-9]*' | grep -o '[0-9]*$')
+proxy_pid=$(echo "$status" | grep -o '"proxy":{[^}]*}' | grep -o '"pid":[0-9]*' | grep -o '[0-9]*$')
+[ -n "$corral_port" ] && [ -n "$proxy_pid" ] || { echo "bench: corral did not start; log:" >&2; tail -20 "$out/corral.log" >&2; exit 1; }
 taskset -pc "$proxy_cpu" "$proxy_pid" > /dev/null
 # baseline: one test-app instance on TCP, pinned like a worker
 direct_port=$((20000 + RANDOM % 20000))
