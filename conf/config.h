@@ -17,6 +17,7 @@ struct SupervisorSettings {
   std::string runtime_dir = "/run/corral";  ///< worker sockets and control.sock
   log::Level log_level = log::Level::Info;
   Millis graceful_timeout{30'000};  ///< SIGTERM: how long in-flight requests may run on
+  std::string user;                 ///< the proxy's user when started as root; empty = unchanged
 
   bool operator==(const SupervisorSettings&) const = default;
 };
@@ -69,6 +70,17 @@ struct App {
   Millis queue_timeout{10'000};
   std::string cwd;                    ///< absolute; the loader fills in the config file's folder when unset
   std::vector<std::pair<std::string, std::string>> env;  ///< sorted by name
+  Millis graceful_timeout{30'000};    ///< drain time of a worker on reload, recycle, scale-down, stop
+  Millis kill_timeout{5'000};         ///< SIGTERM → SIGKILL delay for a worker asked to stop
+  uint64_t max_requests = 0;          ///< recycle a worker after this many requests; 0 = never
+  uint64_t max_requests_jitter = 0;   ///< + random 0..jitter per worker, so workers do not recycle together
+  uint64_t max_rss = 0;               ///< recycle above this proportional set size (with children); 0 = never
+  std::string health_path = "/";      ///< readiness probe target; "" = ready when started
+  Millis boot_timeout{30'000};        ///< a worker not ready within is killed (and backs off)
+  std::string user;                   ///< run as this user when started as root
+  std::string group;                  ///< and group (default: the user's primary group)
+  std::vector<std::pair<std::string, std::string>> rlimits;  ///< "nofile"/"nproc"/"as" → limit, sorted
+  int umask = -1;                     ///< -1 = inherit
 
   bool operator==(const App&) const = default;
 };

@@ -66,6 +66,11 @@ P supervisor_graceful_timeout(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P supervisor_user(const Value& v, Target& t) {
+  t.supervisor->user = v.text;
+  return std::nullopt;
+}
+
 // ---- [proxy] -----------------------------------------------------------------------------
 
 P proxy_threads(const Value& v, Target& t) {
@@ -244,6 +249,84 @@ P app_env(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P app_graceful_timeout(const Value& v, Target& t) {
+  t.app->graceful_timeout = v.duration;
+  return std::nullopt;
+}
+
+P app_kill_timeout(const Value& v, Target& t) {
+  if (auto p = positive_duration("kill_timeout", v.duration)) return p;
+  t.app->kill_timeout = v.duration;
+  return std::nullopt;
+}
+
+P app_max_requests(const Value& v, Target& t) {
+  if (v.integer < 0) return problem("max_requests must not be negative", "0 = never recycle");
+  t.app->max_requests = static_cast<uint64_t>(v.integer);
+  return std::nullopt;
+}
+
+P app_max_requests_jitter(const Value& v, Target& t) {
+  if (v.integer < 0) return problem("max_requests_jitter must not be negative");
+  t.app->max_requests_jitter = static_cast<uint64_t>(v.integer);
+  return std::nullopt;
+}
+
+P app_max_rss(const Value& v, Target& t) {
+  t.app->max_rss = v.size;
+  return std::nullopt;
+}
+
+P app_health_path(const Value& v, Target& t) {
+  if (!v.text.empty() && v.text.front() != '/')
+    return problem("health_path '" + v.text + "' must start with '/'", "or \"\" for ready as soon as started");
+  for (char c : v.text)
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return problem("health_path must not contain spaces or controls");
+  t.app->health_path = v.text;
+  return std::nullopt;
+}
+
+P app_boot_timeout(const Value& v, Target& t) {
+  if (auto p = positive_duration("boot_timeout", v.duration)) return p;
+  t.app->boot_timeout = v.duration;
+  return std::nullopt;
+}
+
+P app_user(const Value& v, Target& t) {
+  if (v.text.empty()) return problem("user must not be empty", "leave it out to keep the supervisor's user");
+  t.app->user = v.text;
+  return std::nullopt;
+}
+
+P app_group(const Value& v, Target& t) {
+  if (v.text.empty()) return problem("group must not be empty", "leave it out to use the user's primary group");
+  t.app->group = v.text;
+  return std::nullopt;
+}
+
+P app_rlimits(const Value& v, Target& t) {
+  for (auto& [name, value] : v.table) {
+    if (name != "nofile" && name != "nproc" && name != "as")
+      return one_of("rlimit", name, {"nofile", "nproc", "as"});
+    if (value != "unlimited" && !parse_size(value))
+      return problem("rlimits." + name + " = '" + value + "' is not a number", "write e.g. \"65536\", \"4GiB\" or \"unlimited\"");
+  }
+  t.app->rlimits = v.table;
+  return std::nullopt;
+}
+
+P app_umask(const Value& v, Target& t) {
+  int mask = 0;
+  bool ok = !v.text.empty() && v.text.size() <= 4;
+  for (char c : v.text) {
+    if (c < '0' || c > '7') ok = false;
+    mask = mask * 8 + (c - '0');
+  }
+  if (!ok || mask > 0777) return problem("umask '" + v.text + "' must be an octal mode", "for example \"0027\"");
+  t.app->umask = mask;
+  return std::nullopt;
+}
+
 using S = Section;
 using T = ValueType;
 
@@ -255,6 +338,8 @@ constexpr KeySpec kSchema[] = {
    "\"debug\", \"info\", \"warn\" or \"error\"", supervisor_log_level},
   {S::Supervisor, "graceful_timeout", T::Duration, "\"30s\"", false, "\"30s\"",
    "on stop and reload, how long in-flight requests may still run", supervisor_graceful_timeout},
+  {S::Supervisor, "user", T::String, "", false, "\"corral\"",
+   "the proxy's user when started as root (absent = the supervisor's)", supervisor_user},
 
   {S::Proxy, "threads", T::IntegerOrAuto, "\"auto\"", false, "\"auto\"",
    "event-loop threads: 1 to 256, or \"auto\" for one per usable core", proxy_threads},
@@ -305,6 +390,28 @@ constexpr KeySpec kSchema[] = {
    "working folder of the workers (relative = to the config file); default: the config's folder", app_cwd},
   {S::App, "env", T::StringTable, "{}", false, "{ SHOP_ENV = \"production\" }",
    "environment variables added to a clean environment", app_env},
+  {S::App, "graceful_timeout", T::Duration, "\"30s\"", false, "\"30s\"",
+   "how long a worker being replaced or stopped may finish its requests", app_graceful_timeout},
+  {S::App, "kill_timeout", T::Duration, "\"5s\"", false, "\"5s\"",
+   "SIGTERM to SIGKILL delay for a worker asked to stop", app_kill_timeout},
+  {S::App, "max_requests", T::Integer, "0", false, "0",
+   "replace a worker after this many requests; 0 = never", app_max_requests},
+  {S::App, "max_requests_jitter", T::Integer, "0", false, "0",
+   "add a random 0..N to max_requests per worker", app_max_requests_jitter},
+  {S::App, "max_rss", T::Size, "\"0\"", false, "\"512MiB\"",
+   "replace a worker whose memory (PSS, children included) passes this; 0 = never", app_max_rss},
+  {S::App, "health_path", T::String, "\"/\"", false, "\"/healthz\"",
+   "readiness probe; any status below 500 = ready; \"\" = ready when started", app_health_path},
+  {S::App, "boot_timeout", T::Duration, "\"30s\"", false, "\"30s\"",
+   "a worker not ready within this is killed and retried with back-off", app_boot_timeout},
+  {S::App, "user", T::String, "", false, "\"shop\"",
+   "run the workers as this user (when started as root)", app_user},
+  {S::App, "group", T::String, "", false, "\"shop\"",
+   "run the workers with this group (default: the user's primary group)", app_group},
+  {S::App, "rlimits", T::StringTable, "{}", false, "{ nofile = \"65536\", nproc = \"512\", as = \"4GiB\" }",
+   "resource limits of the workers: nofile, nproc, as (soft = hard)", app_rlimits},
+  {S::App, "umask", T::String, "", false, "\"0027\"",
+   "file mode creation mask of the workers (octal)", app_umask},
 };
 // clang-format on
 

@@ -100,6 +100,7 @@ std::string to_snapshot(const Config& c) {
       {"runtime_dir", c.supervisor.runtime_dir},
       {"log_level", std::string(log::level_name(c.supervisor.log_level))},
       {"graceful_timeout_ms", c.supervisor.graceful_timeout.count()},
+      {"user", c.supervisor.user},
   };
   auto& p = c.proxy;
   j["proxy"] = {
@@ -123,6 +124,8 @@ std::string to_snapshot(const Config& c) {
   for (auto& a : c.apps) {
     json env = json::array();
     for (auto& [k, v] : a.env) env.push_back(json::array({k, v}));
+    json rlimits = json::array();
+    for (auto& [k, v] : a.rlimits) rlimits.push_back(json::array({k, v}));
     j["apps"].push_back({
         {"name", a.name},
         {"kind", kind_name(a.kind)},
@@ -135,6 +138,17 @@ std::string to_snapshot(const Config& c) {
         {"queue_timeout_ms", a.queue_timeout.count()},
         {"cwd", a.cwd},
         {"env", env},
+        {"graceful_timeout_ms", a.graceful_timeout.count()},
+        {"kill_timeout_ms", a.kill_timeout.count()},
+        {"max_requests", a.max_requests},
+        {"max_requests_jitter", a.max_requests_jitter},
+        {"max_rss", a.max_rss},
+        {"health_path", a.health_path},
+        {"boot_timeout_ms", a.boot_timeout.count()},
+        {"user", a.user},
+        {"group", a.group},
+        {"rlimits", rlimits},
+        {"umask", a.umask},
     });
   }
   return j.dump();
@@ -159,6 +173,7 @@ Result<Config> from_snapshot(std::string_view bytes) {
     r.str("log_level", level);
     if (err.empty() && !log::parse_level(level, c.supervisor.log_level)) r.fail("has an unknown log_level");
     r.millis("graceful_timeout_ms", c.supervisor.graceful_timeout);
+    r.str("user", c.supervisor.user);
   }
   if (auto* p = top.field("proxy")) {
     Reader r(*p, "config snapshot: proxy", err);
@@ -232,6 +247,25 @@ Result<Config> from_snapshot(std::string_view bytes) {
           a.env.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
         }
       }
+      r.millis("graceful_timeout_ms", a.graceful_timeout);
+      r.millis("kill_timeout_ms", a.kill_timeout);
+      r.integer("max_requests", a.max_requests);
+      r.integer("max_requests_jitter", a.max_requests_jitter);
+      r.integer("max_rss", a.max_rss);
+      r.str("health_path", a.health_path);
+      r.millis("boot_timeout_ms", a.boot_timeout);
+      r.str("user", a.user);
+      r.str("group", a.group);
+      if (auto* rl = r.array("rlimits")) {
+        for (auto& pair : *rl) {
+          if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {
+            r.fail("has a malformed rlimits entry");
+            break;
+          }
+          a.rlimits.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
+        }
+      }
+      r.integer("umask", a.umask);
       c.apps.push_back(std::move(a));
     }
   }

@@ -13,6 +13,7 @@ Config full_config() {
   c.supervisor.runtime_dir = "/tmp/crl-abc";
   c.supervisor.log_level = log::Level::Warn;
   c.supervisor.graceful_timeout = Millis(1234);
+  c.supervisor.user = "corral";
   c.proxy.threads = 7;
   c.proxy.access_log = "off";
   c.proxy.access_log_format = AccessLogFormat::Json;
@@ -38,6 +39,17 @@ Config full_config() {
   api.queue_timeout = Millis(77);
   api.cwd = "/opt";
   api.env = {{"A", "1"}, {"PATH", "/bin:/usr/bin"}};
+  api.graceful_timeout = Millis(4321);
+  api.kill_timeout = Millis(222);
+  api.max_requests = 1000;
+  api.max_requests_jitter = 50;
+  api.max_rss = 256ull << 20;
+  api.health_path = "";
+  api.boot_timeout = Millis(333);
+  api.user = "www";
+  api.group = "www-data";
+  api.rlimits = {{"as", "4GiB"}, {"nofile", "65536"}};
+  api.umask = 027;
   c.apps.push_back(api);
   App web;
   web.name = "web";
