@@ -185,10 +185,12 @@ std::vector<std::string> echo_headers(const nlohmann::json& echo, std::string_vi
 
 RawClient::~RawClient() { close(); }
 
-bool RawClient::connect_tcp(int port) {
+bool RawClient::connect_tcp(int port, int rcvbuf) {
   close();
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return false;
+  // Before connect, so the window advertised in the handshake already reflects it.
+  if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(static_cast<uint16_t>(port));

@@ -65,8 +65,9 @@ class RawClient {
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
 
-  /// Connects to 127.0.0.1:port. False on failure.
-  bool connect_tcp(int port);
+  /// Connects to 127.0.0.1:port. False on failure. rcvbuf > 0 sets SO_RCVBUF first (a
+  /// small one makes a slow reader whose kernel buffers cannot absorb a response).
+  bool connect_tcp(int port, int rcvbuf = 0);
   /// Sends all of `bytes` (MSG_NOSIGNAL). False when the peer is gone.
   bool send(std::string_view bytes);
   /// Reads until the peer closes or `timeout` passes. closed() tells which happened.

@@ -1,0 +1,166 @@
+// Proxy behaviour at the edges of the request path: slow request bodies (pause timeout and
+// minimum rate), slow readers (the worker is freed once the response is buffered; memory stays
+// bounded when it is not), connect failures moving a request to another worker, IPv6 listeners.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "tests/integration/harness/integration_test.h"
+
+namespace corral::itest {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+class ProxyEdgesTest : public IntegrationTest {
+ protected:
+  pid_t proxy_pid() {
+    auto st = corral_->status();
+    return st["proxy"]["pid"].get<pid_t>();
+  }
+  static long rss_kib(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+      if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+    return -1;
+  }
+};
+
+std::string post_head(const std::string& path, size_t length) {
+  return "POST " + path + " HTTP/1.1\r\nHost: t.example\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
+}
+
+TEST_F(ProxyEdgesTest, BodyPauseLongerThanClientBodyTimeoutGets408) {
+  config_.proxy("client_body_timeout", quote("1s"));
+  ASSERT_NO_FATAL_FAILURE(start());
+  RawClient c;
+  ASSERT_TRUE(c.connect_tcp(port()));
+  ASSERT_TRUE(c.send(post_head("/mk-body-pause", 1000) + std::string(500, 'a')));
+  auto t0 = Clock::now();
+  std::string got = c.read_until_close(4s);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  EXPECT_TRUE(c.closed());
+  EXPECT_EQ(got.rfind("HTTP/1.1 408", 0), 0u) << got;
+  EXPECT_GE(ms, 800);
+  EXPECT_LT(ms, 2500);
+  EXPECT_TRUE(app_lines_with("/mk-body-pause").empty()) << "an incomplete body reached the app";
+}
+
+TEST_F(ProxyEdgesTest, BodyBelowMinimumRateGets408EvenWithoutLongPauses) {
+  // 100 bytes every 200 ms = 500 B/s: no single pause reaches client_body_timeout, but the
+  // average stays below client_body_min_rate, so the body is cut off soon after 1 s.
+  config_.proxy("client_body_timeout", quote("1s")).proxy("client_body_min_rate", quote("1KiB"));
+  ASSERT_NO_FATAL_FAILURE(start());
+  RawClient c;
+  ASSERT_TRUE(c.connect_tcp(port()));
+  ASSERT_TRUE(c.send(post_head("/mk-body-slow", 100000)));
+  auto t0 = Clock::now();
+  while (!c.closed() && Clock::now() - t0 < 6s) {
+    if (!c.send(std::string(100, 'b'))) break;
+    c.read_some(200ms);
+  }
+  if (!c.closed()) c.read_until_close(500ms);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  EXPECT_TRUE(c.closed()) << "a 500 B/s body was still accepted after " << ms << " ms";
+  EXPECT_LT(ms, 4000);
+  EXPECT_NE(c.received().find("408"), std::string::npos) << c.received();
+  EXPECT_TRUE(app_lines_with("/mk-body-slow").empty());
+}
+
+TEST_F(ProxyEdgesTest, SlowReaderDoesNotHoldTheWorker) {
+  // One sync worker. A client asks for 512 KiB and reads nothing: the proxy buffers the
+  // response, frees the worker, and the next client is served at once.
+  config_.app("demo").workers(1).concurrency(1);
+  ASSERT_NO_FATAL_FAILURE(start());
+  RawClient slow;
+  ASSERT_TRUE(slow.connect_tcp(port(), 4096));
+  ASSERT_TRUE(slow.send("GET /big?bytes=524288 HTTP/1.1\r\nHost: t.example\r\n\r\n"));
+  std::this_thread::sleep_for(300ms);
+  auto t0 = Clock::now();
+  HttpResponse r = http_get(port(), "/pid");
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_LT(ms, 1000) << "the second client waited behind a slow reader";
+  // The slow client still gets its whole response when it finally reads.
+  auto rs = slow.read_responses(1, 10s);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].body.size(), 524288u);
+}
+
+TEST_F(ProxyEdgesTest, SlowReaderOfAHugeResponseKeepsProxyMemoryBounded) {
+  config_.app("demo").workers(2).concurrency(1);
+  ASSERT_NO_FATAL_FAILURE(start());
+  pid_t proxy = proxy_pid();
+  long before = rss_kib(proxy);
+  ASSERT_GT(before, 0);
+  std::vector<std::unique_ptr<RawClient>> readers;
+  for (int i = 0; i < 4; ++i) {
+    auto c = std::make_unique<RawClient>();
+    ASSERT_TRUE(c->connect_tcp(port(), 4096));
+    ASSERT_TRUE(c->send("GET /big?bytes=268435456 HTTP/1.1\r\nHost: t.example\r\n\r\n"));
+    readers.push_back(std::move(c));
+  }
+  std::this_thread::sleep_for(1500ms);
+  long after = rss_kib(proxy);
+  // 4 × 256 MiB requested; the proxy may hold about its response buffer per request.
+  EXPECT_LT(after - before, 32 * 1024) << "proxy RSS grew from " << before << " KiB to " << after << " KiB";
+  // Other clients are still served (the second worker is free or freed).
+  readers.clear();
+  HttpResponse r = http_get(port(), "/pid");
+  EXPECT_EQ(r.status, 200) << r.error;
+}
+
+TEST_F(ProxyEdgesTest, ConnectFailureMovesTheRequestToAnotherWorker) {
+  // Apps that bind {socket} themselves: a dead worker leaves a socket nobody listens on, so
+  // connecting fails and the request must go to the other worker, never to the client as 502.
+  config_.app("demo").workers(2).concurrency(1).bind_itself();
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto pids = CorralProcess::worker_pids(corral_->status(), "demo");
+  ASSERT_EQ(pids.size(), 2u);
+  ASSERT_EQ(kill(pids[0], SIGKILL), 0);
+  int ok = 0;
+  std::string failures;
+  for (int i = 0; i < 20; ++i) {
+    HttpResponse r = http_get(port(), "/pid");
+    if (r.status == 200) ++ok;
+    else failures += std::to_string(r.status) + " " + r.error + "; ";
+  }
+  EXPECT_EQ(ok, 20) << failures;
+  allowed_errors_.push_back("died");
+}
+
+bool ipv6_loopback_available() {
+  int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+TEST_F(ProxyEdgesTest, Ipv6AndIpv4ListenersServeTogether) {
+  if (!ipv6_loopback_available()) GTEST_SKIP() << "no IPv6 loopback here";
+  config_.listeners({"127.0.0.1:0", "[::1]:0"});
+  ASSERT_NO_FATAL_FAILURE(start());
+  int p6 = corral_->port(1);
+  ASSERT_GT(p6, 0);
+  HttpResponse r6 = curl({"-g", "http://[::1]:" + std::to_string(p6) + "/echo"});
+  ASSERT_EQ(r6.status, 200) << r6.error;
+  auto echo = parse_echo(r6.body);
+  auto xff = echo_headers(echo, "X-Forwarded-For");
+  ASSERT_EQ(xff.size(), 1u);
+  EXPECT_EQ(xff[0], "::1");
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+}
+
+}  // namespace
+}  // namespace corral::itest
