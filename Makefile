@@ -4,6 +4,7 @@ TYPE     ?= RelWithDebInfo
 SANITIZE ?=
 JOBS     ?= $(shell nproc)
 CMAKE_FLAGS ?=
+BENCH_QUICK ?= 0
 
 comma := ,
 ifneq ($(SANITIZE),)
@@ -37,9 +38,11 @@ test-unit: build
 test-asan:
 	$(MAKE) test SANITIZE=address,undefined
 
+# make bench: every scenario against corral, nginx, HAProxy, nghttpx and the app (~12 min);
+# BENCH_QUICK=1 make bench: a ~2 min smoke run. Results in $(BUILD)/bench/summary.md.
 bench: build
 	@packaging/install-deps.sh bench
-	tests/bench/run.sh $(BUILD)
+	BENCH_QUICK=$(BENCH_QUICK) tests/bench/run.sh $(BUILD)
 
 fuzz:
 	@packaging/install-deps.sh fuzz

@@ -6,7 +6,8 @@ level=${1:-test}
 build_pkgs="g++ make cmake pkg-config libevent-dev libssl-dev libnghttp2-dev libtomlplusplus-dev
  libexpected-dev nlohmann-json3-dev libgtest-dev libgmock-dev"
 test_pkgs="curl wrk nghttp2-client procps clang-14 libclang-rt-14-dev"
-bench_pkgs=""
+# bench: the proxies corral is compared with, and the tools the bench script drives
+bench_pkgs="nginx-light haproxy nghttp2-proxy openssl python3 util-linux"
 pkgs=$build_pkgs
 case "$level" in
   build) ;;
@@ -25,5 +26,13 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+# Installing must not start system services (nginx, haproxy, nghttpx would grab ports 80/443 and
+# keep running): a policy-rc.d that denies every start, removed afterwards if it was ours.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod 755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing

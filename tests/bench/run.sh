@@ -1,117 +1,444 @@
 #!/usr/bin/env bash
-# make bench: wrk against corral (1 proxy thread) in front of a pool of test-app workers on
-# Unix sockets, and against one test-app instance directly (TCP) as the baseline.
-# Prints req/s, p50, p99, and the proxy's CPU µs per request (utime+stime of corral-proxy
-# over the run ÷ requests). Each figure is the median of RUNS interleaved runs.
+# make bench: corral side by side with nginx, HAProxy and nghttpx (Debian packages, our own
+# configs from tests/bench/peers/), all in front of the same pool of corral-testapp workers on
+# Unix sockets (the ones corral's supervisor runs), and the app directly as the baseline.
 #
-# usage: tests/bench/run.sh [BUILD_DIR]      env: RUNS (3), SECONDS_PER_RUN (10), CONNS (32),
-#                                                 WORKERS (4), CONCURRENCY (8), PATH_Q (/)
+#   1  HTTP/1.1 keep-alive, small responses (wrk)           /big?bytes=100
+#   2  HTTP/2 over TLS (h2load -c32 -m8)                    /big?bytes=100
+#   3  HTTP/1.1 keep-alive, 16 KiB responses (wrk)          /big?bytes=16384
+#   4  sync workers (concurrency = 1), mixed: fast requests from FAST_CONNS connections while
+#      SLOW_CONNS connections keep a 200 ms request in flight; p50/p99/p99.9 of the fast ones
+#   5  IDLE_CONNS idle keep-alive connections (one request each, then idle): proxy RSS
+#
+# Every target runs at the same time (idle when not measured), each proxy pinned to core 0,
+# load generators and workers on the other cores. Runs are interleaved (run 1 of every target,
+# then run 2, ...) and every figure is the median of RUNS runs, with min–max. Proxy CPU µs per
+# request = utime+stime of the proxy's processes over the run ÷ completed requests.
+# Writes raw outputs to BUILD/bench/raw/ and the summary to BUILD/bench/summary.md.
+# Starts everything it measures itself, on loopback, and stops only that.
+#
+# usage: tests/bench/run.sh [BUILD_DIR]
+# env:   BENCH_QUICK=1 (one 2 s run per target, 1000 idle connections: a smoke run of ~2 min)
+#        RUNS (3)  SECONDS_PER_RUN (10)  SCENARIOS ("1 2 3 4 5")  TARGETS ("corral nginx
+#        haproxy nghttpx direct")  WORKERS (4)  CONCURRENCY (8)  CONNS (32)  H2_STREAMS (8)
+#        FAST_CONNS (16)  SLOW_CONNS (2)  SLOW_MS (200)  IDLE_CONNS (10000)
 set -euo pipefail
+shopt -u patsub_replacement 2>/dev/null || true
+here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 bin=$(cd "$build/bin" && pwd)
-runs=${RUNS:-3}
-dur=${SECONDS_PER_RUN:-10}
-conns=${CONNS:-32}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  runs=${RUNS:-1}; dur=${SECONDS_PER_RUN:-2}; idle_conns=${IDLE_CONNS:-1000}; warm=0
+else
+  runs=${RUNS:-3}; dur=${SECONDS_PER_RUN:-10}; idle_conns=${IDLE_CONNS:-10000}; warm=1
+fi
+scenarios=${SCENARIOS:-1 2 3 4 5}
+targets=${TARGETS:-corral nginx haproxy nghttpx direct}
 workers=${WORKERS:-4}
 concurrency=${CONCURRENCY:-8}
-path_q=${PATH_Q:-/}
-out=$build/bench
-mkdir -p "$out"
+conns=${CONNS:-32}
+h2_streams=${H2_STREAMS:-8}
+fast_conns=${FAST_CONNS:-16}
+slow_conns=${SLOW_CONNS:-2}
+slow_ms=${SLOW_MS:-200}
+small_path=/big?bytes=100
+big_path=/big?bytes=16384
+python=$(command -v /usr/bin/python3 || command -v python3)
+
+out=$(mkdir -p "$build/bench" && cd "$build/bench" && pwd)
+raw=$out/raw
+rm -rf "$raw" && mkdir -p "$raw"
 tmp=$(mktemp -d /tmp/crl-bench-XXXXXX)
 ncpu=$(nproc)
 proxy_cpu=0
 load_cpus=$([ "$ncpu" -gt 1 ] && echo "1-$((ncpu - 1))" || echo 0)
-sup_pid=""; app_pid=""
+clk=$(getconf CLK_TCK)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+nofile=$(ulimit -n)
+maxconn=$((idle_conns + 2048))
+if [ "$nofile" != unlimited ] && [ $((idle_conns * 2 + 1024)) -gt "$nofile" ]; then
+  echo "bench: IDLE_CONNS=$idle_conns needs about $((idle_conns * 2 + 1024)) open files; the limit is $nofile" >&2
+  exit 1
+fi
+
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# ---- process bookkeeping: stop only what we started -------------------------------------
+started=()   # "name pid"
 cleanup() {
-  [ -n "$sup_pid" ] && kill -TERM "$sup_pid" 2>/dev/null && wait "$sup_pid" 2>/dev/null || true
-  [ -n "$app_pid" ] && kill -TERM "$app_pid" 2>/dev/null && wait "$app_pid" 2>/dev/null || true
+  local entry pid
+  for entry in "${started[@]}"; do
+    pid=${entry#* }
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for entry in "${started[@]}"; do
+    pid=${entry#* }
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-clk=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+free_port() {
+  "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_port() {  # port -> 0 once something accepts on 127.0.0.1:port (≤ 10 s)
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+children() { local p; for p in "$@"; do echo "$p"; pgrep -P "$p" || true; done; }
+cpu_ticks() {  # pids... -> utime+stime ticks summed
+  local p t=0 v
+  for p in "$@"; do v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0); t=$((t + v)); done
+  echo "$t"
+}
+status_kib() {  # field pids... -> VmHWM/VmRSS in KiB summed
+  local f=$1 p t=0 v; shift
+  for p in "$@"; do v=$(awk -v f="$f:" '$1 == f {print $2}' "/proc/$p/status" 2>/dev/null || echo 0); t=$((t + ${v:-0})); done
+  echo "$t"
+}
+reset_peak() { local p; for p in "$@"; do echo 5 > "/proc/$p/clear_refs" 2>/dev/null || true; done; }
+subst() {  # template -> stdout, @NAME@ replaced from the variables named in SUBST_VARS
+  local content name
+  content=$(cat "$1")
+  for name in $SUBST_VARS; do content=${content//@$name@/${!name}}; done
+  printf '%s\n' "$content"
+}
 
-cat > "$tmp/bench.toml" <<TOML
-[supervisor]
-runtime_dir = "$tmp/run"
-log_level = "warn"
+# ---- TLS material (self-signed, for the HTTP/2 rows) --------------------------------------
+CERT=$tmp/cert.pem KEY=$tmp/key.pem PEM=$tmp/combined.pem
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+  -keyout "$KEY" -out "$CERT" > "$raw/openssl.log" 2>&1
+cat "$CERT" "$KEY" > "$PEM"
+TMP=$tmp RUN=$tmp/run TESTAPP=$bin/corral-testapp WORKERS=$workers CONCURRENCY=$concurrency
+NOFILE=$nofile MAXCONN=$maxconn
 
-[proxy]
-threads = 1
-access_log = "off"
-
-[[listener]]
-address = "127.0.0.1:0"
-
-[[route]]
-path = "/"
-app = "bench"
-
-[app.bench]
-kind = "http"
-command = ["$bin/corral-testapp"]
-workers = $workers
-concurrency = $concurrency
-TOML
-
-# corral: the workers and supervisor on the load cores, the proxy alone on core 0.
-taskset -c "$load_cpus" "$bin/corral-supervisor" -c "$tmp/bench.toml" 2> "$out/corral.log" &
-sup_pid=$!
-for _ in $(seq 1 100); do
+# ---- corral (its supervisor runs the worker pool everybody uses) --------------------------
+declare -A port_h1 port_h2 port_sync host_sync pids na_h2 na_all
+for t in $targets; do host_sync[$t]=bench; done
+TLS_LISTENER=""
+SUBST_VARS="RUN TESTAPP WORKERS CONCURRENCY TLS_LISTENER"
+TLS_LISTENER="[[listener]]
+address = \"127.0.0.1:0\"
+tls = { cert = \"$CERT\", key = \"$KEY\" }
+"
+subst "$here/peers/corral.toml.in" > "$tmp/corral.toml"
+corral_tls=1
+if ! "$bin/corral-supervisor" --check -c "$tmp/corral.toml" > "$raw/corral.tls-check.log" 2>&1; then
+  corral_tls=0
+  TLS_LISTENER=""
+  subst "$here/peers/corral.toml.in" > "$tmp/corral.toml"
+fi
+cp "$tmp/corral.toml" "$raw/corral.toml"
+taskset -c "$load_cpus" "$bin/corral-supervisor" -c "$tmp/corral.toml" 2> "$raw/corral.log" &
+started+=("corral $!")
+status=""
+for _ in $(seq 1 150); do
   status=$("$bin/corralctl" --socket "$tmp/run/control.sock" status --json 2>/dev/null) &&
     echo "$status" | grep -q '"state":"running"' && break
   sleep 0.1
 done
-corral_port=$(echo "$status" | grep -o '"bound":"[^"]*"' | head -1 | sed 's/.*:\([0-9]*\)"$/\1/')
-proxy_pid=$(echo "$status" | grep -o '"proxy":{[^}]*}' | grep -o '"pid":[0-9]*' | grep -o '[0-9]*$')
-[ -n "$corral_port" ] && [ -n "$proxy_pid" ] || { echo "bench: corral did not start; log:" >&2; tail -20 "$out/corral.log" >&2; exit 1; }
-taskset -pc "$proxy_cpu" "$proxy_pid" > /dev/null
-# baseline: one test-app instance on TCP, pinned like a worker
-direct_port=$((20000 + RANDOM % 20000))
-taskset -c "$load_cpus" "$bin/corral-testapp" --listen "127.0.0.1:$direct_port" > /dev/null 2>&1 &
-app_pid=$!
-sleep 0.5
-
-run_wrk() {  # name port -> appends "rps p50 p99 requests errors cpu_us" to $out/name.runs
-  local name=$1 port=$2 pid=${3:-} before after reqs
-  [ -n "$pid" ] && before=$(cpu_ticks "$pid")
-  taskset -c "$load_cpus" wrk -t1 -c"$conns" -d"${dur}s" --latency "http://127.0.0.1:$port$path_q" > "$out/$name.wrk.$i" 2>&1
-  [ -n "$pid" ] && after=$(cpu_ticks "$pid")
-  reqs=$(awk '/requests in/ {print $1}' "$out/$name.wrk.$i")
-  local rps p50 p99 errs cpu_us="-"
-  rps=$(awk '/Requests\/sec/ {print $2}' "$out/$name.wrk.$i")
-  p50=$(awk '$1 == "50%" {print $2}' "$out/$name.wrk.$i")
-  p99=$(awk '$1 == "99%" {print $2}' "$out/$name.wrk.$i")
-  errs=$(awk '/Non-2xx|Socket errors/ {s = s $0 "; "} END {print (s == "" ? "0" : s)}' "$out/$name.wrk.$i")
-  if [ -n "$pid" ] && [ "$reqs" -gt 0 ]; then
-    cpu_us=$(awk -v a="$after" -v b="$before" -v c="$clk" -v r="$reqs" 'BEGIN {printf "%.1f", (a - b) / c * 1e6 / r}')
-  fi
-  echo "$rps $p50 $p99 $reqs $cpu_us $errs" >> "$out/$name.runs"
-}
-
-rm -f "$out"/*.runs
-for i in $(seq 1 "$runs"); do
-  run_wrk corral "$corral_port" "$proxy_pid"
-  run_wrk direct "$direct_port"
+echo "$status" > "$raw/corral.status.json"
+read -r c_h1 c_h2 c_proxy c_pool c_sync < <(echo "$status" | "$python" -c '
+import json, sys
+s = json.load(sys.stdin)
+ls = [l.get("bound", "").rsplit(":", 1)[-1] for l in s.get("listeners", [])]
+apps = {a["name"]: [w["socket"] for w in a["workers"]] for a in s.get("apps", [])}
+print(ls[0] if ls else "-", ls[1] if len(ls) > 1 else "-", s.get("proxy", {}).get("pid", "-"),
+      ",".join(apps.get("pool", [])) or "-", ",".join(apps.get("sync", [])) or "-")') || true
+if [ -z "${c_proxy:-}" ] || [ "$c_proxy" = - ] || [ "$c_pool" = - ] || [ "$c_sync" = - ]; then
+  echo "bench: corral did not start; log:" >&2; tail -20 "$raw/corral.log" >&2; exit 1
+fi
+taskset -apc "$proxy_cpu" "$c_proxy" > /dev/null
+port_h1[corral]=$c_h1; port_sync[corral]=$c_h1; host_sync[corral]=sync.bench; pids[corral]=$c_proxy
+if [ "$corral_tls" = 1 ]; then port_h2[corral]=$c_h2; else na_h2[corral]="n/a: not supported by this build"; fi
+IFS=, read -r -a pool_socks <<< "$c_pool"
+IFS=, read -r -a sync_socks <<< "$c_sync"
+for s in "${pool_socks[@]}" "${sync_socks[@]}"; do
+  for _ in $(seq 1 50); do [ -S "$s" ] && break; sleep 0.1; done
 done
 
-median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else print a[int((NR + 1) / 2)]}'; }
-spread() { sort -g | awk 'NR == 1 {min = $1} {max = $1} END {print min "–" max}'; }
-to_us() { awk '{v = $1; if (v ~ /us$/) {sub(/us$/, "", v); print v} else if (v ~ /ms$/) {sub(/ms$/, "", v); print v * 1000} else if (v ~ /s$/) {sub(/s$/, "", v); print v * 1e6} else print v}'; }
+# ---- peers ---------------------------------------------------------------------------------
+NGINX_POOL_SERVERS="" NGINX_SYNC_SERVERS="" HAPROXY_POOL_SERVERS="" HAPROXY_SYNC_SERVERS="" NGHTTPX_BACKENDS=""
+i=0
+for s in "${pool_socks[@]}"; do
+  NGINX_POOL_SERVERS+="        server unix:$s;"$'\n'
+  HAPROXY_POOL_SERVERS+="    server w$i unix@$s maxconn $concurrency"$'\n'
+  NGHTTPX_BACKENDS+="backend=unix:$s;/"$'\n'
+  i=$((i + 1))
+done
+for s in "${sync_socks[@]}"; do
+  NGINX_SYNC_SERVERS+="        server unix:$s;"$'\n'
+  HAPROXY_SYNC_SERVERS+="    server s$i unix@$s maxconn 1"$'\n'
+  NGHTTPX_BACKENDS+="backend=unix:$s;sync.bench/"$'\n'
+  i=$((i + 1))
+done
+USER=$(id -un)
+SUBST_VARS="USER TMP NOFILE MAXCONN CERT KEY PEM PORT_H1 PORT_H2 PORT_SYNC NGINX_POOL_SERVERS NGINX_SYNC_SERVERS
+ HAPROXY_POOL_SERVERS HAPROXY_SYNC_SERVERS NGHTTPX_BACKENDS"
 
-{
-  echo "## corral bench: HTTP/1.1 keep-alive, wrk -t1 -c$conns -d${dur}s, $workers workers × concurrency $concurrency, $runs runs (median, min–max)"
-  echo
-  echo "| target | req/s | p50 µs | p99 µs | proxy CPU µs/req | errors |"
-  echo "|---|---|---|---|---|---|"
-  for name in corral direct; do
-    f=$out/$name.runs
-    rps=$(cut -d' ' -f1 "$f" | median); rps_s=$(cut -d' ' -f1 "$f" | spread)
-    p50=$(cut -d' ' -f2 "$f" | to_us | median); p99=$(cut -d' ' -f3 "$f" | to_us | median)
-    cpu=$(cut -d' ' -f5 "$f" | median); cpu_s=$(cut -d' ' -f5 "$f" | spread)
-    errs=$(cut -d' ' -f6- "$f" | sort -u | tr '\n' ' ')
-    [ "$name" = direct ] && { cpu="-"; cpu_s=""; }
-    echo "| $name | $rps ($rps_s) | $p50 | $p99 | $cpu ${cpu_s:+($cpu_s)} | $errs |"
+start_peer() {  # name binary -> starts it pinned to the proxy core, fills port_*/pids
+  local name=$1 exe
+  exe=$(command -v "$2" || true)
+  if [ -z "$exe" ]; then
+    na_all[$name]="n/a: $2 not installed (make bench installs it)"
+    return
+  fi
+  PORT_H1=$(free_port) PORT_H2=$(free_port) PORT_SYNC=$(free_port)
+  local conf
+  case $name in
+    nginx) conf=$tmp/nginx.conf; subst "$here/peers/nginx.conf.in" > "$conf"
+           taskset -c "$proxy_cpu" "$exe" -p "$tmp" -e "$tmp/nginx.error.log" -c "$conf" > "$raw/nginx.log" 2>&1 & ;;
+    haproxy) conf=$tmp/haproxy.cfg; subst "$here/peers/haproxy.cfg.in" > "$conf"
+           taskset -c "$proxy_cpu" "$exe" -db -f "$conf" > "$raw/haproxy.log" 2>&1 & ;;
+    nghttpx) conf=$tmp/nghttpx.conf; subst "$here/peers/nghttpx.conf.in" > "$conf"
+           PORT_SYNC=$PORT_H1
+           taskset -c "$proxy_cpu" "$exe" --conf="$conf" > "$raw/nghttpx.log" 2>&1 & ;;
+  esac
+  local pid=$!
+  started+=("$name $pid")
+  cp "$conf" "$raw/"
+  if ! wait_port "$PORT_H1" || ! wait_port "$PORT_H2"; then
+    na_all[$name]="n/a: $name did not start (see raw/$name.log)"
+    return
+  fi
+  sleep 0.3
+  port_h1[$name]=$PORT_H1; port_h2[$name]=$PORT_H2; port_sync[$name]=$PORT_SYNC; pids[$name]=$pid
+  [ "$name" = nghttpx ] && host_sync[$name]=sync.bench
+  return 0
+}
+for t in $targets; do
+  case $t in nginx|haproxy|nghttpx) start_peer "$t" "$t" ;; esac
+done
+na_h2[direct]="n/a: the test app has no TLS"
+if [[ " $targets " == *" direct "* ]]; then
+  port_h1[direct]=$(free_port)
+  taskset -c "$load_cpus" "$bin/corral-testapp" --listen "127.0.0.1:${port_h1[direct]}" > "$raw/direct.log" 2>&1 &
+  started+=("direct $!")
+  pids[direct]=$!
+  wait_port "${port_h1[direct]}" || na_all[direct]="n/a: the test app did not start"
+fi
+log "targets up: $(for t in $targets; do printf '%s(%s) ' "$t" "${pids[$t]:-${na_all[$t]:-?}}"; done)"
+
+proc_tree() { children "${pids[$1]}"; }
+
+# ---- one measured run ----------------------------------------------------------------------
+# Each writes one line to $raw/S<n>.<target>.runs:
+#   1,3: rps p50 p99 cpu_us peak_kib errors
+#   2:   rps p50 p99 cpu_us peak_kib errors
+#   4:   fast_rps p50 p99 p999 slow_reqs cpu_us peak_kib errors
+#   5:   held rss_kib per_conn_bytes failed
+measure_begin() {  # target
+  mtree=$(proc_tree "$1" | tr '\n' ' ')
+  # shellcheck disable=SC2086
+  reset_peak $mtree
+  # shellcheck disable=SC2086
+  mticks=$(cpu_ticks $mtree)
+}
+measure_end() {  # target requests -> sets m_cpu m_peak
+  local after
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $mtree)
+  # shellcheck disable=SC2086
+  m_peak=$(status_kib VmHWM $mtree)
+  m_cpu=$(awk -v a="$after" -v b="$mticks" -v c="$clk" -v r="$2" 'BEGIN {if (r > 0) printf "%.1f", (a - b) / c * 1e6 / r; else print "-"}')
+}
+wrk_line() {  # file -> "requests rps p50 p99 p999 errors"
+  awk '/^BENCH / {for (i = 2; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
+       printf "%d %.0f %d %d %d %d\n", v["requests"], v["requests"] / (v["duration_us"] / 1e6), v["p50"], v["p99"], v["p999"], v["errors"] + v["status"]; found = 1}
+       END {if (!found) print "0 0 0 0 0 -1"}' "$1"
+}
+wrk_run() {  # file conns duration url [host] -> runs wrk on the load cores, bounded
+  timeout $(($3 + 20)) taskset -c "$load_cpus" wrk -t1 -c"$2" -d"$3s" --timeout 10s -s "$here/stats.lua" \
+    -H "Host: ${5:-bench}" "$4" > "$1" 2>&1 || echo "wrk exit $?" >> "$1"
+}
+
+run_h1() {  # scenario target run path
+  local s=$1 t=$2 i=$3 path=$4 f reqs rps p50 p99 p999 errs
+  f=$raw/S$s.$t.$i.wrk
+  measure_begin "$t"
+  wrk_run "$f" "$conns" "$dur" "http://127.0.0.1:${port_h1[$t]}$path"
+  read -r reqs rps p50 p99 p999 errs < <(wrk_line "$f")
+  measure_end "$t" "$reqs"
+  [ "$t" = direct ] && m_cpu="app:$m_cpu"
+  echo "$rps $p50 $p99 $m_cpu $m_peak $errs" >> "$raw/S$s.$t.runs"
+}
+run_h2() {  # scenario target run
+  local s=$1 t=$2 i=$3 f reqs rps p50 p99 errs
+  f=$raw/S$s.$t.$i.h2load
+  measure_begin "$t"
+  timeout $((dur + 30)) taskset -c "$load_cpus" h2load -t1 -c"$conns" -m"$h2_streams" -D "$dur" \
+    --log-file="$f.log" "https://127.0.0.1:${port_h2[$t]}$small_path" > "$f" 2>&1 || echo "h2load exit $?" >> "$f"
+  read -r reqs errs < <(awk '/^requests:/ {gsub(",", ""); print $8, $10 + $12 + $14; f = 1} END {if (!f) print "0 -1"}' "$f")
+  measure_end "$t" "$reqs"
+  rps=$(awk -v r="$reqs" -v d="$dur" 'BEGIN {printf "%.0f", r / d}')
+  read -r p50 p99 < <(awk '{print $3}' "$f.log" 2>/dev/null | sort -n |
+    awk '{a[NR] = $1} END {if (NR == 0) print "0 0"; else print a[int(NR * 0.5) + (NR * 0.5 > int(NR * 0.5))], a[int(NR * 0.99) + (NR * 0.99 > int(NR * 0.99))]}')
+  gzip -f "$f.log"
+  echo "$rps $p50 $p99 $m_cpu $m_peak $errs" >> "$raw/S$s.$t.runs"
+}
+run_mixed() {  # scenario target run
+  local s=$1 t=$2 i=$3 f slowf reqs rps p50 p99 p999 errs sreqs serrs x slow_pid
+  f=$raw/S$s.$t.$i.fast.wrk slowf=$raw/S$s.$t.$i.slow.wrk
+  local base="http://127.0.0.1:${port_sync[$t]}"
+  wrk_run "$slowf" "$slow_conns" $((dur + 2)) "$base/sleep?ms=$slow_ms" "${host_sync[$t]}" &
+  slow_pid=$!
+  sleep 0.5
+  measure_begin "$t"
+  wrk_run "$f" "$fast_conns" "$dur" "$base$small_path" "${host_sync[$t]}"
+  read -r reqs rps p50 p99 p999 errs < <(wrk_line "$f")
+  wait "$slow_pid" || true
+  read -r sreqs x x x x serrs < <(wrk_line "$slowf")
+  measure_end "$t" $((reqs + sreqs * dur / (dur + 2)))
+  echo "$rps $p50 $p99 $p999 $sreqs $m_cpu $m_peak $((errs + serrs))" >> "$raw/S$s.$t.runs"
+}
+declare -A idle_base
+run_idle() {  # scenario target run
+  local s=$1 t=$2 i=$3 tree rss line ok failed per
+  tree=$(proc_tree "$t" | tr '\n' ' ')
+  # shellcheck disable=SC2086
+  [ -z "${idle_base[$t]:-}" ] && idle_base[$t]=$(status_kib VmRSS $tree)
+  coproc IDLE { exec timeout 150 taskset -c "$load_cpus" "$python" "$here/idle_conns.py" --port "${port_h1[$t]}" \
+                  --src "127.0.0.$((i + 1))" --conns "$idle_conns" --deadline 60 --hold 120 2> "$raw/S$s.$t.$i.idle.log"; }
+  local idle_pid=$IDLE_PID
+  line=""
+  read -r -t 90 -u "${IDLE[0]}" line || true
+  read -r _ ok failed <<< "${line:-x 0 $idle_conns}"
+  sleep 0.5
+  # shellcheck disable=SC2086
+  rss=$(status_kib VmRSS $tree)
+  local wfd=${IDLE[1]}
+  exec {wfd}>&-
+  wait "$idle_pid" 2>/dev/null || true
+  per=$(awk -v a="$rss" -v b="${idle_base[$t]}" -v n="$ok" 'BEGIN {if (n > 0) printf "%.0f", (a - b) * 1024 / n; else print "-"}')
+  echo "$ok $rss $per $failed" >> "$raw/S$s.$t.runs"
+  sleep 1  # let the proxy close its side before the next target's run
+}
+
+# ---- the scenarios --------------------------------------------------------------------------
+applies() {  # scenario target -> 0 when the target is measured in that scenario, else prints why not
+  local s=$1 t=$2
+  if [ -n "${na_all[$t]:-}" ]; then echo "${na_all[$t]}"; return 1; fi
+  case $s in
+    2) if [ -n "${na_h2[$t]:-}" ]; then echo "${na_h2[$t]}"; return 1; fi ;;
+    4) [ "$t" = direct ] && { echo "n/a: needs a balancer"; return 1; } ;;
+    5) [ "$t" = direct ] && { echo "n/a: no proxy"; return 1; } ;;
+  esac
+  return 0
+}
+one_run() {  # scenario target run
+  case $1 in
+    1) run_h1 "$1" "$2" "$3" "$small_path" ;;
+    2) run_h2 "$1" "$2" "$3" ;;
+    3) run_h1 "$1" "$2" "$3" "$big_path" ;;
+    4) run_mixed "$1" "$2" "$3" ;;
+    5) run_idle "$1" "$2" "$3" ;;
+  esac
+}
+# Scenario 5 runs first, on proxies that have not served anything yet: memory a proxy kept from
+# earlier load would otherwise hide part of what idle connections cost.
+run_order="$(for s in $scenarios; do [ "$s" = 5 ] && echo 5; done; true) $(for s in $scenarios; do [ "$s" != 5 ] && echo "$s"; done; true)"
+for s in $run_order; do
+  measured=()
+  for t in $targets; do applies "$s" "$t" > /dev/null && measured+=("$t"); done
+  if [ "$warm" = 1 ] && [ "$s" != 5 ]; then
+    for t in "${measured[@]}"; do  # a short unrecorded run each: pools, caches, TLS sessions
+      saved_dur=$dur dur=1; one_run "$s" "$t" 0 > /dev/null 2>&1 || true; dur=$saved_dur
+      rm -f "$raw/S$s.$t.runs" "$raw/S$s.$t.0".*
+    done
+  fi
+  for i in $(seq 1 "$runs"); do
+    n=${#measured[@]}
+    for k in $(seq 0 $((n - 1))); do  # rotate the order each run
+      t=${measured[$(((k + i - 1) % n))]}
+      log "scenario $s run $i/$runs: $t"
+      one_run "$s" "$t" "$i"
+    done
   done
-} | tee "$out/summary.md"
+done
+
+# ---- summary ---------------------------------------------------------------------------------
+col() {  # file field -> "median (min–max)"
+  cut -d' ' -f"$2" "$1" | sed 's/^app://' | sort -g |
+    awk -v runs="$runs" '{a[NR] = $1} END {if (NR == 0) {print "-"; exit}
+      m = a[int((NR + 1) / 2)]; if (NR == 1 || a[1] == a[NR]) print m; else print m " (" a[1] "–" a[NR] ")"}'
+}
+med() { cut -d' ' -f"$2" "$1" | sed 's/^app://' | sort -g | awk '{a[NR] = $1} END {print (NR ? a[int((NR + 1) / 2)] : "")}'; }
+mib() { awk '{printf "%.1f", $1 / 1024}'; }
+row_na() { local t=$1 why=$2 cols=$3; printf '| %s | %s |%s\n' "$t" "$why" "$(printf ' |%.0s' $(seq 2 "$cols"))"; }
+title() {
+  case $1 in
+    1) echo "1. HTTP/1.1 keep-alive, ${small_path#*=} B responses — wrk -t1 -c$conns -d${dur}s" ;;
+    2) echo "2. HTTP/2 over TLS, ${small_path#*=} B responses — h2load -t1 -c$conns -m$h2_streams -D $dur" ;;
+    3) echo "3. HTTP/1.1 keep-alive, 16 KiB responses — wrk -t1 -c$conns -d${dur}s" ;;
+    4) echo "4. sync workers (concurrency = 1), mixed — fast: wrk -c$fast_conns $small_path; slow: $slow_conns connections of /sleep?ms=$slow_ms" ;;
+    5) echo "5. $idle_conns idle keep-alive connections (one request each, then idle)" ;;
+  esac
+}
+{
+  echo "# corral bench"
+  echo
+  echo "corral from $bin (source tree $(git -C "$here" describe --always --dirty 2>/dev/null || echo '?')), $(nginx -v 2>&1 | sed 's/.*: //'),"\
+       "HAProxy $(haproxy -v 2>/dev/null | awk 'NR == 1 {print $3}'), $(nghttpx --version 2>/dev/null | awk '{print $2}'),"\
+       "$(wrk -v 2>&1 | awk 'NR == 1 {print $1, $2}'), h2load; $ncpu CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))."
+  echo "$workers test-app workers on Unix sockets (concurrency $concurrency; sync pool: concurrency 1), proxy pinned to CPU $proxy_cpu,"
+  echo "load and workers on CPU $load_cpus. Median of $runs interleaved run(s) of ${dur}s, (min–max). CPU = the proxy's"
+  echo "utime+stime ÷ completed requests; peak RSS = the proxy's VmHWM during the run (all its processes)."
+  for s in $scenarios; do
+    echo
+    echo "## $(title "$s")"
+    echo
+    case $s in
+      1|2|3) echo "| target | req/s | p50 µs | p99 µs | proxy CPU µs/req | proxy peak RSS MiB | errors |"
+             echo "|---|---|---|---|---|---|---|" ;;
+      4) echo "| target | fast req/s | fast p50 µs | fast p99 µs | fast p99.9 µs | slow requests | proxy CPU µs/req | proxy peak RSS MiB | errors |"
+         echo "|---|---|---|---|---|---|---|---|---|" ;;
+      5) echo "| target | connections held | proxy RSS MiB with them | RSS per connection, bytes | failed |"
+         echo "|---|---|---|---|---|" ;;
+    esac
+    for t in $targets; do
+      f=$raw/S$s.$t.runs
+      if ! why=$(applies "$s" "$t"); then
+        case $s in 4) row_na "$t" "$why" 9 ;; 5) row_na "$t" "$why" 5 ;; *) row_na "$t" "$why" 7 ;; esac
+        continue
+      fi
+      [ -s "$f" ] || { row_na "$t" "no result" 7; continue; }
+      case $s in
+        1|2|3) cpu=$(col "$f" 4); rss=$(med "$f" 5 | mib)
+               [ "$t" = direct ] && { cpu="– (the app itself: $cpu)"; rss="– (the app: $rss)"; }
+               echo "| $t | $(col "$f" 1) | $(col "$f" 2) | $(col "$f" 3) | $cpu | $rss | $(col "$f" 6) |" ;;
+        4) echo "| $t | $(col "$f" 1) | $(col "$f" 2) | $(col "$f" 3) | $(col "$f" 4) | $(col "$f" 5) | $(col "$f" 6) | $(med "$f" 7 | mib) | $(col "$f" 8) |" ;;
+        5) echo "| $t | $(col "$f" 1) | $(med "$f" 2 | mib) | $(col "$f" 3) | $(col "$f" 4) |" ;;
+      esac
+    done
+  done
+  echo
+  echo "## corral against the targets (medians)"
+  echo
+  verdict() {  # label corral_value peer_values... (lower is better) -> line
+    local label=$1 mine=$2; shift 2
+    local best="" p
+    for p in "$@"; do [ -n "$p" ] && { [ -z "$best" ] || awk -v a="$p" -v b="$best" 'BEGIN {exit !(a < b)}'; } && best=$p; done
+    if [ -z "$mine" ] || [ -z "$best" ]; then echo "- $label: not measured"; return; fi
+    if awk -v a="$mine" -v b="$best" 'BEGIN {exit !(a <= b)}'; then echo "- $label: met (corral $mine, target $best)"
+    else echo "- $label: **not met** (corral $mine, target $best)"; fi
+  }
+  m() { [ -s "$raw/S$1.$2.runs" ] && med "$raw/S$1.$2.runs" "$3" || true; }
+  [[ " $scenarios " == *" 1 "* ]] && verdict "HTTP/1.1 small, CPU µs/req ≤ HAProxy" "$(m 1 corral 4)" "$(m 1 haproxy 4)"
+  [[ " $scenarios " == *" 2 "* ]] && verdict "HTTP/2 TLS, CPU µs/req ≤ best of nghttpx, HAProxy" "$(m 2 corral 4)" "$(m 2 nghttpx 4)" "$(m 2 haproxy 4)"
+  [[ " $scenarios " == *" 3 "* ]] && verdict "16 KiB, CPU µs/req ≤ HAProxy" "$(m 3 corral 4)" "$(m 3 haproxy 4)"
+  if [[ " $scenarios " == *" 4 "* ]]; then
+    ng=$(m 4 nginx 3)
+    verdict "mixed sync, fast p99 µs ≤ nginx's ÷ 5" "$(m 4 corral 3)" "$([ -n "$ng" ] && awk -v v="$ng" 'BEGIN {print v / 5}')"
+    verdict "mixed sync, fast p99 µs ≤ HAProxy maxconn 1" "$(m 4 corral 3)" "$(m 4 haproxy 3)"
+  fi
+  [[ " $scenarios " == *" 5 "* ]] && verdict "idle connections, RSS with them ≤ nginx (KiB)" "$(m 5 corral 2)" "$(m 5 nginx 2)"
+  true
+} > "$out/summary.md"
+cat "$out/summary.md"

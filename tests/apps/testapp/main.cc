@@ -5,6 +5,8 @@
 //   corral-testapp                      LISTEN_FDS=1 and LISTEN_PID=<pid>: accept on fd 3
 //   corral-testapp --unix PATH          bind PATH itself
 //   corral-testapp --listen HOST:PORT   TCP (direct baseline for benchmarks)
+//   --sync                              one request at a time per process, like a Gunicorn sync
+//                                       worker: other connections wait (benchmark scenario 4)
 //
 // TESTAPP_LOG=1: one line per request on stdout ("testapp pid=N GET /path").
 // SIGTERM: stop accepting, finish in-flight requests, exit 0. SIGINT: exit at once.
@@ -23,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -37,6 +40,8 @@ int g_signal_pipe[2] = {-1, -1};
 Counters g_counters;
 Connections g_connections;
 bool g_log = false;
+bool g_sync = false;
+std::mutex g_sync_mu;
 
 void on_signal(int sig) {
   int saved = errno;
@@ -102,6 +107,8 @@ void serve_connection(int fd) {
       write_all(fd, serialize_head(bad, false), bad.body);
       break;
     }
+    std::unique_lock<std::mutex> one_at_a_time;
+    if (g_sync) one_at_a_time = std::unique_lock(g_sync_mu);
     bool counted = !is_introspection(req);
     if (counted) note_in_flight_start();
     ++g_counters.requests;
@@ -192,10 +199,12 @@ int run(int argc, char** argv) {
       unix_path = argv[++i];
     } else if (a == "--listen" && i + 1 < argc) {
       tcp = argv[++i];
+    } else if (a == "--sync") {
+      g_sync = true;
     } else if (a == "--threads" && i + 1 < argc) {
       ++i;  // accepted for compatibility: one thread per connection anyway
     } else {
-      std::fprintf(stderr, "usage: corral-testapp [--unix PATH | --listen HOST:PORT]\n");
+      std::fprintf(stderr, "usage: corral-testapp [--unix PATH | --listen HOST:PORT] [--sync]\n");
       return 2;
     }
   }
