@@ -56,12 +56,14 @@ struct Route {
   bool operator==(const Route&) const = default;
 };
 
-enum class AppKind { Http };
+enum class AppKind { Http, Fastcgi, Cgi };
 
 struct App {
   std::string name;
   AppKind kind = AppKind::Http;
   std::vector<std::string> command;  ///< argv; command[0] resolved against the config's folder
+  std::string root;             ///< cgi/fastcgi: folder of scripts (absolute); "" = one program
+  std::string script_filename;  ///< fastcgi/cgi: SCRIPT_FILENAME of every request (absolute); "" = unset
   int workers = 1;                    ///< resolved count ("auto" already applied)
   bool workers_auto = false;          ///< written as "auto"
   int concurrency = 1;                ///< requests in flight per worker

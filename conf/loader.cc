@@ -284,6 +284,10 @@ class Loader {
     }
     for (auto& spec : schema()) {
       if (spec.section != section || !spec.required || seen.count(std::string(spec.name))) continue;
+      // A cgi app runs either one program (command) or the scripts below root.
+      if (section == Section::App && spec.name == "command" && target.app->kind == AppKind::Cgi &&
+          !target.app->root.empty())
+        continue;
       error(path, table_pos, "missing required key '" + std::string(spec.name) + "' in " + display,
             "for example " + std::string(spec.name) + " = " + std::string(spec.example));
     }
@@ -299,6 +303,25 @@ class Loader {
     fs::path path(p);
     if (path.is_relative()) path = dir_ / path;
     return path.lexically_normal().string();
+  }
+
+  // root / script_filename only mean something for cgi and fastcgi, and a cgi app runs
+  // either one program or a folder of scripts.
+  void check_legacy_keys(const App& a) {
+    const std::string path = "app." + a.name;
+    if (a.kind == AppKind::Http) {
+      for (const char* key : {"root", "script_filename"})
+        if (positions_.count(path + "." + key))
+          error(path + "." + key, position(path + "." + key),
+                std::string(key) + " applies only to kind \"cgi\" or \"fastcgi\"", "remove it or set kind");
+      return;
+    }
+    if (a.kind == AppKind::Cgi && !a.root.empty() && positions_.count(path + ".command"))
+      error(path + ".root", position(path + ".root"), "a cgi app has either command (one program) or root (a folder of scripts), not both",
+            "remove one of them");
+    if (!a.root.empty() && !a.script_filename.empty())
+      error(path + ".script_filename", position(path + ".script_filename"),
+            "script_filename and root exclude each other (root maps each request to its own script)", "remove one of them");
   }
 
   void cross_check(Config& c) {
@@ -347,6 +370,9 @@ class Loader {
       }
       if (!a.command.empty() && a.command[0].find('/') != std::string::npos) a.command[0] = resolve(a.command[0]);
       a.cwd = a.cwd.empty() ? dir_.string() : resolve(a.cwd);
+      if (!a.root.empty()) a.root = resolve(a.root);
+      if (!a.script_filename.empty()) a.script_filename = resolve(a.script_filename);
+      check_legacy_keys(a);
     }
   }
 

@@ -180,12 +180,12 @@ P route_app(const Value& v, Target& t) {
 // ---- [app.NAME] --------------------------------------------------------------------------
 
 P app_kind(const Value& v, Target& t) {
-  if (v.text == "http") {
-    t.app->kind = AppKind::Http;
+  if (v.text == "http" || v.text == "fastcgi" || v.text == "cgi") {
+    t.app->kind = v.text == "http" ? AppKind::Http : v.text == "cgi" ? AppKind::Cgi : AppKind::Fastcgi;
     return std::nullopt;
   }
-  if (v.text == "fastcgi" || v.text == "cgi" || v.text == "wsgi")
-    return problem("kind '" + v.text + "' is not supported yet", "use kind = \"http\"");
+  if (v.text == "wsgi")
+    return problem("kind '" + v.text + "' is not supported yet", "use kind = \"http\", \"cgi\" or \"fastcgi\"");
   return one_of("kind", v.text, {"http", "fastcgi", "cgi", "wsgi"});
 }
 
@@ -232,6 +232,18 @@ P app_queue_size(const Value& v, Target& t) {
 P app_queue_timeout(const Value& v, Target& t) {
   if (auto p = positive_duration("queue_timeout", v.duration)) return p;
   t.app->queue_timeout = v.duration;
+  return std::nullopt;
+}
+
+P app_root(const Value& v, Target& t) {
+  if (v.text.empty()) return problem("root must not be empty", "leave it out to run one program (command)");
+  t.app->root = v.text;  // resolved against the config's folder by the loader
+  return std::nullopt;
+}
+
+P app_script_filename(const Value& v, Target& t) {
+  if (v.text.empty()) return problem("script_filename must not be empty");
+  t.app->script_filename = v.text;  // resolved against the config's folder by the loader
   return std::nullopt;
 }
 
@@ -373,7 +385,7 @@ constexpr KeySpec kSchema[] = {
    "the [app.NAME] that serves matching requests", route_app},
 
   {S::App, "kind", T::String, "\"http\"", false, "\"http\"",
-   "how workers speak: \"http\" (fastcgi, cgi and wsgi are not supported yet)", app_kind},
+   "how workers speak: \"http\", \"fastcgi\" (the proxy is the FastCGI client) or \"cgi\" (one program run per request)", app_kind},
   {S::App, "command", T::StringArray, "", true, "[\"/opt/shop/bin/server\", \"--unix\", \"{socket}\"]",
    "argv of a worker; a relative program with a '/' is relative to the config file", app_command},
   {S::App, "workers", T::IntegerOrAuto, "1", false, "\"auto\"",
@@ -386,6 +398,10 @@ constexpr KeySpec kSchema[] = {
    "requests that may wait for a free worker; more → 503; 0 = no queue", app_queue_size},
   {S::App, "queue_timeout", T::Duration, "\"10s\"", false, "\"10s\"",
    "longest wait in the queue; longer → 503", app_queue_timeout},
+  {S::App, "root", T::String, "", false, "\"/usr/lib/cgi-bin\"",
+   "cgi/fastcgi: folder of scripts; /PREFIX/foo/x runs ROOT/foo with PATH_INFO /x (instead of command for cgi)", app_root},
+  {S::App, "script_filename", T::String, "", false, "\"/srv/app/index.php\"",
+   "cgi/fastcgi: SCRIPT_FILENAME sent with every request (e.g. the one PHP front controller)", app_script_filename},
   {S::App, "cwd", T::String, "", false, "\"/opt/shop\"",
    "working folder of the workers (relative = to the config file); default: the config's folder", app_cwd},
   {S::App, "env", T::StringTable, "{}", false, "{ SHOP_ENV = \"production\" }",

@@ -13,6 +13,8 @@ constexpr int kSnapshotVersion = 1;
 const char* kind_name(AppKind k) {
   switch (k) {
     case AppKind::Http: return "http";
+    case AppKind::Fastcgi: return "fastcgi";
+    case AppKind::Cgi: return "cgi";
   }
   return "?";
 }
@@ -137,6 +139,8 @@ std::string to_snapshot(const Config& c) {
         {"queue_size", a.queue_size},
         {"queue_timeout_ms", a.queue_timeout.count()},
         {"cwd", a.cwd},
+        {"root", a.root},
+        {"script_filename", a.script_filename},
         {"env", env},
         {"graceful_timeout_ms", a.graceful_timeout.count()},
         {"kill_timeout_ms", a.kill_timeout.count()},
@@ -221,7 +225,10 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.str("name", a.name);
       std::string kind;
       r.str("kind", kind);
-      if (err.empty() && kind != "http") r.fail("has an unknown kind '" + kind + "'");
+      if (kind == "http") a.kind = AppKind::Http;
+      else if (kind == "fastcgi") a.kind = AppKind::Fastcgi;
+      else if (kind == "cgi") a.kind = AppKind::Cgi;
+      else if (err.empty()) r.fail("has an unknown kind '" + kind + "'");
       if (auto* cmd = r.array("command")) {
         for (auto& arg : *cmd) {
           if (!arg.is_string()) {
@@ -238,6 +245,8 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.integer("queue_size", a.queue_size);
       r.millis("queue_timeout_ms", a.queue_timeout);
       r.str("cwd", a.cwd);
+      r.str("root", a.root);
+      r.str("script_filename", a.script_filename);
       if (auto* env = r.array("env")) {
         for (auto& pair : *env) {
           if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {

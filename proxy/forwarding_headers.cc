@@ -15,7 +15,8 @@ bool is_framing(std::string_view name) {
 
 bool is_forwarding(std::string_view name) {
   return iequals(name, "x-forwarded-for") || iequals(name, "x-forwarded-proto") ||
-         iequals(name, "x-forwarded-host") || iequals(name, "x-request-id") || iequals(name, "forwarded");
+         iequals(name, "x-forwarded-host") || iequals(name, "x-request-id") || iequals(name, "forwarded") ||
+         iequals(name, "x-forwarded-port") || iequals(name, "x-forwarded-prefix") || iequals(name, "x-remote-port");
 }
 
 void append_header(std::string& out, std::string_view name, std::string_view value) {
@@ -98,6 +99,17 @@ void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, s
   append_header(out, "X-Forwarded-Proto", fwd.proto);
   if (!fwd.host.empty()) append_header(out, "X-Forwarded-Host", fwd.host);
   if (!fwd.request_id.empty()) append_header(out, "X-Request-Id", fwd.request_id);
+  if (fwd.server_port) {
+    out.append("X-Forwarded-Port: ");
+    append_decimal(out, fwd.server_port);
+    out.append("\r\n", 2);
+  }
+  if (fwd.client_port) {
+    out.append("X-Remote-Port: ");
+    append_decimal(out, fwd.client_port);
+    out.append("\r\n", 2);
+  }
+  if (!fwd.prefix.empty()) append_header(out, "X-Forwarded-Prefix", fwd.prefix);
 }
 
 void finish_request_head(std::string& out, uint64_t body_length, bool had_body) {

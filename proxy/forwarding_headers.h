@@ -37,12 +37,20 @@ struct Forwarding {
   std::string_view proto = "http";
   std::string_view host;       ///< the request's Host
   std::string_view request_id;
+  /// The port the client connected to (X-Forwarded-Port) and its source port
+  /// (X-Remote-Port): corral-worker turns them into SERVER_PORT and REMOTE_PORT. 0 = not sent.
+  uint16_t server_port = 0;
+  uint16_t client_port = 0;
+  /// The matched route's path prefix (X-Forwarded-Prefix; corral-worker's SCRIPT_NAME base).
+  /// Empty = not sent.
+  std::string_view prefix;
 };
 
 /// Appends "METHOD target HTTP/1.1\r\n" and every end-to-end header of `req`, then Host
 /// (kept from the request), the forwarding headers, and nothing else: the caller ends the
 /// head with finish_request_head() once the body length is known. Drops Content-Length,
-/// Transfer-Encoding, Expect (answered by the proxy) and the incoming forwarding headers.
+/// Transfer-Encoding, Expect (answered by the proxy) and the incoming forwarding headers
+/// (Forwarded, X-Forwarded-For/-Proto/-Host/-Port/-Prefix, X-Remote-Port, X-Request-Id).
 void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, std::string& out);
 
 /// Appends "Content-Length: N\r\n" (when the request has a body or N > 0) and the final CRLF.

@@ -56,6 +56,17 @@ Config full_config() {
   web.command = {"python3"};
   web.cwd = "/srv";
   c.apps.push_back(web);
+  App cgi;
+  cgi.name = "cgi";
+  cgi.kind = AppKind::Cgi;
+  cgi.root = "/usr/lib/cgi-bin";
+  c.apps.push_back(cgi);
+  App php;
+  php.name = "php";
+  php.kind = AppKind::Fastcgi;
+  php.command = {"/usr/bin/php-cgi"};
+  php.script_filename = "/srv/app/index.php";
+  c.apps.push_back(php);
   return c;
 }
 

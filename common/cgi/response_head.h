@@ -1,0 +1,59 @@
+#pragma once
+// Parser for the header block a CGI program (or a FastCGI app's STDOUT) writes before its
+// body (RFC 3875 §6): "Name: value" lines ended by LF or CRLF, then an empty line. Sans-I/O:
+// call parse() with all bytes received so far; on Done the body starts at buf[consumed].
+// Strict: a name that is not a token, a control character in a value, a bad Status or
+// Content-Length, an empty block, or more than kMaxHeadSize bytes is an Error (the caller
+// answers 502). Not thread-safe; one per response.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace corral::cgi {
+
+/// What the response asks the server to do (RFC 3875 §6.2).
+enum class ResponseKind {
+  Document,        ///< send status, headers and body
+  LocalRedirect,   ///< "Location: /path" without Status: serve GET /path instead
+  ClientRedirect,  ///< "Location: scheme://..." (or "/path" with a Status): 302 unless Status says otherwise
+};
+
+struct ResponseHead {
+  ResponseKind kind = ResponseKind::Document;
+  int status = 200;
+  std::string reason;  ///< from Status; empty = the standard phrase
+  std::string location;
+  std::optional<uint64_t> content_length;
+  /// Every other field, in order, as received. Hop-by-hop and framing fields
+  /// (Connection, Keep-Alive, Transfer-Encoding, ...) and Status/Content-Length are removed.
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+class ResponseHeadParser {
+ public:
+  static constexpr size_t kMaxHeadSize = 64 * 1024;
+  enum class Status { Incomplete, Done, Error };
+
+  /// Parses from the start of `buf`. Resumes scanning where an Incomplete call stopped (the
+  /// earlier bytes must be unchanged). On Done, `out` is filled and consumed() is the head's
+  /// size; on Error, error() says why (a static string).
+  Status parse(std::string_view buf, ResponseHead& out);
+  size_t consumed() const { return consumed_; }
+  const char* error() const { return error_; }
+  void reset() { *this = ResponseHeadParser(); }
+
+ private:
+  Status fail(const char* why) {
+    error_ = why;
+    return Status::Error;
+  }
+  size_t scanned_ = 0;
+  size_t consumed_ = 0;
+  const char* error_ = "";
+};
+
+}  // namespace corral::cgi

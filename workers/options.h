@@ -1,0 +1,36 @@
+#pragma once
+// corral-worker's command line, as the supervisor writes it (workers do not read the config
+// file; DESIGN.md):
+//   corral-worker --app NAME --slot N --kind cgi --concurrency N --timeout-ms MS
+//                 [--root DIR] [--mount /prefix]... [--script-filename F] [-- PROGRAM ARGS...]
+// The listening socket is fd 3 (LISTEN_FDS=1). Pure parsing; thread-safe.
+#include <string>
+#include <vector>
+
+#include "common/base/result.h"
+
+namespace corral::worker {
+
+struct Options {
+  std::string app = "app";
+  int slot = 0;
+  std::string kind = "cgi";
+  int concurrency = 1;
+  long long timeout_ms = 30'000;
+  std::string root;
+  std::vector<std::string> mounts;
+  std::string script_filename;
+  std::vector<std::string> command;
+};
+
+/// Parses argv (argv[0] is skipped). Errors name the offending argument.
+[[nodiscard]] Result<Options> parse_options(const std::vector<std::string>& args);
+
+/// Builds the argv that parse_options() reads back (the supervisor's side).
+std::vector<std::string> to_args(const Options& o);
+
+/// The corral-worker executable: $CORRAL_WORKER_BIN, else corral-worker next to
+/// /proc/self/exe (the supervisor's own folder).
+std::string worker_binary();
+
+}  // namespace corral::worker
