@@ -107,7 +107,7 @@ void format_combined(const AccessRecord& r, std::string& out) {
   append_escaped(out, r.method);
   out.push_back(' ');
   append_escaped(out, r.target);
-  out.append(r.version_minor == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ");
+  out.append(r.version_major == 2 ? " HTTP/2.0\" " : r.version_minor == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ");
   append_decimal(out, static_cast<uint64_t>(r.status));
   out.push_back(' ');
   append_decimal(out, r.bytes_sent);
@@ -137,7 +137,9 @@ void format_json(const AccessRecord& r, std::string& out) {
   append_json_string(out, r.method);
   out.append(",\"target\":");
   append_json_string(out, r.target);
-  out.append(r.version_minor == 0 ? ",\"protocol\":\"HTTP/1.0\"" : ",\"protocol\":\"HTTP/1.1\"");
+  out.append(r.version_major == 2   ? ",\"protocol\":\"HTTP/2.0\""
+             : r.version_minor == 0 ? ",\"protocol\":\"HTTP/1.0\""
+                                    : ",\"protocol\":\"HTTP/1.1\"");
   out.append(",\"status\":");
   append_decimal(out, static_cast<uint64_t>(r.status));
   out.append(",\"bytes\":");

@@ -21,6 +21,7 @@ struct AccessRecord {
   std::string_view client_ip;
   std::string_view method;
   std::string_view target;
+  int version_major = 1;  ///< 2: HTTP/2
   int version_minor = 1;
   int status = 0;
   uint64_t bytes_sent = 0;  ///< response body bytes sent to the client

@@ -1,17 +1,28 @@
 #pragma once
 // One request/response as the proxy handles it, independent of the frontend protocol
-// (h2o's h2o_req_t, nghttpx's Downstream). A frontend session owns one and reuses it for
-// each request on its connection (strings keep their capacity: no per-request allocation
-// once warmed up). Loop-affine.
+// (h2o's h2o_req_t, nghttpx's Downstream). A frontend fills in the request (from an
+// HTTP/1.1 head or an HTTP/2 header block), buffers the body, then calls submit(); the
+// Exchange runs the shared pipeline: dispatch (AppDispatcher lease, FIFO queue with its
+// timeout, 503), the upstream request through an UpstreamClient chosen by app kind (connect
+// failure → another worker, app timeout → 504 and the worker reported hung), and hands the
+// response to its ExchangeSink. The frontend frames the response for its protocol and
+// writes the access-log line with log().
+//
+// An HTTP/1.1 session owns one Exchange and reuses it per request (strings keep their
+// capacity); an HTTP/2 session owns one per open stream. Loop-affine.
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
+#include "common/ev/loop.h"
 #include "proxy/dispatch/app_dispatcher.h"
 #include "proxy/forwarding_headers.h"
 #include "proxy/runtime.h"
+#include "proxy/session_host.h"
+#include "proxy/upstream/upstream_client.h"
 
 namespace corral::proxy {
 
@@ -25,57 +36,104 @@ enum class ExchangeState {
   Closing,     ///< flushing a final response, then closing
 };
 
-struct Exchange {
+/// Where an Exchange delivers the response. Implemented by the frontend (the HTTP/1.1
+/// session, an HTTP/2 stream). Every callback runs on the loop thread, from inside the
+/// pipeline: the sink must not destroy the Exchange during a callback (defer it).
+class ExchangeSink {
+ public:
+  virtual ~ExchangeSink() = default;
+  /// The worker's final response head (views valid during the call only).
+  virtual void on_response_head(const http1::ResponseHead& head) noexcept = 0;
+  /// Response body bytes (valid during the call only).
+  virtual void on_response_body(std::string_view data) noexcept = 0;
+  /// A batch of head/body events is done: a good moment to write to the client.
+  virtual void on_response_flush() noexcept = 0;
+  /// The worker's response is complete; the lease is already released (the worker is free
+  /// while the client downloads).
+  virtual void on_response_complete() noexcept = 0;
+  /// The pipeline could not produce a (complete) response. `status` is 502, 503 or 504 when
+  /// no response head reached the sink yet (answer with it; `retry_after` for 503), and 0
+  /// when part of the response is out (abort it: close the HTTP/1.1 connection, reset the
+  /// HTTP/2 stream). The lease is already released.
+  virtual void on_exchange_failed(int status, bool retry_after) noexcept = 0;
+};
+
+class Exchange final : public UpstreamHandler {
+ public:
   using Clock = std::chrono::steady_clock;
 
+  Exchange(SessionHost& host, ExchangeSink& sink);
+  ~Exchange() override;
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  /// Starts a request: takes the loop's current Runtime snapshot, stamps t_start and
+  /// allocates the request id.
+  void begin();
+  /// Routes by (host, target); sets and returns `app` (-1: no route).
+  int route(std::string_view host, std::string_view target);
+  /// The request is complete (upstream_head finished, body buffered): dispatch it. `body`
+  /// must stay valid until on_response_complete / on_exchange_failed / cancel(). May call
+  /// the sink synchronously (503, 502).
+  void submit(std::string_view body, std::string_view client_ip, bool tls);
+  /// Backpressure from the client: stop / restart reading the worker's response.
+  void pause_upstream();
+  void resume_upstream();
+  bool upstream_paused() const { return paused_; }
+  /// The client went away or reset the stream: leaves the queue, aborts the upstream request
+  /// and frees the worker slot. No sink callbacks. Safe in every state.
+  void cancel();
+  /// Writes the access-log line for this request.
+  void log(std::string_view client_ip);
+  /// Forgets the request (keeps string capacity); cancels whatever is in flight.
+  void reset();
+
+  // The request and its bookkeeping, filled by the frontend and the pipeline.
   ExchangeState state = ExchangeState::Idle;
   std::shared_ptr<const Runtime> runtime;  ///< the snapshot this request started with
   int app = -1;                            ///< index into runtime->apps
-  Lease lease;
-
-  // Copied out of the request head (the head's buffer is reused for the body).
   std::string method, target, host, user_agent, referer;
-  int version_minor = 1;
-  bool keep_alive = true;
+  int version_major = 1, version_minor = 1;
   bool had_body = false;
   std::array<char, RequestIdGenerator::kSize> request_id_buf{};
   std::string_view request_id;
-
   std::string upstream_head;  ///< the re-framed request head sent to the worker
-
   int status = 0;
-  ClientFraming framing = ClientFraming::None;
-  bool response_started = false;  ///< bytes of the response head are in the output buffer
+  bool response_started = false;  ///< a response head was produced (by the worker or the proxy)
   uint64_t bytes_sent = 0;        ///< response body bytes
   int slot = -1;
   int connect_attempts = 0;
-
   Clock::time_point t_start{}, t_queued{}, t_sent{}, t_upstream_done{};
 
-  /// Forget the previous request (keeps string capacity).
-  void reset() {
-    state = ExchangeState::Idle;
-    runtime.reset();
-    app = -1;
-    if (lease) lease.release();
-    method.clear();
-    target.clear();
-    host.clear();
-    user_agent.clear();
-    referer.clear();
-    version_minor = 1;
-    keep_alive = true;
-    had_body = false;
-    request_id = {};
-    upstream_head.clear();
-    status = 0;
-    framing = ClientFraming::None;
-    response_started = false;
-    bytes_sent = 0;
-    slot = -1;
-    connect_attempts = 0;
-    t_start = t_queued = t_sent = t_upstream_done = Clock::time_point{};
-  }
+  /// Called (via the waiter, on this loop) when a queued request gets a lease.
+  void on_granted(Lease lease);
+
+  // UpstreamHandler
+  void on_upstream_connect_failed(int err) noexcept override;
+  void on_upstream_head(const http1::ResponseHead& head) noexcept override;
+  void on_upstream_body(std::string_view data) noexcept override;
+  void on_upstream_read_done() noexcept override;
+  void on_upstream_complete() noexcept override;
+  void on_upstream_error(const char* why) noexcept override;
+
+ private:
+  class Waiter;
+  void dispatch();
+  void send_upstream();
+  void on_timer();
+  void fail(int status, bool retry_after = false);
+  void leave_queue();
+
+  SessionHost& host_;
+  ExchangeSink& sink_;
+  ev::Timer timer_;  // queue timeout / app timeout
+  std::shared_ptr<Waiter> waiter_;
+  std::unique_ptr<UpstreamClient> upstream_;
+  conf::AppKind upstream_kind_ = conf::AppKind::Http;
+  Lease lease_;
+  std::string_view body_, client_ip_;
+  bool tls_ = false;
+  bool paused_ = false;
 };
 
 }  // namespace corral::proxy

@@ -11,7 +11,7 @@ LoopThread::~LoopThread() {
   stop();
   // Sessions reference the pool and the loop: destroy them first.
   listeners_.clear();
-  sessions_.clear();
+  connections_.clear();
   graveyard_.clear();
 }
 
@@ -47,9 +47,9 @@ void LoopThread::set_listeners(std::shared_ptr<const ListenerSet> ls) {
     listeners_.clear();  // unwatch before the old set may close its fds
     listener_set_ = ls;
     if (draining_ || !ls) return;
-    for (const auto& fd : ls->fds)
-      listeners_.push_back(std::make_unique<Listener>(loop_, fd.get(), [this](UniqueFd c, std::string ip) {
-        adopt(std::move(c), std::move(ip));
+    for (size_t i = 0; i < ls->fds.size(); ++i)
+      listeners_.push_back(std::make_unique<Listener>(loop_, ls->fds[i].get(), [this, i](UniqueFd c, std::string ip) {
+        adopt(std::move(c), std::move(ip), i);
       }));
   });
 }
@@ -63,28 +63,29 @@ void LoopThread::begin_drain() {
     draining_ = true;
     listeners_.clear();
     listener_set_.reset();
-    std::vector<Http1Session*> all;
-    all.reserve(sessions_.size());
-    for (auto& [p, s] : sessions_) all.push_back(p);
-    for (auto* s : all) s->drain();
+    std::vector<ClientConnection*> all;
+    all.reserve(connections_.size());
+    for (auto& [p, c] : connections_) all.push_back(p);
+    for (auto* c : all) c->drain();
     check_drained();
   });
 }
 
-void LoopThread::adopt(UniqueFd fd, std::string client_ip) {
+void LoopThread::adopt(UniqueFd fd, std::string client_ip, size_t listener_index) {
   if (!runtime_ || draining_) return;  // no config yet: the socket closes
-  auto s = std::make_unique<Http1Session>(*this, std::move(fd), std::move(client_ip));
-  Http1Session* raw = s.get();
-  sessions_.emplace(raw, std::move(s));
+  auto c = std::make_unique<ClientConnection>(*this, std::move(fd), std::move(client_ip),
+                                              runtime_->listener(listener_index));
+  ClientConnection* raw = c.get();
+  connections_.emplace(raw, std::move(c));
   raw->start();
 }
 
-void LoopThread::session_closed(Http1Session* s) {
-  auto it = sessions_.find(s);
-  if (it == sessions_.end()) return;
+void LoopThread::connection_closed(ClientConnection* c) {
+  auto it = connections_.find(c);
+  if (it == connections_.end()) return;
   bool first = graveyard_.empty();
   graveyard_.push_back(std::move(it->second));
-  sessions_.erase(it);
+  connections_.erase(it);
   // Destroyed after the current callback chain unwinds (it may be running inside s).
   if (first) loop_.post([this] { reap(); });
 }
@@ -95,7 +96,7 @@ void LoopThread::reap() {
 }
 
 void LoopThread::check_drained() {
-  if (draining_ && sessions_.empty() && !drained_reported_) {
+  if (draining_ && connections_.empty() && !drained_reported_) {
     drained_reported_ = true;
     if (shared_.on_drained) shared_.on_drained(index_);
   }

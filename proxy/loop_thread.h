@@ -4,6 +4,7 @@
 // Other threads talk to it only through the thread-safe methods below (they post to the
 // loop). Implements SessionHost for its sessions.
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -14,7 +15,7 @@
 #include "common/ev/loop.h"
 #include "proxy/access_log.h"
 #include "proxy/forwarding_headers.h"
-#include "proxy/frontend/http1_session.h"
+#include "proxy/client_connection.h"
 #include "proxy/listener.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream/pool.h"
@@ -52,10 +53,11 @@ class LoopThread : public SessionHost {
   /// Stop accepting; close idle connections; close the others after their response.
   void begin_drain();
 
-  /// Loop-affine: takes over an accepted connection (tests use it with a socketpair end).
-  void adopt(UniqueFd fd, std::string client_ip);
+  /// Loop-affine: takes over an accepted connection from the listener at `listener_index`
+  /// (its TLS and HTTP/2 settings apply; tests use it with a socketpair end).
+  void adopt(UniqueFd fd, std::string client_ip, size_t listener_index = SIZE_MAX);
   /// Loop-affine.
-  size_t connection_count() const { return sessions_.size(); }
+  size_t connection_count() const { return connections_.size(); }
 
   // SessionHost
   ev::Loop& loop() override { return loop_; }
@@ -65,7 +67,7 @@ class LoopThread : public SessionHost {
   void log_access(const AccessRecord& r) override;
   void report_hung(const std::string& app, int slot, uint64_t generation, std::string_view request_id) override;
   bool draining() const override { return draining_; }
-  void session_closed(Http1Session* s) override;
+  void connection_closed(ClientConnection* c) override;
 
  private:
   void reap();
@@ -79,8 +81,8 @@ class LoopThread : public SessionHost {
   std::shared_ptr<AccessLog> access_log_;
   std::shared_ptr<const ListenerSet> listener_set_;
   std::vector<std::unique_ptr<Listener>> listeners_;
-  std::unordered_map<Http1Session*, std::unique_ptr<Http1Session>> sessions_;
-  std::vector<std::unique_ptr<Http1Session>> graveyard_;
+  std::unordered_map<ClientConnection*, std::unique_ptr<ClientConnection>> connections_;
+  std::vector<std::unique_ptr<ClientConnection>> graveyard_;
   std::string log_line_;
   std::thread thread_;
   bool draining_ = false;

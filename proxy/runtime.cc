@@ -14,6 +14,7 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
   for (const auto& app : config.apps) {
     AppRuntime a;
     a.name = app.name;
+    a.kind = app.kind;
     a.timeout = app.timeout;
     a.queue_timeout = app.queue_timeout;
     auto it = dispatchers.find(app.name);
@@ -35,7 +36,18 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
       if (rt->apps[i].name == name) return static_cast<int>(i);
     return -1;
   });
+  for (const auto& l : config.listeners) {
+    auto lr = std::make_shared<ListenerRuntime>();
+    lr->address = l.address;
+    rt->listeners.push_back(std::move(lr));
+  }
   return rt;
+}
+
+std::shared_ptr<const ListenerRuntime> Runtime::listener(size_t index) const {
+  if (index < listeners.size()) return listeners[index];
+  static const auto kDefault = std::make_shared<const ListenerRuntime>();
+  return kDefault;
 }
 
 }  // namespace corral::proxy

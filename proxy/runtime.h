@@ -19,9 +19,23 @@ namespace corral::proxy {
 
 struct AppRuntime {
   std::string name;
+  conf::AppKind kind = conf::AppKind::Http;
   std::chrono::milliseconds timeout{30'000};
   std::chrono::milliseconds queue_timeout{10'000};
   std::shared_ptr<AppDispatcher> dispatcher;  ///< shared with earlier snapshots while the app persists
+};
+
+class TlsContext;
+
+/// Per-listener settings, in the order of the config's [[listener]] tables (the order in
+/// which the supervisor binds and hands over the sockets).
+struct ListenerRuntime {
+  std::string address;
+  std::shared_ptr<const TlsContext> tls;  ///< null: plaintext
+  bool h2c = true;                        ///< plaintext: accept HTTP/2 prior knowledge
+  bool redirect_https = false;            ///< plaintext: answer 308 to the https URL
+  std::string https_port;                 ///< ":8443" for the redirect ("" = default 443)
+  std::string hsts;                       ///< Strict-Transport-Security value ("" = none)
 };
 
 struct Runtime {
@@ -31,6 +45,9 @@ struct Runtime {
   Router router;  ///< route → index into apps
   std::vector<AppRuntime> apps;
   http1::Limits limits;
+  std::vector<std::shared_ptr<const ListenerRuntime>> listeners;
+  /// The listener settings for the listener socket at `index` (plaintext defaults when unknown).
+  std::shared_ptr<const ListenerRuntime> listener(size_t index) const;
 };
 
 /// Builds a snapshot from a validated config. Dispatchers of apps already in `dispatchers`

@@ -21,17 +21,16 @@ Http1Client::Http1Client(UpstreamPool& pool, UpstreamHandler& handler)
 
 Http1Client::~Http1Client() { abort(); }
 
-void Http1Client::start(std::string_view path, uint64_t generation, std::string_view method, bool idempotent,
-                        std::string_view head, std::string_view body) {
-  path_ = path;
-  generation_ = generation;
-  method_ = method;
-  idempotent_ = idempotent;
+void Http1Client::start(const UpstreamRequest& req) {
+  path_ = req.path;
+  generation_ = req.generation;
+  method_ = req.method;
+  idempotent_ = req.idempotent;
   retried_ = false;
   paused_ = false;
-  head_ = head;
-  body_ = body;
-  conn_ = pool_.take(path, generation);
+  head_ = req.head;
+  body_ = req.body;
+  conn_ = pool_.take(path_, generation_);
   if (!conn_ && !open_connection()) return;
   send_request();
 }

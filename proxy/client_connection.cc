@@ -1,0 +1,258 @@
+#include "proxy/client_connection.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/base/log.h"
+#include "proxy/frontend/http1_session.h"
+#include "proxy/frontend/http2_session.h"
+#include "proxy/runtime.h"
+#include "proxy/tls_context.h"
+
+namespace corral::proxy {
+namespace {
+constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+}  // namespace
+
+ClientConnection::ClientConnection(SessionHost& host, UniqueFd fd, std::string client_ip,
+                                   std::shared_ptr<const ListenerRuntime> listener)
+    : host_(host),
+      fd_(std::move(fd)),
+      client_ip_(std::move(client_ip)),
+      listener_(std::move(listener)),
+      watch_(host.loop(), fd_.get(), [this](bool r, bool w) { on_io(r, w); }),
+      timer_(host.loop(), [this] { on_timer(); }),
+      pending_(host.loop(), [this] {
+        if (!closed_ && session_ && want_read_) session_->on_io(true, false);
+      }) {}
+
+ClientConnection::~ClientConnection() {
+  session_.reset();  // the session may still talk to us while it is destroyed
+  if (ssl_) SSL_free(ssl_);
+}
+
+void ClientConnection::start() {
+  timer_.arm(host_.runtime()->proxy.client_header_timeout);
+  if (listener_ && listener_->tls) {
+    ssl_ = listener_->tls->new_ssl(fd_.get());
+    if (!ssl_) {
+      close();
+      return;
+    }
+    phase_ = Phase::Handshake;
+  } else if (listener_ && !listener_->h2c) {
+    install(false);
+    return;
+  } else {
+    phase_ = Phase::Sniff;
+  }
+  watch_.set(true, false);
+}
+
+void ClientConnection::drain() {
+  draining_ = true;
+  if (session_) session_->drain();
+  else close();
+}
+
+void ClientConnection::close() {
+  if (closed_) return;
+  closed_ = true;
+  watch_.set(false, false);
+  timer_.cancel();
+  pending_.cancel();
+  fd_.reset();
+  host_.connection_closed(this);
+}
+
+void ClientConnection::on_timer() {
+  if (closed_ || phase_ == Phase::Session) return;
+  CORRAL_LOG(Debug, "tls") << "handshake/preface timeout from " << client_ip_;
+  close();
+}
+
+void ClientConnection::on_io(bool readable, bool writable) {
+  if (closed_) return;
+  switch (phase_) {
+    case Phase::Handshake: handshake(); return;
+    case Phase::Sniff: sniff(); return;
+    case Phase::Session: break;
+  }
+  // TLS may need the opposite direction to make progress: report what the session waits for.
+  bool r = readable, w = writable;
+  if (ssl_) {
+    if (read_wants_write_ && writable) r = true;
+    if (write_wants_read_ && readable) w = true;
+  }
+  session_->on_io(r, w);
+}
+
+void ClientConnection::handshake() {
+  ERR_clear_error();
+  int rc = SSL_do_handshake(ssl_);
+  if (rc == 1) {
+    const unsigned char* alpn = nullptr;
+    unsigned len = 0;
+    SSL_get0_alpn_selected(ssl_, &alpn, &len);
+    bool h2 = len == 2 && std::memcmp(alpn, "h2", 2) == 0;
+    install(h2);
+    return;
+  }
+  int err = SSL_get_error(ssl_, rc);
+  if (err == SSL_ERROR_WANT_READ) {
+    watch_.set(true, false);
+    return;
+  }
+  if (err == SSL_ERROR_WANT_WRITE) {
+    watch_.set(false, true);
+    return;
+  }
+  unsigned long e = ERR_peek_error();
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  CORRAL_LOG(Debug, "tls") << "handshake with " << client_ip_ << " failed: " << (e ? buf : "connection closed");
+  ERR_clear_error();
+  close();
+}
+
+void ClientConnection::sniff() {
+  // Read what is there (not just the preface length): the session gets it all, and a
+  // request left unread in the socket would turn the close after an error into a reset.
+  size_t room = 0;
+  char* p = pre_.prepare(16 * 1024, &room);
+  ssize_t n;
+  do {
+    n = ::recv(fd_.get(), p, room, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN) close();
+    return;
+  }
+  if (n == 0) {
+    close();
+    return;
+  }
+  pre_.commit(static_cast<size_t>(n));
+  std::string_view got = pre_.readable();
+  size_t k = got.size() < kH2Preface.size() ? got.size() : kH2Preface.size();
+  if (kH2Preface.substr(0, k) != got.substr(0, k)) {
+    install(false);
+    return;
+  }
+  if (k == kH2Preface.size()) install(true);
+}
+
+void ClientConnection::install(bool h2) {
+  phase_ = Phase::Session;
+  timer_.cancel();
+  protocol_ = h2 ? "h2" : "http/1.1";
+  if (h2) session_ = make_http2_session(*this);
+  else session_ = std::make_unique<Http1Session>(*this);
+  session_->start();
+  if (draining_ && !closed_) session_->drain();
+}
+
+ssize_t ClientConnection::read(char* buf, size_t len) {
+  if (!pre_.empty()) {
+    std::string_view b = pre_.readable();
+    size_t n = b.size() < len ? b.size() : len;
+    std::memcpy(buf, b.data(), n);
+    pre_.consume(n);
+    if (pre_.empty()) pre_.release_if_empty();
+    return static_cast<ssize_t>(n);
+  }
+  if (closed_) {
+    errno = EBADF;
+    return -1;
+  }
+  if (!ssl_) {
+    ssize_t n;
+    do {
+      n = ::recv(fd_.get(), buf, len, 0);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
+  ERR_clear_error();
+  read_wants_write_ = false;
+  int n = SSL_read(ssl_, buf, static_cast<int>(len > 1 << 30 ? 1 << 30 : len));
+  if (n > 0) return n;
+  int err = SSL_get_error(ssl_, n);
+  switch (err) {
+    case SSL_ERROR_WANT_READ: errno = EAGAIN; return -1;
+    case SSL_ERROR_WANT_WRITE:
+      read_wants_write_ = true;
+      update_interest();
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    case SSL_ERROR_SYSCALL:
+      if (ERR_peek_error() == 0 && errno == 0) return 0;  // EOF without close_notify
+      [[fallthrough]];
+    default:
+      ERR_clear_error();
+      errno = ECONNRESET;
+      return -1;
+  }
+}
+
+ssize_t ClientConnection::write(const char* buf, size_t len) {
+  if (closed_) {
+    errno = EBADF;
+    return -1;
+  }
+  if (!ssl_) {
+    ssize_t n;
+    do {
+      n = ::send(fd_.get(), buf, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
+  if (len == 0) return 0;
+  ERR_clear_error();
+  write_wants_read_ = false;
+  int n = SSL_write(ssl_, buf, static_cast<int>(len > 1 << 30 ? 1 << 30 : len));
+  if (n > 0) return n;
+  int err = SSL_get_error(ssl_, n);
+  switch (err) {
+    case SSL_ERROR_WANT_WRITE: errno = EAGAIN; return -1;
+    case SSL_ERROR_WANT_READ:
+      write_wants_read_ = true;
+      update_interest();
+      errno = EAGAIN;
+      return -1;
+    default:
+      ERR_clear_error();
+      errno = EPIPE;
+      return -1;
+  }
+}
+
+void ClientConnection::shutdown_write() {
+  if (closed_) return;
+  if (ssl_) {
+    ERR_clear_error();
+    (void)SSL_shutdown(ssl_);
+  }
+  ::shutdown(fd_.get(), SHUT_WR);
+}
+
+void ClientConnection::want(bool read, bool write) {
+  want_read_ = read;
+  want_write_ = write;
+  update_interest();
+}
+
+void ClientConnection::update_interest() {
+  if (closed_ || phase_ != Phase::Session) return;
+  bool r = want_read_ || (want_write_ && write_wants_read_);
+  bool w = want_write_ || (want_read_ && read_wants_write_);
+  watch_.set(r, w);
+  // Bytes OpenSSL already decrypted do not make the socket readable again.
+  if (ssl_ && want_read_ && SSL_pending(ssl_) > 0 && !pending_.armed()) pending_.arm(std::chrono::milliseconds(0));
+}
+
+}  // namespace corral::proxy

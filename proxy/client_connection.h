@@ -1,0 +1,105 @@
+#pragma once
+// One accepted client connection: the socket, TLS when the listener has it, and the
+// frontend session chosen once the protocol is known (nghttpx's ClientHandler). TLS:
+// handshake first (under the header timeout), then ALPN picks HTTP/2 ("h2") or HTTP/1.1.
+// Plaintext: the first bytes are sniffed for the HTTP/2 connection preface (h2c prior
+// knowledge); anything else is HTTP/1.1. The session then does its I/O through read(),
+// write() and want(), which hide TLS (including TLS wanting to write during a read and the
+// bytes OpenSSL has decrypted but not yet returned).
+//
+// Loop-affine. Destruction is always deferred through SessionHost::connection_closed().
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+
+#include "common/base/unique_fd.h"
+#include "common/ev/loop.h"
+#include "proxy/io_buffer.h"
+#include "proxy/session_host.h"
+
+typedef struct ssl_st SSL;
+
+namespace corral::proxy {
+
+class TlsContext;
+struct ListenerRuntime;
+
+/// A frontend protocol on a connection (Http1Session, Http2Session).
+class FrontendSession {
+ public:
+  virtual ~FrontendSession() = default;
+  /// Called once when the session is installed; bytes already read are returned by the
+  /// connection's read() first.
+  virtual void start() = 0;
+  /// The socket is readable / writable (readable is also reported for TLS bytes pending).
+  virtual void on_io(bool readable, bool writable) = 0;
+  /// Graceful stop: finish what is in flight, accept nothing new, then close.
+  virtual void drain() = 0;
+};
+
+class ClientConnection {
+ public:
+  /// `listener` describes the accepting listener (TLS context, redirect, HSTS); null means
+  /// plaintext with defaults (tests).
+  ClientConnection(SessionHost& host, UniqueFd fd, std::string client_ip,
+                   std::shared_ptr<const ListenerRuntime> listener);
+  ~ClientConnection();
+  ClientConnection(const ClientConnection&) = delete;
+  ClientConnection& operator=(const ClientConnection&) = delete;
+
+  /// Starts the TLS handshake or the protocol sniff, under the header timeout.
+  void start();
+  /// Graceful stop (forwarded to the session; a connection without one closes now).
+  void drain();
+  /// Closes the socket at once; the host destroys the connection later. Idempotent.
+  void close();
+  bool closed() const { return closed_; }
+
+  // For the session.
+  /// Like recv(2): >0 bytes, 0 end of stream, -1 with errno (EAGAIN: nothing now).
+  ssize_t read(char* buf, size_t len);
+  /// Like send(2): bytes written (maybe fewer), or -1 with errno (EAGAIN: try when writable).
+  /// With TLS, a retry after EAGAIN may pass a moved or longer buffer.
+  ssize_t write(const char* buf, size_t len);
+  /// Which events the session wants; the connection maps them to socket interest.
+  void want(bool read, bool write);
+  /// Half-closes the write side after the last byte (TLS close_notify first).
+  void shutdown_write();
+
+  SessionHost& host() { return host_; }
+  const std::string& client_ip() const { return client_ip_; }
+  bool tls() const { return ssl_ != nullptr; }
+  const ListenerRuntime* listener() const { return listener_.get(); }
+  /// "h2", "http/1.1" or "" (before the choice).
+  const char* protocol() const { return protocol_; }
+  int fd() const { return fd_.get(); }
+
+ private:
+  enum class Phase { Handshake, Sniff, Session };
+  void on_io(bool readable, bool writable);
+  void handshake();
+  void sniff();
+  void install(bool h2);
+  void update_interest();
+  void on_timer();
+
+  SessionHost& host_;
+  UniqueFd fd_;
+  std::string client_ip_;
+  std::shared_ptr<const ListenerRuntime> listener_;
+  ev::FdWatch watch_;
+  ev::Timer timer_;      // handshake / sniff deadline
+  ev::Timer pending_;    // zero-delay: TLS bytes already decrypted while the session paused
+  SSL* ssl_ = nullptr;
+  IoBuffer pre_;         // bytes read before the session was chosen
+  std::unique_ptr<FrontendSession> session_;
+  Phase phase_ = Phase::Sniff;
+  const char* protocol_ = "";
+  bool want_read_ = false, want_write_ = false;
+  bool read_wants_write_ = false, write_wants_read_ = false;
+  bool closed_ = false;
+  bool draining_ = false;
+};
+
+}  // namespace corral::proxy

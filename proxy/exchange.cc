@@ -1,0 +1,280 @@
+#include "proxy/exchange.h"
+
+#include <cstring>
+#include <ctime>
+#include <mutex>
+
+#include "common/base/log.h"
+
+namespace corral::proxy {
+namespace {
+
+constexpr int kMaxConnectAttempts = 3;
+
+bool is_idempotent(std::string_view m) {
+  return m == "GET" || m == "HEAD" || m == "PUT" || m == "DELETE" || m == "OPTIONS" || m == "TRACE";
+}
+
+double secs(Exchange::Clock::time_point a, Exchange::Clock::time_point b) {
+  if (a == Exchange::Clock::time_point{} || b == Exchange::Clock::time_point{} || b < a) return 0;
+  return std::chrono::duration<double>(b - a).count();
+}
+
+}  // namespace
+
+/// Bridges AppDispatcher grants (any thread) to the exchange's loop.
+class Exchange::Waiter : public ::corral::proxy::Waiter, public std::enable_shared_from_this<Exchange::Waiter> {
+ public:
+  Waiter(ev::Loop& loop, Exchange* e) : loop_(loop), exchange_(e) {}
+  void grant(Lease lease) override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      lease_ = std::move(lease);
+    }
+    loop_.post([self = shared_from_this()] { self->deliver(); });
+  }
+  /// Loop thread.
+  void detach() { exchange_ = nullptr; }
+
+ private:
+  void deliver() {
+    Lease l;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      l = std::move(lease_);
+    }
+    // A detached waiter lets the lease go, which releases it.
+    if (exchange_ && l) exchange_->on_granted(std::move(l));
+  }
+  ev::Loop& loop_;
+  std::mutex mu_;
+  Lease lease_;
+  Exchange* exchange_;
+};
+
+Exchange::Exchange(SessionHost& session_host, ExchangeSink& sink)
+    : host_(session_host), sink_(sink), timer_(session_host.loop(), [this] { on_timer(); }) {}
+
+Exchange::~Exchange() {
+  cancel();
+  if (waiter_) waiter_->detach();
+}
+
+void Exchange::begin() {
+  runtime = host_.runtime();
+  t_start = host_.loop().now();
+  request_id = host_.request_ids().next(request_id_buf);
+}
+
+int Exchange::route(std::string_view h, std::string_view t) {
+  app = runtime->router.match(h, t);
+  return app;
+}
+
+void Exchange::submit(std::string_view body, std::string_view client_ip, bool tls) {
+  body_ = body;
+  client_ip_ = client_ip;
+  tls_ = tls;
+  t_queued = host_.loop().now();
+  dispatch();
+}
+
+void Exchange::dispatch() {
+  const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
+  if (!waiter_) waiter_ = std::make_shared<Waiter>(host_.loop(), this);
+  Lease lease;
+  switch (a.dispatcher->acquire(waiter_, lease)) {
+    case AppDispatcher::Outcome::Granted:
+      lease_ = std::move(lease);
+      send_upstream();
+      return;
+    case AppDispatcher::Outcome::Queued:
+      state = ExchangeState::Queued;
+      timer_.arm(a.queue_timeout);
+      return;
+    case AppDispatcher::Outcome::QueueFull:
+    case AppDispatcher::Outcome::NoWorkers:
+      fail(503, true);
+      return;
+  }
+}
+
+void Exchange::on_granted(Lease lease) {
+  if (state != ExchangeState::Queued) return;  // lease released on return
+  timer_.cancel();
+  lease_ = std::move(lease);
+  send_upstream();
+}
+
+void Exchange::send_upstream() {
+  const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
+  state = ExchangeState::Upstream;
+  slot = lease_.slot();
+  t_sent = host_.loop().now();
+  timer_.arm(a.timeout);
+  if (!upstream_ || upstream_kind_ != a.kind) {
+    upstream_ = make_upstream_client(a.kind, host_.pool(), *this);
+    upstream_kind_ = a.kind;
+  }
+  paused_ = false;
+  UpstreamRequest req;
+  req.path = lease_.path();
+  req.generation = lease_.generation();
+  req.method = method;
+  req.idempotent = is_idempotent(method);
+  req.head = upstream_head;
+  req.body = body_;
+  req.client_ip = client_ip_;
+  req.tls = tls_;
+  upstream_->start(req);
+}
+
+void Exchange::on_upstream_connect_failed(int err) noexcept {
+  const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
+  CORRAL_LOG(Warn, "upstream") << "connect to " << a.name << "#" << slot << " (" << lease_.path()
+                               << ") failed: " << std::strerror(err);
+  timer_.cancel();
+  lease_.release_failed_connect();
+  slot = -1;
+  if (++connect_attempts < kMaxConnectAttempts) {
+    dispatch();
+    return;
+  }
+  fail(502);
+}
+
+void Exchange::on_upstream_head(const http1::ResponseHead& head) noexcept {
+  status = head.status;
+  response_started = true;
+  sink_.on_response_head(head);
+}
+
+void Exchange::on_upstream_body(std::string_view data) noexcept {
+  bytes_sent += data.size();
+  sink_.on_response_body(data);
+}
+
+void Exchange::on_upstream_read_done() noexcept { sink_.on_response_flush(); }
+
+void Exchange::on_upstream_complete() noexcept {
+  t_upstream_done = host_.loop().now();
+  timer_.cancel();
+  // Released before the client has downloaded anything: a slow client never holds a worker.
+  lease_.release();
+  paused_ = false;
+  state = ExchangeState::Responding;
+  sink_.on_response_complete();
+}
+
+void Exchange::on_upstream_error(const char* why) noexcept {
+  const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
+  CORRAL_LOG(Warn, "upstream") << a.name << "#" << slot << ": " << why << " [rid=" << request_id << "]";
+  t_upstream_done = host_.loop().now();
+  fail(response_started ? 0 : 502);
+}
+
+void Exchange::on_timer() {
+  if (state == ExchangeState::Queued) {
+    leave_queue();
+    fail(503, true);
+    return;
+  }
+  if (state == ExchangeState::Upstream) {
+    const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
+    CORRAL_LOG(Warn, "upstream") << a.name << "#" << slot << " did not answer within " << a.timeout.count()
+                                 << "ms [rid=" << request_id << "]";
+    host_.report_hung(a.name, slot, lease_.generation(), request_id);
+    if (upstream_) upstream_->abort();
+    t_upstream_done = host_.loop().now();
+    lease_.release_hung();
+    fail(response_started ? 0 : 504);
+  }
+}
+
+void Exchange::fail(int st, bool retry_after) {
+  timer_.cancel();
+  if (lease_) lease_.release();
+  paused_ = false;
+  state = ExchangeState::Responding;
+  sink_.on_exchange_failed(st, retry_after);
+}
+
+void Exchange::leave_queue() {
+  if (state != ExchangeState::Queued || !waiter_ || !runtime || app < 0) return;
+  if (!runtime->apps[static_cast<size_t>(app)].dispatcher->cancel(waiter_.get())) {
+    // The grant raced with us: it is in flight to this loop; let it release itself.
+    waiter_->detach();
+    waiter_.reset();
+  }
+}
+
+void Exchange::pause_upstream() {
+  if (paused_ || !upstream_ || state != ExchangeState::Upstream) return;
+  paused_ = true;
+  upstream_->pause_reading();
+}
+
+void Exchange::resume_upstream() {
+  if (!paused_) return;
+  paused_ = false;
+  if (upstream_) upstream_->resume_reading();
+}
+
+void Exchange::cancel() {
+  timer_.cancel();
+  leave_queue();
+  if (upstream_) upstream_->abort();
+  // An aborted upstream request frees the slot at once (the worker sees the connection close).
+  if (lease_) lease_.release();
+  paused_ = false;
+}
+
+void Exchange::log(std::string_view client_ip) {
+  AccessRecord r;
+  r.client_ip = client_ip;
+  r.method = method;
+  r.target = target;
+  r.version_major = version_major;
+  r.version_minor = version_minor;
+  r.status = status;
+  r.bytes_sent = bytes_sent;
+  r.referer = referer;
+  r.user_agent = user_agent;
+  r.request_id = request_id;
+  if (runtime && app >= 0 && slot >= 0) {
+    r.app = runtime->apps[static_cast<size_t>(app)].name;
+    r.slot = slot;
+  }
+  auto now = host_.loop().now();
+  r.queue_s = secs(t_queued, t_sent);
+  r.upstream_s = secs(t_sent, t_upstream_done);
+  r.rt_s = secs(t_start, now);
+  r.time = ::time(nullptr);
+  host_.log_access(r);
+}
+
+void Exchange::reset() {
+  cancel();
+  state = ExchangeState::Idle;
+  runtime.reset();
+  app = -1;
+  method.clear();
+  target.clear();
+  host.clear();
+  user_agent.clear();
+  referer.clear();
+  version_major = 1;
+  version_minor = 1;
+  had_body = false;
+  request_id = {};
+  upstream_head.clear();
+  status = 0;
+  response_started = false;
+  bytes_sent = 0;
+  slot = -1;
+  connect_attempts = 0;
+  body_ = {};
+  t_start = t_queued = t_sent = t_upstream_done = Clock::time_point{};
+}
+
+}  // namespace corral::proxy

@@ -1,0 +1,37 @@
+#pragma once
+// What frontend sessions and their exchanges need from the loop that owns them.
+// Implemented by LoopThread (and by test fixtures). Loop-affine: every method is called on
+// the owning loop thread.
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/ev/loop.h"
+#include "proxy/access_log.h"
+#include "proxy/forwarding_headers.h"
+#include "proxy/runtime.h"
+#include "proxy/upstream/pool.h"
+
+namespace corral::proxy {
+
+class ClientConnection;
+
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  virtual ev::Loop& loop() = 0;
+  /// The current snapshot (never null once the loop accepts connections).
+  virtual const std::shared_ptr<const Runtime>& runtime() const = 0;
+  virtual UpstreamPool& pool() = 0;
+  virtual RequestIdGenerator& request_ids() = 0;
+  /// One access-log record (the host formats and writes it).
+  virtual void log_access(const AccessRecord& r) = 0;
+  /// A request passed its app's timeout on this worker.
+  virtual void report_hung(const std::string& app, int slot, uint64_t generation, std::string_view request_id) = 0;
+  /// True after SIGTERM: no new keep-alive rounds, HTTP/2 sends GOAWAY.
+  virtual bool draining() const = 0;
+  /// The connection is finished; the host destroys it later (outside its callbacks).
+  virtual void connection_closed(ClientConnection* c) = 0;
+};
+
+}  // namespace corral::proxy

@@ -1,0 +1,72 @@
+#pragma once
+// The seam between the protocol-neutral Exchange and the protocol spoken to workers. An
+// UpstreamClient sends one buffered request to a worker socket and streams the response
+// back to an UpstreamHandler. Http1Client (kind = "http", "cgi", "wsgi") is one
+// implementation; a FastCGI client is another. make_upstream_client() picks by app kind.
+// Loop-affine: every call and callback runs on the owning loop thread.
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "common/http1/parser.h"
+#include "conf/config.h"
+
+namespace corral::proxy {
+
+class UpstreamPool;
+
+/// What the upstream client reports, in order: either connect_failed (the request was never
+/// sent), or head → body* → (complete | error), or error alone. read_done may follow any
+/// batch of head/body events.
+class UpstreamHandler {
+ public:
+  virtual ~UpstreamHandler() = default;
+  /// Could not connect (errno): the request was never sent, safe to try another worker.
+  virtual void on_upstream_connect_failed(int err) noexcept = 0;
+  /// The final (non-1xx) response head. Views are valid during the call only. Clients that
+  /// do not speak HTTP/1.1 (FastCGI) translate into this form.
+  virtual void on_upstream_head(const http1::ResponseHead& head) noexcept = 0;
+  /// Decoded body bytes (valid during the call only).
+  virtual void on_upstream_body(std::string_view data) noexcept = 0;
+  /// One read's worth of events has been delivered (a good moment to flush to the client).
+  virtual void on_upstream_read_done() noexcept = 0;
+  /// The response is complete; the connection is already back in the pool (or closed).
+  virtual void on_upstream_complete() noexcept = 0;
+  /// The worker failed (reset, EOF mid-message, garbage). `why` is a static string.
+  virtual void on_upstream_error(const char* why) noexcept = 0;
+};
+
+/// One request for a worker. Every view must stay valid until complete/error/abort.
+struct UpstreamRequest {
+  std::string_view path;    ///< the worker slot's Unix socket
+  uint64_t generation = 0;  ///< the slot generation (pooled connections are keyed by it)
+  std::string_view method;
+  bool idempotent = false;  ///< a keep-alive race before any response byte may be retried
+  /// The request head as the proxy re-framed it, in HTTP/1.1 syntax ("GET / HTTP/1.1\r\n",
+  /// end-to-end headers, Host, X-Forwarded-*, X-Request-Id, Content-Length, CRLF). This is
+  /// the canonical protocol-neutral form whatever the frontend spoke (HTTP/2 requests are
+  /// translated into it); a non-HTTP client parses it back with common/http1 (it is the
+  /// proxy's own output, so it always parses).
+  std::string_view head;
+  std::string_view body;    ///< the complete buffered body
+  std::string_view client_ip;
+  bool tls = false;         ///< the client connection is TLS (HTTPS=on for FastCGI)
+};
+
+class UpstreamClient {
+ public:
+  virtual ~UpstreamClient() = default;
+  /// Sends the request: a pooled connection when there is one, else a new one. May call
+  /// back synchronously (connect_failed, error).
+  virtual void start(const UpstreamRequest& req) = 0;
+  /// Stops everything and closes the connection (no callbacks). Safe when idle.
+  virtual void abort() = 0;
+  /// Backpressure: stop / restart reading the response while the client is slow.
+  virtual void pause_reading() = 0;
+  virtual void resume_reading() = 0;
+};
+
+/// The client for an app kind. Never null.
+std::unique_ptr<UpstreamClient> make_upstream_client(conf::AppKind kind, UpstreamPool& pool, UpstreamHandler& handler);
+
+}  // namespace corral::proxy
