@@ -11,7 +11,7 @@ ifneq ($(SANITIZE),)
   BUILD := build-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps configure build run test test-unit test-asan bench fuzz soak clean
+.PHONY: all deps configure build run test test-unit test-asan bench fuzz soak clean package package-test
 
 all: build
 
@@ -49,6 +49,17 @@ fuzz:
 	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 -DCORRAL_FUZZ=ON
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_http1
 	tests/fuzz/run.sh build-fuzz
+
+# .deb and .rpm in $(PKG_BUILD)/packages: a Release build with Debian's hardening flags, no tests.
+PKG_BUILD ?= build-package
+package:
+	@packaging/install-deps.sh package
+	packaging/build-packages.sh $(PKG_BUILD)
+
+# Root: lintian, rpmlint, piuparts, then boots a bookworm container under systemd-nspawn and
+# installs, reloads, kills, upgrades, removes and purges both packages (tests/package/README.md).
+package-test: package
+	tests/package/run.sh $(PKG_BUILD)/packages
 
 clean:
 	rm -rf build build-*

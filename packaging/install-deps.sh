@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian 12 packages corral needs to build and test, only when some are missing.
-# Usage: packaging/install-deps.sh [build|test|bench|fuzz]   (each level includes the previous)
+# Usage: packaging/install-deps.sh [build|test|bench|fuzz|package]   (each level includes the previous;
+# package = build + what make package / make package-test need)
 set -eu
 level=${1:-test}
 build_pkgs="g++ make cmake pkg-config libevent-dev libssl-dev libnghttp2-dev libtomlplusplus-dev
@@ -8,11 +9,13 @@ build_pkgs="g++ make cmake pkg-config libevent-dev libssl-dev libnghttp2-dev lib
 test_pkgs="curl wrk nghttp2-client procps clang-14 libclang-rt-14-dev"
 # bench: the proxies corral is compared with, and the tools the bench script drives
 bench_pkgs="nginx-light haproxy nghttp2-proxy openssl python3 util-linux"
+package_pkgs="dpkg-dev rpm lintian rpmlint piuparts debootstrap systemd systemd-container file"
 pkgs=$build_pkgs
 case "$level" in
   build) ;;
   test|fuzz) pkgs="$pkgs $test_pkgs" ;;
   bench) pkgs="$pkgs $test_pkgs $bench_pkgs" ;;
+  package) pkgs="$pkgs $package_pkgs" ;;
   *) echo "install-deps: unknown level '$level'" >&2; exit 2 ;;
 esac
 missing=""
