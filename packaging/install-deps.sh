@@ -6,9 +6,10 @@ set -eu
 level=${1:-test}
 build_pkgs="g++ make cmake pkg-config libevent-dev libssl-dev libnghttp2-dev libtomlplusplus-dev
  libexpected-dev nlohmann-json3-dev libgtest-dev libgmock-dev"
-test_pkgs="curl wrk nghttp2-client procps clang-14 libclang-rt-14-dev"
+# test: php-cgi and perl run as CGI/FastCGI apps; libfcgi-dev builds the C FastCGI test app
+test_pkgs="curl wrk nghttp2-client procps clang-14 libclang-rt-14-dev php-cgi perl libfcgi-dev"
 # bench: the proxies corral is compared with, and the tools the bench script drives
-bench_pkgs="nginx-light haproxy nghttp2-proxy openssl python3 util-linux"
+bench_pkgs="nginx-light haproxy nghttp2-proxy openssl python3 util-linux fcgiwrap"
 package_pkgs="dpkg-dev rpm lintian rpmlint piuparts debootstrap systemd systemd-container file"
 pkgs=$build_pkgs
 case "$level" in

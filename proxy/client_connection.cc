@@ -2,6 +2,8 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -37,6 +39,10 @@ ClientConnection::~ClientConnection() {
 
 void ClientConnection::start() {
   timer_.arm(host_.runtime()->proxy.client_header_timeout);
+  if (listener_ && listener_->tls_failed) {
+    close();  // never fall back to plaintext on a TLS port
+    return;
+  }
   if (listener_ && listener_->tls) {
     ssl_ = listener_->tls->new_ssl(fd_.get());
     if (!ssl_) {
@@ -253,6 +259,31 @@ void ClientConnection::update_interest() {
   watch_.set(r, w);
   // Bytes OpenSSL already decrypted do not make the socket readable again.
   if (ssl_ && want_read_ && SSL_pending(ssl_) > 0 && !pending_.armed()) pending_.arm(std::chrono::milliseconds(0));
+}
+
+void ClientConnection::lookup_ports() {
+  ports_known_ = true;
+  auto port_of = [](const sockaddr_storage& ss) -> uint16_t {
+    if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+    if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
+    return 0;
+  };
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) client_port_ = port_of(ss);
+  ss = {};
+  len = sizeof ss;
+  if (::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) server_port_ = port_of(ss);
+}
+
+uint16_t ClientConnection::client_port() {
+  if (!ports_known_) lookup_ports();
+  return client_port_;
+}
+
+uint16_t ClientConnection::server_port() {
+  if (!ports_known_) lookup_ports();
+  return server_port_;
 }
 
 }  // namespace corral::proxy

@@ -69,6 +69,10 @@ class ClientConnection {
 
   SessionHost& host() { return host_; }
   const std::string& client_ip() const { return client_ip_; }
+  /// The client's source port and the local port it connected to (0 when unknown); looked
+  /// up once per connection (CGI's REMOTE_PORT / SERVER_PORT).
+  uint16_t client_port();
+  uint16_t server_port();
   bool tls() const { return ssl_ != nullptr; }
   const ListenerRuntime* listener() const { return listener_.get(); }
   /// "h2", "http/1.1" or "" (before the choice).
@@ -87,6 +91,9 @@ class ClientConnection {
   SessionHost& host_;
   UniqueFd fd_;
   std::string client_ip_;
+  void lookup_ports();
+  bool ports_known_ = false;
+  uint16_t client_port_ = 0, server_port_ = 0;
   std::shared_ptr<const ListenerRuntime> listener_;
   ev::FdWatch watch_;
   ev::Timer timer_;      // handshake / sniff deadline

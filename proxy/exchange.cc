@@ -67,7 +67,7 @@ void Exchange::begin() {
 }
 
 int Exchange::route(std::string_view h, std::string_view t) {
-  app = runtime->router.match(h, t);
+  app = runtime->router.match(h, t, route_prefix);
   return app;
 }
 

@@ -92,6 +92,7 @@ class Exchange final : public UpstreamHandler {
   ExchangeState state = ExchangeState::Idle;
   std::shared_ptr<const Runtime> runtime;  ///< the snapshot this request started with
   int app = -1;                            ///< index into runtime->apps
+  std::string_view route_prefix;           ///< the matched route's path (lives in runtime's router)
   std::string method, target, host, user_agent, referer;
   int version_major = 1, version_minor = 1;
   bool had_body = false;

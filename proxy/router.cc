@@ -31,6 +31,11 @@ void Router::add(std::string_view host, std::string_view path, int app) {
 }
 
 int Router::match(std::string_view host, std::string_view target) const {
+  std::string_view prefix;
+  return match(host, target, prefix);
+}
+
+int Router::match(std::string_view host, std::string_view target, std::string_view& prefix) const {
   // An absolute-form target ("http://h/p") routes by its path; the parser already took the
   // authority as the host.
   if (!target.empty() && target.front() != '/') {
@@ -45,6 +50,7 @@ int Router::match(std::string_view host, std::string_view target) const {
     if (e.app < 0) continue;
     if (!e.host.empty() && !iequals(e.host, h)) continue;
     if (!path_prefix_match(e.path, target)) continue;
+    prefix = e.path;
     return e.app;
   }
   return -1;

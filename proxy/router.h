@@ -33,6 +33,8 @@ class Router {
   /// as received (any case, optional ":port"); `target` the request target (origin-form;
   /// the query string is ignored). Loop-agnostic, no allocation.
   int match(std::string_view host, std::string_view target) const;
+  /// Like match(); also sets `prefix` to the matched route's path (valid while the Router lives).
+  int match(std::string_view host, std::string_view target, std::string_view& prefix) const;
 
   const std::vector<Entry>& entries() const { return entries_; }
 

@@ -191,6 +191,10 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
   fwd.proto = conn_.tls() ? "https" : "http";
   fwd.host = head.host;
   fwd.request_id = ex_.request_id;
+  fwd.server_port = conn_.server_port();
+  fwd.client_port = conn_.client_port();
+  // corral-worker maps the prefix onto SCRIPT_NAME; HTTP apps never asked for it.
+  if (rt.apps[static_cast<size_t>(ex_.app)].kind == conf::AppKind::Cgi) fwd.prefix = ex_.route_prefix;
   append_request_head(head, fwd, ex_.upstream_head);
   bool expect_continue = head.expect_continue;
   in_.consume(head_size);  // head views are dead from here on
@@ -312,7 +316,6 @@ void Http1Session::on_client_timer() {
 }
 
 void Http1Session::respond_redirect(const http1::RequestHead& head) {
-  const ListenerRuntime& l = *conn_.listener();
   client_timer_.cancel();
   // The body is not read: the connection cannot be reused when there is one.
   if (ex_.had_body || draining()) keep_alive_ = false;
@@ -327,7 +330,7 @@ void Http1Session::respond_redirect(const http1::RequestHead& head) {
   }
   out_.append("HTTP/1.1 308 Permanent Redirect\r\nLocation: https://");
   out_.append(host);
-  out_.append(l.https_port);
+  out_.append(host_.https_port());
   out_.append(head.target.empty() || head.target.front() != '/' ? std::string_view("/") : head.target);
   out_.append("\r\nContent-Length: 0\r\n");
   if (!keep_alive_) out_.append("Connection: close\r\n");

@@ -115,9 +115,12 @@ std::string ConfigBuilder::render() const {
     t += "app = " + quote(r.app) + "\n";
   }
   for (auto& a : apps_) {
-    t += "\n[app." + a.name + "]\nkind = " + quote(a.kind) + "\ncommand = [";
-    for (size_t i = 0; i < a.command.size(); ++i) t += (i ? ", " : "") + quote(a.command[i]);
-    t += "]\n";
+    t += "\n[app." + a.name + "]\nkind = " + quote(a.kind) + "\n";
+    if (!a.command.empty()) {  // a cgi app with root has none
+      t += "command = [";
+      for (size_t i = 0; i < a.command.size(); ++i) t += (i ? ", " : "") + quote(a.command[i]);
+      t += "]\n";
+    }
     for (auto& [k, v] : a.settings) t += k + " = " + v + "\n";
     if (!a.env.empty()) {
       t += "env = { ";
