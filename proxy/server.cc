@@ -1,12 +1,17 @@
 #include "proxy/server.h"
 
 #include <csignal>
+#include <set>
 
 #include "common/base/log.h"
 #include "conf/cores.h"
 #include "conf/snapshot.h"
 
 namespace corral::proxy {
+namespace {
+// How often per-slot counters go to the supervisor (corralctl status shows them).
+constexpr std::chrono::milliseconds kStatsEvery{1000};
+}  // namespace
 
 Server::Server(ev::Loop& main_loop) : main_(main_loop) {
   shared_.on_hung = [this](const std::string& app, int slot, uint64_t generation, std::string rid) {
@@ -27,7 +32,25 @@ Server::~Server() {
   loops_.clear();
 }
 
-void Server::attach_control(UniqueFd fd) { control_ = std::make_unique<ControlClient>(main_, std::move(fd), *this); }
+void Server::attach_control(UniqueFd fd) {
+  control_ = std::make_unique<ControlClient>(main_, std::move(fd), *this);
+  stats_timer_ = std::make_unique<ev::Timer>(main_, [this] { send_stats(); });
+  stats_timer_->arm(kStatsEvery);
+}
+
+void Server::send_stats() {
+  control::ProxyStats st;
+  for (auto& [name, d] : dispatchers_) {
+    st.queued += d->queued();
+    for (auto& s : d->slots()) {
+      st.requests += s.requests;
+      st.in_flight += static_cast<uint64_t>(s.in_flight);
+      st.slots.push_back(control::SlotStats{name, s.slot, s.generation, static_cast<uint64_t>(s.in_flight), s.requests});
+    }
+  }
+  if (control_) control_->send(std::move(st));
+  stats_timer_->arm(kStatsEvery);
+}
 
 int Server::run() {
   main_.run();
@@ -103,7 +126,13 @@ void Server::apply_pool() {
     by_app[s.app].push_back(s);
     live->emplace_back(s.path, s.generation);
   }
+  std::set<std::string> failing(pool_->failing.begin(), pool_->failing.end());
   for (auto& [name, d] : dispatchers_) {
+    // The supervisor acts on these: stop a drained worker, replace one at max_requests.
+    d->set_observer([this](control::SlotEvent e) {
+      if (control_) control_->send(std::move(e));  // thread-safe: posts to the main loop
+    });
+    d->set_failing(failing.count(name) > 0);
     auto it = by_app.find(name);
     d->update_slots(it == by_app.end() ? std::vector<control::SlotInfo>{} : it->second);
   }

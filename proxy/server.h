@@ -42,6 +42,8 @@ class Server : public ControlHandler {
   void start_threads(int n);
   void apply_pool();
   void on_loop_drained();
+  /// Sends ProxyStats (totals and per slot) to the supervisor; re-arms itself.
+  void send_stats();
 
   ev::Loop& main_;
   LoopShared shared_;
@@ -56,6 +58,7 @@ class Server : public ControlHandler {
   conf::AccessLogFormat access_log_format_ = conf::AccessLogFormat::Combined;
   std::unique_ptr<ev::SignalWatch> sigterm_, sigint_;
   std::unique_ptr<ev::Timer> graceful_timer_;
+  std::unique_ptr<ev::Timer> stats_timer_;
   size_t drained_ = 0;
   bool stopping_ = false;
   int exit_code_ = 0;

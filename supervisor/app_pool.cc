@@ -1,63 +1,168 @@
 #include "supervisor/app_pool.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "common/base/log.h"
+#include "common/base/units.h"
 #include "common/net/socket.h"
+#include "supervisor/app_kind.h"
 #include "supervisor/child_output.h"
 #include "supervisor/exit_status.h"
 #include "supervisor/listeners.h"
+#include "supervisor/proc_stats.h"
+#include "supervisor/readiness_probe.h"
 
 namespace corral::supervisor {
 namespace {
-constexpr std::chrono::milliseconds kProbeEvery{100};
+using std::chrono::milliseconds;
+constexpr milliseconds kProbeRetry{100};
 
 std::string output_tag(const WorkerSlot& s) { return "app=" + s.app() + " worker=" + std::to_string(s.index()); }
+
+bool is_number(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// "exit", "signal", "oom" for a death nobody asked for.
+std::string unexpected_reason(int wait_status, bool we_sent_kill) {
+  if (WIFSIGNALED(wait_status)) return WTERMSIG(wait_status) == SIGKILL && !we_sent_kill ? "oom" : "signal";
+  return "exit";
+}
 }  // namespace
+
+Result<Identity> resolve_identity(const std::string& user, const std::string& group) {
+  Identity id;
+  if (user.empty() && group.empty()) return id;
+  if (::geteuid() != 0) return id;
+  if (!user.empty()) {
+    if (is_number(user)) {
+      id.uid = static_cast<uid_t>(std::stoul(user));
+      if (passwd* pw = ::getpwuid(id.uid)) id.gid = pw->pw_gid;
+    } else {
+      passwd* pw = ::getpwnam(user.c_str());
+      if (!pw) return fail(Errc::InvalidInput, "unknown user '" + user + "'");
+      id.uid = pw->pw_uid;
+      id.gid = pw->pw_gid;
+    }
+  }
+  if (!group.empty()) {
+    if (is_number(group)) {
+      id.gid = static_cast<gid_t>(std::stoul(group));
+    } else {
+      struct group* gr = ::getgrnam(group.c_str());
+      if (!gr) return fail(Errc::InvalidInput, "unknown group '" + group + "'");
+      id.gid = gr->gr_gid;
+    }
+  }
+  return id;
+}
+
+std::vector<workers::RLimit> launcher_rlimits(const conf::App& app) {
+  std::vector<workers::RLimit> out;
+  for (auto& [name, value] : app.rlimits) {
+    workers::RLimit r;
+    r.resource = name == "nofile" ? RLIMIT_NOFILE : name == "nproc" ? RLIMIT_NPROC : RLIMIT_AS;
+    if (value == "unlimited") r.value = RLIM_INFINITY;
+    else if (auto v = parse_size(value)) r.value = static_cast<rlim_t>(*v);
+    else continue;  // the schema rejected it already
+    out.push_back(r);
+  }
+  return out;
+}
+
+bool needs_new_generation(const conf::App& a, const conf::App& b) {
+  // Everything but the settings the supervisor or the proxy apply to running workers.
+  conf::App x = b;
+  x.workers = a.workers;
+  x.workers_auto = a.workers_auto;
+  x.queue_size = a.queue_size;
+  x.queue_timeout = a.queue_timeout;
+  x.graceful_timeout = a.graceful_timeout;
+  x.kill_timeout = a.kill_timeout;
+  x.max_requests = a.max_requests;
+  x.max_requests_jitter = a.max_requests_jitter;
+  x.max_rss = a.max_rss;
+  x.health_path = a.health_path;
+  x.boot_timeout = a.boot_timeout;
+  if (a.kind == b.kind && a.kind != conf::AppKind::Cgi && a.kind != conf::AppKind::Wsgi) {
+    // corral-worker gets these on its command line; other apps never see them.
+    x.concurrency = a.concurrency;
+    x.timeout = a.timeout;
+  }
+  return !(x == a);
+}
 
 AppPool::AppPool(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock, conf::App app,
                  const std::string& runtime_dir, std::function<void()> on_pool_changed)
-    : loop_(loop), launcher_(launcher), app_(std::move(app)), on_pool_changed_(std::move(on_pool_changed)) {
-  workers::LaunchSpec trial;
-  trial.argv = app_.command;
-  for (auto& kv : app_.env) trial.env.push_back(kv);
-  const bool self_binds = workers::substitute_socket(trial, "");
-  for (int i = 0; i < app_.workers; ++i) {
-    auto s = std::make_unique<WorkerSlot>(clock, app_.name, i, slot_socket_path(runtime_dir, app_.name, i));
-    s->self_binds = self_binds;
-    WorkerSlot* raw = s.get();
-    s->restart_timer = std::make_unique<ev::Timer>(loop_, [this, raw] { spawn(*raw); });
-    s->kill_timer = std::make_unique<ev::Timer>(loop_, [raw] {
-      if (raw->pid <= 0) return;
-      CORRAL_LOG(Warn, raw->tag()) << "pid " << raw->pid << " did not stop in time; sending SIGKILL";
-      raw->kill_sent = true;
-      ::kill(-raw->pid, SIGKILL);
-    });
-    s->probe_timer = std::make_unique<ev::Timer>(loop_, [this, raw] { probe(*raw); });
-    slots_.push_back(std::move(s));
-  }
-}
+    : loop_(loop),
+      launcher_(launcher),
+      clock_(clock),
+      app_(std::make_shared<const conf::App>(std::move(app))),
+      runtime_dir_(runtime_dir),
+      on_pool_changed_(std::move(on_pool_changed)),
+      desired_(std::max(1, app_->workers)) {}
 
 AppPool::~AppPool() = default;
 
-Result<void> AppPool::open_sockets() {
-  for (auto& s : slots_) {
-    if (s->self_binds) {
-      // The app binds the path itself; a leftover socket file would make its bind fail.
-      ::unlink(s->socket_path().c_str());
-      continue;
-    }
-    auto fd = net::listen_unix(s->socket_path(), 1024, 0660);
-    if (!fd) return fail(fd.error());
-    s->listen_fd = std::move(*fd);
+Result<void> AppPool::start() {
+  self_binds_ = app_self_binds(*app_);
+  auto id = resolve_identity(app_->user, app_->group);
+  if (!id) return fail(Errc::InvalidInput, "app " + app_->name + ": " + id.error().message());
+  identity_ = *id;
+  if ((!app_->user.empty() || !app_->group.empty()) && ::geteuid() != 0) {
+    CORRAL_LOG(Warn, "app=" + app_->name) << "not running as root: user/group ignored, workers run as the supervisor's user";
   }
+  for (int i = 0; i < desired_; ++i) {
+    WorkerSlot* s = add_worker();
+    if (!s) return fail(Errc::System, "app " + app_->name + ": cannot create a worker socket under " + runtime_dir_);
+  }
+  for (auto& s : slots_) spawn(*s);
   return {};
 }
 
-void AppPool::start() {
-  for (auto& s : slots_) spawn(*s);
+WorkerSlot* AppPool::add_worker() {
+  const int index = next_index_++;
+  auto s = std::make_unique<WorkerSlot>(clock_, app_, app_generation_, index,
+                                        slot_socket_path(runtime_dir_, app_->name, index));
+  s->self_binds = self_binds_;
+  if (s->self_binds) {
+    ::unlink(s->socket_path().c_str());  // a leftover file would make the app's bind fail
+  } else {
+    auto fd = net::listen_unix(s->socket_path(), 1024, 0660);
+    if (!fd) {
+      CORRAL_LOG(Error, s->tag()) << fd.error().message();
+      return nullptr;
+    }
+    s->listen_fd = std::move(*fd);
+    if (socket_gid_ != static_cast<gid_t>(-1) && ::chown(s->socket_path().c_str(), static_cast<uid_t>(-1), socket_gid_) != 0) {
+      CORRAL_LOG(Warn, s->tag()) << sys_error("chown " + s->socket_path()).message();
+    }
+  }
+  WorkerSlot* raw = s.get();
+  s->restart_timer = std::make_unique<ev::Timer>(loop_, [this, raw] { spawn(*raw); });
+  s->kill_timer = std::make_unique<ev::Timer>(loop_, [raw] {
+    if (raw->pid <= 0) return;
+    CORRAL_LOG(Warn, raw->tag()) << "pid " << raw->pid << " did not stop in time; sending SIGKILL";
+    raw->kill_sent = true;
+    ::kill(-raw->pid, SIGKILL);
+  });
+  s->boot_timer = std::make_unique<ev::Timer>(loop_, [this, raw] { on_boot_timeout(*raw); });
+  s->drain_timer = std::make_unique<ev::Timer>(loop_, [this, raw] {
+    if (raw->state() != WorkerSlot::State::Draining) return;
+    CORRAL_LOG(Info, raw->tag()) << "graceful_timeout passed while draining; stopping it";
+    terminate(*raw, SIGTERM, raw->config().kill_timeout);
+  });
+  s->poll_timer = std::make_unique<ev::Timer>(loop_, [this, raw] { start_probe(*raw); });
+  s->probe = std::make_unique<ReadinessProbe>(loop_, s->socket_path(), app_->health_path);
+  slots_.push_back(std::move(s));
+  return raw;
 }
 
 void AppPool::apply(WorkerSlot& s, WorkerSlot::Event e) {
@@ -68,26 +173,33 @@ void AppPool::apply(WorkerSlot& s, WorkerSlot::Event e) {
 }
 
 workers::LaunchSpec AppPool::spec_for(const WorkerSlot& s) const {
-  workers::LaunchSpec spec;
-  spec.argv = app_.command;
-  for (auto& kv : app_.env) spec.env.push_back(kv);
-  spec.cwd = app_.cwd;
-  if (s.self_binds) {
-    workers::substitute_socket(spec, s.socket_path());
-  } else {
-    spec.fds = {{s.listen_fd.get(), 3}};
-    spec.listen_fds = true;
-  }
+  const conf::App& a = s.config();
+  workers::LaunchSpec spec = worker_launch_spec(a, s.index(), s.socket_path(), s.listen_fd.get(), s.self_binds);
+  spec.uid = identity_.uid;
+  spec.gid = identity_.gid;
+  spec.rlimits = launcher_rlimits(a);
+  spec.umask = a.umask;
   return spec;
 }
 
+uint64_t AppPool::pick_max_requests() {
+  if (app_->max_requests == 0) return 0;
+  if (app_->max_requests_jitter == 0) return app_->max_requests;
+  std::uniform_int_distribution<uint64_t> d(0, app_->max_requests_jitter);
+  return app_->max_requests + d(rng_);
+}
+
 void AppPool::spawn(WorkerSlot& s) {
-  if (stopping_) return;
+  if (stopping_ || s.retiring()) return;
   apply(s, WorkerSlot::Event::Spawn);
   if (s.generation > 0) ++s.restarts;
   ++s.generation;
-  s.term_sent = s.kill_sent = false;
+  s.term_sent = s.kill_sent = s.hung = false;
+  s.stop_reason.clear();
+  s.in_flight = s.requests = 0;
+  s.max_requests = pick_max_requests();
   s.backoff.on_start();
+  s.started_at = std::chrono::steady_clock::now();
   // A self-binding app cannot bind over the file its dead predecessor left behind.
   if (s.self_binds) ::unlink(s.socket_path().c_str());
   auto child = launcher_.spawn(spec_for(s));
@@ -101,29 +213,53 @@ void AppPool::spawn(WorkerSlot& s) {
   s.out = std::make_unique<ChildOutput>(loop_, std::move(child->stdout_fd), output_tag(s), log::Level::Info);
   s.err = std::make_unique<ChildOutput>(loop_, std::move(child->stderr_fd), output_tag(s), log::Level::Warn);
   CORRAL_LOG(Info, s.tag()) << "started pid " << s.pid;
-  if (s.self_binds) {
-    s.probe_timer->arm(kProbeEvery);  // up once its own socket accepts
-    on_pool_changed_();
-  } else {
-    set_up(s);  // the socket is ours and already listening: requests wait in its backlog
+  s.boot_timer->arm(s.config().boot_timeout);
+  start_probe(s);
+}
+
+void AppPool::start_probe(WorkerSlot& s) {
+  if (s.state() != WorkerSlot::State::Starting || s.pid <= 0) return;
+  if (s.config().health_path.empty()) {
+    if (!s.self_binds) return set_up(s);  // our socket is listening: requests wait in its backlog
+    // Up once its own socket exists (the path was unlinked before the spawn).
+    struct stat st;
+    if (::stat(s.socket_path().c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return set_up(s);
+    s.poll_timer->arm(kProbeRetry);
+    return;
   }
+  auto left = s.config().boot_timeout - std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - s.started_at);
+  if (left.count() <= 0) return;  // the boot timer handles it
+  s.probe->start(left, [this, &s](bool ok, std::string why) {
+    if (s.state() != WorkerSlot::State::Starting || s.pid <= 0) return;
+    if (ok) {
+      CORRAL_LOG(Debug, s.tag()) << "ready: " << why;
+      return set_up(s);
+    }
+    CORRAL_LOG(Debug, s.tag()) << "not ready yet: " << why;
+    s.poll_timer->arm(kProbeRetry);  // try again shortly
+  });
+}
+
+void AppPool::on_boot_timeout(WorkerSlot& s) {
+  if (s.state() != WorkerSlot::State::Starting || s.pid <= 0) return;
+  CORRAL_LOG(Error, s.tag()) << "pid " << s.pid << " not ready within boot_timeout ("
+                             << format_duration(s.config().boot_timeout) << "); killing it";
+  s.probe->cancel();
+  s.poll_timer->cancel();
+  s.stop_reason = "boot_timeout";
+  s.term_sent = true;
+  ::kill(-s.pid, SIGTERM);
+  s.kill_timer->arm(s.config().kill_timeout);
 }
 
 void AppPool::set_up(WorkerSlot& s) {
+  s.boot_timer->cancel();
+  s.poll_timer->cancel();
+  s.probe->cancel();
   apply(s, WorkerSlot::Event::Up);
+  CORRAL_LOG(Info, s.tag()) << "pid " << s.pid << " ready";
+  retire_ready_ones();
   on_pool_changed_();
-}
-
-void AppPool::probe(WorkerSlot& s) {
-  if (s.state() != WorkerSlot::State::Starting || s.pid <= 0) return;
-  // The path was unlinked before the spawn, so a socket there now is the new process's.
-  // (No test connection: some apps crash on a peer that closes without a request.)
-  struct stat st;
-  if (::stat(s.socket_path().c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
-    set_up(s);
-    return;
-  }
-  s.probe_timer->arm(kProbeEvery);
 }
 
 bool AppPool::on_exit(pid_t pid, int wait_status) {
@@ -142,27 +278,40 @@ void AppPool::on_slot_exit(WorkerSlot& s, int wait_status) {
   // Log what it printed before it died, then the death.
   s.out.reset();
   s.err.reset();
-  s.probe_timer->cancel();
+  s.probe->cancel();
   s.kill_timer->cancel();
+  s.boot_timer->cancel();
+  s.poll_timer->cancel();
+  s.drain_timer->cancel();
+  std::string reason = s.retiring() ? s.retire_reason : !s.stop_reason.empty() ? s.stop_reason
+                       : stopping_  ? "stop"
+                                    : unexpected_reason(wait_status, s.kill_sent);
   if (pid > 0) {
     ::kill(-pid, SIGKILL);  // whatever it forked dies with it
-    const bool expected = s.term_sent || stopping_;
+    ++deaths_[reason];
+    const bool expected = s.term_sent || stopping_ || s.retiring();
     auto level = expected ? log::Level::Info : log::Level::Error;
-    if (level >= log::level())
-      log::write_line(level, s.tag(),
-                      "worker pid " + std::to_string(pid) + " died: " + describe_exit(wait_status, s.kill_sent) +
-                          ", uptime " + format_uptime(uptime));
+    if (level >= log::level()) {
+      std::string line = "worker " + std::to_string(s.index()) + " pid " + std::to_string(pid) + " gen " +
+                         std::to_string(s.app_generation()) + " exited: reason=" + reason + ", " +
+                         describe_exit(wait_status, s.kill_sent) + ", uptime " + format_uptime(uptime) +
+                         ", requests " + std::to_string(s.requests);
+      if (s.in_flight > 0) line += ", " + std::to_string(s.in_flight) + " request(s) in flight (answered 502/504 by the proxy)";
+      log::write_line(level, s.tag(), line);
+    }
   }
   s.pid = 0;
   apply(s, WorkerSlot::Event::Exit);
-  if (s.state() == WorkerSlot::State::Stopped || stopping_) {
+  if (stopping_ || s.retiring()) {
     if (s.state() != WorkerSlot::State::Stopped) apply(s, WorkerSlot::Event::Stop);
+    remove_dead();
     on_pool_changed_();
     return;
   }
   const auto delay = s.backoff.on_exit();
   if (delay.count() == 0) {
     spawn(s);
+    on_pool_changed_();
     return;
   }
   CORRAL_LOG(Warn, s.tag()) << "died " << s.backoff.failures() << " time(s) in a row within seconds of starting; "
@@ -171,28 +320,232 @@ void AppPool::on_slot_exit(WorkerSlot& s, int wait_status) {
   on_pool_changed_();
 }
 
-void AppPool::on_hung(int slot, uint64_t generation, const std::string& request_id,
-                      std::chrono::milliseconds kill_after) {
-  if (slot < 0 || static_cast<size_t>(slot) >= slots_.size()) {
-    CORRAL_LOG(Warn, "app=" + app_.name) << "proxy reported a hung worker in unknown slot " << slot;
+void AppPool::remove_dead() {
+  // Deferred: the caller may be running inside one of the slot's own timers.
+  if (sweep_posted_) return;
+  sweep_posted_ = true;
+  loop_.post([this] {
+    sweep_posted_ = false;
+    for (size_t i = slots_.size(); i-- > 0;) {
+      WorkerSlot& s = *slots_[i];
+      if (s.state() != WorkerSlot::State::Stopped || s.pid > 0 || stopping_) continue;
+      s.listen_fd.reset();
+      ::unlink(s.socket_path().c_str());
+      slots_.erase(slots_.begin() + static_cast<long>(i));
+    }
+    retire_ready_ones();
+  });
+}
+
+WorkerSlot* AppPool::find(int slot, uint64_t generation) {
+  for (auto& s : slots_)
+    if (s->index() == slot && s->generation == generation) return s.get();
+  return nullptr;
+}
+
+void AppPool::on_hung(int slot, uint64_t generation, const std::string& request_id) {
+  WorkerSlot* s = find(slot, generation);
+  if (!s || s->pid <= 0 || s->hung) return;  // already replaced or being killed
+  CORRAL_LOG(Warn, s->tag()) << "worker pid " << s->pid << " timed out request " << request_id
+                             << "; replacing it (SIGTERM, SIGKILL after " << format_duration(s->config().kill_timeout)
+                             << ")";
+  s->hung = true;
+  replace(*s, "timeout");
+  // It takes no new requests and what it holds has timed out: no point waiting for the replacement.
+  terminate(*s, SIGTERM, s->config().kill_timeout);
+  on_pool_changed_();
+}
+
+void AppPool::on_slot_event(const control::SlotEvent& e) {
+  WorkerSlot* s = find(e.slot, e.generation);
+  if (!s) return;
+  if (e.kind == control::SlotEvent::Kind::Drained) {
+    if (s->state() == WorkerSlot::State::Draining) {
+      CORRAL_LOG(Debug, s->tag()) << "drained";
+      terminate(*s, SIGTERM, s->config().kill_timeout);
+    }
     return;
   }
-  WorkerSlot& s = *slots_[static_cast<size_t>(slot)];
-  if (s.generation != generation || s.pid <= 0 || s.term_sent) return;  // already replaced or being killed
-  CORRAL_LOG(Warn, s.tag()) << "worker pid " << s.pid << " timed out request " << request_id << "; replacing it (SIGTERM, SIGKILL after "
-                            << kill_after.count() << "ms)";
+  if (s->retiring() || s->state() != WorkerSlot::State::Ready) return;
+  CORRAL_LOG(Info, s->tag()) << "pid " << s->pid << " reached max_requests (" << e.requests << "); replacing it";
+  replace(*s, "max_requests");
+}
+
+void AppPool::on_stats(const control::SlotStats& st) {
+  if (WorkerSlot* s = find(st.slot, st.generation)) {
+    s->in_flight = st.in_flight;
+    s->requests = st.requests;
+  }
+}
+
+void AppPool::check_memory() {
+  if (app_->max_rss == 0) return;
+  for (auto& s : slots_) {
+    if (s->state() != WorkerSlot::State::Ready || s->retiring() || s->pid <= 0) continue;
+    auto u = group_usage(s->pid);
+    if (u.pss_bytes <= s->config().max_rss) continue;
+    CORRAL_LOG(Warn, s->tag()) << "pid " << s->pid << " uses " << (u.pss_bytes >> 20) << " MiB (PSS, " << u.processes
+                               << " process(es)), above max_rss " << (s->config().max_rss >> 20) << " MiB; replacing it";
+    replace(*s, "max_rss");
+  }
+}
+
+void AppPool::replace(WorkerSlot& s, const std::string& reason) {
+  if (s.retiring() || stopping_) return;
+  s.retire_reason = reason;
+  s.restart_timer->cancel();
+  ensure_count();
+  retire_ready_ones();
+  on_pool_changed_();
+}
+
+void AppPool::ensure_count() {
+  if (stopping_) return;
+  int active = 0;
+  for (auto& s : slots_) active += !s->retiring();
+  while (active < desired_) {
+    WorkerSlot* n = add_worker();
+    if (!n) return;  // logged; the old worker keeps serving
+    spawn(*n);
+    ++active;
+  }
+}
+
+void AppPool::retire_ready_ones() {
+  if (stopping_) return;
+  int ready_active = 0;
+  for (auto& s : slots_) ready_active += !s->retiring() && s->state() == WorkerSlot::State::Ready;
+  for (auto& s : slots_) {
+    if (!s->retiring()) continue;
+    switch (s->state()) {
+      case WorkerSlot::State::Ready:
+        // Make before break: it serves until the app is back at full ready capacity.
+        if (ready_active >= desired_ || s->hung) drain(*s);
+        break;
+      case WorkerSlot::State::Starting:
+      case WorkerSlot::State::BackingOff:
+        drain(*s);  // no capacity to keep
+        break;
+      case WorkerSlot::State::Stopped:
+      case WorkerSlot::State::Draining:
+      case WorkerSlot::State::Stopping:
+        break;
+    }
+  }
+}
+
+void AppPool::drain(WorkerSlot& s) {
+  const auto before = s.state();
+  s.restart_timer->cancel();
+  s.probe->cancel();
+  s.poll_timer->cancel();
+  s.boot_timer->cancel();
+  apply(s, WorkerSlot::Event::Drain);
+  if (s.state() == WorkerSlot::State::Draining) {
+    CORRAL_LOG(Info, s.tag()) << "draining pid " << s.pid << " (" << s.retire_reason << ")";
+    s.drain_timer->arm(s.config().graceful_timeout);
+    on_pool_changed_();  // the proxy stops sending and reports when it is idle
+    return;
+  }
+  if (s.state() == WorkerSlot::State::Stopping && s.pid > 0) {
+    terminate(s, SIGTERM, s.config().kill_timeout);
+  } else if (s.state() == WorkerSlot::State::Stopped && before != WorkerSlot::State::Stopped) {
+    remove_dead();
+  }
+  on_pool_changed_();
+}
+
+void AppPool::terminate(WorkerSlot& s, int sig, std::chrono::milliseconds kill_after) {
+  s.drain_timer->cancel();
+  if (s.state() == WorkerSlot::State::Draining || s.state() == WorkerSlot::State::Ready) apply(s, WorkerSlot::Event::Stop);
+  if (s.pid <= 0 || s.term_sent) return;
   s.term_sent = true;
-  ::kill(-s.pid, SIGTERM);
+  ::kill(-s.pid, sig);
   s.kill_timer->arm(kill_after);
-  on_pool_changed_();  // no new requests for it while it is replaced
+}
+
+std::string AppPool::reconfigure(conf::App app) {
+  const conf::App old = *app_;
+  const bool new_gen = needs_new_generation(old, app);
+  std::string what;
+  if (new_gen) {
+    auto id = resolve_identity(app.user, app.group);
+    if (id) identity_ = *id;
+    self_binds_ = app_self_binds(app);
+  }
+  const int old_desired = desired_;
+  desired_ = std::max(1, app.workers);
+  app_ = std::make_shared<const conf::App>(std::move(app));
+  if (new_gen) {
+    ++app_generation_;
+    what = "new generation " + std::to_string(app_generation_);
+    for (auto& s : slots_)
+      if (!s->retiring()) s->retire_reason = "reload";
+    ensure_count();
+    retire_ready_ones();
+  } else if (desired_ != old_desired) {
+    const int d = desired_;
+    desired_ = old_desired;
+    scale(d);
+  }
+  if (desired_ != old_desired) what += std::string(what.empty() ? "" : ", ") + "workers " + std::to_string(old_desired) + " -> " + std::to_string(desired_);
+  if (what.empty() && !(old == *app_)) {
+    what = "settings updated";
+    // max_requests of running workers follows the new value.
+    for (auto& s : slots_) s->max_requests = pick_max_requests();
+  }
+  on_pool_changed_();
+  return what;
+}
+
+void AppPool::scale(int workers) {
+  workers = std::max(1, workers);
+  if (stopping_ || workers == desired_) return;
+  CORRAL_LOG(Info, "app=" + app_->name) << "scaling from " << desired_ << " to " << workers << " workers";
+  desired_ = workers;
+  std::vector<WorkerSlot*> active;
+  for (auto& s : slots_)
+    if (!s->retiring()) active.push_back(s.get());
+  if (static_cast<int>(active.size()) > desired_) {
+    // Remove the ones that serve least first: not ready, then the youngest.
+    std::stable_sort(active.begin(), active.end(), [](WorkerSlot* a, WorkerSlot* b) {
+      bool ra = a->state() == WorkerSlot::State::Ready, rb = b->state() == WorkerSlot::State::Ready;
+      if (ra != rb) return !ra;
+      return a->index() > b->index();
+    });
+    for (size_t i = 0; i < active.size() - static_cast<size_t>(desired_); ++i) active[i]->retire_reason = "scale";
+  }
+  ensure_count();
+  retire_ready_ones();
+  on_pool_changed_();
+}
+
+void AppPool::retire_all(const std::string& reason) {
+  desired_ = 0;
+  for (auto& s : slots_)
+    if (!s->retiring()) s->retire_reason = reason;
+  for (auto& s : slots_) {
+    if (s->state() == WorkerSlot::State::Ready) drain(*s);
+  }
+  retire_ready_ones();
+  on_pool_changed_();
+}
+
+bool AppPool::settled() const {
+  for (auto& s : slots_)
+    if (s->retiring() && s->state() == WorkerSlot::State::Ready) return false;
+  return true;
 }
 
 void AppPool::stop(int sig, std::chrono::milliseconds kill_after) {
   stopping_ = true;
   for (auto& s : slots_) {
     s->restart_timer->cancel();
-    s->probe_timer->cancel();
-    apply(*s, WorkerSlot::Event::Stop);
+    s->probe->cancel();
+    s->poll_timer->cancel();
+    s->boot_timer->cancel();
+    s->drain_timer->cancel();
+    if (s->state() != WorkerSlot::State::Stopping) apply(*s, WorkerSlot::Event::Stop);
     if (s->pid > 0) {
       s->term_sent = true;
       ::kill(-s->pid, sig);
@@ -209,8 +562,18 @@ bool AppPool::all_stopped() const {
 
 bool AppPool::any_starting() const {
   for (auto& s : slots_)
-    if (s->state() == WorkerSlot::State::Starting) return true;
+    if (!s->retiring() && s->state() == WorkerSlot::State::Starting) return true;
   return false;
+}
+
+bool AppPool::failing() const {
+  bool backing_off = false;
+  for (auto& s : slots_) {
+    if (s->state() == WorkerSlot::State::Ready) return false;
+    backing_off = backing_off || (s->state() == WorkerSlot::State::BackingOff && s->backoff.failures() > 0) ||
+                  (s->state() == WorkerSlot::State::Starting && s->backoff.failures() > 0);
+  }
+  return backing_off;
 }
 
 void AppPool::remove_sockets() {
@@ -222,30 +585,41 @@ void AppPool::remove_sockets() {
 
 void AppPool::append_slots(std::vector<control::SlotInfo>& out) const {
   for (auto& s : slots_) {
+    const auto st = s->state();
+    // Only processes that serve or still hold requests: a starting worker takes nothing
+    // before its readiness probe passed.
+    if (st != WorkerSlot::State::Ready && st != WorkerSlot::State::Draining && st != WorkerSlot::State::Stopping) continue;
+    if (s->pid <= 0) continue;
     control::SlotInfo i;
-    i.app = app_.name;
+    i.app = app_->name;
     i.slot = s->index();
     i.generation = s->generation;
     i.path = s->socket_path();
-    i.concurrency = app_.concurrency;
-    // An inherited socket queues requests in its backlog even while the worker restarts;
-    // a socket the app binds itself exists only while the app is up.
-    // A worker being replaced (hung) gets nothing new: it would only time out again.
-    i.accepting = !s->term_sent && (s->self_binds ? s->state() == WorkerSlot::State::Ready
-                                                  : s->state() != WorkerSlot::State::Stopping);
+    i.concurrency = s->config().concurrency;
+    i.accepting = st == WorkerSlot::State::Ready && !s->hung && !s->term_sent;
     i.pid = s->pid;
+    i.max_requests = s->retiring() ? 0 : s->max_requests;
     out.push_back(std::move(i));
   }
 }
 
 nlohmann::json AppPool::status() const {
   nlohmann::json workers = nlohmann::json::array();
+  const auto now = std::chrono::steady_clock::now();
   for (auto& s : slots_) {
-    workers.push_back({{"slot", s->index()}, {"pid", s->pid}, {"generation", s->generation},
-                       {"state", WorkerSlot::state_name(s->state())}, {"restarts", s->restarts},
-                       {"socket", s->socket_path()}});
+    GroupUsage u = s->pid > 0 ? group_usage(s->pid) : GroupUsage{};
+    double uptime = s->pid > 0 ? std::chrono::duration<double>(now - s->started_at).count() : 0.0;
+    workers.push_back({{"id", s->index()}, {"slot", s->index()}, {"pid", s->pid}, {"generation", s->app_generation()},
+                       {"incarnation", s->generation}, {"state", WorkerSlot::state_name(s->state())},
+                       {"retiring", s->retire_reason}, {"in_flight", s->in_flight}, {"requests", s->requests},
+                       {"max_requests", s->max_requests}, {"restarts", s->restarts}, {"rss", u.pss_bytes},
+                       {"cpu_seconds", u.cpu_seconds}, {"uptime_seconds", uptime}, {"socket", s->socket_path()}});
   }
-  return {{"name", app_.name}, {"kind", "http"}, {"concurrency", app_.concurrency}, {"workers", workers}};
+  nlohmann::json deaths = nlohmann::json::object();
+  for (auto& [k, v] : deaths_) deaths[k] = v;
+  return {{"name", app_->name}, {"kind", app_kind_name(app_->kind)},         {"concurrency", app_->concurrency},
+          {"desired", desired_}, {"generation", app_generation_}, {"failing", failing()},
+          {"deaths", deaths},    {"workers", workers}};
 }
 
 }  // namespace corral::supervisor

@@ -1,12 +1,18 @@
 #pragma once
-// The worker slots of one app: opens their sockets, spawns their processes through the
-// Launcher, restarts them with back-off when they die, kills hung ones, and stops them
-// all on shutdown. Every change that the proxy must know about fires on_pool_changed.
-// Loop-affine.
+// The workers of one app: spawns them through the Launcher, probes their readiness,
+// restarts crashed ones in place with back-off, and replaces the others make-before-break:
+// a worker that must go (reload, recycle at max_requests or max_rss, scale-down, hung) is
+// *retired*, a new worker (new id, new socket) starts, and the retired ones drain once the
+// app has `workers` ready non-retired workers again. Draining = no new requests; the proxy
+// reports when the last in-flight one finished (or graceful_timeout passes), then SIGTERM,
+// then SIGKILL after kill_timeout. Every exit gets one death-record line and a counter by
+// reason. Every change the proxy must know about fires on_pool_changed. Loop-affine.
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -20,60 +26,115 @@
 
 namespace corral::supervisor {
 
-/// How long a worker asked to stop (hung, shutdown) gets before SIGKILL.
-inline constexpr std::chrono::milliseconds kWorkerKillAfter{5'000};
+/// Who workers run as (resolved from user/group when the supervisor is root).
+struct Identity {
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+};
+
+/// Resolves `user` / `group` names (or numbers) for the launcher. Empty user and group →
+/// unchanged identity. Not root → unchanged identity (the caller logs that it is ignored).
+[[nodiscard]] Result<Identity> resolve_identity(const std::string& user, const std::string& group);
+
+/// The rlimits of an app as launcher entries (values already validated by the schema).
+std::vector<workers::RLimit> launcher_rlimits(const conf::App& app);
+
+/// True when a running worker cannot pick up the change from `a` to `b` (the process itself
+/// must be new: command, env, cwd, kind, user, group, rlimits, umask). Pure.
+bool needs_new_generation(const conf::App& a, const conf::App& b);
 
 class AppPool {
  public:
   /// loop, launcher and clock must outlive the pool. on_pool_changed fires on the loop
-  /// whenever a slot's pid, generation or accepting flag changed.
+  /// whenever the proxy-visible set of workers changed.
   AppPool(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock, conf::App app,
           const std::string& runtime_dir, std::function<void()> on_pool_changed);
   ~AppPool();
 
-  /// Creates the listening socket of every slot that inherits it. Apps that bind
-  /// "{socket}" themselves get no socket from us: a stale file at the path is removed so the
-  /// app can bind it. Fails on the first socket that cannot be created.
-  [[nodiscard]] Result<void> open_sockets();
-  /// Spawns every slot (failures back off and retry on their own).
-  void start();
+  /// Group that gets access (0660) to the worker sockets the supervisor creates: the
+  /// proxy's, when it runs as another user. Call before start().
+  void set_socket_group(gid_t gid) { socket_gid_ = gid; }
+
+  /// Creates and spawns `workers` workers. Fails when a socket cannot be created.
+  [[nodiscard]] Result<void> start();
   /// Call for every reaped child. Returns false when pid is not one of ours.
   bool on_exit(pid_t pid, int wait_status);
-  /// The proxy reports a request timed out on (slot, generation): the slot stops accepting,
-  /// its process group gets SIGTERM, SIGKILL after kill_after, then it is restarted (and
-  /// accepts again). Stale generations are ignored.
-  void on_hung(int slot, uint64_t generation, const std::string& request_id,
-               std::chrono::milliseconds kill_after = kWorkerKillAfter);
-  /// Stops every slot: sig to each process group, SIGKILL after kill_after; no restarts.
+  /// The proxy reports a request timed out on (worker, incarnation): it gets nothing new,
+  /// a replacement starts, and it gets SIGTERM now and SIGKILL after kill_timeout.
+  void on_hung(int slot, uint64_t generation, const std::string& request_id);
+  /// Drained / max_requests from the proxy.
+  void on_slot_event(const control::SlotEvent& e);
+  /// Per-worker counters from the proxy.
+  void on_stats(const control::SlotStats& s);
+  /// Checks max_rss of every ready worker (periodic).
+  void check_memory();
+
+  /// Applies a reloaded config of this app. Returns what changed, in words ("" = nothing):
+  /// a process-level change retires every worker for a new generation; a new count scales;
+  /// proxy-level settings apply through the new SetPool/SetConfig.
+  std::string reconfigure(conf::App app);
+  /// Sets the number of workers (at least 1); extra ones drain.
+  void scale(int workers);
+  int desired() const { return desired_; }
+  /// Retires every worker with no replacement (the app was removed from the config).
+  void retire_all(const std::string& reason);
+  /// True once no retired worker is waiting for replacements to become ready.
+  bool settled() const;
+
+  /// Stops every worker: sig to each process group (graceful: drain first within
+  /// graceful_timeout is the proxy's job), SIGKILL after kill_after; no restarts.
   void stop(int sig, std::chrono::milliseconds kill_after);
-  /// True when no slot has a process (after stop()).
+  /// True when no worker has a process.
   bool all_stopped() const;
-  /// True while some slot is Starting (spawned, not yet known to serve).
+  /// True while some non-retired worker is starting.
   bool any_starting() const;
-  /// Removes the slots' socket files.
+  /// True when workers keep failing to start and none is ready.
+  bool failing() const;
+  /// Removes the socket files.
   void remove_sockets();
 
-  /// Appends this app's slots for a SetPool message.
+  /// Appends this app's proxy-visible workers for a SetPool message.
   void append_slots(std::vector<control::SlotInfo>& out) const;
-  /// {"name":..,"kind":"http","concurrency":..,"workers":[{slot,pid,generation,state,restarts,socket}]}
+  /// {"name", "workers", "generation", "failing", "deaths": {reason: n}, "workers": [...]}
   nlohmann::json status() const;
-  const conf::App& app() const { return app_; }
+  const conf::App& app() const { return *app_; }
   const std::vector<std::unique_ptr<WorkerSlot>>& slots() const { return slots_; }
 
  private:
+  WorkerSlot* add_worker();
   void spawn(WorkerSlot& s);
   void on_slot_exit(WorkerSlot& s, int wait_status);
-  void probe(WorkerSlot& s);
+  void start_probe(WorkerSlot& s);
+  void on_boot_timeout(WorkerSlot& s);
   void set_up(WorkerSlot& s);
+  void replace(WorkerSlot& s, const std::string& reason);
+  void drain(WorkerSlot& s);
+  void terminate(WorkerSlot& s, int sig, std::chrono::milliseconds kill_after);
+  void retire_ready_ones();
+  void remove_dead();
+  void ensure_count();
   void apply(WorkerSlot& s, WorkerSlot::Event e);
+  uint64_t pick_max_requests();
+  WorkerSlot* find(int slot, uint64_t generation);
   workers::LaunchSpec spec_for(const WorkerSlot& s) const;
 
   ev::Loop& loop_;
   workers::Launcher& launcher_;
-  conf::App app_;
+  const Clock& clock_;
+  std::shared_ptr<const conf::App> app_;
+  std::string runtime_dir_;
   std::function<void()> on_pool_changed_;
   std::vector<std::unique_ptr<WorkerSlot>> slots_;
+  std::map<std::string, uint64_t> deaths_;  // by reason
+  Identity identity_;
+  gid_t socket_gid_ = static_cast<gid_t>(-1);
+  uint64_t app_generation_ = 1;
+  int desired_ = 1;
+  int next_index_ = 0;
+  bool self_binds_ = false;
   bool stopping_ = false;
+  bool sweep_posted_ = false;
+  std::mt19937_64 rng_{std::random_device{}()};
 };
 
 }  // namespace corral::supervisor

@@ -4,10 +4,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 
 #include "common/base/log.h"
+#include "conf/loader.h"
 #include "conf/snapshot.h"
 #include "supervisor/sd_notify.h"
 
@@ -20,6 +24,16 @@ constexpr milliseconds kFastKillAfter{1'000};
 // READY=1 waits for workers that bind their own socket; a worker that never does must not
 // keep the service "starting" forever.
 constexpr milliseconds kReadyFallback{30'000};
+constexpr milliseconds kWorkerKillAfter{5'000};  // graceful stop: SIGTERM → SIGKILL of workers
+constexpr milliseconds kMemoryCheckEvery{1'000};
+
+std::string monotonic_usec() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::to_string(static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000);
+}
+
+std::string json_error(const std::string& message) { return nlohmann::json{{"error", message}}.dump(); }
 
 void notify(std::string_view state) {
   if (auto r = sd_notify(state); !r) {
@@ -33,6 +47,7 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
     : loop_(loop),
       launcher_(launcher),
       config_(std::move(config)),
+      clock_(clock),
       control_(loop, [this](const ControlApi::Request& r) { return on_control(r); }),
       stop_timer_(loop, [this] {
         if (phase_ != Phase::Running && proxy_->running()) {
@@ -45,7 +60,13 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
         CORRAL_LOG(Warn, kTag) << "some workers are still starting; reporting ready anyway";
         ready_sent_ = true;
         notify("READY=1");
-      }) {
+      }),
+      reload_timer_(loop, [this] { finish_reload(false); }),
+      memory_timer_(loop, [this] {
+        for (auto& p : pools_) p->check_memory();
+        memory_timer_.arm(kMemoryCheckEvery);
+      }),
+      watchdog_timer_(loop, [this] { watchdog(); }) {
   for (auto& app : config_.apps)
     pools_.push_back(std::make_unique<AppPool>(loop_, launcher_, clock, app, config_.supervisor.runtime_dir,
                                                [this] { send_pool(); }));
@@ -53,6 +74,8 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
   hooks.on_spawned = [this] { on_proxy_spawned(); };
   hooks.on_ready = [this](const control::ProxyReady&) { on_proxy_ready(); };
   hooks.on_worker_hung = [this](const control::WorkerHung& h) { on_worker_hung(h); };
+  hooks.on_stats = [this](const control::ProxyStats& st) { on_stats(st); };
+  hooks.on_slot_event = [this](const control::SlotEvent& e) { on_slot_event(e); };
   std::string binary = options.proxy_binary.empty() ? ProxyProcess::default_binary() : options.proxy_binary;
   proxy_ = std::make_unique<ProxyProcess>(loop_, launcher_, clock, std::move(binary), std::move(hooks));
 
@@ -65,12 +88,15 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
   on(SIGHUP, &Arbiter::handle_hup);
   on(SIGUSR1, &Arbiter::handle_usr1);
   on(SIGCHLD, &Arbiter::handle_chld);
+  on(SIGTTIN, &Arbiter::handle_ttin);
+  on(SIGTTOU, &Arbiter::handle_ttou);
 }
 
 Arbiter::~Arbiter() {
   // Exit paths that skip the stop sequence still leave no child behind.
   if (proxy_) proxy_->kill_now();
   for (auto& p : pools_) p->stop(SIGKILL, milliseconds{0});
+  for (auto& p : retired_pools_) p->stop(SIGKILL, milliseconds{0});
 }
 
 Result<void> Arbiter::start() {
@@ -80,17 +106,39 @@ Result<void> Arbiter::start() {
   if (!bound) return fail(bound.error());
   listeners_ = std::move(*bound);
   for (auto& l : listeners_) CORRAL_LOG(Info, kTag) << "listening on " << l.bound;
-  for (auto& p : pools_) {
-    if (auto r = p->open_sockets(); !r) {
-      remove_sockets();
-      return r;
+  // Started as root: the proxy runs as supervisor.user and reaches the worker sockets
+  // through that user's group.
+  gid_t socket_gid = static_cast<gid_t>(-1);
+  if (!config_.supervisor.user.empty()) {
+    auto id = resolve_identity(config_.supervisor.user, "");
+    if (!id) return fail(Errc::Config, "supervisor.user: " + id.error().message());
+    if (::geteuid() != 0) {
+      CORRAL_LOG(Warn, kTag) << "not running as root: supervisor.user ignored, the proxy runs as the supervisor's user";
+    } else {
+      proxy_->set_identity(id->uid, id->gid);
+      socket_gid = id->gid;
     }
   }
   if (auto r = control_.listen(control_socket_path(dir)); !r) {
     remove_sockets();
     return r;
   }
-  for (auto& p : pools_) p->start();
+  for (auto& p : pools_) {
+    p->set_socket_group(socket_gid);
+    if (auto r = p->start(); !r) {
+      for (auto& q : pools_) q->stop(SIGKILL, milliseconds{0});
+      remove_sockets();
+      return r;
+    }
+  }
+  memory_timer_.arm(kMemoryCheckEvery);
+  if (const char* usec = std::getenv("WATCHDOG_USEC"); usec && *usec) {
+    const char* wpid = std::getenv("WATCHDOG_PID");
+    if (!wpid || !*wpid || std::atol(wpid) == static_cast<long>(::getpid())) {
+      watchdog_every_ = milliseconds(std::max<long long>(1, std::atoll(usec) / 2000));
+      watchdog_timer_.arm(watchdog_every_);
+    }
+  }
   if (auto r = proxy_->start(); !r) {
     CORRAL_LOG(Error, kTag) << "the proxy did not start; retrying with back-off";
   }
@@ -120,7 +168,32 @@ void Arbiter::handle_quit() {
   begin_stop(false);
 }
 
-void Arbiter::handle_hup() { CORRAL_LOG(Warn, kTag) << "SIGHUP: reload is not supported yet; ignoring"; }
+void Arbiter::handle_hup() {
+  CORRAL_LOG(Info, kTag) << "SIGHUP: reloading " << config_.file;
+  if (phase_ != Phase::Running) return;
+  auto r = reload();
+  if (!r) return;  // logged; the running config keeps serving
+  if (!reload_) reload_.emplace();
+  reload_->changes = *r;
+  check_reload_settled();
+}
+
+void Arbiter::handle_ttin() {
+  if (phase_ != Phase::Running) return;
+  CORRAL_LOG(Info, kTag) << "SIGTTIN: one worker more for every app";
+  for (auto& p : pools_) p->scale(p->desired() + 1);
+}
+
+void Arbiter::handle_ttou() {
+  if (phase_ != Phase::Running) return;
+  CORRAL_LOG(Info, kTag) << "SIGTTOU: one worker fewer for every app (at least one stays)";
+  for (auto& p : pools_) p->scale(p->desired() - 1);
+}
+
+void Arbiter::watchdog() {
+  notify("WATCHDOG=1");
+  watchdog_timer_.arm(watchdog_every_);
+}
 
 void Arbiter::handle_usr1() { CORRAL_LOG(Info, kTag) << "SIGUSR1: logging to stderr, nothing to reopen"; }
 
@@ -140,6 +213,7 @@ void Arbiter::reap() {
     }
     bool ours = false;
     for (auto& p : pools_) ours = ours || p->on_exit(pid, status);
+    for (auto& p : retired_pools_) ours = ours || p->on_exit(pid, status);
     if (!ours) {
       CORRAL_LOG(Debug, kTag) << "reaped unknown child " << pid;
     }
@@ -161,23 +235,157 @@ void Arbiter::on_proxy_spawned() {
   send_pool();
 }
 
+void Arbiter::send_all() { on_proxy_spawned(); }
+
 void Arbiter::on_proxy_ready() { maybe_notify_ready(); }
 
 void Arbiter::on_worker_hung(const control::WorkerHung& h) {
-  for (auto& p : pools_)
-    if (p->app().name == h.app) {
-      // A hung worker gets at most graceful_timeout (and never more than 5 s) to go.
-      p->on_hung(h.slot, h.generation, h.request_id, std::min(kWorkerKillAfter, config_.supervisor.graceful_timeout));
-      return;
-    }
+  if (AppPool* p = find_pool(h.app)) return p->on_hung(h.slot, h.generation, h.request_id);
   CORRAL_LOG(Warn, kTag) << "proxy reported a hung worker of unknown app '" << h.app << "'";
+}
+
+AppPool* Arbiter::find_pool(const std::string& name) {
+  for (auto& p : pools_)
+    if (p->app().name == name) return p.get();
+  for (auto& p : retired_pools_)
+    if (p->app().name == name) return p.get();
+  return nullptr;
+}
+
+void Arbiter::on_slot_event(const control::SlotEvent& e) {
+  if (AppPool* p = find_pool(e.app)) p->on_slot_event(e);
+}
+
+void Arbiter::on_stats(const control::ProxyStats& st) {
+  for (auto& s : st.slots)
+    if (AppPool* p = find_pool(s.app)) p->on_stats(s);
 }
 
 void Arbiter::send_pool() {
   control::SetPool pool;
-  for (auto& p : pools_) p->append_slots(pool.slots);
+  for (auto& p : pools_) {
+    p->append_slots(pool.slots);
+    if (p->failing()) pool.failing.push_back(p->app().name);
+  }
+  for (auto& p : retired_pools_) p->append_slots(pool.slots);
   proxy_->send(pool);
   maybe_notify_ready();
+  if (reload_) loop_.post([this] { check_reload_settled(); });
+}
+
+// ---- reload ----
+
+Result<std::vector<std::string>> Arbiter::reload() {
+  notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
+  auto rejected = [this](const std::string& why) -> Result<std::vector<std::string>> {
+    CORRAL_LOG(Error, kTag) << "reload rejected, the running config keeps serving: " << why;
+    notify("READY=1");
+    return fail(Errc::Config, why);
+  };
+  auto cfg = conf::load_file(config_.file);
+  if (!cfg) {
+    std::string why;
+    for (auto& d : cfg.error().items) why += (why.empty() ? "" : "\n") + d.to_string();
+    return rejected(why);
+  }
+  if (cfg->supervisor.runtime_dir != config_.supervisor.runtime_dir)
+    return rejected("supervisor.runtime_dir cannot change on reload (restart corral for that)");
+  std::vector<std::string> changes;
+  if (cfg->supervisor.user != config_.supervisor.user)
+    changes.push_back("supervisor.user changed: applies when corral restarts");
+
+  // Listeners: keep the sockets of addresses still listed (no connection is refused while
+  // the proxy swaps sets), bind the new ones first, close the rest after.
+  std::vector<conf::Listener> to_bind;
+  for (auto& l : cfg->listeners) {
+    bool have = std::any_of(listeners_.begin(), listeners_.end(), [&](const BoundListener& b) { return b.address == l.address; });
+    if (!have) to_bind.push_back(l);
+  }
+  auto bound = bind_listeners(to_bind);
+  if (!bound) return rejected(bound.error().message());
+  std::vector<BoundListener> next;
+  for (auto& l : cfg->listeners) {
+    auto it = std::find_if(listeners_.begin(), listeners_.end(), [&](const BoundListener& b) { return b.address == l.address && b.fd; });
+    if (it != listeners_.end()) {
+      next.push_back(std::move(*it));
+      continue;
+    }
+    auto nt = std::find_if(bound->begin(), bound->end(), [&](const BoundListener& b) { return b.address == l.address && b.fd; });
+    if (nt != bound->end()) {
+      CORRAL_LOG(Info, kTag) << "listening on " << nt->bound;
+      changes.push_back("listener added: " + nt->bound);
+      next.push_back(std::move(*nt));
+    }
+  }
+  for (auto& old : listeners_)
+    if (old.fd) changes.push_back("listener removed: " + old.bound);
+  listeners_ = std::move(next);
+
+  // Apps.
+  std::vector<std::unique_ptr<AppPool>> kept;
+  for (auto& app : cfg->apps) {
+    auto it = std::find_if(pools_.begin(), pools_.end(), [&](auto& p) { return p && p->app().name == app.name; });
+    if (it != pools_.end()) {
+      std::string what = (*it)->reconfigure(app);
+      if (!what.empty()) changes.push_back("app " + app.name + ": " + what);
+      kept.push_back(std::move(*it));
+      continue;
+    }
+    auto pool = std::make_unique<AppPool>(loop_, launcher_, clock_, app, config_.supervisor.runtime_dir, [this] { send_pool(); });
+    if (auto r = pool->start(); !r) {
+      CORRAL_LOG(Error, kTag) << "app " << app.name << ": " << r.error().message();
+      changes.push_back("app " + app.name + ": cannot start: " + r.error().message());
+    } else {
+      changes.push_back("app " + app.name + ": added");
+    }
+    kept.push_back(std::move(pool));
+  }
+  for (auto& p : pools_) {
+    if (!p) continue;
+    changes.push_back("app " + p->app().name + ": removed (draining)");
+    p->retire_all("reload");
+    retired_pools_.push_back(std::move(p));
+  }
+  pools_ = std::move(kept);
+  if (cfg->routes != config_.routes) changes.push_back("routes replaced");
+  if (!(cfg->proxy == config_.proxy)) changes.push_back("proxy settings updated");
+  log::set_level(cfg->supervisor.log_level);
+  config_ = std::move(*cfg);
+  ++config_generation_;
+  if (changes.empty()) changes.push_back("nothing changed");
+  for (auto& c : changes) CORRAL_LOG(Info, kTag) << "reload: " << c;
+  send_all();
+  // Answer once the new generations are ready; never later than the longest boot_timeout.
+  milliseconds limit{1'000};
+  for (auto& app : config_.apps) limit = std::max(limit, app.boot_timeout + milliseconds{1'000});
+  reload_timer_.arm(limit);
+  return changes;
+}
+
+void Arbiter::check_reload_settled() {
+  if (!reload_) return;
+  for (auto& p : pools_)
+    if (!p->settled() || p->any_starting()) return;
+  finish_reload(true);
+}
+
+void Arbiter::finish_reload(bool settled) {
+  if (!reload_) return;
+  PendingReload done = std::move(*reload_);
+  reload_.reset();
+  reload_timer_.cancel();
+  if (settled) {
+    CORRAL_LOG(Info, kTag) << "reload complete (config generation " << config_generation_ << ")";
+  } else {
+    CORRAL_LOG(Warn, kTag) << "reload: some new workers are not ready yet; the previous ones keep serving";
+  }
+  notify("READY=1");
+  nlohmann::json body{{"status", settled ? "reloaded" : "pending"},
+                      {"generation", config_generation_},
+                      {"changes", done.changes},
+                      {"settled", settled}};
+  if (!settled) body["note"] = "some new workers are not ready yet; the previous ones keep serving";
+  for (auto id : done.waiters) control_.reply(id, {200, body.dump()});
 }
 
 void Arbiter::maybe_notify_ready() {
@@ -222,13 +430,16 @@ void Arbiter::begin_stop(bool graceful) {
 void Arbiter::stop_workers() {
   if (phase_ == Phase::StoppingProxy) phase_ = Phase::StoppingWorkers;
   if (!graceful_ && proxy_->running()) stop_timer_.arm(kFastKillAfter);  // also kills a lingering proxy
-  for (auto& p : pools_) p->stop(SIGTERM, graceful_ ? kWorkerKillAfter : kFastKillAfter);
+  for (auto& p : pools_) p->stop(SIGTERM, graceful_ ? std::max(kWorkerKillAfter, p->app().kill_timeout) : kFastKillAfter);
+  for (auto& p : retired_pools_) p->stop(SIGTERM, graceful_ ? kWorkerKillAfter : kFastKillAfter);
   check_stopped();
 }
 
 void Arbiter::check_stopped() {
   if (phase_ != Phase::StoppingWorkers || proxy_->running()) return;
   for (auto& p : pools_)
+    if (!p->all_stopped()) return;
+  for (auto& p : retired_pools_)
     if (!p->all_stopped()) return;
   finish();
 }
@@ -245,6 +456,7 @@ void Arbiter::finish() {
 void Arbiter::remove_sockets() {
   control_.close();
   for (auto& p : pools_) p->remove_sockets();
+  for (auto& p : retired_pools_) p->remove_sockets();
 }
 
 // ---- control API ----
@@ -261,6 +473,37 @@ ControlApi::Response Arbiter::on_control(const ControlApi::Request& r) {
     loop_.post([this] { begin_stop(true); });
     return {202, R"({"status":"stopping"})"};
   }
+  if (r.path == "/reload") {
+    if (r.method != "POST") return {405, R"({"error":"use POST"})"};
+    if (phase_ != Phase::Running) return {503, json_error("stopping")};
+    CORRAL_LOG(Info, kTag) << "reload requested over the control API";
+    auto changes = reload();
+    if (!changes) return {400, json_error("invalid config, nothing changed: " + changes.error().context)};
+    if (!reload_) reload_.emplace();
+    reload_->changes = *changes;
+    reload_->waiters.push_back(r.id);
+    loop_.post([this] { check_reload_settled(); });
+    return {0, {}};  // answered by finish_reload()
+  }
+  static constexpr std::string_view kApps = "/apps/";
+  if (r.path.rfind(kApps, 0) == 0 && r.path.size() > kApps.size() + 6 &&
+      r.path.compare(r.path.size() - 6, 6, "/scale") == 0) {
+    if (r.method != "POST") return {405, R"({"error":"use POST"})"};
+    std::string name = r.path.substr(kApps.size(), r.path.size() - kApps.size() - 6);
+    AppPool* p = nullptr;
+    for (auto& q : pools_)
+      if (q->app().name == name) p = q.get();
+    if (!p) return {404, json_error("no app named '" + name + "'")};
+    auto body = nlohmann::json::parse(r.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("workers") || !body["workers"].is_number_integer())
+      return {400, json_error("send {\"workers\": N}")};
+    long long n = body["workers"].get<long long>();
+    if (n < 1 || n > 4096) return {400, json_error("workers must be from 1 to 4096")};
+    if (phase_ != Phase::Running) return {503, json_error("stopping")};
+    const int before = p->desired();
+    p->scale(static_cast<int>(n));
+    return {200, nlohmann::json{{"app", name}, {"workers", p->desired()}, {"before", before}}.dump()};
+  }
   return {404, R"({"error":"not found"})"};
 }
 
@@ -269,8 +512,15 @@ nlohmann::json Arbiter::status() const {
   for (auto& l : listeners_) listeners.push_back({{"address", l.address}, {"bound", l.bound}});
   nlohmann::json apps = nlohmann::json::array();
   for (auto& p : pools_) apps.push_back(p->status());
+  for (auto& p : retired_pools_) {
+    if (p->all_stopped()) continue;
+    auto a = p->status();
+    a["removed"] = true;
+    apps.push_back(std::move(a));
+  }
   const char* state = phase_ == Phase::Running ? (ready_sent_ ? "running" : "starting") : "stopping";
   return {{"pid", ::getpid()}, {"version", CORRAL_VERSION}, {"config", config_.file}, {"state", state},
+          {"config_generation", config_generation_}, {"reloading", reload_.has_value()},
           {"listeners", listeners}, {"proxy", proxy_->status()}, {"apps", apps}};
 }
 

@@ -3,6 +3,13 @@
 // workers, then turns signals, child deaths, proxy messages and control requests into
 // actions. Signal handlers only run on the loop (ev::SignalWatch). Loop-affine.
 //
+// Reload (HUP, POST /reload): load and validate the file again; an invalid one is logged and
+// rejected (the running config keeps serving). A valid one: listeners bound/closed, new
+// apps started, removed apps drained, changed apps get a new generation of workers (see
+// AppPool), then SetListeners/SetConfig/SetPool go to the proxy. RELOADING=1 … READY=1
+// around it; POST /reload answers once every pool settled (or the longest boot_timeout of
+// the changed apps passed).
+//
 // Stop sequence. Graceful (TERM, POST /stop): STOPPING=1, SIGTERM to the proxy (it drains
 // within graceful_timeout), SIGKILL if it is not gone after graceful_timeout + 5 s, then
 // SIGTERM to the workers, SIGKILL after 5 s, remove the sockets, exit 0. Fast (INT, QUIT):
@@ -10,6 +17,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +52,9 @@ class Arbiter {
   /// GET /status body.
   nlohmann::json status() const;
 
+  /// Reloads the config file. Returns what changed, or the reason it was rejected.
+  [[nodiscard]] Result<std::vector<std::string>> reload();
+
  private:
   enum class Phase { Running, StoppingProxy, StoppingWorkers, Done };
 
@@ -53,12 +64,21 @@ class Arbiter {
   void handle_hup();
   void handle_usr1();
   void handle_chld();
+  void handle_ttin();
+  void handle_ttou();
 
   void reap();
   void on_proxy_spawned();
   void on_proxy_ready();
   void on_worker_hung(const control::WorkerHung& h);
   void send_pool();
+  void send_all();
+  void on_slot_event(const control::SlotEvent& e);
+  void on_stats(const control::ProxyStats& st);
+  AppPool* find_pool(const std::string& name);
+  void check_reload_settled();
+  void finish_reload(bool settled);
+  void watchdog();
   void maybe_notify_ready();
   void begin_stop(bool graceful);
   void stop_workers();
@@ -73,11 +93,23 @@ class Arbiter {
   uint64_t config_generation_ = 1;
   std::vector<BoundListener> listeners_;
   std::vector<std::unique_ptr<AppPool>> pools_;
+  std::vector<std::unique_ptr<AppPool>> retired_pools_;  // removed by a reload, draining
+  const Clock& clock_;
   std::unique_ptr<ProxyProcess> proxy_;
   ControlApi control_;
   std::vector<std::unique_ptr<ev::SignalWatch>> signals_;
   ev::Timer stop_timer_;
   ev::Timer ready_fallback_;
+  // A reload in progress: answered (POST /reload) once the pools settled.
+  struct PendingReload {
+    std::vector<uint64_t> waiters;  // control request ids
+    std::vector<std::string> changes;
+  };
+  std::optional<PendingReload> reload_;
+  ev::Timer reload_timer_;
+  ev::Timer memory_timer_;
+  ev::Timer watchdog_timer_;
+  std::chrono::milliseconds watchdog_every_{0};
   Phase phase_ = Phase::Running;
   bool graceful_ = true;
   bool ready_sent_ = false;

@@ -15,6 +15,8 @@ constexpr const char* kTag = "control";
 constexpr size_t kMaxBody = 64 * 1024;
 constexpr size_t kMaxConnections = 64;
 constexpr std::chrono::milliseconds kRequestTimeout{10'000};
+// A deferred answer (reload waits for the new generation) may take up to a boot_timeout.
+constexpr std::chrono::milliseconds kDeferredTimeout{3'600'000};
 
 const char* reason(int status) {
   switch (status) {
@@ -52,6 +54,7 @@ struct ControlApi::Connection {
   bool head_done = false;
   size_t body_start = 0;
   bool responding = false;
+  uint64_t id = 0;
 };
 
 std::string render_response(const ControlApi::Response& r) {
@@ -136,7 +139,15 @@ void ControlApi::on_io(Connection& c, bool readable, bool writable) {
     std::string_view target = c.head.target;
     req.path = std::string(target.substr(0, target.find('?')));
     req.body = c.in.substr(c.body_start, c.head.content_length);
-    return respond(c, handler_(req));
+    req.id = c.id = next_id_++;
+    Response resp = handler_(req);
+    if (resp.status == 0) {
+      c.responding = true;  // reads stop; reply() answers
+      c.watch->set(false, false);
+      c.timeout->arm(kDeferredTimeout);
+      return;
+    }
+    return respond(c, resp);
   }
   if (writable && c.responding) {
     while (c.written < c.out.size()) {
@@ -152,6 +163,11 @@ void ControlApi::on_io(Connection& c, bool readable, bool writable) {
     ::shutdown(c.fd.get(), SHUT_WR);
     drop(c);
   }
+}
+
+void ControlApi::reply(uint64_t id, const Response& r) {
+  for (auto& c : connections_)
+    if (c->id == id && c->responding && c->out.empty()) return respond(*c, r);
 }
 
 void ControlApi::respond(Connection& c, const Response& r) {

@@ -20,13 +20,18 @@ class ControlApi {
     std::string method;
     std::string path;  ///< the target without a query string
     std::string body;
+    uint64_t id = 0;  ///< for reply() when the handler defers
   };
   struct Response {
-    int status = 200;
+    int status = 200;  ///< 0 = deferred: the handler answers later with reply(id, ...)
     std::string body;  ///< JSON text
   };
   /// Called on the loop for every complete request.
   using Handler = std::function<Response(const Request&)>;
+
+  /// Answers a deferred request (e.g. POST /reload once the reload finished). Does nothing
+  /// when the client is gone. Loop-affine.
+  void reply(uint64_t id, const Response& r);
 
   /// loop must outlive this.
   ControlApi(ev::Loop& loop, Handler handler);
@@ -50,6 +55,7 @@ class ControlApi {
   UniqueFd listen_fd_;
   std::unique_ptr<ev::FdWatch> accept_watch_;
   std::list<std::unique_ptr<Connection>> connections_;
+  uint64_t next_id_ = 1;
 };
 
 /// "HTTP/1.1 200 OK\r\n...\r\n\r\n{body}": a complete response with Content-Length and

@@ -56,6 +56,8 @@ Result<void> ProxyProcess::start() {
   spec.capture_output = false;  // its log lines go straight to our stderr
   spec.fds = {{theirs.get(), kControlFd}};
   spec.parent_death_signal = SIGTERM;
+  spec.uid = uid_;
+  spec.gid = gid_;
   ++starts_;
   if (starts_ > 1) ++restarts_;
   backoff_.on_start();
@@ -101,6 +103,10 @@ void ProxyProcess::on_message(control::Message&& m, std::vector<UniqueFd>&& fds)
     if (hooks_.on_worker_hung) hooks_.on_worker_hung(*hung);
   } else if (auto* stats = std::get_if<control::ProxyStats>(&m)) {
     stats_ = *stats;
+    if (hooks_.on_stats) hooks_.on_stats(stats_);
+    stats_.slots.clear();  // per-slot numbers live in the pools
+  } else if (auto* ev = std::get_if<control::SlotEvent>(&m)) {
+    if (hooks_.on_slot_event) hooks_.on_slot_event(*ev);
   } else {
     CORRAL_LOG(Warn, kTag) << "ignoring unexpected message from the proxy: " << control::type_name(m);
   }

@@ -28,6 +28,8 @@ class ProxyProcess {
     std::function<void()> on_spawned;
     std::function<void(const control::ProxyReady&)> on_ready;
     std::function<void(const control::WorkerHung&)> on_worker_hung;
+    std::function<void(const control::ProxyStats&)> on_stats;
+    std::function<void(const control::SlotEvent&)> on_slot_event;
   };
 
   /// loop, launcher and clock must outlive this. binary: the corral-proxy executable.
@@ -36,6 +38,12 @@ class ProxyProcess {
 
   /// The proxy executable: $CORRAL_PROXY_BIN, else corral-proxy next to /proc/self/exe.
   static std::string default_binary();
+
+  /// The proxy's identity from the next start on (supervisor.user when root).
+  void set_identity(uid_t uid, gid_t gid) {
+    uid_ = uid;
+    gid_ = gid;
+  }
 
   /// Starts the proxy now. On failure (exec error) it is retried with back-off and the
   /// error is returned for the caller to log or abort on.
@@ -76,6 +84,8 @@ class ProxyProcess {
   int starts_ = 0;
   int restarts_ = 0;
   control::ProxyStats stats_;
+  uid_t uid_ = static_cast<uid_t>(-1);
+  gid_t gid_ = static_cast<gid_t>(-1);
 };
 
 }  // namespace corral::supervisor

@@ -1,6 +1,8 @@
 #include "workers/launcher.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,7 +20,7 @@ namespace corral::workers {
 namespace {
 
 // Which step failed in the child; reported with errno through the CLOEXEC pipe.
-enum class Stage : int { Setup = 1, Fds = 2, Chdir = 3, Exec = 4 };
+enum class Stage : int { Setup = 1, Fds = 2, Chdir = 3, Exec = 4, Limits = 5, Identity = 6 };
 
 struct ChildReport {
   int stage = 0;
@@ -31,6 +33,8 @@ const char* stage_name(Stage s) {
     case Stage::Fds: return "fd mapping";
     case Stage::Chdir: return "chdir";
     case Stage::Exec: return "exec";
+    case Stage::Limits: return "setrlimit";
+    case Stage::Identity: return "dropping privileges for";
   }
   return "child";
 }
@@ -159,6 +163,16 @@ void write_decimal(char* out, long v) {
     if (max < 0 || max > 1 << 20) max = 1 << 20;
     for (int fd = p.min_free; fd < max; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
+
+  for (const RLimit& l : spec.rlimits) {
+    rlimit r{l.value, l.value};
+    if (::setrlimit(l.resource, &r) != 0) child_fail(report, Stage::Limits, errno);
+  }
+  if (spec.umask >= 0) ::umask(static_cast<mode_t>(spec.umask));
+  if (spec.gid != static_cast<gid_t>(-1)) {
+    if (::setgroups(1, &spec.gid) != 0 || ::setgid(spec.gid) != 0) child_fail(report, Stage::Identity, errno);
+  }
+  if (spec.uid != static_cast<uid_t>(-1) && ::setuid(spec.uid) != 0) child_fail(report, Stage::Identity, errno);
 
   if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) child_fail(report, Stage::Chdir, errno);
   if (p.listen_pid) write_decimal(p.listen_pid, static_cast<long>(::getpid()));

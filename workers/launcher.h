@@ -9,6 +9,8 @@
 // spawn requests); SystemLauncher is the real thing.
 #include <sys/types.h>
 
+#include <sys/resource.h>
+
 #include <csignal>
 #include <string>
 #include <utility>
@@ -26,6 +28,12 @@ inline constexpr const char* kChildPath = "/usr/local/bin:/usr/bin:/bin";
 struct FdMap {
   int parent_fd = -1;  ///< not closed by the launcher; the caller keeps it
   int child_fd = -1;
+};
+
+/// One resource limit set in the child (soft = hard = value).
+struct RLimit {
+  int resource = RLIMIT_NOFILE;  ///< RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_AS, ...
+  rlim_t value = RLIM_INFINITY;
 };
 
 /// What to start and how.
@@ -50,6 +58,14 @@ struct LaunchSpec {
   bool capture_output = true;
   /// Signal the child gets when the supervisor dies (PR_SET_PDEATHSIG).
   int parent_death_signal = SIGTERM;
+  /// Identity of the child (needs root): supplementary groups = {gid}, then setgid, then
+  /// setuid. (uid_t)-1 / (gid_t)-1 = unchanged.
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+  /// Set before the identity change (so a limit above the unprivileged hard limit works).
+  std::vector<RLimit> rlimits;
+  /// File mode creation mask; -1 = inherit.
+  int umask = -1;
 };
 
 /// A started child. The child runs in its own process group, whose id is `pid`.

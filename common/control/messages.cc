@@ -15,7 +15,8 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 
 json slot_to_json(const SlotInfo& s) {
   return json{{"app", s.app}, {"slot", s.slot}, {"generation", s.generation}, {"path", s.path},
-              {"concurrency", s.concurrency}, {"accepting", s.accepting}, {"pid", s.pid}};
+              {"concurrency", s.concurrency}, {"accepting", s.accepting}, {"pid", s.pid},
+              {"max_requests", s.max_requests}};
 }
 SlotInfo slot_from_json(const json& j) {
   SlotInfo s;
@@ -26,8 +27,11 @@ SlotInfo slot_from_json(const json& j) {
   s.concurrency = j.at("concurrency").get<int>();
   s.accepting = j.at("accepting").get<bool>();
   s.pid = j.value("pid", 0);
+  s.max_requests = j.value("max_requests", uint64_t{0});
   return s;
 }
+
+const char* kind_name(SlotEvent::Kind k) { return k == SlotEvent::Kind::Drained ? "drained" : "max_requests"; }
 }  // namespace
 
 std::string_view type_name(const Message& m) {
@@ -38,6 +42,7 @@ std::string_view type_name(const Message& m) {
                         [](const ProxyReady&) { return std::string_view("proxy_ready"); },
                         [](const WorkerHung&) { return std::string_view("worker_hung"); },
                         [](const ProxyStats&) { return std::string_view("proxy_stats"); },
+                        [](const SlotEvent&) { return std::string_view("slot_event"); },
                     },
                     m);
 }
@@ -50,15 +55,23 @@ std::string encode(const Message& m) {
           [](const SetPool& x) {
             json slots = json::array();
             for (auto& s : x.slots) slots.push_back(slot_to_json(s));
-            return json{{"slots", slots}};
+            return json{{"slots", slots}, {"failing", x.failing}};
           },
           [](const ProxyReady& x) { return json{{"config_generation", x.config_generation}}; },
           [](const WorkerHung& x) {
             return json{{"app", x.app}, {"slot", x.slot}, {"generation", x.generation}, {"request_id", x.request_id}};
           },
           [](const ProxyStats& x) {
+            json slots = json::array();
+            for (auto& s : x.slots)
+              slots.push_back({{"app", s.app}, {"slot", s.slot}, {"generation", s.generation},
+                               {"in_flight", s.in_flight}, {"requests", s.requests}});
             return json{{"requests", x.requests}, {"in_flight", x.in_flight}, {"queued", x.queued},
-                        {"connections", x.connections}};
+                        {"connections", x.connections}, {"slots", slots}};
+          },
+          [](const SlotEvent& x) {
+            return json{{"app", x.app}, {"slot", x.slot}, {"generation", x.generation},
+                        {"event", kind_name(x.kind)}, {"requests", x.requests}};
           },
       },
       m);
@@ -82,15 +95,35 @@ Result<Message> decode(std::string_view bytes) {
     if (type == "set_pool") {
       SetPool p;
       for (auto& s : j.at("slots")) p.slots.push_back(slot_from_json(s));
+      if (j.contains("failing")) p.failing = j.at("failing").get<std::vector<std::string>>();
       return Message{std::move(p)};
     }
     if (type == "proxy_ready") return Message{ProxyReady{j.at("config_generation").get<uint64_t>()}};
     if (type == "worker_hung")
       return Message{WorkerHung{j.at("app").get<std::string>(), j.at("slot").get<int>(),
                                 j.at("generation").get<uint64_t>(), j.at("request_id").get<std::string>()}};
-    if (type == "proxy_stats")
-      return Message{ProxyStats{j.at("requests").get<uint64_t>(), j.at("in_flight").get<uint64_t>(),
-                                j.at("queued").get<uint64_t>(), j.at("connections").get<uint64_t>()}};
+    if (type == "proxy_stats") {
+      ProxyStats st{j.at("requests").get<uint64_t>(), j.at("in_flight").get<uint64_t>(),
+                    j.at("queued").get<uint64_t>(), j.at("connections").get<uint64_t>(), {}};
+      if (j.contains("slots"))
+        for (auto& s : j.at("slots"))
+          st.slots.push_back(SlotStats{s.at("app").get<std::string>(), s.at("slot").get<int>(),
+                                       s.at("generation").get<uint64_t>(), s.at("in_flight").get<uint64_t>(),
+                                       s.at("requests").get<uint64_t>()});
+      return Message{std::move(st)};
+    }
+    if (type == "slot_event") {
+      SlotEvent e;
+      e.app = j.at("app").get<std::string>();
+      e.slot = j.at("slot").get<int>();
+      e.generation = j.at("generation").get<uint64_t>();
+      const std::string kind = j.at("event").get<std::string>();
+      if (kind == "drained") e.kind = SlotEvent::Kind::Drained;
+      else if (kind == "max_requests") e.kind = SlotEvent::Kind::MaxRequests;
+      else return fail(Errc::Protocol, "slot_event: unknown event '" + kind + "'");
+      e.requests = j.value("requests", uint64_t{0});
+      return Message{std::move(e)};
+    }
   } catch (const nlohmann::json::exception& e) {
     return fail(Errc::Protocol, "control message '" + type + "': " + e.what());
   }

@@ -38,11 +38,15 @@ struct SlotInfo {
   int concurrency = 1;
   bool accepting = true;     ///< false: draining, finish what is in flight, send nothing new
   int pid = 0;
+  uint64_t max_requests = 0; ///< report slot_event max_requests once this many were sent; 0 = never
 };
 
 /// The full pool; replaces the previous one. Slots that disappear are drained by the proxy.
 struct SetPool {
   std::vector<SlotInfo> slots;
+  /// Apps whose workers keep failing to start and that have none up: answer 503 at once
+  /// instead of queueing.
+  std::vector<std::string> failing;
 };
 
 // ---- proxy → supervisor ----
@@ -60,15 +64,38 @@ struct WorkerHung {
   std::string request_id;
 };
 
+/// Per-slot counters inside ProxyStats.
+struct SlotStats {
+  std::string app;
+  int slot = 0;
+  uint64_t generation = 0;
+  uint64_t in_flight = 0;
+  uint64_t requests = 0;  ///< sent to this slot's current process since the proxy started
+};
+
 /// Counters the proxy reports periodically and on request.
 struct ProxyStats {
   uint64_t requests = 0;
   uint64_t in_flight = 0;
   uint64_t queued = 0;
   uint64_t connections = 0;
+  std::vector<SlotStats> slots;  ///< optional on decode
 };
 
-using Message = std::variant<SetListeners, SetConfig, SetPool, ProxyReady, WorkerHung, ProxyStats>;
+/// Something happened to one slot that the supervisor acts on.
+struct SlotEvent {
+  enum class Kind {
+    Drained,      ///< not accepting and nothing in flight any more: safe to stop
+    MaxRequests,  ///< it was sent its SlotInfo::max_requests-th request
+  };
+  std::string app;
+  int slot = 0;
+  uint64_t generation = 0;
+  Kind kind = Kind::Drained;
+  uint64_t requests = 0;
+};
+
+using Message = std::variant<SetListeners, SetConfig, SetPool, ProxyReady, WorkerHung, ProxyStats, SlotEvent>;
 
 /// The "type" string of a message, e.g. "set_pool".
 std::string_view type_name(const Message& m);

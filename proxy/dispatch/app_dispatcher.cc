@@ -61,6 +61,35 @@ void AppDispatcher::update_settings(uint32_t queue_size) {
   settings_.queue_size = queue_size;
 }
 
+void AppDispatcher::set_observer(Observer o) {
+  std::lock_guard<std::mutex> g(mu_);
+  observer_ = std::move(o);
+}
+
+void AppDispatcher::set_failing(bool failing) {
+  std::lock_guard<std::mutex> g(mu_);
+  failing_ = failing;
+}
+
+void AppDispatcher::note_idle_locked(SlotState& s) {
+  if (s.accepting || s.removed || s.in_flight > 0 || s.drained_reported) return;
+  s.drained_reported = true;
+  events_.push_back(control::SlotEvent{settings_.app, s.slot, s.generation, control::SlotEvent::Kind::Drained, s.requests});
+}
+
+void AppDispatcher::flush_events() {
+  std::vector<control::SlotEvent> events;
+  Observer observer;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (events_.empty()) return;
+    events.swap(events_);
+    observer = observer_;
+  }
+  if (!observer) return;
+  for (auto& e : events) observer(std::move(e));
+}
+
 int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now) {
   const size_t n = slots_.size();
   if (n == 0) return -1;
@@ -87,6 +116,11 @@ Lease AppDispatcher::make_lease_locked(int index) {
   SlotState& s = slots_[static_cast<size_t>(index)];
   ++s.in_flight;
   ++s.requests;
+  if (s.max_requests > 0 && s.requests >= s.max_requests && !s.max_reported) {
+    s.max_reported = true;
+    events_.push_back(
+        control::SlotEvent{settings_.app, s.slot, s.generation, control::SlotEvent::Kind::MaxRequests, s.requests});
+  }
   auto& mx = max_seen_[static_cast<size_t>(index)];
   if (static_cast<uint64_t>(s.in_flight) > mx) mx = static_cast<uint64_t>(s.in_flight);
   Lease l;
@@ -105,8 +139,17 @@ AppDispatcher::Outcome AppDispatcher::acquire(const std::shared_ptr<Waiter>& wai
     int i = pick_locked(std::chrono::steady_clock::now());
     if (i >= 0) {
       out = make_lease_locked(i);
+      const bool events = !events_.empty();
+      g.unlock();
+      if (events) flush_events();
       return Outcome::Granted;
     }
+  }
+  if (failing_) {
+    // Crash-looping app with nothing up: 503 now rather than after queue_timeout.
+    bool any_usable = false;
+    for (auto& s : slots_) any_usable |= (s.accepting && !s.removed && !s.hung);
+    if (!any_usable) return Outcome::NoWorkers;
   }
   if (queue_.size() >= settings_.queue_size) {
     bool any_usable = false;
@@ -139,6 +182,7 @@ void AppDispatcher::release(int slot, uint64_t generation, ReleaseKind kind) {
       if (s.in_flight > 0) --s.in_flight;
       if (kind == ReleaseKind::FailedConnect) s.down_until = now + settings_.connect_down_time;
       if (kind == ReleaseKind::Hung) s.hung = true;
+      note_idle_locked(s);
       if (s.removed && s.in_flight == 0) {
         slots_.erase(slots_.begin() + static_cast<long>(i));
         paths_.erase(paths_.begin() + static_cast<long>(i));
@@ -155,6 +199,7 @@ void AppDispatcher::release(int slot, uint64_t generation, ReleaseKind kind) {
   }
   // Outside the lock: grant() posts to the waiter's loop, and a dropped Lease re-enters release().
   for (auto& [w, l] : grants) w->grant(std::move(l));
+  flush_events();
 }
 
 void AppDispatcher::update_slots(const std::vector<control::SlotInfo>& infos) {
@@ -170,7 +215,11 @@ void AppDispatcher::update_slots(const std::vector<control::SlotInfo>& infos) {
       if (it != slots_.end()) {
         it->removed = false;
         it->accepting = info.accepting;
+        if (info.accepting) it->drained_reported = false;
+        if (it->max_requests != info.max_requests) it->max_reported = false;
+        it->max_requests = info.max_requests;
         it->concurrency = std::max(1, info.concurrency);
+        note_idle_locked(*it);
         if (it->path != info.path) {
           it->path = info.path;
           paths_[static_cast<size_t>(it - slots_.begin())] = std::make_shared<const std::string>(info.path);
@@ -183,6 +232,8 @@ void AppDispatcher::update_slots(const std::vector<control::SlotInfo>& infos) {
       s.path = info.path;
       s.concurrency = std::max(1, info.concurrency);
       s.accepting = info.accepting;
+      s.max_requests = info.max_requests;
+      note_idle_locked(s);
       slots_.push_back(s);
       paths_.push_back(std::make_shared<const std::string>(info.path));
       max_seen_.push_back(0);
@@ -206,6 +257,7 @@ void AppDispatcher::update_slots(const std::vector<control::SlotInfo>& infos) {
     }
   }
   for (auto& [w, l] : grants) w->grant(std::move(l));
+  flush_events();
 }
 
 std::vector<SlotState> AppDispatcher::slots() const {

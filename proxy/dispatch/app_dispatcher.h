@@ -30,6 +30,9 @@ struct SlotState {
   bool hung = false;     ///< a request timed out on it: never chosen again (its replacement is a new generation)
   int in_flight = 0;
   uint64_t requests = 0;
+  uint64_t max_requests = 0;     ///< report a MaxRequests event at this count; 0 = never
+  bool max_reported = false;
+  bool drained_reported = false;  ///< a Drained event went out since it stopped accepting
   std::chrono::steady_clock::time_point down_until{};  ///< after a connect failure
 };
 
@@ -91,6 +94,13 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   /// removed and drain; new slots become available; waiters are granted if possible.
   void update_slots(const std::vector<control::SlotInfo>& slots);
   void update_settings(uint32_t queue_size);
+  /// Receives slot events (control::SlotEvent: Drained, MaxRequests) for the supervisor.
+  /// Called with the mutex released, on whichever thread caused the event.
+  using Observer = std::function<void(control::SlotEvent)>;
+  void set_observer(Observer o);
+  /// failing: the app's workers keep failing to start. While no slot is usable, acquire()
+  /// then answers NoWorkers at once instead of queueing.
+  void set_failing(bool failing);
 
   /// Tries to get a lease now. Granted → `out` holds it. Otherwise, when there is room,
   /// `waiter` is queued (Queued) and will get grant() later unless cancel()ed first.
@@ -113,6 +123,10 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   // Picks the least-loaded usable slot below concurrency; -1 when none. Mutex held.
   int pick_locked(std::chrono::steady_clock::time_point now);
   Lease make_lease_locked(int index);
+  // Queues a Drained event when s is idle and not accepting. Mutex held.
+  void note_idle_locked(SlotState& s);
+  // Hands the queued events to the observer. Mutex NOT held.
+  void flush_events();
 
   mutable std::mutex mu_;
   Settings settings_;
@@ -121,6 +135,9 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   std::vector<uint64_t> max_seen_;
   std::deque<std::shared_ptr<Waiter>> queue_;
   size_t rr_ = 0;  // round-robin start for ties, so idle slots share the load
+  bool failing_ = false;
+  Observer observer_;
+  std::vector<control::SlotEvent> events_;  // produced under the mutex, delivered after it
 };
 
 }  // namespace corral::proxy

@@ -1,12 +1,18 @@
 // corralctl: talks HTTP+JSON to the supervisor's control.sock.
 //   corralctl [--socket PATH | -c CONFIG] status [--json]
+//   corralctl [--socket PATH | -c CONFIG] reload [--json]
+//   corralctl [--socket PATH | -c CONFIG] scale APP N
 //   corralctl [--socket PATH | -c CONFIG] stop
 //   corralctl check CONFIG
 //   corralctl --version
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,27 +26,40 @@ using nlohmann::json;
 
 int usage() {
   std::fputs("usage: corralctl [--socket PATH | -c CONFIG] status [--json]\n"
+             "       corralctl [--socket PATH | -c CONFIG] reload [--json]\n"
+             "       corralctl [--socket PATH | -c CONFIG] scale APP N\n"
              "       corralctl [--socket PATH | -c CONFIG] stop\n"
              "       corralctl check CONFIG\n"
              "       corralctl --version\n", stderr);
   return 2;
 }
 
+// Why the socket cannot be reached, in an operator's words.
+std::string unreachable(const std::string& socket, int err) {
+  if (err == ENOENT) return "no supervisor socket at " + socket + " (is corral-supervisor running? wrong -c/--socket?)";
+  if (err == ECONNREFUSED) return "nothing listens on " + socket + " (corral-supervisor is not running; stale socket)";
+  if (err == EACCES || err == EPERM)
+    return "permission denied on " + socket + " (the control socket is 0600: run as the supervisor's user or root)";
+  return "cannot reach the supervisor at " + socket + ": " + std::strerror(err);
+}
+
 // One request, one response (the server closes). Returns the status code, or -1 with a
 // message on stderr when the supervisor cannot be reached.
-int call(const std::string& socket, const std::string& method, const std::string& path, std::string& body) {
+int call(const std::string& socket, const std::string& method, const std::string& path, const std::string& req_body,
+         std::string& body) {
   auto fd = corral::net::connect_unix_blocking(socket);
   if (!fd) {
-    std::fprintf(stderr, "corralctl: cannot reach the supervisor at %s: %s (is corral-supervisor running?)\n",
-                 socket.c_str(), fd.error().message().c_str());
+    std::fprintf(stderr, "corralctl: %s\n", unreachable(socket, fd.error().sys_errno).c_str());
     return -1;
   }
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: corral\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: corral\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(req_body.size()) + "\r\nConnection: close\r\n\r\n" + req_body;
   if (!corral::net::write_all(fd->get(), req)) return std::fprintf(stderr, "corralctl: write failed\n"), -1;
   std::string resp;
   char buf[16384];
   for (ssize_t n; (n = ::read(fd->get(), buf, sizeof buf)) != 0;) {
-    if (n < 0) return std::fprintf(stderr, "corralctl: read failed\n"), -1;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::fprintf(stderr, "corralctl: read failed: %s\n", std::strerror(errno)), -1;
     resp.append(buf, static_cast<size_t>(n));
   }
   auto end = resp.find("\r\n\r\n");
@@ -50,28 +69,77 @@ int call(const std::string& socket, const std::string& method, const std::string
   return std::atoi(resp.c_str() + 9);
 }
 
+std::string human_bytes(uint64_t b) {
+  char out[32];
+  if (b >= (1ull << 30)) std::snprintf(out, sizeof out, "%.1fG", static_cast<double>(b) / (1ull << 30));
+  else if (b >= (1ull << 20)) std::snprintf(out, sizeof out, "%.1fM", static_cast<double>(b) / (1ull << 20));
+  else if (b >= 1024) std::snprintf(out, sizeof out, "%lluK", static_cast<unsigned long long>(b >> 10));
+  else std::snprintf(out, sizeof out, "%llu", static_cast<unsigned long long>(b));
+  return out;
+}
+
+std::string human_duration(double s) {
+  char out[32];
+  long t = static_cast<long>(s);
+  if (t < 60) std::snprintf(out, sizeof out, "%.1fs", s);
+  else if (t < 3600) std::snprintf(out, sizeof out, "%ldm%02lds", t / 60, t % 60);
+  else if (t < 86400) std::snprintf(out, sizeof out, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+  else std::snprintf(out, sizeof out, "%ldd%02ldh", t / 86400, (t % 86400) / 3600);
+  return out;
+}
+
 void print_table(const json& s) {
-  std::printf("corral-supervisor %s  pid %d  %s  config %s\n", s.value("version", "?").c_str(), s.value("pid", 0),
-              s.value("state", "?").c_str(), s.value("config", "?").c_str());
+  std::printf("corral-supervisor %s  pid %d  %s  config %s (generation %llu)\n", s.value("version", "?").c_str(),
+              s.value("pid", 0), s.value("state", "?").c_str(), s.value("config", "?").c_str(),
+              static_cast<unsigned long long>(s.value("config_generation", 0ull)));
   for (auto& l : s["listeners"])
     std::printf("listener %s -> %s\n", l.value("address", "").c_str(), l.value("bound", "").c_str());
   auto& p = s["proxy"];
-  std::printf("proxy pid %d  restarts %d\n\n", p.value("pid", 0), p.value("restarts", 0));
-  std::printf("%-16s %4s %8s %5s %-9s %8s  %s\n", "APP", "SLOT", "PID", "GEN", "STATE", "RESTARTS", "SOCKET");
-  for (auto& a : s["apps"])
-    for (auto& w : a["workers"])
-      std::printf("%-16s %4d %8d %5llu %-9s %8d  %s\n", a.value("name", "").c_str(), w.value("slot", 0),
-                  w.value("pid", 0), static_cast<unsigned long long>(w.value("generation", 0ull)),
-                  w.value("state", "").c_str(), w.value("restarts", 0), w.value("socket", "").c_str());
+  std::printf("proxy pid %d  restarts %d  requests %llu  in flight %llu  queued %llu\n\n", p.value("pid", 0),
+              p.value("restarts", 0), static_cast<unsigned long long>(p.value("requests", 0ull)),
+              static_cast<unsigned long long>(p.value("in_flight", 0ull)),
+              static_cast<unsigned long long>(p.value("queued", 0ull)));
+  std::printf("%-14s %4s %8s %4s %-9s %8s %9s %8s %7s %8s %8s\n", "APP", "ID", "PID", "GEN", "STATE", "INFLIGHT",
+              "REQUESTS", "RESTARTS", "RSS", "CPU", "UPTIME");
+  for (auto& a : s["apps"]) {
+    for (auto& w : a["workers"]) {
+      std::string state = w.value("state", "");
+      std::string retiring = w.value("retiring", "");
+      if (!retiring.empty() && state == "ready") state = "retiring";
+      std::printf("%-14s %4d %8d %4llu %-9s %8llu %9llu %8d %7s %8s %8s\n", a.value("name", "").c_str(),
+                  w.value("id", w.value("slot", 0)), w.value("pid", 0),
+                  static_cast<unsigned long long>(w.value("generation", 0ull)), state.c_str(),
+                  static_cast<unsigned long long>(w.value("in_flight", 0ull)),
+                  static_cast<unsigned long long>(w.value("requests", 0ull)), w.value("restarts", 0),
+                  human_bytes(w.value("rss", 0ull)).c_str(), human_duration(w.value("cpu_seconds", 0.0)).c_str(),
+                  w.value("pid", 0) > 0 ? human_duration(w.value("uptime_seconds", 0.0)).c_str() : "-");
+    }
+    std::string notes;
+    if (a.value("failing", false)) notes += "  FAILING (workers keep dying at start; requests get 503)";
+    if (a.value("removed", false)) notes += "  removed from the config, draining";
+    if (a.contains("deaths") && !a["deaths"].empty()) {
+      notes += "  deaths:";
+      for (auto& [k, v] : a["deaths"].items()) notes += " " + k + "=" + std::to_string(v.get<unsigned long long>());
+    }
+    if (!notes.empty()) std::printf("%-14s%s\n", a.value("name", "").c_str(), notes.c_str());
+  }
+}
+
+std::string error_of(const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_discarded() && j.is_object() && j.contains("error") && j["error"].is_string()) return j["error"];
+  return body;
 }
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string socket = "/run/corral/control.sock", command;
+  std::vector<std::string> args;
   bool as_json = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--version") return std::printf("corralctl %s\n", CORRAL_VERSION) < 0;
+    if (a == "-h" || a == "--help") return usage() == 2 ? 0 : 0;
     if (a == "--socket" && i + 1 < argc) socket = argv[++i];
     else if (a == "-c" && i + 1 < argc) {
       auto cfg = corral::conf::load_file(argv[++i]);
@@ -79,18 +147,45 @@ int main(int argc, char** argv) {
       socket = corral::supervisor::control_socket_path(cfg->supervisor.runtime_dir);
     } else if (a == "--json") as_json = true;
     else if (a == "check" && command.empty()) return i + 1 < argc ? corral::supervisor::check_config(argv[i + 1]) : usage();
-    else if ((a == "status" || a == "stop") && command.empty()) command = a;
+    else if ((a == "status" || a == "stop" || a == "reload" || a == "scale") && command.empty()) command = a;
+    else if (!command.empty()) args.push_back(a);
     else return usage();
   }
   if (command.empty()) return usage();
+  std::string method = "POST", path = "/" + command, req_body;
+  if (command == "status") method = "GET";
+  if (command == "scale") {
+    if (args.size() != 2) return usage();
+    char* end = nullptr;
+    long n = std::strtol(args[1].c_str(), &end, 10);
+    if (!end || *end || n < 1) return std::fprintf(stderr, "corralctl: N must be a positive number of workers\n"), 2;
+    path = "/apps/" + args[0] + "/scale";
+    req_body = json{{"workers", n}}.dump();
+  } else if (!args.empty()) {
+    return usage();
+  }
   std::string body;
-  int code = call(socket, command == "status" ? "GET" : "POST", "/" + command, body);
+  int code = call(socket, method, path, req_body, body);
   if (code < 0) return 1;
-  if (code >= 300) return std::fprintf(stderr, "corralctl: %s failed (%d): %s\n", command.c_str(), code, body.c_str()), 1;
-  if (command == "stop") return std::puts("stopping") < 0;
+  if (code >= 300) {
+    std::fprintf(stderr, "corralctl: %s failed (%d): %s\n", command.c_str(), code, error_of(body).c_str());
+    return 1;
+  }
   if (as_json) return std::printf("%s\n", body.c_str()) < 0;
   json s = json::parse(body, nullptr, false);
-  if (s.is_discarded()) return std::fprintf(stderr, "corralctl: status is not JSON\n"), 1;
+  if (s.is_discarded()) return std::fprintf(stderr, "corralctl: the supervisor's answer is not JSON\n"), 1;
+  if (command == "stop") return std::puts("stopping") < 0;
+  if (command == "scale") {
+    std::printf("%s: %d -> %d workers\n", s.value("app", "").c_str(), s.value("before", 0), s.value("workers", 0));
+    return 0;
+  }
+  if (command == "reload") {
+    const bool settled = s.value("settled", false);
+    std::printf("reloaded (config generation %llu)%s\n", static_cast<unsigned long long>(s.value("generation", 0ull)),
+                settled ? "" : "; some new workers are not ready yet, the previous ones keep serving");
+    for (auto& c : s["changes"]) std::printf("  %s\n", c.get<std::string>().c_str());
+    return settled ? 0 : 3;
+  }
   print_table(s);
   return 0;
 }

@@ -13,7 +13,12 @@ TEST(Messages, RoundTripEveryType) {
   SetPool pool;
   pool.slots.push_back(SlotInfo{"shop", 2, 7, "/run/corral/shop.2.sock", 4, false, 1234});
   std::vector<Message> all = {SetListeners{{"127.0.0.1:8080", "[::]:8443"}}, SetConfig{3, "{\"x\":1}"}, pool,
-                              ProxyReady{3}, WorkerHung{"shop", 2, 7, "abc"}, ProxyStats{10, 2, 1, 5}};
+                              ProxyReady{3}, WorkerHung{"shop", 2, 7, "abc"}, ProxyStats{10, 2, 1, 5, {}},
+                              ProxyStats{1, 1, 0, 1, {SlotStats{"shop", 2, 7, 1, 99}}},
+                              SlotEvent{"shop", 2, 7, SlotEvent::Kind::Drained, 0},
+                              SlotEvent{"shop", 2, 7, SlotEvent::Kind::MaxRequests, 1000}};
+  pool.failing = {"broken"};
+  pool.slots[0].max_requests = 1017;
   for (auto& m : all) {
     auto d = decode(encode(m));
     ASSERT_TRUE(d) << d.error().message();
@@ -24,6 +29,18 @@ TEST(Messages, RoundTripEveryType) {
   EXPECT_EQ(p.slots[0].path, "/run/corral/shop.2.sock");
   EXPECT_FALSE(p.slots[0].accepting);
   EXPECT_EQ(p.slots[0].pid, 1234);
+  EXPECT_EQ(p.slots[0].max_requests, 1017u);
+  EXPECT_EQ(p.failing, std::vector<std::string>{"broken"});
+  auto st = std::get<ProxyStats>(*decode(encode(all[6])));
+  ASSERT_EQ(st.slots.size(), 1u);
+  EXPECT_EQ(st.slots[0].requests, 99u);
+  auto ev = std::get<SlotEvent>(*decode(encode(all[8])));
+  EXPECT_EQ(ev.kind, SlotEvent::Kind::MaxRequests);
+  EXPECT_EQ(ev.requests, 1000u);
+  // Fields added after v1 shipped are optional on decode.
+  EXPECT_TRUE(decode(R"({"v":1,"type":"set_pool","slots":[]})"));
+  EXPECT_TRUE(decode(R"({"v":1,"type":"proxy_stats","requests":1,"in_flight":0,"queued":0,"connections":0})"));
+  EXPECT_FALSE(decode(R"({"v":1,"type":"slot_event","app":"a","slot":1,"generation":1,"event":"exploded"})"));
 }
 
 TEST(Messages, RejectsMalformed) {

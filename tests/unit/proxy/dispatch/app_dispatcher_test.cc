@@ -231,5 +231,49 @@ TEST(AppDispatcher, ThreadsNeverExceedConcurrency) {
   EXPECT_LE(d->max_in_flight_seen(1), 2u);
 }
 
+TEST(AppDispatcher, ReportsDrainedWhenANonAcceptingSlotGoesIdle) {
+  auto d = make(10, {slot(0), slot(1)});
+  std::vector<control::SlotEvent> events;
+  d->set_observer([&](control::SlotEvent e) { events.push_back(std::move(e)); });
+  Lease l;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Granted);
+  const int busy = l.slot();
+  // Both stop accepting: the idle one is drained at once, the busy one when its lease returns.
+  d->update_slots({slot(0, 1, 1, false), slot(1, 1, 1, false)});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, control::SlotEvent::Kind::Drained);
+  EXPECT_NE(events[0].slot, busy);
+  l.release();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].slot, busy);
+  // Reported once, not at every pool update.
+  d->update_slots({slot(0, 1, 1, false), slot(1, 1, 1, false)});
+  EXPECT_EQ(events.size(), 2u);
+}
+
+TEST(AppDispatcher, ReportsMaxRequestsOnceAndKeepsServing) {
+  auto s = slot(0);
+  s.max_requests = 3;
+  auto d = make(10, {s});
+  std::vector<control::SlotEvent> events;
+  d->set_observer([&](control::SlotEvent e) { events.push_back(std::move(e)); });
+  for (int i = 0; i < 5; ++i) {
+    Lease l;
+    ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Granted);
+  }
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, control::SlotEvent::Kind::MaxRequests);
+  EXPECT_EQ(events[0].requests, 3u);
+}
+
+TEST(AppDispatcher, FailingAppAnswersNoWorkersInsteadOfQueueing) {
+  auto d = make(10, {});
+  d->set_failing(true);
+  Lease l;
+  EXPECT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::NoWorkers);
+  d->set_failing(false);
+  EXPECT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Queued);
+}
+
 }  // namespace
 }  // namespace corral::proxy
