@@ -18,10 +18,11 @@ all: build
 deps:
 	@packaging/install-deps.sh test
 
-$(BUILD)/CMakeCache.txt:
+# A configure that failed half-way leaves a cache but no Makefile: key on the Makefile.
+$(BUILD)/Makefile:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) -DCORRAL_SANITIZE=$(SANITIZE) $(CMAKE_FLAGS)
 
-configure: deps $(BUILD)/CMakeCache.txt
+configure: deps $(BUILD)/Makefile
 
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
