@@ -53,11 +53,14 @@ ncpu=$(nproc)
 proxy_cpu=0
 load_cpus=$([ "$ncpu" -gt 1 ] && echo "1-$((ncpu - 1))" || echo 0)
 clk=$(getconf CLK_TCK)
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# 10,000 idle connections: HAProxy wants two descriptors per connection it may hold.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 nofile=$(ulimit -n)
 maxconn=$((idle_conns + 2048))
-if [ "$nofile" != unlimited ] && [ $((idle_conns * 2 + 1024)) -gt "$nofile" ]; then
-  echo "bench: IDLE_CONNS=$idle_conns needs about $((idle_conns * 2 + 1024)) open files; the limit is $nofile" >&2
+haproxy_maxconn=$maxconn
+[ "$nofile" != unlimited ] && [ $((maxconn * 2 + 256)) -gt "$nofile" ] && haproxy_maxconn=$(((nofile - 256) / 2))
+if [ "$nofile" != unlimited ] && [ $((idle_conns + 1024)) -gt "$nofile" ]; then
+  echo "bench: IDLE_CONNS=$idle_conns needs about $((idle_conns + 1024)) open files per process; the limit is $nofile" >&2
   exit 1
 fi
 
@@ -117,7 +120,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -keyout "$KEY" -out "$CERT" > "$raw/openssl.log" 2>&1
 cat "$CERT" "$KEY" > "$PEM"
 TMP=$tmp RUN=$tmp/run TESTAPP=$bin/corral-testapp WORKERS=$workers CONCURRENCY=$concurrency
-NOFILE=$nofile MAXCONN=$maxconn
+NOFILE=$nofile MAXCONN=$maxconn HAPROXY_MAXCONN=$haproxy_maxconn
 
 # ---- corral (its supervisor runs the worker pool everybody uses) --------------------------
 declare -A port_h1 port_h2 port_sync host_sync pids na_h2 na_all
@@ -180,7 +183,7 @@ for s in "${sync_socks[@]}"; do
   i=$((i + 1))
 done
 USER=$(id -un)
-SUBST_VARS="USER TMP NOFILE MAXCONN CERT KEY PEM PORT_H1 PORT_H2 PORT_SYNC NGINX_POOL_SERVERS NGINX_SYNC_SERVERS
+SUBST_VARS="USER TMP NOFILE MAXCONN HAPROXY_MAXCONN CERT KEY PEM PORT_H1 PORT_H2 PORT_SYNC NGINX_POOL_SERVERS NGINX_SYNC_SERVERS
  HAPROXY_POOL_SERVERS HAPROXY_SYNC_SERVERS NGHTTPX_BACKENDS"
 
 start_peer() {  # name binary -> starts it pinned to the proxy core, fills port_*/pids
