@@ -46,6 +46,15 @@ installed_and_running() {
     { dpkg-query -W -f="\${Version}" corral 2>/dev/null || rpm -q --qf "%{VERSION}" corral; } | grep -q "^$v"'
 }
 
+# The placeholder app and the proxy run as the corral user (supervisor.user, app user).
+user_check() {
+  uid=$(id -u corral 2>/dev/null) || { echo "no corral user" >"$out"; fail "processes run as corral"; return; }
+  for name in corral-placehol corral-proxy; do
+    u=$(for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = "$name" ] && awk '/^Uid:/ { print $2 }' "$p/status"; done | head -1)
+    if [ "$u" = "$uid" ]; then pass "$name runs as corral"; else pending "$name runs as uid ${u:-?}, not corral (privilege drop not in this build)"; fi
+  done
+}
+
 reload_checks() {
   if ! corralctl 2>&1 | grep -q reload; then
     pending "corralctl reload not implemented yet: reload checks skipped"
@@ -79,6 +88,7 @@ kill9_check() {
 if [ "$kind" = deb ]; then
   check "apt installs the .deb (dependencies from apt)" apt-get install -y -q --no-install-recommends "$dir"/corral_*.deb
   installed_and_running
+  user_check
   reload_checks
   watchdog_check
   kill9_check
