@@ -34,7 +34,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 step "unit file"
 mkdir -p "$WORK/x" && dpkg-deb -x "$deb" "$WORK/x"
