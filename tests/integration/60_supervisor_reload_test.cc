@@ -1,0 +1,322 @@
+// Reload, scale and recycling under load: make-before-break means no request of any kind
+// fails (refused, reset, closed without response, timeout, 5xx) while workers turn over.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/subprocess.h"
+
+namespace corral::itest {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// A load generator: half the threads reuse one keep-alive connection, half open a fresh
+// connection per request. Every request must get a 200; anything else is a failure.
+class Load {
+ public:
+  Load(int port, std::string path, int threads, std::chrono::milliseconds pause)
+      : port_(port), path_(std::move(path)), pause_(pause) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { run(i % 2 == 0); });
+  }
+  ~Load() { stop(); }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  int ok() const { return ok_; }
+  /// Forgets the worst latency so far (connection warm-up).
+  void reset_worst() { worst_us_ = 0; }
+  int failed() const { return failed_; }
+  std::chrono::microseconds worst() const { return std::chrono::microseconds(worst_us_.load()); }
+  std::string failures() {
+    std::lock_guard<std::mutex> g(mu_);
+    return failures_;
+  }
+  /// Bodies seen, with the time each was first seen.
+  std::optional<Clock::time_point> first_seen(const std::string& body) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = first_.find(body);
+    if (it == first_.end()) return std::nullopt;
+    return it->second;
+  }
+  /// When the last request that got `body` was sent.
+  std::optional<Clock::time_point> last_sent(const std::string& body) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = last_seen_.find(body);
+    if (it == last_seen_.end()) return std::nullopt;
+    return it->second;
+  }
+  /// The most recent bodies (any thread).
+  std::string last_body() {
+    std::lock_guard<std::mutex> g(mu_);
+    return last_;
+  }
+
+ private:
+  void run(bool keep_alive) {
+    auto c = std::make_unique<RawClient>();
+    bool connected = false;
+    size_t sent = 0;  // requests on the current connection (RawClient keeps every byte received)
+    const std::string req = "GET " + path_ + " HTTP/1.1\r\nHost: load\r\n" +
+                            (keep_alive ? std::string() : std::string("Connection: close\r\n")) + "\r\n";
+    while (!stop_) {
+      auto t0 = Clock::now();
+      std::string error;
+      if (!connected) {
+        c = std::make_unique<RawClient>();
+        sent = 0;
+        if (!c->connect_tcp(port_)) error = "connect refused/failed";
+        connected = error.empty();
+      }
+      std::vector<RawResponse> all;
+      RawResponse got;
+      if (error.empty() && !c->send(req)) error = "send failed (reset?)";
+      if (error.empty()) {
+        ++sent;
+        all = c->read_responses(sent, 5s);
+        if (all.size() < sent) error = c->closed() ? "closed without a response" : "timed out";
+        else got = all[sent - 1];
+      }
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+      long long prev = worst_us_.load();
+      while (us > prev && !worst_us_.compare_exchange_weak(prev, us)) {
+      }
+      if (error.empty() && got.status != 200) error = "status " + std::to_string(got.status);
+      if (!error.empty()) {
+        ++failed_;
+        std::lock_guard<std::mutex> g(mu_);
+        if (failures_.size() < 2000) failures_ += " [" + error + "]";
+        connected = false;
+      } else {
+        ++ok_;
+        std::lock_guard<std::mutex> g(mu_);
+        first_.emplace(got.body, Clock::now());
+        last_seen_[got.body] = t0;
+        last_ = got.body;
+        if (!keep_alive || got.header("Connection") == "close") connected = false;
+      }
+      if (!keep_alive) {
+        c->close();
+        connected = false;
+      }
+      std::this_thread::sleep_for(pause_);
+    }
+  }
+
+  int port_;
+  std::string path_;
+  std::chrono::milliseconds pause_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> ok_{0}, failed_{0};
+  std::atomic<long long> worst_us_{0};
+  std::mutex mu_;
+  std::string failures_;
+  std::map<std::string, Clock::time_point> first_;
+  std::map<std::string, Clock::time_point> last_seen_;  // by request start
+  std::string last_;
+  std::vector<std::thread> threads_;
+};
+
+class ReloadTest : public IntegrationTest {
+ protected:
+  // The testapp behind a 2 s boot delay; VERSION tells generations apart.
+  void slow_booting_app(const std::string& version, int workers = 2) {
+    auto& a = config_.app("demo");
+    a.command = {"/bin/sh", "-c", "sleep 2; exec " + bin_path("corral-testapp")};
+    a.workers(workers);
+    a.env["VERSION"] = version;
+    a.set("boot_timeout", quote("10s"));
+    a.set("graceful_timeout", quote("5s"));
+  }
+  std::vector<pid_t> pids() { return CorralProcess::worker_pids(corral_->status(), "demo"); }
+  ProcessResult ctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 30s) {
+    std::vector<std::string> argv = {bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, timeout);
+  }
+  bool wait_pids(const std::function<bool(const std::vector<pid_t>&)>& pred, std::chrono::milliseconds timeout) {
+    return wait_status([&](const nlohmann::json& s) { return pred(CorralProcess::worker_pids(s, "demo")); }, timeout);
+  }
+};
+
+TEST_F(ReloadTest, ReloadUnderLoadFailsNothingAndServesTheNewCode) {
+  slow_booting_app("1");
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto before = pids();
+  ASSERT_EQ(before.size(), 2u);
+  Load load(port(), "/env?name=VERSION", 4, 20ms);  // ~100 requests/s (4 × ~25/s; 2 keep-alive, 2 fresh)
+  std::this_thread::sleep_for(300ms);
+  load.reset_worst();
+  std::this_thread::sleep_for(1000ms);
+  const auto steady_worst = load.worst();
+  load.reset_worst();
+
+  slow_booting_app("2");
+  rt_.write_file("corral.toml", config_.render());
+  const auto t0 = Clock::now();
+  ProcessResult r = ctl({"reload"});
+  const auto reload_returned = Clock::now() - t0;
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("app demo: new generation 2"), std::string::npos) << r.out;
+  // Once reload returned, the new generation serves and the old one drains.
+  std::this_thread::sleep_for(700ms);
+  load.stop();
+  auto v2 = load.first_seen("2");
+  ASSERT_TRUE(v2.has_value()) << "the new code was never served";
+  const auto live_after = *v2 - t0;
+  EXPECT_EQ(load.last_body(), "2");
+  auto v1 = load.last_sent("1");
+  ASSERT_TRUE(v1.has_value());
+  EXPECT_LT(*v1 - t0, reload_returned + 100ms) << "the old generation got requests after the reload finished";
+  std::printf("[reload] %d ok, %d failed; worst latency during the reload %.1f ms (steady state before it %.1f ms); new code live %.2f s "
+              "after the reload; corralctl reload returned after %.2f s\n",
+              load.ok(), load.failed(), static_cast<double>(load.worst().count()) / 1000.0,
+              static_cast<double>(steady_worst.count()) / 1000.0,
+              std::chrono::duration<double>(live_after).count(), std::chrono::duration<double>(reload_returned).count());
+  EXPECT_EQ(load.failed(), 0) << load.failures();
+  EXPECT_GT(load.ok(), 100);
+  EXPECT_LT(live_after, 3500ms) << "new generation should be live at boot time + well under a second";
+  EXPECT_LT(load.worst(), 1000ms);
+  EXPECT_TRUE(wait_pids(
+      [&](const std::vector<pid_t>& now) {
+        if (now.size() != 2) return false;
+        for (pid_t p : now)
+          if (p <= 0 || std::find(before.begin(), before.end(), p) != before.end()) return false;
+        return true;
+      },
+      8s))
+      << corral_->status().dump();
+  EXPECT_FALSE(log_lines_with("reason=reload").empty());
+}
+
+TEST_F(ReloadTest, InvalidConfigOnReloadKeepsServing) {
+  config_.app("demo").workers(1);
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto before = pids();
+  rt_.write_file("corral.toml", config_.render() + "\n[app.demo]\nwokers = 3\n");
+  ProcessResult r = ctl({"reload"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("invalid config"), std::string::npos) << r.err;
+  allowed_errors_ = {"reload rejected"};
+  corral_->signal(SIGHUP);  // the same through the signal: logged, nothing changes
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(log_lines_with("reload rejected").empty());
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+  EXPECT_EQ(pids(), before);
+}
+
+TEST_F(ReloadTest, TtinTtouAndScaleChangeTheWorkerSet) {
+  config_.app("demo").workers(2);
+  ASSERT_NO_FATAL_FAILURE(start());
+  corral_->signal(SIGTTIN);
+  EXPECT_TRUE(wait_status(
+      [&](const nlohmann::json& s) {
+        int ready = 0;
+        for (auto& a : s["apps"])
+          for (auto& w : a["workers"]) ready += w.value("state", "") == "ready";
+        return ready == 3;
+      },
+      5s))
+      << corral_->status().dump();
+  corral_->signal(SIGTTOU);
+  EXPECT_TRUE(wait_pids([](const std::vector<pid_t>& p) { return p.size() == 2; }, 5s)) << corral_->status().dump();
+  ProcessResult r = ctl({"scale", "demo", "4"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("demo: 2 -> 4 workers"), std::string::npos) << r.out;
+  EXPECT_TRUE(wait_pids([](const std::vector<pid_t>& p) { return p.size() == 4; }, 5s)) << corral_->status().dump();
+  r = ctl({"scale", "demo", "1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(wait_pids([](const std::vector<pid_t>& p) { return p.size() == 1; }, 5s)) << corral_->status().dump();
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+  r = ctl({"scale", "nosuch", "2"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("no app named 'nosuch'"), std::string::npos) << r.err;
+  EXPECT_FALSE(log_lines_with("reason=scale").empty());
+}
+
+TEST_F(ReloadTest, MaxRequestsRecyclesWithoutFailingRequests) {
+  config_.app("demo").workers(2).set("max_requests", "20");
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto before = pids();
+  Load load(port(), "/pid", 2, 5ms);
+  EXPECT_TRUE(wait_pids(
+      [&](const std::vector<pid_t>& now) {
+        for (pid_t p : before)
+          if (std::find(now.begin(), now.end(), p) != now.end()) return false;
+        return now.size() == 2;
+      },
+      10s))
+      << corral_->status().dump();
+  load.stop();
+  EXPECT_EQ(load.failed(), 0) << load.failures();
+  EXPECT_FALSE(log_lines_with("reason=max_requests").empty());
+}
+
+TEST_F(ReloadTest, CrashLoopingAppBacksOffAnswers503AndRecovers) {
+  // The app crashes at start until a flag file exists.
+  const std::string flag = rt_.file("healthy");
+  auto& a = config_.app("demo");
+  a.command = {"/bin/sh", "-c", "test -e " + flag + " || exit 3; exec " + bin_path("corral-testapp")};
+  a.workers(1);
+  a.set("boot_timeout", quote("5s"));
+  allowed_errors_ = {"exited: reason=exit", "died", "not ready"};
+  std::string cfg = rt_.write_file("corral.toml", config_.render());
+  corral_ = std::make_unique<CorralProcess>(rt_, cfg);
+  std::string error;
+  // READY=1 comes only once the app is up: do not wait for it here.
+  (void)corral_->start(500ms, &error);
+  ASSERT_TRUE(wait_status([](const nlohmann::json& s) { return !s["apps"].empty() && s["apps"][0].value("failing", false); },
+                          5s))
+      << corral_->status().dump();
+  int port = corral_->port(0);
+  ASSERT_GT(port, 0);
+  HttpResponse r = http_get(port, "/");
+  EXPECT_EQ(r.status, 503) << r.error;
+  for (int i = 0; i < 50 && log_lines_with("restarting in").size() < 2; ++i) std::this_thread::sleep_for(100ms);
+  EXPECT_GE(log_lines_with("restarting in").size(), 2u) << "no timed restarts (back-off) in the log";
+  rt_.write_file("healthy", "");
+  EXPECT_TRUE(wait_status([](const nlohmann::json& s) { return !s["apps"][0].value("failing", true); }, 40s))
+      << corral_->status().dump();
+  EXPECT_EQ(http_get(port, "/").status, 200);
+}
+
+TEST_F(ReloadTest, KillingTheSupervisorLeavesNothingBehind) {
+  config_.app("demo").workers(2);
+  ASSERT_NO_FATAL_FAILURE(start());
+  (void)corral_->status();  // records proxy and worker pids
+  corral_->signal(SIGKILL);
+  (void)corral_->wait_exit(2s);
+  stopped_ = true;
+  auto left = leftover_processes(corral_->pid(), rt_.path(), corral_->seen_pids(), corral_->start_ticks());
+  for (int i = 0; i < 40 && !left.empty(); ++i) {
+    std::this_thread::sleep_for(50ms);
+    left = leftover_processes(corral_->pid(), rt_.path(), corral_->seen_pids(), corral_->start_ticks());
+  }
+  EXPECT_TRUE(left.empty()) << "left: " << (left.empty() ? "" : left[0].cmdline);
+}
+
+TEST_F(ReloadTest, CorralctlStatusTableAndErrors) {
+  config_.app("demo").workers(2);
+  ASSERT_NO_FATAL_FAILURE(start());
+  ProcessResult r = ctl({"status"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (const char* col : {"APP", "PID", "GEN", "STATE", "INFLIGHT", "REQUESTS", "RESTARTS", "RSS", "CPU", "UPTIME"})
+    EXPECT_NE(r.out.find(col), std::string::npos) << col << "\n" << r.out;
+  EXPECT_NE(r.out.find("ready"), std::string::npos) << r.out;
+  r = run_process({bin_path("corralctl"), "--socket", rt_.path() + "/nope.sock", "status"}, 5s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("is corral-supervisor running?"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace corral::itest
