@@ -1,4 +1,6 @@
 // corral-proxy: all network I/O. Spawned by corral-supervisor with --control-fd N.
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -31,6 +33,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::signal(SIGPIPE, SIG_IGN);
+  // Every client and upstream connection is an fd: use all the fds we are allowed (the soft
+  // limit is often 1024 while the hard one is far higher), as HAProxy does by itself.
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   ev::Loop loop;
   proxy::Server server(loop);
   server.attach_control(UniqueFd(control_fd));
