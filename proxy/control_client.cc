@@ -14,6 +14,8 @@ ControlClient::ControlClient(ev::Loop& loop, UniqueFd fd, ControlHandler& handle
           handler.on_set_config(std::move(*c));
         } else if (auto* p = std::get_if<control::SetPool>(&m)) {
           handler.on_set_pool(std::move(*p));
+        } else if (auto* q = std::get_if<control::SlotRequestsQuery>(&m)) {
+          handler.on_slot_requests_query(std::move(*q));
         } else {
           CORRAL_LOG(Warn, "control") << "unexpected message " << control::type_name(m);
         }

@@ -18,6 +18,8 @@ class ControlHandler {
   virtual void on_set_listeners(control::SetListeners&& m, std::vector<UniqueFd>&& fds) = 0;
   virtual void on_set_config(control::SetConfig&& m) = 0;
   virtual void on_set_pool(control::SetPool&& m) = 0;
+  /// Answer with control::SlotRequests (same query id).
+  virtual void on_slot_requests_query(control::SlotRequestsQuery&& m) = 0;
   /// The supervisor is gone (channel closed or broken).
   virtual void on_control_closed(const Error& e) = 0;
 };

@@ -111,6 +111,8 @@ void Exchange::send_upstream() {
   state = ExchangeState::Upstream;
   slot = lease_.slot();
   t_sent = host_.loop().now();
+  // Named in the worker's death record should it die under this request.
+  lease_.describe(RequestInfo{std::string(request_id), method, target.substr(0, RequestInfo::kMaxPath), t_start});
   timer_.arm(a.timeout);
   if (!upstream_ || upstream_kind_ != a.kind) {
     upstream_ = make_upstream_client(a.kind, host_.pool(), *this);
@@ -170,6 +172,7 @@ void Exchange::on_upstream_error(const char* why) noexcept {
   const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
   CORRAL_LOG(Warn, "upstream") << a.name << "#" << slot << ": " << why << " [rid=" << request_id << "]";
   t_upstream_done = host_.loop().now();
+  lease_.release_lost();  // kept a few seconds for the worker's death record
   fail(response_started ? 0 : 502);
 }
 

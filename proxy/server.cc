@@ -98,7 +98,17 @@ void Server::on_set_config(control::SetConfig&& m) {
       for (auto& l : loops_) l->set_access_log(shared_.access_log);
     }
   }
+  // A removed app's dispatcher stays (retired) while its workers drain; an app that comes
+  // back takes its dispatcher back.
+  for (const auto& app : config_->apps)
+    if (auto it = retired_dispatchers_.find(app.name); it != retired_dispatchers_.end()) {
+      dispatchers_.emplace(app.name, it->second);
+      retired_dispatchers_.erase(it);
+    }
+  auto before = dispatchers_;
   runtime_ = make_runtime(*config_, m.generation, dispatchers_);
+  for (auto& [name, d] : before)
+    if (!dispatchers_.count(name)) retired_dispatchers_[name] = d;
   bool first = loops_.empty();
   if (first) {
     // The thread count is fixed at start; a changed proxy.threads applies on restart.
@@ -136,7 +146,29 @@ void Server::apply_pool() {
     auto it = by_app.find(name);
     d->update_slots(it == by_app.end() ? std::vector<control::SlotInfo>{} : it->second);
   }
+  for (auto it = retired_dispatchers_.begin(); it != retired_dispatchers_.end();) {
+    auto slots = by_app.find(it->first);
+    it->second->update_slots(slots == by_app.end() ? std::vector<control::SlotInfo>{} : slots->second);
+    if (slots == by_app.end() && it->second->slots().empty()) {
+      it = retired_dispatchers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   for (auto& l : loops_) l->retain_upstreams(live);
+}
+
+void Server::on_slot_requests_query(control::SlotRequestsQuery&& m) {
+  control::SlotRequests r{m.query, m.app, m.slot, m.generation, {}};
+  auto look = [&](const std::shared_ptr<AppDispatcher>& d) {
+    for (auto& q : d->requests_of(m.slot, m.generation))
+      r.requests.push_back(control::SlotRequestInfo{std::move(q.info.id), std::move(q.info.method),
+                                                    std::move(q.info.path), static_cast<uint64_t>(q.elapsed.count()),
+                                                    std::move(q.state)});
+  };
+  if (auto it = dispatchers_.find(m.app); it != dispatchers_.end()) look(it->second);
+  if (auto it = retired_dispatchers_.find(m.app); it != retired_dispatchers_.end()) look(it->second);
+  if (control_) control_->send(std::move(r));
 }
 
 void Server::on_control_closed(const Error& e) {

@@ -31,6 +31,7 @@ class Server : public ControlHandler {
   void on_set_listeners(control::SetListeners&& m, std::vector<UniqueFd>&& fds) override;
   void on_set_config(control::SetConfig&& m) override;
   void on_set_pool(control::SetPool&& m) override;
+  void on_slot_requests_query(control::SlotRequestsQuery&& m) override;
   void on_control_closed(const Error& e) override;
 
   /// SIGTERM: stop accepting, finish in-flight requests, exit 0 (or at graceful_timeout).
@@ -50,6 +51,9 @@ class Server : public ControlHandler {
   std::unique_ptr<ControlClient> control_;
   std::vector<std::unique_ptr<LoopThread>> loops_;
   std::map<std::string, std::shared_ptr<AppDispatcher>> dispatchers_;
+  /// Apps removed from the config whose workers still drain: kept until the pool no longer
+  /// lists any of their slots, so the Drained events still reach the supervisor.
+  std::map<std::string, std::shared_ptr<AppDispatcher>> retired_dispatchers_;
   std::shared_ptr<const Runtime> runtime_;
   std::optional<conf::Config> config_;
   std::shared_ptr<const ListenerSet> listeners_;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "common/base/log.h"
 #include "common/base/units.h"
@@ -34,6 +35,23 @@ bool is_number(const std::string& s) {
 std::string unexpected_reason(int wait_status, bool we_sent_kill) {
   if (WIFSIGNALED(wait_status)) return WTERMSIG(wait_status) == SIGKILL && !we_sent_kill ? "oom" : "signal";
   return "exit";
+}
+// The death-record tail naming what the worker was serving.
+std::string describe_requests(const AppPool::RequestsAnswer& answer, uint64_t in_flight) {
+  if (!answer) {
+    if (in_flight == 0) return "";
+    return ", " + std::to_string(in_flight) + " request(s) in flight (answered 502/504 by the proxy)";
+  }
+  if (answer->empty()) return ", serving no request";
+  std::string out = ", serving " + std::to_string(answer->size()) + " request(s):";
+  char elapsed[32];
+  for (size_t i = 0; i < answer->size(); ++i) {
+    const auto& r = (*answer)[i];
+    std::snprintf(elapsed, sizeof elapsed, "%.3fs", static_cast<double>(r.elapsed_ms) / 1000.0);
+    out += (i ? "; rid=" : " rid=") + r.id + " " + r.method + " " + r.path + " " + elapsed;
+    if (r.state != "in_flight") out += " (" + r.state + ")";
+  }
+  return out;
 }
 }  // namespace
 
@@ -219,7 +237,9 @@ void AppPool::spawn(WorkerSlot& s) {
 
 void AppPool::start_probe(WorkerSlot& s) {
   if (s.state() != WorkerSlot::State::Starting || s.pid <= 0) return;
-  if (s.config().health_path.empty()) {
+  // A FastCGI responder does not speak HTTP, and a FastCGI request would run app code
+  // (php-cgi executes a script): it is up when started, as with health_path = "".
+  if (s.config().health_path.empty() || s.config().kind == conf::AppKind::Fastcgi) {
     if (!s.self_binds) return set_up(s);  // our socket is listening: requests wait in its backlog
     // Up once its own socket exists (the path was unlinked before the spawn).
     struct stat st;
@@ -275,6 +295,8 @@ bool AppPool::on_exit(pid_t pid, int wait_status) {
 void AppPool::on_slot_exit(WorkerSlot& s, int wait_status) {
   const pid_t pid = s.pid;
   const auto uptime = s.backoff.uptime();
+  // Killed at boot_timeout or died while starting: a failed boot, backed off like a crash.
+  const bool never_ready = s.state() == WorkerSlot::State::Starting;
   // Log what it printed before it died, then the death.
   s.out.reset();
   s.err.reset();
@@ -296,8 +318,15 @@ void AppPool::on_slot_exit(WorkerSlot& s, int wait_status) {
                          std::to_string(s.app_generation()) + " exited: reason=" + reason + ", " +
                          describe_exit(wait_status, s.kill_sent) + ", uptime " + format_uptime(uptime) +
                          ", requests " + std::to_string(s.requests);
-      if (s.in_flight > 0) line += ", " + std::to_string(s.in_flight) + " request(s) in flight (answered 502/504 by the proxy)";
-      log::write_line(level, s.tag(), line);
+      if (requests_query_) {
+        // The proxy knows what it was serving; wait for it (bounded), then log one line.
+        requests_query_(s.index(), s.generation,
+                        [level, tag = s.tag(), line, in_flight = s.in_flight](RequestsAnswer answer) mutable {
+                          log::write_line(level, tag, line + describe_requests(answer, in_flight));
+                        });
+      } else {
+        log::write_line(level, s.tag(), line + describe_requests(std::nullopt, s.in_flight));
+      }
     }
   }
   s.pid = 0;
@@ -308,13 +337,13 @@ void AppPool::on_slot_exit(WorkerSlot& s, int wait_status) {
     on_pool_changed_();
     return;
   }
-  const auto delay = s.backoff.on_exit();
+  const auto delay = s.backoff.on_exit(never_ready);
   if (delay.count() == 0) {
     spawn(s);
     on_pool_changed_();
     return;
   }
-  CORRAL_LOG(Warn, s.tag()) << "died " << s.backoff.failures() << " time(s) in a row within seconds of starting; "
+  CORRAL_LOG(Warn, s.tag()) << "failed " << s.backoff.failures() << " time(s) in a row (died young or never became ready); "
                             << "restarting in " << delay.count() << "ms";
   s.restart_timer->arm(delay);
   on_pool_changed_();

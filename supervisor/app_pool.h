@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -45,6 +46,12 @@ bool needs_new_generation(const conf::App& a, const conf::App& b);
 
 class AppPool {
  public:
+  /// What the proxy says a worker was serving, or nullopt when it did not answer in time.
+  using RequestsAnswer = std::optional<std::vector<control::SlotRequestInfo>>;
+  /// Asks the proxy which requests (worker id, incarnation) was serving; `done` runs once,
+  /// on the loop, possibly before query returns.
+  using RequestsQuery = std::function<void(int slot, uint64_t generation, std::function<void(RequestsAnswer)> done)>;
+
   /// loop, launcher and clock must outlive the pool. on_pool_changed fires on the loop
   /// whenever the proxy-visible set of workers changed.
   AppPool(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock, conf::App app,
@@ -54,6 +61,10 @@ class AppPool {
   /// Group that gets access (0660) to the worker sockets the supervisor creates: the
   /// proxy's, when it runs as another user. Call before start().
   void set_socket_group(gid_t gid) { socket_gid_ = gid; }
+
+  /// The death record of a worker waits for this answer (bounded by the query) to name the
+  /// requests it was serving. Unset: the line goes out at once without them.
+  void set_requests_query(RequestsQuery q) { requests_query_ = std::move(q); }
 
   /// Creates and spawns `workers` workers. Fails when a socket cannot be created.
   [[nodiscard]] Result<void> start();
@@ -124,6 +135,7 @@ class AppPool {
   std::shared_ptr<const conf::App> app_;
   std::string runtime_dir_;
   std::function<void()> on_pool_changed_;
+  RequestsQuery requests_query_;
   std::vector<std::unique_ptr<WorkerSlot>> slots_;
   std::map<std::string, uint64_t> deaths_;  // by reason
   Identity identity_;

@@ -26,6 +26,7 @@ constexpr milliseconds kFastKillAfter{1'000};
 constexpr milliseconds kReadyFallback{30'000};
 constexpr milliseconds kWorkerKillAfter{5'000};  // graceful stop: SIGTERM → SIGKILL of workers
 constexpr milliseconds kMemoryCheckEvery{1'000};
+constexpr milliseconds kRequestsWait{300};  // a death record waits this long for the proxy's request list
 
 std::string monotonic_usec() {
   timespec ts{};
@@ -66,16 +67,20 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
         for (auto& p : pools_) p->check_memory();
         memory_timer_.arm(kMemoryCheckEvery);
       }),
-      watchdog_timer_(loop, [this] { watchdog(); }) {
-  for (auto& app : config_.apps)
+      watchdog_timer_(loop, [this] { watchdog(); }),
+      queries_timer_(loop, [this] { expire_queries(); }) {
+  for (auto& app : config_.apps) {
     pools_.push_back(std::make_unique<AppPool>(loop_, launcher_, clock, app, config_.supervisor.runtime_dir,
                                                [this] { send_pool(); }));
+    wire(*pools_.back());
+  }
   ProxyProcess::Hooks hooks;
   hooks.on_spawned = [this] { on_proxy_spawned(); };
   hooks.on_ready = [this](const control::ProxyReady&) { on_proxy_ready(); };
   hooks.on_worker_hung = [this](const control::WorkerHung& h) { on_worker_hung(h); };
   hooks.on_stats = [this](const control::ProxyStats& st) { on_stats(st); };
   hooks.on_slot_event = [this](const control::SlotEvent& e) { on_slot_event(e); };
+  hooks.on_slot_requests = [this](const control::SlotRequests& r) { on_slot_requests(r); };
   std::string binary = options.proxy_binary.empty() ? ProxyProcess::default_binary() : options.proxy_binary;
   proxy_ = std::make_unique<ProxyProcess>(loop_, launcher_, clock, std::move(binary), std::move(hooks));
 
@@ -252,6 +257,48 @@ AppPool* Arbiter::find_pool(const std::string& name) {
   return nullptr;
 }
 
+void Arbiter::wire(AppPool& pool) {
+  pool.set_requests_query([this, app = pool.app().name](int slot, uint64_t generation,
+                                                        std::function<void(AppPool::RequestsAnswer)> done) {
+    query_requests(app, slot, generation, std::move(done));
+  });
+}
+
+void Arbiter::query_requests(const std::string& app, int slot, uint64_t generation,
+                             std::function<void(AppPool::RequestsAnswer)> done) {
+  if (!proxy_ || !proxy_->ready()) return done(std::nullopt);
+  const uint64_t id = ++next_query_;
+  if (!proxy_->send(control::SlotRequestsQuery{id, app, slot, generation})) return done(std::nullopt);
+  queries_.emplace(id, PendingQuery{std::chrono::steady_clock::now() + kRequestsWait, std::move(done)});
+  if (!queries_timer_.armed()) queries_timer_.arm(kRequestsWait);
+}
+
+void Arbiter::on_slot_requests(const control::SlotRequests& r) {
+  auto it = queries_.find(r.query);
+  if (it == queries_.end()) return;  // expired: the line went out without them
+  auto done = std::move(it->second.done);
+  queries_.erase(it);
+  done(r.requests);
+}
+
+void Arbiter::expire_queries() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::function<void(AppPool::RequestsAnswer)>> expired;
+  auto next = std::chrono::steady_clock::time_point::max();
+  for (auto it = queries_.begin(); it != queries_.end();) {
+    if (it->second.deadline <= now) {
+      expired.push_back(std::move(it->second.done));
+      it = queries_.erase(it);
+    } else {
+      next = std::min(next, it->second.deadline);
+      ++it;
+    }
+  }
+  if (!queries_.empty())
+    queries_timer_.arm(std::chrono::duration_cast<milliseconds>(next - now) + milliseconds{1});
+  for (auto& d : expired) d(std::nullopt);
+}
+
 void Arbiter::on_slot_event(const control::SlotEvent& e) {
   if (AppPool* p = find_pool(e.app)) p->on_slot_event(e);
 }
@@ -332,6 +379,7 @@ Result<std::vector<std::string>> Arbiter::reload() {
       continue;
     }
     auto pool = std::make_unique<AppPool>(loop_, launcher_, clock_, app, config_.supervisor.runtime_dir, [this] { send_pool(); });
+    wire(*pool);
     if (auto r = pool->start(); !r) {
       CORRAL_LOG(Error, kTag) << "app " << app.name << ": " << r.error().message();
       changes.push_back("app " + app.name + ": cannot start: " + r.error().message());

@@ -16,6 +16,8 @@
 // SIGINT to the proxy and SIGTERM to the workers at once, SIGKILL after 1 s.
 #include <sys/types.h>
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,6 +77,13 @@ class Arbiter {
   void send_all();
   void on_slot_event(const control::SlotEvent& e);
   void on_stats(const control::ProxyStats& st);
+  /// AppPool::RequestsQuery for the pools: SlotRequestsQuery to the proxy, answered by
+  /// SlotRequests or expired after kRequestsWait.
+  void query_requests(const std::string& app, int slot, uint64_t generation,
+                      std::function<void(AppPool::RequestsAnswer)> done);
+  void on_slot_requests(const control::SlotRequests& r);
+  void expire_queries();
+  void wire(AppPool& pool);
   AppPool* find_pool(const std::string& name);
   void check_reload_settled();
   void finish_reload(bool settled);
@@ -109,6 +118,13 @@ class Arbiter {
   ev::Timer reload_timer_;
   ev::Timer memory_timer_;
   ev::Timer watchdog_timer_;
+  struct PendingQuery {
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(AppPool::RequestsAnswer)> done;
+  };
+  std::map<uint64_t, PendingQuery> queries_;  // by query id
+  uint64_t next_query_ = 0;
+  ev::Timer queries_timer_;
   std::chrono::milliseconds watchdog_every_{0};
   Phase phase_ = Phase::Running;
   bool graceful_ = true;

@@ -18,10 +18,12 @@ void Backoff::on_start() { started_ = clock_.now(); }
 
 Millis Backoff::uptime() const { return std::chrono::duration_cast<Millis>(clock_.now() - started_); }
 
-Millis Backoff::on_exit() {
+Millis Backoff::on_exit(bool never_ready) {
   const Millis lived = uptime();
-  if (lived >= policy_.stable_after) failures_ = 0;
-  if (lived >= policy_.quick_death) return Millis{0};
+  if (!never_ready) {
+    if (lived >= policy_.stable_after) failures_ = 0;
+    if (lived >= policy_.quick_death) return Millis{0};
+  }
   // 2^failures, computed in doubles so a long crash loop cannot overflow the shift.
   double delay = static_cast<double>(policy_.initial.count());
   for (int i = 0; i < failures_ && delay < static_cast<double>(policy_.max.count()); ++i) delay *= 2;

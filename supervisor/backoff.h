@@ -1,7 +1,8 @@
 #pragma once
 // Restart back-off for a process that keeps dying young (nghttpx ConnectBlocker): a slot
 // whose process dies within `quick_death` of starting waits initial, 2×, 4×, … (capped,
-// with jitter) before the next start; a process that lived `stable_after` resets it.
+// with jitter) before the next start; a process that lived `stable_after` resets it. A
+// process that never became ready (boot_timeout) counts as dying young however long it took.
 // Loop-affine (no locking); one per worker slot and one for the proxy.
 #include <chrono>
 #include <functional>
@@ -31,7 +32,9 @@ class Backoff {
   /// The process started now.
   void on_start();
   /// The process died now. Returns how long to wait before starting it again (0 = at once).
-  Millis on_exit();
+  /// never_ready: it died (or was killed at boot_timeout) before it ever became ready, which
+  /// counts as a quick death however long it lived.
+  Millis on_exit(bool never_ready = false);
   /// Uptime of the current (or last) process.
   Millis uptime() const;
   /// Consecutive quick deaths so far.

@@ -107,6 +107,8 @@ void ProxyProcess::on_message(control::Message&& m, std::vector<UniqueFd>&& fds)
     stats_.slots.clear();  // per-slot numbers live in the pools
   } else if (auto* ev = std::get_if<control::SlotEvent>(&m)) {
     if (hooks_.on_slot_event) hooks_.on_slot_event(*ev);
+  } else if (auto* reqs = std::get_if<control::SlotRequests>(&m)) {
+    if (hooks_.on_slot_requests) hooks_.on_slot_requests(*reqs);
   } else {
     CORRAL_LOG(Warn, kTag) << "ignoring unexpected message from the proxy: " << control::type_name(m);
   }

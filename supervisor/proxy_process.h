@@ -30,6 +30,7 @@ class ProxyProcess {
     std::function<void(const control::WorkerHung&)> on_worker_hung;
     std::function<void(const control::ProxyStats&)> on_stats;
     std::function<void(const control::SlotEvent&)> on_slot_event;
+    std::function<void(const control::SlotRequests&)> on_slot_requests;
   };
 
   /// loop, launcher and clock must outlive this. binary: the corral-proxy executable.

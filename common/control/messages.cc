@@ -43,6 +43,8 @@ std::string_view type_name(const Message& m) {
                         [](const WorkerHung&) { return std::string_view("worker_hung"); },
                         [](const ProxyStats&) { return std::string_view("proxy_stats"); },
                         [](const SlotEvent&) { return std::string_view("slot_event"); },
+                        [](const SlotRequestsQuery&) { return std::string_view("slot_requests_query"); },
+                        [](const SlotRequests&) { return std::string_view("slot_requests"); },
                     },
                     m);
 }
@@ -72,6 +74,17 @@ std::string encode(const Message& m) {
           [](const SlotEvent& x) {
             return json{{"app", x.app}, {"slot", x.slot}, {"generation", x.generation},
                         {"event", kind_name(x.kind)}, {"requests", x.requests}};
+          },
+          [](const SlotRequestsQuery& x) {
+            return json{{"query", x.query}, {"app", x.app}, {"slot", x.slot}, {"generation", x.generation}};
+          },
+          [](const SlotRequests& x) {
+            json reqs = json::array();
+            for (auto& r : x.requests)
+              reqs.push_back({{"id", r.id}, {"method", r.method}, {"path", r.path}, {"elapsed_ms", r.elapsed_ms},
+                              {"state", r.state}});
+            return json{{"query", x.query}, {"app", x.app}, {"slot", x.slot}, {"generation", x.generation},
+                        {"requests", reqs}};
           },
       },
       m);
@@ -123,6 +136,18 @@ Result<Message> decode(std::string_view bytes) {
       else return fail(Errc::Protocol, "slot_event: unknown event '" + kind + "'");
       e.requests = j.value("requests", uint64_t{0});
       return Message{std::move(e)};
+    }
+    if (type == "slot_requests_query")
+      return Message{SlotRequestsQuery{j.at("query").get<uint64_t>(), j.at("app").get<std::string>(),
+                                       j.at("slot").get<int>(), j.at("generation").get<uint64_t>()}};
+    if (type == "slot_requests") {
+      SlotRequests r{j.at("query").get<uint64_t>(), j.at("app").get<std::string>(), j.at("slot").get<int>(),
+                     j.at("generation").get<uint64_t>(), {}};
+      for (auto& x : j.at("requests"))
+        r.requests.push_back(SlotRequestInfo{x.at("id").get<std::string>(), x.at("method").get<std::string>(),
+                                             x.at("path").get<std::string>(), x.at("elapsed_ms").get<uint64_t>(),
+                                             x.at("state").get<std::string>()});
+      return Message{std::move(r)};
     }
   } catch (const nlohmann::json::exception& e) {
     return fail(Errc::Protocol, "control message '" + type + "': " + e.what());

@@ -49,6 +49,15 @@ struct SetPool {
   std::vector<std::string> failing;
 };
 
+/// Which requests is (or was, until it died) this slot serving? Asked for a worker's
+/// death record; the proxy answers SlotRequests with the same `query`.
+struct SlotRequestsQuery {
+  uint64_t query = 0;
+  std::string app;
+  int slot = 0;
+  uint64_t generation = 0;
+};
+
 // ---- proxy → supervisor ----
 
 /// The proxy has applied config `generation` (and the listeners and pool sent before it).
@@ -95,7 +104,27 @@ struct SlotEvent {
   uint64_t requests = 0;
 };
 
-using Message = std::variant<SetListeners, SetConfig, SetPool, ProxyReady, WorkerHung, ProxyStats, SlotEvent>;
+/// One request in a SlotRequests answer.
+struct SlotRequestInfo {
+  std::string id;       ///< the request id (X-Request-Id, access log rid)
+  std::string method;
+  std::string path;     ///< request target (possibly cut)
+  uint64_t elapsed_ms = 0;
+  std::string state;    ///< "in_flight", "failed" (connection to the worker broke), "timed_out" (504)
+};
+
+/// The answer to SlotRequestsQuery: requests in flight on the slot, then those that failed
+/// on it in the last few seconds.
+struct SlotRequests {
+  uint64_t query = 0;
+  std::string app;
+  int slot = 0;
+  uint64_t generation = 0;
+  std::vector<SlotRequestInfo> requests;
+};
+
+using Message = std::variant<SetListeners, SetConfig, SetPool, ProxyReady, WorkerHung, ProxyStats, SlotEvent,
+                             SlotRequestsQuery, SlotRequests>;
 
 /// The "type" string of a message, e.g. "set_pool".
 std::string_view type_name(const Message& m);

@@ -1,6 +1,7 @@
 #include "proxy/dispatch/app_dispatcher.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace corral::proxy {
 
@@ -11,7 +12,8 @@ Lease::Lease(Lease&& o) noexcept
       slot_(o.slot_),
       generation_(o.generation_),
       path_(std::move(o.path_)),
-      index_(o.index_) {}
+      index_(o.index_),
+      ticket_(std::exchange(o.ticket_, 0)) {}
 
 Lease& Lease::operator=(Lease&& o) noexcept {
   if (this != &o) {
@@ -21,31 +23,44 @@ Lease& Lease::operator=(Lease&& o) noexcept {
     generation_ = o.generation_;
     path_ = std::move(o.path_);
     index_ = o.index_;
+    ticket_ = std::exchange(o.ticket_, 0);
   }
   return *this;
 }
 
 Lease::~Lease() { release(); }
 
+void Lease::describe(RequestInfo info) {
+  if (!dispatcher_ || ticket_ != 0) return;
+  ticket_ = dispatcher_->describe(slot_, generation_, std::move(info));
+}
+
 void Lease::release() {
   if (!dispatcher_) return;
   auto d = std::move(dispatcher_);
   dispatcher_.reset();
-  d->release(slot_, generation_, AppDispatcher::ReleaseKind::Done);
+  d->release(slot_, generation_, std::exchange(ticket_, 0), AppDispatcher::ReleaseKind::Done);
+}
+
+void Lease::release_lost() {
+  if (!dispatcher_) return;
+  auto d = std::move(dispatcher_);
+  dispatcher_.reset();
+  d->release(slot_, generation_, std::exchange(ticket_, 0), AppDispatcher::ReleaseKind::Lost);
 }
 
 void Lease::release_failed_connect() {
   if (!dispatcher_) return;
   auto d = std::move(dispatcher_);
   dispatcher_.reset();
-  d->release(slot_, generation_, AppDispatcher::ReleaseKind::FailedConnect);
+  d->release(slot_, generation_, std::exchange(ticket_, 0), AppDispatcher::ReleaseKind::FailedConnect);
 }
 
 void Lease::release_hung() {
   if (!dispatcher_) return;
   auto d = std::move(dispatcher_);
   dispatcher_.reset();
-  d->release(slot_, generation_, AppDispatcher::ReleaseKind::Hung);
+  d->release(slot_, generation_, std::exchange(ticket_, 0), AppDispatcher::ReleaseKind::Hung);
 }
 
 // ---- AppDispatcher ----
@@ -171,11 +186,53 @@ bool AppDispatcher::cancel(const Waiter* waiter) {
   return false;
 }
 
-void AppDispatcher::release(int slot, uint64_t generation, ReleaseKind kind) {
+uint64_t AppDispatcher::describe(int slot, uint64_t generation, RequestInfo info) {
+  if (info.path.size() > RequestInfo::kMaxPath) info.path.resize(RequestInfo::kMaxPath);
+  std::lock_guard<std::mutex> g(mu_);
+  const uint64_t t = next_ticket_++;
+  Tracked tr;
+  tr.slot = slot;
+  tr.generation = generation;
+  tr.info = std::move(info);
+  active_.emplace(t, std::move(tr));
+  return t;
+}
+
+std::vector<SlotRequest> AppDispatcher::requests_of(int slot, uint64_t generation) const {
+  std::vector<SlotRequest> out;
+  const auto now = std::chrono::steady_clock::now();
+  auto since = [](std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+    return b > a ? std::chrono::duration_cast<std::chrono::milliseconds>(b - a) : std::chrono::milliseconds{0};
+  };
+  std::lock_guard<std::mutex> g(mu_);
+  for (const auto& [t, tr] : active_)
+    if (tr.slot == slot && tr.generation == generation)
+      out.push_back(SlotRequest{tr.info, since(tr.info.start, now), "in_flight"});
+  for (const auto& tr : lost_)
+    if (tr.slot == slot && tr.generation == generation && tr.keep_until > now)
+      out.push_back(SlotRequest{tr.info, since(tr.info.start, tr.ended), tr.hung ? "timed_out" : "failed"});
+  return out;
+}
+
+void AppDispatcher::release(int slot, uint64_t generation, uint64_t ticket, ReleaseKind kind) {
   std::vector<std::pair<std::shared_ptr<Waiter>, Lease>> grants;
   {
     std::lock_guard<std::mutex> g(mu_);
     auto now = std::chrono::steady_clock::now();
+    if (ticket != 0) {
+      auto it = active_.find(ticket);
+      if (it != active_.end()) {
+        if (kind == ReleaseKind::Lost || kind == ReleaseKind::Hung) {
+          Tracked tr = std::move(it->second);
+          tr.ended = now;
+          tr.hung = kind == ReleaseKind::Hung;
+          tr.keep_until = now + (tr.hung ? settings_.hung_retention : settings_.lost_retention);
+          while (!lost_.empty() && (lost_.size() >= kMaxLost || lost_.front().keep_until <= now)) lost_.pop_front();
+          lost_.push_back(std::move(tr));
+        }
+        active_.erase(it);
+      }
+    }
     for (size_t i = 0; i < slots_.size(); ++i) {
       SlotState& s = slots_[i];
       if (s.slot != slot || s.generation != generation) continue;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,6 +37,23 @@ struct SlotState {
   std::chrono::steady_clock::time_point down_until{};  ///< after a connect failure
 };
 
+/// What a lease is serving, for the death record of a worker that dies under it.
+struct RequestInfo {
+  std::string id;
+  std::string method;
+  std::string path;  ///< request target, cut at kMaxPath bytes
+  std::chrono::steady_clock::time_point start{};
+  static constexpr size_t kMaxPath = 256;
+};
+
+/// A request a slot was serving (or lost) as reported to the supervisor.
+struct SlotRequest {
+  RequestInfo info;
+  std::chrono::milliseconds elapsed{0};  ///< start → now (in flight) or → when it failed
+  /// "in_flight"; "failed" (the worker connection broke: EOF/reset); "timed_out" (504).
+  std::string state;
+};
+
 /// The right to send one request to one slot. Release it exactly once (release() or
 /// release_failed_connect()); a Lease destroyed without release releases itself.
 class AppDispatcher;
@@ -52,8 +70,13 @@ class Lease {
   int slot() const { return slot_; }
   uint64_t generation() const { return generation_; }
   const std::string& path() const { return *path_; }
+  /// Records which request this lease serves (AppDispatcher::requests_of reports it).
+  void describe(RequestInfo info);
   /// The request finished (any outcome except "could not connect").
   void release();
+  /// The worker connection broke mid-request (EOF, reset): like release(), and the request
+  /// is kept for the slot's death record for a few seconds.
+  void release_lost();
   /// Connecting to the slot failed: the request was never sent. Marks the slot down briefly.
   void release_failed_connect();
   /// The request passed the app's timeout on this slot: the worker is presumed hung and gets
@@ -67,6 +90,7 @@ class Lease {
   uint64_t generation_ = 0;
   std::shared_ptr<const std::string> path_;
   size_t index_ = 0;  // position in slots_ at grant time (hint only)
+  uint64_t ticket_ = 0;  // describe()d request, 0 = none
 };
 
 /// A request waiting for a lease. grant() runs on the thread that released a slot; the
@@ -86,6 +110,8 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
     std::string app;
     uint32_t queue_size = 1024;
     std::chrono::milliseconds connect_down_time{1000};  ///< how long a slot that refused a connect is skipped
+    std::chrono::milliseconds lost_retention{5000};     ///< how long a failed request is kept for requests_of
+    std::chrono::milliseconds hung_retention{60000};    ///< same for timed-out ones (the kill may wait kill_timeout)
   };
 
   static std::shared_ptr<AppDispatcher> create(Settings s);
@@ -110,6 +136,10 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   /// Removes a queued waiter. Returns true when it was still queued (no grant will come).
   bool cancel(const Waiter* waiter);
 
+  /// The requests slot (generation) is serving now, then those that failed on it
+  /// (release_lost, release_hung) within the retention time: what a death record names.
+  std::vector<SlotRequest> requests_of(int slot, uint64_t generation) const;
+
   /// Introspection for status and tests.
   std::vector<SlotState> slots() const;
   size_t queued() const;
@@ -118,8 +148,9 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
  private:
   friend class Lease;
   explicit AppDispatcher(Settings s);
-  enum class ReleaseKind { Done, FailedConnect, Hung };
-  void release(int slot, uint64_t generation, ReleaseKind kind);
+  enum class ReleaseKind { Done, FailedConnect, Hung, Lost };
+  void release(int slot, uint64_t generation, uint64_t ticket, ReleaseKind kind);
+  uint64_t describe(int slot, uint64_t generation, RequestInfo info);
   // Picks the least-loaded usable slot below concurrency; -1 when none. Mutex held.
   int pick_locked(std::chrono::steady_clock::time_point now);
   Lease make_lease_locked(int index);
@@ -138,6 +169,18 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   bool failing_ = false;
   Observer observer_;
   std::vector<control::SlotEvent> events_;  // produced under the mutex, delivered after it
+  struct Tracked {
+    int slot = 0;
+    uint64_t generation = 0;
+    RequestInfo info;
+    std::chrono::steady_clock::time_point ended{};  // lost_ only
+    std::chrono::steady_clock::time_point keep_until{};
+    bool hung = false;
+  };
+  std::map<uint64_t, Tracked> active_;  // by lease ticket
+  std::deque<Tracked> lost_;            // newest last, at most kMaxLost
+  uint64_t next_ticket_ = 1;
+  static constexpr size_t kMaxLost = 64;
 };
 
 }  // namespace corral::proxy

@@ -45,6 +45,21 @@ TEST(Backoff, SurvivingTenSecondsResets) {
   EXPECT_EQ(die_after(b, clock, milliseconds(10)).count(), 500);
 }
 
+TEST(Backoff, NeverReadyCountsAsQuickDeathHoweverLongItTook) {
+  FakeClock clock;
+  Backoff b(clock, {}, mid());
+  // Killed at a 30 s boot_timeout, again and again: backs off instead of restarting at once.
+  for (long e : {500L, 1000L, 2000L}) {
+    b.on_start();
+    clock.advance(milliseconds(30'000));
+    EXPECT_EQ(b.on_exit(/*never_ready=*/true).count(), e);
+  }
+  EXPECT_EQ(b.failures(), 3);
+  // A worker that became ready and lived resets it as before.
+  EXPECT_EQ(die_after(b, clock, milliseconds(10'000)).count(), 0);
+  EXPECT_EQ(b.failures(), 0);
+}
+
 TEST(Backoff, JitterStaysWithinBoundsAndCap) {
   FakeClock clock;
   double r = 0.0;

@@ -16,7 +16,9 @@ TEST(Messages, RoundTripEveryType) {
                               ProxyReady{3}, WorkerHung{"shop", 2, 7, "abc"}, ProxyStats{10, 2, 1, 5, {}},
                               ProxyStats{1, 1, 0, 1, {SlotStats{"shop", 2, 7, 1, 99}}},
                               SlotEvent{"shop", 2, 7, SlotEvent::Kind::Drained, 0},
-                              SlotEvent{"shop", 2, 7, SlotEvent::Kind::MaxRequests, 1000}};
+                              SlotEvent{"shop", 2, 7, SlotEvent::Kind::MaxRequests, 1000},
+                              SlotRequestsQuery{5, "shop", 2, 7},
+                              SlotRequests{5, "shop", 2, 7, {SlotRequestInfo{"r1", "GET", "/a?b", 1500, "failed"}}}};
   pool.failing = {"broken"};
   pool.slots[0].max_requests = 1017;
   for (auto& m : all) {
@@ -37,6 +39,12 @@ TEST(Messages, RoundTripEveryType) {
   auto ev = std::get<SlotEvent>(*decode(encode(all[8])));
   EXPECT_EQ(ev.kind, SlotEvent::Kind::MaxRequests);
   EXPECT_EQ(ev.requests, 1000u);
+  auto sr = std::get<SlotRequests>(*decode(encode(all[10])));
+  ASSERT_EQ(sr.requests.size(), 1u);
+  EXPECT_EQ(sr.query, 5u);
+  EXPECT_EQ(sr.requests[0].path, "/a?b");
+  EXPECT_EQ(sr.requests[0].elapsed_ms, 1500u);
+  EXPECT_EQ(sr.requests[0].state, "failed");
   // Fields added after v1 shipped are optional on decode.
   EXPECT_TRUE(decode(R"({"v":1,"type":"set_pool","slots":[]})"));
   EXPECT_TRUE(decode(R"({"v":1,"type":"proxy_stats","requests":1,"in_flight":0,"queued":0,"connections":0})"));

@@ -170,6 +170,63 @@ TEST(AppDispatcher, HungSlotGetsNothingUntilReplaced) {
   EXPECT_EQ(seen.size(), 2u);
 }
 
+TEST(AppDispatcher, RequestsOfNamesInFlightAndRecentlyLostRequests) {
+  AppDispatcher::Settings st{"a", 4, std::chrono::milliseconds(1000)};
+  st.lost_retention = std::chrono::milliseconds(50);
+  st.hung_retention = std::chrono::milliseconds(50);
+  auto d = AppDispatcher::create(st);
+  d->update_slots({slot(0, 4)});
+  const auto t0 = std::chrono::steady_clock::now() - std::chrono::milliseconds(200);
+  Lease a, b, c, e;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), b), AppDispatcher::Outcome::Granted);
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), c), AppDispatcher::Outcome::Granted);
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), e), AppDispatcher::Outcome::Granted);
+  a.describe({"r-a", "GET", "/slow", t0});
+  b.describe({"r-b", "POST", "/upload", t0});
+  c.describe({"r-c", "GET", "/done", t0});
+  e.describe({"r-e", "GET", "/hang", t0});
+  auto now = d->requests_of(0, 1);
+  ASSERT_EQ(now.size(), 4u);
+  for (auto& r : now) {
+    EXPECT_EQ(r.state, "in_flight");
+    EXPECT_GE(r.elapsed.count(), 200);
+  }
+  EXPECT_TRUE(d->requests_of(0, 2).empty());  // another incarnation served nothing
+  // The worker dies: b's connection breaks, e timed out earlier, c finished normally.
+  c.release();
+  b.release_lost();
+  e.release_hung();
+  auto after = d->requests_of(0, 1);
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_EQ(after[0].info.id, "r-a");
+  EXPECT_EQ(after[0].state, "in_flight");
+  EXPECT_EQ(after[1].info.id, "r-b");
+  EXPECT_EQ(after[1].info.method, "POST");
+  EXPECT_EQ(after[1].info.path, "/upload");
+  EXPECT_EQ(after[1].state, "failed");
+  EXPECT_EQ(after[2].info.id, "r-e");
+  EXPECT_EQ(after[2].state, "timed_out");
+  // The slot's in-flight count is back (lost and hung leases are released).
+  EXPECT_EQ(d->slots()[0].in_flight, 1);
+  a.release();
+  // Lost ones are forgotten after the retention time.
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  EXPECT_TRUE(d->requests_of(0, 1).empty());
+}
+
+TEST(AppDispatcher, MovedLeaseKeepsItsDescription) {
+  auto d = make(4, {slot(0, 2)});
+  Lease a;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  a.describe({"r1", "GET", std::string(1000, 'x'), std::chrono::steady_clock::now()});
+  Lease b = std::move(a);
+  ASSERT_EQ(d->requests_of(0, 1).size(), 1u);
+  EXPECT_EQ(d->requests_of(0, 1)[0].info.path.size(), RequestInfo::kMaxPath);
+  b.release_lost();
+  EXPECT_EQ(d->requests_of(0, 1).at(0).state, "failed");
+}
+
 TEST(AppDispatcher, LeaseReleasesOnDestruction) {
   auto d = make(4, {slot(0)});
   {
