@@ -56,7 +56,7 @@ struct Route {
   bool operator==(const Route&) const = default;
 };
 
-enum class AppKind { Http, Fastcgi, Cgi };
+enum class AppKind { Http, Fastcgi, Cgi, Wsgi };
 
 struct App {
   std::string name;
@@ -85,6 +85,10 @@ struct App {
   int umask = -1;                     ///< -1 = inherit
 
   bool operator==(const App&) const = default;
+  std::string module;                    ///< wsgi: "package.module:callable" (gunicorn's APP_MODULE)
+  std::vector<std::string> python_path;  ///< wsgi: folders put first on sys.path (absolute)
+  std::string virtualenv;                ///< wsgi: the virtualenv's folder (absolute); "" = none
+  std::string worker_class;              ///< wsgi: "sync" | "gthread" | "gevent" (resolved; "" for other kinds)
 };
 
 struct Config {

@@ -309,11 +309,13 @@ class Loader {
   // either one program or a folder of scripts.
   void check_legacy_keys(const App& a) {
     const std::string path = "app." + a.name;
-    if (a.kind == AppKind::Http) {
+    if (a.kind == AppKind::Http || a.kind == AppKind::Wsgi) {
       for (const char* key : {"root", "script_filename"})
         if (positions_.count(path + "." + key))
           error(path + "." + key, position(path + "." + key),
                 std::string(key) + " applies only to kind \"cgi\" or \"fastcgi\"", "remove it or set kind");
+      // A wsgi app is corral-worker hosting `module`: no command.
+      if (section == Section::App && spec.name == "command" && target.app->kind == AppKind::Wsgi) continue;
       return;
     }
     if (a.kind == AppKind::Cgi && !a.root.empty() && positions_.count(path + ".command"))
@@ -331,6 +333,34 @@ class Loader {
     std::map<std::pair<std::string, uint16_t>, size_t> bound;
     for (size_t i = 0; i < c.listeners.size(); ++i) {
       auto& l = c.listeners[i];
+  // module / python_path / virtualenv / worker_class belong to kind "wsgi", which needs a
+  // module and no command; worker_class defaults to gunicorn's choice (sync for one request
+  // at a time, else gthread).
+  void check_wsgi_keys(App& a) {
+    const std::string path = "app." + a.name;
+    if (a.kind != AppKind::Wsgi) {
+      for (const char* key : {"module", "python_path", "virtualenv", "worker_class"})
+        if (positions_.count(path + "." + key))
+          error(path + "." + key, position(path + "." + key), std::string(key) + " applies only to kind \"wsgi\"",
+                "remove it or set kind = \"wsgi\"");
+      a.module.clear(), a.python_path.clear(), a.virtualenv.clear(), a.worker_class.clear();
+      return;
+    }
+    if (positions_.count(path + ".command"))
+      error(path + ".command", position(path + ".command"), "a wsgi app runs in corral-worker and has no command",
+            "remove command; module names the app");
+    if (a.module.empty() && !positions_.count(path + ".module"))
+      error(path, position(path), "missing required key 'module' in [app." + a.name + "] (kind = \"wsgi\")",
+            "for example module = \"myproject.wsgi:app\"");
+    for (auto& p : a.python_path) p = resolve(p);
+    if (!a.virtualenv.empty()) a.virtualenv = resolve(a.virtualenv);
+    if (a.worker_class.empty()) a.worker_class = a.concurrency == 1 ? "sync" : "gthread";
+    if (a.worker_class == "sync" && a.concurrency != 1)
+      error(path + ".worker_class", position(path + ".worker_class"),
+            "worker_class \"sync\" serves one request at a time, but concurrency is " + std::to_string(a.concurrency),
+            "use worker_class = \"gthread\" (threads) or \"gevent\" (greenlets), or concurrency = 1");
+  }
+
       if (l.address.empty() || l.port == 0) continue;  // invalid (reported) or ephemeral
       auto [it, fresh] = bound.emplace(std::pair(l.host, l.port), i);
       if (!fresh) {
@@ -416,3 +446,4 @@ tl::expected<Config, Diagnostics> load_file(const std::string& path) {
 }
 
 }  // namespace corral::conf
+      check_wsgi_keys(a);

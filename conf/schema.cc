@@ -180,12 +180,13 @@ P route_app(const Value& v, Target& t) {
 // ---- [app.NAME] --------------------------------------------------------------------------
 
 P app_kind(const Value& v, Target& t) {
-  if (v.text == "http" || v.text == "fastcgi" || v.text == "cgi") {
-    t.app->kind = v.text == "http" ? AppKind::Http : v.text == "cgi" ? AppKind::Cgi : AppKind::Fastcgi;
+  if (v.text == "http" || v.text == "fastcgi" || v.text == "cgi" || v.text == "wsgi") {
+    t.app->kind = v.text == "http"  ? AppKind::Http
+                  : v.text == "cgi" ? AppKind::Cgi
+                  : v.text == "wsgi" ? AppKind::Wsgi
+                                     : AppKind::Fastcgi;
     return std::nullopt;
   }
-  if (v.text == "wsgi")
-    return problem("kind '" + v.text + "' is not supported yet", "use kind = \"http\", \"cgi\" or \"fastcgi\"");
   return one_of("kind", v.text, {"http", "fastcgi", "cgi", "wsgi"});
 }
 
@@ -323,6 +324,46 @@ P app_rlimits(const Value& v, Target& t) {
     if (value != "unlimited" && !parse_size(value))
       return problem("rlimits." + name + " = '" + value + "' is not a number", "write e.g. \"65536\", \"4GiB\" or \"unlimited\"");
   }
+P app_module(const Value& v, Target& t) {
+  // gunicorn's APP_MODULE: "pkg.mod:callable", "pkg.mod" (callable "application") or
+  // "pkg.mod:factory()" (called once, no arguments).
+  auto colon = v.text.find(':');
+  std::string mod = v.text.substr(0, colon);
+  std::string attr = colon == std::string::npos ? "application" : v.text.substr(colon + 1);
+  auto ident_path = [](std::string_view s) {
+    if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos) return false;
+    for (char c : s)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.')) return false;
+    return true;
+  };
+  if (attr.size() > 2 && attr.ends_with("()")) attr.resize(attr.size() - 2);
+  if (!ident_path(mod) || !ident_path(attr))
+    return problem("module '" + v.text + "' is not \"package.module:callable\"", "for example \"myproject.wsgi:app\"");
+  t.app->module = v.text;
+  return std::nullopt;
+}
+
+P app_python_path(const Value& v, Target& t) {
+  for (auto& p : v.list)
+    if (p.empty()) return problem("python_path entries must not be empty");
+  t.app->python_path = v.list;  // resolved against the config's folder by the loader
+  return std::nullopt;
+}
+
+P app_virtualenv(const Value& v, Target& t) {
+  if (v.text.empty()) return problem("virtualenv must not be empty", "leave it out to use the system Python");
+  t.app->virtualenv = v.text;  // resolved against the config's folder by the loader
+  return std::nullopt;
+}
+
+P app_worker_class(const Value& v, Target& t) {
+  if (v.text == "sync" || v.text == "gthread" || v.text == "gevent") {
+    t.app->worker_class = v.text;
+    return std::nullopt;
+  }
+  return one_of("worker_class", v.text, {"sync", "gthread", "gevent"});
+}
+
   t.app->rlimits = v.table;
   return std::nullopt;
 }
@@ -385,7 +426,7 @@ constexpr KeySpec kSchema[] = {
    "the [app.NAME] that serves matching requests", route_app},
 
   {S::App, "kind", T::String, "\"http\"", false, "\"http\"",
-   "how workers speak: \"http\", \"fastcgi\" (the proxy is the FastCGI client) or \"cgi\" (one program run per request)", app_kind},
+   "how workers speak: \"http\", \"fastcgi\" (the proxy is the FastCGI client), \"cgi\" (one program run per request) or \"wsgi\" (a Python WSGI app in corral-worker)", app_kind},
   {S::App, "command", T::StringArray, "", true, "[\"/opt/shop/bin/server\", \"--unix\", \"{socket}\"]",
    "argv of a worker; a relative program with a '/' is relative to the config file", app_command},
   {S::App, "workers", T::IntegerOrAuto, "1", false, "\"auto\"",
@@ -492,6 +533,14 @@ std::string reference_toml() {
   return out;
 }
 
+  {S::App, "module", T::String, "", false, "\"myproject.wsgi:app\"",
+   "wsgi: the WSGI callable as \"module:callable\" (gunicorn's syntax; \"module:factory()\" calls a factory)", app_module},
+  {S::App, "python_path", T::StringArray, "", false, "[\"/srv/site\"]",
+   "wsgi: folders put first on sys.path (relative = to the config file)", app_python_path},
+  {S::App, "virtualenv", T::String, "", false, "\"/srv/site/.venv\"",
+   "wsgi: virtualenv whose site-packages the app uses", app_virtualenv},
+  {S::App, "worker_class", T::String, "", false, "\"gthread\"",
+   "wsgi: \"sync\" (one request at a time), \"gthread\" (concurrency threads) or \"gevent\" (concurrency greenlets); default sync when concurrency = 1, else gthread", app_worker_class},
 bool is_valid_app_name(std::string_view name) {
   if (name.empty()) return false;
   for (char c : name) {

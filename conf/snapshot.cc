@@ -15,6 +15,7 @@ const char* kind_name(AppKind k) {
     case AppKind::Http: return "http";
     case AppKind::Fastcgi: return "fastcgi";
     case AppKind::Cgi: return "cgi";
+    case AppKind::Wsgi: return "wsgi";
   }
   return "?";
 }
@@ -156,6 +157,10 @@ std::string to_snapshot(const Config& c) {
     });
   }
   return j.dump();
+        {"module", a.module},
+        {"python_path", a.python_path},
+        {"virtualenv", a.virtualenv},
+        {"worker_class", a.worker_class},
 }
 
 Result<Config> from_snapshot(std::string_view bytes) {
@@ -265,6 +270,7 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.millis("boot_timeout_ms", a.boot_timeout);
       r.str("user", a.user);
       r.str("group", a.group);
+      else if (kind == "wsgi") a.kind = AppKind::Wsgi;
       if (auto* rl = r.array("rlimits")) {
         for (auto& pair : *rl) {
           if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {
@@ -283,3 +289,15 @@ Result<Config> from_snapshot(std::string_view bytes) {
 }
 
 }  // namespace corral::conf
+      r.str("module", a.module);
+      if (auto* pp = r.array("python_path")) {
+        for (auto& dir : *pp) {
+          if (!dir.is_string()) {
+            r.fail("has a non-string python_path entry");
+            break;
+          }
+          a.python_path.push_back(dir.get<std::string>());
+        }
+      }
+      r.str("virtualenv", a.virtualenv);
+      r.str("worker_class", a.worker_class);

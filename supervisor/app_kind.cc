@@ -5,7 +5,7 @@
 namespace corral::supervisor {
 
 bool app_self_binds(const conf::App& app) {
-  if (app.kind == conf::AppKind::Cgi) return false;
+  if (app.kind == conf::AppKind::Cgi || app.kind == conf::AppKind::Wsgi) return false;
   workers::LaunchSpec trial;
   trial.argv = app.command;
   for (auto& kv : app.env) trial.env.push_back(kv);
@@ -29,6 +29,19 @@ workers::LaunchSpec worker_launch_spec(const conf::App& app, int slot, const std
     o.command = app.command;
     spec.argv = worker::to_args(o);
     spec.argv[0] = worker::worker_binary();
+  } else if (app.kind == conf::AppKind::Wsgi) {
+    worker::Options o;
+    o.app = app.name;
+    o.slot = slot;
+    o.kind = "wsgi";
+    o.concurrency = app.concurrency;
+    o.timeout_ms = app.timeout.count();
+    o.module = app.module;
+    o.python_path = app.python_path;
+    o.virtualenv = app.virtualenv;
+    o.worker_class = app.worker_class.empty() ? "sync" : app.worker_class;
+    spec.argv = worker::to_args(o);
+    spec.argv[0] = worker::worker_binary();
   }
   if (self_binds) {
     workers::substitute_socket(spec, socket_path);
@@ -46,6 +59,7 @@ const char* app_kind_name(conf::AppKind k) {
     case conf::AppKind::Http: return "http";
     case conf::AppKind::Fastcgi: return "fastcgi";
     case conf::AppKind::Cgi: return "cgi";
+    case conf::AppKind::Wsgi: return "wsgi";
   }
   return "?";
 }

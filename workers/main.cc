@@ -1,4 +1,4 @@
-// corral-worker: hosts apps that do not speak HTTP themselves (kind = "cgi"). Started by
+// corral-worker: hosts apps that do not speak HTTP themselves (kind = "cgi", "wsgi"). Started by
 // corral-supervisor through the launcher with the slot's listening socket as fd 3.
 #include <fcntl.h>
 #include <signal.h>
@@ -15,6 +15,7 @@
 #include "workers/exit_codes.h"
 #include "workers/http_server.h"
 #include "workers/options.h"
+#include "workers/wsgi/wsgi_host.h"
 
 extern char** environ;
 
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   }
   ::fcntl(3, F_SETFD, FD_CLOEXEC);  // never inherited by CGI programs
   ::fcntl(3, F_SETFL, ::fcntl(3, F_GETFL) | O_NONBLOCK);
+  if (opts->kind == "wsgi") return wsgi::run_wsgi_worker(*opts, tag, 3);
 
   // What CGI programs get: our clean environment (PATH plus the app's env) minus our own.
   CgiSettings s;

@@ -31,7 +31,7 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       if (!n) return fail(Errc::InvalidInput, "--slot " + v + ": not a slot number");
       o.slot = static_cast<int>(*n);
     } else if (a == "--kind") {
-      if (v != "cgi") return fail(Errc::InvalidInput, "--kind " + v + ": unknown kind");
+      if (v != "cgi" && v != "wsgi") return fail(Errc::InvalidInput, "--kind " + v + ": unknown kind");
       o.kind = v;
     } else if (a == "--concurrency") {
       auto n = number(1, 100000);
@@ -48,9 +48,24 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       o.mounts.push_back(v);
     } else if (a == "--script-filename") {
       o.script_filename = v;
+    } else if (a == "--module") {
+      o.module = v;
+    } else if (a == "--python-path") {
+      o.python_path.push_back(v);
+    } else if (a == "--virtualenv") {
+      o.virtualenv = v;
+    } else if (a == "--worker-class") {
+      if (v != "sync" && v != "gthread" && v != "gevent")
+        return fail(Errc::InvalidInput, "--worker-class " + v + ": expected sync, gthread or gevent");
+      o.worker_class = v;
     } else {
       return fail(Errc::InvalidInput, "unknown argument " + a);
     }
+  }
+  if (o.kind == "wsgi") {
+    if (o.module.empty()) return fail(Errc::InvalidInput, "--kind wsgi needs --module MODULE:CALLABLE");
+    if (have_root || !o.command.empty()) return fail(Errc::InvalidInput, "--kind wsgi takes no --root or program");
+    return o;
   }
   if (have_root == !o.command.empty())
     return fail(Errc::InvalidInput, "give either --root DIR or -- PROGRAM ARGS..., not both or neither");
@@ -74,6 +89,11 @@ std::vector<std::string> to_args(const Options& o) {
   if (!o.root.empty()) a.insert(a.end(), {"--root", o.root});
   for (auto& m : o.mounts) a.insert(a.end(), {"--mount", m});
   if (!o.script_filename.empty()) a.insert(a.end(), {"--script-filename", o.script_filename});
+  if (!o.module.empty()) {
+    a.insert(a.end(), {"--module", o.module, "--worker-class", o.worker_class});
+    for (auto& p : o.python_path) a.insert(a.end(), {"--python-path", p});
+    if (!o.virtualenv.empty()) a.insert(a.end(), {"--virtualenv", o.virtualenv});
+  }
   if (!o.command.empty()) {
     a.push_back("--");
     a.insert(a.end(), o.command.begin(), o.command.end());

@@ -3,6 +3,9 @@
 // file; DESIGN.md):
 //   corral-worker --app NAME --slot N --kind cgi --concurrency N --timeout-ms MS
 //                 [--root DIR] [--mount /prefix]... [--script-filename F] [-- PROGRAM ARGS...]
+//   corral-worker --app NAME --slot N --kind wsgi --concurrency N --timeout-ms MS
+//                 --module MOD:CALLABLE [--python-path DIR]... [--virtualenv DIR]
+//                 [--worker-class sync|gthread|gevent]
 // The listening socket is fd 3 (LISTEN_FDS=1). Pure parsing; thread-safe.
 #include <string>
 #include <vector>
@@ -21,6 +24,11 @@ struct Options {
   std::vector<std::string> mounts;
   std::string script_filename;
   std::vector<std::string> command;
+  // kind = "wsgi"
+  std::string module;                    ///< "pkg.module:callable"
+  std::vector<std::string> python_path;  ///< put first on sys.path
+  std::string virtualenv;                ///< "" = none
+  std::string worker_class = "sync";     ///< "sync" | "gthread" | "gevent"
 };
 
 /// Parses argv (argv[0] is skipped). Errors name the offending argument.

@@ -84,6 +84,15 @@ TEST(Snapshot, DefaultConfigRoundTrips) {
   auto back = from_snapshot(to_snapshot(c));
   ASSERT_TRUE(back.has_value()) << back.error().message();
   EXPECT_EQ(*back, c);
+  App site;
+  site.name = "site";
+  site.kind = AppKind::Wsgi;
+  site.module = "myproject.wsgi:app";
+  site.python_path = {"/srv/site", "/srv/lib"};
+  site.virtualenv = "/srv/site/.venv";
+  site.worker_class = "gevent";
+  site.concurrency = 50;
+  c.apps.push_back(site);
 }
 
 TEST(Snapshot, LoadedConfigRoundTrips) {

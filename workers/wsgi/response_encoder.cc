@@ -1,0 +1,61 @@
+#include "workers/wsgi/response_encoder.h"
+
+#include <vector>
+
+#include "common/base/strings.h"
+#include "common/http1/serializer.h"
+
+namespace corral::worker::wsgi {
+
+void ResponseEncoder::head(std::string& out, int status, std::string_view reason,
+                           std::span<const std::pair<std::string, std::string>> headers,
+                           std::optional<uint64_t> content_length) {
+  if (head_sent_) return;
+  head_sent_ = true;
+  std::vector<http1::Header> fields;
+  fields.reserve(headers.size() + 1);
+  for (auto& [name, value] : headers) {
+    if (iequals(name, "connection") || iequals(name, "keep-alive")) continue;
+    fields.push_back(http1::Header{name, value});
+  }
+  if (!keep_alive_) fields.push_back(http1::Header{"Connection", "close"});
+  const bool bodiless = status == 204 || status == 304;
+  http1::BodyFraming framing = http1::BodyFraming::chunked();
+  if (bodiless) framing = http1::BodyFraming::none();
+  else if (content_length) framing = http1::BodyFraming::content_length(*content_length);
+  if (head_request_ && !content_length && !bodiless) framing = http1::BodyFraming::none();
+  chunked_ = framing.kind == http1::BodyFraming::Kind::Chunked;
+  if (bodiless || head_request_) remaining_ = 0;
+  else if (content_length) remaining_ = *content_length;
+  http1::append_response_head(out, status, fields, framing, reason);
+  if (head_request_ && !content_length && !bodiless) out.insert(out.size() - 2, "Content-Length: 0\r\n");
+}
+
+void ResponseEncoder::body(std::string& out, std::string_view data) {
+  if (!head_sent_ || finished_ || data.empty() || head_request_) return;
+  if (remaining_) {
+    if (data.size() > *remaining_) data = data.substr(0, *remaining_);
+    *remaining_ -= data.size();
+    out.append(data);
+    return;
+  }
+  http1::append_chunk_header(out, data.size());
+  out.append(data);
+  http1::append_chunk_end(out);
+}
+
+bool ResponseEncoder::finish(std::string& out) {
+  if (!head_sent_ || finished_) return true;
+  finished_ = true;
+  if (chunked_) {
+    http1::append_last_chunk(out);
+    return true;
+  }
+  if (remaining_ && *remaining_ > 0) {
+    keep_alive_ = false;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace corral::worker::wsgi
