@@ -223,3 +223,40 @@ TEST(Loader, LoadFileResolvesAgainstItsFolder) {
 
 }  // namespace
 }  // namespace corral::conf
+
+namespace corral::conf {
+namespace {
+
+TEST(Loader, WsgiAppDefaultsAndPaths) {
+  Config c = load_ok(R"(
+[[listener]]
+address = "127.0.0.1:8080"
+
+[app.one]
+kind = "wsgi"
+module = "site.wsgi:app"
+python_path = ["src", "/abs"]
+virtualenv = "venv"
+
+[app.many]
+kind = "wsgi"
+module = "site.wsgi"
+concurrency = 8
+)",
+                     "/srv/corral.toml");
+  const App* one = c.find_app("one");
+  ASSERT_NE(one, nullptr);
+  EXPECT_EQ(one->kind, AppKind::Wsgi);
+  EXPECT_TRUE(one->command.empty());
+  EXPECT_EQ(one->worker_class, "sync") << "concurrency 1 → sync, as gunicorn";
+  EXPECT_EQ(one->python_path, (std::vector<std::string>{"/srv/src", "/abs"}));
+  EXPECT_EQ(one->virtualenv, "/srv/venv");
+  const App* many = c.find_app("many");
+  ASSERT_NE(many, nullptr);
+  EXPECT_EQ(many->worker_class, "gthread") << "concurrency > 1 → gthread";
+  // Other kinds carry no wsgi settings.
+  EXPECT_TRUE(load_ok(kMinimal).apps.at(0).worker_class.empty());
+}
+
+}  // namespace
+}  // namespace corral::conf
