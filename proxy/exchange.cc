@@ -128,6 +128,8 @@ void Exchange::send_upstream() {
   req.body = body_;
   req.client_ip = client_ip_;
   req.tls = tls_;
+  req.script_app = a.script_app.get();
+  req.route_prefix = route_prefix;
   upstream_->start(req);
 }
 

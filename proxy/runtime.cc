@@ -1,6 +1,27 @@
 #include "proxy/runtime.h"
 
+#include <limits.h>
+#include <stdlib.h>
+
 namespace corral::proxy {
+namespace {
+
+std::shared_ptr<const ScriptApp> make_script_app(const conf::App& app) {
+  auto s = std::make_shared<ScriptApp>();
+  s->name = app.name;
+  if (!app.root.empty()) {
+    // resolve_in_root() compares resolved script paths against a resolved root.
+    char buf[PATH_MAX];
+    s->root = ::realpath(app.root.c_str(), buf) ? std::string(buf) : app.root;
+  }
+  s->script_filename = app.script_filename;
+  s->document_root = !s->root.empty() ? s->root : app.cwd;
+  s->server_software = std::string("corral/") + CORRAL_VERSION;
+  s->env = app.env;
+  return s;
+}
+
+}  // namespace
 
 std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t generation,
                                             std::map<std::string, std::shared_ptr<AppDispatcher>>& dispatchers) {
@@ -17,6 +38,7 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
     a.kind = app.kind;
     a.timeout = app.timeout;
     a.queue_timeout = app.queue_timeout;
+    if (app.kind == conf::AppKind::Fastcgi) a.script_app = make_script_app(app);
     auto it = dispatchers.find(app.name);
     if (it != dispatchers.end()) {
       a.dispatcher = it->second;

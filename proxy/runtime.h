@@ -14,6 +14,7 @@
 #include "conf/config.h"
 #include "proxy/dispatch/app_dispatcher.h"
 #include "proxy/router.h"
+#include "proxy/upstream/upstream_client.h"
 
 namespace corral::proxy {
 
@@ -23,6 +24,7 @@ struct AppRuntime {
   std::chrono::milliseconds timeout{30'000};
   std::chrono::milliseconds queue_timeout{10'000};
   std::shared_ptr<AppDispatcher> dispatcher;  ///< shared with earlier snapshots while the app persists
+  std::shared_ptr<const ScriptApp> script_app;  ///< kind "fastcgi": what the FastCGI client needs; else null
 };
 
 class TlsContext;

@@ -220,6 +220,9 @@ void AppPool::spawn(WorkerSlot& s) {
   s.started_at = std::chrono::steady_clock::now();
   // A self-binding app cannot bind over the file its dead predecessor left behind.
   if (s.self_binds) ::unlink(s.socket_path().c_str());
+  // FastCGI responders (libfcgi, php-cgi) block in accept() on fd 0 and give up on EAGAIN,
+  // as spawn-fcgi's blocking socket taught them. The supervisor never accepts on it.
+  if (!s.self_binds && s.config().kind == conf::AppKind::Fastcgi) (void)net::set_nonblocking(s.listen_fd.get(), false);
   auto child = launcher_.spawn(spec_for(s));
   if (!child) {
     const auto& e = child.error();

@@ -41,6 +41,12 @@ class UpstreamConn {
   /// Routes I/O events to `h` (nullptr: events close the connection when idle in the pool).
   void set_handler(UpstreamIoHandler* h) { handler_ = h; }
   void want(bool read, bool write) { watch_.set(read, write); }
+  /// Stops watching and gives up the descriptor (to hand it to another loop); the
+  /// connection is unusable afterwards.
+  UniqueFd release_fd() {
+    watch_.set(false, false);
+    return std::move(fd_);
+  }
 
  private:
   friend class UpstreamPool;
@@ -59,6 +65,7 @@ class UpstreamPool {
   explicit UpstreamPool(ev::Loop& loop, size_t max_idle_per_slot = 256)
       : loop_(loop), max_idle_(max_idle_per_slot) {}
   ~UpstreamPool();
+  ev::Loop& loop() const { return loop_; }
 
   /// An idle connection to (path, generation), or nullptr.
   std::unique_ptr<UpstreamConn> take(std::string_view path, uint64_t generation);

@@ -6,7 +6,10 @@
 // Loop-affine: every call and callback runs on the owning loop thread.
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/http1/parser.h"
 #include "conf/config.h"
@@ -36,6 +39,17 @@ class UpstreamHandler {
   virtual void on_upstream_error(const char* why) noexcept = 0;
 };
 
+/// What a client that maps requests onto scripts itself (FastCGI) knows about its app. Built
+/// once per config snapshot (proxy/runtime), immutable, shared by every loop.
+struct ScriptApp {
+  std::string name;             ///< the app's name, for log lines ("app=NAME")
+  std::string root;             ///< folder of scripts (absolute, symlinks resolved); "" = one program
+  std::string script_filename;  ///< SCRIPT_FILENAME in one-program mode ("" = not sent)
+  std::string document_root;    ///< DOCUMENT_ROOT and the base of PATH_TRANSLATED: root, else the app's cwd
+  std::string server_software;  ///< SERVER_SOFTWARE ("corral/VERSION")
+  std::vector<std::pair<std::string, std::string>> env;  ///< the app's env, added to the meta-variables
+};
+
 /// One request for a worker. Every view must stay valid until complete/error/abort.
 struct UpstreamRequest {
   std::string_view path;    ///< the worker slot's Unix socket
@@ -51,6 +65,10 @@ struct UpstreamRequest {
   std::string_view body;    ///< the complete buffered body
   std::string_view client_ip;
   bool tls = false;         ///< the client connection is TLS (HTTPS=on for FastCGI)
+  /// FastCGI only: the app (never null for kind "fastcgi") and the matched route's path
+  /// prefix (the SCRIPT_NAME base).
+  const ScriptApp* script_app = nullptr;
+  std::string_view route_prefix;
 };
 
 class UpstreamClient {

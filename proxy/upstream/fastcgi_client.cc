@@ -1,0 +1,489 @@
+#include "proxy/upstream/fastcgi_client.h"
+
+#include <limits.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <mutex>
+#include <optional>
+
+#include "common/base/log.h"
+#include "common/base/strings.h"
+#include "common/cgi/meta_variables.h"
+#include "common/cgi/script_path.h"
+
+namespace corral::proxy {
+namespace {
+
+constexpr uint16_t kRequestId = 1;  // one request per connection at a time: no multiplexing
+constexpr size_t kReadSize = 32 * 1024;
+constexpr size_t kMaxStderrLine = 4096;
+constexpr size_t kMaxIov = 512;
+
+std::string_view header(const http1::RequestHead& h, std::string_view name) {
+  for (const auto& x : h.headers)
+    if (iequals(x.name, name)) return x.value;
+  return {};
+}
+
+// The canonical head is the proxy's own output; these limits only bound a pathological one.
+http1::Limits head_limits() {
+  http1::Limits l;
+  l.max_head_size = 1024 * 1024;
+  l.max_header_count = 4096;
+  return l;
+}
+
+// Idle FastCGI connections, shared by every loop thread. A FastCGI responder (libfcgi,
+// php-cgi) serves one connection at a time: after END_REQUEST on a kept connection it waits
+// for the next request on that same connection and accepts no other. A connection parked
+// in one loop's pool would therefore block every other loop's request to that slot in the
+// socket backlog. Here a slot's idle connection is available to whichever loop holds the
+// slot next, so a slot never has more connections than requests in flight (the dispatcher
+// bounds those by `concurrency`). O(1) work under the lock, no I/O.
+class SharedIdleConns {
+ public:
+  static SharedIdleConns& instance() {
+    static SharedIdleConns s;
+    return s;
+  }
+  UniqueFd take(std::string_view path, uint64_t generation) {
+    std::lock_guard<std::mutex> g(mu_);
+    for (size_t i = 0; i < idle_.size();) {
+      Entry& e = idle_[i];
+      if (e.path != path) {
+        ++i;
+        continue;
+      }
+      if (e.generation != generation) {
+        // A replaced generation of this slot: its process is gone or going.
+        idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
+        continue;
+      }
+      UniqueFd fd = std::move(e.fd);
+      idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
+      return fd;
+    }
+    return {};
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> g(mu_);
+    return idle_.size();
+  }
+  void put(std::string_view path, uint64_t generation, UniqueFd fd) {
+    std::lock_guard<std::mutex> g(mu_);
+    if (idle_.size() >= kMaxIdle) idle_.erase(idle_.begin());  // oldest first
+    idle_.push_back({std::string(path), generation, std::move(fd)});
+  }
+
+ private:
+  static constexpr size_t kMaxIdle = 1024;
+  struct Entry {
+    std::string path;
+    uint64_t generation;
+    UniqueFd fd;
+  };
+  std::mutex mu_;
+  std::vector<Entry> idle_;
+};
+
+// An idle connection the app closed (EOF) or wrote to out of turn is not reusable.
+bool still_idle(int fd) {
+  char c;
+  ssize_t r = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+FastcgiClient::FastcgiClient(UpstreamPool& pool, UpstreamHandler& handler) : pool_(pool), handler_(handler) {}
+
+FastcgiClient::~FastcgiClient() { abort(); }
+
+int FastcgiClient::encode_request(const UpstreamRequest& req, std::string& wire, std::vector<iovec>& pieces) {
+  wire.clear();
+  pieces.clear();
+  http1::RequestParser parser(head_limits());
+  http1::RequestHead head;
+  auto hr = parser.parse(req.head, head);
+  if (hr.status != http1::ParseStatus::Done) return 400;  // not reached: the proxy wrote it
+  const ScriptApp& app = *req.script_app;
+
+  cgi::TargetParts parts = cgi::split_target(head.target);
+  if (parts.path.empty() || parts.path.front() != '/') return 400;
+  std::string_view prefix;
+  if (!req.route_prefix.empty()) {
+    std::string mount(req.route_prefix);
+    prefix = cgi::match_mount(parts.path, std::span<const std::string>(&mount, 1));
+  }
+  std::string_view rest = parts.path.substr(prefix.size());
+  std::optional<cgi::Script> script;
+  if (!app.root.empty()) {
+    // Scripts are run by the application (php-cgi reads SCRIPT_FILENAME), not executed:
+    // they need not be executable, but they must be regular files inside root.
+    cgi::RootResult r = cgi::resolve_in_root(app.root, prefix, rest, /*need_exec=*/false);
+    if (!r.script) return r.miss == cgi::Miss::BadRequest ? 400 : 404;
+    script = std::move(r.script);
+  } else {
+    script = cgi::fixed_script(app.script_filename, prefix, rest);
+    if (!script) return 400;
+  }
+
+  cgi::RequestContext ctx;
+  ctx.remote_addr = req.client_ip;
+  ctx.remote_port = header(head, "x-remote-port");
+  ctx.server_port = header(head, "x-forwarded-port");
+  ctx.https = req.tls;
+  ctx.server_software = app.server_software;
+  ctx.document_root = app.document_root;
+  bool has_body = head.body == http1::BodyKind::ContentLength;
+  cgi::Variables vars = cgi::meta_variables(head, *script, ctx, has_body, req.body.size(), app.env);
+
+  fastcgi::append_begin_request(wire, kRequestId, /*keep_conn=*/true);
+  fastcgi::append_params(wire, kRequestId, vars);
+  size_t prefix_size = wire.size();
+  std::vector<fastcgi::StdinRecord> records;
+  records.reserve(req.body.size() / 32768 + 2);
+  fastcgi::plan_stdin(wire, kRequestId, req.body.size(), [&](const fastcgi::StdinRecord& r) { records.push_back(r); });
+  // wire is complete: views into it are stable from here on.
+  char* base = wire.data();
+  pieces.reserve(2 * records.size() + 1);
+  pieces.push_back({base, prefix_size});
+  for (const auto& r : records) {
+    pieces.push_back({base + r.header_offset, fastcgi::kHeaderSize});
+    if (r.length) pieces.push_back({const_cast<char*>(req.body.data() + r.body_offset), r.length});
+  }
+  return 0;
+}
+
+void FastcgiClient::start(const UpstreamRequest& req) {
+  path_ = req.path;
+  generation_ = req.generation;
+  method_ = req.method;
+  idempotent_ = req.idempotent;
+  app_ = req.script_app;
+  retried_ = false;
+  paused_ = false;
+  CORRAL_CHECK(app_ != nullptr, "a fastcgi request without its app settings");
+  if (int st = encode_request(req, wire_, pieces_)) {
+    answer_locally(st);
+    return;
+  }
+  conn_ = take_idle();
+  if (!conn_ && !open_connection()) return;
+  send_request();
+}
+
+size_t FastcgiClient::idle_connections() { return SharedIdleConns::instance().size(); }
+
+std::unique_ptr<UpstreamConn> FastcgiClient::take_idle() {
+  while (UniqueFd fd = SharedIdleConns::instance().take(path_, generation_)) {
+    if (!still_idle(fd.get())) continue;
+    auto c = std::make_unique<UpstreamConn>(pool_.loop(), std::move(fd), path_, generation_);
+    c->set_reused();
+    return c;
+  }
+  return nullptr;
+}
+
+void FastcgiClient::answer_locally(int status) {
+  // No script for this path: answer as the app would, without contacting it.
+  static const std::string_view kNotFound = "not found\n", kBad = "bad request\n";
+  std::string_view body = status == 404 ? kNotFound : kBad;
+  http1::ResponseHead h;
+  h.status = status;
+  h.body = http1::BodyKind::ContentLength;
+  h.content_length = body.size();
+  h.headers.push_back({"Content-Type", "text/plain"});
+  state_ = State::Idle;
+  handler_.on_upstream_head(h);
+  if (method_ != "HEAD") handler_.on_upstream_body(body);
+  handler_.on_upstream_complete();
+}
+
+bool FastcgiClient::open_connection() {
+  int err = 0;
+  conn_ = pool_.connect(path_, generation_, &err);
+  if (!conn_) {
+    state_ = State::Idle;
+    handler_.on_upstream_connect_failed(err);
+    return false;
+  }
+  return true;
+}
+
+void FastcgiClient::send_request() {
+  conn_->set_handler(this);
+  state_ = State::Writing;
+  piece_ = piece_off_ = 0;
+  received_ = 0;
+  in_.clear();
+  decoder_.start(kRequestId);
+  head_buf_.clear();
+  head_done_ = false;
+  head_parser_.reset();
+  drop_body_ = has_length_ = false;
+  body_left_ = 0;
+  stderr_line_.clear();
+  on_upstream_io(false, true);
+}
+
+void FastcgiClient::on_upstream_io(bool readable, bool writable) noexcept {
+  if (!conn_) return;
+  if (state_ == State::Writing && writable) {
+    while (piece_ < pieces_.size()) {
+      iovec iov[kMaxIov];
+      size_t n = 0;
+      for (size_t i = piece_; i < pieces_.size() && n < kMaxIov; ++i, ++n) {
+        iov[n] = pieces_[i];
+        if (i == piece_) {
+          iov[n].iov_base = static_cast<char*>(iov[n].iov_base) + piece_off_;
+          iov[n].iov_len -= piece_off_;
+        }
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = n;
+      ssize_t w = ::sendmsg(conn_->fd(), &msg, MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) {
+          conn_->want(true, true);
+          return;
+        }
+        if (retry_fresh()) return;
+        fail("write to FastCGI worker failed");
+        return;
+      }
+      auto left = static_cast<size_t>(w);
+      while (left > 0 && piece_ < pieces_.size()) {
+        size_t avail = pieces_[piece_].iov_len - piece_off_;
+        if (left >= avail) {
+          left -= avail;
+          ++piece_;
+          piece_off_ = 0;
+        } else {
+          piece_off_ += left;
+          left = 0;
+        }
+      }
+    }
+    state_ = State::Reading;
+    conn_->want(!paused_, false);
+    return;
+  }
+  // Readable while still writing: an early answer (or EOF) from an app that will not read
+  // the rest of STDIN.
+  if (readable && state_ != State::Idle) read_response();
+}
+
+bool FastcgiClient::retry_fresh() {
+  // A pooled connection the app closed while it was being picked: nothing was processed.
+  if (!conn_ || !conn_->reused() || received_ > 0 || retried_ || !idempotent_) return false;
+  retried_ = true;
+  conn_.reset();
+  if (!open_connection()) return true;
+  send_request();
+  return true;
+}
+
+void FastcgiClient::read_response() {
+  for (int rounds = 0; rounds < 4 && conn_ && !paused_; ++rounds) {
+    size_t room = 0;
+    char* p = in_.prepare(kReadSize, &room);
+    ssize_t r = ::recv(conn_->fd(), p, room, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      if (retry_fresh()) return;
+      fail("FastCGI worker connection reset");
+      return;
+    }
+    if (r == 0) {
+      if (received_ == 0 && retry_fresh()) return;
+      fail(received_ == 0 ? "FastCGI worker closed the connection before responding"
+                          : "FastCGI worker closed the connection before END_REQUEST");
+      return;
+    }
+    in_.commit(static_cast<size_t>(r));
+    received_ += static_cast<uint64_t>(r);
+    if (!process()) return;
+    if (static_cast<size_t>(r) < room) break;
+  }
+  if (conn_) handler_.on_upstream_read_done();
+}
+
+bool FastcgiClient::process() {
+  while (conn_ && !paused_) {
+    fastcgi::Decoder::Event e = decoder_.step(in_.readable());
+    switch (e.kind) {
+      case fastcgi::Decoder::Kind::NeedMore:
+        in_.consume(e.consumed);
+        return true;
+      case fastcgi::Decoder::Kind::Error:
+        fail(e.why);
+        return false;
+      case fastcgi::Decoder::Kind::Stderr:
+        on_stderr(e.data);
+        in_.consume(e.consumed);
+        break;
+      case fastcgi::Decoder::Kind::Stdout: {
+        // `data` lives in in_ until consumed: deliver first.
+        bool go = on_stdout(e.data);
+        if (!conn_) return false;
+        in_.consume(e.consumed);
+        if (!go) return false;
+        break;
+      }
+      case fastcgi::Decoder::Kind::End: {
+        in_.consume(e.consumed);
+        flush_stderr();
+        if (e.protocol_status != fastcgi::ProtocolStatus::RequestComplete) {
+          fail(e.protocol_status == fastcgi::ProtocolStatus::Overloaded ? "FastCGI worker overloaded"
+               : e.protocol_status == fastcgi::ProtocolStatus::CantMpxConn
+                   ? "FastCGI worker cannot multiplex"
+                   : "FastCGI worker refused the request (END_REQUEST status)");
+          return false;
+        }
+        if (!head_done_) {
+          fail("FastCGI worker ended without a valid CGI header block");
+          return false;
+        }
+        if (has_length_ && body_left_ > 0 && !drop_body_) {
+          fail("FastCGI worker sent less body than its Content-Length");
+          return false;
+        }
+        // An app that answered before reading all of STDIN would take the rest for the next
+        // request: such a connection is not reused.
+        finish(in_.empty() && piece_ == pieces_.size());
+        return false;
+      }
+    }
+  }
+  return conn_ != nullptr;
+}
+
+bool FastcgiClient::on_stdout(std::string_view data) {
+  if (head_done_) return deliver_body(data);
+  head_buf_.append(data);
+  auto st = head_parser_.parse(head_buf_, cgi_head_);
+  if (st == cgi::ResponseHeadParser::Status::Incomplete) return true;
+  if (st == cgi::ResponseHeadParser::Status::Error) {
+    fail(head_parser_.error());
+    return false;
+  }
+  head_done_ = true;
+  if (!deliver_head()) return false;
+  std::string_view rest = std::string_view(head_buf_).substr(head_parser_.consumed());
+  if (rest.empty()) return true;
+  // deliver_body may fail (and clear) but never touches head_buf_.
+  return deliver_body(rest);
+}
+
+bool FastcgiClient::deliver_head() {
+  resp_ = http1::ResponseHead{};
+  resp_.status = cgi_head_.status;
+  resp_.reason = cgi_head_.reason;
+  resp_.version_minor = 1;
+  resp_.headers.clear();
+  resp_.headers.reserve(cgi_head_.headers.size() + 1);
+  if (cgi_head_.kind == cgi::ResponseKind::LocalRedirect) {
+    // RFC 3875 lets a CGI server serve a local path itself; like nginx for FastCGI, corral
+    // sends it to the client as a 302 instead of re-entering the app.
+    resp_.status = 302;
+  }
+  if (!cgi_head_.location.empty()) resp_.headers.push_back({"Location", cgi_head_.location});
+  for (const auto& [n, v] : cgi_head_.headers) resp_.headers.push_back({n, v});
+  bool bodiless = method_ == "HEAD" || resp_.status == 204 || resp_.status == 304 || resp_.status < 200;
+  has_length_ = cgi_head_.content_length.has_value();
+  body_left_ = cgi_head_.content_length.value_or(0);
+  if (resp_.status == 204 || resp_.status == 304 || resp_.status < 200) {
+    resp_.body = http1::BodyKind::None;
+  } else if (has_length_) {
+    resp_.body = http1::BodyKind::ContentLength;
+    resp_.content_length = body_left_;
+  } else {
+    resp_.body = method_ == "HEAD" ? http1::BodyKind::None : http1::BodyKind::UntilClose;
+  }
+  drop_body_ = bodiless;
+  handler_.on_upstream_head(resp_);
+  return conn_ != nullptr;
+}
+
+bool FastcgiClient::deliver_body(std::string_view data) {
+  if (drop_body_ || data.empty()) return true;
+  if (has_length_) {
+    if (data.size() > body_left_) {
+      fail("FastCGI worker sent more body than its Content-Length");
+      return false;
+    }
+    body_left_ -= data.size();
+  }
+  handler_.on_upstream_body(data);
+  return conn_ != nullptr;
+}
+
+void FastcgiClient::on_stderr(std::string_view data) {
+  while (!data.empty()) {
+    size_t nl = data.find('\n');
+    std::string_view part = data.substr(0, nl);
+    if (stderr_line_.size() < kMaxStderrLine)
+      stderr_line_.append(part.substr(0, kMaxStderrLine - stderr_line_.size()));
+    if (nl == std::string_view::npos) return;
+    flush_stderr();
+    data.remove_prefix(nl + 1);
+  }
+}
+
+void FastcgiClient::flush_stderr() {
+  if (stderr_line_.empty()) return;
+  if (stderr_line_.back() == '\r') stderr_line_.pop_back();
+  CORRAL_LOG(Warn, "app=" + (app_ ? app_->name : std::string("?"))) << stderr_line_;
+  stderr_line_.clear();
+}
+
+void FastcgiClient::finish(bool reusable) {
+  state_ = State::Idle;
+  std::unique_ptr<UpstreamConn> c = std::move(conn_);
+  if (reusable) {
+    c->set_reused();
+    SharedIdleConns::instance().put(c->path(), c->generation(), c->release_fd());
+  } else {
+    c->want(false, false);
+  }
+  c.reset();
+  in_.clear();
+  handler_.on_upstream_complete();
+}
+
+void FastcgiClient::fail(const char* why) {
+  flush_stderr();
+  state_ = State::Idle;
+  conn_.reset();
+  in_.clear();
+  handler_.on_upstream_error(why);
+}
+
+void FastcgiClient::abort() {
+  state_ = State::Idle;
+  conn_.reset();
+  in_.clear();
+  paused_ = false;
+  stderr_line_.clear();
+}
+
+void FastcgiClient::pause_reading() {
+  paused_ = true;
+  if (conn_ && state_ != State::Writing) conn_->want(false, false);
+}
+
+void FastcgiClient::resume_reading() {
+  if (!paused_) return;
+  paused_ = false;
+  if (!conn_ || state_ == State::Writing) return;
+  conn_->want(true, false);
+  if (!in_.empty() && process() && conn_) handler_.on_upstream_read_done();
+}
+
+}  // namespace corral::proxy

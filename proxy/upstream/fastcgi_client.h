@@ -1,0 +1,102 @@
+#pragma once
+// The FastCGI UpstreamClient (kind = "fastcgi"): the proxy is the FastCGI client of a
+// Responder application listening on the worker slot's socket. For each request it
+//   1. parses the canonical HTTP/1.1 request head (UpstreamRequest::head) back with
+//      common/http1 and maps the path onto a script (common/cgi: `root` or one program);
+//      no script → 404 (400 for an undecodable path) without contacting the app;
+//   2. sends BEGIN_REQUEST (RESPONDER, KEEP_CONN), PARAMS (the CGI meta-variables plus
+//      SCRIPT_FILENAME), STDIN (the buffered body, not copied; one writev-style send);
+//   3. reads STDOUT through the CGI response-head parser into on_upstream_head/body,
+//      logs STDERR line by line with the app's name, and ends at END_REQUEST.
+// A malformed record, an END_REQUEST with a protocol status other than REQUEST_COMPLETE,
+// STDOUT without a valid header block, or a body that disagrees with its Content-Length →
+// on_upstream_error (502 before the head) and the connection is closed. A clean
+// END_REQUEST with nothing after it keeps the connection for the slot's next request
+// (KEEP_CONN), on whichever loop thread that request runs (see SharedIdleConns in the .cc:
+// a FastCGI responder serves one connection at a time).
+// One client per frontend connection, reused for each of its requests. Loop-affine.
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/cgi/response_head.h"
+#include "common/http1/parser.h"
+#include "proxy/io_buffer.h"
+#include "proxy/upstream/fastcgi_codec.h"
+#include "proxy/upstream/pool.h"
+#include "proxy/upstream/upstream_client.h"
+
+namespace corral::proxy {
+
+class FastcgiClient : public UpstreamClient, public UpstreamIoHandler {
+ public:
+  FastcgiClient(UpstreamPool& pool, UpstreamHandler& handler);
+  ~FastcgiClient() override;
+
+  /// See UpstreamClient::start. req.script_app must be set. A pooled connection that fails
+  /// before any response byte is retried once on a fresh one for idempotent methods.
+  void start(const UpstreamRequest& req) override;
+  void abort() override;
+  void pause_reading() override;
+  void resume_reading() override;
+
+  void on_upstream_io(bool readable, bool writable) noexcept override;
+
+  /// Builds the bytes the request would send before the body (BEGIN_REQUEST, PARAMS) and
+  /// the STDIN record plan into `wire`/`pieces` (exposed for tests). Returns 0 when the
+  /// request maps onto a script, else the status to answer (404, 400).
+  static int encode_request(const UpstreamRequest& req, std::string& wire, std::vector<iovec>& pieces);
+
+  /// Kept connections waiting for their slot's next request, all loops together. Thread-safe.
+  static size_t idle_connections();
+
+ private:
+  enum class State { Idle, Writing, Reading };
+  std::unique_ptr<UpstreamConn> take_idle();  // a kept connection to the slot, or null
+  bool open_connection();  // false: connect_failed was reported
+  void send_request();
+  void read_response();
+  bool process();  // false: stop (done, error, or aborted)
+  bool on_stdout(std::string_view data);
+  bool deliver_head();
+  bool deliver_body(std::string_view data);
+  void on_stderr(std::string_view data);
+  void flush_stderr();
+  void finish(bool reusable);
+  void fail(const char* why);
+  void answer_locally(int status);
+  bool retry_fresh();
+
+  UpstreamPool& pool_;
+  UpstreamHandler& handler_;
+  std::unique_ptr<UpstreamConn> conn_;
+  State state_ = State::Idle;
+  std::string_view path_, method_;
+  const ScriptApp* app_ = nullptr;
+  uint64_t generation_ = 0;
+  bool idempotent_ = false, retried_ = false, paused_ = false;
+  // The request on the wire: `wire_` holds BEGIN_REQUEST, PARAMS and every STDIN record
+  // header; `pieces_` lists what to send in order (views into wire_ and the request body).
+  std::string wire_;
+  std::vector<iovec> pieces_;
+  size_t piece_ = 0, piece_off_ = 0;
+  uint64_t received_ = 0;
+  IoBuffer in_;
+  fastcgi::Decoder decoder_;
+  // STDOUT until the CGI header block is complete, then the body passes straight through.
+  std::string head_buf_;
+  bool head_done_ = false;
+  cgi::ResponseHeadParser head_parser_;
+  cgi::ResponseHead cgi_head_;
+  http1::ResponseHead resp_;
+  bool drop_body_ = false;         // HEAD, 204, 304: the app's body bytes are not forwarded
+  bool has_length_ = false;
+  uint64_t body_left_ = 0;         // with a Content-Length: bytes still expected
+  std::string stderr_line_;
+};
+
+}  // namespace corral::proxy
