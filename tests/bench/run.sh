@@ -445,3 +445,11 @@ title() {
   true
 } > "$out/summary.md"
 cat "$out/summary.md"
+
+# The WSGI run (a Flask app under corral and under Gunicorn + nginx, tests/bench/wsgi.sh), after
+# everything above is stopped so it has the machine to itself. WSGI_BENCH=0 skips it.
+if [ "${WSGI_BENCH:-1}" = 1 ]; then
+  cleanup
+  trap - EXIT
+  "$here/wsgi.sh" "$build"
+fi

@@ -300,6 +300,30 @@ TEST_F(ProxyWsgiTest, Pep3333ResponseHandling) {
   EXPECT_NE(std::find(closed.begin(), closed.end(), "failing"), closed.end()) << closed.dump();
 }
 
+TEST_F(ProxyWsgiTest, VirtualenvIsTheInterpretersPrefix) {
+  // A venv without system site-packages: its own module is importable, Debian's Flask is not.
+  std::string venv = rt_.path() + "/venv";
+  ProcessResult made = run_process({"/usr/bin/python3", "-m", "venv", "--without-pip", venv}, 30s);
+  ASSERT_EQ(made.exit_code, 0) << made.out << made.err;
+  std::string pkg = venv + "/lib/python3.11/site-packages/venvonly";
+  ASSERT_EQ(run_process({"mkdir", "-p", pkg}, 5s).exit_code, 0);
+  std::ofstream(pkg + "/__init__.py") << "import sys\n"
+                                         "def app(environ, start_response):\n"
+                                         "    try:\n"
+                                         "        import flask\n"
+                                         "        seen = 'flask visible'\n"
+                                         "    except ImportError:\n"
+                                         "        seen = 'flask hidden'\n"
+                                         "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                                         "    return [(sys.prefix + ' ' + seen).encode()]\n";
+  AppSpec& a = wsgi_app("venv", "wsgi_pep3333", "venvonly:app", "sync", 1, 1);
+  a.set("virtualenv", quote(venv));
+  ASSERT_NO_FATAL_FAILURE(start());
+  HttpResponse r = http_get(port(), "/");
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.body, venv + " flask hidden");
+}
+
 // ---- lifecycle ------------------------------------------------------------------------------
 
 TEST_F(ProxyWsgiTest, GthreadSigtermFinishesInFlightRequests) {

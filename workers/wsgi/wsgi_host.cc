@@ -16,29 +16,34 @@
 namespace corral::worker::wsgi {
 namespace {
 
-// ResponseWriter (blocking socket writes) with the GIL released around every call.
+// ResponseWriter (blocking socket writes) with the GIL released around every call that may
+// block. Each release costs a GIL round trip, which under contention (CPU-bound threads) means
+// waiting up to the switch interval, so the head is held back and goes out with the first body
+// bytes (or the end), and ending a Content-Length body (no I/O) keeps the GIL.
 class WriterSink final : public ResponseSink {
  public:
   WriterSink(ResponseWriter& w, bool head_request) : w_(w), head_request_(head_request) {}
   bool send_head(int status, std::string_view reason, std::span<const std::pair<std::string, std::string>> headers,
                  std::optional<uint64_t> content_length) override {
-    bool ok;
-    Py_BEGIN_ALLOW_THREADS
-    ok = w_.send_head(status, headers, content_length, reason);
-    Py_END_ALLOW_THREADS
-    return ok;
+    status_ = status;
+    reason_ = reason;
+    headers_.assign(headers.begin(), headers.end());
+    length_ = content_length;
+    head_pending_ = true;
+    return true;
   }
   bool send_body(std::string_view data) override {
     bool ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = w_.send_body(data);
+    ok = flush_head() && w_.send_body(data);
     Py_END_ALLOW_THREADS
     return ok;
   }
   bool finish() override {
+    if (!head_pending_ && length_) return w_.finish();  // no I/O: only checks the length
     bool ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = w_.finish();
+    ok = flush_head() && w_.finish();
     Py_END_ALLOW_THREADS
     return ok;
   }
@@ -46,8 +51,18 @@ class WriterSink final : public ResponseSink {
   bool head_request() const override { return head_request_; }
 
  private:
+  bool flush_head() {  // without the GIL
+    if (!head_pending_) return true;
+    head_pending_ = false;
+    return w_.send_head(status_, headers_, length_, reason_);
+  }
   ResponseWriter& w_;
   bool head_request_;
+  bool head_pending_ = false;
+  int status_ = 0;
+  std::string reason_;
+  std::vector<std::pair<std::string, std::string>> headers_;
+  std::optional<uint64_t> length_;
 };
 
 // sync and gthread: HttpServer threads call handle() without the GIL.

@@ -114,7 +114,8 @@ def count():
     with _lock:
         _counter += 1
         mine = _counter
-    return jsonify(token=token, n=mine, pid=os.getpid(), thread=threading.get_ident())
+    # The OS thread (gevent patches threading.get_ident to name greenlets instead).
+    return jsonify(token=token, n=mine, pid=os.getpid(), thread=os.readlink("/proc/thread-self"))
 
 
 @app.route("/peak")
