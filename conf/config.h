@@ -35,15 +35,36 @@ struct ProxySettings {
   Millis client_body_timeout{30'000};    ///< longest pause between two reads of a body
   uint64_t client_body_min_rate = 1024;  ///< bytes/s a body must average (after the first timeout)
   Millis keepalive_timeout{75'000};      ///< idle time between requests on a connection; 0 = close after each
+  uint32_t h2_max_concurrent_streams = 100;  ///< HTTP/2 streams open at once per connection
+  uint32_t h2_reset_rate = 100;      ///< HTTP/2 stream resets per second (either side), burst 10×; more → GOAWAY
+  uint32_t h2_flood_rate = 1000;     ///< HTTP/2 control/empty frames per second, burst 10×; more → GOAWAY
 
   bool operator==(const ProxySettings&) const = default;
 };
+
+/// One certificate of a TLS listener. The PEM bytes are read by the loader (so --check
+/// reports a bad file and the proxy never opens key files) and travel in the snapshot.
+struct TlsCert {
+  std::string cert;      ///< certificate (chain) file, absolute
+  std::string key;       ///< private key file, absolute
+  std::string cert_pem;  ///< contents of cert
+  std::string key_pem;   ///< contents of key
+
+  bool operator==(const TlsCert&) const = default;
+};
+
+enum class TlsProfile { Intermediate, Modern };
 
 struct Listener {
   std::string address;  ///< as written: "0.0.0.0:8080", "[::]:8443", "127.0.0.1:0"
   std::string host;     ///< "0.0.0.0", "::"
   uint16_t port = 0;
   bool ipv6 = false;
+  std::vector<TlsCert> tls;  ///< empty = plaintext; chosen by SNI, the first is the default
+  TlsProfile tls_profile = TlsProfile::Intermediate;
+  bool h2 = true;               ///< offer h2 (ALPN) / accept h2c prior knowledge
+  bool redirect_https = false;  ///< plaintext: 308 to https://host/target
+  std::string hsts;             ///< TLS: Strict-Transport-Security value; empty = none
 
   bool operator==(const Listener&) const = default;
 };
@@ -64,6 +85,10 @@ struct App {
   std::vector<std::string> command;  ///< argv; command[0] resolved against the config's folder
   std::string root;             ///< cgi/fastcgi: folder of scripts (absolute); "" = one program
   std::string script_filename;  ///< fastcgi/cgi: SCRIPT_FILENAME of every request (absolute); "" = unset
+  std::string module;                    ///< wsgi: "package.module:callable" (gunicorn's APP_MODULE)
+  std::vector<std::string> python_path;  ///< wsgi: folders put first on sys.path (absolute)
+  std::string virtualenv;                ///< wsgi: the virtualenv's folder (absolute); "" = none
+  std::string worker_class;              ///< wsgi: "sync" | "gthread" | "gevent" (resolved; "" for other kinds)
   int workers = 1;                    ///< resolved count ("auto" already applied)
   bool workers_auto = false;          ///< written as "auto"
   int concurrency = 1;                ///< requests in flight per worker
@@ -85,10 +110,6 @@ struct App {
   int umask = -1;                     ///< -1 = inherit
 
   bool operator==(const App&) const = default;
-  std::string module;                    ///< wsgi: "package.module:callable" (gunicorn's APP_MODULE)
-  std::vector<std::string> python_path;  ///< wsgi: folders put first on sys.path (absolute)
-  std::string virtualenv;                ///< wsgi: the virtualenv's folder (absolute); "" = none
-  std::string worker_class;              ///< wsgi: "sync" | "gthread" | "gevent" (resolved; "" for other kinds)
 };
 
 struct Config {

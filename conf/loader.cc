@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "common/base/strings.h"
+#include "conf/tls_files.h"
 #include "conf/cores.h"
 #include "conf/schema.h"
 
@@ -132,6 +133,31 @@ tl::expected<Value, Problem> convert(const toml::node& n, ValueType type) {
         v.table.emplace_back(std::string(k.str()), el.as_string()->get());
       }
       return v;  // toml::table iterates in key order: already sorted by name
+    }
+    case ValueType::Boolean:
+      if (!n.is_boolean()) return mismatch();
+      v.boolean = n.as_boolean()->get();
+      return v;
+    case ValueType::Table: {
+      if (!n.is_table()) return mismatch();
+      std::optional<Problem> bad;
+      auto flatten = [&](auto& self, const toml::table& t, const std::string& prefix) -> void {
+        for (auto&& [k, el] : t) {
+          std::string key = prefix + std::string(k.str());
+          if (el.is_string()) v.table.emplace_back(key, el.as_string()->get());
+          else if (el.is_integer()) v.table.emplace_back(key, std::to_string(el.as_integer()->get()));
+          else if (el.is_boolean()) v.table.emplace_back(key, el.as_boolean()->get() ? "true" : "false");
+          else if (el.is_array() && el.as_array()->is_array_of_tables()) {
+            size_t i = 0;
+            for (auto&& item : *el.as_array()) self(self, *item.as_table(), key + "[" + std::to_string(i++) + "].");
+          } else if (!bad) {
+            bad = Problem{"unexpected " + describe_node(el) + " for '" + key + "'", {}};
+          }
+        }
+      };
+      flatten(flatten, *n.as_table(), "");
+      if (bad) return tl::unexpected(*bad);
+      return v;
     }
   }
   return mismatch();
@@ -288,6 +314,8 @@ class Loader {
       if (section == Section::App && spec.name == "command" && target.app->kind == AppKind::Cgi &&
           !target.app->root.empty())
         continue;
+      // A wsgi app is corral-worker hosting `module`: no command.
+      if (section == Section::App && spec.name == "command" && target.app->kind == AppKind::Wsgi) continue;
       error(path, table_pos, "missing required key '" + std::string(spec.name) + "' in " + display,
             "for example " + std::string(spec.name) + " = " + std::string(spec.example));
     }
@@ -305,34 +333,6 @@ class Loader {
     return path.lexically_normal().string();
   }
 
-  // root / script_filename only mean something for cgi and fastcgi, and a cgi app runs
-  // either one program or a folder of scripts.
-  void check_legacy_keys(const App& a) {
-    const std::string path = "app." + a.name;
-    if (a.kind == AppKind::Http || a.kind == AppKind::Wsgi) {
-      for (const char* key : {"root", "script_filename"})
-        if (positions_.count(path + "." + key))
-          error(path + "." + key, position(path + "." + key),
-                std::string(key) + " applies only to kind \"cgi\" or \"fastcgi\"", "remove it or set kind");
-      // A wsgi app is corral-worker hosting `module`: no command.
-      if (section == Section::App && spec.name == "command" && target.app->kind == AppKind::Wsgi) continue;
-      return;
-    }
-    if (a.kind == AppKind::Cgi && !a.root.empty() && positions_.count(path + ".command"))
-      error(path + ".root", position(path + ".root"), "a cgi app has either command (one program) or root (a folder of scripts), not both",
-            "remove one of them");
-    if (!a.root.empty() && !a.script_filename.empty())
-      error(path + ".script_filename", position(path + ".script_filename"),
-            "script_filename and root exclude each other (root maps each request to its own script)", "remove one of them");
-  }
-
-  void cross_check(Config& c) {
-    if (c.listeners.empty())
-      error("", {}, "no [[listener]]: nothing would accept connections",
-            "add [[listener]] with address = \"127.0.0.1:8080\"");
-    std::map<std::pair<std::string, uint16_t>, size_t> bound;
-    for (size_t i = 0; i < c.listeners.size(); ++i) {
-      auto& l = c.listeners[i];
   // module / python_path / virtualenv / worker_class belong to kind "wsgi", which needs a
   // module and no command; worker_class defaults to gunicorn's choice (sync for one request
   // at a time, else gthread).
@@ -361,6 +361,50 @@ class Loader {
             "use worker_class = \"gthread\" (threads) or \"gevent\" (greenlets), or concurrency = 1");
   }
 
+  // root / script_filename only mean something for cgi and fastcgi, and a cgi app runs
+  // either one program or a folder of scripts.
+  void check_legacy_keys(const App& a) {
+    const std::string path = "app." + a.name;
+    if (a.kind == AppKind::Http || a.kind == AppKind::Wsgi) {
+      for (const char* key : {"root", "script_filename"})
+        if (positions_.count(path + "." + key))
+          error(path + "." + key, position(path + "." + key),
+                std::string(key) + " applies only to kind \"cgi\" or \"fastcgi\"", "remove it or set kind");
+      return;
+    }
+    if (a.kind == AppKind::Cgi && !a.root.empty() && positions_.count(path + ".command"))
+      error(path + ".root", position(path + ".root"), "a cgi app has either command (one program) or root (a folder of scripts), not both",
+            "remove one of them");
+    if (!a.root.empty() && !a.script_filename.empty())
+      error(path + ".script_filename", position(path + ".script_filename"),
+            "script_filename and root exclude each other (root maps each request to its own script)", "remove one of them");
+  }
+
+  /// Reads the certificate and key files of a TLS listener (now, while the supervisor may
+  /// still be root) and checks them; errors name the file.
+  void check_listener_tls(Listener& l, const std::string& path) {
+    if (l.tls.empty()) {
+      if (!l.hsts.empty())
+        error(path + ".hsts", position(path + ".hsts"), "hsts applies only to a TLS listener", "add tls or remove hsts");
+      return;
+    }
+    if (l.redirect_https)
+      error(path + ".redirect_https", position(path + ".redirect_https"),
+            "redirect_https applies only to a plaintext listener", "remove it from the TLS listener");
+    for (auto& cert : l.tls) {
+      cert.cert = resolve(cert.cert);
+      cert.key = resolve(cert.key);
+      if (auto problem = load_tls_cert(cert)) error(path + ".tls", position(path + ".tls"), *problem);
+    }
+  }
+
+  void cross_check(Config& c) {
+    if (c.listeners.empty())
+      error("", {}, "no [[listener]]: nothing would accept connections",
+            "add [[listener]] with address = \"127.0.0.1:8080\"");
+    std::map<std::pair<std::string, uint16_t>, size_t> bound;
+    for (size_t i = 0; i < c.listeners.size(); ++i) {
+      auto& l = c.listeners[i];
       if (l.address.empty() || l.port == 0) continue;  // invalid (reported) or ephemeral
       auto [it, fresh] = bound.emplace(std::pair(l.host, l.port), i);
       if (!fresh) {
@@ -371,6 +415,7 @@ class Loader {
               "remove one of them");
       }
     }
+    for (size_t i = 0; i < c.listeners.size(); ++i) check_listener_tls(c.listeners[i], "listener[" + std::to_string(i) + "]");
 
     std::vector<std::string_view> app_names;
     for (auto& a : c.apps) app_names.push_back(a.name);
@@ -403,6 +448,7 @@ class Loader {
       if (!a.root.empty()) a.root = resolve(a.root);
       if (!a.script_filename.empty()) a.script_filename = resolve(a.script_filename);
       check_legacy_keys(a);
+      check_wsgi_keys(a);
     }
   }
 
@@ -446,4 +492,3 @@ tl::expected<Config, Diagnostics> load_file(const std::string& path) {
 }
 
 }  // namespace corral::conf
-      check_wsgi_keys(a);

@@ -134,6 +134,24 @@ P proxy_client_body_min_rate(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P proxy_h2_max_concurrent_streams(const Value& v, Target& t) {
+  if (auto p = in_range("h2_max_concurrent_streams", v.integer, 1, 10000)) return p;
+  t.proxy->h2_max_concurrent_streams = static_cast<uint32_t>(v.integer);
+  return std::nullopt;
+}
+
+P proxy_h2_reset_rate(const Value& v, Target& t) {
+  if (auto p = in_range("h2_reset_rate", v.integer, 1, 1000000)) return p;
+  t.proxy->h2_reset_rate = static_cast<uint32_t>(v.integer);
+  return std::nullopt;
+}
+
+P proxy_h2_flood_rate(const Value& v, Target& t) {
+  if (auto p = in_range("h2_flood_rate", v.integer, 1, 1000000)) return p;
+  t.proxy->h2_flood_rate = static_cast<uint32_t>(v.integer);
+  return std::nullopt;
+}
+
 P proxy_keepalive_timeout(const Value& v, Target& t) {
   t.proxy->keepalive_timeout = v.duration;
   return std::nullopt;
@@ -150,6 +168,64 @@ P listener_address(const Value& v, Target& t) {
   t.listener->host = a->ip();
   t.listener->port = a->port();
   t.listener->ipv6 = a->family() == AF_INET6;
+  return std::nullopt;
+}
+
+P listener_tls(const Value& v, Target& t) {
+  // tls = { cert = "...", key = "...", profile = "modern" } or
+  // tls = { certs = [{ cert = "...", key = "..." }, ...] } (chosen by SNI, the first is the default).
+  std::vector<TlsCert> certs;
+  TlsCert single;
+  for (const auto& [k, val] : v.table) {
+    if (k == "cert") single.cert = val;
+    else if (k == "key") single.key = val;
+    else if (k == "profile") {
+      if (val == "intermediate") t.listener->tls_profile = TlsProfile::Intermediate;
+      else if (val == "modern") t.listener->tls_profile = TlsProfile::Modern;
+      else return one_of("tls.profile", val, {"intermediate", "modern"});
+    } else if (k.rfind("certs[", 0) == 0) {
+      size_t close = k.find("].");
+      if (close == std::string::npos) return problem("unexpected key 'tls." + k + "'");
+      size_t i = std::stoul(k.substr(6, close - 6));
+      std::string field = k.substr(close + 2);
+      if (certs.size() <= i) certs.resize(i + 1);
+      if (field == "cert") certs[i].cert = val;
+      else if (field == "key") certs[i].key = val;
+      else
+        return problem("unknown key '" + field + "' in tls.certs[" + std::to_string(i) + "]",
+                       "each entry is { cert = \"...\", key = \"...\" }");
+    } else {
+      std::string hint;
+      if (auto g = did_you_mean(k, {"cert", "key", "certs", "profile"}); !g.empty()) hint = "did you mean '" + g + "'?";
+      return problem("unknown key '" + k + "' in tls", hint);
+    }
+  }
+  if (!single.cert.empty() || !single.key.empty()) certs.insert(certs.begin(), single);
+  if (certs.empty())
+    return problem("tls needs a certificate", "write tls = { cert = \"/etc/corral/tls/cert.pem\", key = \"/etc/corral/tls/key.pem\" }");
+  for (size_t i = 0; i < certs.size(); ++i)
+    if (certs[i].cert.empty() || certs[i].key.empty())
+      return problem("tls certificate " + std::to_string(i + 1) + " needs both cert and key");
+  t.listener->tls = std::move(certs);
+  return std::nullopt;
+}
+
+P listener_h2(const Value& v, Target& t) {
+  t.listener->h2 = v.boolean;
+  return std::nullopt;
+}
+
+P listener_redirect_https(const Value& v, Target& t) {
+  t.listener->redirect_https = v.boolean;
+  return std::nullopt;
+}
+
+P listener_hsts(const Value& v, Target& t) {
+  if (v.text.rfind("max-age=", 0) != 0)
+    return problem("hsts must start with max-age=", "for example \"max-age=31536000; includeSubDomains\"");
+  for (char c : v.text)
+    if (c < 0x20 || c == 0x7f) return problem("hsts must not contain control characters");
+  t.listener->hsts = v.text;
   return std::nullopt;
 }
 
@@ -248,6 +324,46 @@ P app_script_filename(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P app_module(const Value& v, Target& t) {
+  // gunicorn's APP_MODULE: "pkg.mod:callable", "pkg.mod" (callable "application") or
+  // "pkg.mod:factory()" (called once, no arguments).
+  auto colon = v.text.find(':');
+  std::string mod = v.text.substr(0, colon);
+  std::string attr = colon == std::string::npos ? "application" : v.text.substr(colon + 1);
+  auto ident_path = [](std::string_view s) {
+    if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos) return false;
+    for (char c : s)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.')) return false;
+    return true;
+  };
+  if (attr.size() > 2 && attr.ends_with("()")) attr.resize(attr.size() - 2);
+  if (!ident_path(mod) || !ident_path(attr))
+    return problem("module '" + v.text + "' is not \"package.module:callable\"", "for example \"myproject.wsgi:app\"");
+  t.app->module = v.text;
+  return std::nullopt;
+}
+
+P app_python_path(const Value& v, Target& t) {
+  for (auto& p : v.list)
+    if (p.empty()) return problem("python_path entries must not be empty");
+  t.app->python_path = v.list;  // resolved against the config's folder by the loader
+  return std::nullopt;
+}
+
+P app_virtualenv(const Value& v, Target& t) {
+  if (v.text.empty()) return problem("virtualenv must not be empty", "leave it out to use the system Python");
+  t.app->virtualenv = v.text;  // resolved against the config's folder by the loader
+  return std::nullopt;
+}
+
+P app_worker_class(const Value& v, Target& t) {
+  if (v.text == "sync" || v.text == "gthread" || v.text == "gevent") {
+    t.app->worker_class = v.text;
+    return std::nullopt;
+  }
+  return one_of("worker_class", v.text, {"sync", "gthread", "gevent"});
+}
+
 P app_cwd(const Value& v, Target& t) {
   if (v.text.empty()) return problem("cwd must not be empty", "leave it out to use the config file's folder");
   t.app->cwd = v.text;  // resolved against the config's folder by the loader
@@ -324,46 +440,6 @@ P app_rlimits(const Value& v, Target& t) {
     if (value != "unlimited" && !parse_size(value))
       return problem("rlimits." + name + " = '" + value + "' is not a number", "write e.g. \"65536\", \"4GiB\" or \"unlimited\"");
   }
-P app_module(const Value& v, Target& t) {
-  // gunicorn's APP_MODULE: "pkg.mod:callable", "pkg.mod" (callable "application") or
-  // "pkg.mod:factory()" (called once, no arguments).
-  auto colon = v.text.find(':');
-  std::string mod = v.text.substr(0, colon);
-  std::string attr = colon == std::string::npos ? "application" : v.text.substr(colon + 1);
-  auto ident_path = [](std::string_view s) {
-    if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos) return false;
-    for (char c : s)
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.')) return false;
-    return true;
-  };
-  if (attr.size() > 2 && attr.ends_with("()")) attr.resize(attr.size() - 2);
-  if (!ident_path(mod) || !ident_path(attr))
-    return problem("module '" + v.text + "' is not \"package.module:callable\"", "for example \"myproject.wsgi:app\"");
-  t.app->module = v.text;
-  return std::nullopt;
-}
-
-P app_python_path(const Value& v, Target& t) {
-  for (auto& p : v.list)
-    if (p.empty()) return problem("python_path entries must not be empty");
-  t.app->python_path = v.list;  // resolved against the config's folder by the loader
-  return std::nullopt;
-}
-
-P app_virtualenv(const Value& v, Target& t) {
-  if (v.text.empty()) return problem("virtualenv must not be empty", "leave it out to use the system Python");
-  t.app->virtualenv = v.text;  // resolved against the config's folder by the loader
-  return std::nullopt;
-}
-
-P app_worker_class(const Value& v, Target& t) {
-  if (v.text == "sync" || v.text == "gthread" || v.text == "gevent") {
-    t.app->worker_class = v.text;
-    return std::nullopt;
-  }
-  return one_of("worker_class", v.text, {"sync", "gthread", "gevent"});
-}
-
   t.app->rlimits = v.table;
   return std::nullopt;
 }
@@ -414,9 +490,23 @@ constexpr KeySpec kSchema[] = {
    "bytes per second a request body must average; 0 = no minimum", proxy_client_body_min_rate},
   {S::Proxy, "keepalive_timeout", T::Duration, "\"75s\"", false, "\"75s\"",
    "idle time allowed between requests on a connection; 0 = close after each", proxy_keepalive_timeout},
+  {S::Proxy, "h2_max_concurrent_streams", T::Integer, "100", false, "100",
+   "HTTP/2 streams a client may have open at once on one connection", proxy_h2_max_concurrent_streams},
+  {S::Proxy, "h2_reset_rate", T::Integer, "100", false, "100",
+   "HTTP/2 stream resets per second per connection (sent or received, burst 10×); more → GOAWAY", proxy_h2_reset_rate},
+  {S::Proxy, "h2_flood_rate", T::Integer, "1000", false, "1000",
+   "HTTP/2 control and empty frames per second per connection (burst 10×); more → GOAWAY", proxy_h2_flood_rate},
 
   {S::Listener, "address", T::String, "", true, "\"127.0.0.1:8080\"",
    "numeric \"ip:port\" or \"[ipv6]:port\"; port 0 = any free port", listener_address},
+  {S::Listener, "tls", T::Table, "", false, "{ cert = \"/etc/corral/tls/cert.pem\", key = \"/etc/corral/tls/key.pem\" }",
+   "TLS: cert + key, or certs = [{cert, key}, ...] chosen by SNI (the first is the default); profile = \"intermediate\" or \"modern\"", listener_tls},
+  {S::Listener, "h2", T::Boolean, "true", false, "true",
+   "offer HTTP/2 (ALPN h2 over TLS, prior knowledge h2c on plaintext)", listener_h2},
+  {S::Listener, "redirect_https", T::Boolean, "false", false, "true",
+   "plaintext listener: answer every request with 308 to the https URL", listener_redirect_https},
+  {S::Listener, "hsts", T::String, "", false, "\"max-age=31536000\"",
+   "TLS listener: Strict-Transport-Security header added to responses", listener_hsts},
 
   {S::Route, "host", T::String, "", false, "\"shop.example.com\"",
    "Host header to match (case-insensitive, port ignored); absent = any host", route_host},
@@ -443,6 +533,14 @@ constexpr KeySpec kSchema[] = {
    "cgi/fastcgi: folder of scripts; /PREFIX/foo/x runs ROOT/foo with PATH_INFO /x (instead of command for cgi)", app_root},
   {S::App, "script_filename", T::String, "", false, "\"/srv/app/index.php\"",
    "cgi/fastcgi: SCRIPT_FILENAME sent with every request (e.g. the one PHP front controller)", app_script_filename},
+  {S::App, "module", T::String, "", false, "\"myproject.wsgi:app\"",
+   "wsgi: the WSGI callable as \"module:callable\" (gunicorn's syntax; \"module:factory()\" calls a factory)", app_module},
+  {S::App, "python_path", T::StringArray, "", false, "[\"/srv/site\"]",
+   "wsgi: folders put first on sys.path (relative = to the config file)", app_python_path},
+  {S::App, "virtualenv", T::String, "", false, "\"/srv/site/.venv\"",
+   "wsgi: virtualenv whose site-packages the app uses", app_virtualenv},
+  {S::App, "worker_class", T::String, "", false, "\"gthread\"",
+   "wsgi: \"sync\" (one request at a time), \"gthread\" (concurrency threads) or \"gevent\" (concurrency greenlets); default sync when concurrency = 1, else gthread", app_worker_class},
   {S::App, "cwd", T::String, "", false, "\"/opt/shop\"",
    "working folder of the workers (relative = to the config file); default: the config's folder", app_cwd},
   {S::App, "env", T::StringTable, "{}", false, "{ SHOP_ENV = \"production\" }",
@@ -494,6 +592,8 @@ std::string_view describe_type(ValueType t) {
     case ValueType::Size: return "a size like \"16MiB\" or an integer number of bytes";
     case ValueType::StringArray: return "an array of strings";
     case ValueType::StringTable: return "a table of strings";
+    case ValueType::Boolean: return "true or false";
+    case ValueType::Table: return "a table";
   }
   return "?";
 }
@@ -533,14 +633,6 @@ std::string reference_toml() {
   return out;
 }
 
-  {S::App, "module", T::String, "", false, "\"myproject.wsgi:app\"",
-   "wsgi: the WSGI callable as \"module:callable\" (gunicorn's syntax; \"module:factory()\" calls a factory)", app_module},
-  {S::App, "python_path", T::StringArray, "", false, "[\"/srv/site\"]",
-   "wsgi: folders put first on sys.path (relative = to the config file)", app_python_path},
-  {S::App, "virtualenv", T::String, "", false, "\"/srv/site/.venv\"",
-   "wsgi: virtualenv whose site-packages the app uses", app_virtualenv},
-  {S::App, "worker_class", T::String, "", false, "\"gthread\"",
-   "wsgi: \"sync\" (one request at a time), \"gthread\" (concurrency threads) or \"gevent\" (concurrency greenlets); default sync when concurrency = 1, else gthread", app_worker_class},
 bool is_valid_app_name(std::string_view name) {
   if (name.empty()) return false;
   for (char c : name) {

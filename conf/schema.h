@@ -34,6 +34,10 @@ enum class ValueType {
   Size,           ///< "16MiB", "1KiB", or an integer number of bytes
   StringArray,    ///< array of strings
   StringTable,    ///< table whose values are strings
+  Boolean,        ///< true or false
+  /// Inline table of strings, integers and booleans, possibly with arrays of such tables;
+  /// flattened into `table` with paths as keys ("cert", "certs[1].key"), values as text.
+  Table,
 };
 
 /// "an integer or \"auto\"", "a duration like \"30s\" or an integer number of seconds", ...
@@ -48,7 +52,8 @@ struct Value {
   Millis duration{0};    ///< Duration
   uint64_t size = 0;     ///< Size
   std::vector<std::string> list;                               ///< StringArray
-  std::vector<std::pair<std::string, std::string>> table;      ///< StringTable, sorted by name
+  std::vector<std::pair<std::string, std::string>> table;      ///< StringTable, sorted by name; Table, flattened
+  bool boolean = false;                                        ///< Boolean
 };
 
 /// Non-owning pointers to the struct the key of each section is stored in; only the one for

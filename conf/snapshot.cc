@@ -117,10 +117,25 @@ std::string to_snapshot(const Config& c) {
       {"client_body_timeout_ms", p.client_body_timeout.count()},
       {"client_body_min_rate", p.client_body_min_rate},
       {"keepalive_timeout_ms", p.keepalive_timeout.count()},
+      {"h2_max_concurrent_streams", p.h2_max_concurrent_streams},
+      {"h2_reset_rate", p.h2_reset_rate},
+      {"h2_flood_rate", p.h2_flood_rate},
   };
   j["listeners"] = json::array();
-  for (auto& l : c.listeners)
-    j["listeners"].push_back({{"address", l.address}, {"host", l.host}, {"port", l.port}, {"ipv6", l.ipv6}});
+  for (auto& l : c.listeners) {
+    json tls = json::array();
+    for (auto& t : l.tls)
+      tls.push_back({{"cert", t.cert}, {"key", t.key}, {"cert_pem", t.cert_pem}, {"key_pem", t.key_pem}});
+    j["listeners"].push_back({{"address", l.address},
+                              {"host", l.host},
+                              {"port", l.port},
+                              {"ipv6", l.ipv6},
+                              {"tls", std::move(tls)},
+                              {"tls_profile", l.tls_profile == TlsProfile::Modern ? "modern" : "intermediate"},
+                              {"h2", l.h2},
+                              {"redirect_https", l.redirect_https},
+                              {"hsts", l.hsts}});
+  }
   j["routes"] = json::array();
   for (auto& r : c.routes) j["routes"].push_back({{"host", r.host}, {"path", r.path}, {"app", r.app}});
   j["apps"] = json::array();
@@ -142,6 +157,10 @@ std::string to_snapshot(const Config& c) {
         {"cwd", a.cwd},
         {"root", a.root},
         {"script_filename", a.script_filename},
+        {"module", a.module},
+        {"python_path", a.python_path},
+        {"virtualenv", a.virtualenv},
+        {"worker_class", a.worker_class},
         {"env", env},
         {"graceful_timeout_ms", a.graceful_timeout.count()},
         {"kill_timeout_ms", a.kill_timeout.count()},
@@ -157,10 +176,6 @@ std::string to_snapshot(const Config& c) {
     });
   }
   return j.dump();
-        {"module", a.module},
-        {"python_path", a.python_path},
-        {"virtualenv", a.virtualenv},
-        {"worker_class", a.worker_class},
 }
 
 Result<Config> from_snapshot(std::string_view bytes) {
@@ -201,6 +216,9 @@ Result<Config> from_snapshot(std::string_view bytes) {
     r.millis("client_body_timeout_ms", o.client_body_timeout);
     r.integer("client_body_min_rate", o.client_body_min_rate);
     r.millis("keepalive_timeout_ms", o.keepalive_timeout);
+    r.integer("h2_max_concurrent_streams", o.h2_max_concurrent_streams);
+    r.integer("h2_reset_rate", o.h2_reset_rate);
+    r.integer("h2_flood_rate", o.h2_flood_rate);
   }
   if (auto* ls = top.array("listeners")) {
     for (auto& item : *ls) {
@@ -210,6 +228,25 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.str("host", l.host);
       r.integer("port", l.port);
       r.boolean("ipv6", l.ipv6);
+      if (auto* ts = r.array("tls")) {
+        for (auto& t : *ts) {
+          Reader tr(t, "config snapshot: listener tls", err);
+          TlsCert cert;
+          tr.str("cert", cert.cert);
+          tr.str("key", cert.key);
+          tr.str("cert_pem", cert.cert_pem);
+          tr.str("key_pem", cert.key_pem);
+          l.tls.push_back(std::move(cert));
+        }
+      }
+      std::string profile;
+      r.str("tls_profile", profile);
+      if (profile == "modern") l.tls_profile = TlsProfile::Modern;
+      else if (profile == "intermediate") l.tls_profile = TlsProfile::Intermediate;
+      else r.fail("has an unknown tls_profile");
+      r.boolean("h2", l.h2);
+      r.boolean("redirect_https", l.redirect_https);
+      r.str("hsts", l.hsts);
       c.listeners.push_back(std::move(l));
     }
   }
@@ -233,6 +270,7 @@ Result<Config> from_snapshot(std::string_view bytes) {
       if (kind == "http") a.kind = AppKind::Http;
       else if (kind == "fastcgi") a.kind = AppKind::Fastcgi;
       else if (kind == "cgi") a.kind = AppKind::Cgi;
+      else if (kind == "wsgi") a.kind = AppKind::Wsgi;
       else if (err.empty()) r.fail("has an unknown kind '" + kind + "'");
       if (auto* cmd = r.array("command")) {
         for (auto& arg : *cmd) {
@@ -252,6 +290,18 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.str("cwd", a.cwd);
       r.str("root", a.root);
       r.str("script_filename", a.script_filename);
+      r.str("module", a.module);
+      if (auto* pp = r.array("python_path")) {
+        for (auto& dir : *pp) {
+          if (!dir.is_string()) {
+            r.fail("has a non-string python_path entry");
+            break;
+          }
+          a.python_path.push_back(dir.get<std::string>());
+        }
+      }
+      r.str("virtualenv", a.virtualenv);
+      r.str("worker_class", a.worker_class);
       if (auto* env = r.array("env")) {
         for (auto& pair : *env) {
           if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {
@@ -270,7 +320,6 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.millis("boot_timeout_ms", a.boot_timeout);
       r.str("user", a.user);
       r.str("group", a.group);
-      else if (kind == "wsgi") a.kind = AppKind::Wsgi;
       if (auto* rl = r.array("rlimits")) {
         for (auto& pair : *rl) {
           if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {
@@ -289,15 +338,3 @@ Result<Config> from_snapshot(std::string_view bytes) {
 }
 
 }  // namespace corral::conf
-      r.str("module", a.module);
-      if (auto* pp = r.array("python_path")) {
-        for (auto& dir : *pp) {
-          if (!dir.is_string()) {
-            r.fail("has a non-string python_path entry");
-            break;
-          }
-          a.python_path.push_back(dir.get<std::string>());
-        }
-      }
-      r.str("virtualenv", a.virtualenv);
-      r.str("worker_class", a.worker_class);

@@ -102,6 +102,18 @@ void LoopThread::check_drained() {
   }
 }
 
+std::string LoopThread::https_port() const {
+  if (!runtime_ || !listener_set_) return {};
+  for (size_t i = 0; i < runtime_->listeners.size() && i < listener_set_->addresses.size(); ++i) {
+    if (!runtime_->listeners[i]->tls) continue;
+    const std::string& a = listener_set_->addresses[i];
+    size_t c = a.rfind(':');
+    if (c == std::string::npos || a.substr(c + 1) == "443") return {};
+    return a.substr(c);
+  }
+  return {};
+}
+
 void LoopThread::log_access(const AccessRecord& r) {
   if (!access_log_ || !access_log_->enabled()) return;
   log_line_.clear();

@@ -68,6 +68,7 @@ class LoopThread : public SessionHost {
   void report_hung(const std::string& app, int slot, uint64_t generation, std::string_view request_id) override;
   bool draining() const override { return draining_; }
   void connection_closed(ClientConnection* c) override;
+  std::string https_port() const override;
 
  private:
   void reap();

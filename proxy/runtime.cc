@@ -3,6 +3,9 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include "common/base/log.h"
+#include "proxy/tls_context.h"
+
 namespace corral::proxy {
 namespace {
 
@@ -61,6 +64,27 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
   for (const auto& l : config.listeners) {
     auto lr = std::make_shared<ListenerRuntime>();
     lr->address = l.address;
+    lr->h2 = l.h2;
+    lr->h2c = l.h2 && l.tls.empty();
+    lr->redirect_https = l.redirect_https;
+    lr->hsts = l.hsts;
+    if (!l.tls.empty()) {
+      // Fresh contexts per config: a reload picks up renewed certificates, and connections
+      // already open keep the context they started with.
+      std::vector<TlsContext::Cert> certs;
+      for (const auto& c : l.tls) certs.push_back({c.cert_pem, c.key_pem, c.cert});
+      auto ctx = TlsContext::create(certs,
+                                    l.tls_profile == conf::TlsProfile::Modern ? TlsContext::Profile::Modern
+                                                                               : TlsContext::Profile::Intermediate,
+                                    l.h2, process_ticket_keys());
+      if (ctx) {
+        lr->tls = std::move(*ctx);
+      } else {
+        // The supervisor checked the files; this is a version skew or an OpenSSL refusal.
+        CORRAL_LOG(Error, "tls") << "listener " << l.address << ": " << ctx.error().message();
+        lr->tls_failed = true;
+      }
+    }
     rt->listeners.push_back(std::move(lr));
   }
   return rt;

@@ -34,9 +34,10 @@ class TlsContext;
 struct ListenerRuntime {
   std::string address;
   std::shared_ptr<const TlsContext> tls;  ///< null: plaintext
-  bool h2c = true;                        ///< plaintext: accept HTTP/2 prior knowledge
+  bool tls_failed = false;                ///< TLS configured but its context failed: connections are closed
+  bool h2 = true;                         ///< TLS: offer h2 in ALPN; plaintext: accept h2c prior knowledge
+  bool h2c = true;                        ///< plaintext and h2
   bool redirect_https = false;            ///< plaintext: answer 308 to the https URL
-  std::string https_port;                 ///< ":8443" for the redirect ("" = default 443)
   std::string hsts;                       ///< Strict-Transport-Security value ("" = none)
 };
 

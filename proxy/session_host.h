@@ -30,6 +30,9 @@ class SessionHost {
   virtual void report_hung(const std::string& app, int slot, uint64_t generation, std::string_view request_id) = 0;
   /// True after SIGTERM: no new keep-alive rounds, HTTP/2 sends GOAWAY.
   virtual bool draining() const = 0;
+  /// ":PORT" of the first TLS listener as bound (for redirect_https), "" when it is 443 or
+  /// there is none.
+  virtual std::string https_port() const { return {}; }
   /// The connection is finished; the host destroys it later (outside its callbacks).
   virtual void connection_closed(ClientConnection* c) = 0;
 };

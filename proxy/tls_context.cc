@@ -16,6 +16,9 @@
 namespace corral::proxy {
 namespace {
 
+// Never prompt on the terminal for an encrypted key's passphrase.
+int no_password(char*, int, int, void*) { return -1; }
+
 // Mozilla's server-side TLS recommendations (version 5.7): "intermediate" for TLS 1.2
 // clients, TLS 1.3 suites are OpenSSL's defaults (all three are on Mozilla's list).
 constexpr const char* kIntermediateCiphers =
@@ -111,6 +114,11 @@ int on_ticket(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_C
 }
 
 }  // namespace
+
+std::shared_ptr<TicketKeys> process_ticket_keys() {
+  static const auto keys = std::make_shared<TicketKeys>();
+  return keys;
+}
 
 TicketKeys::TicketKeys(int rotate_seconds, size_t keep) : rotate_seconds_(rotate_seconds), keep_(keep) {}
 
@@ -219,7 +227,7 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::create(const std::vector<C
     BIO_free(bio);
 
     bio = BIO_new_mem_buf(c.key_pem.data(), static_cast<int>(c.key_pem.size()));
-    EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, no_password, nullptr);
     BIO_free(bio);
     if (!key) return tl::unexpected(tls_error("key for " + c.name + ": not a PEM private key (" + ssl_error() + ")"));
     rc = SSL_CTX_use_PrivateKey(ctx, key);

@@ -80,4 +80,8 @@ class TicketKeys {
   std::mutex mu_;
 };
 
+/// The process's ticket keys, shared by every TLS context of every config generation, so
+/// sessions resume across reloads. Thread-safe.
+std::shared_ptr<TicketKeys> process_ticket_keys();
+
 }  // namespace corral::proxy

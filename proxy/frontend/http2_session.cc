@@ -1,12 +1,874 @@
 #include "proxy/frontend/http2_session.h"
 
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "common/base/log.h"
+#include "common/base/strings.h"
+#include "proxy/body_buffer.h"
+#include "proxy/forwarding_headers.h"
 #include "proxy/frontend/http1_session.h"
 
 namespace corral::proxy {
+namespace {
 
-// Until the HTTP/2 session lands, the preface goes to HTTP/1.1, which answers 400 as before.
+using Clock = Exchange::Clock;
+using namespace std::chrono_literals;
+
+constexpr size_t kReadSize = 16 * 1024;
+constexpr size_t kOutHighWater = 64 * 1024;     // stop asking nghttp2 for frames above this
+constexpr int32_t kStreamWindow = 256 * 1024;   // per-stream receive window
+constexpr int kMaxContinuations = 32;           // per header block; more is a flood (CVE-2024-28182)
+constexpr uint32_t kBurstFactor = 10;
+
+Http2Session* self(void* p) { return static_cast<Http2Session*>(p); }
+std::string_view sv(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
+
+bool has_ctl(std::string_view s) {
+  for (char c : s)
+    if (c == '\r' || c == '\n' || c == '\0') return true;
+  return false;
+}
+
+bool has_upper(std::string_view s) {
+  for (char c : s)
+    if (c >= 'A' && c <= 'Z') return true;
+  return false;
+}
+
+bool connection_specific(std::string_view n) {
+  return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" ||
+         n == "upgrade";
+}
+
+// Host header or :authority without userinfo, compared case-insensitively.
+bool same_authority(std::string_view a, std::string_view b) { return iequals(a, b); }
+
+}  // namespace
+
+// ---- RateLimit ----------------------------------------------------------------------------
+
+bool RateLimit::take(Clock::time_point now) {
+  if (last_ != Clock::time_point{}) {
+    double dt = std::chrono::duration<double>(now - last_).count();
+    tokens_ = std::min(burst_, tokens_ + dt * rate_);
+  }
+  last_ = now;
+  if (tokens_ < 1) return false;
+  tokens_ -= 1;
+  return true;
+}
+
+// ---- Stream -------------------------------------------------------------------------------
+
+struct Http2Session::Stream final : ExchangeSink {
+  Stream(Http2Session& s, int32_t stream_id) : session(s), id(stream_id), ex(s.host_, *this) {}
+
+  Http2Session& session;
+  int32_t id;
+  Exchange ex;
+  BodyBuffer body;
+  // The request as received.
+  std::string method, path, scheme, authority, host_header, cookie;
+  std::vector<std::pair<std::string, std::string>> headers;
+  uint64_t header_bytes = 0;
+  size_t header_count = 0;
+  int64_t content_length = -1;
+  bool headers_done = false, end_stream = false, rejected = false, too_large = false, discard_body = false;
+  Clock::time_point t_begin{}, body_progress{};
+  uint64_t budget = 0;  // request body bytes this stream holds against the connection budget
+  // The response.
+  std::string resp;
+  size_t resp_pos = 0;
+  bool submitted = false, resp_complete = false, deferred = false;
+  Clock::time_point send_progress{};
+
+  void on_response_head(const http1::ResponseHead& head) noexcept override { session.stream_head(*this, head); }
+  void on_response_body(std::string_view data) noexcept override {
+    resp.append(data);
+    if (resp.size() - resp_pos > kH2StreamBufferLimit) ex.pause_upstream();
+    session.stream_data(*this);
+  }
+  void on_response_flush() noexcept override { session.stream_data(*this); }
+  void on_response_complete() noexcept override { session.stream_complete(*this); }
+  void on_exchange_failed(int status, bool retry_after) noexcept override {
+    session.stream_failed(*this, status, retry_after);
+  }
+};
+
+// ---- nghttp2 trampolines ------------------------------------------------------------------
+
+namespace {
+
+int cb_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* u) { return self(u)->on_begin_frame(hd); }
+int cb_begin_headers(nghttp2_session*, const nghttp2_frame* f, void* u) { return self(u)->on_begin_headers(f); }
+int cb_header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl, const uint8_t* v, size_t vl,
+              uint8_t, void* u) {
+  return self(u)->on_header(f, sv(n, nl), sv(v, vl));
+}
+int cb_invalid_header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl, const uint8_t* v,
+                      size_t vl, uint8_t, void* u) {
+  return self(u)->on_invalid_header(f, sv(n, nl), sv(v, vl));
+}
+int cb_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* u) { return self(u)->on_frame_recv(f); }
+int cb_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t n, void* u) {
+  return self(u)->on_data_chunk(id, sv(d, n));
+}
+int cb_stream_close(nghttp2_session*, int32_t id, uint32_t code, void* u) { return self(u)->on_stream_close(id, code); }
+int cb_frame_send(nghttp2_session*, const nghttp2_frame* f, void* u) { return self(u)->on_frame_send(f); }
+ssize_t cb_read(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags, nghttp2_data_source*,
+                void* u) {
+  return self(u)->read_response(id, buf, len, flags);
+}
+
+nghttp2_session_callbacks* callbacks() {
+  static nghttp2_session_callbacks* cbs = [] {
+    nghttp2_session_callbacks* c = nullptr;
+    nghttp2_session_callbacks_new(&c);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(c, cb_begin_frame);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(c, cb_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(c, cb_header);
+    // Installed so that nghttp2 never drops an invalid field silently: it resets the stream.
+    nghttp2_session_callbacks_set_on_invalid_header_callback(c, cb_invalid_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(c, cb_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, cb_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(c, cb_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(c, cb_frame_send);
+    return c;
+  }();
+  return cbs;
+}
+
+}  // namespace
+
+// ---- Session ------------------------------------------------------------------------------
+
+Http2Session::Http2Session(ClientConnection& conn)
+    : conn_(conn),
+      host_(conn.host()),
+      runtime_(conn.host().runtime()),
+      timer_(host_.loop(), [this] { on_timer(); }),
+      write_timer_(host_.loop(), [this] {
+        if (!closed_) flush();
+        graveyard_.clear();
+      }),
+      resets_(runtime_->proxy.h2_reset_rate, runtime_->proxy.h2_reset_rate * kBurstFactor),
+      floods_(runtime_->proxy.h2_flood_rate, runtime_->proxy.h2_flood_rate * kBurstFactor) {
+  const auto& p = runtime_->proxy;
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);   // body memory is bounded by consume()
+  nghttp2_option_set_max_settings(opt, 32);            // entries per SETTINGS frame
+  nghttp2_option_set_max_outbound_ack(opt, 10000);     // PING/SETTINGS acks not read by the client
+  // nghttp2's own limiters stay as a backstop, looser than corral's (which answer first, with
+  // ENHANCE_YOUR_CALM, and also count what nghttp2 does not).
+  nghttp2_option_set_max_continuations(opt, 2 * kMaxContinuations);
+  nghttp2_option_set_stream_reset_rate_limit(opt, 2ull * p.h2_reset_rate * kBurstFactor, 2ull * p.h2_reset_rate);
+  nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+  nghttp2_session_server_new2(&session_, callbacks(), this, opt);
+  nghttp2_option_del(opt);
+  body_budget_ = std::max<uint64_t>(p.max_body_size, 4u << 20);
+  if (body_budget_ > (256u << 20)) body_budget_ = 256u << 20;
+}
+
+Http2Session::~Http2Session() {
+  // Exchanges first (they cancel their upstream requests), then the nghttp2 session.
+  streams_.clear();
+  graveyard_.clear();
+  nghttp2_session_del(session_);
+}
+
+void Http2Session::start() {
+  const auto& p = runtime_->proxy;
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, p.h2_max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(p.max_header_size)},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
+  // The connection window covers the body budget (streams are limited by their own windows).
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(std::min<uint64_t>(body_budget_, (1u << 31) - 1)));
+  idle_since_ = host_.loop().now();
+  write_progress_ = idle_since_;
+  timer_.arm(1s);
+  if (host_.draining()) drain();
+  read_client();  // bytes read while choosing the protocol
+  flush();
+}
+
+void Http2Session::on_io(bool readable, bool writable) {
+  if (closed_) return;
+  if (lingering_) {
+    char buf[kReadSize];
+    for (int i = 0; i < 16; ++i) {
+      ssize_t n = conn_.read(buf, sizeof buf);
+      if (n == 0 || (n < 0 && errno != EAGAIN)) {
+        close();
+        return;
+      }
+      if (n < 0) return;
+    }
+    return;
+  }
+  in_io_ = true;
+  if (readable) read_client();
+  if (!closed_ && (writable || readable)) flush();
+  in_io_ = false;
+  graveyard_.clear();
+}
+
+void Http2Session::read_client() {
+  // Several reads per wake-up; bounded so one connection cannot starve the loop.
+  for (int round = 0; round < 4 && !closed_ && !terminated_; ++round) {
+    char buf[kReadSize];
+    ssize_t n = conn_.read(buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EAGAIN) return;
+      close();
+      return;
+    }
+    if (n == 0) {
+      close();  // the client is gone: its streams are cancelled (workers freed)
+      return;
+    }
+    if (!scan(std::string_view(buf, static_cast<size_t>(n)))) return;
+    ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n));
+    if (rv < 0) {
+      if (!terminated_) {
+        CORRAL_LOG(Debug, "h2") << "connection from " << conn_.client_ip() << ": " << nghttp2_strerror(static_cast<int>(rv));
+        uint32_t code = rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR;
+        if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
+          close();
+          return;
+        }
+        abuse(code, nghttp2_strerror(static_cast<int>(rv)));
+      }
+      return;
+    }
+    if (static_cast<size_t>(n) < sizeof buf) return;
+  }
+}
+
+bool Http2Session::scan(std::string_view bytes) {
+  // Frame headers seen on the wire, before nghttp2: extension frame types are dropped by
+  // nghttp2 without any callback, so they are counted here.
+  while (!bytes.empty()) {
+    if (scan_skip_ > 0) {
+      size_t k = std::min<uint64_t>(scan_skip_, bytes.size());
+      scan_skip_ -= k;
+      bytes.remove_prefix(k);
+      continue;
+    }
+    size_t k = std::min(bytes.size(), sizeof scan_hd_ - scan_have_);
+    std::memcpy(scan_hd_ + scan_have_, bytes.data(), k);
+    scan_have_ += k;
+    bytes.remove_prefix(k);
+    if (scan_have_ < sizeof scan_hd_) break;
+    scan_have_ = 0;
+    uint32_t len = (uint32_t(scan_hd_[0]) << 16) | (uint32_t(scan_hd_[1]) << 8) | scan_hd_[2];
+    scan_skip_ = len;
+    if (scan_hd_[3] > NGHTTP2_CONTINUATION && !count_flood()) return false;
+  }
+  return true;
+}
+
+void Http2Session::write_soon() {
+  if (!closed_ && !in_io_ && !write_timer_.armed()) write_timer_.arm(0ms);
+}
+
+void Http2Session::flush() {
+  if (closed_) return;
+  for (;;) {
+    while (out_pos_ < out_.size()) {
+      ssize_t n = conn_.write(out_.data() + out_pos_, out_.size() - out_pos_);
+      if (n < 0) {
+        if (errno == EAGAIN) break;
+        close();
+        return;
+      }
+      out_pos_ += static_cast<size_t>(n);
+      write_progress_ = host_.loop().now();
+    }
+    if (out_pos_ == out_.size()) {
+      out_.clear();
+      out_pos_ = 0;
+    }
+    if (out_.size() - out_pos_ >= kOutHighWater) break;
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      close();
+      return;
+    }
+    if (n == 0) break;
+    out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  }
+  if (closed_) return;
+  if (out_pos_ == out_.size() && !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
+    if (terminated_) {
+      linger();  // the GOAWAY is out; let the client read it before the socket goes
+      return;
+    }
+    close();  // GOAWAY sent and every stream done
+    return;
+  }
+  if (going_away_ && streams_.empty() && out_pos_ == out_.size()) {
+    close();
+    return;
+  }
+  update_interest();
+}
+
+void Http2Session::linger() {
+  if (lingering_) return;
+  lingering_ = true;
+  conn_.shutdown_write();
+  // Closing with unread input would reset the connection and could destroy the GOAWAY in
+  // flight: read and discard for up to a second, then close.
+  linger_until_ = host_.loop().now() + 1s;
+  timer_.arm(100ms);
+  conn_.want(true, false);
+}
+
+void Http2Session::update_interest() {
+  if (closed_) return;
+  bool want_write = out_pos_ < out_.size();
+  // Stop reading while a lot of output is pending (the client is not reading its responses).
+  bool want_read = !terminated_ && out_.size() - out_pos_ < 4 * kOutHighWater;
+  conn_.want(want_read, want_write);
+}
+
+void Http2Session::abuse(uint32_t error_code, const char* why) {
+  if (terminated_) return;
+  terminated_ = true;
+  CORRAL_LOG(Info, "h2") << "closing connection from " << conn_.client_ip() << ": " << why;
+  nghttp2_session_terminate_session(session_, error_code);
+  // Nothing of this connection reaches a worker any more.
+  for (auto& [id, s] : streams_) s->ex.cancel();
+  write_soon();
+}
+
+void Http2Session::drain() {
+  if (going_away_ || closed_) return;
+  going_away_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+  if (in_io_) return;
+  flush();
+}
+
+void Http2Session::close() {
+  if (closed_) return;
+  closed_ = true;
+  timer_.cancel();
+  write_timer_.cancel();
+  for (auto& [id, s] : streams_) s->ex.cancel();
+  conn_.close();
+}
+
+Http2Session::Stream* Http2Session::find(int32_t id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+bool Http2Session::count_reset() {
+  if (resets_.take(host_.loop().now())) return true;
+  abuse(NGHTTP2_ENHANCE_YOUR_CALM, "stream reset rate exceeded");
+  return false;
+}
+
+bool Http2Session::count_flood() {
+  if (floods_.take(host_.loop().now())) return true;
+  abuse(NGHTTP2_ENHANCE_YOUR_CALM, "control frame flood");
+  return false;
+}
+
+// ---- receiving ----------------------------------------------------------------------------
+
+int Http2Session::on_begin_frame(const void* p) {
+  const auto* hd = static_cast<const nghttp2_frame_hd*>(p);
+  if (terminated_) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  switch (hd->type) {
+    case NGHTTP2_HEADERS:
+      continuations_ = 0;
+      header_block_bytes_ = hd->length;
+      break;
+    case NGHTTP2_CONTINUATION:
+      header_block_bytes_ += hd->length;
+      // A header block far beyond the decoded limit (HPACK only shrinks) is a flood.
+      if (++continuations_ > kMaxContinuations || header_block_bytes_ > 4 * runtime_->proxy.max_header_size + 65536) {
+        abuse(NGHTTP2_ENHANCE_YOUR_CALM, "CONTINUATION flood");
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+      break;
+    case NGHTTP2_DATA:
+      if (hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM) && !count_flood())
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      break;
+    case NGHTTP2_PRIORITY:
+    case NGHTTP2_WINDOW_UPDATE:
+    case NGHTTP2_PING:
+    case NGHTTP2_SETTINGS:
+      if (!(hd->flags & NGHTTP2_FLAG_ACK) && !count_flood()) return NGHTTP2_ERR_CALLBACK_FAILURE;
+      break;
+    case NGHTTP2_RST_STREAM:
+      if (!count_reset()) return NGHTTP2_ERR_CALLBACK_FAILURE;
+      break;
+    case NGHTTP2_GOAWAY:
+    case NGHTTP2_PUSH_PROMISE:
+      break;
+    default:  // unknown extension frames are ignored by nghttp2, but still cost us
+      if (!count_flood()) return NGHTTP2_ERR_CALLBACK_FAILURE;
+      break;
+  }
+  return 0;
+}
+
+int Http2Session::on_begin_headers(const void* p) {
+  const auto* f = static_cast<const nghttp2_frame*>(p);
+  if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto s = std::make_unique<Stream>(*this, f->hd.stream_id);
+  s->t_begin = host_.loop().now();
+  if (going_away_ || host_.draining()) {
+    // After GOAWAY nghttp2 ignores new streams itself; this is for a drain racing the frame.
+    s->rejected = true;
+  }
+  nghttp2_session_set_stream_user_data(session_, f->hd.stream_id, s.get());
+  streams_.emplace(f->hd.stream_id, std::move(s));
+  return 0;
+}
+
+int Http2Session::on_header(const void* p, std::string_view name, std::string_view value) {
+  const auto* f = static_cast<const nghttp2_frame*>(p);
+  Stream* s = find(f->hd.stream_id);
+  if (!s || s->rejected) return 0;
+  if (s->headers_done) return 0;  // trailers: dropped (bodies are re-framed with Content-Length)
+  const auto& lim = runtime_->limits;
+  s->header_bytes += name.size() + value.size() + 32;
+  if (++s->header_count > lim.max_header_count || s->header_bytes > lim.max_head_size) {
+    s->too_large = true;  // answered with 431 at the end of the block; nothing more is stored
+    return 0;
+  }
+  if (s->too_large) return 0;
+  if (name.empty() || has_upper(name) || has_ctl(name) || has_ctl(value)) {
+    reset_stream(*s, NGHTTP2_PROTOCOL_ERROR, "invalid header field");
+    return 0;
+  }
+  if (name[0] == ':') {
+    std::string* slot = name == ":method"      ? &s->method
+                        : name == ":path"      ? &s->path
+                        : name == ":scheme"    ? &s->scheme
+                        : name == ":authority" ? &s->authority
+                                               : nullptr;
+    if (!slot || !slot->empty()) {
+      reset_stream(*s, NGHTTP2_PROTOCOL_ERROR, "unknown or repeated pseudo-header");
+      return 0;
+    }
+    slot->assign(value);
+    return 0;
+  }
+  if (connection_specific(name) || (name == "te" && value != "trailers")) {
+    reset_stream(*s, NGHTTP2_PROTOCOL_ERROR, "connection-specific header");
+    return 0;
+  }
+  if (name == "te") return 0;  // "trailers" is meaningless to an HTTP/1.1 worker behind us
+  if (name == "host") {
+    if (!s->host_header.empty()) {
+      reset_stream(*s, NGHTTP2_PROTOCOL_ERROR, "repeated host");
+      return 0;
+    }
+    s->host_header.assign(value);
+    return 0;
+  }
+  if (name == "cookie") {
+    // RFC 9113 §8.2.3: crumbs are joined with "; " for HTTP/1.1.
+    if (!s->cookie.empty()) s->cookie.append("; ");
+    s->cookie.append(value);
+    return 0;
+  }
+  if (name == "content-length") {
+    uint64_t v = 0;
+    if (value.empty() || value.size() > 19 || s->content_length >= 0) {
+      reset_stream(*s, NGHTTP2_PROTOCOL_ERROR, "bad content-length");
+      return 0;
+    }
+    for (char c : value) {
+      if (c < '0' || c > '9') {
+        reset_stream(*s, NGHTTP2_PROTOCOL_ERROR, "bad content-length");
+        return 0;
+      }
+      v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    s->content_length = static_cast<int64_t>(v);
+  }
+  s->headers.emplace_back(std::string(name), std::string(value));
+  return 0;
+}
+
+int Http2Session::on_invalid_header(const void* p, std::string_view, std::string_view) {
+  const auto* f = static_cast<const nghttp2_frame*>(p);
+  if (Stream* s = find(f->hd.stream_id)) reset_stream(*s, NGHTTP2_PROTOCOL_ERROR, "invalid header field");
+  // Never 0: that would make nghttp2 drop the field and keep the stream.
+  return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+}
+
+int Http2Session::on_frame_recv(const void* p) {
+  const auto* f = static_cast<const nghttp2_frame*>(p);
+  Stream* s = f->hd.stream_id ? find(f->hd.stream_id) : nullptr;
+  switch (f->hd.type) {
+    case NGHTTP2_HEADERS:
+      if (!s || s->rejected) return 0;
+      if (!s->headers_done) {
+        s->headers_done = true;
+        s->body_progress = host_.loop().now();
+        s->body.reset(runtime_->proxy.max_body_size);
+      }
+      if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        s->end_stream = true;
+        request_complete(*s);
+      } else if (s->too_large) {
+        respond_error(*s, 431);
+      }
+      return 0;
+    case NGHTTP2_DATA:
+      if (s && !s->rejected && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        s->end_stream = true;
+        request_complete(*s);
+      }
+      return 0;
+    default: return 0;
+  }
+}
+
+int Http2Session::on_data_chunk(int32_t id, std::string_view data) {
+  Stream* s = find(id);
+  if (!s || s->rejected || s->discard_body || s->ex.state != ExchangeState::Idle) {
+    // Dropped, but the flow-control window must still reopen.
+    nghttp2_session_consume(session_, id, data.size());
+    return 0;
+  }
+  s->body_progress = host_.loop().now();
+  if (!s->body.append(data)) {
+    nghttp2_session_consume(session_, id, data.size());
+    s->discard_body = true;
+    respond_error(*s, 413);
+    return 0;
+  }
+  consume(*s, data.size());
+  return 0;
+}
+
+void Http2Session::consume(Stream& s, size_t n) {
+  // Open the window only while the connection's buffered bodies stay within the budget; the
+  // rest waits (the client is then blocked by flow control, not buffered by us).
+  if (body_used_ + n <= body_budget_ && unconsumed_.empty()) {
+    body_used_ += n;
+    s.budget += n;
+    nghttp2_session_consume(session_, s.id, n);
+    return;
+  }
+  unconsumed_.emplace_back(s.id, n);
+}
+
+void Http2Session::release_budget(Stream& s) {
+  body_used_ -= std::min(body_used_, s.budget);
+  s.budget = 0;
+  while (!unconsumed_.empty() && body_used_ + unconsumed_.front().second <= body_budget_) {
+    auto [id, n] = unconsumed_.front();
+    unconsumed_.erase(unconsumed_.begin());
+    if (Stream* o = find(id)) {
+      body_used_ += n;
+      o->budget += n;
+    }
+    nghttp2_session_consume(session_, id, n);
+  }
+  write_soon();
+}
+
+int Http2Session::on_stream_close(int32_t id, uint32_t error_code) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return 0;
+  Stream& s = *it->second;
+  if (error_code != NGHTTP2_NO_ERROR || !s.resp_complete) {
+    // Reset by the client (or by us) before the response was done: the worker's slot is
+    // freed now, not left busy (the upstream request is aborted).
+    if (s.ex.state == ExchangeState::Upstream || s.ex.state == ExchangeState::Queued) {
+      CORRAL_LOG(Debug, "h2") << "stream " << id << " closed (" << nghttp2_http2_strerror(error_code)
+                              << "); cancelling its request [rid=" << s.ex.request_id << "]";
+      if (s.ex.status == 0) s.ex.status = 499;
+      s.ex.cancel();
+      s.ex.log(conn_.client_ip());
+    } else {
+      s.ex.cancel();
+    }
+  }
+  for (auto u = unconsumed_.begin(); u != unconsumed_.end();) u = u->first == id ? unconsumed_.erase(u) : u + 1;
+  release_budget(s);
+  graveyard_.push_back(std::move(it->second));
+  streams_.erase(it);
+  if (streams_.empty()) idle_since_ = host_.loop().now();
+  return 0;
+}
+
+int Http2Session::on_frame_send(const void* p) {
+  const auto* f = static_cast<const nghttp2_frame*>(p);
+  // Resets the server is provoked into sending count too ("MadeYouReset", CVE-2025-8671).
+  if (f->hd.type == NGHTTP2_RST_STREAM && f->rst_stream.error_code != NGHTTP2_NO_ERROR) count_reset();
+  return 0;
+}
+
+void Http2Session::reset_stream(Stream& s, uint32_t error_code, const char* why) {
+  if (s.rejected) return;
+  s.rejected = true;
+  CORRAL_LOG(Debug, "h2") << "stream " << s.id << " from " << conn_.client_ip() << " reset: " << why;
+  s.ex.cancel();
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, error_code);
+  write_soon();
+}
+
+// ---- the request --------------------------------------------------------------------------
+
+void Http2Session::request_complete(Stream& s) {
+  if (s.rejected || s.submitted || s.discard_body) return;
+  if (s.too_large) {
+    respond_error(s, 431);
+    return;
+  }
+  // Checks nghttp2 1.52 leaves to the application.
+  bool options_star = s.path == "*" && s.method == "OPTIONS";
+  if (s.method.empty() || s.scheme.empty() || s.path.empty() || (s.path[0] != '/' && !options_star)) {
+    reset_stream(s, NGHTTP2_PROTOCOL_ERROR, "bad :path, :method or :scheme");
+    return;
+  }
+  if (!s.authority.empty() && !s.host_header.empty() && !same_authority(s.authority, s.host_header)) {
+    reset_stream(s, NGHTTP2_PROTOCOL_ERROR, ":authority and host disagree");
+    return;
+  }
+  if (s.content_length >= 0 && static_cast<uint64_t>(s.content_length) != s.body.size()) {
+    reset_stream(s, NGHTTP2_PROTOCOL_ERROR, "body length differs from content-length");
+    return;
+  }
+  if (s.method == "CONNECT") {
+    reset_stream(s, NGHTTP2_REFUSED_STREAM, "CONNECT is not supported");
+    return;
+  }
+  Exchange& ex = s.ex;
+  ex.begin();
+  ex.version_major = 2;
+  ex.version_minor = 0;
+  std::string_view host = s.authority.empty() ? std::string_view(s.host_header) : std::string_view(s.authority);
+  ex.method = s.method;
+  ex.target = s.path;
+  ex.host.assign(host);
+  if (host.empty()) {
+    respond_error(s, 400);
+    return;
+  }
+  for (const auto& [n, v] : s.headers) {
+    if (n == "user-agent") ex.user_agent = v;
+    else if (n == "referer") ex.referer = v;
+  }
+  ex.had_body = !s.body.data().empty() || s.content_length > 0;
+  if (ex.route(host, s.path) < 0) {
+    respond_error(s, 404);
+    return;
+  }
+  // The HTTP/1.1 head for the worker: the same re-framing as for an HTTP/1.1 client.
+  http1::RequestHead head;
+  head.method = s.method;
+  head.target = s.path;
+  head.version_minor = 1;
+  head.host = host;
+  head.headers.reserve(s.headers.size() + 2);
+  head.headers.push_back({"host", host});
+  for (const auto& [n, v] : s.headers) head.headers.push_back({n, v});
+  if (!s.cookie.empty()) head.headers.push_back({"cookie", s.cookie});
+  Forwarding fwd;
+  fwd.client_ip = conn_.client_ip();
+  fwd.proto = conn_.tls() ? "https" : "http";
+  fwd.host = host;
+  fwd.request_id = ex.request_id;
+  append_request_head(head, fwd, ex.upstream_head);
+  finish_request_head(ex.upstream_head, s.body.size(), ex.had_body);
+  // The request copies are no longer needed; the body stays until the worker has it.
+  s.headers.clear();
+  s.headers.shrink_to_fit();
+  ex.submit(s.body.data(), conn_.client_ip(), conn_.tls());
+}
+
+// ---- the response -------------------------------------------------------------------------
+
+void Http2Session::submit(Stream& s, int status, const std::vector<std::pair<std::string, std::string>>& headers,
+                          bool body) {
+  if (s.submitted || s.rejected || closed_) return;
+  s.submitted = true;
+  s.send_progress = host_.loop().now();
+  char st[4];
+  st[0] = static_cast<char>('0' + status / 100 % 10);
+  st[1] = static_cast<char>('0' + status / 10 % 10);
+  st[2] = static_cast<char>('0' + status % 10);
+  st[3] = 0;
+  std::vector<nghttp2_nv> nv;
+  nv.reserve(headers.size() + 2);
+  auto add = [&](std::string_view n, std::string_view v) {
+    nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
+                  reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  };
+  add(":status", std::string_view(st, 3));
+  for (const auto& [n, v] : headers) add(n, v);
+  const ListenerRuntime* l = conn_.listener();
+  if (l && conn_.tls() && !l->hsts.empty()) add("strict-transport-security", l->hsts);
+  nghttp2_data_provider prd;
+  prd.source.ptr = &s;
+  prd.read_callback = cb_read;
+  nghttp2_submit_response(session_, s.id, nv.data(), nv.size(), body ? &prd : nullptr);
+  write_soon();
+}
+
+void Http2Session::stream_head(Stream& s, const http1::ResponseHead& head) {
+  // End-to-end headers only, names lower-cased (HTTP/2 requires it); framing is HTTP/2's.
+  std::vector<std::pair<std::string, std::string>> h;
+  h.reserve(head.headers.size());
+  ConnectionTokens conn = connection_tokens(head.headers);
+  for (const auto& f : head.headers) {
+    if (is_hop_by_hop(f.name) || iequals(f.name, "transfer-encoding")) continue;
+    if (conn.count && conn.contains(f.name)) continue;
+    if (iequals(f.name, "content-length") && head.body != http1::BodyKind::ContentLength && s.ex.method != "HEAD") continue;
+    std::string n(f.name);
+    for (auto& c : n)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    h.emplace_back(std::move(n), std::string(f.value));
+  }
+  bool body = !(s.ex.method == "HEAD" || head.status == 204 || head.status == 304);
+  submit(s, head.status, h, body);
+  if (!body) s.resp_complete = true;
+}
+
+void Http2Session::stream_data(Stream& s) {
+  if (s.deferred) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, s.id);
+  }
+  write_soon();
+}
+
+void Http2Session::stream_complete(Stream& s) {
+  s.resp_complete = true;
+  s.ex.log(conn_.client_ip());
+  stream_data(s);
+}
+
+void Http2Session::stream_failed(Stream& s, int status, bool retry_after) {
+  if (status != 0) {
+    respond_error(s, status, retry_after);
+    return;
+  }
+  // Part of the response is out: reset the stream (the HTTP/2 way to say "incomplete").
+  s.ex.log(conn_.client_ip());
+  reset_stream(s, NGHTTP2_INTERNAL_ERROR, "upstream failed mid-response");
+}
+
+void Http2Session::respond_error(Stream& s, int status, bool retry_after) {
+  if (s.submitted || s.rejected) return;
+  s.discard_body = true;  // answered: the rest of the upload is dropped
+  std::string_view reason = status_reason(status);
+  s.ex.status = status;
+  s.resp.assign(reason);
+  s.resp.push_back('\n');
+  s.ex.bytes_sent = s.resp.size();
+  s.resp_complete = true;
+  if (s.ex.t_start == Clock::time_point{}) s.ex.t_start = s.t_begin;
+  if (s.ex.method.empty()) s.ex.method = s.method;
+  if (s.ex.target.empty()) s.ex.target = s.path;
+  s.ex.version_major = 2;
+  s.ex.log(conn_.client_ip());
+  std::vector<std::pair<std::string, std::string>> h = {{"content-type", "text/plain"},
+                                                        {"content-length", std::to_string(s.resp.size())}};
+  if (retry_after) h.emplace_back("retry-after", "1");
+  submit(s, status, h, true);
+}
+
+long Http2Session::read_response(int32_t id, uint8_t* buf, size_t len, uint32_t* flags) {
+  Stream* s = find(id);
+  if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  size_t avail = s->resp.size() - s->resp_pos;
+  size_t n = std::min(avail, len);
+  if (n) {
+    std::memcpy(buf, s->resp.data() + s->resp_pos, n);
+    s->resp_pos += n;
+    s->send_progress = host_.loop().now();
+    if (s->resp_pos == s->resp.size()) {
+      s->resp.clear();
+      s->resp_pos = 0;
+    } else if (s->resp_pos > kH2StreamBufferLimit / 2) {
+      s->resp.erase(0, s->resp_pos);
+      s->resp_pos = 0;
+    }
+    if (s->ex.upstream_paused() && s->resp.size() - s->resp_pos < kH2StreamBufferLimit / 2) s->ex.resume_upstream();
+  }
+  if (s->resp_complete && s->resp_pos == s->resp.size()) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<long>(n);
+  }
+  if (n == 0) {
+    s->deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  return static_cast<long>(n);
+}
+
+// ---- deadlines ----------------------------------------------------------------------------
+
+void Http2Session::on_timer() {
+  if (closed_) return;
+  if (lingering_) {
+    if (host_.loop().now() >= linger_until_) close();
+    else timer_.arm(100ms);
+    return;
+  }
+  const auto& p = runtime_->proxy;
+  auto now = host_.loop().now();
+  timer_.arm(1s);
+  if (out_pos_ < out_.size() && now - write_progress_ > p.client_body_timeout) {
+    close();  // the client stopped reading the socket
+    return;
+  }
+  if (streams_.empty()) {
+    auto idle = p.keepalive_timeout.count() > 0 ? p.keepalive_timeout : std::chrono::milliseconds(1000);
+    if (now - idle_since_ >= idle) {
+      drain();  // GOAWAY(NO_ERROR), then close once it is out
+      if (!closed_ && streams_.empty()) close();
+    }
+    return;
+  }
+  std::vector<Stream*> all;
+  for (auto& [id, s] : streams_) all.push_back(s.get());
+  for (Stream* s : all) {
+    if (s->rejected) continue;
+    if (!s->headers_done) {
+      if (now - s->t_begin > p.client_header_timeout) {
+        abuse(NGHTTP2_ENHANCE_YOUR_CALM, "header block timeout");
+        return;
+      }
+    } else if (!s->end_stream && !s->submitted && now - s->body_progress > p.client_body_timeout) {
+      s->discard_body = true;
+      respond_error(*s, 408);
+    } else if (s->submitted && !(s->resp_complete && s->resp_pos == s->resp.size()) &&
+               s->resp.size() > s->resp_pos && now - s->send_progress > p.client_body_timeout) {
+      reset_stream(*s, NGHTTP2_CANCEL, "client stopped reading the response");
+    }
+  }
+  flush();
+  graveyard_.clear();
+}
+
 std::unique_ptr<FrontendSession> make_http2_session(ClientConnection& conn) {
-  return std::make_unique<Http1Session>(conn);
+  return std::make_unique<Http2Session>(conn);
 }
 
 }  // namespace corral::proxy

@@ -34,8 +34,10 @@ std::string trim(std::string_view s) {
 bool parse_head(std::string_view head, int& status, Headers& headers) {
   size_t eol = head.find("\r\n");
   std::string_view line = head.substr(0, eol);
-  if (line.size() < 12 || line.substr(0, 5) != "HTTP/") return false;
-  status = std::atoi(std::string(line.substr(9, 3)).c_str());
+  // "HTTP/1.1 200 OK", or curl's "HTTP/2 200 " for HTTP/2.
+  size_t sp = line.find(' ');
+  if (line.substr(0, 5) != "HTTP/" || sp == std::string_view::npos || line.size() < sp + 4) return false;
+  status = std::atoi(std::string(line.substr(sp + 1, 3)).c_str());
   headers.clear();
   size_t start = eol == std::string_view::npos ? head.size() : eol + 2;
   while (start < head.size()) {

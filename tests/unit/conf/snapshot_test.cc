@@ -24,8 +24,25 @@ Config full_config() {
   c.proxy.client_body_timeout = Millis(12);
   c.proxy.client_body_min_rate = 13;
   c.proxy.keepalive_timeout = Millis(0);
-  c.listeners.push_back(Listener{"[::]:8443", "::", 8443, true});
-  c.listeners.push_back(Listener{"127.0.0.1:0", "127.0.0.1", 0, false});
+  c.proxy.h2_max_concurrent_streams = 7;
+  c.proxy.h2_reset_rate = 8;
+  c.proxy.h2_flood_rate = 9;
+  Listener tls;
+  tls.address = "[::]:8443";
+  tls.host = "::";
+  tls.port = 8443;
+  tls.ipv6 = true;
+  tls.tls.push_back(TlsCert{"/etc/a.pem", "/etc/a.key", "-----BEGIN CERTIFICATE-----\nAA\n", "-----BEGIN PRIVATE KEY-----\n"});
+  tls.tls.push_back(TlsCert{"/etc/b.pem", "/etc/b.key", "B", "K"});
+  tls.tls_profile = TlsProfile::Modern;
+  tls.h2 = false;
+  tls.hsts = "max-age=60";
+  c.listeners.push_back(tls);
+  Listener plain;
+  plain.address = "127.0.0.1:0";
+  plain.host = "127.0.0.1";
+  plain.redirect_https = true;
+  c.listeners.push_back(plain);
   c.routes.push_back(Route{"shop.example.com", "/api/", "api"});
   c.routes.push_back(Route{"", "/", "web"});
   App api;
@@ -67,6 +84,15 @@ Config full_config() {
   php.command = {"/usr/bin/php-cgi"};
   php.script_filename = "/srv/app/index.php";
   c.apps.push_back(php);
+  App site;
+  site.name = "site";
+  site.kind = AppKind::Wsgi;
+  site.module = "myproject.wsgi:app";
+  site.python_path = {"/srv/site", "/srv/lib"};
+  site.virtualenv = "/srv/site/.venv";
+  site.worker_class = "gevent";
+  site.concurrency = 50;
+  c.apps.push_back(site);
   return c;
 }
 
@@ -84,15 +110,6 @@ TEST(Snapshot, DefaultConfigRoundTrips) {
   auto back = from_snapshot(to_snapshot(c));
   ASSERT_TRUE(back.has_value()) << back.error().message();
   EXPECT_EQ(*back, c);
-  App site;
-  site.name = "site";
-  site.kind = AppKind::Wsgi;
-  site.module = "myproject.wsgi:app";
-  site.python_path = {"/srv/site", "/srv/lib"};
-  site.virtualenv = "/srv/site/.venv";
-  site.worker_class = "gevent";
-  site.concurrency = 50;
-  c.apps.push_back(site);
 }
 
 TEST(Snapshot, LoadedConfigRoundTrips) {

@@ -1,0 +1,154 @@
+// TLS listeners end to end: curl over HTTP/2 and HTTP/1.1, ALPN and SNI selection seen by
+// `openssl s_client`, TLS version floors (intermediate, modern), session resumption,
+// HSTS, redirect_https (308), and a bad key refused by --check naming the file.
+// Certificates are generated at test time with the openssl CLI.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/subprocess.h"
+
+namespace corral::itest {
+namespace {
+
+using namespace std::chrono_literals;
+
+class TlsTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    make_cert("a", "a.test");
+    make_cert("b", "b.test");
+  }
+  void make_cert(const std::string& name, const std::string& cn) {
+    ProcessResult r = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                   "-nodes", "-days", "2", "-subj", "/CN=" + cn, "-addext",
+                                   "subjectAltName=DNS:" + cn + ",DNS:localhost", "-keyout",
+                                   rt_.path() + "/" + name + ".key", "-out", rt_.path() + "/" + name + ".pem"},
+                                  20s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  /// Listener 0 is plaintext (the harness default); listener 1 is TLS with `extra` keys.
+  void add_tls_listener(const std::string& extra = "") {
+    config_.raw("\n[[listener]]\naddress = \"127.0.0.1:0\"\n"
+                "tls = { certs = [{ cert = \"a.pem\", key = \"a.key\" }, { cert = \"b.pem\", key = \"b.key\" }]" +
+                extra + " }\nhsts = \"max-age=600\"\n");
+  }
+  std::string https(const std::string& path) { return "https://localhost:" + std::to_string(tls_port_) + path; }
+  std::string s_client(const std::vector<std::string>& extra, const std::string& stdin_data = "") {
+    std::vector<std::string> argv = {"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(tls_port_)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ProcessResult r = run_process(argv, 10s, stdin_data);
+    return r.out + r.err;
+  }
+  void start_tls() {
+    ASSERT_NO_FATAL_FAILURE(start());
+    tls_port_ = corral_->port(1);
+    ASSERT_GT(tls_port_, 0);
+  }
+  int tls_port_ = 0;
+};
+
+TEST_F(TlsTest, CurlSpeaksHttp2AndHttp11OverTls) {
+  add_tls_listener();
+  ASSERT_NO_FATAL_FAILURE(start_tls());
+  HttpResponse h2 = curl({"-k", "--http2", https("/echo")});
+  ASSERT_EQ(h2.status, 200) << h2.error;
+  nlohmann::json echo = parse_echo(h2.body);
+  ASSERT_TRUE(echo.is_object()) << h2.body;
+  EXPECT_EQ(echo_headers(echo, "x-forwarded-proto"), std::vector<std::string>{"https"});
+  EXPECT_EQ(h2.header("strict-transport-security"), "max-age=600");
+  auto lines = log_lines_with("\"GET /echo HTTP/2.0\" 200");
+  EXPECT_EQ(lines.size(), 1u) << "access log shows the HTTP/2 request";
+
+  HttpResponse h1 = curl({"-k", "--http1.1", https("/echo")});
+  ASSERT_EQ(h1.status, 200) << h1.error;
+  EXPECT_EQ(h1.header("Strict-Transport-Security"), "max-age=600");
+  EXPECT_EQ(log_lines_with("\"GET /echo HTTP/1.1\" 200").size(), 1u);
+}
+
+TEST_F(TlsTest, AlpnAndSniPickProtocolAndCertificate) {
+  add_tls_listener();
+  ASSERT_NO_FATAL_FAILURE(start_tls());
+  std::string out = s_client({"-alpn", "h2", "-servername", "b.test"});
+  EXPECT_NE(out.find("ALPN protocol: h2"), std::string::npos) << out;
+  EXPECT_NE(out.find("CN = b.test"), std::string::npos) << out;
+  out = s_client({"-alpn", "http/1.1", "-servername", "a.test"});
+  EXPECT_NE(out.find("ALPN protocol: http/1.1"), std::string::npos) << out;
+  EXPECT_NE(out.find("CN = a.test"), std::string::npos) << out;
+  // Unknown name: the first certificate is the default.
+  out = s_client({"-alpn", "h2", "-servername", "unknown.test"});
+  EXPECT_NE(out.find("CN = a.test"), std::string::npos) << out;
+  // No common protocol: the handshake succeeds without ALPN (HTTP/1.1).
+  out = s_client({"-alpn", "spdy/3"});
+  EXPECT_NE(out.find("No ALPN negotiated"), std::string::npos) << out;
+}
+
+TEST_F(TlsTest, OldTlsVersionsAreRefusedAndModernRefusesTls12) {
+  add_tls_listener();
+  ASSERT_NO_FATAL_FAILURE(start_tls());
+  std::string out = s_client({"-tls1_1"});
+  EXPECT_NE(out.find("Cipher is (NONE)"), std::string::npos) << out;
+  EXPECT_NE(out.find("alert protocol version"), std::string::npos) << out;
+  out = s_client({"-tls1_2"});
+  EXPECT_NE(out.find("New, TLSv1.2, Cipher is ECDHE-ECDSA-AES"), std::string::npos) << out;
+  out = s_client({"-tls1_3"});
+  EXPECT_NE(out.find("New, TLSv1.3, Cipher is TLS_"), std::string::npos) << out;
+}
+
+TEST_F(TlsTest, ModernProfileIsTls13Only) {
+  add_tls_listener(", profile = \"modern\"");
+  ASSERT_NO_FATAL_FAILURE(start_tls());
+  std::string out = s_client({"-tls1_2"});
+  EXPECT_NE(out.find("Cipher is (NONE)"), std::string::npos) << out;
+  out = s_client({"-tls1_3"});
+  EXPECT_NE(out.find("New, TLSv1.3, Cipher is TLS_"), std::string::npos) << out;
+}
+
+TEST_F(TlsTest, SessionsResumeWithTickets) {
+  add_tls_listener();
+  ASSERT_NO_FATAL_FAILURE(start_tls());
+  std::string sess = rt_.path() + "/sess.pem";
+  for (const char* v : {"-tls1_2", "-tls1_3"}) {
+    // -ign_eof and Connection: close: s_client reads until the server closes, so the
+    // TLS 1.3 ticket (sent after the handshake) is always read before it exits.
+    const std::string req = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    std::string out = s_client({v, "-ign_eof", "-sess_out", sess}, req);
+    ASSERT_NE(out.find("New,"), std::string::npos) << out;
+    out = s_client({v, "-ign_eof", "-sess_in", sess}, req);
+    EXPECT_NE(out.find("Reused,"), std::string::npos) << v << ": " << out;
+  }
+}
+
+TEST_F(TlsTest, RedirectHttpsAnswers308ToTheTlsPort) {
+  config_.raw("\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"a.pem\", key = \"a.key\" }\n"
+              "\n[[listener]]\naddress = \"127.0.0.1:0\"\nredirect_https = true\n");
+  ASSERT_NO_FATAL_FAILURE(start_tls());
+  int plain = corral_->port(2);
+  HttpResponse r = curl({"http://localhost:" + std::to_string(plain) + "/a/b?c=d"});
+  EXPECT_EQ(r.status, 308) << r.error;
+  EXPECT_EQ(r.header("Location"), "https://localhost:" + std::to_string(tls_port_) + "/a/b?c=d");
+  EXPECT_TRUE(app_lines_with("/a/b").empty()) << "the redirect never reaches the app";
+  // The Location serves the app over TLS.
+  r = curl({"http://localhost:" + std::to_string(plain) + "/echo"});
+  ASSERT_EQ(r.status, 308);
+  r = curl({"-k", r.header("Location")});
+  EXPECT_EQ(r.status, 200) << r.error;
+}
+
+TEST_F(TlsTest, MismatchedKeyIsAConfigErrorNamingTheFile) {
+  add_tls_listener();
+  std::string cfg = config_.render();
+  size_t p = cfg.find("key = \"a.key\"");
+  ASSERT_NE(p, std::string::npos);
+  cfg.replace(p, 13, "key = \"b.key\"");
+  std::string file = rt_.write_file("bad.toml", cfg);
+  ProcessResult r = run_process({bin_path("corral-supervisor"), "-c", file, "--check"}, 10s);
+  EXPECT_NE(r.exit_code, 0);
+  std::string all = r.out + r.err;
+  EXPECT_NE(all.find("b.key' does not match the certificate '" + rt_.path() + "/a.pem'"), std::string::npos) << all;
+  stopped_ = true;  // nothing was started
+}
+
+}  // namespace
+}  // namespace corral::itest

@@ -1,0 +1,198 @@
+#!/usr/bin/python3
+"""A raw HTTP/2 client for corral's integration tests: writes frames by hand (hpack for header
+blocks, nothing that validates), so malformed and abusive sequences can be sent. Prints one
+JSON line: what the server answered (statuses per stream, RST_STREAM codes, GOAWAY code,
+whether the connection was closed).
+
+usage: h2raw.py HOST PORT [--tls] SCENARIO
+"""
+import json
+import socket
+import ssl
+import struct
+import sys
+import time
+
+import hpack
+
+DATA, HEADERS, PRIORITY, RST, SETTINGS, PUSH, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
+END_STREAM, ACK, END_HEADERS, PADDED, PRIO = 0x1, 0x1, 0x4, 0x8, 0x20
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def frame(ftype, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
+
+
+class Conn:
+    def __init__(self, host, port, tls, window=None):
+        raw = socket.create_connection((host, port), timeout=5)
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.set_alpn_protocols(["h2"])
+            raw = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.s = raw
+        self.enc = hpack.Encoder()
+        self.dec = hpack.Decoder()
+        self.buf = b""
+        self.result = {"status": {}, "rst": [], "goaway": None, "closed": False, "data": {}}
+        settings = b""
+        if window is not None:
+            settings += struct.pack(">HI", 4, window)
+        self.send(PREFACE + frame(SETTINGS, 0, 0, settings))
+        self.authority = "%s:%d" % (host, port)
+
+    def send(self, b):
+        try:
+            self.s.sendall(b)
+            return True
+        except OSError:
+            self.result["closed"] = True
+            return False
+
+    def headers(self, sid, extra=(), method="GET", path="/", end_stream=True, authority=None, raw_block=None):
+        hs = [(":method", method), (":scheme", "https"), (":path", path),
+              (":authority", authority or self.authority)] + list(extra)
+        block = raw_block if raw_block is not None else self.enc.encode(hs)
+        return frame(HEADERS, END_HEADERS | (END_STREAM if end_stream else 0), sid, block)
+
+    def read(self, seconds, until=None):
+        """Reads frames for up to `seconds` (or until `until(result)` is true)."""
+        deadline = time.time() + seconds
+        while time.time() < deadline and not self.result["closed"]:
+            if until and until(self.result):
+                return
+            self.s.settimeout(max(0.01, deadline - time.time()))
+            try:
+                chunk = self.s.recv(65536)
+            except socket.timeout:
+                continue
+            except (ConnectionResetError, ssl.SSLError, OSError):
+                self.result["closed"] = True
+                return
+            if not chunk:
+                self.result["closed"] = True
+                return
+            self.buf += chunk
+            while len(self.buf) >= 9:
+                length = struct.unpack(">I", b"\0" + self.buf[:3])[0]
+                if len(self.buf) < 9 + length:
+                    break
+                ftype, flags = self.buf[3], self.buf[4]
+                sid = struct.unpack(">I", self.buf[5:9])[0] & 0x7FFFFFFF
+                payload = self.buf[9:9 + length]
+                self.buf = self.buf[9 + length:]
+                self.on_frame(ftype, flags, sid, payload)
+
+    def on_frame(self, ftype, flags, sid, payload):
+        r = self.result
+        if ftype == HEADERS:
+            for k, v in self.dec.decode(payload):
+                if k == ":status":
+                    r["status"][str(sid)] = int(v)
+        elif ftype == DATA:
+            r["data"][str(sid)] = r["data"].get(str(sid), 0) + len(payload)
+        elif ftype == RST:
+            r["rst"].append([sid, struct.unpack(">I", payload)[0]])
+        elif ftype == GOAWAY:
+            r["goaway"] = struct.unpack(">I", payload[4:8])[0]
+        elif ftype == SETTINGS and not flags & ACK:
+            self.send(frame(SETTINGS, ACK, 0))
+        elif ftype == PING and not flags & ACK:
+            pass  # floods do not answer pings either
+
+
+def run(host, port, tls, scenario):
+    window = 0 if scenario == "zero_window" else None
+    c = Conn(host, port, tls, window)
+    marker = "/h2raw-" + scenario
+    bad = {
+        "uppercase_name": [("X-Bad", "1")],
+        "crlf_value": [("x-bad", "a\r\nb")],
+        "nul_value": [("x-bad", "a\0b")],
+        "lf_name": [("x\nbad", "1")],
+        "connection_header": [("connection", "keep-alive")],
+        "keep_alive_header": [("keep-alive", "5")],
+        "proxy_connection_header": [("proxy-connection", "close")],
+        "transfer_encoding_header": [("transfer-encoding", "chunked")],
+        "upgrade_header": [("upgrade", "websocket")],
+        "te_gzip": [("te", "gzip")],
+        "host_mismatch": [("host", "other.example")],
+    }
+    if scenario in bad:
+        c.send(c.headers(1, bad[scenario], path=marker))
+        c.read(2, lambda r: r["rst"] or r["status"] or r["goaway"] is not None)
+    elif scenario == "bad_path":
+        c.send(c.headers(1, path="h2raw-" + scenario))
+        c.read(2, lambda r: r["rst"] or r["status"])
+    elif scenario in ("cl_longer", "cl_shorter"):
+        cl = "10" if scenario == "cl_longer" else "3"
+        c.send(c.headers(1, [("content-length", cl)], method="POST", path=marker, end_stream=False)
+               + frame(DATA, END_STREAM, 1, b"hello"))
+        c.read(2, lambda r: r["rst"] or r["status"])
+    elif scenario == "ok":
+        c.send(c.headers(1, [("cookie", "a=1"), ("cookie", "b=2")], path="/echo"))
+        c.read(3, lambda r: "1" in r["status"] and r["data"].get("1"))
+    elif scenario == "rapid_reset":
+        out = b""
+        for i in range(3000):
+            sid = 1 + 2 * i
+            out += c.headers(sid, path=marker) + frame(RST, 0, sid, struct.pack(">I", 8))
+        c.send(out)
+        c.read(5, lambda r: r["goaway"] is not None)
+    elif scenario == "continuation_flood":
+        block = c.enc.encode([(":method", "GET"), (":scheme", "https"), (":path", marker),
+                              (":authority", c.authority)])
+        out = frame(HEADERS, END_STREAM, 1, block)
+        filler = c.enc.encode([("x-a", "b")])
+        for i in range(200):
+            out += frame(CONTINUATION, 0, 1, filler)
+        c.send(out)
+        c.read(3, lambda r: r["goaway"] is not None)
+    elif scenario in ("ping_flood", "settings_flood", "priority_flood", "unknown_flood", "window_update_flood",
+                      "empty_data_flood"):
+        out = b""
+        if scenario == "empty_data_flood":
+            out += c.headers(1, method="POST", path=marker, end_stream=False)
+        for i in range(30000):
+            if scenario == "ping_flood":
+                out += frame(PING, 0, 0, struct.pack(">Q", i))
+            elif scenario == "settings_flood":
+                out += frame(SETTINGS, 0, 0, b"")
+            elif scenario == "priority_flood":
+                out += frame(PRIORITY, 0, 3 + 2 * (i % 1000), struct.pack(">IB", 0, 15))
+            elif scenario == "unknown_flood":
+                out += frame(0x42, 0, 0, b"x")
+            elif scenario == "window_update_flood":
+                out += frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1))
+            else:
+                out += frame(DATA, 0, 1, b"")
+        # Written without reading the answers (as a flood would).
+        step = 1 << 16
+        for i in range(0, len(out), step):
+            if not c.send(out[i:i + step]):
+                break
+        c.read(5, lambda r: r["goaway"] is not None)
+    elif scenario == "zero_window":
+        c.send(c.headers(1, path="/big?bytes=4000000&m=" + marker))
+        c.read(8, lambda r: r["rst"])
+    else:
+        raise SystemExit("unknown scenario " + scenario)
+    return c.result
+
+
+def main():
+    args = [a for a in sys.argv[1:] if a != "--tls"]
+    tls = "--tls" in sys.argv
+    host, port, scenario = args[0], int(args[1]), args[2]
+    try:
+        result = run(host, port, tls, scenario)
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError) as e:
+        result = {"status": {}, "rst": [], "goaway": None, "closed": True, "error": str(e)}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
