@@ -354,6 +354,20 @@ TEST_F(ProxyWsgiTest, GeventSigtermFinishesInFlightRequests) {
   stopped_ = true;
 }
 
+TEST_F(ProxyWsgiTest, ImportErrorBacksOffUnderTheSupervisor) {
+  wsgi_app("broken", "wsgi_broken", "broken_app:app", "sync", 1, 1);
+  allowed_errors_ = {"exit code 4", "cannot load the WSGI app", "Traceback", "File \"", "raise ", "ImportError", "^^^",
+                     "<frozen", "return ", "_bootstrap"};
+  ASSERT_NO_FATAL_FAILURE(start());
+  // The worker keeps failing; the supervisor retries it with growing delays, never hot.
+  for (int i = 0; i < 40 && log_lines_with("failed 2 time(s) in a row").empty(); ++i) std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(log_lines_with("exit code 4").empty()) << "the app-load exit code is not in the log";
+  EXPECT_FALSE(log_lines_with("ImportError: wsgi_broken cannot be imported").empty()) << "no traceback in the log";
+  EXPECT_FALSE(log_lines_with("failed 2 time(s) in a row").empty()) << "no back-off";
+  HttpResponse r = http_get(port(), "/", {"--max-time", "3"});
+  EXPECT_NE(r.status, 200);
+}
+
 // corral-worker on its own: an app that cannot be imported exits with the app-load code
 // (workers/exit_codes.h: 4) and the traceback on stderr.
 TEST(WsgiWorkerBoot, ImportErrorExitsWithAppLoadCode) {
