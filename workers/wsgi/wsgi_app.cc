@@ -485,7 +485,8 @@ void WsgiApp::call(const http1::RequestHead& head, std::string_view body, bool h
       if (!r) {
         log_python_error(s_.tag, "the app's iterable raised in close() on " + std::string(head.method) + " " +
                                      std::string(head.target));
-        ok = false;
+        // A body already on its way is still ended properly; with nothing sent yet: 500.
+        if (!c.head_sent) ok = false;
       }
     }
   }

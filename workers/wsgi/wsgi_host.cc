@@ -17,9 +17,12 @@ namespace corral::worker::wsgi {
 namespace {
 
 // ResponseWriter (blocking socket writes) with the GIL released around every call that may
-// block. Each release costs a GIL round trip, which under contention (CPU-bound threads) means
-// waiting up to the switch interval, so the head is held back and goes out with the first body
-// bytes (or the end), and ending a Content-Length body (no I/O) keeps the GIL.
+// block. Each release costs a GIL round trip, which under contention (other threads running
+// Python) means waiting up to the switch interval, so the head is held back until the first
+// body bytes, and the end of the response — the block that completes a known Content-Length,
+// the last chunk — is written by complete() once the handler has given the GIL up anyway.
+// A typical response (one block with a length) thus costs no round trip at all. Blocks of a
+// streamed body go out as they are produced (PEP 3333 forbids delaying them).
 class WriterSink final : public ResponseSink {
  public:
   WriterSink(ResponseWriter& w, bool head_request) : w_(w), head_request_(head_request) {}
@@ -33,6 +36,15 @@ class WriterSink final : public ResponseSink {
     return true;
   }
   bool send_body(std::string_view data) override {
+    if (last_held_) return !w_.broken();  // past the Content-Length: the writer would drop it
+    if (length_) {
+      sent_ += data.size();
+      if (sent_ >= *length_) {
+        last_.assign(data);
+        last_held_ = true;
+        return !w_.broken();
+      }
+    }
     bool ok;
     Py_BEGIN_ALLOW_THREADS
     ok = flush_head() && w_.send_body(data);
@@ -40,15 +52,19 @@ class WriterSink final : public ResponseSink {
     return ok;
   }
   bool finish() override {
-    if (!head_pending_ && length_) return w_.finish();  // no I/O: only checks the length
-    bool ok;
-    Py_BEGIN_ALLOW_THREADS
-    ok = flush_head() && w_.finish();
-    Py_END_ALLOW_THREADS
-    return ok;
+    finish_held_ = true;
+    return !w_.broken();
   }
   void abort() override { w_.abort(); }
   bool head_request() const override { return head_request_; }
+
+  /// Writes what was held back. Called without the GIL, after the app is done.
+  void complete() {
+    if (w_.broken()) return;
+    if (!flush_head()) return;
+    if (last_held_ && !w_.send_body(last_)) return;
+    if (finish_held_) w_.finish();
+  }
 
  private:
   bool flush_head() {  // without the GIL
@@ -58,11 +74,13 @@ class WriterSink final : public ResponseSink {
   }
   ResponseWriter& w_;
   bool head_request_;
-  bool head_pending_ = false;
+  bool head_pending_ = false, last_held_ = false, finish_held_ = false;
   int status_ = 0;
   std::string reason_;
   std::vector<std::pair<std::string, std::string>> headers_;
   std::optional<uint64_t> length_;
+  uint64_t sent_ = 0;
+  std::string last_;
 };
 
 // sync and gthread: HttpServer threads call handle() without the GIL.
@@ -82,6 +100,7 @@ class ThreadedHandler final : public RequestHandler {
     WriterSink sink(out, req.head.method == "HEAD");
     app_.call(req.head, req.body, req.has_body, sink);
     PyEval_SaveThread();
+    sink.complete();
   }
 
  private:
