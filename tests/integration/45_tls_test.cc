@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <thread>
 
 #include "tests/integration/harness/integration_test.h"
 #include "tests/integration/harness/subprocess.h"
@@ -134,6 +135,24 @@ TEST_F(TlsTest, RedirectHttpsAnswers308ToTheTlsPort) {
   ASSERT_EQ(r.status, 308);
   r = curl({"-k", r.header("Location")});
   EXPECT_EQ(r.status, 200) << r.error;
+}
+
+TEST_F(TlsTest, ReloadPicksUpRenewedCertificatesWithoutDroppingConnections) {
+  add_tls_listener();
+  config_.app("demo").concurrency(4);
+  ASSERT_NO_FATAL_FAILURE(start_tls());
+  EXPECT_NE(s_client({"-servername", "a.test"}).find("CN = a.test"), std::string::npos);
+  // A request in flight on an HTTP/2 connection across the reload.
+  HttpResponse slow;
+  std::thread t([&] { slow = curl({"-k", "--http2", https("/sleep?ms=1500")}); });
+  std::this_thread::sleep_for(300ms);
+  ASSERT_NO_FATAL_FAILURE(make_cert("a", "renewed.test"));
+  ProcessResult r = run_process({bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock", "reload"}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::string out = s_client({"-servername", "a.test"});
+  EXPECT_NE(out.find("CN = renewed.test"), std::string::npos) << "new connections get the renewed certificate: " << out;
+  t.join();
+  EXPECT_EQ(slow.status, 200) << "the open connection was not dropped: " << slow.error;
 }
 
 TEST_F(TlsTest, MismatchedKeyIsAConfigErrorNamingTheFile) {
