@@ -55,9 +55,9 @@ class SendSink final : public ResponseSink {
     pending_.clear();
     PyRef r(bytes ? PyObject_CallOneArg(send_, bytes.get()) : nullptr);
     if (!r) {
-      // The proxy closed the connection (or the greenlet is being killed): stop writing.
-      if (PyErr_ExceptionMatches(PyExc_OSError)) PyErr_Clear();
-      else PyErr_Clear();
+      // The proxy closed the connection (OSError), or the greenlet is being killed: stop
+      // writing; the app finishes its call and the connection is closed.
+      PyErr_Clear();
       broken_ = true;
       enc_.close_after();
       return false;
