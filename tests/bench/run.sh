@@ -453,3 +453,11 @@ if [ "${WSGI_BENCH:-1}" = 1 ]; then
   trap - EXIT
   "$here/wsgi.sh" "$build"
 fi
+
+# The legacy run (the same C program as CGI and as a FastCGI pool, under corral and under
+# nginx + fcgiwrap / nginx + spawn-fcgi, tests/bench/legacy.sh). LEGACY_BENCH=0 skips it.
+if [ "${LEGACY_BENCH:-1}" = 1 ]; then
+  cleanup
+  trap - EXIT
+  "$here/legacy.sh" "$build"
+fi
