@@ -308,6 +308,7 @@ bool send_regular_file(Call& c, PyObject* wrapper, bool& handled) {
   uint64_t left = st.st_size > offset ? static_cast<uint64_t>(st.st_size - offset) : 0;
   if (!c.content_length) c.content_length = left;
   left = std::min<uint64_t>(left, *c.content_length);
+  if (c.out->head_request()) left = 0;  // HEAD: the length is all the client gets
   if (!c.send_head()) return false;
   std::string buf(64 * 1024, '\0');
   while (left > 0 && !c.broken) {
