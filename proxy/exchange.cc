@@ -258,6 +258,12 @@ void Exchange::log(std::string_view client_ip) {
   host_.log_access(r);
 }
 
+void Exchange::release_idle_memory() {
+  if (upstream_) upstream_->release_idle_buffers();
+  // Request strings keep small capacities; only a large re-framed head is worth giving back.
+  if (upstream_head.capacity() > 4096) std::string().swap(upstream_head);
+}
+
 void Exchange::reset() {
   cancel();
   state = ExchangeState::Idle;

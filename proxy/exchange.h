@@ -87,6 +87,8 @@ class Exchange final : public UpstreamHandler {
   void log(std::string_view client_ip);
   /// Forgets the request (keeps string capacity); cancels whatever is in flight.
   void reset();
+  /// Frees per-request buffers while the connection waits for its next request.
+  void release_idle_memory();
 
   // The request and its bookkeeping, filled by the frontend and the pipeline.
   ExchangeState state = ExchangeState::Idle;

@@ -426,6 +426,8 @@ void Http1Session::next_request() {
   if (in_.empty()) {
     in_.release_if_empty();
     body_.shrink();
+    ex_.release_idle_memory();
+    if (out_.capacity() > 4096) std::string().swap(out_);
   }
   client_timer_.arm(host_.runtime()->proxy.keepalive_timeout);
   update_read_interest();

@@ -212,6 +212,10 @@ void Http1Client::abort() {
   paused_ = false;
 }
 
+void Http1Client::release_idle_buffers() {
+  if (state_ == State::Idle) in_.release_if_empty();
+}
+
 void Http1Client::pause_reading() {
   paused_ = true;
   if (conn_ && state_ != State::Writing) conn_->want(false, false);

@@ -27,6 +27,7 @@ class Http1Client : public UpstreamClient, public UpstreamIoHandler {
   void abort() override;
   void pause_reading() override;
   void resume_reading() override;
+  void release_idle_buffers() override;
   bool active() const { return conn_ != nullptr; }
   /// Bytes of response (head and body) received for the current request.
   uint64_t received() const { return received_; }

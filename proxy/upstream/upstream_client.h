@@ -82,6 +82,10 @@ class UpstreamClient {
   /// Backpressure: stop / restart reading the response while the client is slow.
   virtual void pause_reading() = 0;
   virtual void resume_reading() = 0;
+  /// Frees read buffers while idle (the frontend's connection waits for its next request);
+  /// they are allocated again by the next start(). Idle keep-alive connections then pin no
+  /// response-sized memory.
+  virtual void release_idle_buffers() {}
 };
 
 /// The client for an app kind. Never null.
