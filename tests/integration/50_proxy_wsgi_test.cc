@@ -27,6 +27,15 @@
 
 extern char** environ;
 
+// greenlet switches stacks by copying slices of the C stack, which AddressSanitizer reports
+// as stack-buffer-underflow inside greenlet itself (it carries no fiber annotations). The gevent
+// worker class is therefore exercised in the plain build only.
+#if defined(__SANITIZE_ADDRESS__)
+#define CORRAL_SKIP_GEVENT_UNDER_ASAN() GTEST_SKIP() << "greenlet's stack switching is not AddressSanitizer-clean"
+#else
+#define CORRAL_SKIP_GEVENT_UNDER_ASAN() (void)0
+#endif
+
 namespace corral::itest {
 namespace {
 
@@ -171,6 +180,7 @@ TEST_F(ProxyWsgiTest, GthreadThreadsServeSleepingRequestsTogether) {
 }
 
 TEST_F(ProxyWsgiTest, GeventGreenletsServeSleepingRequestsTogether) {
+  CORRAL_SKIP_GEVENT_UNDER_ASAN();
   flask("gevent", 1, 10);
   ASSERT_NO_FATAL_FAILURE(start());
   auto rs = parallel(20, [&](int) { return http_get(port(), "/sleep?ms=400"); });
@@ -341,6 +351,7 @@ TEST_F(ProxyWsgiTest, GthreadSigtermFinishesInFlightRequests) {
 }
 
 TEST_F(ProxyWsgiTest, GeventSigtermFinishesInFlightRequests) {
+  CORRAL_SKIP_GEVENT_UNDER_ASAN();
   flask("gevent", 1, 4);
   ASSERT_NO_FATAL_FAILURE(start());
   auto slow = std::async(std::launch::async, [&] { return http_get(port(), "/sleep?ms=1200"); });
