@@ -220,9 +220,12 @@ void AppPool::spawn(WorkerSlot& s) {
   s.started_at = std::chrono::steady_clock::now();
   // A self-binding app cannot bind over the file its dead predecessor left behind.
   if (s.self_binds) ::unlink(s.socket_path().c_str());
-  // FastCGI responders (libfcgi, php-cgi) block in accept() on fd 0 and give up on EAGAIN,
-  // as spawn-fcgi's blocking socket taught them. The supervisor never accepts on it.
-  if (!s.self_binds && s.config().kind == conf::AppKind::Fastcgi) (void)net::set_nonblocking(s.listen_fd.get(), false);
+  // App binaries get a blocking listening socket, as systemd and spawn-fcgi hand them: FastCGI
+  // responders (libfcgi, php-cgi) and plain accept() loops give up on EAGAIN. The supervisor
+  // never accepts on it; corral-worker (cgi, wsgi) keeps its non-blocking one for epoll.
+  const auto kind = s.config().kind;
+  if (!s.self_binds && (kind == conf::AppKind::Fastcgi || kind == conf::AppKind::Http))
+    (void)net::set_nonblocking(s.listen_fd.get(), false);
   auto child = launcher_.spawn(spec_for(s));
   if (!child) {
     const auto& e = child.error();

@@ -136,6 +136,24 @@ TEST_F(ProxyEdgesTest, ConnectFailureMovesTheRequestToAnotherWorker) {
   allowed_errors_.push_back("reason=oom");  // the death record of the worker this test SIGKILLed
 }
 
+TEST_F(ProxyEdgesTest, AppWithAPlainBlockingAcceptLoopServes) {
+  // Many small servers written for socket activation just call accept() on fd 3 and give up
+  // on EAGAIN; they must get a blocking listening socket, as systemd hands them.
+  auto& app = config_.app("demo").workers(1);
+  app.command = {"/usr/bin/perl", "-e",
+                 R"(open(L, "+<&=3") or die "fd 3: $!"; while (1) { accept(C, L) or die "accept: $!"; )"
+                 R"(while (<C>) { last if $_ eq "\r\n" } )"
+                 R"(print C "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"; close(C) })"};
+  ASSERT_NO_FATAL_FAILURE(start());
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = http_get(port(), "/");
+    EXPECT_EQ(r.status, 200) << r.error;
+    EXPECT_EQ(r.body, "ok\n");
+  }
+  EXPECT_EQ(CorralProcess::worker_pids(corral_->status(), "demo").size(), 1u);
+  EXPECT_TRUE(log_lines_with("accept:").empty()) << "the app's accept() failed";
+}
+
 bool ipv6_loopback_available() {
   int fd = socket(AF_INET6, SOCK_STREAM, 0);
   if (fd < 0) return false;
