@@ -1,6 +1,7 @@
 #include "supervisor/arbiter.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,6 +123,14 @@ Result<void> Arbiter::start() {
     } else {
       proxy_->set_identity(id->uid, id->gid);
       socket_gid = id->gid;
+      // The proxy must also be able to enter runtime_dir to connect to the sockets in it
+      // (the directory may predate us with a stricter mode, e.g. 0700).
+      struct stat st {};
+      if (::stat(dir.c_str(), &st) == 0 && st.st_uid == 0 &&
+          (::chown(dir.c_str(), static_cast<uid_t>(-1), socket_gid) != 0 ||
+           ::chmod(dir.c_str(), (st.st_mode & 07777) | S_IXGRP) != 0)) {
+        CORRAL_LOG(Warn, kTag) << sys_error("giving the proxy's group access to " + dir).message();
+      }
     }
   }
   if (auto r = control_.listen(control_socket_path(dir)); !r) {
