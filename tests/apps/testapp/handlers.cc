@@ -5,7 +5,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 namespace testapp {
 namespace {
@@ -137,6 +140,18 @@ Response handle(const Request& req, const Counters& counters, uint64_t connectio
     while (std::chrono::steady_clock::now() < until)
       for (int i = 0; i < 10000; ++i) x = x + static_cast<uint64_t>(i);
     r.body = "burned " + std::to_string(ms) + "\n";
+  } else if (path == "/alloc") {
+    // Allocates N MiB, touches every page and keeps it for the process's life (max_rss tests).
+    long mb = query_number(req, "mb", 0, 4096);
+    static std::mutex mu;
+    static std::vector<std::unique_ptr<char[]>> kept;
+    auto block = std::make_unique<char[]>(static_cast<size_t>(mb) << 20);
+    for (size_t i = 0; i < (static_cast<size_t>(mb) << 20); i += 4096) block[i] = 1;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      kept.push_back(std::move(block));
+    }
+    r.body = "allocated " + std::to_string(mb) + " MiB\n";
   } else if (path == "/big") {
     long n = query_number(req, "bytes", 0, 1L << 30);
     r.content_type = "application/octet-stream";
