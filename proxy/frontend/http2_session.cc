@@ -693,6 +693,10 @@ void Http2Session::request_complete(Stream& s) {
   fwd.proto = conn_.tls() ? "https" : "http";
   fwd.host = host;
   fwd.request_id = ex.request_id;
+  fwd.server_port = conn_.server_port();
+  fwd.client_port = conn_.client_port();
+  // As for HTTP/1.1 clients: corral-worker maps the prefix onto SCRIPT_NAME for cgi apps.
+  if (ex.runtime->apps[static_cast<size_t>(ex.app)].kind == conf::AppKind::Cgi) fwd.prefix = ex.route_prefix;
   append_request_head(head, fwd, ex.upstream_head);
   finish_request_head(ex.upstream_head, s.body.size(), ex.had_body);
   // The request copies are no longer needed; the body stays until the worker has it.

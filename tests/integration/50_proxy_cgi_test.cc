@@ -68,6 +68,21 @@ TEST_F(ProxyCgiTest, ShellScriptSeesTheRequestAsMetaVariables) {
   EXPECT_EQ(line_of(env, "CORRAL_ITEST_RUN"), rt_.path());  // the app's env, nothing else of ours
 }
 
+TEST_F(ProxyCgiTest, OverHttp2TheProgramStillSeesPortsAndScriptName) {
+  // The HTTP/2 frontend must hand the worker the same connection facts as HTTP/1.1 does.
+  root_app();
+  ASSERT_NO_FATAL_FAILURE(start());
+  HttpResponse r = http_get(port(), "/cgi-bin/env.sh/x?y=1", {"--http2-prior-knowledge"});
+  ASSERT_EQ(r.status, 200) << r.error << r.body;
+  std::string env = "\n" + r.body;
+  EXPECT_EQ(line_of(env, "SCRIPT_NAME"), "/cgi-bin/env.sh");
+  EXPECT_EQ(line_of(env, "PATH_INFO"), "/x");
+  EXPECT_EQ(line_of(env, "SERVER_PORT"), std::to_string(port()));
+  int remote_port = std::atoi(line_of(env, "REMOTE_PORT").c_str());
+  EXPECT_GT(remote_port, 0) << r.body;
+  EXPECT_NE(remote_port, port());
+}
+
 TEST_F(ProxyCgiTest, PerlEchoesFiveMebibytesByteExact) {
   root_app();
   ASSERT_NO_FATAL_FAILURE(start());
