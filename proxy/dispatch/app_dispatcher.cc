@@ -35,33 +35,18 @@ void Lease::describe(RequestInfo info) {
   ticket_ = dispatcher_->describe(slot_, generation_, std::move(info));
 }
 
-void Lease::release() {
+void Lease::release_as(int kind) {
   if (!dispatcher_) return;
+  // Moved out first: release() may run a waiter's grant, which must see this lease as gone.
   auto d = std::move(dispatcher_);
   dispatcher_.reset();
-  d->release(slot_, generation_, std::exchange(ticket_, 0), AppDispatcher::ReleaseKind::Done);
+  d->release(slot_, generation_, std::exchange(ticket_, 0), static_cast<AppDispatcher::ReleaseKind>(kind));
 }
 
-void Lease::release_lost() {
-  if (!dispatcher_) return;
-  auto d = std::move(dispatcher_);
-  dispatcher_.reset();
-  d->release(slot_, generation_, std::exchange(ticket_, 0), AppDispatcher::ReleaseKind::Lost);
-}
-
-void Lease::release_failed_connect() {
-  if (!dispatcher_) return;
-  auto d = std::move(dispatcher_);
-  dispatcher_.reset();
-  d->release(slot_, generation_, std::exchange(ticket_, 0), AppDispatcher::ReleaseKind::FailedConnect);
-}
-
-void Lease::release_hung() {
-  if (!dispatcher_) return;
-  auto d = std::move(dispatcher_);
-  dispatcher_.reset();
-  d->release(slot_, generation_, std::exchange(ticket_, 0), AppDispatcher::ReleaseKind::Hung);
-}
+void Lease::release() { release_as(static_cast<int>(AppDispatcher::ReleaseKind::Done)); }
+void Lease::release_lost() { release_as(static_cast<int>(AppDispatcher::ReleaseKind::Lost)); }
+void Lease::release_failed_connect() { release_as(static_cast<int>(AppDispatcher::ReleaseKind::FailedConnect)); }
+void Lease::release_hung() { release_as(static_cast<int>(AppDispatcher::ReleaseKind::Hung)); }
 
 // ---- AppDispatcher ----
 

@@ -85,6 +85,8 @@ class Lease {
 
  private:
   friend class AppDispatcher;
+  // kind is an AppDispatcher::ReleaseKind (declared after this class).
+  void release_as(int kind);
   std::shared_ptr<AppDispatcher> dispatcher_;
   int slot_ = -1;
   uint64_t generation_ = 0;
