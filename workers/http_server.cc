@@ -100,58 +100,29 @@ bool ResponseWriter::write_all(std::string_view a, std::string_view b, std::stri
 
 bool ResponseWriter::send_head(int status, std::span<const std::pair<std::string, std::string>> headers,
                                std::optional<uint64_t> content_length, std::string_view reason) {
-  if (head_sent_ || broken_) return false;
-  head_sent_ = true;
+  if (enc_.head_sent() || broken_) return false;
   status_ = status;
-  std::vector<http1::Header> fields;
-  fields.reserve(headers.size() + 1);
-  for (auto& [name, value] : headers) {
-    if (iequals(name, "connection") || iequals(name, "keep-alive")) continue;
-    fields.push_back(http1::Header{name, value});
-  }
-  if (!keep_alive_) fields.push_back(http1::Header{"Connection", "close"});
-  const bool bodiless = status == 204 || status == 304;
-  http1::BodyFraming framing = http1::BodyFraming::chunked();
-  if (bodiless) framing = http1::BodyFraming::none();
-  else if (content_length) framing = http1::BodyFraming::content_length(*content_length);
-  // A HEAD response announces the GET's framing but carries nothing; without a known length
-  // it says nothing rather than promising a chunked body that never comes.
-  if (head_request_ && !content_length && !bodiless) framing = http1::BodyFraming::none();
-  chunked_ = framing.kind == http1::BodyFraming::Kind::Chunked;
-  if (bodiless || head_request_) remaining_ = 0;
-  else if (content_length) remaining_ = *content_length;
   buf_.clear();
-  http1::append_response_head(buf_, status, fields, framing, reason);
-  if (head_request_ && !content_length && !bodiless) {
-    // No framing field at all would mean "until close" to the proxy; say 0 instead.
-    buf_.insert(buf_.size() - 2, "Content-Length: 0\r\n");
-  }
+  enc_.head(buf_, status, reason, headers, content_length);
   return write_all(buf_);
 }
 
 bool ResponseWriter::send_body(std::string_view data) {
-  if (!head_sent_ || broken_) return false;
-  if (data.empty() || head_request_) return true;
-  if (remaining_) {
-    if (*remaining_ == 0) return true;
-    if (data.size() > *remaining_) data = data.substr(0, *remaining_);
-    *remaining_ -= data.size();
-    return write_all(data);
-  }
+  if (!enc_.head_sent() || broken_) return false;
   buf_.clear();
-  http1::append_chunk_header(buf_, data.size());
-  return write_all(buf_, data, "\r\n");
+  std::string_view suffix = enc_.frame_body(buf_, data);
+  if (data.empty()) return true;
+  return write_all(buf_, data, suffix);  // the body bytes themselves are never copied
 }
 
 bool ResponseWriter::finish() {
-  if (!head_sent_ || broken_ || finished_) return !broken_;
-  finished_ = true;
-  if (chunked_) return write_all("0\r\n\r\n");
-  if (remaining_ && *remaining_ > 0) {
+  if (broken_) return false;
+  buf_.clear();
+  if (!enc_.finish(buf_)) {
     broken_ = true;  // announced more than we have
     return false;
   }
-  return true;
+  return buf_.empty() || write_all(buf_);
 }
 
 bool ResponseWriter::send_simple(int status, std::string_view text) {

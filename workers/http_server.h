@@ -23,6 +23,7 @@
 #include "common/base/result.h"
 #include "common/base/unique_fd.h"
 #include "common/http1/parser.h"
+#include "workers/response_encoder.h"
 
 namespace corral::worker {
 
@@ -39,7 +40,7 @@ struct Request {
 /// Used by one thread (the one running the handler).
 class ResponseWriter {
  public:
-  ResponseWriter(int fd, bool head_request) : fd_(fd), head_request_(head_request) {}
+  ResponseWriter(int fd, bool head_request) : fd_(fd), enc_(head_request, /*keep_alive=*/true) {}
 
   /// Sends the status line and headers (Content-Length / Transfer-Encoding / Connection
   /// fields in `headers` are ignored; the writer frames the body itself).
@@ -54,23 +55,22 @@ class ResponseWriter {
   /// A short complete response: `status`, text/plain `text`.
   bool send_simple(int status, std::string_view text);
   /// Marks the connection for closing after this response (on error paths).
-  void close_after() { keep_alive_ = false; }
+  void close_after() { enc_.close_after(); }
   /// Gives up mid-response: the connection is closed without ending the body, so the
   /// proxy sees a truncated response (the only honest signal once a head is out).
   void abort() { broken_ = true; }
 
-  bool head_sent() const { return head_sent_; }
+  bool head_sent() const { return enc_.head_sent(); }
   bool broken() const { return broken_; }
-  bool keep_alive() const { return keep_alive_ && !broken_; }
+  bool keep_alive() const { return enc_.keep_alive() && !broken_; }
   int status() const { return status_; }
 
  private:
   bool write_all(std::string_view a, std::string_view b = {}, std::string_view c = {});
   int fd_;
-  bool head_request_;
-  bool head_sent_ = false, chunked_ = false, finished_ = false, broken_ = false, keep_alive_ = true;
+  ResponseEncoder enc_;  // the framing; this class only writes what it produces
+  bool broken_ = false;
   int status_ = 0;
-  std::optional<uint64_t> remaining_;
   std::string buf_;
 };
 

@@ -6,7 +6,7 @@
 #include "common/http1/parser.h"
 #include "workers/wsgi/python.h"
 #include <structmember.h>
-#include "workers/wsgi/response_encoder.h"
+#include "workers/response_encoder.h"
 #include "workers/wsgi/wsgi_app.h"
 
 namespace corral::worker::wsgi {

@@ -1,5 +1,5 @@
 // The CGI part of the WSGI environ (workers/wsgi/environ.h) and the gevent class's response
-// framing (workers/wsgi/response_encoder.h), without Python; and the wsgi options round trip.
+// framing (workers/response_encoder.h), without Python; and the wsgi options round trip.
 #include "workers/wsgi/environ.h"
 
 #include <gtest/gtest.h>
@@ -7,7 +7,7 @@
 #include <map>
 
 #include "workers/options.h"
-#include "workers/wsgi/response_encoder.h"
+#include "workers/response_encoder.h"
 
 namespace corral::worker::wsgi {
 namespace {

@@ -1,11 +1,11 @@
-#include "workers/wsgi/response_encoder.h"
+#include "workers/response_encoder.h"
 
 #include <vector>
 
 #include "common/base/strings.h"
 #include "common/http1/serializer.h"
 
-namespace corral::worker::wsgi {
+namespace corral::worker {
 
 void ResponseEncoder::head(std::string& out, int status, std::string_view reason,
                            std::span<const std::pair<std::string, std::string>> headers,
@@ -31,17 +31,22 @@ void ResponseEncoder::head(std::string& out, int status, std::string_view reason
   if (head_request_ && !content_length && !bodiless) out.insert(out.size() - 2, "Content-Length: 0\r\n");
 }
 
-void ResponseEncoder::body(std::string& out, std::string_view data) {
-  if (!head_sent_ || finished_ || data.empty() || head_request_) return;
+std::string_view ResponseEncoder::frame_body(std::string& prefix, std::string_view& data) {
+  if (!head_sent_ || finished_ || head_request_) data = {};
+  if (data.empty()) return {};
   if (remaining_) {
     if (data.size() > *remaining_) data = data.substr(0, *remaining_);
     *remaining_ -= data.size();
-    out.append(data);
-    return;
+    return {};
   }
-  http1::append_chunk_header(out, data.size());
+  http1::append_chunk_header(prefix, data.size());
+  return "\r\n";
+}
+
+void ResponseEncoder::body(std::string& out, std::string_view data) {
+  std::string_view suffix = frame_body(out, data);
   out.append(data);
-  http1::append_chunk_end(out);
+  out.append(suffix);
 }
 
 bool ResponseEncoder::finish(std::string& out) {
@@ -58,4 +63,4 @@ bool ResponseEncoder::finish(std::string& out) {
   return true;
 }
 
-}  // namespace corral::worker::wsgi
+}  // namespace corral::worker

@@ -1,8 +1,9 @@
 #pragma once
-// Sans-I/O HTTP/1.1 response framing for the gevent worker class: the same choices as
-// ResponseWriter (workers/http_server.h) — the given Content-Length, else chunked; nothing
-// after a HEAD or for 204/304; bytes past a Content-Length dropped; a short Content-Length
-// body is reported so the connection is closed — but appending to a buffer the caller sends.
+// Sans-I/O HTTP/1.1 response framing for corral-worker: the given Content-Length, else
+// chunked; nothing after a HEAD or for 204/304; bytes past a Content-Length dropped; a short
+// Content-Length body is reported so the connection is closed. ResponseWriter
+// (http_server.h) sends what it frames on a socket; the gevent worker class appends it to a
+// buffer it sends itself.
 // Not thread-safe; one per response.
 #include <cstdint>
 #include <optional>
@@ -11,7 +12,7 @@
 #include <string_view>
 #include <utility>
 
-namespace corral::worker::wsgi {
+namespace corral::worker {
 
 class ResponseEncoder {
  public:
@@ -23,6 +24,9 @@ class ResponseEncoder {
             std::span<const std::pair<std::string, std::string>> headers, std::optional<uint64_t> content_length);
   /// Appends body bytes (framed).
   void body(std::string& out, std::string_view data);
+  /// Frames body bytes without copying them: appends the chunk header (if any) to `prefix`,
+  /// trims `data` to what may still be sent, and returns what must follow it ("\r\n" or "").
+  std::string_view frame_body(std::string& prefix, std::string_view& data);
   /// Appends the end of the body. False when a Content-Length body fell short (the caller
   /// must then close the connection).
   bool finish(std::string& out);
@@ -37,4 +41,4 @@ class ResponseEncoder {
   std::optional<uint64_t> remaining_;
 };
 
-}  // namespace corral::worker::wsgi
+}  // namespace corral::worker
