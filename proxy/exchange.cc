@@ -27,6 +27,13 @@ class Exchange::Waiter : public ::corral::proxy::Waiter, public std::enable_shar
  public:
   Waiter(ev::Loop& loop, Exchange* e) : loop_(loop), exchange_(e) {}
   void grant(Lease lease) override {
+    // Granted on the exchange's own loop (a request on this loop finished and freed the
+    // slot; the common case with one proxy thread): the lease goes to the exchange at once and
+    // it sends from a zero-delay timer, without the post()'s eventfd write and read.
+    if (exchange_ && loop_.is_current()) {
+      exchange_->on_granted_here(std::move(lease));
+      return;
+    }
     {
       std::lock_guard<std::mutex> g(mu_);
       lease_ = std::move(lease);
@@ -106,6 +113,14 @@ void Exchange::on_granted(Lease lease) {
   send_upstream();
 }
 
+void Exchange::on_granted_here(Lease lease) {
+  if (state != ExchangeState::Queued || lease_) return;  // lease released on return
+  // Not sent from here: the grant comes from inside another exchange's release (its
+  // completion, cancel or destruction), which must not re-enter this one's pipeline.
+  lease_ = std::move(lease);
+  timer_.arm(std::chrono::milliseconds(0));
+}
+
 void Exchange::send_upstream() {
   const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
   state = ExchangeState::Upstream;
@@ -179,6 +194,10 @@ void Exchange::on_upstream_error(const char* why) noexcept {
 }
 
 void Exchange::on_timer() {
+  if (state == ExchangeState::Queued && lease_) {
+    send_upstream();  // granted by on_granted_here()
+    return;
+  }
   if (state == ExchangeState::Queued) {
     leave_queue();
     fail(503, true);

@@ -110,6 +110,9 @@ class Exchange final : public UpstreamHandler {
 
   /// Called (via the waiter, on this loop) when a queued request gets a lease.
   void on_granted(Lease lease);
+  /// Called by the waiter when the grant happens on this loop's thread: keeps the lease and
+  /// sends the request from the next loop iteration (zero-delay timer).
+  void on_granted_here(Lease lease);
 
   // UpstreamHandler
   void on_upstream_connect_failed(int err) noexcept override;

@@ -67,8 +67,36 @@ bool RateLimit::take(Clock::time_point now) {
 struct Http2Session::Stream final : ExchangeSink {
   Stream(Http2Session& s, int32_t stream_id) : session(s), id(stream_id), ex(s.host_, *this) {}
 
+  /// Makes a closed stream ready to carry another one (strings, the exchange and its
+  /// upstream client keep their capacity: no allocation per stream on a busy connection).
+  void recycle() {
+    ex.reset();
+    ex.release_idle_memory();
+    body.reset(0);
+    body.shrink();
+    method.clear();
+    path.clear();
+    scheme.clear();
+    authority.clear();
+    host_header.clear();
+    cookie.clear();
+    headers.clear();
+    header_bytes = 0;
+    header_count = 0;
+    content_length = -1;
+    headers_done = end_stream = rejected = too_large = discard_body = false;
+    t_begin = body_progress = send_progress = Clock::time_point{};
+    budget = 0;
+    if (resp.capacity() > kRespKeepCapacity) std::string().swap(resp);
+    else resp.clear();
+    resp_pos = 0;
+    submitted = resp_complete = deferred = false;
+  }
+  static constexpr size_t kRespKeepCapacity = 16 * 1024;
+
   Http2Session& session;
   int32_t id;
+  size_t index = 0;  // position in streams_
   Exchange ex;
   BodyBuffer body;
   // The request as received.
@@ -153,7 +181,7 @@ Http2Session::Http2Session(ClientConnection& conn)
       timer_(host_.loop(), [this] { on_timer(); }),
       write_timer_(host_.loop(), [this] {
         if (!closed_) flush();
-        graveyard_.clear();
+        bury();
       }),
       resets_(runtime_->proxy.h2_reset_rate, runtime_->proxy.h2_reset_rate * kBurstFactor),
       floods_(runtime_->proxy.h2_flood_rate, runtime_->proxy.h2_flood_rate * kBurstFactor) {
@@ -178,6 +206,7 @@ Http2Session::~Http2Session() {
   // Exchanges first (they cancel their upstream requests), then the nghttp2 session.
   streams_.clear();
   graveyard_.clear();
+  spare_.clear();
   nghttp2_session_del(session_);
 }
 
@@ -219,7 +248,7 @@ void Http2Session::on_io(bool readable, bool writable) {
   if (readable) read_client();
   if (!closed_ && (writable || readable)) flush();
   in_io_ = false;
-  graveyard_.clear();
+  bury();
 }
 
 void Http2Session::read_client() {
@@ -283,13 +312,31 @@ void Http2Session::write_soon() {
 
 void Http2Session::flush() {
   if (closed_) return;
-  for (;;) {
+  // Every frame nghttp2 has ready (all streams, up to the high-water mark) is gathered first
+  // and written with one write(): one TLS record and one syscall per loop iteration instead
+  // of one per frame (a small response is HEADERS + DATA, often with a WINDOW_UPDATE).
+  bool blocked = false;
+  while (!blocked) {
+    while (out_.size() - out_pos_ < kOutHighWater) {
+      const uint8_t* data = nullptr;
+      ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        close();
+        return;
+      }
+      if (n == 0) break;
+      out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    }
+    if (out_pos_ == out_.size()) break;  // nothing to write
     while (out_pos_ < out_.size()) {
       ssize_t n = conn_.write(out_.data() + out_pos_, out_.size() - out_pos_);
       if (n < 0) {
-        if (errno == EAGAIN) break;
-        close();
-        return;
+        if (errno != EAGAIN) {
+          close();
+          return;
+        }
+        blocked = true;
+        break;
       }
       out_pos_ += static_cast<size_t>(n);
       write_progress_ = host_.loop().now();
@@ -298,15 +345,6 @@ void Http2Session::flush() {
       out_.clear();
       out_pos_ = 0;
     }
-    if (out_.size() - out_pos_ >= kOutHighWater) break;
-    const uint8_t* data = nullptr;
-    ssize_t n = nghttp2_session_mem_send(session_, &data);
-    if (n < 0) {
-      close();
-      return;
-    }
-    if (n == 0) break;
-    out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
   }
   if (closed_) return;
   if (out_pos_ == out_.size() && !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
@@ -349,7 +387,7 @@ void Http2Session::abuse(uint32_t error_code, const char* why) {
   CORRAL_LOG(Info, "h2") << "closing connection from " << conn_.client_ip() << ": " << why;
   nghttp2_session_terminate_session(session_, error_code);
   // Nothing of this connection reaches a worker any more.
-  for (auto& [id, s] : streams_) s->ex.cancel();
+  for (auto& s : streams_) s->ex.cancel();
   write_soon();
 }
 
@@ -367,13 +405,24 @@ void Http2Session::close() {
   closed_ = true;
   timer_.cancel();
   write_timer_.cancel();
-  for (auto& [id, s] : streams_) s->ex.cancel();
+  for (auto& s : streams_) s->ex.cancel();
   conn_.close();
 }
 
 Http2Session::Stream* Http2Session::find(int32_t id) {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second.get();
+  // nghttp2 keeps a map of its streams anyway; ours carry their Stream as user data from
+  // on_begin_headers until on_stream_close (which clears it).
+  return id > 0 ? static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, id)) : nullptr;
+}
+
+void Http2Session::bury() {
+  while (!graveyard_.empty()) {
+    std::unique_ptr<Stream> s = std::move(graveyard_.back());
+    graveyard_.pop_back();
+    if (closed_ || spare_.size() >= kSpareStreams) continue;  // destroyed
+    s->recycle();
+    spare_.push_back(std::move(s));
+  }
 }
 
 bool Http2Session::count_reset() {
@@ -432,14 +481,22 @@ int Http2Session::on_begin_frame(const void* p) {
 int Http2Session::on_begin_headers(const void* p) {
   const auto* f = static_cast<const nghttp2_frame*>(p);
   if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  auto s = std::make_unique<Stream>(*this, f->hd.stream_id);
+  std::unique_ptr<Stream> s;
+  if (!spare_.empty()) {
+    s = std::move(spare_.back());
+    spare_.pop_back();
+    s->id = f->hd.stream_id;
+  } else {
+    s = std::make_unique<Stream>(*this, f->hd.stream_id);
+  }
   s->t_begin = host_.loop().now();
   if (going_away_ || host_.draining()) {
     // After GOAWAY nghttp2 ignores new streams itself; this is for a drain racing the frame.
     s->rejected = true;
   }
   nghttp2_session_set_stream_user_data(session_, f->hd.stream_id, s.get());
-  streams_.emplace(f->hd.stream_id, std::move(s));
+  s->index = streams_.size();
+  streams_.push_back(std::move(s));
   return 0;
 }
 
@@ -591,9 +648,9 @@ void Http2Session::release_budget(Stream& s) {
 }
 
 int Http2Session::on_stream_close(int32_t id, uint32_t error_code) {
-  auto it = streams_.find(id);
-  if (it == streams_.end()) return 0;
-  Stream& s = *it->second;
+  Stream* found = find(id);
+  if (!found) return 0;
+  Stream& s = *found;
   if (error_code != NGHTTP2_NO_ERROR || !s.resp_complete) {
     // Reset by the client (or by us) before the response was done: the worker's slot is
     // freed now, not left busy (the upstream request is aborted).
@@ -609,8 +666,14 @@ int Http2Session::on_stream_close(int32_t id, uint32_t error_code) {
   }
   for (auto u = unconsumed_.begin(); u != unconsumed_.end();) u = u->first == id ? unconsumed_.erase(u) : u + 1;
   release_budget(s);
-  graveyard_.push_back(std::move(it->second));
-  streams_.erase(it);
+  nghttp2_session_set_stream_user_data(session_, id, nullptr);
+  size_t i = s.index;
+  graveyard_.push_back(std::move(streams_[i]));
+  if (i + 1 != streams_.size()) {
+    streams_[i] = std::move(streams_.back());
+    streams_[i]->index = i;
+  }
+  streams_.pop_back();
   if (streams_.empty()) idle_since_ = host_.loop().now();
   return 0;
 }
@@ -843,6 +906,8 @@ void Http2Session::on_timer() {
     return;
   }
   if (streams_.empty()) {
+    // An idle connection keeps no spare streams (their strings and exchanges).
+    if (now - idle_since_ >= 1s) spare_.clear();
     auto idle = p.keepalive_timeout.count() > 0 ? p.keepalive_timeout : std::chrono::milliseconds(1000);
     if (now - idle_since_ >= idle) {
       drain();  // GOAWAY(NO_ERROR), then close once it is out
@@ -851,7 +916,7 @@ void Http2Session::on_timer() {
     return;
   }
   std::vector<Stream*> all;
-  for (auto& [id, s] : streams_) all.push_back(s.get());
+  for (auto& s : streams_) all.push_back(s.get());
   for (Stream* s : all) {
     if (s->rejected) continue;
     if (!s->headers_done) {
@@ -868,7 +933,7 @@ void Http2Session::on_timer() {
     }
   }
   flush();
-  graveyard_.clear();
+  bury();
 }
 
 std::unique_ptr<FrontendSession> make_http2_session(ClientConnection& conn) {

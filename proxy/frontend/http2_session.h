@@ -97,6 +97,8 @@ class Http2Session final : public FrontendSession {
   bool count_reset();
   bool count_flood();
   Stream* find(int32_t id);
+  /// Closed streams (graveyard_) become spares, up to kSpareStreams; the rest are freed.
+  void bury();
 
   ClientConnection& conn_;
   SessionHost& host_;
@@ -104,8 +106,10 @@ class Http2Session final : public FrontendSession {
   nghttp2_session* session_ = nullptr;
   ev::Timer timer_;        // idle, header, body and send-stall deadlines (ticks while streams are open)
   ev::Timer write_timer_;  // zero-delay: flush after sink callbacks
-  std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
-  std::vector<std::unique_ptr<Stream>> graveyard_;
+  std::vector<std::unique_ptr<Stream>> streams_;    // open streams (Stream::index)
+  std::vector<std::unique_ptr<Stream>> graveyard_;  // closed during a callback; recycled after it
+  std::vector<std::unique_ptr<Stream>> spare_;      // recycled, ready for the next stream
+  static constexpr size_t kSpareStreams = 16;
   std::string out_;
   size_t out_pos_ = 0;
   RateLimit resets_, floods_;

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace corral::proxy {
 namespace {
@@ -109,8 +110,19 @@ bool Http1Client::retry_fresh() {
 
 void Http1Client::read_response() {
   for (int rounds = 0; rounds < 4 && conn_ && !paused_; ++rounds) {
-    size_t room = 0;
-    char* p = in_.prepare(kReadSize, &room);
+    // Nothing carried over from an earlier read (the usual case: a response comes whole in
+    // one read): read into the loop's shared buffer and parse from there; only a remainder
+    // the parser still needs is copied into in_.
+    char* shared = in_.empty() ? pool_.borrow_scratch() : nullptr;
+    struct Give {
+      UpstreamPool& pool;
+      char* p;
+      ~Give() {
+        if (p) pool.return_scratch();
+      }
+    } give{pool_, shared};
+    size_t room = UpstreamPool::kScratchSize;
+    char* p = shared ? shared : in_.prepare(kReadSize, &room);
     ssize_t r = ::recv(conn_->fd(), p, room, 0);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -128,24 +140,42 @@ void Http1Client::read_response() {
       fail(received_ == 0 ? "worker closed the connection before responding" : "worker closed mid-response");
       return;
     }
-    in_.commit(static_cast<size_t>(r));
     received_ += static_cast<uint64_t>(r);
-    if (!parse()) return;
+    if (shared) {
+      std::string_view rest(p, static_cast<size_t>(r));
+      if (!parse(rest)) return;
+      if (!rest.empty()) {
+        size_t n = 0;
+        std::memcpy(in_.prepare(rest.size(), &n), rest.data(), rest.size());
+        in_.commit(rest.size());
+      }
+    } else {
+      in_.commit(static_cast<size_t>(r));
+      if (!parse_buffered()) return;
+    }
     if (static_cast<size_t>(r) < room) break;  // drained the socket
   }
   if (conn_) handler_.on_upstream_read_done();
 }
 
-bool Http1Client::parse() {
+bool Http1Client::parse_buffered() {
+  std::string_view rest = in_.readable();
+  // false: finish/fail/abort already emptied in_ (or a new request reset it): leave it alone.
+  if (!parse(rest)) return false;
+  in_.consume(in_.size() - rest.size());
+  return true;
+}
+
+bool Http1Client::parse(std::string_view& in) {
   while (true) {
     if (state_ == State::Writing || state_ == State::ReadingHead) {
-      auto hr = parser_.parse(in_.readable(), method_, resp_);
+      auto hr = parser_.parse(in, method_, resp_);
       if (hr.status == http1::ParseStatus::Incomplete) return true;
       if (hr.status == http1::ParseStatus::Error) {
         fail(hr.error.reason && *hr.error.reason ? hr.error.reason : "malformed response from worker");
         return false;
       }
-      in_.consume(hr.consumed);
+      in.remove_prefix(hr.consumed);
       parser_.reset();
       if (resp_.status < 200) continue;  // 1xx interim responses are not forwarded
       if (state_ == State::Writing) {
@@ -157,13 +187,13 @@ bool Http1Client::parse() {
       handler_.on_upstream_head(resp_);
       if (!conn_) return false;  // aborted by the handler
       if (resp_.body == http1::BodyKind::None) {
-        finish(resp_.keep_alive && in_.empty());
+        finish(resp_.keep_alive && in.empty());
         return false;
       }
     }
     // ReadingBody
-    while (!in_.empty()) {
-      auto st = decoder_.step(in_.readable());
+    while (!in.empty()) {
+      auto st = decoder_.step(in);
       if (st.error) {
         fail(st.why.reason && *st.why.reason ? st.why.reason : "malformed response body from worker");
         return false;
@@ -172,13 +202,13 @@ bool Http1Client::parse() {
         handler_.on_upstream_body(st.data);
         if (!conn_) return false;
       }
-      in_.consume(st.consumed);
+      in.remove_prefix(st.consumed);
       if (st.done) break;
       if (st.consumed == 0) break;
     }
     if (decoder_.done()) {
       // Bytes after the response mean a confused worker: never reuse that connection.
-      finish(resp_.keep_alive && resp_.body != http1::BodyKind::UntilClose && in_.empty());
+      finish(resp_.keep_alive && resp_.body != http1::BodyKind::UntilClose && in.empty());
       return false;
     }
     return true;
@@ -227,7 +257,7 @@ void Http1Client::resume_reading() {
   if (!conn_ || state_ == State::Writing) return;
   conn_->want(true, false);
   // Bytes already buffered are processed now; the socket may have nothing new to say.
-  if (!in_.empty() && parse() && conn_) handler_.on_upstream_read_done();
+  if (!in_.empty() && parse_buffered() && conn_) handler_.on_upstream_read_done();
 }
 
 }  // namespace corral::proxy

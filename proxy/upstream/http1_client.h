@@ -39,7 +39,10 @@ class Http1Client : public UpstreamClient, public UpstreamIoHandler {
   bool open_connection();  // false: connect_failed was reported
   void send_request();
   void read_response();
-  bool parse();  // false: stop (done, error, or aborted)
+  /// Parses `in` (views into the shared scratch or into in_), advancing it past what was
+  /// used. false: stop (done, error, or aborted; in_ has been emptied).
+  bool parse(std::string_view& in);
+  bool parse_buffered();  // parse(in_) and consume what was used
   void finish(bool reusable);
   void fail(const char* why);
   bool retry_fresh();  // retry on a new connection after a keep-alive race

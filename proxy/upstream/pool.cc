@@ -108,6 +108,13 @@ void UpstreamPool::retain(const std::vector<std::pair<std::string, uint64_t>>& l
   }
 }
 
+char* UpstreamPool::borrow_scratch() {
+  if (scratch_busy_) return nullptr;
+  if (!scratch_) scratch_.reset(new char[kScratchSize]);
+  scratch_busy_ = true;
+  return scratch_.get();
+}
+
 size_t UpstreamPool::idle_count() const {
   size_t n = 0;
   for (const auto& b : buckets_) n += b.idle.size();

@@ -80,6 +80,14 @@ class UpstreamPool {
   void retain(const std::vector<std::pair<std::string, uint64_t>>& live);
   size_t idle_count() const;
 
+  /// The loop's shared read buffer for responses (kScratchSize bytes): a response that
+  /// arrives whole in one read is parsed from here, so an upstream client owns no read
+  /// buffer of its own between requests. nullptr while another client holds it (take your
+  /// own buffer then). Give it back with return_scratch() before returning to the loop.
+  char* borrow_scratch();
+  void return_scratch() { scratch_busy_ = false; }
+  static constexpr size_t kScratchSize = 32 * 1024;
+
  private:
   friend class UpstreamConn;
   struct Bucket {
@@ -93,6 +101,8 @@ class UpstreamPool {
   ev::Loop& loop_;
   size_t max_idle_;
   std::vector<Bucket> buckets_;
+  std::unique_ptr<char[]> scratch_;
+  bool scratch_busy_ = false;
 };
 
 }  // namespace corral::proxy
