@@ -148,6 +148,37 @@ TEST_F(H2Test, ZeroWindowReaderIsResetAndOthersAreServed) {
   slow.join();
 }
 
+TEST_F(H2Test, StreamsOneAfterAnotherShareNothing) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  // Closed streams are recycled for the next ones on the connection: a POST with cookies, a
+  // custom header and a body, then a bare GET, a reset stream, and another GET.
+  nlohmann::json j = h2raw("recycle");
+  auto echo_of = [&](const char* sid) {
+    EXPECT_EQ(j["status"][sid], 200) << sid << ": " << j.dump();
+    nlohmann::json e = parse_echo(j["body"].value(sid, ""));
+    EXPECT_TRUE(e.is_object()) << sid << ": " << j.dump();
+    return e;
+  };
+  nlohmann::json first = echo_of("1");
+  EXPECT_EQ(first["method"], "POST");
+  EXPECT_EQ(first["body"], "hello");
+  EXPECT_EQ(echo_headers(first, "cookie"), std::vector<std::string>{"a=1"});
+  EXPECT_EQ(echo_headers(first, "x-one"), std::vector<std::string>{"1"});
+  for (const char* sid : {"3", "7"}) {
+    nlohmann::json e = echo_of(sid);
+    EXPECT_EQ(e["method"], "GET") << sid;
+    EXPECT_EQ(e["target"], std::string("/echo?s=") + sid);
+    EXPECT_EQ(e["body"], "") << sid;
+    EXPECT_TRUE(echo_headers(e, "cookie").empty()) << sid;
+    EXPECT_TRUE(echo_headers(e, "x-one").empty()) << sid;
+    EXPECT_TRUE(echo_headers(e, "content-length").empty()) << sid;
+  }
+  EXPECT_EQ(echo_headers(echo_of("7"), "user-agent"), std::vector<std::string>{"h2raw"});
+  ASSERT_EQ(j["rst"].size(), 1u) << j.dump();
+  EXPECT_EQ(j["rst"][0][0], 5);
+  EXPECT_EQ(j["rst"][0][1], kProtocolError);
+}
+
 TEST_F(H2Test, GracefulStopLetsOpenStreamsFinish) {
   ASSERT_NO_FATAL_FAILURE(start());
   HttpResponse r;

@@ -37,7 +37,8 @@ class Conn:
         self.enc = hpack.Encoder()
         self.dec = hpack.Decoder()
         self.buf = b""
-        self.result = {"status": {}, "rst": [], "goaway": None, "closed": False, "data": {}}
+        self.result = {"status": {}, "rst": [], "goaway": None, "closed": False, "data": {}, "body": {}}
+        self.ended = set()
         settings = b""
         if window is not None:
             settings += struct.pack(">HI", 4, window)
@@ -94,6 +95,9 @@ class Conn:
                     r["status"][str(sid)] = int(v)
         elif ftype == DATA:
             r["data"][str(sid)] = r["data"].get(str(sid), 0) + len(payload)
+            r["body"][str(sid)] = r["body"].get(str(sid), "") + payload.decode("latin-1")
+        if ftype in (HEADERS, DATA) and flags & END_STREAM:
+            self.ended.add(sid)
         elif ftype == RST:
             r["rst"].append([sid, struct.unpack(">I", payload)[0]])
         elif ftype == GOAWAY:
@@ -135,6 +139,19 @@ def run(host, port, tls, scenario):
     elif scenario == "ok":
         c.send(c.headers(1, [("cookie", "a=1"), ("cookie", "b=2")], path="/echo"))
         c.read(3, lambda r: "1" in r["status"] and r["data"].get("1"))
+    elif scenario == "recycle":
+        # One stream after the other on one connection (each new one may reuse the state of
+        # a closed one): a POST with cookies and a custom header, a bare GET, a reset stream,
+        # then another GET. Nothing of an earlier stream may leak into a later one.
+        c.send(c.headers(1, [("cookie", "a=1"), ("x-one", "1"), ("content-length", "5")], method="POST",
+                         path="/echo?s=1", end_stream=False) + frame(DATA, END_STREAM, 1, b"hello"))
+        c.read(3, lambda r: 1 in c.ended)
+        c.send(c.headers(3, path="/echo?s=3"))
+        c.read(3, lambda r: 3 in c.ended)
+        c.send(c.headers(5, [("X-Bad", "1")], path="/echo?s=5"))
+        c.read(3, lambda r: r["rst"])
+        c.send(c.headers(7, [("user-agent", "h2raw")], path="/echo?s=7"))
+        c.read(3, lambda r: 7 in c.ended)
     elif scenario == "rapid_reset":
         out = b""
         for i in range(3000):
