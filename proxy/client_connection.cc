@@ -27,18 +27,21 @@ ClientConnection::ClientConnection(SessionHost& host, UniqueFd fd, std::string c
       client_ip_(std::move(client_ip)),
       listener_(std::move(listener)),
       watch_(host.loop(), fd_.get(), [this](bool r, bool w) { on_io(r, w); }),
-      timer_(host.loop(), [this] { on_timer(); }),
-      pending_(host.loop(), [this] {
-        if (!closed_ && session_ && want_read_) session_->on_io(true, false);
-      }) {}
+      timer_(host.loop(), [this] { on_timer(); }) {}
 
 ClientConnection::~ClientConnection() {
+  if (session_ && h1_) give_back_session();
   session_.reset();  // the session may still talk to us while it is destroyed
   if (ssl_) SSL_free(ssl_);
 }
 
+void ClientConnection::give_back_session() {
+  std::unique_ptr<Http1Session> s(static_cast<Http1Session*>(session_.release()));
+  s->detach();
+  host_.give_back_http1_session(std::move(s));
+}
+
 void ClientConnection::start() {
-  timer_.arm(host_.runtime()->proxy.client_header_timeout);
   if (listener_ && listener_->tls_failed) {
     close();  // never fall back to plaintext on a TLS port
     return;
@@ -56,6 +59,7 @@ void ClientConnection::start() {
   } else {
     phase_ = Phase::Sniff;
   }
+  timer_.arm(host_.runtime()->proxy.client_header_timeout);
   watch_.set(true, false);
 }
 
@@ -70,13 +74,17 @@ void ClientConnection::close() {
   closed_ = true;
   watch_.set(false, false);
   timer_.cancel();
-  pending_.cancel();
   fd_.reset();
   host_.connection_closed(this);
 }
 
 void ClientConnection::on_timer() {
-  if (closed_ || phase_ == Phase::Session) return;
+  if (closed_) return;
+  if (phase_ == Phase::Session) {
+    // Zero-delay: TLS bytes already decrypted while the session paused.
+    if (session_ && want_read_) session_->on_io(true, false);
+    return;
+  }
   CORRAL_LOG(Debug, "tls") << "handshake/preface timeout from " << client_ip_;
   close();
 }
@@ -87,6 +95,15 @@ void ClientConnection::on_io(bool readable, bool writable) {
     case Phase::Handshake: handshake(); return;
     case Phase::Sniff: sniff(); return;
     case Phase::Session: break;
+  }
+  if (!session_) {  // parked
+    if (!readable && !writable) {
+      close();  // keep-alive timeout
+      return;
+    }
+    watch_.clear_timeout();
+    unpark();
+    return;
   }
   // TLS may need the opposite direction to make progress: report what the session waits for.
   bool r = readable, w = writable;
@@ -126,10 +143,34 @@ void ClientConnection::handshake() {
 }
 
 void ClientConnection::sniff() {
+  if (!pre_) {
+    // Peek first: an HTTP/1.1 request stays in the socket and its session reads it at once,
+    // so a plaintext connection needs no buffer of its own here.
+    char buf[kH2Preface.size()];
+    ssize_t n;
+    do {
+      n = ::recv(fd_.get(), buf, sizeof buf, MSG_PEEK);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno != EAGAIN) close();
+      return;
+    }
+    if (n == 0) {
+      close();
+      return;
+    }
+    size_t k = static_cast<size_t>(n);
+    if (kH2Preface.substr(0, k) != std::string_view(buf, k)) {
+      install(false);
+      return;
+    }
+    // The preface so far: read it (readiness would fire again for bytes left unread).
+  }
   // Read what is there (not just the preface length): the session gets it all, and a
   // request left unread in the socket would turn the close after an error into a reset.
   size_t room = 0;
-  char* p = pre_.prepare(16 * 1024, &room);
+  if (!pre_) pre_ = std::make_unique<IoBuffer>();
+  char* p = pre_->prepare(16 * 1024, &room);
   ssize_t n;
   do {
     n = ::recv(fd_.get(), p, room, 0);
@@ -142,8 +183,8 @@ void ClientConnection::sniff() {
     close();
     return;
   }
-  pre_.commit(static_cast<size_t>(n));
-  std::string_view got = pre_.readable();
+  pre_->commit(static_cast<size_t>(n));
+  std::string_view got = pre_->readable();
   size_t k = got.size() < kH2Preface.size() ? got.size() : kH2Preface.size();
   if (kH2Preface.substr(0, k) != got.substr(0, k)) {
     install(false);
@@ -154,21 +195,51 @@ void ClientConnection::sniff() {
 
 void ClientConnection::install(bool h2) {
   phase_ = Phase::Session;
-  timer_.cancel();
+  timer_.release();  // the handshake / preface deadline is over for good
   protocol_ = h2 ? "h2" : "http/1.1";
-  if (h2) session_ = make_http2_session(*this);
-  else session_ = std::make_unique<Http1Session>(*this);
+  if (h2) {
+    session_ = make_http2_session(*this);
+  } else {
+    h1_ = true;
+    auto s = host_.take_http1_session();
+    if (!s) s = std::make_unique<Http1Session>(host_);
+    s->attach(*this);
+    session_ = std::move(s);
+  }
   session_->start();
-  if (draining_ && !closed_) session_->drain();
+  if (draining_ && !closed_ && session_) session_->drain();
+}
+
+bool ClientConnection::can_park() const {
+  return h1_ && !closed_ && !draining_ && (!pre_ || pre_->empty()) && (!ssl_ || SSL_pending(ssl_) == 0);
+}
+
+void ClientConnection::park(std::chrono::milliseconds keepalive) {
+  give_back_session();
+  timer_.cancel();
+  want_read_ = true;
+  want_write_ = false;
+  watch_.set(true, false);
+  watch_.set_timeout(keepalive);
+  // OpenSSL gives its record buffers back (SSL_MODE_RELEASE_BUFFERS) once they are empty.
+}
+
+void ClientConnection::unpark() {
+  auto s = host_.take_http1_session();
+  if (!s) s = std::make_unique<Http1Session>(host_);
+  s->attach(*this);
+  Http1Session* raw = s.get();
+  session_ = std::move(s);
+  raw->resume();
 }
 
 ssize_t ClientConnection::read(char* buf, size_t len) {
-  if (!pre_.empty()) {
-    std::string_view b = pre_.readable();
+  if (pre_ && !pre_->empty()) {
+    std::string_view b = pre_->readable();
     size_t n = b.size() < len ? b.size() : len;
     std::memcpy(buf, b.data(), n);
-    pre_.consume(n);
-    if (pre_.empty()) pre_.release_if_empty();
+    pre_->consume(n);
+    if (pre_->empty()) pre_.reset();
     return static_cast<ssize_t>(n);
   }
   if (closed_) {
@@ -258,7 +329,7 @@ void ClientConnection::update_interest() {
   bool w = want_write_ || (want_read_ && read_wants_write_);
   watch_.set(r, w);
   // Bytes OpenSSL already decrypted do not make the socket readable again.
-  if (ssl_ && want_read_ && SSL_pending(ssl_) > 0 && !pending_.armed()) pending_.arm(std::chrono::milliseconds(0));
+  if (ssl_ && want_read_ && SSL_pending(ssl_) > 0 && !timer_.armed()) timer_.arm(std::chrono::milliseconds(0));
 }
 
 void ClientConnection::lookup_ports() {

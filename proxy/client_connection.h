@@ -10,6 +10,7 @@
 // Loop-affine. Destruction is always deferred through SessionHost::connection_closed().
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -55,6 +56,8 @@ class ClientConnection {
   /// Closes the socket at once; the host destroys the connection later. Idempotent.
   void close();
   bool closed() const { return closed_; }
+  /// Idle HTTP/1.1 keep-alive connection waiting without a session (see park()).
+  bool parked() const { return phase_ == Phase::Session && !session_ && !closed_; }
 
   // For the session.
   /// Like recv(2): >0 bytes, 0 end of stream, -1 with errno (EAGAIN: nothing now).
@@ -66,6 +69,13 @@ class ClientConnection {
   void want(bool read, bool write);
   /// Half-closes the write side after the last byte (TLS close_notify first).
   void shutdown_write();
+  /// An idle HTTP/1.1 keep-alive connection can wait without its session (nothing is
+  /// buffered on our side of the socket).
+  bool can_park() const;
+  /// Called by the HTTP/1.1 session when it waits for the next request: detaches it and
+  /// gives it back to the host; the connection then waits (at most `keepalive`) with its
+  /// socket watch alone and takes a session again when the client speaks.
+  void park(std::chrono::milliseconds keepalive);
 
   SessionHost& host() { return host_; }
   const std::string& client_ip() const { return client_ip_; }
@@ -85,6 +95,8 @@ class ClientConnection {
   void handshake();
   void sniff();
   void install(bool h2);
+  void unpark();
+  void give_back_session();
   void update_interest();
   void on_timer();
 
@@ -96,12 +108,14 @@ class ClientConnection {
   uint16_t client_port_ = 0, server_port_ = 0;
   std::shared_ptr<const ListenerRuntime> listener_;
   ev::FdWatch watch_;
-  ev::Timer timer_;      // handshake / sniff deadline
-  ev::Timer pending_;    // zero-delay: TLS bytes already decrypted while the session paused
+  // Before the session: the handshake / preface deadline. With a session: zero-delay, for
+  // TLS bytes already decrypted while the session paused.
+  ev::Timer timer_;
   SSL* ssl_ = nullptr;
-  IoBuffer pre_;         // bytes read before the session was chosen
+  std::unique_ptr<IoBuffer> pre_;  // bytes read before the session was chosen (h2c preface)
   std::unique_ptr<FrontendSession> session_;
   Phase phase_ = Phase::Sniff;
+  bool h1_ = false;      // session_ is an Http1Session (a null session_ in Phase::Session: parked)
   const char* protocol_ = "";
   bool want_read_ = false, want_write_ = false;
   bool read_wants_write_ = false, write_wants_read_ = false;

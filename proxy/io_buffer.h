@@ -39,6 +39,17 @@ class IoBuffer {
     return data_.get() + end_;
   }
   void commit(size_t n) { end_ += n; }
+  size_t capacity() const { return cap_; }
+  /// Grows the storage to at least `cap` bytes (keeps the readable ones).
+  void reserve(size_t cap) {
+    if (cap_ >= cap) return;
+    std::unique_ptr<char[]> n(new char[cap]);
+    if (end_ > begin_) std::memcpy(n.get(), data_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+    data_ = std::move(n);
+    cap_ = cap;
+  }
   void clear() { begin_ = end_ = 0; }
   /// Frees the storage when empty (idle connections should not pin memory).
   void release_if_empty() {

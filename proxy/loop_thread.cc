@@ -1,8 +1,14 @@
 #include "proxy/loop_thread.h"
 
 #include "common/base/log.h"
+#include "proxy/frontend/http1_session.h"
 
 namespace corral::proxy {
+namespace {
+// Spare HTTP/1.1 sessions kept per loop: enough for the connections that are busy at once
+// on a loaded loop; the rest are freed (a spare session without buffers is ~3 KiB).
+constexpr size_t kMaxSpareSessions = 128;
+}  // namespace
 
 LoopThread::LoopThread(int index, LoopShared& shared)
     : index_(index), shared_(shared), pool_(loop_), access_log_(shared.access_log) {}
@@ -10,9 +16,12 @@ LoopThread::LoopThread(int index, LoopShared& shared)
 LoopThread::~LoopThread() {
   stop();
   // Sessions reference the pool and the loop: destroy them first.
+  destroying_ = true;
   listeners_.clear();
   connections_.clear();
   graveyard_.clear();
+  returned_sessions_.clear();
+  spare_sessions_.clear();
 }
 
 void LoopThread::start() {
@@ -83,15 +92,48 @@ void LoopThread::adopt(UniqueFd fd, std::string client_ip, size_t listener_index
 void LoopThread::connection_closed(ClientConnection* c) {
   auto it = connections_.find(c);
   if (it == connections_.end()) return;
-  bool first = graveyard_.empty();
   graveyard_.push_back(std::move(it->second));
   connections_.erase(it);
   // Destroyed after the current callback chain unwinds (it may be running inside s).
-  if (first) loop_.post([this] { reap(); });
+  schedule_reap();
+}
+
+size_t LoopThread::parked_count() const {
+  size_t n = 0;
+  for (const auto& [p, c] : connections_) n += c->parked() ? 1 : 0;
+  return n;
+}
+
+std::unique_ptr<Http1Session> LoopThread::take_http1_session() {
+  if (spare_sessions_.empty()) return nullptr;
+  auto s = std::move(spare_sessions_.back());
+  spare_sessions_.pop_back();
+  return s;
+}
+
+void LoopThread::give_back_http1_session(std::unique_ptr<Http1Session> s) {
+  if (destroying_) return;  // destroyed here: no callback of it is running
+  // A detached session does nothing more, so it can be reused at once even while its own
+  // callback unwinds (only a new fd event takes one, never a callback of another session).
+  // Destroying it must wait until the callback chain is over.
+  if (spare_sessions_.size() < kMaxSpareSessions) {
+    spare_sessions_.push_back(std::move(s));
+    return;
+  }
+  returned_sessions_.push_back(std::move(s));
+  schedule_reap();
+}
+
+void LoopThread::schedule_reap() {
+  if (reap_posted_) return;
+  reap_posted_ = true;
+  loop_.post([this] { reap(); });
 }
 
 void LoopThread::reap() {
-  graveyard_.clear();
+  graveyard_.clear();  // their sessions come back (spare or returned)
+  returned_sessions_.clear();
+  reap_posted_ = false;
   check_drained();
 }
 

@@ -58,6 +58,9 @@ class LoopThread : public SessionHost {
   void adopt(UniqueFd fd, std::string client_ip, size_t listener_index = SIZE_MAX);
   /// Loop-affine.
   size_t connection_count() const { return connections_.size(); }
+  /// Loop-affine: connections waiting without a session, and sessions kept for reuse.
+  size_t parked_count() const;
+  size_t spare_session_count() const { return spare_sessions_.size(); }
 
   // SessionHost
   ev::Loop& loop() override { return loop_; }
@@ -68,10 +71,13 @@ class LoopThread : public SessionHost {
   void report_hung(const std::string& app, int slot, uint64_t generation, std::string_view request_id) override;
   bool draining() const override { return draining_; }
   void connection_closed(ClientConnection* c) override;
+  std::unique_ptr<Http1Session> take_http1_session() override;
+  void give_back_http1_session(std::unique_ptr<Http1Session> s) override;
   std::string https_port() const override;
 
  private:
   void reap();
+  void schedule_reap();
   void check_drained();
 
   int index_;
@@ -79,6 +85,12 @@ class LoopThread : public SessionHost {
   ev::Loop loop_;
   UpstreamPool pool_;
   std::shared_ptr<const Runtime> runtime_;
+  // Idle HTTP/1.1 sessions kept for reuse (bounded), and those given back during the current
+  // callback chain (sorted out by reap()). Destroyed before the pool and the loop.
+  std::vector<std::unique_ptr<Http1Session>> spare_sessions_;
+  std::vector<std::unique_ptr<Http1Session>> returned_sessions_;
+  bool reap_posted_ = false;
+  bool destroying_ = false;
   std::shared_ptr<AccessLog> access_log_;
   std::shared_ptr<const ListenerSet> listener_set_;
   std::vector<std::unique_ptr<Listener>> listeners_;

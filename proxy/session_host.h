@@ -15,6 +15,7 @@
 namespace corral::proxy {
 
 class ClientConnection;
+class Http1Session;
 
 class SessionHost {
  public:
@@ -35,6 +36,13 @@ class SessionHost {
   virtual std::string https_port() const { return {}; }
   /// The connection is finished; the host destroys it later (outside its callbacks).
   virtual void connection_closed(ClientConnection* c) = 0;
+  /// HTTP/1.1 sessions outlive their connections: a keep-alive connection that stays idle
+  /// gives its session back (it parks) and takes one again with its next request, so an
+  /// idle connection holds only its socket watch. take: a spare session, or null (make one).
+  virtual std::unique_ptr<Http1Session> take_http1_session() = 0;
+  /// A detached session (its connection parked or closed). May be called from inside the
+  /// session's own callbacks: the host keeps or destroys it later, never during the call.
+  virtual void give_back_http1_session(std::unique_ptr<Http1Session> s) = 0;
 };
 
 }  // namespace corral::proxy

@@ -117,26 +117,46 @@ void FdWatch::set(bool want_read, bool want_write) {
   added_ = true;
 }
 
+void FdWatch::set_timeout(std::chrono::milliseconds d) {
+  if (!added_) return;
+  // Re-adding a pending event only (re)schedules its timeout: no epoll_ctl.
+  timeval tv = to_tv(d);
+  event_add(ev_, &tv);
+}
+
+void FdWatch::clear_timeout() {
+  if (added_) event_remove_timer(ev_);
+}
+
 void FdWatch::on_event(int, short what, void* arg) {
   auto* self = static_cast<FdWatch*>(arg);
   // Copy nothing: the callback may destroy *self; it must not touch self afterwards.
   self->cb_((what & EV_READ) != 0, (what & EV_WRITE) != 0);
 }
 
-Timer::Timer(Loop& loop, std::function<void()> cb) : cb_(std::move(cb)) {
-  ev_ = event_new(loop.base(), -1, 0, &Timer::on_event, this);
+Timer::Timer(Loop& loop, std::function<void()> cb) : loop_(loop), cb_(std::move(cb)) {}
+
+Timer::~Timer() {
+  if (ev_) event_free(ev_);
 }
 
-Timer::~Timer() { event_free(ev_); }
-
 void Timer::arm(std::chrono::milliseconds d) {
+  if (!ev_) ev_ = event_new(loop_.base(), -1, 0, &Timer::on_event, this);
   timeval tv = to_tv(d);
   event_add(ev_, &tv);
 }
 
-void Timer::cancel() { event_del(ev_); }
+void Timer::cancel() {
+  if (ev_) event_del(ev_);
+}
 
-bool Timer::armed() const { return event_pending(ev_, EV_TIMEOUT, nullptr) != 0; }
+void Timer::release() {
+  if (!ev_) return;
+  event_free(ev_);  // event_free deletes a pending event first
+  ev_ = nullptr;
+}
+
+bool Timer::armed() const { return ev_ && event_pending(ev_, EV_TIMEOUT, nullptr) != 0; }
 
 void Timer::on_event(int, short, void* arg) { static_cast<Timer*>(arg)->cb_(); }
 

@@ -60,8 +60,14 @@ class FdWatch {
   FdWatch(const FdWatch&) = delete;
   FdWatch& operator=(const FdWatch&) = delete;
 
-  /// Sets interest; (false, false) disables. Cheap when unchanged.
+  /// Sets interest; (false, false) disables. Cheap when unchanged. A change of interest
+  /// drops the inactivity timeout.
   void set(bool want_read, bool want_write);
+  /// Inactivity timeout while the watch is enabled: when nothing happens on the fd for d,
+  /// the callback gets (false, false). Re-armed after each event until clear_timeout().
+  /// Neither call makes a system call (the fd's registration is unchanged).
+  void set_timeout(std::chrono::milliseconds d);
+  void clear_timeout();
   bool wants_read() const { return want_read_; }
   bool wants_write() const { return want_write_; }
   int fd() const { return fd_; }
@@ -75,7 +81,8 @@ class FdWatch {
   bool want_read_ = false, want_write_ = false, added_ = false;
 };
 
-/// A one-shot (re-armable) timer.
+/// A one-shot (re-armable) timer. Its libevent event is allocated on the first arm(), so a
+/// timer that never runs costs no allocation.
 class Timer {
  public:
   Timer(Loop& loop, std::function<void()> cb);
@@ -86,10 +93,14 @@ class Timer {
   /// (Re)arms to fire once after d.
   void arm(std::chrono::milliseconds d);
   void cancel();
+  /// Cancels and frees the libevent event (a later arm() allocates it again): for a timer
+  /// that served its purpose in an object that lives on (a connection past its handshake).
+  void release();
   bool armed() const;
 
  private:
   static void on_event(int fd, short what, void* arg);
+  Loop& loop_;
   std::function<void()> cb_;
   event* ev_ = nullptr;
 };

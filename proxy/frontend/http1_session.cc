@@ -12,6 +12,8 @@ namespace {
 // Pipelined bytes read ahead while a request is in flight (beyond this, reading pauses).
 constexpr size_t kMaxReadAhead = 64 * 1024;
 constexpr size_t kReadSize = 16 * 1024;
+// The first read of a request: most heads fit; a read that fills it switches to kReadSize.
+constexpr size_t kFirstReadSize = 2 * 1024;
 
 void append_hex(std::string& out, uint64_t v) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -53,14 +55,46 @@ std::string_view status_reason(int status) {
   }
 }
 
-Http1Session::Http1Session(ClientConnection& conn)
-    : conn_(conn),
-      host_(conn.host()),
+Http1Session::Http1Session(SessionHost& host)
+    : host_(host),
       client_timer_(host_.loop(), [this] { on_client_timer(); }),
       parser_(host_.runtime()->limits),
+      parser_limits_(host_.runtime()->limits),
       ex_(host_, *this) {}
 
 Http1Session::~Http1Session() = default;
+
+void Http1Session::attach(ClientConnection& conn) {
+  conn_ = &conn;
+  closed_ = client_eof_ = draining_ = in_process_ = false;
+  keep_alive_ = true;
+  framing_ = ClientFraming::None;
+  in_.clear();
+  out_.clear();
+  out_pos_ = 0;
+  parser_.reset();
+  ex_.reset();
+}
+
+void Http1Session::detach() {
+  closed_ = true;
+  client_timer_.cancel();
+  ex_.reset();  // cancels a request in flight (no callbacks)
+  in_.clear();
+  in_.release_if_empty();
+  out_.clear();
+  out_pos_ = 0;
+  if (out_.capacity() > 4096) std::string().swap(out_);
+  body_.shrink();
+  ex_.release_idle_memory();
+  conn_ = nullptr;
+}
+
+void Http1Session::resume() {
+  client_timer_.arm(host_.runtime()->proxy.keepalive_timeout);
+  update_read_interest();
+  read_client();
+}
 
 bool Http1Session::draining() const { return draining_ || host_.draining(); }
 
@@ -87,8 +121,8 @@ void Http1Session::on_io(bool readable, bool writable) {
 
 void Http1Session::read_client() {
   size_t room = 0;
-  char* p = in_.prepare(kReadSize, &room);
-  ssize_t n = conn_.read(p, room);
+  char* p = in_.prepare(in_.capacity() < kReadSize ? kFirstReadSize : kReadSize, &room);
+  ssize_t n = conn_->read(p, room);
   if (n < 0) {
     if (errno == EAGAIN) return;
     close();  // reset by peer: nobody is left to answer
@@ -114,6 +148,8 @@ void Http1Session::read_client() {
     return;
   }
   in_.commit(static_cast<size_t>(n));
+  // A full small buffer: more is coming (a large head or a body); read in big steps.
+  if (static_cast<size_t>(n) == room && in_.capacity() < kReadSize) in_.reserve(kReadSize);
   process();
 }
 
@@ -137,9 +173,13 @@ void Http1Session::process() {
 bool Http1Session::parse_head() {
   if (ex_.state == ExchangeState::Idle) {
     const auto& rt = host_.runtime();
-    if (ex_.runtime.get() != rt.get() && (!ex_.runtime || ex_.runtime->limits.max_head_size != rt->limits.max_head_size ||
-                                          ex_.runtime->limits.max_header_count != rt->limits.max_header_count))
+    if (parser_limits_.max_head_size != rt->limits.max_head_size ||
+        parser_limits_.max_header_count != rt->limits.max_header_count) {
+      parser_limits_ = rt->limits;
       parser_ = http1::RequestParser(rt->limits);
+    } else {
+      parser_.reset();  // a head answered early (404, 413, redirect) left it Done
+    }
     ex_.begin();
     ex_.state = ExchangeState::ReadingHead;
     // A deadline for the whole head from its first byte: trickling bytes cannot extend it.
@@ -148,7 +188,7 @@ bool Http1Session::parse_head() {
   auto hr = parser_.parse(in_.readable(), head_);
   if (hr.status == http1::ParseStatus::Incomplete) return false;
   if (hr.status == http1::ParseStatus::Error) {
-    CORRAL_LOG(Debug, "http1") << "bad request from " << conn_.client_ip() << ": " << hr.error.reason;
+    CORRAL_LOG(Debug, "http1") << "bad request from " << conn_->client_ip() << ": " << hr.error.reason;
     respond_error(hr.error.status, true);
     return false;
   }
@@ -169,8 +209,8 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
   keep_alive_ = head.keep_alive && !draining();
   ex_.had_body = head.body != http1::BodyKind::None;
 
-  const ListenerRuntime* l = conn_.listener();
-  if (l && l->redirect_https && !conn_.tls()) {
+  const ListenerRuntime* l = conn_->listener();
+  if (l && l->redirect_https && !conn_->tls()) {
     respond_redirect(head);
     in_.consume(head_size);
     return;
@@ -187,12 +227,12 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
     return;
   }
   Forwarding fwd;
-  fwd.client_ip = conn_.client_ip();
-  fwd.proto = conn_.tls() ? "https" : "http";
+  fwd.client_ip = conn_->client_ip();
+  fwd.proto = conn_->tls() ? "https" : "http";
   fwd.host = head.host;
   fwd.request_id = ex_.request_id;
-  fwd.server_port = conn_.server_port();
-  fwd.client_port = conn_.client_port();
+  fwd.server_port = conn_->server_port();
+  fwd.client_port = conn_->client_port();
   // corral-worker maps the prefix onto SCRIPT_NAME; HTTP apps never asked for it.
   if (rt.apps[static_cast<size_t>(ex_.app)].kind == conf::AppKind::Cgi) fwd.prefix = ex_.route_prefix;
   append_request_head(head, fwd, ex_.upstream_head);
@@ -257,7 +297,7 @@ bool Http1Session::read_body() {
 void Http1Session::body_complete() {
   finish_request_head(ex_.upstream_head, body_.size(), ex_.had_body);
   client_timer_.cancel();
-  ex_.submit(body_.data(), conn_.client_ip(), conn_.tls());
+  ex_.submit(body_.data(), conn_->client_ip(), conn_->tls());
 }
 
 void Http1Session::on_response_head(const http1::ResponseHead& head) noexcept {
@@ -265,8 +305,8 @@ void Http1Session::on_response_head(const http1::ResponseHead& head) noexcept {
   if (draining()) keep_alive_ = false;
   if (framing_ == ClientFraming::UntilClose) keep_alive_ = false;
   append_response_head(head, framing_, ex_.version_minor, keep_alive_, out_);
-  const ListenerRuntime* l = conn_.listener();
-  if (l && conn_.tls() && !l->hsts.empty()) add_header(out_, "Strict-Transport-Security", l->hsts);
+  const ListenerRuntime* l = conn_->listener();
+  if (l && conn_->tls() && !l->hsts.empty()) add_header(out_, "Strict-Transport-Security", l->hsts);
 }
 
 void Http1Session::on_response_body(std::string_view data) noexcept {
@@ -295,7 +335,7 @@ void Http1Session::on_exchange_failed(int status, bool retry_after) noexcept {
     return;
   }
   // Part of the response is out already: the only honest signal left is to abort.
-  ex_.log(conn_.client_ip());
+  ex_.log(conn_->client_ip());
   close();
 }
 
@@ -362,7 +402,7 @@ void Http1Session::respond_error(int status, bool close_after, bool retry_after)
 }
 
 void Http1Session::response_done() {
-  ex_.log(conn_.client_ip());
+  ex_.log(conn_->client_ip());
   ex_.state = keep_alive_ ? ExchangeState::Responding : ExchangeState::Closing;
   flush();
 }
@@ -370,7 +410,7 @@ void Http1Session::response_done() {
 void Http1Session::flush() {
   if (closed_) return;
   while (out_pos_ < out_.size()) {
-    ssize_t n = conn_.write(out_.data() + out_pos_, out_.size() - out_pos_);
+    ssize_t n = conn_->write(out_.data() + out_pos_, out_.size() - out_pos_);
     if (n < 0) {
       if (errno == EAGAIN) break;
       close();
@@ -423,15 +463,20 @@ void Http1Session::next_request() {
     close();
     return;
   }
-  if (in_.empty()) {
-    in_.release_if_empty();
-    body_.shrink();
-    ex_.release_idle_memory();
-    if (out_.capacity() > 4096) std::string().swap(out_);
-  }
-  client_timer_.arm(host_.runtime()->proxy.keepalive_timeout);
-  update_read_interest();
+  wait_for_next_request();
   if (!in_process_) process();
+}
+
+void Http1Session::wait_for_next_request() {
+  auto keepalive = host_.runtime()->proxy.keepalive_timeout;
+  if (in_.empty() && conn_->can_park()) {
+    // Nothing read ahead: the connection waits without this session (no system call either
+    // way). From here on this object is detached; callers only unwind.
+    conn_->park(keepalive);
+    return;
+  }
+  client_timer_.arm(keepalive);
+  update_read_interest();
 }
 
 void Http1Session::update_read_interest() {
@@ -439,7 +484,7 @@ void Http1Session::update_read_interest() {
   bool reading_request = ex_.state == ExchangeState::Idle || ex_.state == ExchangeState::ReadingHead ||
                          ex_.state == ExchangeState::ReadingBody;
   bool want_read = !client_eof_ && (reading_request || in_.size() < kMaxReadAhead);
-  conn_.want(want_read, out_pos_ < out_.size());
+  conn_->want(want_read, out_pos_ < out_.size());
 }
 
 void Http1Session::close() {
@@ -447,7 +492,7 @@ void Http1Session::close() {
   closed_ = true;
   client_timer_.cancel();
   ex_.cancel();
-  conn_.close();
+  conn_->close();
 }
 
 }  // namespace corral::proxy

@@ -24,10 +24,21 @@ inline constexpr size_t kResponseBufferLimit = 1 << 20;
 
 class Http1Session final : public FrontendSession, public ExchangeSink {
  public:
-  explicit Http1Session(ClientConnection& conn);
+  /// A session is made for its host's loop and then serves one connection after another:
+  /// attach() binds it, detach() frees it for reuse (see SessionHost::take_http1_session).
+  explicit Http1Session(SessionHost& host);
   ~Http1Session() override;
   Http1Session(const Http1Session&) = delete;
   Http1Session& operator=(const Http1Session&) = delete;
+
+  /// Binds the session to a connection (new, or coming back from parked) with fresh
+  /// per-connection state. Call start() or resume() next.
+  void attach(ClientConnection& conn);
+  /// Unbinds it (the connection parked or closed): cancels anything in flight, without
+  /// callbacks, and frees the buffers. The session does nothing more until attach().
+  void detach();
+  /// The parked connection is readable again: reads the next request.
+  void resume();
 
   // FrontendSession
   /// Starts reading (arms the header timeout for the first request).
@@ -61,15 +72,17 @@ class Http1Session final : public FrontendSession, public ExchangeSink {
   void close();
   void update_read_interest();
   void on_client_timer();
+  void wait_for_next_request();
   bool draining() const;
 
-  ClientConnection& conn_;
+  ClientConnection* conn_ = nullptr;
   SessionHost& host_;
   ev::Timer client_timer_;    // keep-alive / header deadline / body pause / send stall
   IoBuffer in_;
   std::string out_;
   size_t out_pos_ = 0;
   http1::RequestParser parser_;
+  http1::Limits parser_limits_;
   http1::RequestHead head_;
   http1::BodyDecoder decoder_;
   BodyBuffer body_;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <future>
 #include <map>
 #include <mutex>
 #include <string>
@@ -211,6 +212,7 @@ class Http1ProxyTest : public ::testing::Test {
     cfg.proxy.max_body_size = 1024;
     cfg.proxy.max_header_size = 2048;
     cfg.proxy.client_header_timeout = 2000ms;
+    cfg.proxy.keepalive_timeout = keepalive_;
     conf::Route route;
     route.host = "test.local";
     route.path = "/";
@@ -255,6 +257,24 @@ class Http1ProxyTest : public ::testing::Test {
     return std::make_unique<Client>(sv[1]);
   }
 
+  /// Runs fn on the loop thread and returns its result.
+  template <class F>
+  auto on_loop(F fn) {
+    std::promise<decltype(fn())> p;
+    auto f = p.get_future();
+    loop_->loop().post([&] { p.set_value(fn()); });
+    return f.get();
+  }
+  /// Waits (up to 2 s) until `want` connections are parked.
+  bool wait_parked(size_t want) {
+    for (int i = 0; i < 200; ++i) {
+      if (on_loop([this] { return loop_->parked_count(); }) == want) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+
+  std::chrono::milliseconds keepalive_ = 75000ms;
   std::string dir_, sock_;
   std::unique_ptr<TestWorker> worker_;
   std::map<std::string, std::shared_ptr<AppDispatcher>> dispatchers_;
@@ -436,6 +456,70 @@ TEST_F(Http1ProxyTest, HeaderDeadlineCannotBeExtendedByTrickling) {
   auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_GE(took, 1900ms);
   EXPECT_LT(took, 3500ms);
+}
+
+TEST_F(Http1ProxyTest, IdleKeepAliveConnectionParksAndWakesWithItsNextRequest) {
+  auto c = connect();
+  c->send("GET /a HTTP/1.1\r\nHost: test.local\r\n\r\n");
+  EXPECT_EQ(c->read().body, "GET /a 0\n");
+  // Idle: the connection waits without a session; the session is kept for reuse.
+  ASSERT_TRUE(wait_parked(1));
+  EXPECT_EQ(on_loop([this] { return loop_->spare_session_count(); }), 1u);
+  c->send("POST /b HTTP/1.1\r\nHost: test.local\r\nContent-Length: 3\r\n\r\nxyz");
+  EXPECT_EQ(c->read().body, "POST /b 3\n");
+  ASSERT_TRUE(wait_parked(1));
+  // A request that arrives in pieces wakes it too.
+  c->send("GET /c HTTP/1.1\r\nHo");
+  std::this_thread::sleep_for(50ms);
+  c->send("st: test.local\r\n\r\n");
+  EXPECT_EQ(c->read().body, "GET /c 0\n");
+  EXPECT_EQ(worker_->connections(), 1);
+}
+
+TEST_F(Http1ProxyTest, ConnectionsOneAfterAnotherShareOneSession) {
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 20; ++i) {
+    clients.push_back(connect());
+    clients.back()->send("GET /n HTTP/1.1\r\nHost: test.local\r\n\r\n");
+    ASSERT_EQ(clients.back()->read().body, "GET /n 0\n");
+  }
+  ASSERT_TRUE(wait_parked(20));
+  EXPECT_EQ(on_loop([this] { return loop_->spare_session_count(); }), 1u);
+  // Every parked connection is still served, whichever order they speak in.
+  for (int i = 19; i >= 0; --i) {
+    clients[static_cast<size_t>(i)]->send("GET /again HTTP/1.1\r\nHost: test.local\r\n\r\n");
+    EXPECT_EQ(clients[static_cast<size_t>(i)]->read().body, "GET /again 0\n");
+  }
+}
+
+TEST_F(Http1ProxyTest, ParkedConnectionClosesOnDrain) {
+  auto c = connect();
+  c->send("GET /a HTTP/1.1\r\nHost: test.local\r\n\r\n");
+  EXPECT_EQ(c->read().status, 200);
+  ASSERT_TRUE(wait_parked(1));
+  loop_->begin_drain();
+  EXPECT_TRUE(c->at_eof());
+}
+
+class Http1ProxyShortKeepAliveTest : public Http1ProxyTest {
+ protected:
+  void SetUp() override {
+    keepalive_ = 300ms;
+    Http1ProxyTest::SetUp();
+  }
+};
+
+TEST_F(Http1ProxyShortKeepAliveTest, ParkedConnectionClosesAfterTheKeepAliveTimeout) {
+  auto c = connect();
+  c->send("GET /a HTTP/1.1\r\nHost: test.local\r\n\r\n");
+  EXPECT_EQ(c->read().status, 200);
+  ASSERT_TRUE(wait_parked(1));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c->at_eof());
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 150ms);
+  EXPECT_LT(took, 2000ms);
+  EXPECT_EQ(on_loop([this] { return loop_->connection_count(); }), 0u);
 }
 
 }  // namespace
