@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "common/base/log.h"
@@ -80,7 +81,9 @@ struct Http2Session::Stream final : ExchangeSink {
     authority.clear();
     host_header.clear();
     cookie.clear();
-    headers.clear();
+    if (field_bytes.capacity() > kFieldsKeepCapacity) std::string().swap(field_bytes);
+    else field_bytes.clear();
+    fields.clear();
     header_bytes = 0;
     header_count = 0;
     content_length = -1;
@@ -93,6 +96,7 @@ struct Http2Session::Stream final : ExchangeSink {
     submitted = resp_complete = deferred = false;
   }
   static constexpr size_t kRespKeepCapacity = 16 * 1024;
+  static constexpr size_t kFieldsKeepCapacity = 8 * 1024;
 
   Http2Session& session;
   int32_t id;
@@ -101,7 +105,22 @@ struct Http2Session::Stream final : ExchangeSink {
   BodyBuffer body;
   // The request as received.
   std::string method, path, scheme, authority, host_header, cookie;
-  std::vector<std::pair<std::string, std::string>> headers;
+  // Regular request headers, stored flat (one buffer, offsets): no allocation per field.
+  struct FieldRef {
+    uint32_t name_off, name_len, value_off, value_len;
+  };
+  std::string field_bytes;
+  std::vector<FieldRef> fields;
+  void add_field(std::string_view n, std::string_view v) {
+    FieldRef r{static_cast<uint32_t>(field_bytes.size()), static_cast<uint32_t>(n.size()), 0,
+               static_cast<uint32_t>(v.size())};
+    field_bytes.append(n);
+    r.value_off = static_cast<uint32_t>(field_bytes.size());
+    field_bytes.append(v);
+    fields.push_back(r);
+  }
+  std::string_view field_name(const FieldRef& r) const { return {field_bytes.data() + r.name_off, r.name_len}; }
+  std::string_view field_value(const FieldRef& r) const { return {field_bytes.data() + r.value_off, r.value_len}; }
   uint64_t header_bytes = 0;
   size_t header_count = 0;
   int64_t content_length = -1;
@@ -563,7 +582,7 @@ int Http2Session::on_header(const void* p, std::string_view name, std::string_vi
     }
     s->content_length = static_cast<int64_t>(v);
   }
-  s->headers.emplace_back(std::string(name), std::string(value));
+  s->add_field(name, value);
   return 0;
 }
 
@@ -732,9 +751,10 @@ void Http2Session::request_complete(Stream& s) {
     respond_error(s, 400);
     return;
   }
-  for (const auto& [n, v] : s.headers) {
-    if (n == "user-agent") ex.user_agent = v;
-    else if (n == "referer") ex.referer = v;
+  for (const auto& f : s.fields) {
+    std::string_view n = s.field_name(f);
+    if (n == "user-agent") ex.user_agent = s.field_value(f);
+    else if (n == "referer") ex.referer = s.field_value(f);
   }
   ex.had_body = !s.body.data().empty() || s.content_length > 0;
   if (ex.route(host, s.path) < 0) {
@@ -742,14 +762,14 @@ void Http2Session::request_complete(Stream& s) {
     return;
   }
   // The HTTP/1.1 head for the worker: the same re-framing as for an HTTP/1.1 client.
-  http1::RequestHead head;
+  http1::RequestHead& head = req_head_;  // reused: its field vector keeps its capacity
   head.method = s.method;
   head.target = s.path;
   head.version_minor = 1;
   head.host = host;
-  head.headers.reserve(s.headers.size() + 2);
+  head.headers.clear();
   head.headers.push_back({"host", host});
-  for (const auto& [n, v] : s.headers) head.headers.push_back({n, v});
+  for (const auto& f : s.fields) head.headers.push_back({s.field_name(f), s.field_value(f)});
   if (!s.cookie.empty()) head.headers.push_back({"cookie", s.cookie});
   Forwarding fwd;
   fwd.client_ip = conn_.client_ip();
@@ -762,34 +782,53 @@ void Http2Session::request_complete(Stream& s) {
   if (ex.runtime->apps[static_cast<size_t>(ex.app)].kind == conf::AppKind::Cgi) fwd.prefix = ex.route_prefix;
   append_request_head(head, fwd, ex.upstream_head);
   finish_request_head(ex.upstream_head, s.body.size(), ex.had_body);
-  // The request copies are no longer needed; the body stays until the worker has it.
-  s.headers.clear();
-  s.headers.shrink_to_fit();
+  head.headers.clear();  // views into the stream's strings
   ex.submit(s.body.data(), conn_.client_ip(), conn_.tls());
 }
 
 // ---- the response -------------------------------------------------------------------------
 
-void Http2Session::submit(Stream& s, int status, const std::vector<std::pair<std::string, std::string>>& headers,
-                          bool body) {
+namespace {
+
+// The response fields being submitted: built by stream_head/respond_error, read by submit()
+// (nghttp2 copies them). One per thread, reused: no allocation per response.
+struct NvScratch {
+  std::vector<nghttp2_nv> nv;
+  std::string names;  // lower-cased response field names
+};
+NvScratch& nv_scratch() {
+  static thread_local NvScratch scratch;
+  return scratch;
+}
+
+nghttp2_nv make_nv(std::string_view n, std::string_view v) {
+  return {reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())),
+          n.size(), v.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+// Starts the field list with a slot for :status (filled in by submit()).
+std::vector<nghttp2_nv>& start_fields() {
+  NvScratch& sc = nv_scratch();
+  sc.nv.clear();
+  sc.names.clear();
+  sc.nv.push_back({});
+  return sc.nv;
+}
+
+}  // namespace
+
+void Http2Session::submit(Stream& s, int status, bool body) {
   if (s.submitted || s.rejected || closed_) return;
   s.submitted = true;
   s.send_progress = host_.loop().now();
-  char st[4];
+  char st[3];
   st[0] = static_cast<char>('0' + status / 100 % 10);
   st[1] = static_cast<char>('0' + status / 10 % 10);
   st[2] = static_cast<char>('0' + status % 10);
-  st[3] = 0;
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(headers.size() + 2);
-  auto add = [&](std::string_view n, std::string_view v) {
-    nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                  reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
-  };
-  add(":status", std::string_view(st, 3));
-  for (const auto& [n, v] : headers) add(n, v);
+  std::vector<nghttp2_nv>& nv = nv_scratch().nv;
+  nv[0] = make_nv(":status", std::string_view(st, 3));
   const ListenerRuntime* l = conn_.listener();
-  if (l && conn_.tls() && !l->hsts.empty()) add("strict-transport-security", l->hsts);
+  if (l && conn_.tls() && !l->hsts.empty()) nv.push_back(make_nv("strict-transport-security", l->hsts));
   nghttp2_data_provider prd;
   prd.source.ptr = &s;
   prd.read_callback = cb_read;
@@ -799,20 +838,22 @@ void Http2Session::submit(Stream& s, int status, const std::vector<std::pair<std
 
 void Http2Session::stream_head(Stream& s, const http1::ResponseHead& head) {
   // End-to-end headers only, names lower-cased (HTTP/2 requires it); framing is HTTP/2's.
-  std::vector<std::pair<std::string, std::string>> h;
-  h.reserve(head.headers.size());
+  std::vector<nghttp2_nv>& nv = start_fields();
+  std::string& names = nv_scratch().names;
+  size_t total = 0;
+  for (const auto& f : head.headers) total += f.name.size();
+  names.reserve(total);  // appended below without reallocating: the views into it stay valid
   ConnectionTokens conn = connection_tokens(head.headers);
   for (const auto& f : head.headers) {
     if (is_hop_by_hop(f.name) || iequals(f.name, "transfer-encoding")) continue;
     if (conn.count && conn.contains(f.name)) continue;
     if (iequals(f.name, "content-length") && head.body != http1::BodyKind::ContentLength && s.ex.method != "HEAD") continue;
-    std::string n(f.name);
-    for (auto& c : n)
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    h.emplace_back(std::move(n), std::string(f.value));
+    size_t off = names.size();
+    for (char c : f.name) names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+    nv.push_back(make_nv(std::string_view(names).substr(off, f.name.size()), f.value));
   }
   bool body = !(s.ex.method == "HEAD" || head.status == 204 || head.status == 304);
-  submit(s, head.status, h, body);
+  submit(s, head.status, body);
   if (!body) s.resp_complete = true;
 }
 
@@ -854,10 +895,13 @@ void Http2Session::respond_error(Stream& s, int status, bool retry_after) {
   if (s.ex.target.empty()) s.ex.target = s.path;
   s.ex.version_major = 2;
   s.ex.log(conn_.client_ip());
-  std::vector<std::pair<std::string, std::string>> h = {{"content-type", "text/plain"},
-                                                        {"content-length", std::to_string(s.resp.size())}};
-  if (retry_after) h.emplace_back("retry-after", "1");
-  submit(s, status, h, true);
+  char len[24];
+  int n = std::snprintf(len, sizeof len, "%zu", s.resp.size());
+  std::vector<nghttp2_nv>& nv = start_fields();
+  nv.push_back(make_nv("content-type", "text/plain"));
+  nv.push_back(make_nv("content-length", std::string_view(len, static_cast<size_t>(n))));
+  if (retry_after) nv.push_back(make_nv("retry-after", "1"));
+  submit(s, status, true);
 }
 
 long Http2Session::read_response(int32_t id, uint8_t* buf, size_t len, uint32_t* flags) {

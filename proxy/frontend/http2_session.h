@@ -91,7 +91,9 @@ class Http2Session final : public FrontendSession {
   void reset_stream(Stream& s, uint32_t error_code, const char* why);
   void request_complete(Stream& s);
   void respond_error(Stream& s, int status, bool retry_after = false);
-  void submit(Stream& s, int status, const std::vector<std::pair<std::string, std::string>>& headers, bool body);
+  /// Submits the response head whose fields were built in the thread's field scratch (see
+  /// the .cc) after a :status slot.
+  void submit(Stream& s, int status, bool body);
   void consume(Stream& s, size_t n);
   void release_budget(Stream& s);
   bool count_reset();
@@ -109,6 +111,7 @@ class Http2Session final : public FrontendSession {
   std::vector<std::unique_ptr<Stream>> streams_;    // open streams (Stream::index)
   std::vector<std::unique_ptr<Stream>> graveyard_;  // closed during a callback; recycled after it
   std::vector<std::unique_ptr<Stream>> spare_;      // recycled, ready for the next stream
+  http1::RequestHead req_head_;                     // the worker's head being built (capacity kept)
   static constexpr size_t kSpareStreams = 16;
   std::string out_;
   size_t out_pos_ = 0;
