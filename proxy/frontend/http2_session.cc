@@ -215,7 +215,8 @@ Http2Session::Http2Session(ClientConnection& conn)
   nghttp2_option_set_max_continuations(opt, 2 * kMaxContinuations);
   nghttp2_option_set_stream_reset_rate_limit(opt, 2ull * p.h2_reset_rate * kBurstFactor, 2ull * p.h2_reset_rate);
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-  nghttp2_session_server_new2(&session_, callbacks(), this, opt);
+  nghttp2_mem mem{&mem_, &H2Mem::on_malloc, &H2Mem::on_free, &H2Mem::on_calloc, &H2Mem::on_realloc};
+  nghttp2_session_server_new3(&session_, callbacks(), this, opt, &mem);
   nghttp2_option_del(opt);
   body_budget_ = std::max<uint64_t>(p.max_body_size, 4u << 20);
   if (body_budget_ > (256u << 20)) body_budget_ = 256u << 20;
@@ -950,8 +951,12 @@ void Http2Session::on_timer() {
     return;
   }
   if (streams_.empty()) {
-    // An idle connection keeps no spare streams (their strings and exchanges).
-    if (now - idle_since_ >= 1s) spare_.clear();
+    // An idle connection keeps no spare streams (their strings and exchanges) and no
+    // cached nghttp2 blocks.
+    if (now - idle_since_ >= 1s) {
+      spare_.clear();
+      mem_.trim();
+    }
     auto idle = p.keepalive_timeout.count() > 0 ? p.keepalive_timeout : std::chrono::milliseconds(1000);
     if (now - idle_since_ >= idle) {
       drain();  // GOAWAY(NO_ERROR), then close once it is out

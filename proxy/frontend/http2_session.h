@@ -25,6 +25,7 @@
 #include "common/ev/loop.h"
 #include "proxy/client_connection.h"
 #include "proxy/exchange.h"
+#include "proxy/frontend/h2_mem.h"
 
 typedef struct nghttp2_session nghttp2_session;
 
@@ -105,6 +106,7 @@ class Http2Session final : public FrontendSession {
   ClientConnection& conn_;
   SessionHost& host_;
   std::shared_ptr<const Runtime> runtime_;  // the snapshot the connection started with (limits)
+  H2Mem mem_;                               // nghttp2's allocator (declared first: outlives session_)
   nghttp2_session* session_ = nullptr;
   ev::Timer timer_;        // idle, header, body and send-stall deadlines (ticks while streams are open)
   ev::Timer write_timer_;  // zero-delay: flush after sink callbacks
