@@ -199,6 +199,7 @@ Http2Session::Http2Session(ClientConnection& conn)
       runtime_(conn.host().runtime()),
       timer_(host_.loop(), [this] { on_timer(); }),
       write_timer_(host_.loop(), [this] {
+        write_armed_ = false;
         if (!closed_) flush();
         bury();
       }),
@@ -327,7 +328,9 @@ bool Http2Session::scan(std::string_view bytes) {
 }
 
 void Http2Session::write_soon() {
-  if (!closed_ && !in_io_ && !write_timer_.armed()) write_timer_.arm(0ms);
+  if (closed_ || in_io_ || write_armed_) return;
+  write_armed_ = true;
+  write_timer_.arm(0ms);
 }
 
 void Http2Session::flush() {
@@ -425,6 +428,7 @@ void Http2Session::close() {
   closed_ = true;
   timer_.cancel();
   write_timer_.cancel();
+  write_armed_ = false;
   for (auto& s : streams_) s->ex.cancel();
   conn_.close();
 }
@@ -515,6 +519,7 @@ int Http2Session::on_begin_headers(const void* p) {
     s->rejected = true;
   }
   nghttp2_session_set_stream_user_data(session_, f->hd.stream_id, s.get());
+  block_stream_ = s.get();
   s->index = streams_.size();
   streams_.push_back(std::move(s));
   return 0;
@@ -522,7 +527,9 @@ int Http2Session::on_begin_headers(const void* p) {
 
 int Http2Session::on_header(const void* p, std::string_view name, std::string_view value) {
   const auto* f = static_cast<const nghttp2_frame*>(p);
-  Stream* s = find(f->hd.stream_id);
+  // Fields of one header block arrive back to back (no other frame may come between HEADERS
+  // and its CONTINUATIONs): the stream of the block being received is at hand.
+  Stream* s = block_stream_ && block_stream_->id == f->hd.stream_id ? block_stream_ : find(f->hd.stream_id);
   if (!s || s->rejected) return 0;
   if (s->headers_done) return 0;  // trailers: dropped (bodies are re-framed with Content-Length)
   const auto& lim = runtime_->limits;
@@ -687,6 +694,7 @@ int Http2Session::on_stream_close(int32_t id, uint32_t error_code) {
   for (auto u = unconsumed_.begin(); u != unconsumed_.end();) u = u->first == id ? unconsumed_.erase(u) : u + 1;
   release_budget(s);
   nghttp2_session_set_stream_user_data(session_, id, nullptr);
+  if (block_stream_ == &s) block_stream_ = nullptr;
   size_t i = s.index;
   graveyard_.push_back(std::move(streams_[i]));
   if (i + 1 != streams_.size()) {

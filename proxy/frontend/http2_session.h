@@ -110,10 +110,12 @@ class Http2Session final : public FrontendSession {
   nghttp2_session* session_ = nullptr;
   ev::Timer timer_;        // idle, header, body and send-stall deadlines (ticks while streams are open)
   ev::Timer write_timer_;  // zero-delay: flush after sink callbacks
+  bool write_armed_ = false;
   std::vector<std::unique_ptr<Stream>> streams_;    // open streams (Stream::index)
   std::vector<std::unique_ptr<Stream>> graveyard_;  // closed during a callback; recycled after it
   std::vector<std::unique_ptr<Stream>> spare_;      // recycled, ready for the next stream
   http1::RequestHead req_head_;                     // the worker's head being built (capacity kept)
+  Stream* block_stream_ = nullptr;                  // the stream of the last request header block
   static constexpr size_t kSpareStreams = 16;
   std::string out_;
   size_t out_pos_ = 0;
