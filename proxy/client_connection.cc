@@ -18,6 +18,7 @@
 namespace corral::proxy {
 namespace {
 constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+constexpr size_t kWakeReadSize = 16 * 1024;
 }  // namespace
 
 ClientConnection::ClientConnection(SessionHost& host, UniqueFd fd, std::string client_ip,
@@ -101,8 +102,7 @@ void ClientConnection::on_io(bool readable, bool writable) {
       close();  // keep-alive timeout
       return;
     }
-    watch_.clear_timeout();
-    unpark();
+    wake();
     return;
   }
   // TLS may need the opposite direction to make progress: report what the session waits for.
@@ -224,13 +224,31 @@ void ClientConnection::park(std::chrono::milliseconds keepalive) {
   // OpenSSL gives its record buffers back (SSL_MODE_RELEASE_BUFFERS) once they are empty.
 }
 
-void ClientConnection::unpark() {
+void ClientConnection::wake() {
+  // Read before taking a session: most parked connections that become readable are clients
+  // closing, and a mass close must not build (and buffer) a session for each of them.
+  static thread_local char buf[kWakeReadSize];
+  ssize_t n = read(buf, sizeof buf);
+  if (n < 0) {
+    if (errno != EAGAIN) {
+      close();
+      return;
+    }
+    // TLS wanting to write changed the socket interest, which dropped the timeout.
+    if (read_wants_write_) watch_.set_timeout(host_.runtime()->proxy.keepalive_timeout);
+    return;
+  }
+  if (n == 0) {
+    close();
+    return;
+  }
+  watch_.clear_timeout();
   auto s = host_.take_http1_session();
   if (!s) s = std::make_unique<Http1Session>(host_);
   s->attach(*this);
   Http1Session* raw = s.get();
   session_ = std::move(s);
-  raw->resume();
+  raw->resume(std::string_view(buf, static_cast<size_t>(n)));
 }
 
 ssize_t ClientConnection::read(char* buf, size_t len) {

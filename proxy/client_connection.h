@@ -95,7 +95,7 @@ class ClientConnection {
   void handshake();
   void sniff();
   void install(bool h2);
-  void unpark();
+  void wake();
   void give_back_session();
   void update_interest();
   void on_timer();

@@ -90,10 +90,13 @@ void Http1Session::detach() {
   conn_ = nullptr;
 }
 
-void Http1Session::resume() {
+void Http1Session::resume(std::string_view first) {
   client_timer_.arm(host_.runtime()->proxy.keepalive_timeout);
-  update_read_interest();
-  read_client();
+  size_t room = 0;
+  char* p = in_.prepare(first.size() > kFirstReadSize ? first.size() : kFirstReadSize, &room);
+  std::memcpy(p, first.data(), first.size());
+  in_.commit(first.size());
+  process();
 }
 
 bool Http1Session::draining() const { return draining_ || host_.draining(); }

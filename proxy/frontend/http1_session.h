@@ -37,8 +37,8 @@ class Http1Session final : public FrontendSession, public ExchangeSink {
   /// Unbinds it (the connection parked or closed): cancels anything in flight, without
   /// callbacks, and frees the buffers. The session does nothing more until attach().
   void detach();
-  /// The parked connection is readable again: reads the next request.
-  void resume();
+  /// The parked connection read `first` (the start of its next request): go on from there.
+  void resume(std::string_view first);
 
   // FrontendSession
   /// Starts reading (arms the header timeout for the first request).
