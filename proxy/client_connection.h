@@ -100,6 +100,11 @@ class ClientConnection {
   void update_interest();
   void on_timer();
 
+  friend class LoopThread;  // its list of connections is threaded through them
+  ClientConnection* host_prev_ = nullptr;
+  ClientConnection* host_next_ = nullptr;
+  bool host_listed_ = false;
+
   SessionHost& host_;
   UniqueFd fd_;
   std::string client_ip_;

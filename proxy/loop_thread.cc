@@ -18,7 +18,11 @@ LoopThread::~LoopThread() {
   // Sessions reference the pool and the loop: destroy them first.
   destroying_ = true;
   listeners_.clear();
-  connections_.clear();
+  while (first_connection_) {
+    ClientConnection* c = first_connection_;
+    unlink(c);
+    delete c;
+  }
   graveyard_.clear();
   returned_sessions_.clear();
   spare_sessions_.clear();
@@ -73,8 +77,8 @@ void LoopThread::begin_drain() {
     listeners_.clear();
     listener_set_.reset();
     std::vector<ClientConnection*> all;
-    all.reserve(connections_.size());
-    for (auto& [p, c] : connections_) all.push_back(p);
+    all.reserve(connection_count_);
+    for (ClientConnection* c = first_connection_; c; c = c->host_next_) all.push_back(c);
     for (auto* c : all) c->drain();
     check_drained();
   });
@@ -82,25 +86,40 @@ void LoopThread::begin_drain() {
 
 void LoopThread::adopt(UniqueFd fd, std::string client_ip, size_t listener_index) {
   if (!runtime_ || draining_) return;  // no config yet: the socket closes
-  auto c = std::make_unique<ClientConnection>(*this, std::move(fd), std::move(client_ip),
-                                              runtime_->listener(listener_index));
-  ClientConnection* raw = c.get();
-  connections_.emplace(raw, std::move(c));
-  raw->start();
+  auto* c = new ClientConnection(*this, std::move(fd), std::move(client_ip), runtime_->listener(listener_index));
+  link(c);  // owned by the list until connection_closed()
+  c->start();
+}
+
+void LoopThread::link(ClientConnection* c) {
+  c->host_prev_ = nullptr;
+  c->host_next_ = first_connection_;
+  if (first_connection_) first_connection_->host_prev_ = c;
+  first_connection_ = c;
+  c->host_listed_ = true;
+  ++connection_count_;
+}
+
+void LoopThread::unlink(ClientConnection* c) {
+  if (c->host_prev_) c->host_prev_->host_next_ = c->host_next_;
+  else first_connection_ = c->host_next_;
+  if (c->host_next_) c->host_next_->host_prev_ = c->host_prev_;
+  c->host_prev_ = c->host_next_ = nullptr;
+  c->host_listed_ = false;
+  --connection_count_;
 }
 
 void LoopThread::connection_closed(ClientConnection* c) {
-  auto it = connections_.find(c);
-  if (it == connections_.end()) return;
-  graveyard_.push_back(std::move(it->second));
-  connections_.erase(it);
+  if (!c->host_listed_) return;
+  unlink(c);
+  graveyard_.push_back(std::unique_ptr<ClientConnection>(c));
   // Destroyed after the current callback chain unwinds (it may be running inside s).
   schedule_reap();
 }
 
 size_t LoopThread::parked_count() const {
   size_t n = 0;
-  for (const auto& [p, c] : connections_) n += c->parked() ? 1 : 0;
+  for (const ClientConnection* c = first_connection_; c; c = c->host_next_) n += c->parked() ? 1 : 0;
   return n;
 }
 
@@ -138,7 +157,7 @@ void LoopThread::reap() {
 }
 
 void LoopThread::check_drained() {
-  if (draining_ && connections_.empty() && !drained_reported_) {
+  if (draining_ && connection_count_ == 0 && !drained_reported_) {
     drained_reported_ = true;
     if (shared_.on_drained) shared_.on_drained(index_);
   }

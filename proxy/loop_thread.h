@@ -9,7 +9,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "common/ev/loop.h"
@@ -57,7 +56,7 @@ class LoopThread : public SessionHost {
   /// (its TLS and HTTP/2 settings apply; tests use it with a socketpair end).
   void adopt(UniqueFd fd, std::string client_ip, size_t listener_index = SIZE_MAX);
   /// Loop-affine.
-  size_t connection_count() const { return connections_.size(); }
+  size_t connection_count() const { return connection_count_; }
   /// Loop-affine: connections waiting without a session, and sessions kept for reuse.
   size_t parked_count() const;
   size_t spare_session_count() const { return spare_sessions_.size(); }
@@ -78,6 +77,8 @@ class LoopThread : public SessionHost {
  private:
   void reap();
   void schedule_reap();
+  void link(ClientConnection* c);
+  void unlink(ClientConnection* c);
   void check_drained();
 
   int index_;
@@ -94,7 +95,10 @@ class LoopThread : public SessionHost {
   std::shared_ptr<AccessLog> access_log_;
   std::shared_ptr<const ListenerSet> listener_set_;
   std::vector<std::unique_ptr<Listener>> listeners_;
-  std::unordered_map<ClientConnection*, std::unique_ptr<ClientConnection>> connections_;
+  // The open connections, owned through an intrusive list (no allocation per connection);
+  // a closed one moves to the graveyard until the callback chain is over.
+  ClientConnection* first_connection_ = nullptr;
+  size_t connection_count_ = 0;
   std::vector<std::unique_ptr<ClientConnection>> graveyard_;
   std::string log_line_;
   std::thread thread_;
