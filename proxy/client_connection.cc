@@ -54,10 +54,9 @@ void ClientConnection::start() {
       return;
     }
     phase_ = Phase::Handshake;
-  } else if (listener_ && !listener_->h2c) {
-    install(false);
-    return;
   } else {
+    // Plaintext: no session until the first bytes (HTTP/1.1 only, or the h2c preface sniff),
+    // so a connection that never speaks holds no session and costs no empty read.
     phase_ = Phase::Sniff;
   }
   timer_.arm(host_.runtime()->proxy.client_header_timeout);
@@ -143,6 +142,10 @@ void ClientConnection::handshake() {
 }
 
 void ClientConnection::sniff() {
+  if (listener_ && !listener_->h2c) {
+    install(false);
+    return;
+  }
   if (!pre_) {
     // Peek first: an HTTP/1.1 request stays in the socket and its session reads it at once,
     // so a plaintext connection needs no buffer of its own here.
