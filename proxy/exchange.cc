@@ -97,7 +97,7 @@ void Exchange::dispatch() {
       return;
     case AppDispatcher::Outcome::Queued:
       state = ExchangeState::Queued;
-      timer_.arm(a.queue_timeout);
+      set_deadline(a.queue_timeout);
       return;
     case AppDispatcher::Outcome::QueueFull:
     case AppDispatcher::Outcome::NoWorkers:
@@ -108,7 +108,7 @@ void Exchange::dispatch() {
 
 void Exchange::on_granted(Lease lease) {
   if (state != ExchangeState::Queued) return;  // lease released on return
-  timer_.cancel();
+  clear_deadline();
   lease_ = std::move(lease);
   send_upstream();
 }
@@ -118,7 +118,7 @@ void Exchange::on_granted_here(Lease lease) {
   // Not sent from here: the grant comes from inside another exchange's release (its
   // completion, cancel or destruction), which must not re-enter this one's pipeline.
   lease_ = std::move(lease);
-  timer_.arm(std::chrono::milliseconds(0));
+  set_deadline(std::chrono::milliseconds(0));
 }
 
 void Exchange::send_upstream() {
@@ -128,7 +128,7 @@ void Exchange::send_upstream() {
   t_sent = host_.loop().now();
   // Named in the worker's death record should it die under this request.
   lease_.describe(RequestInfo{std::string(request_id), method, target.substr(0, RequestInfo::kMaxPath), t_start});
-  timer_.arm(a.timeout);
+  set_deadline(a.timeout);
   if (!upstream_ || upstream_kind_ != a.kind) {
     upstream_ = make_upstream_client(a.kind, host_.pool(), *this);
     upstream_kind_ = a.kind;
@@ -152,7 +152,7 @@ void Exchange::on_upstream_connect_failed(int err) noexcept {
   const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
   CORRAL_LOG(Warn, "upstream") << "connect to " << a.name << "#" << slot << " (" << lease_.path()
                                << ") failed: " << std::strerror(err);
-  timer_.cancel();
+  clear_deadline();
   lease_.release_failed_connect();
   slot = -1;
   if (++connect_attempts < kMaxConnectAttempts) {
@@ -177,7 +177,7 @@ void Exchange::on_upstream_read_done() noexcept { sink_.on_response_flush(); }
 
 void Exchange::on_upstream_complete() noexcept {
   t_upstream_done = host_.loop().now();
-  timer_.cancel();
+  clear_deadline();
   // Released before the client has downloaded anything: a slow client never holds a worker.
   lease_.release();
   paused_ = false;
@@ -193,7 +193,32 @@ void Exchange::on_upstream_error(const char* why) noexcept {
   fail(response_started ? 0 : 502);
 }
 
+void Exchange::set_deadline(std::chrono::milliseconds d) {
+  auto now = host_.loop().now();
+  deadline_ = now + d;
+  // The timer stays armed across requests (an exchange serves request after request): it is
+  // moved only when the new deadline is earlier than the one it will fire at, so a busy
+  // exchange costs the loop's timer heap one insertion per timeout period, not two
+  // operations per request. on_timer() checks what is really due.
+  if (timer_at_ != Clock::time_point{} && timer_at_ <= deadline_) return;  // armed, fires first
+  timer_at_ = deadline_;
+  timer_.arm(d);
+}
+
+void Exchange::clear_deadline() { deadline_ = Clock::time_point{}; }
+
 void Exchange::on_timer() {
+  timer_at_ = Clock::time_point{};
+  if (deadline_ == Clock::time_point{}) return;  // nothing due any more
+  auto now = host_.loop().now();
+  if (deadline_ > now + std::chrono::milliseconds(1)) {
+    // Fired for an earlier deadline that has since been cleared or moved later.
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - now);
+    timer_at_ = deadline_;
+    timer_.arm(left);
+    return;
+  }
+  deadline_ = Clock::time_point{};
   if (state == ExchangeState::Queued && lease_) {
     send_upstream();  // granted by on_granted_here()
     return;
@@ -216,7 +241,7 @@ void Exchange::on_timer() {
 }
 
 void Exchange::fail(int st, bool retry_after) {
-  timer_.cancel();
+  clear_deadline();
   if (lease_) lease_.release();
   paused_ = false;
   state = ExchangeState::Responding;
@@ -245,7 +270,7 @@ void Exchange::resume_upstream() {
 }
 
 void Exchange::cancel() {
-  timer_.cancel();
+  clear_deadline();
   leave_queue();
   if (upstream_) upstream_->abort();
   // An aborted upstream request frees the slot at once (the worker sees the connection close).

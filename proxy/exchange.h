@@ -9,7 +9,7 @@
 // writes the access-log line with log().
 //
 // An HTTP/1.1 session owns one Exchange and reuses it per request (strings keep their
-// capacity); an HTTP/2 session owns one per open stream. Loop-affine.
+// capacity); an HTTP/2 session owns one per open stream (recycled with the stream). Loop-affine.
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -127,12 +127,16 @@ class Exchange final : public UpstreamHandler {
   void dispatch();
   void send_upstream();
   void on_timer();
+  /// The queue timeout, the app timeout or a zero-delay grant: due `d` from now. One at a time.
+  void set_deadline(std::chrono::milliseconds d);
+  void clear_deadline();
   void fail(int status, bool retry_after = false);
   void leave_queue();
 
   SessionHost& host_;
   ExchangeSink& sink_;
-  ev::Timer timer_;  // queue timeout / app timeout
+  ev::Timer timer_;  // queue timeout / app timeout / grant; fires at timer_at_ (see set_deadline)
+  Clock::time_point deadline_{}, timer_at_{};
   std::shared_ptr<Waiter> waiter_;
   std::unique_ptr<UpstreamClient> upstream_;
   conf::AppKind upstream_kind_ = conf::AppKind::Http;

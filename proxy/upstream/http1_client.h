@@ -1,8 +1,10 @@
 #pragma once
 // The HTTP/1.1 UpstreamClient: sends one buffered request to a worker and streams the
-// response back to an UpstreamHandler. One client per frontend connection, reused for each of its requests (its
-// buffers keep their capacity). Connections come from and go back to the loop's
-// UpstreamPool. Loop-affine; every callback runs on the loop thread.
+// response back to an UpstreamHandler. One client per exchange, reused for each of its
+// requests. A response that arrives whole is parsed from the loop's shared read buffer
+// (UpstreamPool::borrow_scratch); only an incomplete remainder is kept in the client's own
+// buffer. Connections come from and go back to the loop's UpstreamPool. Loop-affine; every
+// callback runs on the loop thread.
 #include <sys/uio.h>
 
 #include <cstdint>

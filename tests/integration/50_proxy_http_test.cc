@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/subprocess.h"
 
 namespace corral::itest {
 namespace {
@@ -191,6 +192,19 @@ TEST_F(ProxyHttpTest, AppTimeoutGets504) {
     if (!ok) std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(ok) << "no 200 within 5 s after the 504";
+}
+
+TEST_F(ProxyHttpTest, AppTimeoutCountsFromEachRequestOnAKeptAliveConnection) {
+  config_.app("demo").timeout("1s");
+  ASSERT_NO_FATAL_FAILURE(start());
+  // Two requests on one connection (one exchange, whose timer outlives a request): the second
+  // starts 600 ms in and takes 700 ms, within its own 1 s.
+  std::string base = "http://127.0.0.1:" + std::to_string(port());
+  ProcessResult r = run_process({"curl", "-sS", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code}:%{num_connects} ",
+                                 base + "/sleep?ms=600", base + "/sleep?ms=700"},
+                                10s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200:1 200:0 ") << "status:new connections per request";
 }
 
 TEST_F(ProxyHttpTest, AccessLogHasOneLinePerRequest) {
