@@ -3,6 +3,7 @@
 // keep-alive reuse.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <thread>
 
 #include "tests/integration/harness/integration_test.h"
@@ -91,6 +92,41 @@ TEST_F(H1ProtocolTest, BodyAboveMaxBodySizeGets413) {
   EXPECT_EQ(rs[0].status, 413);
   stop_and_expect_clean();
   EXPECT_TRUE(app_lines_with("mk-too-big").empty());
+}
+
+TEST_F(H1ProtocolTest, ClientStillUploadingReadsIts413BeforeTheClose) {
+  // The proxy answers as soon as the head shows the body is too large, while the client is
+  // still sending it, and closes; the client reads the 413 (nothing reaches the app).
+  config_.proxy("max_body_size", "1024");
+  ASSERT_NO_FATAL_FAILURE(start());
+  for (int round = 0; round < 3; ++round) {
+    RawClient c;
+    ASSERT_TRUE(c.connect_tcp(port()));
+    ASSERT_TRUE(c.send(head("POST /echo?mk-linger HTTP/1.1") + "Content-Length: 16777216\r\n\r\n"));
+    std::thread upload([&c] {
+      std::string block(64 * 1024, 'u');
+      for (int i = 0; i < 256; ++i)
+        if (!c.send(block)) break;
+    });
+    std::this_thread::sleep_for(100ms);  // the 413 is out and the upload goes on
+    auto rs = c.read_responses(1, 10s);
+    upload.join();
+    ASSERT_FALSE(rs.empty()) << "round " << round << ": no response; received: " << c.received();
+    EXPECT_EQ(rs[0].status, 413);
+  }
+  // curl without "Expect: 100-continue" sends the body at once; it sees the early answer.
+  std::string file = rt_.path() + "/upload.bin";
+  {
+    std::ofstream f(file, std::ios::binary);
+    std::string block(1 << 20, 'c');
+    for (int i = 0; i < 16; ++i) f << block;
+  }
+  for (int round = 0; round < 3; ++round) {
+    HttpResponse r = http_get(port(), "/echo?mk-linger-curl", {"-H", "Expect:", "--data-binary", "@" + file});
+    EXPECT_EQ(r.status, 413) << "round " << round << ": " << r.error;
+  }
+  stop_and_expect_clean();
+  EXPECT_TRUE(app_lines_with("mk-linger").empty());
 }
 
 TEST_F(H1ProtocolTest, HugeHeaderGets431) {
