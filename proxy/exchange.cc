@@ -83,21 +83,21 @@ void Exchange::submit(std::string_view body, std::string_view client_ip, bool tl
   client_ip_ = client_ip;
   tls_ = tls;
   t_queued = host_.loop().now();
-  dispatch();
+  dispatch(t_queued);
 }
 
-void Exchange::dispatch() {
+void Exchange::dispatch(Clock::time_point now) {
   const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
   if (!waiter_) waiter_ = std::make_shared<Waiter>(host_.loop(), this);
   Lease lease;
   switch (a.dispatcher->acquire(waiter_, lease)) {
     case AppDispatcher::Outcome::Granted:
       lease_ = std::move(lease);
-      send_upstream();
+      send_upstream(now);
       return;
     case AppDispatcher::Outcome::Queued:
       state = ExchangeState::Queued;
-      set_deadline(a.queue_timeout);
+      set_deadline(now, a.queue_timeout);
       return;
     case AppDispatcher::Outcome::QueueFull:
     case AppDispatcher::Outcome::NoWorkers:
@@ -110,7 +110,7 @@ void Exchange::on_granted(Lease lease) {
   if (state != ExchangeState::Queued) return;  // lease released on return
   clear_deadline();
   lease_ = std::move(lease);
-  send_upstream();
+  send_upstream(host_.loop().now());
 }
 
 void Exchange::on_granted_here(Lease lease) {
@@ -118,17 +118,17 @@ void Exchange::on_granted_here(Lease lease) {
   // Not sent from here: the grant comes from inside another exchange's release (its
   // completion, cancel or destruction), which must not re-enter this one's pipeline.
   lease_ = std::move(lease);
-  set_deadline(std::chrono::milliseconds(0));
+  set_deadline(host_.loop().now(), std::chrono::milliseconds(0));
 }
 
-void Exchange::send_upstream() {
+void Exchange::send_upstream(Clock::time_point now) {
   const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
   state = ExchangeState::Upstream;
   slot = lease_.slot();
-  t_sent = host_.loop().now();
+  t_sent = now;
   // Named in the worker's death record should it die under this request.
   lease_.describe(RequestInfo{std::string(request_id), method, target.substr(0, RequestInfo::kMaxPath), t_start});
-  set_deadline(a.timeout);
+  set_deadline(now, a.timeout);
   if (!upstream_ || upstream_kind_ != a.kind) {
     upstream_ = make_upstream_client(a.kind, host_.pool(), *this);
     upstream_kind_ = a.kind;
@@ -156,7 +156,7 @@ void Exchange::on_upstream_connect_failed(int err) noexcept {
   lease_.release_failed_connect();
   slot = -1;
   if (++connect_attempts < kMaxConnectAttempts) {
-    dispatch();
+    dispatch(host_.loop().now());
     return;
   }
   fail(502);
@@ -193,8 +193,7 @@ void Exchange::on_upstream_error(const char* why) noexcept {
   fail(response_started ? 0 : 502);
 }
 
-void Exchange::set_deadline(std::chrono::milliseconds d) {
-  auto now = host_.loop().now();
+void Exchange::set_deadline(Clock::time_point now, std::chrono::milliseconds d) {
   deadline_ = now + d;
   // The timer stays armed across requests (an exchange serves request after request): it is
   // moved only when the new deadline is earlier than the one it will fire at, so a busy
@@ -220,7 +219,7 @@ void Exchange::on_timer() {
   }
   deadline_ = Clock::time_point{};
   if (state == ExchangeState::Queued && lease_) {
-    send_upstream();  // granted by on_granted_here()
+    send_upstream(now);  // granted by on_granted_here()
     return;
   }
   if (state == ExchangeState::Queued) {

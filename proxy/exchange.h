@@ -124,11 +124,11 @@ class Exchange final : public UpstreamHandler {
 
  private:
   class Waiter;
-  void dispatch();
-  void send_upstream();
+  void dispatch(Clock::time_point now);
+  void send_upstream(Clock::time_point now);
   void on_timer();
   /// The queue timeout, the app timeout or a zero-delay grant: due `d` from now. One at a time.
-  void set_deadline(std::chrono::milliseconds d);
+  void set_deadline(Clock::time_point now, std::chrono::milliseconds d);
   void clear_deadline();
   void fail(int status, bool retry_after = false);
   void leave_queue();

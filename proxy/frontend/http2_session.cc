@@ -338,6 +338,7 @@ void Http2Session::flush() {
   // Every frame nghttp2 has ready (all streams, up to the high-water mark) is gathered first
   // and written with one write(): one TLS record and one syscall per loop iteration instead
   // of one per frame (a small response is HEADERS + DATA, often with a WINDOW_UPDATE).
+  flush_now_ = host_.loop().now();  // one clock read per flush (progress stamps below)
   bool blocked = false;
   while (!blocked) {
     while (out_.size() - out_pos_ < kOutHighWater) {
@@ -362,7 +363,7 @@ void Http2Session::flush() {
         break;
       }
       out_pos_ += static_cast<size_t>(n);
-      write_progress_ = host_.loop().now();
+      write_progress_ = flush_now_;
     }
     if (out_pos_ == out_.size()) {
       out_.clear();
@@ -609,7 +610,8 @@ int Http2Session::on_frame_recv(const void* p) {
       if (!s || s->rejected) return 0;
       if (!s->headers_done) {
         s->headers_done = true;
-        s->body_progress = host_.loop().now();
+        // The body deadline counts from here (a request without a body needs no clock read).
+        if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) s->body_progress = host_.loop().now();
         s->body.reset(runtime_->proxy.max_body_size);
       }
       if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
@@ -921,7 +923,7 @@ long Http2Session::read_response(int32_t id, uint8_t* buf, size_t len, uint32_t*
   if (n) {
     std::memcpy(buf, s->resp.data() + s->resp_pos, n);
     s->resp_pos += n;
-    s->send_progress = host_.loop().now();
+    s->send_progress = flush_now_;  // read_response runs inside flush()
     if (s->resp_pos == s->resp.size()) {
       s->resp.clear();
       s->resp_pos = 0;

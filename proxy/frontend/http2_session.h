@@ -124,7 +124,7 @@ class Http2Session final : public FrontendSession {
   std::vector<std::pair<int32_t, size_t>> unconsumed_;  // waiting for body budget
   int continuations_ = 0;
   uint64_t header_block_bytes_ = 0;
-  Exchange::Clock::time_point idle_since_{}, write_progress_{};
+  Exchange::Clock::time_point idle_since_{}, write_progress_{}, flush_now_{};
   bool closed_ = false;
   bool going_away_ = false;
   bool terminated_ = false;
