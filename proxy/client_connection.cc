@@ -150,18 +150,8 @@ void ClientConnection::sniff() {
     // Peek first: an HTTP/1.1 request stays in the socket and its session reads it at once,
     // so a plaintext connection needs no buffer of its own here.
     char buf[kH2Preface.size()];
-    ssize_t n;
-    do {
-      n = ::recv(fd_.get(), buf, sizeof buf, MSG_PEEK);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-      if (errno != EAGAIN) close();
-      return;
-    }
-    if (n == 0) {
-      close();
-      return;
-    }
+    ssize_t n = sniff_recv(buf, sizeof buf, MSG_PEEK);
+    if (n <= 0) return;
     size_t k = static_cast<size_t>(n);
     if (kH2Preface.substr(0, k) != std::string_view(buf, k)) {
       install(false);
@@ -174,18 +164,8 @@ void ClientConnection::sniff() {
   size_t room = 0;
   if (!pre_) pre_ = std::make_unique<IoBuffer>();
   char* p = pre_->prepare(16 * 1024, &room);
-  ssize_t n;
-  do {
-    n = ::recv(fd_.get(), p, room, 0);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno != EAGAIN) close();
-    return;
-  }
-  if (n == 0) {
-    close();
-    return;
-  }
+  ssize_t n = sniff_recv(p, room, 0);
+  if (n <= 0) return;
   pre_->commit(static_cast<size_t>(n));
   std::string_view got = pre_->readable();
   size_t k = got.size() < kH2Preface.size() ? got.size() : kH2Preface.size();
@@ -194,6 +174,16 @@ void ClientConnection::sniff() {
     return;
   }
   if (k == kH2Preface.size()) install(true);
+}
+
+ssize_t ClientConnection::sniff_recv(char* p, size_t len, int flags) {
+  ssize_t n;
+  do {
+    n = ::recv(fd_.get(), p, len, flags);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) return n;
+  if (n == 0 || errno != EAGAIN) close();
+  return 0;
 }
 
 void ClientConnection::install(bool h2) {

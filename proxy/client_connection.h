@@ -94,6 +94,8 @@ class ClientConnection {
   void on_io(bool readable, bool writable);
   void handshake();
   void sniff();
+  /// recv(2) for the sniff: > 0 bytes, else 0: nothing now (EAGAIN) or closed (EOF, error).
+  ssize_t sniff_recv(char* p, size_t len, int flags);
   void install(bool h2);
   void wake();
   void give_back_session();
