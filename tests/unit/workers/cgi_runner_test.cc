@@ -168,7 +168,9 @@ TEST_F(WorkerTest, CrashBeforeHeadersIs502AndHangIs504WithTheGroupKilled) {
   h.send("GET /cgi-bin/hang.sh HTTP/1.1\r\nHost: x\r\n\r\n");
   std::string r = h.response();
   EXPECT_NE(r.find("HTTP/1.1 504"), std::string::npos) << r;
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  // Cut at the 2 s timeout, not after the script's 1000 s (generous: sanitizer builds on a
+  // busy machine are slow to start the script).
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
 }
 
 TEST_F(WorkerTest, IdleKeepAliveConnectionsDoNotHoldTheOnlyThread) {
