@@ -73,13 +73,22 @@ bool Loop::is_current() const {
   return !running_.load() || pthread_equal(running_thread_.load(), pthread_self());
 }
 
-std::chrono::steady_clock::time_point Loop::now() const { return std::chrono::steady_clock::now(); }
+std::chrono::steady_clock::time_point Loop::now() const {
+  if (callback_depth_ == 0) return std::chrono::steady_clock::now();
+  if (now_stale_) {
+    now_ = std::chrono::steady_clock::now();
+    now_stale_ = false;
+  }
+  return now_;
+}
 
 void Loop::on_wakeup(int fd, short, void* arg) {
   uint64_t v;
   while (::read(fd, &v, sizeof v) > 0) {
   }
-  static_cast<Loop*>(arg)->drain_posted();
+  auto* self = static_cast<Loop*>(arg);
+  CallbackScope scope(*self);
+  self->drain_posted();
 }
 
 void Loop::drain_posted() {
@@ -130,6 +139,7 @@ void FdWatch::clear_timeout() {
 
 void FdWatch::on_event(int, short what, void* arg) {
   auto* self = static_cast<FdWatch*>(arg);
+  Loop::CallbackScope scope(self->loop_);
   // Copy nothing: the callback may destroy *self; it must not touch self afterwards.
   self->cb_((what & EV_READ) != 0, (what & EV_WRITE) != 0);
 }
@@ -158,7 +168,11 @@ void Timer::release() {
 
 bool Timer::armed() const { return ev_ && event_pending(ev_, EV_TIMEOUT, nullptr) != 0; }
 
-void Timer::on_event(int, short, void* arg) { static_cast<Timer*>(arg)->cb_(); }
+void Timer::on_event(int, short, void* arg) {
+  auto* self = static_cast<Timer*>(arg);
+  Loop::CallbackScope scope(self->loop_);
+  self->cb_();
+}
 
 SignalWatch::SignalWatch(Loop& loop, int signo, std::function<void()> cb) : cb_(std::move(cb)) {
   ev_ = evsignal_new(loop.base(), signo, &SignalWatch::on_event, this);

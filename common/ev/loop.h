@@ -33,8 +33,26 @@ class Loop {
   void post(std::function<void()> fn);
   /// True when called from the thread currently inside run() (or when not running at all).
   bool is_current() const;
-  /// Cached monotonic time of the current loop iteration.
+  /// Monotonic time, read at most once per callback: inside one callback (an FdWatch, Timer
+  /// or posted function of this loop) every call returns the same value; outside callbacks
+  /// it reads the clock. Loop thread only.
   std::chrono::steady_clock::time_point now() const;
+
+  /// Marks a callback of this loop (the cached time of now() is renewed). Used by the
+  /// FdWatch / Timer trampolines; the guard outlives a callback that destroys its watch.
+  class CallbackScope {
+   public:
+    explicit CallbackScope(Loop& l) : loop_(l) {
+      ++loop_.callback_depth_;
+      loop_.now_stale_ = true;
+    }
+    ~CallbackScope() { --loop_.callback_depth_; }
+    CallbackScope(const CallbackScope&) = delete;
+    CallbackScope& operator=(const CallbackScope&) = delete;
+
+   private:
+    Loop& loop_;
+  };
 
   event_base* base() const { return base_; }
 
@@ -49,6 +67,9 @@ class Loop {
   std::vector<std::function<void()>> posted_;
   std::atomic<pthread_t> running_thread_{};
   std::atomic<bool> running_{false};
+  int callback_depth_ = 0;
+  mutable bool now_stale_ = true;
+  mutable std::chrono::steady_clock::time_point now_{};
 };
 
 /// Watches one fd for readability and/or writability. Persistent until disabled.
