@@ -6,8 +6,12 @@ once every connection has its response (or failed), then waits until stdin close
 import argparse
 import selectors
 import socket
+import struct
 import sys
 import time
+
+
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
 
 def main():
@@ -31,6 +35,12 @@ def main():
     for _ in range(a.conns):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
+            # The port is chosen at connect() for the whole 4-tuple: a bind() that picks it
+            # would take it from every other client on the machine (wrk, the next run).
+            s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            # Closed with a reset at the end: 10,000 client-side TIME_WAITs per run would
+            # exhaust the ephemeral ports of the runs and scenarios that follow.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.bind((a.src, 0))
             s.setblocking(False)
             s.connect_ex((a.host, a.port))
