@@ -127,7 +127,7 @@ void Exchange::send_upstream(Clock::time_point now) {
   slot = lease_.slot();
   t_sent = now;
   // Named in the worker's death record should it die under this request.
-  lease_.describe(RequestInfo{std::string(request_id), method, target.substr(0, RequestInfo::kMaxPath), t_start});
+  lease_.describe(RequestRef{request_id, method, target, t_start});
   set_deadline(now, a.timeout);
   if (!upstream_ || upstream_kind_ != a.kind) {
     upstream_ = make_upstream_client(a.kind, host_.pool(), *this);

@@ -30,9 +30,9 @@ Lease& Lease::operator=(Lease&& o) noexcept {
 
 Lease::~Lease() { release(); }
 
-void Lease::describe(RequestInfo info) {
+void Lease::describe(const RequestRef& r) {
   if (!dispatcher_ || ticket_ != 0) return;
-  ticket_ = dispatcher_->describe(slot_, generation_, std::move(info));
+  ticket_ = dispatcher_->describe(slot_, generation_, r);
 }
 
 void Lease::release_as(int kind) {
@@ -171,16 +171,27 @@ bool AppDispatcher::cancel(const Waiter* waiter) {
   return false;
 }
 
-uint64_t AppDispatcher::describe(int slot, uint64_t generation, RequestInfo info) {
-  if (info.path.size() > RequestInfo::kMaxPath) info.path.resize(RequestInfo::kMaxPath);
+uint64_t AppDispatcher::describe(int slot, uint64_t generation, const RequestRef& r) {
+  std::string_view path = r.path.substr(0, RequestInfo::kMaxPath);
   std::lock_guard<std::mutex> g(mu_);
-  const uint64_t t = next_ticket_++;
-  Tracked tr;
+  uint32_t i;
+  if (!free_.empty()) {
+    i = free_.back();
+    free_.pop_back();
+  } else {
+    i = static_cast<uint32_t>(active_.size());
+    active_.emplace_back();
+  }
+  Tracked& tr = active_[i];
   tr.slot = slot;
   tr.generation = generation;
-  tr.info = std::move(info);
-  active_.emplace(t, std::move(tr));
-  return t;
+  tr.info.id.assign(r.id);
+  tr.info.method.assign(r.method);
+  tr.info.path.assign(path);
+  tr.info.start = r.start;
+  tr.in_use = true;
+  if (++tr.serial == 0) tr.serial = 1;  // a ticket is never 0
+  return static_cast<uint64_t>(tr.serial) << 32 | i;
 }
 
 std::vector<SlotRequest> AppDispatcher::requests_of(int slot, uint64_t generation) const {
@@ -190,8 +201,8 @@ std::vector<SlotRequest> AppDispatcher::requests_of(int slot, uint64_t generatio
     return b > a ? std::chrono::duration_cast<std::chrono::milliseconds>(b - a) : std::chrono::milliseconds{0};
   };
   std::lock_guard<std::mutex> g(mu_);
-  for (const auto& [t, tr] : active_)
-    if (tr.slot == slot && tr.generation == generation)
+  for (const auto& tr : active_)
+    if (tr.in_use && tr.slot == slot && tr.generation == generation)
       out.push_back(SlotRequest{tr.info, since(tr.info.start, now), "in_flight"});
   for (const auto& tr : lost_)
     if (tr.slot == slot && tr.generation == generation && tr.keep_until > now)
@@ -205,17 +216,18 @@ void AppDispatcher::release(int slot, uint64_t generation, uint64_t ticket, Rele
     std::lock_guard<std::mutex> g(mu_);
     auto now = std::chrono::steady_clock::now();
     if (ticket != 0) {
-      auto it = active_.find(ticket);
-      if (it != active_.end()) {
+      const uint32_t i = static_cast<uint32_t>(ticket);
+      if (i < active_.size() && active_[i].in_use && active_[i].serial == static_cast<uint32_t>(ticket >> 32)) {
         if (kind == ReleaseKind::Lost || kind == ReleaseKind::Hung) {
-          Tracked tr = std::move(it->second);
+          Tracked tr = active_[i];  // a copy: the slab entry keeps its strings for reuse
           tr.ended = now;
           tr.hung = kind == ReleaseKind::Hung;
           tr.keep_until = now + (tr.hung ? settings_.hung_retention : settings_.lost_retention);
           while (!lost_.empty() && (lost_.size() >= kMaxLost || lost_.front().keep_until <= now)) lost_.pop_front();
           lost_.push_back(std::move(tr));
         }
-        active_.erase(it);
+        active_[i].in_use = false;
+        free_.push_back(i);
       }
     }
     for (size_t i = 0; i < slots_.size(); ++i) {

@@ -10,10 +10,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/control/messages.h"
@@ -46,6 +46,15 @@ struct RequestInfo {
   static constexpr size_t kMaxPath = 256;
 };
 
+/// The request a lease serves, as Lease::describe() takes it (copied; the path is cut at
+/// RequestInfo::kMaxPath).
+struct RequestRef {
+  std::string_view id;
+  std::string_view method;
+  std::string_view path;
+  std::chrono::steady_clock::time_point start{};
+};
+
 /// A request a slot was serving (or lost) as reported to the supervisor.
 struct SlotRequest {
   RequestInfo info;
@@ -71,7 +80,7 @@ class Lease {
   uint64_t generation() const { return generation_; }
   const std::string& path() const { return *path_; }
   /// Records which request this lease serves (AppDispatcher::requests_of reports it).
-  void describe(RequestInfo info);
+  void describe(const RequestRef& r);
   /// The request finished (any outcome except "could not connect").
   void release();
   /// The worker connection broke mid-request (EOF, reset): like release(), and the request
@@ -152,7 +161,7 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   explicit AppDispatcher(Settings s);
   enum class ReleaseKind { Done, FailedConnect, Hung, Lost };
   void release(int slot, uint64_t generation, uint64_t ticket, ReleaseKind kind);
-  uint64_t describe(int slot, uint64_t generation, RequestInfo info);
+  uint64_t describe(int slot, uint64_t generation, const RequestRef& r);
   // Picks the least-loaded usable slot below concurrency; -1 when none. Mutex held.
   int pick_locked(std::chrono::steady_clock::time_point now);
   Lease make_lease_locked(int index);
@@ -178,10 +187,15 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
     std::chrono::steady_clock::time_point ended{};  // lost_ only
     std::chrono::steady_clock::time_point keep_until{};
     bool hung = false;
+    bool in_use = false;  // active_ only
+    uint32_t serial = 0;  // active_ only: bumped per use, the high half of the ticket
   };
-  std::map<uint64_t, Tracked> active_;  // by lease ticket
-  std::deque<Tracked> lost_;            // newest last, at most kMaxLost
-  uint64_t next_ticket_ = 1;
+  // The described requests in flight: a slab whose entries (and their strings' capacity)
+  // are reused, so describing a request allocates nothing once warm. A ticket is
+  // serial << 32 | index.
+  std::vector<Tracked> active_;
+  std::vector<uint32_t> free_;  // unused indices of active_
+  std::deque<Tracked> lost_;    // newest last, at most kMaxLost
   static constexpr size_t kMaxLost = 64;
 };
 

@@ -227,6 +227,39 @@ TEST(AppDispatcher, MovedLeaseKeepsItsDescription) {
   EXPECT_EQ(d->requests_of(0, 1).at(0).state, "failed");
 }
 
+TEST(AppDispatcher, DescribedRequestsReuseTheirEntriesWithoutMixingThemUp) {
+  auto d = make(4, {slot(0, 2)});
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 50; ++i) {
+    Lease a;
+    ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+    std::string id = "r" + std::to_string(i);
+    a.describe({id, "GET", "/n/" + std::to_string(i), t0});
+    auto now = d->requests_of(0, 1);
+    ASSERT_EQ(now.size(), 1u) << i;
+    EXPECT_EQ(now[0].info.id, id);
+    EXPECT_EQ(now[0].info.path, "/n/" + std::to_string(i));
+    a.release();
+    EXPECT_TRUE(d->requests_of(0, 1).empty()) << i;
+  }
+  // A lost request keeps its own description when its entry serves the next request.
+  Lease lost, next;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), lost), AppDispatcher::Outcome::Granted);
+  lost.describe({"r-lost", "POST", "/lost", t0});
+  lost.release_lost();
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), next), AppDispatcher::Outcome::Granted);
+  next.describe({"r-next", "GET", "/next", t0});
+  auto all = d->requests_of(0, 1);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].info.id, "r-next");
+  EXPECT_EQ(all[0].state, "in_flight");
+  EXPECT_EQ(all[1].info.id, "r-lost");
+  EXPECT_EQ(all[1].info.path, "/lost");
+  EXPECT_EQ(all[1].state, "failed");
+  next.release();
+  EXPECT_EQ(d->requests_of(0, 1).size(), 1u);  // only the lost one, until its retention ends
+}
+
 TEST(AppDispatcher, LeaseReleasesOnDestruction) {
   auto d = make(4, {slot(0)});
   {
