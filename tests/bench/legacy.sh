@@ -27,45 +27,11 @@ for tool in wrk nginx fcgiwrap spawn-fcgi curl; do
   command -v "$tool" > /dev/null || { echo "legacy bench: $tool is missing (packaging/install-deps.sh bench)" >&2; exit 1; }
 done
 [ -x "$hello" ] || { echo "legacy bench: $hello is missing (libfcgi-dev)" >&2; exit 1; }
-out=$(mkdir -p "$build/bench" && cd "$build/bench" && pwd)
-raw=$out/legacy-raw
-rm -rf "$raw" && mkdir -p "$raw"
-tmp=$(mktemp -d /tmp/crl-legb-XXXXXX)
-chmod 755 "$tmp"
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
+bench_begin "legacy bench" legacy-raw crl-legb
 clk=$(getconf CLK_TCK)
-log() { printf '[legacy bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 
-started=()  # pids we own
-stop_pid() {
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-cleanup() {
-  local p
-  for p in "${started[@]}"; do stop_pid "$p"; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() {  # port
-  for _ in $(seq 1 300); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/hello" 2>/dev/null)" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-cpu_ticks() {  # pids... -> utime+stime summed
-  local p sum=0 t
-  for p in "$@"; do
-    t=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0)
-    sum=$((sum + t))
-  done
-  echo "$sum"
-}
 # Runs wrk against port $2 while counting the CPU of pids $3..; appends a row for label $1.
 measure() {
   local label=$1 port=$2
@@ -118,7 +84,7 @@ TOML
     sleep 0.1
   done
   c_port=$(echo "$status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["listeners"][0]["bound"].rsplit(":", 1)[1])')
-  wait_http "$c_port" || { echo "corral ($name) did not come up" >&2; tail -20 "$raw/corral.$name.log" >&2; exit 1; }
+  wait_http "$c_port" /hello || { echo "corral ($name) did not come up" >&2; tail -20 "$raw/corral.$name.log" >&2; exit 1; }
   c_front=$(pgrep -P "$c_pid" -f 'corral-(proxy|worker)' | tr '\n' ' ')
 }
 
@@ -154,7 +120,7 @@ NGINX
   nginx -c "$dir/nginx.conf" -p "$dir" 2> "$raw/nginx.$name.log" &
   n_pid=$!
   started+=("$n_pid")
-  wait_http "$n_port" || { echo "nginx ($name) did not come up" >&2; cat "$dir/error.log" >&2; exit 1; }
+  wait_http "$n_port" /hello || { echo "nginx ($name) did not come up" >&2; cat "$dir/error.log" >&2; exit 1; }
 }
 
 # ---- CGI ----

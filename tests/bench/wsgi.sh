@@ -37,36 +37,10 @@ python=/usr/bin/python3
 for tool in wrk gunicorn nginx; do
   command -v "$tool" > /dev/null || { echo "wsgi bench: $tool is missing (packaging/install-deps.sh bench)" >&2; exit 1; }
 done
-out=$(mkdir -p "$build/bench" && cd "$build/bench" && pwd)
-raw=$out/wsgi-raw
-rm -rf "$raw" && mkdir -p "$raw"
-tmp=$(mktemp -d /tmp/crl-wsgib-XXXXXX)
-chmod 755 "$tmp"
-log() { printf '[wsgi bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
+bench_begin "wsgi bench" wsgi-raw crl-wsgib
 
-started=()  # pids we own
-stop_pid() {  # pid: TERM, wait up to 10 s, then KILL
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-cleanup() {
-  local p
-  for p in "${started[@]}"; do stop_pid "$p"; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() {  # port: until GET / answers 200 (≤ 30 s)
-  for _ in $(seq 1 300); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/" 2>/dev/null)" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 wrk_run() {  # file conns url
   timeout $((dur + 30)) wrk -t1 -c"$2" -d"${dur}s" --timeout 10s -s "$here/stats.lua" "$3" > "$1" 2>&1 ||
     echo "wrk exit $?" >> "$1"
@@ -146,7 +120,7 @@ TOML
     sleep 0.1
   done
   port=$(echo "$status" | "$python" -c 'import json, sys; print(json.load(sys.stdin)["listeners"][0]["bound"].rsplit(":", 1)[1])')
-  wait_http "$port" || { echo "corral ($class) did not come up" >&2; tail -20 "$raw/corral.$class.log" >&2; exit 1; }
+  wait_http "$port" / || { echo "corral ($class) did not come up" >&2; tail -20 "$raw/corral.$class.log" >&2; exit 1; }
   measure "$class" "$port" corral
   stop_pid "$pid"
 }
@@ -195,7 +169,7 @@ NGINX
   nginx -c "$tmp/nginx-$class/nginx.conf" -p "$tmp/nginx-$class" 2> "$raw/nginx.$class.log" &
   local npid=$!
   started+=("$npid")
-  wait_http "$port" || { echo "gunicorn+nginx ($class) did not come up" >&2; tail -20 "$raw/gunicorn.$class.log" >&2; exit 1; }
+  wait_http "$port" / || { echo "gunicorn+nginx ($class) did not come up" >&2; tail -20 "$raw/gunicorn.$class.log" >&2; exit 1; }
   measure "$class" "$port" gunicorn+nginx
   stop_pid "$npid"
   stop_pid "$gpid"
