@@ -97,7 +97,7 @@ bool still_idle(int fd) {
 
 }  // namespace
 
-FastcgiClient::FastcgiClient(UpstreamPool& pool, UpstreamHandler& handler) : pool_(pool), handler_(handler) {}
+FastcgiClient::FastcgiClient(UpstreamPool& pool, UpstreamHandler& handler) : ConnectionClient(pool, handler) {}
 
 FastcgiClient::~FastcgiClient() { abort(); }
 
@@ -158,13 +158,8 @@ int FastcgiClient::encode_request(const UpstreamRequest& req, std::string& wire,
 }
 
 void FastcgiClient::start(const UpstreamRequest& req) {
-  path_ = req.path;
-  generation_ = req.generation;
-  method_ = req.method;
-  idempotent_ = req.idempotent;
+  begin(req);
   app_ = req.script_app;
-  retried_ = false;
-  paused_ = false;
   CORRAL_CHECK(app_ != nullptr, "a fastcgi request without its app settings");
   if (int st = encode_request(req, wire_, pieces_)) {
     answer_locally(st);
@@ -200,17 +195,6 @@ void FastcgiClient::answer_locally(int status) {
   handler_.on_upstream_head(h);
   if (method_ != "HEAD") handler_.on_upstream_body(body);
   handler_.on_upstream_complete();
-}
-
-bool FastcgiClient::open_connection() {
-  int err = 0;
-  conn_ = pool_.connect(path_, generation_, &err);
-  if (!conn_) {
-    state_ = State::Idle;
-    handler_.on_upstream_connect_failed(err);
-    return false;
-  }
-  return true;
 }
 
 void FastcgiClient::send_request() {
@@ -276,16 +260,6 @@ void FastcgiClient::on_upstream_io(bool readable, bool writable) noexcept {
   // Readable while still writing: an early answer (or EOF) from an app that will not read
   // the rest of STDIN.
   if (readable && state_ != State::Idle) read_response();
-}
-
-bool FastcgiClient::retry_fresh() {
-  // A pooled connection the app closed while it was being picked: nothing was processed.
-  if (!conn_ || !conn_->reused() || received_ > 0 || retried_ || !idempotent_) return false;
-  retried_ = true;
-  conn_.reset();
-  if (!open_connection()) return true;
-  send_request();
-  return true;
 }
 
 void FastcgiClient::read_response() {

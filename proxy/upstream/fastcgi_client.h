@@ -25,14 +25,12 @@
 
 #include "common/cgi/response_head.h"
 #include "common/http1/parser.h"
-#include "proxy/io_buffer.h"
 #include "proxy/upstream/fastcgi_codec.h"
-#include "proxy/upstream/pool.h"
-#include "proxy/upstream/upstream_client.h"
+#include "proxy/upstream/connection_client.h"
 
 namespace corral::proxy {
 
-class FastcgiClient : public UpstreamClient, public UpstreamIoHandler {
+class FastcgiClient final : public ConnectionClient {
  public:
   FastcgiClient(UpstreamPool& pool, UpstreamHandler& handler);
   ~FastcgiClient() override;
@@ -57,8 +55,8 @@ class FastcgiClient : public UpstreamClient, public UpstreamIoHandler {
  private:
   enum class State { Idle, Writing, Reading };
   std::unique_ptr<UpstreamConn> take_idle();  // a kept connection to the slot, or null
-  bool open_connection();  // false: connect_failed was reported
-  void send_request();
+  void send_request() override;
+  void become_idle() override { state_ = State::Idle; }
   void read_response();
   bool process();  // false: stop (done, error, or aborted)
   bool on_stdout(std::string_view data);
@@ -69,23 +67,14 @@ class FastcgiClient : public UpstreamClient, public UpstreamIoHandler {
   void finish(bool reusable);
   void fail(const char* why);
   void answer_locally(int status);
-  bool retry_fresh();
 
-  UpstreamPool& pool_;
-  UpstreamHandler& handler_;
-  std::unique_ptr<UpstreamConn> conn_;
   State state_ = State::Idle;
-  std::string_view path_, method_;
   const ScriptApp* app_ = nullptr;
-  uint64_t generation_ = 0;
-  bool idempotent_ = false, retried_ = false, paused_ = false;
   // The request on the wire: `wire_` holds BEGIN_REQUEST, PARAMS and every STDIN record
   // header; `pieces_` lists what to send in order (views into wire_ and the request body).
   std::string wire_;
   std::vector<iovec> pieces_;
   size_t piece_ = 0, piece_off_ = 0;
-  uint64_t received_ = 0;
-  IoBuffer in_;
   fastcgi::Decoder decoder_;
   // STDOUT until the CGI header block is complete, then the body passes straight through.
   std::string head_buf_;

@@ -18,33 +18,17 @@ constexpr size_t kReadSize = 32 * 1024;
 }  // namespace
 
 Http1Client::Http1Client(UpstreamPool& pool, UpstreamHandler& handler)
-    : pool_(pool), handler_(handler), parser_(response_limits()) {}
+    : ConnectionClient(pool, handler), parser_(response_limits()) {}
 
 Http1Client::~Http1Client() { abort(); }
 
 void Http1Client::start(const UpstreamRequest& req) {
-  path_ = req.path;
-  generation_ = req.generation;
-  method_ = req.method;
-  idempotent_ = req.idempotent;
-  retried_ = false;
-  paused_ = false;
+  begin(req);
   head_ = req.head;
   body_ = req.body;
   conn_ = pool_.take(path_, generation_);
   if (!conn_ && !open_connection()) return;
   send_request();
-}
-
-bool Http1Client::open_connection() {
-  int err = 0;
-  conn_ = pool_.connect(path_, generation_, &err);
-  if (!conn_) {
-    state_ = State::Idle;
-    handler_.on_upstream_connect_failed(err);
-    return false;
-  }
-  return true;
 }
 
 void Http1Client::send_request() {
@@ -95,17 +79,6 @@ void Http1Client::on_upstream_io(bool readable, bool writable) noexcept {
   }
   if (readable && (state_ == State::ReadingHead || state_ == State::ReadingBody)) read_response();
   else if (readable && state_ == State::Writing) read_response();  // early response or EOF
-}
-
-bool Http1Client::retry_fresh() {
-  // A pooled connection the worker closed while we were picking it: the request was not
-  // processed (no response byte), so resending is safe for idempotent methods.
-  if (!conn_ || !conn_->reused() || received_ > 0 || retried_ || !idempotent_) return false;
-  retried_ = true;
-  conn_.reset();
-  if (!open_connection()) return true;  // connect_failed reported
-  send_request();
-  return true;
 }
 
 void Http1Client::read_response() {

@@ -12,13 +12,11 @@
 #include <string_view>
 
 #include "common/http1/parser.h"
-#include "proxy/io_buffer.h"
-#include "proxy/upstream/pool.h"
-#include "proxy/upstream/upstream_client.h"
+#include "proxy/upstream/connection_client.h"
 
 namespace corral::proxy {
 
-class Http1Client : public UpstreamClient, public UpstreamIoHandler {
+class Http1Client final : public ConnectionClient {
  public:
   Http1Client(UpstreamPool& pool, UpstreamHandler& handler);
   ~Http1Client() override;
@@ -38,8 +36,8 @@ class Http1Client : public UpstreamClient, public UpstreamIoHandler {
 
  private:
   enum class State { Idle, Writing, ReadingHead, ReadingBody };
-  bool open_connection();  // false: connect_failed was reported
-  void send_request();
+  void send_request() override;
+  void become_idle() override { state_ = State::Idle; }
   void read_response();
   /// Parses `in` (views into the shared scratch or into in_), advancing it past what was
   /// used. false: stop (done, error, or aborted; in_ has been emptied).
@@ -47,19 +45,10 @@ class Http1Client : public UpstreamClient, public UpstreamIoHandler {
   bool parse_buffered();  // parse(in_) and consume what was used
   void finish(bool reusable);
   void fail(const char* why);
-  bool retry_fresh();  // retry on a new connection after a keep-alive race
 
-  UpstreamPool& pool_;
-  UpstreamHandler& handler_;
-  std::unique_ptr<UpstreamConn> conn_;
   State state_ = State::Idle;
-  std::string_view path_, method_;
-  uint64_t generation_ = 0;
-  bool idempotent_ = false, retried_ = false, paused_ = false;
   std::string_view head_, body_;
   size_t written_ = 0;
-  uint64_t received_ = 0;
-  IoBuffer in_;
   http1::ResponseParser parser_;
   http1::ResponseHead resp_;
   http1::BodyDecoder decoder_;

@@ -26,7 +26,8 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 /// A worker in a thread: for the Nth request on its (kept-alive) connections, writes
-/// responses[N] piece by piece, 30 ms apart.
+/// responses[N] piece by piece, 30 ms apart. An empty responses[N] closes the connection
+/// after reading the request, without answering (a worker that drops a kept connection).
 class PieceWorker {
  public:
   PieceWorker(const std::string& path, std::vector<std::vector<std::string>> responses)
@@ -62,6 +63,10 @@ class PieceWorker {
           buf.append(tmp, static_cast<size_t>(n));
         }
         buf.erase(0, buf.find("\r\n\r\n") + 4);
+        if (responses_[next].empty()) {
+          ++next;
+          goto done;
+        }
         for (const std::string& piece : responses_[next]) {
           (void)!::write(c, piece.data(), piece.size());
           std::this_thread::sleep_for(30ms);
@@ -135,7 +140,7 @@ class Http1ClientTest : public ::testing::Test {
     r.path = sock;
     r.generation = 1;
     r.method = "GET";
-    r.idempotent = true;
+    r.idempotent = idempotent_;
     r.head = kGet;
     return r;
   }
@@ -152,7 +157,37 @@ class Http1ClientTest : public ::testing::Test {
   ev::Loop loop_;
   UpstreamPool pool_{loop_};
   int pending_ = 0;
+  bool idempotent_ = true;
 };
+
+TEST_F(Http1ClientTest, AKeptConnectionDroppedUnderARequestIsRetriedOnceOnAFreshOneWhenIdempotent) {
+  std::string sock = dir_ + "/w.sock";
+  PieceWorker w(sock, {
+                          {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nr1"},
+                          {},  // drops the kept connection under the next request
+                          {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nr2"},
+                          {},  // and again, under a request that must not be resent
+                      });
+  Recorder rec(loop_, &pending_);
+  Http1Client client(pool_, rec);
+  run({{&client, sock}});
+  ASSERT_TRUE(rec.finished);
+  EXPECT_EQ(rec.body, "r1");
+
+  rec.clear();
+  run({{&client, sock}});
+  ASSERT_TRUE(rec.finished);
+  EXPECT_EQ(rec.error, "");
+  EXPECT_EQ(rec.body, "r2") << "resent on a fresh connection";
+  EXPECT_EQ(w.accepted(), 2);
+
+  rec.clear();
+  idempotent_ = false;
+  run({{&client, sock}});
+  ASSERT_TRUE(rec.finished);
+  EXPECT_NE(rec.error, "") << "a request that is not idempotent is never resent";
+  EXPECT_EQ(w.accepted(), 2);
+}
 
 TEST_F(Http1ClientTest, ResponseSplitAcrossReadsGivesTheSameEventsAsAWholeOne) {
   std::string sock = dir_ + "/w.sock";
