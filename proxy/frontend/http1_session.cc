@@ -14,6 +14,11 @@ constexpr size_t kMaxReadAhead = 64 * 1024;
 constexpr size_t kReadSize = 16 * 1024;
 // The first read of a request: most heads fit; a read that fills it switches to kReadSize.
 constexpr size_t kFirstReadSize = 2 * 1024;
+// Lingering close (nginx's lingering_timeout / lingering_time): after answering a request
+// whose body was not read, keep reading and discarding for at most this long between reads
+// and this long in all before closing.
+constexpr std::chrono::milliseconds kLingerTimeout{5000};
+constexpr std::chrono::milliseconds kLingerTime{30000};
 
 void append_hex(std::string& out, uint64_t v) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -66,7 +71,7 @@ Http1Session::~Http1Session() = default;
 
 void Http1Session::attach(ClientConnection& conn) {
   conn_ = &conn;
-  closed_ = client_eof_ = draining_ = in_process_ = false;
+  closed_ = client_eof_ = draining_ = in_process_ = linger_ = lingering_ = false;
   keep_alive_ = true;
   framing_ = ClientFraming::None;
   in_.clear();
@@ -112,7 +117,7 @@ void Http1Session::start() {
 
 void Http1Session::drain() {
   draining_ = true;
-  if (ex_.state == ExchangeState::Idle && in_.empty() && out_pos_ == out_.size()) close();
+  if (lingering_ || (ex_.state == ExchangeState::Idle && in_.empty() && out_pos_ == out_.size())) close();
 }
 
 void Http1Session::on_io(bool readable, bool writable) {
@@ -123,6 +128,10 @@ void Http1Session::on_io(bool readable, bool writable) {
 }
 
 void Http1Session::read_client() {
+  if (lingering_) {
+    linger_read();
+    return;
+  }
   size_t room = 0;
   char* p = in_.prepare(in_.capacity() < kReadSize ? kFirstReadSize : kReadSize, &room);
   ssize_t n = conn_->read(p, room);
@@ -344,6 +353,10 @@ void Http1Session::on_exchange_failed(int status, bool retry_after) noexcept {
 
 void Http1Session::on_client_timer() {
   if (closed_) return;
+  if (lingering_) {
+    close();  // the client went quiet: its answer is read or it never will be
+    return;
+  }
   switch (ex_.state) {
     case ExchangeState::Idle: close(); return;  // keep-alive idle: close silently
     case ExchangeState::ReadingHead:
@@ -405,13 +418,18 @@ void Http1Session::respond_error(int status, bool close_after, bool retry_after)
 }
 
 void Http1Session::response_done() {
+  // Answered before its request was read to the end (an error, a redirect): the client may
+  // still be sending. Closing with unread bytes makes the kernel send a reset, which can
+  // destroy the answer before the client reads it (curl: "Send failure: Connection reset").
+  linger_ = !keep_alive_ && !client_eof_ &&
+            (ex_.state == ExchangeState::ReadingHead || ex_.state == ExchangeState::ReadingBody);
   ex_.log(conn_->client_ip());
   ex_.state = keep_alive_ ? ExchangeState::Responding : ExchangeState::Closing;
   flush();
 }
 
 void Http1Session::flush() {
-  if (closed_) return;
+  if (closed_ || lingering_) return;
   while (out_pos_ < out_.size()) {
     ssize_t n = conn_->write(out_.data() + out_pos_, out_.size() - out_pos_);
     if (n < 0) {
@@ -448,10 +466,39 @@ void Http1Session::flush() {
 
 void Http1Session::after_flush() {
   if (ex_.state == ExchangeState::Closing || !keep_alive_) {
-    close();
+    if (linger_) start_linger();
+    else close();
     return;
   }
   next_request();
+}
+
+void Http1Session::start_linger() {
+  // The answer is out: half-close, then read and discard what the client still sends until
+  // it closes, falls silent for kLingerTimeout, or kLingerTime has passed.
+  lingering_ = true;
+  conn_->shutdown_write();
+  linger_until_ = host_.loop().now() + kLingerTime;
+  client_timer_.arm(kLingerTimeout);
+  conn_->want(true, false);
+  linger_read();
+}
+
+void Http1Session::linger_read() {
+  char buf[16 * 1024];
+  for (;;) {
+    ssize_t n = conn_->read(buf, sizeof buf);
+    if (n < 0 && errno == EAGAIN) break;
+    if (n <= 0) {
+      close();  // the client closed (or reset): nothing is lost any more
+      return;
+    }
+  }
+  if (host_.loop().now() >= linger_until_) {
+    close();
+    return;
+  }
+  client_timer_.arm(kLingerTimeout);
 }
 
 void Http1Session::next_request() {
@@ -483,7 +530,7 @@ void Http1Session::wait_for_next_request() {
 }
 
 void Http1Session::update_read_interest() {
-  if (closed_) return;
+  if (closed_ || lingering_) return;
   bool reading_request = ex_.state == ExchangeState::Idle || ex_.state == ExchangeState::ReadingHead ||
                          ex_.state == ExchangeState::ReadingBody;
   bool want_read = !client_eof_ && (reading_request || in_.size() < kMaxReadAhead);

@@ -73,6 +73,8 @@ class Http1Session final : public FrontendSession, public ExchangeSink {
   void update_read_interest();
   void on_client_timer();
   void wait_for_next_request();
+  void start_linger();
+  void linger_read();
   bool draining() const;
 
   ClientConnection* conn_ = nullptr;
@@ -95,6 +97,9 @@ class Http1Session final : public FrontendSession, public ExchangeSink {
   bool client_eof_ = false;
   bool draining_ = false;
   bool in_process_ = false;
+  bool linger_ = false;     // the current answer leaves request bytes unread: linger after it
+  bool lingering_ = false;  // answered and half-closed; reading and discarding until close
+  Exchange::Clock::time_point linger_until_{};
 };
 
 /// The reason phrase corral uses for the statuses it generates itself.

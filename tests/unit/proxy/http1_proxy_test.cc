@@ -501,6 +501,23 @@ TEST_F(Http1ProxyTest, ParkedConnectionClosesOnDrain) {
   EXPECT_TRUE(c->at_eof());
 }
 
+TEST_F(Http1ProxyTest, AnAnswerBeforeTheBodyIsReadLingersUntilTheClientCloses) {
+  auto c = connect();
+  c->send("POST /up HTTP/1.1\r\nHost: test.local\r\nContent-Length: 100000\r\n\r\n");
+  Response r = c->read();
+  EXPECT_EQ(r.status, 413);
+  EXPECT_TRUE(c->at_eof());  // the proxy half-closed after its answer
+  // It still reads: the rest of the body goes in without a reset, however much there is.
+  std::string chunk(16 * 1024, 'b');
+  for (int i = 0; i < 64; ++i) c->send(chunk);
+  EXPECT_EQ(on_loop([this] { return loop_->connection_count(); }), 1u);
+  ::shutdown(c->fd(), SHUT_WR);
+  for (int i = 0; i < 200 && on_loop([this] { return loop_->connection_count(); }) != 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(on_loop([this] { return loop_->connection_count(); }), 0u) << "closed once the client closed";
+  EXPECT_TRUE(worker_->requests().empty());
+}
+
 class Http1ProxyShortKeepAliveTest : public Http1ProxyTest {
  protected:
   void SetUp() override {
