@@ -17,6 +17,7 @@
 #include "conf/tls_files.h"
 #include "conf/cores.h"
 #include "conf/schema.h"
+#include "conf/syntax_error.h"
 
 namespace corral::conf {
 namespace {
@@ -465,8 +466,8 @@ tl::expected<Config, Diagnostics> load_string(std::string_view text, const std::
   toml::parse_result parsed = toml::parse(text, file);
   if (!parsed) {
     auto& e = parsed.error();
-    diags.add(Diagnostic{file, static_cast<int>(e.source().begin.line), static_cast<int>(e.source().begin.column),
-                         "", std::string(e.description()), ""});
+    diags.add(syntax_error(text, file, static_cast<int>(e.source().begin.line),
+                           static_cast<int>(e.source().begin.column), e.description()));
     return tl::unexpected(std::move(diags));
   }
   Loader loader(file, diags);

@@ -81,6 +81,15 @@ TEST_F(ConfCheckTest, TomlSyntaxErrorNamesLine) {
   expect_diagnostic(r, line_of(toml, "[proxy\n"), "");
 }
 
+TEST_F(ConfCheckTest, UnclosedArrayNamesTheLineWhereItOpens) {
+  config_.app("demo");
+  // toml++ only sees the end of the file; the diagnostic points at the '[' and names the key.
+  std::string toml = config_.render() + "\n[app.extra]\ncommand = [\"/bin/true\",\n\n# more\n";
+  ProcessResult r = check(toml);
+  expect_diagnostic(r, line_of(toml, "[\"/bin/true\""), "app.extra.command: syntax error: this array is never closed");
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
 TEST_F(ConfCheckTest, SupervisorRefusesToStartOnBadConfig) {
   config_.app("demo").set("wokers", "2");
   std::string path = rt_.write_file("bad.toml", config_.render());
