@@ -211,6 +211,8 @@ class Loader {
         if (auto guess = did_you_mean(name, sections); !guess.empty()) hint = "did you mean '" + guess + "'?";
         if (node.is_table()) error("", pos, "unknown section [" + name + "]", hint);
         else if (node.is_array_of_tables()) error("", pos, "unknown section [[" + name + "]]", hint);
+        else if (std::string tables = tables_with_key(name); !tables.empty())
+          error("", pos, "unknown key '" + name + "' at the top level", "it belongs in " + tables);
         else error("", pos, "unknown key '" + name + "' at the top level", hint);
       }
     }
@@ -223,12 +225,33 @@ class Loader {
     diags_.add(Diagnostic{file_, pos.line, pos.column, key, std::move(message), std::move(hint)});
   }
 
-  /// Reports an unknown key; returns the suggested name (empty when none).
+  /// Reports an unknown key of `section`: where it belongs when another table has it, else
+  /// "did you mean" a key of this table. Returns the suggested name (empty when none).
   std::string unknown_key(const std::string& name, Position pos, const std::string& path, const std::string& where,
-                          const std::vector<std::string_view>& candidates) {
-    std::string guess = did_you_mean(name, candidates);
+                          Section section) {
+    if (std::string tables = tables_with_key(name); !tables.empty()) {
+      error(path, pos, "unknown key '" + name + "' " + where, "it belongs in " + tables);
+      return {};
+    }
+    std::string guess = did_you_mean(name, key_names(section));
     error(path, pos, "unknown key '" + name + "' " + where, guess.empty() ? "" : "did you mean '" + guess + "'?");
     return guess;
+  }
+
+  /// The tables that have a key `name`, as written in a file: "[proxy]", "[supervisor] or
+  /// [app.NAME]"; empty when none.
+  static std::string tables_with_key(std::string_view name) {
+    std::vector<std::string> tables;
+    for (Section s : {Section::Supervisor, Section::Proxy, Section::Listener, Section::Route, Section::App}) {
+      if (!find_key(s, name)) continue;
+      std::string table(section_name(s));
+      if (s == Section::Listener || s == Section::Route) tables.push_back("[[" + table + "]]");
+      else if (s == Section::App) tables.push_back("[app.NAME]");
+      else tables.push_back("[" + table + "]");
+    }
+    std::string out;
+    for (size_t i = 0; i < tables.size(); ++i) out += (i == 0 ? "" : i + 1 == tables.size() ? " or " : ", ") + tables[i];
+    return out;
   }
 
   const toml::table* expect_table(const toml::node& n, const std::string& path, Position pos, const std::string& display) {
@@ -296,7 +319,7 @@ class Loader {
       Position pos = position_of(k.source());
       const KeySpec* spec = find_key(section, name);
       if (!spec) {
-        seen.insert(unknown_key(name, pos, path, "in " + display, key_names(section)));
+        seen.insert(unknown_key(name, pos, path, "in " + display, section));
         continue;
       }
       seen.insert(std::string(spec->name));

@@ -54,6 +54,16 @@ TEST_F(ConfCheckTest, UnknownKeyNamesLineAndSuggestsFix) {
   EXPECT_NE(r.err.find("workers"), std::string::npos) << "no 'did you mean workers' hint: " << r.err;
 }
 
+TEST_F(ConfCheckTest, KeyInTheWrongTableSaysWhereItBelongs) {
+  config_.app("demo").set("max_body_size", quote("1MiB"));
+  config_.proxy("workers", "2");
+  std::string toml = config_.render();
+  ProcessResult r = check(toml);
+  expect_diagnostic(r, line_of(toml, "max_body_size"),
+                    "app.demo: unknown key 'max_body_size' in [app.demo]; it belongs in [proxy]");
+  expect_diagnostic(r, line_of(toml, "workers = 2"), "proxy: unknown key 'workers' in [proxy]; it belongs in [app.NAME]");
+}
+
 TEST_F(ConfCheckTest, WrongTypeNamesLine) {
   config_.app("demo").set("concurrency", quote("lots"));
   std::string toml = config_.render();
