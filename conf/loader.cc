@@ -357,6 +357,36 @@ class Loader {
     return path.lexically_normal().string();
   }
 
+  /// The one rule for every key that names a file or folder: a relative path is relative to
+  /// the config file's folder (as nginx resolves against its prefix), never to the current
+  /// directory of whoever runs the supervisor. A new path key is added here.
+  void resolve_paths(Config& c) {
+    auto& dir = c.supervisor.runtime_dir;
+    dir = resolve(dir);
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    // Worker sockets live below it and Unix socket paths are limited to 107 bytes.
+    if (dir.size() > 80)
+      error("supervisor.runtime_dir", position("supervisor.runtime_dir"),
+            "runtime_dir " + dir + " is longer than 80 characters; Unix socket paths below it would not fit",
+            "use a shorter path, e.g. \"/run/corral\"");
+    if (c.proxy.access_log != "-" && c.proxy.access_log != "off") c.proxy.access_log = resolve(c.proxy.access_log);
+    for (auto& l : c.listeners) {
+      for (auto& cert : l.tls) {
+        cert.cert = resolve(cert.cert);
+        cert.key = resolve(cert.key);
+      }
+    }
+    for (auto& a : c.apps) {
+      // A bare program name ("python3") is looked up in PATH when the worker starts.
+      if (!a.command.empty() && a.command[0].find('/') != std::string::npos) a.command[0] = resolve(a.command[0]);
+      a.cwd = a.cwd.empty() ? dir_.string() : resolve(a.cwd);
+      if (!a.root.empty()) a.root = resolve(a.root);
+      if (!a.script_filename.empty()) a.script_filename = resolve(a.script_filename);
+      for (auto& p : a.python_path) p = resolve(p);
+      if (!a.virtualenv.empty()) a.virtualenv = resolve(a.virtualenv);
+    }
+  }
+
   // module / python_path / virtualenv / worker_class belong to kind "wsgi", which needs a
   // module and no command; worker_class defaults to gunicorn's choice (sync for one request
   // at a time, else gthread).
@@ -376,8 +406,6 @@ class Loader {
     if (a.module.empty() && !positions_.count(path + ".module"))
       error(path, position(path), "missing required key 'module' in [app." + a.name + "] (kind = \"wsgi\")",
             "for example module = \"myproject.wsgi:app\"");
-    for (auto& p : a.python_path) p = resolve(p);
-    if (!a.virtualenv.empty()) a.virtualenv = resolve(a.virtualenv);
     if (a.worker_class.empty()) a.worker_class = a.concurrency == 1 ? "sync" : "gthread";
     if (a.worker_class == "sync" && a.concurrency != 1)
       error(path + ".worker_class", position(path + ".worker_class"),
@@ -416,13 +444,12 @@ class Loader {
       error(path + ".redirect_https", position(path + ".redirect_https"),
             "redirect_https applies only to a plaintext listener", "remove it from the TLS listener");
     for (auto& cert : l.tls) {
-      cert.cert = resolve(cert.cert);
-      cert.key = resolve(cert.key);
       if (auto problem = load_tls_cert(cert)) error(path + ".tls", position(path + ".tls"), *problem);
     }
   }
 
   void cross_check(Config& c) {
+    resolve_paths(c);
     if (c.listeners.empty())
       error("", {}, "no [[listener]]: nothing would accept connections",
             "add [[listener]] with address = \"127.0.0.1:8080\"");
@@ -467,10 +494,6 @@ class Loader {
         if (cores == 0) cores = usable_cores();
         a.workers = auto_workers(cores);
       }
-      if (!a.command.empty() && a.command[0].find('/') != std::string::npos) a.command[0] = resolve(a.command[0]);
-      a.cwd = a.cwd.empty() ? dir_.string() : resolve(a.cwd);
-      if (!a.root.empty()) a.root = resolve(a.root);
-      if (!a.script_filename.empty()) a.script_filename = resolve(a.script_filename);
       check_legacy_keys(a);
       check_wsgi_keys(a);
     }

@@ -10,9 +10,10 @@
 
 namespace corral::conf {
 
-/// Reads and validates a config file. Relative paths in app `command[0]` (when it contains
-/// a '/') and `cwd` are resolved against the file's folder. "auto" worker counts are resolved
-/// with usable_cores() (cores.h).
+/// Reads and validates a config file. Every path in it (runtime_dir, access_log, TLS
+/// cert/key, command[0] when it contains a '/', cwd, root, script_filename, python_path,
+/// virtualenv) is made absolute: a relative one is relative to the file's folder. "auto"
+/// worker counts are resolved with usable_cores() (cores.h).
 [[nodiscard]] tl::expected<Config, Diagnostics> load_file(const std::string& path);
 
 /// Same, from a string; `file` is used in messages and for resolving relative paths.

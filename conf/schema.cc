@@ -44,14 +44,8 @@ P one_of(std::string_view what, const std::string& got, const std::vector<std::s
 // ---- [supervisor] ------------------------------------------------------------------------
 
 P supervisor_runtime_dir(const Value& v, Target& t) {
-  if (v.text.empty() || v.text.front() != '/')
-    return problem("runtime_dir must be an absolute path", "for example \"/run/corral\"");
-  // Worker sockets live below it and Unix socket paths are limited to 107 bytes.
-  if (v.text.size() > 80)
-    return problem("runtime_dir is longer than 80 characters; Unix socket paths below it would not fit");
-  t.supervisor->runtime_dir = v.text;
-  while (t.supervisor->runtime_dir.size() > 1 && t.supervisor->runtime_dir.back() == '/')
-    t.supervisor->runtime_dir.pop_back();
+  if (v.text.empty()) return problem("runtime_dir must not be empty", "for example \"/run/corral\"");
+  t.supervisor->runtime_dir = v.text;  // resolved and its length checked by the loader
   return std::nullopt;
 }
 
@@ -88,7 +82,7 @@ P proxy_threads(const Value& v, Target& t) {
 
 P proxy_access_log(const Value& v, Target& t) {
   if (v.text.empty()) return problem("access_log must not be empty", "use \"-\" for stderr or \"off\"");
-  t.proxy->access_log = v.text;
+  t.proxy->access_log = v.text;  // a path is resolved against the config's folder by the loader
   return std::nullopt;
 }
 
@@ -462,7 +456,7 @@ using T = ValueType;
 // clang-format off
 constexpr KeySpec kSchema[] = {
   {S::Supervisor, "runtime_dir", T::String, "\"/run/corral\"", false, "\"/run/corral\"",
-   "folder for worker sockets and control.sock (absolute, at most 80 characters)", supervisor_runtime_dir},
+   "folder for worker sockets and control.sock (at most 80 characters once resolved; relative = to the config file's folder)", supervisor_runtime_dir},
   {S::Supervisor, "log_level", T::String, "\"info\"", false, "\"info\"",
    "\"debug\", \"info\", \"warn\" or \"error\"", supervisor_log_level},
   {S::Supervisor, "graceful_timeout", T::Duration, "\"30s\"", false, "\"30s\"",
@@ -473,7 +467,7 @@ constexpr KeySpec kSchema[] = {
   {S::Proxy, "threads", T::IntegerOrAuto, "\"auto\"", false, "\"auto\"",
    "event-loop threads: 1 to 256, or \"auto\" for one per usable core", proxy_threads},
   {S::Proxy, "access_log", T::String, "\"-\"", false, "\"-\"",
-   "access log file; \"-\" = stderr, \"off\" = none", proxy_access_log},
+   "access log file (relative = to the config file's folder); \"-\" = stderr, \"off\" = none", proxy_access_log},
   {S::Proxy, "access_log_format", T::String, "\"combined\"", false, "\"combined\"",
    "\"combined\" (Apache/nginx style) or \"json\" (one object per line)", proxy_access_log_format},
   {S::Proxy, "max_body_size", T::Size, "\"16MiB\"", false, "\"16MiB\"",
@@ -500,7 +494,7 @@ constexpr KeySpec kSchema[] = {
   {S::Listener, "address", T::String, "", true, "\"127.0.0.1:8080\"",
    "numeric \"ip:port\" or \"[ipv6]:port\"; port 0 = any free port", listener_address},
   {S::Listener, "tls", T::Table, "", false, "{ cert = \"/etc/corral/tls/cert.pem\", key = \"/etc/corral/tls/key.pem\" }",
-   "TLS: cert + key, or certs = [{cert, key}, ...] chosen by SNI (the first is the default); profile = \"intermediate\" or \"modern\"", listener_tls},
+   "TLS: cert + key files (relative = to the config file's folder), or certs = [{cert, key}, ...] chosen by SNI (the first is the default); profile = \"intermediate\" or \"modern\"", listener_tls},
   {S::Listener, "h2", T::Boolean, "true", false, "true",
    "offer HTTP/2 (ALPN h2 over TLS, prior knowledge h2c on plaintext)", listener_h2},
   {S::Listener, "redirect_https", T::Boolean, "false", false, "true",
@@ -518,7 +512,7 @@ constexpr KeySpec kSchema[] = {
   {S::App, "kind", T::String, "\"http\"", false, "\"http\"",
    "how workers speak: \"http\", \"fastcgi\" (the proxy is the FastCGI client), \"cgi\" (one program run per request) or \"wsgi\" (a Python WSGI app in corral-worker)", app_kind},
   {S::App, "command", T::StringArray, "", true, "[\"/opt/shop/bin/server\", \"--unix\", \"{socket}\"]",
-   "argv of a worker; a relative program with a '/' is relative to the config file", app_command},
+   "argv of a worker; a program with a '/' is a path (relative = to the config file's folder), one without is looked up in PATH", app_command},
   {S::App, "workers", T::IntegerOrAuto, "1", false, "\"auto\"",
    "worker processes: a number, or \"auto\" = 2 × usable cores + 1", app_workers},
   {S::App, "concurrency", T::Integer, "1", false, "1",
@@ -530,19 +524,19 @@ constexpr KeySpec kSchema[] = {
   {S::App, "queue_timeout", T::Duration, "\"10s\"", false, "\"10s\"",
    "longest wait in the queue; longer → 503", app_queue_timeout},
   {S::App, "root", T::String, "", false, "\"/usr/lib/cgi-bin\"",
-   "cgi/fastcgi: folder of scripts; /PREFIX/foo/x runs ROOT/foo with PATH_INFO /x (instead of command for cgi)", app_root},
+   "cgi/fastcgi: folder of scripts (relative = to the config file's folder); /PREFIX/foo/x runs ROOT/foo with PATH_INFO /x (instead of command for cgi)", app_root},
   {S::App, "script_filename", T::String, "", false, "\"/srv/app/index.php\"",
-   "cgi/fastcgi: SCRIPT_FILENAME sent with every request (e.g. the one PHP front controller)", app_script_filename},
+   "cgi/fastcgi: SCRIPT_FILENAME sent with every request (e.g. the one PHP front controller; relative = to the config file's folder)", app_script_filename},
   {S::App, "module", T::String, "", false, "\"myproject.wsgi:app\"",
    "wsgi: the WSGI callable as \"module:callable\" (gunicorn's syntax; \"module:factory()\" calls a factory)", app_module},
   {S::App, "python_path", T::StringArray, "", false, "[\"/srv/site\"]",
-   "wsgi: folders put first on sys.path (relative = to the config file)", app_python_path},
+   "wsgi: folders put first on sys.path (relative = to the config file's folder)", app_python_path},
   {S::App, "virtualenv", T::String, "", false, "\"/srv/site/.venv\"",
-   "wsgi: virtualenv whose site-packages the app uses", app_virtualenv},
+   "wsgi: virtualenv whose site-packages the app uses (relative = to the config file's folder)", app_virtualenv},
   {S::App, "worker_class", T::String, "", false, "\"gthread\"",
    "wsgi: \"sync\" (one request at a time), \"gthread\" (concurrency threads) or \"gevent\" (concurrency greenlets); default sync when concurrency = 1, else gthread", app_worker_class},
   {S::App, "cwd", T::String, "", false, "\"/opt/shop\"",
-   "working folder of the workers (relative = to the config file); default: the config's folder", app_cwd},
+   "working folder of the workers (relative = to the config file's folder); default: the config file's folder", app_cwd},
   {S::App, "env", T::StringTable, "{}", false, "{ SHOP_ENV = \"production\" }",
    "environment variables added to a clean environment", app_env},
   {S::App, "graceful_timeout", T::Duration, "\"30s\"", false, "\"30s\"",

@@ -2,9 +2,13 @@
 // "file:line:col: key: message" naming the offending line; nothing starts on a bad config.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <fstream>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "tests/integration/harness/integration_test.h"
 #include "tests/integration/harness/subprocess.h"
@@ -98,6 +102,26 @@ TEST_F(ConfCheckTest, UnclosedArrayNamesTheLineWhereItOpens) {
   ProcessResult r = check(toml);
   expect_diagnostic(r, line_of(toml, "[\"/bin/true\""), "app.extra.command: syntax error: this array is never closed");
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+// Every path key follows one rule: relative to the config file's folder, not to the
+// directory the supervisor was started from (the test's own, somewhere in the build tree).
+TEST_F(ConfCheckTest, RelativePathsAreRelativeToTheConfigFolder) {
+  config_.supervisor("runtime_dir", quote("r"));
+  config_.proxy("access_log", quote("logs/access.log"));
+  ASSERT_EQ(::mkdir(rt_.file("logs").c_str(), 0755), 0);
+  ASSERT_NO_FATAL_FAILURE(start());  // finds control.sock under rt_.path() + "/r"
+  HttpResponse r = http_get(port(), "/?relative-paths-probe");
+  EXPECT_EQ(r.status, 200) << r.body;
+  bool logged = false;
+  for (int i = 0; i < 50 && !logged; ++i) {
+    std::ifstream in(rt_.file("logs/access.log"));
+    std::stringstream text;
+    text << in.rdbuf();
+    logged = text.str().find("/?relative-paths-probe") != std::string::npos;
+    if (!logged) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(logged) << "no access log line in " << rt_.file("logs/access.log");
 }
 
 TEST_F(ConfCheckTest, SupervisorRefusesToStartOnBadConfig) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <algorithm>
+#include <cstdlib>
 #include <unistd.h>
 
 #include "conf/cores.h"
@@ -146,6 +147,65 @@ cwd = "/opt/api"
   EXPECT_EQ(web.cwd, "/etc/corral/srv");
   std::vector<std::pair<std::string, std::string>> env = {{"A", "1"}, {"B", "2"}};
   EXPECT_EQ(web.env, env);
+}
+
+// One rule for every key that names a file or folder: relative to the config file's folder.
+TEST(Loader, EveryPathIsRelativeToTheConfigFolder) {
+  auto dir = std::filesystem::temp_directory_path() / ("conf_paths_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "tls");
+  auto write = [](const std::filesystem::path& p, const std::string& text) { std::ofstream(p) << text; };
+  // The TLS files are read by the loader, so they must exist.
+  std::string openssl = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=a"
+                        " -keyout " + (dir / "tls/k.pem").string() + " -out " + (dir / "tls/c.pem").string() + " 2>/dev/null";
+  ASSERT_EQ(std::system(openssl.c_str()), 0);
+  write(dir / "c.toml", R"(
+[supervisor]
+runtime_dir = "run"
+
+[proxy]
+access_log = "log/access.log"
+
+[[listener]]
+address = "127.0.0.1:0"
+tls = { cert = "tls/c.pem", key = "./tls/k.pem" }
+
+[app.cgi]
+kind = "cgi"
+root = "cgi-bin/"
+cwd = "."
+
+[app.php]
+kind = "fastcgi"
+command = ["bin/php-cgi"]
+script_filename = "www/index.php"
+
+[app.py]
+kind = "wsgi"
+module = "site.wsgi"
+python_path = ["src"]
+virtualenv = "../venv"
+)");
+  auto c = load_file((dir / "c.toml").string());
+  ASSERT_TRUE(c.has_value()) << c.error().to_string();
+  std::string d = dir.string();
+  EXPECT_EQ(c->supervisor.runtime_dir, d + "/run");
+  EXPECT_EQ(c->proxy.access_log, d + "/log/access.log");
+  EXPECT_EQ(c->listeners.at(0).tls.at(0).cert, d + "/tls/c.pem");
+  EXPECT_EQ(c->listeners.at(0).tls.at(0).key, d + "/tls/k.pem");
+  EXPECT_EQ(c->find_app("cgi")->root, d + "/cgi-bin/");
+  EXPECT_EQ(c->find_app("cgi")->cwd, d + "/");
+  EXPECT_EQ(c->find_app("php")->command.at(0), d + "/bin/php-cgi");
+  EXPECT_EQ(c->find_app("php")->script_filename, d + "/www/index.php");
+  EXPECT_EQ(c->find_app("php")->cwd, d);
+  EXPECT_EQ(c->find_app("py")->python_path, std::vector<std::string>{d + "/src"});
+  EXPECT_EQ(c->find_app("py")->virtualenv, dir.parent_path().string() + "/venv");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Loader, AccessLogStderrAndOffAreNotPaths) {
+  EXPECT_EQ(load_ok(std::string("[proxy]\naccess_log = \"-\"\n") + kMinimal).proxy.access_log, "-");
+  EXPECT_EQ(load_ok(std::string("[proxy]\naccess_log = \"off\"\n") + kMinimal).proxy.access_log, "off");
+  EXPECT_EQ(load_ok(std::string("[proxy]\naccess_log = \"/var/log/a\"\n") + kMinimal).proxy.access_log, "/var/log/a");
 }
 
 TEST(Loader, ThreadsAuto) {
