@@ -16,6 +16,8 @@ ControlClient::ControlClient(ev::Loop& loop, UniqueFd fd, ControlHandler& handle
           handler.on_set_pool(std::move(*p));
         } else if (auto* q = std::get_if<control::SlotRequestsQuery>(&m)) {
           handler.on_slot_requests_query(std::move(*q));
+        } else if (auto* sq = std::get_if<control::StatsQuery>(&m)) {
+          handler.on_stats_query(std::move(*sq));
         } else {
           CORRAL_LOG(Warn, "control") << "unexpected message " << control::type_name(m);
         }

@@ -39,7 +39,15 @@ void Server::attach_control(UniqueFd fd) {
 }
 
 void Server::send_stats() {
+  send_stats_now(0);
+  stats_timer_->arm(kStatsEvery);
+}
+
+void Server::on_stats_query(control::StatsQuery&& m) { send_stats_now(m.query); }
+
+void Server::send_stats_now(uint64_t query) {
   control::ProxyStats st;
+  st.query = query;
   for (auto& [name, d] : dispatchers_) {
     st.queued += d->queued();
     for (auto& s : d->slots()) {
@@ -49,7 +57,6 @@ void Server::send_stats() {
     }
   }
   if (control_) control_->send(std::move(st));
-  stats_timer_->arm(kStatsEvery);
 }
 
 int Server::run() {

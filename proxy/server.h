@@ -32,6 +32,7 @@ class Server : public ControlHandler {
   void on_set_config(control::SetConfig&& m) override;
   void on_set_pool(control::SetPool&& m) override;
   void on_slot_requests_query(control::SlotRequestsQuery&& m) override;
+  void on_stats_query(control::StatsQuery&& m) override;
   void on_control_closed(const Error& e) override;
 
   /// SIGTERM: stop accepting, finish in-flight requests, exit 0 (or at graceful_timeout).
@@ -45,6 +46,8 @@ class Server : public ControlHandler {
   void on_loop_drained();
   /// Sends ProxyStats (totals and per slot) to the supervisor; re-arms itself.
   void send_stats();
+  /// Sends ProxyStats now, answering StatsQuery `query` (0 = periodic).
+  void send_stats_now(uint64_t query);
 
   ev::Loop& main_;
   LoopShared shared_;

@@ -19,6 +19,7 @@
 #include "supervisor/listeners.h"
 #include "supervisor/proc_stats.h"
 #include "supervisor/readiness_probe.h"
+#include "supervisor/reload_plan.h"
 
 namespace corral::supervisor {
 namespace {
@@ -31,9 +32,9 @@ bool is_number(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// "exit", "signal", "oom" for a death nobody asked for.
-std::string unexpected_reason(int wait_status, bool we_sent_kill) {
-  if (WIFSIGNALED(wait_status)) return WTERMSIG(wait_status) == SIGKILL && !we_sent_kill ? "oom" : "signal";
+// "exit", "signal", "oom" for a death nobody asked for; "oom" only on the kernel's evidence.
+std::string unexpected_reason(int wait_status, bool oom) {
+  if (WIFSIGNALED(wait_status)) return oom ? "oom" : "signal";
   return "exit";
 }
 // The death-record tail naming what the worker was serving.
@@ -95,27 +96,7 @@ std::vector<workers::RLimit> launcher_rlimits(const conf::App& app) {
   return out;
 }
 
-bool needs_new_generation(const conf::App& a, const conf::App& b) {
-  // Everything but the settings the supervisor or the proxy apply to running workers.
-  conf::App x = b;
-  x.workers = a.workers;
-  x.workers_auto = a.workers_auto;
-  x.queue_size = a.queue_size;
-  x.queue_timeout = a.queue_timeout;
-  x.graceful_timeout = a.graceful_timeout;
-  x.kill_timeout = a.kill_timeout;
-  x.max_requests = a.max_requests;
-  x.max_requests_jitter = a.max_requests_jitter;
-  x.max_rss = a.max_rss;
-  x.health_path = a.health_path;
-  x.boot_timeout = a.boot_timeout;
-  if (a.kind == b.kind && a.kind != conf::AppKind::Cgi && a.kind != conf::AppKind::Wsgi) {
-    // corral-worker gets these on its command line; other apps never see them.
-    x.concurrency = a.concurrency;
-    x.timeout = a.timeout;
-  }
-  return !(x == a);
-}
+bool needs_new_generation(const conf::App& a, const conf::App& b) { return !process_changes(a, b).empty(); }
 
 AppPool::AppPool(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock, conf::App app,
                  const std::string& runtime_dir, std::function<void()> on_pool_changed)
@@ -257,6 +238,7 @@ void AppPool::start_probe(WorkerSlot& s) {
   if (left.count() <= 0) return;  // the boot timer handles it
   s.probe->start(left, [this, &s](bool ok, std::string why) {
     if (s.state() != WorkerSlot::State::Starting || s.pid <= 0) return;
+    s.last_probe = "GET " + s.config().health_path + ": " + why;
     if (ok) {
       CORRAL_LOG(Debug, s.tag()) << "ready: " << why;
       return set_up(s);
@@ -269,7 +251,8 @@ void AppPool::start_probe(WorkerSlot& s) {
 void AppPool::on_boot_timeout(WorkerSlot& s) {
   if (s.state() != WorkerSlot::State::Starting || s.pid <= 0) return;
   CORRAL_LOG(Error, s.tag()) << "pid " << s.pid << " not ready within boot_timeout ("
-                             << format_duration(s.config().boot_timeout) << "); killing it";
+                             << format_duration(s.config().boot_timeout) << "); killing it"
+                             << (s.last_probe.empty() ? std::string() : "; readiness probe " + s.last_probe);
   s.probe->cancel();
   s.poll_timer->cancel();
   s.stop_reason = "boot_timeout";
@@ -311,9 +294,12 @@ void AppPool::on_slot_exit(WorkerSlot& s, int wait_status) {
   s.boot_timer->cancel();
   s.poll_timer->cancel();
   s.drain_timer->cancel();
+  // A SIGKILL we did not send may be the kernel's OOM killer: ask the cgroup's counter.
+  const bool oom = WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL && !s.kill_sent &&
+                   oom_evidence().consume();
   std::string reason = s.retiring() ? s.retire_reason : !s.stop_reason.empty() ? s.stop_reason
                        : stopping_  ? "stop"
-                                    : unexpected_reason(wait_status, s.kill_sent);
+                                    : unexpected_reason(wait_status, oom);
   if (pid > 0) {
     ::kill(-pid, SIGKILL);  // whatever it forked dies with it
     ++deaths_[reason];
@@ -322,7 +308,7 @@ void AppPool::on_slot_exit(WorkerSlot& s, int wait_status) {
     if (level >= log::level()) {
       std::string line = "worker " + std::to_string(s.index()) + " pid " + std::to_string(pid) + " gen " +
                          std::to_string(s.app_generation()) + " exited: reason=" + reason + ", " +
-                         describe_exit(wait_status, s.kill_sent) + ", uptime " + format_uptime(uptime) +
+                         describe_exit(wait_status, oom) + ", uptime " + format_uptime(uptime) +
                          ", requests " + std::to_string(s.requests);
       if (requests_query_) {
         // The proxy knows what it was serving; wait for it (bounded), then log one line.
@@ -499,11 +485,9 @@ void AppPool::terminate(WorkerSlot& s, int sig, std::chrono::milliseconds kill_a
   s.kill_timer->arm(kill_after);
 }
 
-std::string AppPool::reconfigure(conf::App app) {
+void AppPool::reconfigure(conf::App app, bool new_generation) {
   const conf::App old = *app_;
-  const bool new_gen = needs_new_generation(old, app);
-  std::string what;
-  if (new_gen) {
+  if (new_generation) {
     auto id = resolve_identity(app.user, app.group);
     if (id) identity_ = *id;
     self_binds_ = app_self_binds(app);
@@ -511,9 +495,8 @@ std::string AppPool::reconfigure(conf::App app) {
   const int old_desired = desired_;
   desired_ = std::max(1, app.workers);
   app_ = std::make_shared<const conf::App>(std::move(app));
-  if (new_gen) {
+  if (new_generation) {
     ++app_generation_;
-    what = "new generation " + std::to_string(app_generation_);
     for (auto& s : slots_)
       if (!s->retiring()) s->retire_reason = "reload";
     ensure_count();
@@ -523,15 +506,27 @@ std::string AppPool::reconfigure(conf::App app) {
     desired_ = old_desired;
     scale(d);
   }
-  if (desired_ != old_desired) what += std::string(what.empty() ? "" : ", ") + "workers " + std::to_string(old_desired) + " -> " + std::to_string(desired_);
-  if (what.empty() && !(old == *app_)) {
-    what = "settings updated";
+  if (!new_generation && (old.max_requests != app_->max_requests || old.max_requests_jitter != app_->max_requests_jitter)) {
     // max_requests of running workers follows the new value.
     for (auto& s : slots_) s->max_requests = pick_max_requests();
   }
   on_pool_changed_();
-  return what;
 }
+
+void AppPool::revive(conf::App app) {
+  CORRAL_LOG(Info, "app=" + app.name) << "added again while its previous workers drain; starting new ones";
+  auto id = resolve_identity(app.user, app.group);
+  if (id) identity_ = *id;
+  self_binds_ = app_self_binds(app);
+  desired_ = std::max(1, app.workers);
+  app_ = std::make_shared<const conf::App>(std::move(app));
+  ++app_generation_;
+  ensure_count();
+  retire_ready_ones();
+  on_pool_changed_();
+}
+
+bool AppPool::idle() const { return slots_.empty() && !sweep_posted_; }
 
 void AppPool::scale(int workers) {
   workers = std::max(1, workers);
@@ -648,7 +643,8 @@ nlohmann::json AppPool::status() const {
                        {"incarnation", s->generation}, {"state", WorkerSlot::state_name(s->state())},
                        {"retiring", s->retire_reason}, {"in_flight", s->in_flight}, {"requests", s->requests},
                        {"max_requests", s->max_requests}, {"restarts", s->restarts}, {"rss", u.pss_bytes},
-                       {"cpu_seconds", u.cpu_seconds}, {"uptime_seconds", uptime}, {"socket", s->socket_path()}});
+                       {"cpu_seconds", u.cpu_seconds}, {"uptime_seconds", uptime}, {"socket", s->socket_path()},
+                       {"probe", s->last_probe}});
   }
   nlohmann::json deaths = nlohmann::json::object();
   for (auto& [k, v] : deaths_) deaths[k] = v;

@@ -41,7 +41,8 @@ struct Identity {
 std::vector<workers::RLimit> launcher_rlimits(const conf::App& app);
 
 /// True when a running worker cannot pick up the change from `a` to `b` (the process itself
-/// must be new: command, env, cwd, kind, user, group, rlimits, umask). Pure.
+/// must be new: command, env, cwd, kind, user, group, rlimits, umask): process_changes()
+/// (reload_plan.h) is not empty. Pure.
 bool needs_new_generation(const conf::App& a, const conf::App& b);
 
 class AppPool {
@@ -80,10 +81,18 @@ class AppPool {
   /// Checks max_rss of every ready worker (periodic).
   void check_memory();
 
-  /// Applies a reloaded config of this app. Returns what changed, in words ("" = nothing):
-  /// a process-level change retires every worker for a new generation; a new count scales;
-  /// proxy-level settings apply through the new SetPool/SetConfig.
-  std::string reconfigure(conf::App app);
+  /// Applies a reloaded config of this app (the reload plan decided what it means):
+  /// `new_generation` retires every worker for a new generation (make before break);
+  /// otherwise a new count scales and other settings apply to the running workers (the
+  /// proxy-level ones through the next SetPool/SetConfig).
+  void reconfigure(conf::App app, bool new_generation);
+  /// An app removed by a reload (retire_all) and added again while its old workers may
+  /// still drain: they keep draining, and a new generation of `app` starts with new worker
+  /// ids (ids stay unique within the app name, which the proxy and the sockets rely on).
+  void revive(conf::App app);
+  /// True when the pool holds no worker and no pending work: a removed app's pool can be
+  /// destroyed.
+  bool idle() const;
   /// Sets the number of workers (at least 1); extra ones drain.
   void scale(int workers);
   int desired() const { return desired_; }

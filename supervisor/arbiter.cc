@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "common/base/crash.h"
 #include "common/base/log.h"
 #include "conf/loader.h"
 #include "conf/snapshot.h"
@@ -65,11 +66,13 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
       }),
       reload_timer_(loop, [this] { finish_reload(false); }),
       memory_timer_(loop, [this] {
+        crash::Operation op("checking worker memory");
         for (auto& p : pools_) p->check_memory();
         memory_timer_.arm(kMemoryCheckEvery);
       }),
       watchdog_timer_(loop, [this] { watchdog(); }),
-      queries_timer_(loop, [this] { expire_queries(); }) {
+      queries_timer_(loop, [this] { expire_queries(); }),
+      status_timer_(loop, [this] { answer_status(); }) {
   for (auto& app : config_.apps) {
     pools_.push_back(std::make_unique<AppPool>(loop_, launcher_, clock, app, config_.supervisor.runtime_dir,
                                                [this] { send_pool(); }));
@@ -123,6 +126,7 @@ Result<void> Arbiter::start() {
     } else {
       proxy_->set_identity(id->uid, id->gid);
       socket_gid = id->gid;
+      socket_gid_ = socket_gid;
       // The proxy must also be able to enter runtime_dir to connect to the sockets in it
       // (the directory may predate us with a stricter mode, e.g. 0700).
       struct stat st {};
@@ -216,6 +220,7 @@ void Arbiter::handle_chld() { reap(); }
 // ---- children ----
 
 void Arbiter::reap() {
+  crash::Operation op("reaping children");
   for (;;) {
     int status = 0;
     pid_t pid = ::waitpid(-1, &status, WNOHANG);
@@ -254,6 +259,7 @@ void Arbiter::send_all() { on_proxy_spawned(); }
 void Arbiter::on_proxy_ready() { maybe_notify_ready(); }
 
 void Arbiter::on_worker_hung(const control::WorkerHung& h) {
+  crash::Operation op("proxy event: hung worker of app " + h.app.substr(0, 64));
   if (AppPool* p = find_pool(h.app)) return p->on_hung(h.slot, h.generation, h.request_id);
   CORRAL_LOG(Warn, kTag) << "proxy reported a hung worker of unknown app '" << h.app << "'";
 }
@@ -309,15 +315,29 @@ void Arbiter::expire_queries() {
 }
 
 void Arbiter::on_slot_event(const control::SlotEvent& e) {
+  crash::Operation op("proxy event: app " + e.app.substr(0, 64));
   if (AppPool* p = find_pool(e.app)) p->on_slot_event(e);
 }
 
 void Arbiter::on_stats(const control::ProxyStats& st) {
   for (auto& s : st.slots)
     if (AppPool* p = find_pool(s.app)) p->on_stats(s);
+  if (st.query != 0 && st.query == status_query_) answer_status();
+}
+
+void Arbiter::answer_status() {
+  status_query_ = 0;
+  status_timer_.cancel();
+  auto waiters = std::move(status_waiters_);
+  status_waiters_.clear();
+  if (waiters.empty()) return;
+  const std::string body = status().dump();
+  for (auto id : waiters) control_.reply(id, {200, body});
 }
 
 void Arbiter::send_pool() {
+  crash::Operation op("sending the worker pool to the proxy");
+  if (batching_) return;  // the batch's owner sends once at its end
   control::SetPool pool;
   for (auto& p : pools_) {
     p->append_slots(pool.slots);
@@ -332,6 +352,7 @@ void Arbiter::send_pool() {
 // ---- reload ----
 
 Result<std::vector<std::string>> Arbiter::reload() {
+  crash::Operation op("reload: reading the config");
   notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
   auto rejected = [this](const std::string& why) -> Result<std::vector<std::string>> {
     CORRAL_LOG(Error, kTag) << "reload rejected, the running config keeps serving: " << why;
@@ -344,78 +365,105 @@ Result<std::vector<std::string>> Arbiter::reload() {
     for (auto& d : cfg.error().items) why += (why.empty() ? "" : "\n") + d.to_string();
     return rejected(why);
   }
-  if (cfg->supervisor.runtime_dir != config_.supervisor.runtime_dir)
-    return rejected("supervisor.runtime_dir cannot change on reload (restart corral for that)");
-  std::vector<std::string> changes;
-  if (cfg->supervisor.user != config_.supervisor.user)
-    changes.push_back("supervisor.user changed: applies when corral restarts");
-
-  // Listeners: keep the sockets of addresses still listed (no connection is refused while
-  // the proxy swaps sets), bind the new ones first, close the rest after.
-  std::vector<conf::Listener> to_bind;
-  for (auto& l : cfg->listeners) {
-    bool have = std::any_of(listeners_.begin(), listeners_.end(), [&](const BoundListener& b) { return b.address == l.address; });
-    if (!have) to_bind.push_back(l);
-  }
-  auto bound = bind_listeners(to_bind);
-  if (!bound) return rejected(bound.error().message());
-  std::vector<BoundListener> next;
-  for (auto& l : cfg->listeners) {
-    auto it = std::find_if(listeners_.begin(), listeners_.end(), [&](const BoundListener& b) { return b.address == l.address && b.fd; });
-    if (it != listeners_.end()) {
-      next.push_back(std::move(*it));
-      continue;
-    }
-    auto nt = std::find_if(bound->begin(), bound->end(), [&](const BoundListener& b) { return b.address == l.address && b.fd; });
-    if (nt != bound->end()) {
-      CORRAL_LOG(Info, kTag) << "listening on " << nt->bound;
-      changes.push_back("listener added: " + nt->bound);
-      next.push_back(std::move(*nt));
-    }
-  }
-  for (auto& old : listeners_)
-    if (old.fd) changes.push_back("listener removed: " + old.bound);
-  listeners_ = std::move(next);
-
-  // Apps.
-  std::vector<std::unique_ptr<AppPool>> kept;
-  for (auto& app : cfg->apps) {
-    auto it = std::find_if(pools_.begin(), pools_.end(), [&](auto& p) { return p && p->app().name == app.name; });
-    if (it != pools_.end()) {
-      std::string what = (*it)->reconfigure(app);
-      if (!what.empty()) changes.push_back("app " + app.name + ": " + what);
-      kept.push_back(std::move(*it));
-      continue;
-    }
-    auto pool = std::make_unique<AppPool>(loop_, launcher_, clock_, app, config_.supervisor.runtime_dir, [this] { send_pool(); });
-    wire(*pool);
-    if (auto r = pool->start(); !r) {
-      CORRAL_LOG(Error, kTag) << "app " << app.name << ": " << r.error().message();
-      changes.push_back("app " + app.name + ": cannot start: " + r.error().message());
-    } else {
-      changes.push_back("app " + app.name + ": added");
-    }
-    kept.push_back(std::move(pool));
-  }
-  for (auto& p : pools_) {
-    if (!p) continue;
-    changes.push_back("app " + p->app().name + ": removed (draining)");
-    p->retire_all("reload");
-    retired_pools_.push_back(std::move(p));
-  }
-  pools_ = std::move(kept);
-  if (cfg->routes != config_.routes) changes.push_back("routes replaced");
-  if (!(cfg->proxy == config_.proxy)) changes.push_back("proxy settings updated");
-  log::set_level(cfg->supervisor.log_level);
-  config_ = std::move(*cfg);
-  ++config_generation_;
-  if (changes.empty()) changes.push_back("nothing changed");
-  for (auto& c : changes) CORRAL_LOG(Info, kTag) << "reload: " << c;
-  send_all();
+  // Step 1: the whole difference, computed before anything moves.
+  crash::set_operation("reload: planning");
+  ReloadPlan plan = plan_reload(config_, *cfg);
+  if (!plan.refused.empty()) return rejected(plan.refused);
+  // Step 2: apply it.
+  auto applied = apply_reload(plan, std::move(*cfg));
+  if (!applied) return rejected(applied.error().message());
+  for (auto& c : *applied) CORRAL_LOG(Info, kTag) << "reload: " << c;
   // Answer once the new generations are ready; never later than the longest boot_timeout.
   milliseconds limit{1'000};
   for (auto& app : config_.apps) limit = std::max(limit, app.boot_timeout + milliseconds{1'000});
   reload_timer_.arm(limit);
+  return applied;
+}
+
+Result<std::vector<std::string>> Arbiter::apply_reload(const ReloadPlan& plan, conf::Config next) {
+  // Listeners first, the only step that can fail: bind the added addresses (nothing has
+  // changed yet if one cannot be bound); keep the sockets of addresses still listed, so no
+  // connection is refused while the proxy swaps sets; close the removed ones after.
+  crash::set_operation("reload: binding listeners");
+  std::vector<conf::Listener> to_bind;
+  for (auto& d : plan.listeners) {
+    if (d.action != ListenerDiff::Action::Add) continue;
+    for (auto& l : next.listeners)
+      if (l.address == d.address) to_bind.push_back(l);
+  }
+  auto bound = bind_listeners(to_bind);
+  if (!bound) return fail(bound.error());
+  std::vector<BoundListener> kept_listeners;
+  for (auto& l : next.listeners) {
+    auto it = std::find_if(listeners_.begin(), listeners_.end(), [&](const BoundListener& b) { return b.address == l.address && b.fd; });
+    if (it == listeners_.end()) {
+      it = std::find_if(bound->begin(), bound->end(), [&](const BoundListener& b) { return b.address == l.address && b.fd; });
+      CORRAL_CHECK(it != bound->end(), "an added listener was bound");
+      CORRAL_LOG(Info, kTag) << "listening on " << it->bound;
+    }
+    kept_listeners.push_back(std::move(*it));
+  }
+  listeners_ = std::move(kept_listeners);  // the removed ones close here
+
+  // Apps: every pool stays in pools_ or retired_pools_ throughout (no half-moved state a
+  // callback could see), and the proxy hears of the result once, after its new config.
+  std::vector<std::string> changes = plan.describe();
+  {
+    PoolBatch batch(*this);
+    for (auto& d : plan.apps) {
+      crash::set_operation("reload: app " + d.name + ": " + action_name(d.action));
+      const conf::App* app = next.find_app(d.name);
+      switch (d.action) {
+        case AppDiff::Action::Keep:
+          break;
+        case AppDiff::Action::Update:
+        case AppDiff::Action::Replace: {
+          auto it = std::find_if(pools_.begin(), pools_.end(), [&](auto& p) { return p->app().name == d.name; });
+          CORRAL_CHECK(it != pools_.end() && app, "a changed app has a running pool and a new config");
+          (*it)->reconfigure(*app, d.action == AppDiff::Action::Replace);
+          break;
+        }
+        case AppDiff::Action::Add: {
+          CORRAL_CHECK(app != nullptr, "an added app has a config");
+          auto old = std::find_if(retired_pools_.begin(), retired_pools_.end(), [&](auto& p) { return p->app().name == d.name; });
+          if (old != retired_pools_.end()) {
+            // Its previous workers may still drain: the same pool takes it back, so worker
+            // ids and socket paths stay unique within the name.
+            pools_.push_back(std::move(*old));
+            retired_pools_.erase(old);
+            pools_.back()->revive(*app);
+            break;
+          }
+          auto pool = std::make_unique<AppPool>(loop_, launcher_, clock_, *app, config_.supervisor.runtime_dir, [this] { send_pool(); });
+          wire(*pool);
+          pool->set_socket_group(socket_gid_);
+          if (auto r = pool->start(); !r) {
+            CORRAL_LOG(Error, kTag) << "app " << d.name << ": " << r.error().message();
+            changes.push_back("app " + d.name + ": cannot start: " + r.error().message());
+          }
+          pools_.push_back(std::move(pool));
+          break;
+        }
+        case AppDiff::Action::Remove: {
+          auto it = std::find_if(pools_.begin(), pools_.end(), [&](auto& p) { return p->app().name == d.name; });
+          CORRAL_CHECK(it != pools_.end(), "a removed app has a running pool");
+          std::unique_ptr<AppPool> p = std::move(*it);
+          pools_.erase(it);
+          p->retire_all("reload");
+          retired_pools_.push_back(std::move(p));
+          break;
+        }
+      }
+    }
+    std::sort(pools_.begin(), pools_.end(), [](auto& a, auto& b) { return a->app().name < b->app().name; });
+    // Removed apps whose workers are all gone are dropped here.
+    std::erase_if(retired_pools_, [](auto& p) { return p->idle(); });
+    crash::set_operation("reload: switching config");
+    log::set_level(next.supervisor.log_level);
+    config_ = std::move(next);
+    ++config_generation_;
+  }
+  send_all();
   return changes;
 }
 
@@ -458,6 +506,7 @@ void Arbiter::maybe_notify_ready() {
 // ---- stopping ----
 
 void Arbiter::begin_stop(bool graceful) {
+  crash::Operation op(graceful ? "graceful stop" : "fast stop");
   if (phase_ != Phase::Running) {
     if (graceful || !graceful_) return;
     // A fast stop overrides a graceful one in progress.
@@ -519,9 +568,22 @@ void Arbiter::remove_sockets() {
 // ---- control API ----
 
 ControlApi::Response Arbiter::on_control(const ControlApi::Request& r) {
+  crash::Operation op("control API: " + r.method + " " + r.path.substr(0, 64));
   if (r.path == "/status") {
     if (r.method != "GET") return {405, R"({"error":"use GET"})"};
-    return {200, status().dump()};
+    // Live figures: ask the proxy for its counters now and answer when they arrive (or
+    // after kRequestsWait with the last ones, whose age the status shows).
+    if (!proxy_ || !proxy_->ready()) return {200, status().dump()};
+    status_waiters_.push_back(r.id);
+    if (status_query_ == 0) {
+      status_query_ = ++next_query_;
+      if (!proxy_->send(control::StatsQuery{status_query_})) {
+        loop_.post([this] { answer_status(); });
+      } else {
+        status_timer_.arm(kRequestsWait);
+      }
+    }
+    return {0, {}};  // answered by answer_status()
   }
   if (r.path == "/stop") {
     if (r.method != "POST") return {405, R"({"error":"use POST"})"};

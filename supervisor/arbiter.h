@@ -31,6 +31,7 @@
 #include "supervisor/control_api.h"
 #include "supervisor/listeners.h"
 #include "supervisor/proxy_process.h"
+#include "supervisor/reload_plan.h"
 #include "workers/launcher.h"
 
 namespace corral::supervisor {
@@ -54,7 +55,9 @@ class Arbiter {
   /// GET /status body.
   nlohmann::json status() const;
 
-  /// Reloads the config file. Returns what changed, or the reason it was rejected.
+  /// Reloads the config file in two steps: plan_reload() computes the whole difference,
+  /// apply_reload() applies it. Returns what changed, or the reason it was rejected (then
+  /// nothing changed).
   [[nodiscard]] Result<std::vector<std::string>> reload();
 
  private:
@@ -69,6 +72,22 @@ class Arbiter {
   void handle_ttin();
   void handle_ttou();
 
+  /// Applies a plan computed against config_: listeners, apps, then config_ = next. Fails
+  /// (nothing changed) only when an added listener cannot be bound.
+  [[nodiscard]] Result<std::vector<std::string>> apply_reload(const ReloadPlan& plan, conf::Config next);
+  /// While one lives, pool changes are not sent to the proxy one by one (send_pool() does
+  /// nothing): the owner sends the whole state once at the end (send_all()).
+  class PoolBatch {
+   public:
+    explicit PoolBatch(Arbiter& a) : a_(a) { a_.batching_ = true; }
+    ~PoolBatch() { a_.batching_ = false; }
+    PoolBatch(const PoolBatch&) = delete;
+    PoolBatch& operator=(const PoolBatch&) = delete;
+
+   private:
+    Arbiter& a_;
+  };
+
   void reap();
   void on_proxy_spawned();
   void on_proxy_ready();
@@ -77,6 +96,8 @@ class Arbiter {
   void send_all();
   void on_slot_event(const control::SlotEvent& e);
   void on_stats(const control::ProxyStats& st);
+  /// Answers every GET /status waiting for the proxy's live counters.
+  void answer_status();
   /// AppPool::RequestsQuery for the pools: SlotRequestsQuery to the proxy, answered by
   /// SlotRequests or expired after kRequestsWait.
   void query_requests(const std::string& app, int slot, uint64_t generation,
@@ -125,10 +146,15 @@ class Arbiter {
   std::map<uint64_t, PendingQuery> queries_;  // by query id
   uint64_t next_query_ = 0;
   ev::Timer queries_timer_;
+  uint64_t status_query_ = 0;            // the StatsQuery in flight; 0 = none
+  std::vector<uint64_t> status_waiters_;  // GET /status control request ids
+  ev::Timer status_timer_;
   std::chrono::milliseconds watchdog_every_{0};
   Phase phase_ = Phase::Running;
   bool graceful_ = true;
   bool ready_sent_ = false;
+  bool batching_ = false;    // inside a PoolBatch
+  gid_t socket_gid_ = static_cast<gid_t>(-1);  // group of the worker sockets (the proxy's)
   int exit_code_ = 0;
 };
 

@@ -1,14 +1,17 @@
 #include "supervisor/exit_status.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 namespace corral::supervisor {
 
-std::string describe_exit(int status, bool we_sent_kill) {
+std::string describe_exit(int status, bool oom) {
   if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
@@ -16,10 +19,48 @@ std::string describe_exit(int status, bool we_sent_kill) {
     std::string s = "killed by signal " + std::to_string(sig);
     if (abbrev) s += std::string(" (SIG") + abbrev + ")";
     if (WCOREDUMP(status)) s += " (core dumped)";
-    if (sig == SIGKILL && !we_sent_kill) s += ", likely OOM kill";
+    if (sig == SIGKILL && oom) s += ", OOM kill (the cgroup's oom_kill counter rose)";
     return s;
   }
   return "unknown wait status " + std::to_string(status);
+}
+
+OomEvidence::OomEvidence(std::string events_path) : path_(std::move(events_path)) { seen_ = read(); }
+
+uint64_t OomEvidence::read() const {
+  if (path_.empty()) return 0;
+  std::ifstream in(path_);
+  std::string key;
+  uint64_t value = 0;
+  while (in >> key >> value)
+    if (key == "oom_kill") return value;
+  return 0;
+}
+
+bool OomEvidence::consume() {
+  const uint64_t now = read();
+  const bool rose = now > seen_;
+  seen_ = now;
+  return rose;
+}
+
+std::string OomEvidence::own_memory_events() {
+  // cgroup v2: one line "0::/path".
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("0::", 0) != 0) continue;
+    std::string path = "/sys/fs/cgroup" + line.substr(3);
+    if (path.back() != '/') path += '/';
+    path += "memory.events";
+    return ::access(path.c_str(), R_OK) == 0 ? path : std::string();
+  }
+  return {};
+}
+
+OomEvidence& oom_evidence() {
+  static OomEvidence e;
+  return e;
 }
 
 std::string format_uptime(std::chrono::milliseconds uptime) {

@@ -1,13 +1,37 @@
 #pragma once
 // How a child died, in words, for the one log line every death gets. Pure; thread-safe.
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace corral::supervisor {
 
 /// "exit code 3", "killed by signal 11 (SIGSEGV) (core dumped)", "killed by signal 9
-/// (SIGKILL), likely OOM kill" (a SIGKILL we did not send: `we_sent_kill` false).
-std::string describe_exit(int wait_status, bool we_sent_kill);
+/// (SIGKILL)", and "killed by signal 9 (SIGKILL), OOM kill (the cgroup's oom_kill counter
+/// rose)" when `oom` (evidence from OomEvidence, never a guess).
+std::string describe_exit(int wait_status, bool oom);
+
+/// Evidence of an OOM kill: the oom_kill counter of a cgroup v2 memory.events file (the
+/// supervisor's own cgroup, which its workers share). consume() answers "did the kernel
+/// OOM-kill a process of the cgroup since the last call?". Without the file (cgroup v1, no
+/// memory controller) there is never evidence. Loop-affine.
+class OomEvidence {
+ public:
+  /// `events_path`: a memory.events file; the default is the supervisor's cgroup's.
+  explicit OomEvidence(std::string events_path = own_memory_events());
+  /// True when the counter rose since the previous call (or since construction).
+  bool consume();
+  /// "/sys/fs/cgroup/<this process's cgroup>/memory.events", or "" when not on cgroup v2.
+  static std::string own_memory_events();
+
+ private:
+  uint64_t read() const;
+  std::string path_;
+  uint64_t seen_ = 0;
+};
+
+/// The supervisor's OomEvidence (its own cgroup).
+OomEvidence& oom_evidence();
 
 /// "0.4s", "12.0s", "3m05s".
 std::string format_uptime(std::chrono::milliseconds uptime);

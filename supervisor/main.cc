@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/base/crash.h"
 #include "common/base/log.h"
 #include "common/ev/loop.h"
 #include "conf/loader.h"
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
   }
 
   log::set_program("corral-supervisor");
+  crash::install();
   auto cfg = conf::load_file(config_path);
   if (!cfg) {
     for (auto& d : cfg.error().items) std::fprintf(stderr, "%s\n", d.to_string().c_str());

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -103,6 +104,7 @@ void ProxyProcess::on_message(control::Message&& m, std::vector<UniqueFd>&& fds)
     if (hooks_.on_worker_hung) hooks_.on_worker_hung(*hung);
   } else if (auto* stats = std::get_if<control::ProxyStats>(&m)) {
     stats_ = *stats;
+    stats_at_ = std::chrono::steady_clock::now();
     if (hooks_.on_stats) hooks_.on_stats(stats_);
     stats_.slots.clear();  // per-slot numbers live in the pools
   } else if (auto* ev = std::get_if<control::SlotEvent>(&m)) {
@@ -121,12 +123,14 @@ bool ProxyProcess::on_exit(pid_t pid, int wait_status) {
   ready_ = false;
   channel_.reset();
   ::kill(-pid, SIGKILL);  // nothing of the proxy's group may linger
+  const bool oom = WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL && !kill_sent_ &&
+                   oom_evidence().consume();
   if (stopping_) {
-    CORRAL_LOG(Info, kTag) << "pid " << pid << " exited: " << describe_exit(wait_status, kill_sent_) << " after "
+    CORRAL_LOG(Info, kTag) << "pid " << pid << " exited: " << describe_exit(wait_status, oom) << " after "
                            << format_uptime(uptime);
     return true;
   }
-  CORRAL_LOG(Error, kTag) << "PROXY DIED: pid " << pid << " " << describe_exit(wait_status, kill_sent_) << " after "
+  CORRAL_LOG(Error, kTag) << "PROXY DIED: pid " << pid << " " << describe_exit(wait_status, oom) << " after "
                           << format_uptime(uptime) << "; restarting it";
   schedule_restart();
   return true;
@@ -154,9 +158,16 @@ void ProxyProcess::kill_now() {
 }
 
 nlohmann::json ProxyProcess::status() const {
-  return nlohmann::json{{"pid", pid_}, {"restarts", restarts_}, {"ready", ready_},
-                        {"requests", stats_.requests}, {"in_flight", stats_.in_flight},
-                        {"queued", stats_.queued}, {"connections", stats_.connections}};
+  nlohmann::json st{{"pid", pid_}, {"restarts", restarts_}, {"ready", ready_},
+                    {"requests", stats_.requests}, {"in_flight", stats_.in_flight},
+                    {"queued", stats_.queued}, {"connections", stats_.connections}};
+  // How old the figures are (the workers' in_flight and requests come with them); null
+  // before the first report.
+  if (stats_at_ != std::chrono::steady_clock::time_point{})
+    st["stats_age_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - stats_at_).count();
+  else
+    st["stats_age_ms"] = nullptr;
+  return st;
 }
 
 }  // namespace corral::supervisor

@@ -85,6 +85,7 @@ class ProxyProcess {
   int starts_ = 0;
   int restarts_ = 0;
   control::ProxyStats stats_;
+  std::chrono::steady_clock::time_point stats_at_{};  // when stats_ arrived
   uid_t uid_ = static_cast<uid_t>(-1);
   gid_t gid_ = static_cast<gid_t>(-1);
 };

@@ -88,6 +88,7 @@ class WorkerSlot {
   std::string retire_reason;   ///< why it is being replaced: reload, scale, max_requests, max_rss, timeout, stop
   std::string stop_reason;     ///< why the current process was asked to stop (boot_timeout, ...) when not retiring
   uint64_t max_requests = 0;   ///< this incarnation's max_requests (jitter applied); 0 = never
+  std::string last_probe;      ///< the readiness probe's last answer: "GET /g: status 500", "" before any
   uint64_t in_flight = 0;      ///< from the proxy's stats
   uint64_t requests = 0;       ///< sent to this incarnation, from the proxy's stats
   std::chrono::steady_clock::time_point started_at{};

@@ -38,6 +38,8 @@ void set_level(Level l) { g_level.store(static_cast<int>(l)); }
 Level level() { return static_cast<Level>(g_level.load(std::memory_order_relaxed)); }
 void set_program(std::string name) { g_program = std::move(name); }
 void set_fd(int fd) { g_fd.store(fd); }
+int fd() { return g_fd.load(std::memory_order_relaxed); }
+std::string_view program() { return g_program; }
 
 void write_line(Level l, std::string_view tag, std::string_view msg) {
   struct timeval tv;
@@ -66,9 +68,9 @@ void write_line(Level l, std::string_view tag, std::string_view msg) {
   line.push_back('\n');
   const char* p = line.data();
   size_t left = line.size();
-  int fd = g_fd.load();
+  const int out = g_fd.load();
   while (left > 0) {
-    ssize_t w = ::write(fd, p, left);
+    ssize_t w = ::write(out, p, left);
     if (w < 0) {
       if (errno == EINTR) continue;
       return;

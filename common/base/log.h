@@ -24,6 +24,10 @@ Level level();
 void set_program(std::string name);
 /// Redirects log output to fd (default 2). The caller keeps ownership.
 void set_fd(int fd);
+/// The fd log lines go to now. Async-signal-safe.
+int fd();
+/// The program name set by set_program().
+std::string_view program();
 
 /// Writes one already-formatted line (a newline is appended). Thread-safe.
 void write_line(Level l, std::string_view tag, std::string_view msg);

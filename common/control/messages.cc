@@ -45,6 +45,7 @@ std::string_view type_name(const Message& m) {
                         [](const SlotEvent&) { return std::string_view("slot_event"); },
                         [](const SlotRequestsQuery&) { return std::string_view("slot_requests_query"); },
                         [](const SlotRequests&) { return std::string_view("slot_requests"); },
+                        [](const StatsQuery&) { return std::string_view("stats_query"); },
                     },
                     m);
 }
@@ -68,8 +69,10 @@ std::string encode(const Message& m) {
             for (auto& s : x.slots)
               slots.push_back({{"app", s.app}, {"slot", s.slot}, {"generation", s.generation},
                                {"in_flight", s.in_flight}, {"requests", s.requests}});
-            return json{{"requests", x.requests}, {"in_flight", x.in_flight}, {"queued", x.queued},
-                        {"connections", x.connections}, {"slots", slots}};
+            json out{{"requests", x.requests}, {"in_flight", x.in_flight}, {"queued", x.queued},
+                     {"connections", x.connections}, {"slots", slots}};
+            if (x.query) out["query"] = x.query;
+            return out;
           },
           [](const SlotEvent& x) {
             return json{{"app", x.app}, {"slot", x.slot}, {"generation", x.generation},
@@ -86,6 +89,7 @@ std::string encode(const Message& m) {
             return json{{"query", x.query}, {"app", x.app}, {"slot", x.slot}, {"generation", x.generation},
                         {"requests", reqs}};
           },
+          [](const StatsQuery& x) { return json{{"query", x.query}}; },
       },
       m);
   j["v"] = kProtocolVersion;
@@ -123,6 +127,7 @@ Result<Message> decode(std::string_view bytes) {
           st.slots.push_back(SlotStats{s.at("app").get<std::string>(), s.at("slot").get<int>(),
                                        s.at("generation").get<uint64_t>(), s.at("in_flight").get<uint64_t>(),
                                        s.at("requests").get<uint64_t>()});
+      st.query = j.value("query", uint64_t{0});
       return Message{std::move(st)};
     }
     if (type == "slot_event") {
@@ -137,6 +142,7 @@ Result<Message> decode(std::string_view bytes) {
       e.requests = j.value("requests", uint64_t{0});
       return Message{std::move(e)};
     }
+    if (type == "stats_query") return Message{StatsQuery{j.at("query").get<uint64_t>()}};
     if (type == "slot_requests_query")
       return Message{SlotRequestsQuery{j.at("query").get<uint64_t>(), j.at("app").get<std::string>(),
                                        j.at("slot").get<int>(), j.at("generation").get<uint64_t>()}};

@@ -58,6 +58,12 @@ struct SlotRequestsQuery {
   uint64_t generation = 0;
 };
 
+/// Asks for the proxy's counters now (a status request wants live figures): the proxy
+/// answers ProxyStats with the same `query`.
+struct StatsQuery {
+  uint64_t query = 0;
+};
+
 // ---- proxy → supervisor ----
 
 /// The proxy has applied config `generation` (and the listeners and pool sent before it).
@@ -89,6 +95,7 @@ struct ProxyStats {
   uint64_t queued = 0;
   uint64_t connections = 0;
   std::vector<SlotStats> slots;  ///< optional on decode
+  uint64_t query = 0;            ///< the StatsQuery this answers; 0 = periodic (optional on decode)
 };
 
 /// Something happened to one slot that the supervisor acts on.
@@ -124,7 +131,7 @@ struct SlotRequests {
 };
 
 using Message = std::variant<SetListeners, SetConfig, SetPool, ProxyReady, WorkerHung, ProxyStats, SlotEvent,
-                             SlotRequestsQuery, SlotRequests>;
+                             SlotRequestsQuery, SlotRequests, StatsQuery>;
 
 /// The "type" string of a message, e.g. "set_pool".
 std::string_view type_name(const Message& m);

@@ -167,7 +167,7 @@ TEST_F(ReloadTest, ReloadUnderLoadFailsNothingAndServesTheNewCode) {
   ProcessResult r = ctl({"reload"});
   const auto reload_returned = Clock::now() - t0;
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find("app demo: new generation 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("app demo: new generation (env changed (VERSION))"), std::string::npos) << r.out;
   // Once reload returned, the new generation serves and the old one drains.
   std::this_thread::sleep_for(700ms);
   load.stop();
@@ -197,6 +197,110 @@ TEST_F(ReloadTest, ReloadUnderLoadFailsNothingAndServesTheNewCode) {
       8s))
       << corral_->status().dump();
   EXPECT_FALSE(log_lines_with("reason=reload").empty());
+}
+
+// Issue 12: a reload that changed any app but the first (by name) crashed the supervisor.
+TEST_F(ReloadTest, ChangingTheSecondOfTwoAppsKeepsTheSupervisorUp) {
+  config_.app("a").workers(2).env["WHO"] = "a1";
+  config_.app("b").workers(2).env["WHO"] = "b1";
+  config_.route("a", "/a/").route("b", "/");
+  ASSERT_NO_FATAL_FAILURE(start());
+  const pid_t proxy_pid = corral_->status()["proxy"].value("pid", 0);
+  auto a_before = CorralProcess::worker_pids(corral_->status(), "a");
+  for (const char* sig : {"ctl", "hup"}) {
+    config_.app("b").env["WHO"] = std::string("b-") + sig;
+    rt_.write_file("corral.toml", config_.render());
+    if (std::string(sig) == "ctl") {
+      ProcessResult r = ctl({"reload"});
+      ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+      EXPECT_NE(r.out.find("app b: new generation (env changed (WHO))"), std::string::npos) << r.out;
+    } else {
+      corral_->signal(SIGHUP);
+    }
+    ASSERT_TRUE(wait_status(
+        [&](const nlohmann::json& st) {
+          for (auto& app : st["apps"])
+            if (app["name"] == "b") {
+              for (auto& w : app["workers"])
+                if (w.value("retiring", "") != "" || w.value("state", "") != "ready") return false;
+              return app["workers"].size() == 2;
+            }
+          return false;
+        },
+        10s))
+        << corral_->status().dump();
+    ASSERT_TRUE(corral_->running()) << "the supervisor died on a reload that changed app b";
+    EXPECT_EQ(http_get(port(), "/env?name=WHO").body, std::string("b-") + sig);
+  }
+  EXPECT_EQ(corral_->status()["proxy"].value("pid", 0), proxy_pid) << "the proxy was restarted";
+  EXPECT_EQ(CorralProcess::worker_pids(corral_->status(), "a"), a_before) << "app a's workers were replaced";
+}
+
+// corralctl status right after a request finished shows it finished (live figures from the
+// proxy, not the last periodic report).
+TEST_F(ReloadTest, StatusShowsLiveInFlightFigures) {
+  config_.app("demo").workers(1).concurrency(4);
+  ASSERT_NO_FATAL_FAILURE(start());
+  for (int round = 0; round < 3; ++round) {
+    std::thread slow([&] { EXPECT_EQ(http_get(port(), "/sleep?ms=700").status, 200); });
+    ASSERT_TRUE(wait_status([](const nlohmann::json& st) { return st["proxy"].value("in_flight", 0) == 1; }, 2s))
+        << corral_->status().dump();
+    slow.join();
+    nlohmann::json st = corral_->status();
+    EXPECT_EQ(st["proxy"].value("in_flight", -1), 0) << st.dump();
+    EXPECT_EQ(st["apps"][0]["workers"][0].value("in_flight", -1), 0) << st.dump();
+    EXPECT_LT(st["proxy"].value("stats_age_ms", 100000), 1000) << st.dump();
+  }
+}
+
+// A SIGKILL the supervisor did not send is not an OOM kill without the kernel's word.
+TEST_F(ReloadTest, AnOperatorsSigkillIsNotReportedAsOom) {
+  config_.app("demo").workers(1);
+  allowed_errors_ = {"exited: reason=signal"};
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto before = pids();
+  ASSERT_EQ(before.size(), 1u);
+  ::kill(before[0], SIGKILL);
+  ASSERT_TRUE(wait_pids([&](const std::vector<pid_t>& now) { return now.size() == 1 && now[0] > 0 && now != before; }, 5s));
+  auto lines = log_lines_with("pid " + std::to_string(before[0]) + " gen 1 exited");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("reason=signal, killed by signal 9 (SIGKILL),"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[0].find("oom"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[0].find("OOM"), std::string::npos) << lines[0];
+  auto deaths = corral_->status()["apps"][0]["deaths"];
+  EXPECT_EQ(deaths.value("signal", 0), 1) << deaths.dump();
+  EXPECT_FALSE(deaths.contains("oom")) << deaths.dump();
+}
+
+// A crash never goes silent: one line names the signal and the last operation; the
+// restarted tree (as systemd's Restart= does it) takes over the same sockets.
+TEST_F(ReloadTest, AFatalSignalIsLoggedAndARestartServesAgain) {
+  config_.app("demo").workers(1);
+  allowed_errors_ = {"[crash] fatal signal 11 (SIGSEGV)"};
+  ASSERT_NO_FATAL_FAILURE(start());
+  (void)corral_->status();
+  corral_->signal(SIGSEGV);
+  auto code = corral_->wait_exit(5s);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, -SIGSEGV) << "the supervisor must die of the signal (for the service manager)";
+  stopped_ = true;
+  auto lines = log_lines_with("[crash] fatal signal 11 (SIGSEGV) sent by pid " + std::to_string(::getpid()));
+  ASSERT_EQ(lines.size(), 1u) << corral_->log();
+  EXPECT_NE(lines[0].find("error corral-supervisor["), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find(", last operation: idle (waiting for events)"), std::string::npos) << lines[0];
+  // Everything it started goes with it (fate sharing)...
+  auto left = leftover_processes(corral_->pid(), rt_.path(), corral_->seen_pids(), corral_->start_ticks());
+  for (int i = 0; i < 60 && !left.empty(); ++i) {
+    std::this_thread::sleep_for(50ms);
+    left = leftover_processes(corral_->pid(), rt_.path(), corral_->seen_pids(), corral_->start_ticks());
+  }
+  EXPECT_TRUE(left.empty()) << "left: " << (left.empty() ? "" : left[0].cmdline);
+  // ...and a restart on the same runtime_dir comes back and serves.
+  corral_ = std::make_unique<CorralProcess>(rt_, rt_.path() + "/corral.toml");
+  std::string error;
+  ASSERT_TRUE(corral_->start(15s, &error)) << error;
+  stopped_ = false;
+  EXPECT_EQ(http_get(corral_->port(0), "/").status, 200);
 }
 
 TEST_F(ReloadTest, InvalidConfigOnReloadKeepsServing) {

@@ -1,6 +1,10 @@
 #include "supervisor/exit_status.h"
 
+#include <unistd.h>
+
 #include <csignal>
+#include <fstream>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -16,8 +20,30 @@ TEST(ExitStatus, Describes) {
   EXPECT_EQ(describe_exit(exited(3), false), "exit code 3");
   EXPECT_EQ(describe_exit(signaled(SIGTERM), false), "killed by signal 15 (SIGTERM)");
   EXPECT_EQ(describe_exit(signaled(SIGSEGV, true), false), "killed by signal 11 (SIGSEGV) (core dumped)");
-  EXPECT_EQ(describe_exit(signaled(SIGKILL), false), "killed by signal 9 (SIGKILL), likely OOM kill");
-  EXPECT_EQ(describe_exit(signaled(SIGKILL), true), "killed by signal 9 (SIGKILL)");
+  // A SIGKILL is called an OOM kill only with the kernel's evidence.
+  EXPECT_EQ(describe_exit(signaled(SIGKILL), false), "killed by signal 9 (SIGKILL)");
+  EXPECT_EQ(describe_exit(signaled(SIGKILL), true),
+            "killed by signal 9 (SIGKILL), OOM kill (the cgroup's oom_kill counter rose)");
+}
+
+TEST(OomEvidence, OnlyWhenTheCounterRises) {
+  char dir[] = "/tmp/crl-oom-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/memory.events";
+  auto write = [&](int oom_kill) {
+    std::ofstream(path) << "low 0\nhigh 0\nmax 3\noom 2\noom_kill " << oom_kill << "\noom_group_kill 0\n";
+  };
+  write(4);
+  OomEvidence e(path);
+  EXPECT_FALSE(e.consume());  // kills before we started are not ours
+  write(5);
+  EXPECT_TRUE(e.consume());
+  EXPECT_FALSE(e.consume());  // one rise is evidence for one death
+  ::unlink(path.c_str());
+  EXPECT_FALSE(e.consume());  // no file, no evidence
+  ::rmdir(dir);
+  OomEvidence none("");
+  EXPECT_FALSE(none.consume());
 }
 
 TEST(ExitStatus, FormatsUptime) {

@@ -18,7 +18,9 @@ TEST(Messages, RoundTripEveryType) {
                               SlotEvent{"shop", 2, 7, SlotEvent::Kind::Drained, 0},
                               SlotEvent{"shop", 2, 7, SlotEvent::Kind::MaxRequests, 1000},
                               SlotRequestsQuery{5, "shop", 2, 7},
-                              SlotRequests{5, "shop", 2, 7, {SlotRequestInfo{"r1", "GET", "/a?b", 1500, "failed"}}}};
+                              SlotRequests{5, "shop", 2, 7, {SlotRequestInfo{"r1", "GET", "/a?b", 1500, "failed"}}},
+                              StatsQuery{11},
+                              ProxyStats{1, 2, 3, 4, {SlotStats{"shop", 2, 7, 1, 9}}, 11}};
   pool.failing = {"broken"};
   pool.slots[0].max_requests = 1017;
   for (auto& m : all) {
@@ -45,6 +47,9 @@ TEST(Messages, RoundTripEveryType) {
   EXPECT_EQ(sr.requests[0].path, "/a?b");
   EXPECT_EQ(sr.requests[0].elapsed_ms, 1500u);
   EXPECT_EQ(sr.requests[0].state, "failed");
+  EXPECT_EQ(std::get<StatsQuery>(*decode(encode(all[11]))).query, 11u);
+  EXPECT_EQ(std::get<ProxyStats>(*decode(encode(all[12]))).query, 11u);
+  EXPECT_EQ(std::get<ProxyStats>(*decode(encode(all[6]))).query, 0u);  // periodic
   // Fields added after v1 shipped are optional on decode.
   EXPECT_TRUE(decode(R"({"v":1,"type":"set_pool","slots":[]})"));
   EXPECT_TRUE(decode(R"({"v":1,"type":"proxy_stats","requests":1,"in_flight":0,"queued":0,"connections":0})"));

@@ -1,0 +1,295 @@
+#include "supervisor/reload_plan.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace corral::supervisor {
+namespace {
+
+template <typename T>
+void note(std::vector<std::string>& out, const char* name, const T& a, const T& b) {
+  if (!(a == b)) out.push_back(std::string(name) + " changed");
+}
+
+// "workers 2 -> 3" for counts, where the numbers say more than "changed".
+void note_count(std::vector<std::string>& out, const char* name, uint64_t a, uint64_t b) {
+  if (a != b) out.push_back(std::string(name) + " " + std::to_string(a) + " -> " + std::to_string(b));
+}
+
+// The names of the variables that differ ("env changed (A, B)"), values left out: they
+// may be secrets.
+std::string env_change(const conf::App& a, const conf::App& b) {
+  std::map<std::string, std::string> x(a.env.begin(), a.env.end()), y(b.env.begin(), b.env.end());
+  std::set<std::string> names;
+  for (auto& [k, v] : x)
+    if (auto it = y.find(k); it == y.end() || it->second != v) names.insert(k);
+  for (auto& [k, v] : y)
+    if (!x.count(k)) names.insert(k);
+  std::string out = "env changed (";
+  bool first = true;
+  for (auto& n : names) {
+    out += (first ? "" : ", ") + n;
+    first = false;
+  }
+  return out + ")";
+}
+
+// The settings of an app that running workers pick up without a restart (applied by the
+// supervisor or the proxy). Everything else is process-level.
+bool kind_takes_hosted_settings(const conf::App& a) { return a.kind == conf::AppKind::Cgi || a.kind == conf::AppKind::Wsgi; }
+
+conf::App with_soft_fields_of(const conf::App& from, conf::App x) {
+  x.workers = from.workers;
+  x.workers_auto = from.workers_auto;
+  x.queue_size = from.queue_size;
+  x.queue_timeout = from.queue_timeout;
+  x.graceful_timeout = from.graceful_timeout;
+  x.kill_timeout = from.kill_timeout;
+  x.max_requests = from.max_requests;
+  x.max_requests_jitter = from.max_requests_jitter;
+  x.max_rss = from.max_rss;
+  x.health_path = from.health_path;
+  x.boot_timeout = from.boot_timeout;
+  if (from.kind == x.kind && !kind_takes_hosted_settings(from)) {
+    // corral-worker gets these on its command line; other apps never see them.
+    x.concurrency = from.concurrency;
+    x.timeout = from.timeout;
+  }
+  return x;
+}
+
+std::vector<std::string> soft_changes(const conf::App& a, const conf::App& b) {
+  std::vector<std::string> out;
+  note_count(out, "workers", static_cast<uint64_t>(a.workers), static_cast<uint64_t>(b.workers));
+  if (a.workers == b.workers) note(out, "workers (auto)", a.workers_auto, b.workers_auto);
+  if (a.kind != b.kind || !kind_takes_hosted_settings(a)) {  // else process-level: process_changes()
+    note_count(out, "concurrency", static_cast<uint64_t>(a.concurrency), static_cast<uint64_t>(b.concurrency));
+    note(out, "timeout", a.timeout, b.timeout);
+  }
+  note_count(out, "queue_size", a.queue_size, b.queue_size);
+  note(out, "queue_timeout", a.queue_timeout, b.queue_timeout);
+  note(out, "graceful_timeout", a.graceful_timeout, b.graceful_timeout);
+  note(out, "kill_timeout", a.kill_timeout, b.kill_timeout);
+  note_count(out, "max_requests", a.max_requests, b.max_requests);
+  note_count(out, "max_requests_jitter", a.max_requests_jitter, b.max_requests_jitter);
+  note(out, "max_rss", a.max_rss, b.max_rss);
+  note(out, "health_path", a.health_path, b.health_path);
+  note(out, "boot_timeout", a.boot_timeout, b.boot_timeout);
+  return out;
+}
+
+std::string route_text(const conf::Route& r) {
+  std::string out;
+  if (!r.host.empty()) out += "host " + r.host + " ";
+  return out + "path " + r.path + " -> app " + r.app;
+}
+
+std::vector<std::string> listener_changes(const conf::Listener& a, const conf::Listener& b) {
+  std::vector<std::string> out;
+  if (a.tls.empty() != b.tls.empty()) {
+    out.push_back(b.tls.empty() ? "tls removed (plaintext now)" : "tls added");
+  } else if (!(a.tls == b.tls)) {
+    out.push_back("tls certificates changed");
+  }
+  note(out, "tls_profile", a.tls_profile, b.tls_profile);
+  note(out, "h2", a.h2, b.h2);
+  note(out, "redirect_https", a.redirect_https, b.redirect_https);
+  note(out, "hsts", a.hsts, b.hsts);
+  return out;
+}
+
+std::vector<std::string> proxy_changes(const conf::ProxySettings& a, const conf::ProxySettings& b) {
+  std::vector<std::string> out;
+  note(out, "proxy.access_log", a.access_log, b.access_log);
+  note(out, "proxy.access_log_format", a.access_log_format, b.access_log_format);
+  note(out, "proxy.max_body_size", a.max_body_size, b.max_body_size);
+  note(out, "proxy.max_header_size", a.max_header_size, b.max_header_size);
+  note(out, "proxy.max_header_count", a.max_header_count, b.max_header_count);
+  note(out, "proxy.client_header_timeout", a.client_header_timeout, b.client_header_timeout);
+  note(out, "proxy.client_body_timeout", a.client_body_timeout, b.client_body_timeout);
+  note(out, "proxy.client_body_min_rate", a.client_body_min_rate, b.client_body_min_rate);
+  note(out, "proxy.keepalive_timeout", a.keepalive_timeout, b.keepalive_timeout);
+  note(out, "proxy.h2_max_concurrent_streams", a.h2_max_concurrent_streams, b.h2_max_concurrent_streams);
+  note(out, "proxy.h2_reset_rate", a.h2_reset_rate, b.h2_reset_rate);
+  note(out, "proxy.h2_flood_rate", a.h2_flood_rate, b.h2_flood_rate);
+  conf::ProxySettings x = b;
+  x.threads = a.threads;
+  if (out.empty() && !(x == a)) out.push_back("proxy settings changed");
+  return out;
+}
+}  // namespace
+
+const char* action_name(AppDiff::Action a) {
+  switch (a) {
+    case AppDiff::Action::Keep: return "keep";
+    case AppDiff::Action::Update: return "update";
+    case AppDiff::Action::Replace: return "replace";
+    case AppDiff::Action::Add: return "add";
+    case AppDiff::Action::Remove: return "remove";
+  }
+  return "?";
+}
+
+const char* action_name(ListenerDiff::Action a) {
+  switch (a) {
+    case ListenerDiff::Action::Keep: return "keep";
+    case ListenerDiff::Action::Update: return "update";
+    case ListenerDiff::Action::Add: return "add";
+    case ListenerDiff::Action::Remove: return "remove";
+  }
+  return "?";
+}
+
+std::vector<std::string> process_changes(const conf::App& a, const conf::App& b) {
+  const conf::App x = with_soft_fields_of(a, b);
+  if (x == a) return {};
+  std::vector<std::string> out;
+  note(out, "kind", a.kind, b.kind);
+  note(out, "command", a.command, b.command);
+  if (a.env != b.env) out.push_back(env_change(a, b));
+  note(out, "cwd", a.cwd, b.cwd);
+  note(out, "user", a.user, b.user);
+  note(out, "group", a.group, b.group);
+  note(out, "rlimits", a.rlimits, b.rlimits);
+  note(out, "umask", a.umask, b.umask);
+  note(out, "root", a.root, b.root);
+  note(out, "script_filename", a.script_filename, b.script_filename);
+  note(out, "module", a.module, b.module);
+  note(out, "python_path", a.python_path, b.python_path);
+  note(out, "virtualenv", a.virtualenv, b.virtualenv);
+  note(out, "worker_class", a.worker_class, b.worker_class);
+  if (a.kind == b.kind && kind_takes_hosted_settings(a)) {
+    note(out, "concurrency (corral-worker's threads)", a.concurrency, b.concurrency);
+    note(out, "timeout (corral-worker's)", a.timeout, b.timeout);
+  }
+  // A field this list does not know yet still makes a new generation: the safe side.
+  if (out.empty()) out.push_back("settings changed");
+  return out;
+}
+
+bool ReloadPlan::empty() const {
+  for (auto& a : apps)
+    if (a.action != AppDiff::Action::Keep) return false;
+  for (auto& l : listeners)
+    if (l.action != ListenerDiff::Action::Keep) return false;
+  return routes.empty() && proxy.empty() && supervisor.empty() && on_restart.empty() && refused.empty();
+}
+
+const AppDiff* ReloadPlan::app(const std::string& name) const {
+  for (auto& a : apps)
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+std::vector<std::string> ReloadPlan::describe() const {
+  std::vector<std::string> out;
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  if (!refused.empty()) out.push_back("refused: " + refused);
+  for (auto& l : listeners) {
+    switch (l.action) {
+      case ListenerDiff::Action::Keep: break;
+      case ListenerDiff::Action::Add: out.push_back("listener added: " + l.address); break;
+      case ListenerDiff::Action::Remove: out.push_back("listener removed: " + l.address); break;
+      case ListenerDiff::Action::Update: out.push_back("listener " + l.address + ": " + join(l.reasons)); break;
+    }
+  }
+  for (auto& a : apps) {
+    switch (a.action) {
+      case AppDiff::Action::Keep: break;
+      case AppDiff::Action::Add: out.push_back("app " + a.name + ": added"); break;
+      case AppDiff::Action::Remove: out.push_back("app " + a.name + ": removed (draining)"); break;
+      case AppDiff::Action::Replace: out.push_back("app " + a.name + ": new generation (" + join(a.reasons) + ")"); break;
+      case AppDiff::Action::Update: out.push_back("app " + a.name + ": " + join(a.reasons)); break;
+    }
+  }
+  for (auto& r : routes) out.push_back(r);
+  if (!proxy.empty()) out.push_back("proxy settings updated: " + join(proxy));
+  if (!supervisor.empty()) out.push_back("supervisor settings updated: " + join(supervisor));
+  for (auto& r : on_restart) out.push_back(r + ": applies when corral restarts");
+  if (out.empty()) out.push_back("nothing changed");
+  return out;
+}
+
+nlohmann::json ReloadPlan::to_json() const {
+  nlohmann::json a = nlohmann::json::array();
+  for (auto& d : apps) a.push_back({{"name", d.name}, {"action", action_name(d.action)}, {"reasons", d.reasons}});
+  nlohmann::json l = nlohmann::json::array();
+  for (auto& d : listeners)
+    l.push_back({{"address", d.address}, {"action", action_name(d.action)}, {"reasons", d.reasons}});
+  return {{"apps", a},          {"listeners", l},   {"routes", routes},   {"proxy", proxy},
+          {"supervisor", supervisor}, {"on_restart", on_restart}, {"refused", refused}};
+}
+
+ReloadPlan plan_reload(const conf::Config& running, const conf::Config& next) {
+  ReloadPlan plan;
+  if (next.supervisor.runtime_dir != running.supervisor.runtime_dir)
+    plan.refused = "supervisor.runtime_dir cannot change on reload (restart corral for that)";
+  if (next.supervisor.user != running.supervisor.user) plan.on_restart.push_back("supervisor.user changed");
+  if (next.proxy.threads != running.proxy.threads) plan.on_restart.push_back("proxy.threads changed");
+  note(plan.supervisor, "supervisor.log_level", running.supervisor.log_level, next.supervisor.log_level);
+  note(plan.supervisor, "supervisor.graceful_timeout", running.supervisor.graceful_timeout,
+       next.supervisor.graceful_timeout);
+  plan.proxy = proxy_changes(running.proxy, next.proxy);
+
+  // Listeners, matched by the address as written (its socket is kept).
+  for (auto& l : next.listeners) {
+    ListenerDiff d;
+    d.address = l.address;
+    auto it = std::find_if(running.listeners.begin(), running.listeners.end(),
+                           [&](const conf::Listener& o) { return o.address == l.address; });
+    if (it == running.listeners.end()) {
+      d.action = ListenerDiff::Action::Add;
+    } else {
+      d.reasons = listener_changes(*it, l);
+      if (!d.reasons.empty()) d.action = ListenerDiff::Action::Update;
+    }
+    plan.listeners.push_back(std::move(d));
+  }
+  for (auto& l : running.listeners) {
+    bool kept = std::any_of(next.listeners.begin(), next.listeners.end(),
+                            [&](const conf::Listener& n) { return n.address == l.address; });
+    if (!kept) plan.listeners.push_back({l.address, ListenerDiff::Action::Remove, {}});
+  }
+
+  // Apps, by name (both lists are sorted by name; a rename is a removal and an addition).
+  std::map<std::string, std::pair<const conf::App*, const conf::App*>> by_name;
+  for (auto& a : running.apps) by_name[a.name].first = &a;
+  for (auto& a : next.apps) by_name[a.name].second = &a;
+  for (auto& [name, pair] : by_name) {
+    auto [old_app, new_app] = pair;
+    AppDiff d;
+    d.name = name;
+    if (!old_app) {
+      d.action = AppDiff::Action::Add;
+    } else if (!new_app) {
+      d.action = AppDiff::Action::Remove;
+    } else if (!(*old_app == *new_app)) {
+      d.reasons = process_changes(*old_app, *new_app);
+      d.action = d.reasons.empty() ? AppDiff::Action::Update : AppDiff::Action::Replace;
+      for (auto& s : soft_changes(*old_app, *new_app)) d.reasons.push_back(s);
+      if (d.reasons.empty()) d.reasons.push_back("settings updated");
+    }
+    plan.apps.push_back(std::move(d));
+  }
+
+  // Routes: position by position (the first match wins, so order is meaning).
+  const size_t n = std::max(running.routes.size(), next.routes.size());
+  for (size_t i = 0; i < n; ++i) {
+    const std::string pos = "route " + std::to_string(i + 1);
+    if (i >= running.routes.size()) {
+      plan.routes.push_back(pos + " added: " + route_text(next.routes[i]));
+    } else if (i >= next.routes.size()) {
+      plan.routes.push_back(pos + " removed: " + route_text(running.routes[i]));
+    } else if (!(running.routes[i] == next.routes[i])) {
+      plan.routes.push_back(pos + ": " + route_text(running.routes[i]) + " => " + route_text(next.routes[i]));
+    }
+  }
+  return plan;
+}
+
+}  // namespace corral::supervisor

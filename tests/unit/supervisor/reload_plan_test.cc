@@ -1,0 +1,162 @@
+#include "supervisor/reload_plan.h"
+
+#include <gtest/gtest.h>
+
+namespace corral::supervisor {
+namespace {
+
+using Action = AppDiff::Action;
+
+conf::App app(const std::string& name, conf::AppKind kind = conf::AppKind::Http) {
+  conf::App a;
+  a.name = name;
+  a.kind = kind;
+  a.command = {"/srv/" + name};
+  a.workers = 2;
+  a.env = {{"WHO", name}};
+  return a;
+}
+
+conf::Config two_apps() {
+  conf::Config c;
+  c.supervisor.runtime_dir = "/run/corral";
+  conf::Listener l;
+  l.address = "127.0.0.1:8080";
+  c.listeners = {l};
+  c.routes = {{"", "/a/", "a"}, {"", "/", "b"}};
+  c.apps = {app("a"), app("b")};
+  return c;
+}
+
+TEST(ReloadPlan, NothingChanged) {
+  auto plan = plan_reload(two_apps(), two_apps());
+  EXPECT_TRUE(plan.empty());
+  EXPECT_EQ(plan.describe(), std::vector<std::string>{"nothing changed"});
+  ASSERT_EQ(plan.apps.size(), 2u);
+  EXPECT_EQ(plan.apps[0].action, Action::Keep);
+  EXPECT_EQ(plan.apps[1].action, Action::Keep);
+}
+
+// The case that crashed the supervisor: the second app (by name) gets a new generation.
+TEST(ReloadPlan, EnvOfTheSecondAppMakesANewGenerationOfItAlone) {
+  auto next = two_apps();
+  next.apps[1].env = {{"WHO", "b2"}, {"EXTRA", "1"}};
+  auto plan = plan_reload(two_apps(), next);
+  EXPECT_EQ(plan.app("a")->action, Action::Keep);
+  ASSERT_EQ(plan.app("b")->action, Action::Replace);
+  EXPECT_EQ(plan.app("b")->reasons, std::vector<std::string>{"env changed (EXTRA, WHO)"});
+  EXPECT_EQ(plan.describe(), std::vector<std::string>{"app b: new generation (env changed (EXTRA, WHO))"});
+}
+
+TEST(ReloadPlan, SettingsTheRunningWorkersPickUpAreAnUpdate) {
+  auto next = two_apps();
+  next.apps[0].workers = 3;
+  next.apps[0].health_path = "/a/";
+  next.apps[0].concurrency = 4;  // http: the proxy applies it
+  next.apps[0].queue_size = 10;
+  auto plan = plan_reload(two_apps(), next);
+  ASSERT_EQ(plan.app("a")->action, Action::Update);
+  EXPECT_EQ(plan.app("a")->reasons,
+            (std::vector<std::string>{"workers 2 -> 3", "concurrency 1 -> 4", "queue_size 1024 -> 10", "health_path changed"}));
+}
+
+TEST(ReloadPlan, ConcurrencyOfAHostedKindIsProcessLevel) {
+  auto before = two_apps();
+  before.apps[1] = app("b", conf::AppKind::Wsgi);
+  auto next = before;
+  next.apps[1].concurrency = 8;
+  auto plan = plan_reload(before, next);
+  ASSERT_EQ(plan.app("b")->action, Action::Replace);
+  EXPECT_EQ(plan.app("b")->reasons, std::vector<std::string>{"concurrency (corral-worker's threads) changed"});
+}
+
+TEST(ReloadPlan, EveryFieldOfAnAppIsNoticed) {
+  // Whatever changes in an app, the plan never says "keep" (a field a reason list forgot
+  // still makes a new generation: "settings changed").
+  std::vector<std::function<void(conf::App&)>> edits = {
+      [](conf::App& a) { a.kind = conf::AppKind::Fastcgi; }, [](conf::App& a) { a.command.push_back("-v"); },
+      [](conf::App& a) { a.root = "/srv"; },                   [](conf::App& a) { a.script_filename = "/x"; },
+      [](conf::App& a) { a.module = "m:app"; },                [](conf::App& a) { a.python_path = {"/p"}; },
+      [](conf::App& a) { a.virtualenv = "/v"; },               [](conf::App& a) { a.worker_class = "gthread"; },
+      [](conf::App& a) { a.workers = 9; },                     [](conf::App& a) { a.workers_auto = true; },
+      [](conf::App& a) { a.concurrency = 3; },                 [](conf::App& a) { a.timeout = Millis{1}; },
+      [](conf::App& a) { a.queue_size = 1; },                  [](conf::App& a) { a.queue_timeout = Millis{1}; },
+      [](conf::App& a) { a.cwd = "/tmp"; },                    [](conf::App& a) { a.env.clear(); },
+      [](conf::App& a) { a.graceful_timeout = Millis{1}; },    [](conf::App& a) { a.kill_timeout = Millis{1}; },
+      [](conf::App& a) { a.max_requests = 5; },                [](conf::App& a) { a.max_requests_jitter = 5; },
+      [](conf::App& a) { a.max_rss = 5; },                     [](conf::App& a) { a.health_path = "/h"; },
+      [](conf::App& a) { a.boot_timeout = Millis{1}; },        [](conf::App& a) { a.user = "nobody"; },
+      [](conf::App& a) { a.group = "nogroup"; },               [](conf::App& a) { a.rlimits = {{"nofile", "10"}}; },
+      [](conf::App& a) { a.umask = 022; },
+  };
+  for (size_t i = 0; i < edits.size(); ++i) {
+    auto next = two_apps();
+    edits[i](next.apps[1]);
+    ASSERT_FALSE(next.apps[1] == two_apps().apps[1]) << "edit " << i << " changed nothing";
+    auto plan = plan_reload(two_apps(), next);
+    EXPECT_NE(plan.app("b")->action, Action::Keep) << "edit " << i;
+    EXPECT_FALSE(plan.app("b")->reasons.empty()) << "edit " << i;
+    EXPECT_EQ(plan.app("a")->action, Action::Keep) << "edit " << i;
+  }
+}
+
+TEST(ReloadPlan, AddRemoveAndRename) {
+  auto next = two_apps();
+  next.apps = {app("a2"), app("b"), app("c")};  // a renamed to a2, c added
+  next.routes = {{"", "/a/", "a2"}, {"", "/", "b"}, {"", "/c/", "c"}};
+  auto plan = plan_reload(two_apps(), next);
+  EXPECT_EQ(plan.app("a")->action, Action::Remove);
+  EXPECT_EQ(plan.app("a2")->action, Action::Add);
+  EXPECT_EQ(plan.app("b")->action, Action::Keep);
+  EXPECT_EQ(plan.app("c")->action, Action::Add);
+  EXPECT_EQ(plan.routes, (std::vector<std::string>{"route 1: path /a/ -> app a => path /a/ -> app a2",
+                                                   "route 3 added: path /c/ -> app c"}));
+  auto lines = plan.describe();
+  EXPECT_EQ(lines, (std::vector<std::string>{"app a: removed (draining)", "app a2: added", "app c: added",
+                                             "route 1: path /a/ -> app a => path /a/ -> app a2",
+                                             "route 3 added: path /c/ -> app c"}));
+  auto j = plan.to_json();
+  EXPECT_EQ(j["apps"][0]["action"], "remove");
+  EXPECT_EQ(j["apps"][1]["name"], "a2");
+}
+
+TEST(ReloadPlan, Listeners) {
+  auto next = two_apps();
+  conf::Listener tls;
+  tls.address = "127.0.0.1:8443";
+  tls.tls = {{"/c.pem", "/k.pem", "C", "K"}};
+  next.listeners.push_back(tls);
+  auto plan = plan_reload(two_apps(), next);
+  ASSERT_EQ(plan.listeners.size(), 2u);
+  EXPECT_EQ(plan.listeners[0].action, ListenerDiff::Action::Keep);
+  EXPECT_EQ(plan.listeners[1].action, ListenerDiff::Action::Add);
+
+  auto renewed = next;
+  renewed.listeners[1].tls[0].cert_pem = "C2";  // a renewed certificate, same paths
+  renewed.listeners.erase(renewed.listeners.begin());
+  plan = plan_reload(next, renewed);
+  ASSERT_EQ(plan.listeners.size(), 2u);
+  EXPECT_EQ(plan.listeners[0].action, ListenerDiff::Action::Update);
+  EXPECT_EQ(plan.listeners[0].reasons, std::vector<std::string>{"tls certificates changed"});
+  EXPECT_EQ(plan.listeners[1].action, ListenerDiff::Action::Remove);
+  EXPECT_EQ(plan.listeners[1].address, "127.0.0.1:8080");
+}
+
+TEST(ReloadPlan, WhatAReloadCannotDo) {
+  auto next = two_apps();
+  next.supervisor.runtime_dir = "/elsewhere";
+  EXPECT_NE(plan_reload(two_apps(), next).refused, "");
+  next = two_apps();
+  next.supervisor.user = "corral";
+  next.proxy.threads = 3;
+  next.proxy.max_body_size = 1;
+  next.supervisor.log_level = log::Level::Debug;
+  auto plan = plan_reload(two_apps(), next);
+  EXPECT_EQ(plan.refused, "");
+  EXPECT_EQ(plan.on_restart, (std::vector<std::string>{"supervisor.user changed", "proxy.threads changed"}));
+  EXPECT_EQ(plan.proxy, std::vector<std::string>{"proxy.max_body_size changed"});
+  EXPECT_EQ(plan.supervisor, std::vector<std::string>{"supervisor.log_level changed"});
+}
+
+}  // namespace
+}  // namespace corral::supervisor
