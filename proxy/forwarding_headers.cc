@@ -122,13 +122,15 @@ void finish_request_head(std::string& out, uint64_t body_length, bool had_body) 
 }
 
 ClientFraming choose_framing(const http1::ResponseHead& resp, int client_minor, bool head_request) {
-  if (head_request || resp.status == 204 || resp.status == 304 || resp.status < 200) {
-    // A HEAD response may carry the Content-Length of the GET; pass it through as is.
-    return (head_request && resp.body == http1::BodyKind::ContentLength) ? ClientFraming::ContentLength
-                                                                         : ClientFraming::None;
+  if (head_request) {
+    // The parser gives a HEAD response no body (BodyKind::None) but keeps the length the
+    // worker announced: the GET's, passed through as is.
+    bool length = resp.has_content_length || resp.body == http1::BodyKind::ContentLength;
+    return length && resp.status != 204 && resp.status >= 200 ? ClientFraming::ContentLength : ClientFraming::None;
   }
+  if (resp.status == 204 || resp.status == 304 || resp.status < 200) return ClientFraming::None;
   switch (resp.body) {
-    case http1::BodyKind::None: return ClientFraming::None;
+    case http1::BodyKind::None: return ClientFraming::Empty;
     case http1::BodyKind::ContentLength: return ClientFraming::ContentLength;
     case http1::BodyKind::Chunked:
     case http1::BodyKind::UntilClose:
@@ -157,11 +159,8 @@ void append_response_head(const http1::ResponseHead& resp, ClientFraming framing
       out.append("\r\n", 2);
       break;
     case ClientFraming::Chunked: out.append("Transfer-Encoding: chunked\r\n"); break;
+    case ClientFraming::Empty: out.append("Content-Length: 0\r\n"); break;
     case ClientFraming::None:
-      // 204/304 carry no length; any other bodiless response says so, so the client does
-      // not wait for a close.
-      if (resp.status != 204 && resp.status != 304 && resp.status >= 200) out.append("Content-Length: 0\r\n");
-      break;
     case ClientFraming::UntilClose: break;
   }
   if (!keep_alive || framing == ClientFraming::UntilClose)

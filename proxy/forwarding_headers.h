@@ -58,13 +58,17 @@ void finish_request_head(std::string& out, uint64_t body_length, bool had_body);
 
 /// How the proxy frames a response body towards the client.
 enum class ClientFraming {
-  None,           ///< no body (HEAD, 204, 304)
-  ContentLength,  ///< the worker's Content-Length passed through
+  None,           ///< no body and no framing field (1xx, 204, 304; HEAD when the worker sent no length)
+  Empty,          ///< no body, "Content-Length: 0" (so the client does not wait for a close)
+  ContentLength,  ///< the worker's Content-Length passed through (for HEAD: with no body)
   Chunked,        ///< re-chunked (HTTP/1.1 client, worker chunked or until-close)
   UntilClose,     ///< HTTP/1.0 client without a length: the connection close ends it
 };
 
-/// Picks the framing for a response to a client speaking HTTP/1.`client_minor`.
+/// Picks the framing for a response to a client speaking HTTP/1.`client_minor`. A HEAD
+/// response carries the worker's Content-Length unchanged when it sent one, and no framing
+/// field otherwise (RFC 9110 §9.3.2: never an invented "Content-Length: 0"); the caller
+/// sends no body for it either way.
 ClientFraming choose_framing(const http1::ResponseHead& resp, int client_minor, bool head_request);
 
 /// Appends the status line ("HTTP/1.1 <status> <reason>"), every end-to-end header of

@@ -23,12 +23,13 @@ void ResponseEncoder::head(std::string& out, int status, std::string_view reason
   http1::BodyFraming framing = http1::BodyFraming::chunked();
   if (bodiless) framing = http1::BodyFraming::none();
   else if (content_length) framing = http1::BodyFraming::content_length(*content_length);
+  // HEAD: the app's Content-Length (the GET's) when it gave one; otherwise no framing field
+  // at all, since "Content-Length: 0" would claim an empty GET body (RFC 9110 §9.3.2).
   if (head_request_ && !content_length && !bodiless) framing = http1::BodyFraming::none();
   chunked_ = framing.kind == http1::BodyFraming::Kind::Chunked;
   if (bodiless || head_request_) remaining_ = 0;
   else if (content_length) remaining_ = *content_length;
   http1::append_response_head(out, status, fields, framing, reason);
-  if (head_request_ && !content_length && !bodiless) out.insert(out.size() - 2, "Content-Length: 0\r\n");
 }
 
 std::string_view ResponseEncoder::frame_body(std::string& prefix, std::string_view& data) {

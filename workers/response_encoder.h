@@ -1,6 +1,7 @@
 #pragma once
 // Sans-I/O HTTP/1.1 response framing for corral-worker: the given Content-Length, else
-// chunked; nothing after a HEAD or for 204/304; bytes past a Content-Length dropped; a short
+// chunked; nothing after a HEAD (whose head has the given Content-Length, or no framing
+// field when there is none) or for 204/304; bytes past a Content-Length dropped; a short
 // Content-Length body is reported so the connection is closed. ResponseWriter
 // (http_server.h) sends what it frames on a socket; the gevent worker class appends it to a
 // buffer it sends itself.

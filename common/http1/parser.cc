@@ -195,6 +195,7 @@ HeadResult ResponseParser::parse(std::string_view buf, std::string_view request_
   }
   out.keep_alive = !f.conn_close && (minor == 1 || f.conn_keep_alive);
   out.content_length = 0;
+  out.has_content_length = f.has_content_length;
   const bool connect_ok = request_method == "CONNECT" && status >= 200 && status < 300;
   if (informational || status == 204 || status == 304 || request_method == "HEAD" || connect_ok) {
     out.body = BodyKind::None;

@@ -71,7 +71,12 @@ struct ResponseHead {
   std::vector<Header> headers;
 
   BodyKind body = BodyKind::None;
+  /// The body's length for ContentLength; for a response without a body (HEAD, 304) the
+  /// length its Content-Length field announced (0 when there was none).
   uint64_t content_length = 0;
+  /// A Content-Length field was present, whatever `body` is (a HEAD response passes the
+  /// GET's length on only when the worker sent one: RFC 9110 §9.3.2).
+  bool has_content_length = false;
   bool keep_alive = true;
 };
 

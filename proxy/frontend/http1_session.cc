@@ -319,10 +319,12 @@ void Http1Session::on_response_head(const http1::ResponseHead& head) noexcept {
   append_response_head(head, framing_, ex_.version_minor, keep_alive_, out_);
   const ListenerRuntime* l = conn_->listener();
   if (l && conn_->tls() && !l->hsts.empty()) add_header(out_, "Strict-Transport-Security", l->hsts);
+  // A HEAD response's Content-Length is the GET's: no body follows it.
+  if (framing_ == ClientFraming::ContentLength && ex_.method == "HEAD") framing_ = ClientFraming::None;
 }
 
 void Http1Session::on_response_body(std::string_view data) noexcept {
-  if (framing_ == ClientFraming::None) return;
+  if (framing_ == ClientFraming::None || framing_ == ClientFraming::Empty) return;
   if (framing_ == ClientFraming::Chunked) {
     append_hex(out_, data.size());
     out_.append("\r\n", 2);

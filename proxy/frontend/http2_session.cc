@@ -853,17 +853,26 @@ void Http2Session::stream_head(Stream& s, const http1::ResponseHead& head) {
   std::string& names = nv_scratch().names;
   size_t total = 0;
   for (const auto& f : head.headers) total += f.name.size();
-  names.reserve(total);  // appended below without reallocating: the views into it stay valid
+  constexpr size_t kDigits = 20;  // room for the content-length value
+  names.reserve(total + kDigits);  // appended below without reallocating: the views into it stay valid
   ConnectionTokens conn = connection_tokens(head.headers);
   for (const auto& f : head.headers) {
-    if (is_hop_by_hop(f.name) || iequals(f.name, "transfer-encoding")) continue;
+    if (is_hop_by_hop(f.name) || iequals(f.name, "transfer-encoding") || iequals(f.name, "content-length")) continue;
     if (conn.count && conn.contains(f.name)) continue;
-    if (iequals(f.name, "content-length") && head.body != http1::BodyKind::ContentLength && s.ex.method != "HEAD") continue;
     size_t off = names.size();
     for (char c : f.name) names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
     nv.push_back(make_nv(std::string_view(names).substr(off, f.name.size()), f.value));
   }
-  bool body = !(s.ex.method == "HEAD" || head.status == 204 || head.status == 304);
+  const bool head_request = s.ex.method == "HEAD";
+  // One content-length, from the parsed head (a FastCGI app's is not among its fields): the
+  // body's length, or for HEAD the GET's when the worker sent one (RFC 9110 §9.3.2).
+  if (head.body == http1::BodyKind::ContentLength ||
+      (head_request && head.has_content_length && head.status != 204 && head.status >= 200)) {
+    size_t off = names.size();
+    append_decimal(names, head.content_length);
+    nv.push_back(make_nv("content-length", std::string_view(names).substr(off)));
+  }
+  bool body = !(head_request || head.status == 204 || head.status == 304);
   submit(s, head.status, body);
   if (!body) s.resp_complete = true;
 }

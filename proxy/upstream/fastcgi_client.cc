@@ -372,6 +372,8 @@ bool FastcgiClient::deliver_head() {
   bool bodiless = method_ == "HEAD" || resp_.status == 204 || resp_.status == 304 || resp_.status < 200;
   has_length_ = cgi_head_.content_length.has_value();
   body_left_ = cgi_head_.content_length.value_or(0);
+  resp_.has_content_length = has_length_;
+  resp_.content_length = body_left_;
   if (resp_.status == 204 || resp_.status == 304 || resp_.status < 200) {
     resp_.body = http1::BodyKind::None;
   } else if (has_length_) {

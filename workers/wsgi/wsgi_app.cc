@@ -525,7 +525,9 @@ void WsgiApp::call(const http1::RequestHead& head, std::string_view body, bool h
     out.abort();
     return;
   }
-  if (!c.head_sent && !c.content_length) c.content_length = 0;  // nothing was yielded: an empty body
+  // Nothing was yielded: an empty body. Not for HEAD, where frameworks yield nothing
+  // whatever the GET's body (Werkzeug does): no length is better than a false 0.
+  if (!c.head_sent && !c.content_length && !out.head_request()) c.content_length = 0;
   if (c.send_head()) out.finish();
 }
 

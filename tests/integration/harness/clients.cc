@@ -67,6 +67,13 @@ bool has_header(const Headers& h, std::string_view name) {
   return false;
 }
 
+int header_count(const Headers& h, std::string_view name) {
+  int n = 0;
+  for (auto& [k, v] : h)
+    if (iequals(k, name)) ++n;
+  return n;
+}
+
 HttpResponse curl(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
   std::vector<std::string> argv = {"curl", "-sS", "-D", "-", "-o", "-", "-w", std::string(kStatusMarker) + "%{http_code}",
                                    "--max-time", std::to_string(timeout.count() / 1000.0 - 0.5)};

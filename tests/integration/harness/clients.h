@@ -20,6 +20,8 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 /// The first value of header `name` (case-insensitive) in `h`, or "" when absent.
 std::string header_value(const Headers& h, std::string_view name);
 bool has_header(const Headers& h, std::string_view name);
+/// How many fields named `name` (case-insensitive) `h` has.
+int header_count(const Headers& h, std::string_view name);
 
 struct HttpResponse {
   int status = 0;       ///< 0 when no response was received

@@ -215,6 +215,27 @@ TEST(Http1Response, NoBodyCases) {
   EXPECT_EQ(h.body, BodyKind::None);
 }
 
+TEST(Http1Response, HeadResponseRecordsWhetherALengthWasSent) {
+  // RFC 9110 §9.3.2: the length a HEAD response announces is the GET's; a proxy passes it
+  // on only when the worker sent one, so "none" must differ from "Content-Length: 0".
+  ResponseHead h;
+  ASSERT_EQ(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\n", "HEAD", h).status, ParseStatus::Done);
+  EXPECT_TRUE(h.has_content_length);
+  EXPECT_EQ(h.content_length, 21u);
+  ASSERT_EQ(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "HEAD", h).status, ParseStatus::Done);
+  EXPECT_TRUE(h.has_content_length);
+  EXPECT_EQ(h.content_length, 0u);
+  ASSERT_EQ(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "HEAD", h).status,
+            ParseStatus::Done);
+  EXPECT_FALSE(h.has_content_length);
+  EXPECT_EQ(h.body, BodyKind::None);
+  ASSERT_EQ(parse_resp("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", "HEAD", h).status, ParseStatus::Done);
+  EXPECT_FALSE(h.has_content_length);
+  ASSERT_EQ(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "GET", h).status, ParseStatus::Done);
+  EXPECT_TRUE(h.has_content_length);
+  EXPECT_EQ(h.body, BodyKind::ContentLength);
+}
+
 TEST(Http1Response, InformationalThenFinal) {
   const std::string raw = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
   ResponseParser p;

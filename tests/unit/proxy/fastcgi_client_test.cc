@@ -137,6 +137,8 @@ class Recorder : public UpstreamHandler {
   void on_upstream_head(const http1::ResponseHead& h) noexcept override {
     status = h.status;
     body_kind = h.body;
+    content_length = h.content_length;
+    has_content_length = h.has_content_length;
     for (auto& x : h.headers) headers[std::string(x.name)] = x.value;
   }
   void on_upstream_body(std::string_view d) noexcept override { body += d; }
@@ -151,6 +153,9 @@ class Recorder : public UpstreamHandler {
   void reset() { *this = Recorder(loop_); }
   Recorder& operator=(const Recorder& o) {
     status = o.status;
+    body_kind = o.body_kind;
+    content_length = o.content_length;
+    has_content_length = o.has_content_length;
     headers = o.headers;
     body = o.body;
     error = o.error;
@@ -161,6 +166,8 @@ class Recorder : public UpstreamHandler {
   ev::Loop& loop_;
   int status = 0;
   http1::BodyKind body_kind = http1::BodyKind::None;
+  uint64_t content_length = 0;
+  bool has_content_length = false;
   std::map<std::string, std::string> headers;
   std::string body, error;
   bool finished = false;
@@ -303,6 +310,17 @@ TEST_F(FastcgiClientTest, HeadDropsTheBody) {
   run(c, "HEAD /app/x HTTP/1.1\r\nHost: h\r\n\r\n", {}, false, "HEAD");
   EXPECT_EQ(rec_.error, "");
   EXPECT_EQ(rec_.status, 200);
+  EXPECT_EQ(rec_.body, "");
+  EXPECT_FALSE(rec_.has_content_length) << "no length from the app: none for the client";
+}
+
+TEST_F(FastcgiClientTest, HeadKeepsTheAppsContentLength) {
+  FakeApp app(sock_, [](const Received&, bool&) { return out("Content-Length: 744\r\n\r\n") + end(); });
+  FastcgiClient c(pool_, rec_);
+  run(c, "HEAD /app/x HTTP/1.1\r\nHost: h\r\n\r\n", {}, false, "HEAD");
+  EXPECT_EQ(rec_.error, "");
+  EXPECT_TRUE(rec_.has_content_length);
+  EXPECT_EQ(rec_.content_length, 744u);
   EXPECT_EQ(rec_.body, "");
 }
 

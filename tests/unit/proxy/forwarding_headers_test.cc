@@ -111,6 +111,48 @@ TEST(ForwardingHeadersTest, ContentLengthPassesThroughAndHttp10KeepAlive) {
   EXPECT_EQ(choose_framing(resp, 1, false), ClientFraming::None);
 }
 
+// A worker's answer to HEAD, parsed as the upstream client parses it, then re-framed for
+// an HTTP/1.1 client.
+std::string head_response_for_client(std::string_view raw) {
+  http1::ResponseParser p;
+  http1::ResponseHead resp;
+  EXPECT_EQ(p.parse(raw, "HEAD", resp).status, http1::ParseStatus::Done) << raw;
+  ClientFraming f = choose_framing(resp, 1, true);
+  std::string out;
+  append_response_head(resp, f, 1, true, out);
+  return out;
+}
+
+TEST(ForwardingHeadersTest, HeadResponseKeepsTheWorkersContentLength) {
+  // RFC 9110 §9.3.2: the GET's length, unchanged (not 0), and no body.
+  EXPECT_EQ(head_response_for_client("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 744\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 744\r\n\r\n");
+  EXPECT_EQ(head_response_for_client("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(head_response_for_client("HTTP/1.1 404 Not Found\r\nContent-Length: 21\r\n\r\n"),
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 21\r\n\r\n");
+}
+
+TEST(ForwardingHeadersTest, HeadResponseWithoutALengthGetsNoneInvented) {
+  // Chunked or until-close for the GET: the HEAD response has no framing field at all.
+  EXPECT_EQ(head_response_for_client("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+  EXPECT_EQ(head_response_for_client("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+  // A FastCGI or locally made head says ContentLength outright.
+  http1::ResponseHead resp;
+  resp.status = 200;
+  resp.body = http1::BodyKind::ContentLength;
+  resp.content_length = 16;
+  EXPECT_EQ(choose_framing(resp, 1, true), ClientFraming::ContentLength);
+  // A bodiless GET answer still says "Content-Length: 0" so the client does not wait.
+  resp.body = http1::BodyKind::None;
+  EXPECT_EQ(choose_framing(resp, 1, false), ClientFraming::Empty);
+  std::string out;
+  append_response_head(resp, ClientFraming::Empty, 1, true, out);
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+}
+
 TEST(ForwardingHeadersTest, RequestIdsAreUniqueAndPrefixed) {
   RequestIdGenerator gen(0xdeadbeef);
   std::array<char, RequestIdGenerator::kSize> a{}, b{};

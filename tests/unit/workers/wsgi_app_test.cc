@@ -34,7 +34,8 @@ struct RecordingSink final : ResponseSink {
   }
   bool finish() override { return finished = true; }
   void abort() override { aborted = true; }
-  bool head_request() const override { return false; }
+  bool head_request() const override { return head; }
+  bool head = false;  // answering a HEAD request
 };
 
 constexpr const char* kApp = R"PY(
@@ -83,6 +84,10 @@ def app(environ, start_response):
     if p == "/lf":
         start_response("200 OK", [("X", "a\nb")])
         return []
+    if p == "/nothing":
+        # What Werkzeug returns for HEAD: the GET's headers, no length, an empty iterable.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return []
     if p == "/input":
         data = environ["wsgi.input"].read()
         start_response("200 OK", [])
@@ -105,12 +110,14 @@ class WsgiAppTest : public ::testing::Test {
   // The interpreter stays up for the process (finalizing and re-initializing is not supported
   // well by extension modules).
 
-  RecordingSink run(const std::string& path, std::string body = {}) {
-    std::string raw = "POST " + path + " HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  RecordingSink run(const std::string& path, std::string body = {}, bool head_request = false) {
+    std::string raw = std::string(head_request ? "HEAD " : "POST ") + path + " HTTP/1.1\r\nHost: h\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n";
     http1::RequestParser p;
     http1::RequestHead head;
     EXPECT_EQ(p.parse(raw, head).status, http1::ParseStatus::Done);
     RecordingSink sink;
+    sink.head = head_request;
     app_->call(head, body, true, sink);
     EXPECT_FALSE(PyErr_Occurred()) << "a Python error escaped";
     return sink;
@@ -133,6 +140,18 @@ TEST_F(WsgiAppTest, ListResponseGetsItsLength) {
   EXPECT_EQ(*s.length, 5u);
   EXPECT_TRUE(s.finished);
   EXPECT_EQ(s.headers.size(), 2u);
+}
+
+TEST_F(WsgiAppTest, NothingYieldedIsAnEmptyBodyExceptForHead) {
+  auto s = run("/nothing");
+  EXPECT_EQ(s.status, 200);
+  EXPECT_EQ(s.length, std::optional<uint64_t>(0));
+  EXPECT_TRUE(s.finished);
+  // HEAD: the app gave no length and its GET body is unknown, so none is claimed.
+  s = run("/nothing", {}, true);
+  EXPECT_EQ(s.status, 200);
+  EXPECT_FALSE(s.length.has_value()) << "a HEAD answer got Content-Length " << *s.length;
+  EXPECT_TRUE(s.finished);
 }
 
 TEST_F(WsgiAppTest, WriteThenIterableAndCloseIsCalled) {
