@@ -26,10 +26,11 @@ struct ResponseHead {
   ResponseKind kind = ResponseKind::Document;
   int status = 200;
   std::string reason;  ///< from Status; empty = the standard phrase
-  std::string location;
+  std::string location;  ///< the Location field's value (the field itself stays in `headers`)
   std::optional<uint64_t> content_length;
-  /// Every other field, in order, as received. Hop-by-hop and framing fields
-  /// (Connection, Keep-Alive, Transfer-Encoding, ...) and Status/Content-Length are removed.
+  /// Every other field, in order, as received, Location included. Hop-by-hop and framing
+  /// fields (Connection, Keep-Alive, Transfer-Encoding, ...) and Status/Content-Length are
+  /// removed.
   std::vector<std::pair<std::string, std::string>> headers;
 };
 

@@ -361,13 +361,13 @@ bool FastcgiClient::deliver_head() {
   resp_.reason = cgi_head_.reason;
   resp_.version_minor = 1;
   resp_.headers.clear();
-  resp_.headers.reserve(cgi_head_.headers.size() + 1);
+  resp_.headers.reserve(cgi_head_.headers.size());
   if (cgi_head_.kind == cgi::ResponseKind::LocalRedirect) {
     // RFC 3875 lets a CGI server serve a local path itself; like nginx for FastCGI, corral
     // sends it to the client as a 302 instead of re-entering the app.
     resp_.status = 302;
   }
-  if (!cgi_head_.location.empty()) resp_.headers.push_back({"Location", cgi_head_.location});
+  // The Location field is among the app's fields (cgi_head_.location is a copy of it).
   for (const auto& [n, v] : cgi_head_.headers) resp_.headers.push_back({n, v});
   bool bodiless = method_ == "HEAD" || resp_.status == 204 || resp_.status == 304 || resp_.status < 200;
   has_length_ = cgi_head_.content_length.has_value();

@@ -125,9 +125,11 @@ TEST_F(ProxyCgiTest, StatusAndLocation) {
   r = http_get(port(), "/cgi-bin/status.sh?redirect");
   EXPECT_EQ(r.status, 302);
   EXPECT_EQ(r.header("Location"), "https://example.com/elsewhere");
+  EXPECT_EQ(header_count(r.headers, "Location"), 1);
   r = http_get(port(), "/cgi-bin/status.sh?created");
   EXPECT_EQ(r.status, 201);
   EXPECT_EQ(r.header("Location"), "/items/7");
+  EXPECT_EQ(header_count(r.headers, "Location"), 1);
   r = http_get(port(), "/cgi-bin/status.sh?local");  // served internally: the client sees the target
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("PATH_INFO=/after-redirect"), std::string::npos) << r.body;
@@ -214,6 +216,25 @@ TEST_F(ProxyCgiTest, PhpCgiAsACgiProgram) {
   EXPECT_NE(r.body.find("hello corral"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("path_info=/some/path"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("http_proxy=<unset>"), std::string::npos) << r.body;
+}
+
+TEST_F(ProxyCgiTest, PhpCgiRedirectsWithOneLocation) {
+  // header('Location: ...') in a script run by php-cgi as a CGI program: php-cgi adds
+  // "Status: 302 Found" itself, so the client sees a 302 with the Location once.
+  if (::access("/usr/bin/php-cgi", X_OK) != 0) GTEST_SKIP() << "php-cgi is not installed";
+  AppSpec& a = config_.app("php");
+  a.kind = "cgi";
+  a.command = {"/usr/bin/php-cgi"};
+  a.set("script_filename", quote(std::string(CORRAL_SOURCE_DIR) + "/tests/apps/php/status.php"));
+  a.env["REDIRECT_STATUS"] = "200";  // php-cgi's cgi.force_redirect guard
+  config_.route("php", "/php");
+  ASSERT_NO_FATAL_FAILURE(start());
+  for (const char* q : {"local", "redirect"}) {
+    HttpResponse r = http_get(port(), std::string("/php?") + q);
+    EXPECT_EQ(r.status, 302) << q << ": " << r.error << r.body;
+    EXPECT_EQ(header_count(r.headers, "Location"), 1) << q;
+  }
+  EXPECT_EQ(http_get(port(), "/php?local").header("Location"), "/php/index.php");
 }
 
 }  // namespace

@@ -156,12 +156,31 @@ TEST_F(ProxyFastcgiTest, PhpStatusAndLocation) {
   r = http_get(port(), "/php/status.php?redirect");
   EXPECT_EQ(r.status, 302);
   EXPECT_EQ(r.header("Location"), "https://example.com/elsewhere");
+  EXPECT_EQ(header_count(r.headers, "Location"), 1);
   r = http_get(port(), "/php/status.php?created");
   EXPECT_EQ(r.status, 201);
   EXPECT_EQ(r.header("Location"), "/items/7");
+  EXPECT_EQ(header_count(r.headers, "Location"), 1);
+  // header('Location: /php/index.php') and no status: php-cgi says 302 itself.
   r = http_get(port(), "/php/status.php?local");
   EXPECT_EQ(r.status, 302);
   EXPECT_EQ(r.header("Location"), "/php/index.php");
+  EXPECT_EQ(header_count(r.headers, "Location"), 1) << "the Location field was repeated";
+  // The same over HTTP/2 (one location field).
+  r = http_get(port(), "/php/status.php?local", {"--http2-prior-knowledge"});
+  EXPECT_EQ(r.status, 302) << r.error;
+  EXPECT_EQ(header_count(r.headers, "Location"), 1) << "the location field was repeated over h2";
+}
+
+TEST_F(ProxyFastcgiTest, LocalRedirectWithoutStatusIs302WithOneLocation) {
+  // RFC 3875 §6.2.2: "Location: /path" without a Status is a local redirect; corral answers
+  // it as nginx does for FastCGI, with a 302 to the client.
+  c_app();
+  ASSERT_NO_FATAL_FAILURE(start());
+  HttpResponse r = http_get(port(), "/hello?local-redirect");
+  EXPECT_EQ(r.status, 302) << r.error << r.body;
+  EXPECT_EQ(r.header("Location"), "/hello");
+  EXPECT_EQ(header_count(r.headers, "Location"), 1);
 }
 
 TEST_F(ProxyFastcgiTest, PhpEchoesFiveMebibytes) {

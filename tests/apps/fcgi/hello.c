@@ -2,6 +2,7 @@
  * once per request) and a FastCGI responder (started with the listening socket as fd 0).
  *   GET  /...?env   → a few meta-variables, one per line
  *   GET  /...?crash → aborts before writing anything
+ *   GET  /...?local-redirect → "Location: /hello" without a Status (RFC 3875 local redirect)
  *   POST           → the body echoed byte for byte
  *   otherwise      → "hello from fcgi" (the benchmark response)                       */
 #include <fcgi_stdio.h>
@@ -29,6 +30,8 @@ int main(void) {
         fwrite(buf, 1, n, stdout);
         len -= (long)n;
       }
+    } else if (strcmp(q, "local-redirect") == 0) {
+      printf("Location: /hello\r\n\r\n");
     } else if (strcmp(q, "env") == 0) {
       static const char* names[] = {"GATEWAY_INTERFACE", "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO",
                                     "QUERY_STRING", "REMOTE_ADDR", "SERVER_PORT", "HTTP_PROXY", NULL};

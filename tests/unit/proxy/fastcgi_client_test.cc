@@ -139,7 +139,16 @@ class Recorder : public UpstreamHandler {
     body_kind = h.body;
     content_length = h.content_length;
     has_content_length = h.has_content_length;
-    for (auto& x : h.headers) headers[std::string(x.name)] = x.value;
+    for (auto& x : h.headers) {
+      headers[std::string(x.name)] = x.value;
+      fields.emplace_back(x.name, x.value);
+    }
+  }
+  /// How many times field `name` came (exact case).
+  size_t count(const std::string& name) const {
+    size_t n = 0;
+    for (auto& f : fields) n += f.first == name;
+    return n;
   }
   void on_upstream_body(std::string_view d) noexcept override { body += d; }
   void on_upstream_read_done() noexcept override {}
@@ -157,6 +166,7 @@ class Recorder : public UpstreamHandler {
     content_length = o.content_length;
     has_content_length = o.has_content_length;
     headers = o.headers;
+    fields = o.fields;
     body = o.body;
     error = o.error;
     finished = o.finished;
@@ -169,6 +179,7 @@ class Recorder : public UpstreamHandler {
   uint64_t content_length = 0;
   bool has_content_length = false;
   std::map<std::string, std::string> headers;
+  std::vector<std::pair<std::string, std::string>> fields;  // in order, repeats kept
   std::string body, error;
   bool finished = false;
 };
@@ -302,6 +313,34 @@ TEST_F(FastcgiClientTest, LocationWithoutStatusIs302) {
   EXPECT_EQ(rec_.error, "");
   EXPECT_EQ(rec_.status, 302);
   EXPECT_EQ(rec_.headers["Location"], "/elsewhere");
+  EXPECT_EQ(rec_.count("Location"), 1u);
+}
+
+TEST_F(FastcgiClientTest, LocationComesOnceWhateverTheRedirectKind) {
+  struct Case {
+    const char* answer;
+    int status;
+    const char* location;
+  };
+  const Case cases[] = {
+      // php-cgi's header('Location: /x'): it adds the Status itself.
+      {"Status: 302 Found\r\nLocation: /x\r\nContent-type: text/html; charset=UTF-8\r\n\r\n", 302, "/x"},
+      {"Location: /x\r\nContent-Type: text/html\r\n\r\n", 302, "/x"},       // local redirect
+      {"Location: https://example.com/y\r\n\r\n", 302, "https://example.com/y"},  // client redirect
+      {"Status: 301 Moved\r\nLocation: /z\r\n\r\n", 301, "/z"},
+      {"Status: 201\r\nLocation: /items/7\r\n\r\nmade", 201, "/items/7"},
+  };
+  for (const Case& k : cases) {
+    fs::remove(sock_);
+    std::string answer = k.answer;
+    FakeApp app(sock_, [&](const Received&, bool&) { return out(answer) + end(); });
+    FastcgiClient c(pool_, rec_);
+    run(c, kGet);
+    EXPECT_EQ(rec_.error, "") << k.answer;
+    EXPECT_EQ(rec_.status, k.status) << k.answer;
+    EXPECT_EQ(rec_.count("Location"), 1u) << k.answer;
+    EXPECT_EQ(rec_.headers["Location"], k.location) << k.answer;
+  }
 }
 
 TEST_F(FastcgiClientTest, HeadDropsTheBody) {
