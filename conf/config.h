@@ -102,7 +102,7 @@ struct App {
   uint64_t max_requests = 0;          ///< recycle a worker after this many requests; 0 = never
   uint64_t max_requests_jitter = 0;   ///< + random 0..jitter per worker, so workers do not recycle together
   uint64_t max_rss = 0;               ///< recycle above this proportional set size (with children); 0 = never
-  std::string health_path = "/";      ///< readiness probe target; "" = ready when started
+  std::string health_path = "/";      ///< readiness probe target; "" = ready when started; unset = the first route's path
   Millis boot_timeout{30'000};        ///< a worker not ready within is killed (and backs off)
   std::string user;                   ///< run as this user when started as root
   std::string group;                  ///< and group (default: the user's primary group)

@@ -488,6 +488,17 @@ class Loader {
     }
     // No [[route]] is allowed: every request then gets 404.
 
+    // An app mounted under a prefix may answer only there: unless health_path is set, the
+    // readiness probe asks where the first route to the app (in file order) sends requests.
+    for (auto& a : c.apps) {
+      if (positions_.count("app." + a.name + ".health_path")) continue;
+      for (auto& r : c.routes) {
+        if (r.app != a.name) continue;
+        a.health_path = r.path;
+        break;
+      }
+    }
+
     int cores = 0;
     for (auto& a : c.apps) {
       if (a.workers_auto) {

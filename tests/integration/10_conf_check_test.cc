@@ -124,6 +124,16 @@ TEST_F(ConfCheckTest, RelativePathsAreRelativeToTheConfigFolder) {
   EXPECT_TRUE(logged) << "no access log line in " << rt_.file("logs/access.log");
 }
 
+// health_path defaults to where the app is mounted: its worker is probed under /g/, not at /.
+TEST_F(ConfCheckTest, ReadinessProbeAsksWhereTheAppIsMounted) {
+  config_.app("demo");
+  config_.route("demo", "/g/");
+  ASSERT_NO_FATAL_FAILURE(start());
+  // Ready means probed, and nothing else has sent the worker a request yet.
+  EXPECT_FALSE(app_lines_with("GET /g/").empty()) << "the probe did not ask /g/";
+  for (auto& l : log_lines_with("testapp pid=")) EXPECT_FALSE(l.ends_with(" GET /")) << "probed at /: " << l;
+}
+
 TEST_F(ConfCheckTest, SupervisorRefusesToStartOnBadConfig) {
   config_.app("demo").set("wokers", "2");
   std::string path = rt_.write_file("bad.toml", config_.render());

@@ -208,6 +208,52 @@ TEST(Loader, AccessLogStderrAndOffAreNotPaths) {
   EXPECT_EQ(load_ok(std::string("[proxy]\naccess_log = \"/var/log/a\"\n") + kMinimal).proxy.access_log, "/var/log/a");
 }
 
+// The readiness probe asks where the app is mounted: the first route to it, in file order.
+TEST(Loader, HealthPathDefaultsToTheFirstRoutesPath) {
+  Config c = load_ok(R"(
+[[listener]]
+address = "127.0.0.1:0"
+
+[[route]]
+host = "a.example"
+app = "hosted"
+
+[[route]]
+path = "/g/"
+app = "mounted"
+
+[[route]]
+path = "/h"
+app = "mounted"
+
+[[route]]
+path = "/x"
+app = "explicit"
+
+[app.mounted]
+command = ["/bin/m"]
+
+[app.hosted]
+command = ["/bin/h"]
+
+[app.unrouted]
+command = ["/bin/u"]
+
+[app.explicit]
+command = ["/bin/e"]
+health_path = "/healthz"
+
+[app.off]
+command = ["/bin/o"]
+health_path = ""
+)");
+  EXPECT_EQ(c.find_app("mounted")->health_path, "/g/");
+  EXPECT_EQ(c.find_app("hosted")->health_path, "/");  // a route without path matches "/"
+  EXPECT_EQ(c.find_app("unrouted")->health_path, "/");
+  EXPECT_EQ(c.find_app("explicit")->health_path, "/healthz");
+  EXPECT_EQ(c.find_app("off")->health_path, "");
+}
+
 TEST(Loader, ThreadsAuto) {
   Config c = load_ok(std::string("[proxy]\nthreads = \"auto\"\n") + kMinimal);
   EXPECT_EQ(c.proxy.threads, 0);
