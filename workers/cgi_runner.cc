@@ -194,6 +194,17 @@ Result<void> CgiRunner::check() const {
   return {};
 }
 
+void CgiRunner::log_miss(const cgi::RootResult& r, std::string_view path) noexcept {
+  // Once per file (or path) per minute: a repeated request does not flood the log.
+  if (!misses_.allow(r.path.empty() ? path : std::string_view(r.path))) return;
+  if (cgi::miss_is_server_side(r.miss)) {
+    CORRAL_LOG(Warn, tag_) << cgi::describe_miss(r, path) << "; answered 404 [" << path << "]";
+  } else {
+    CORRAL_LOG(Info, tag_) << cgi::describe_miss(r, path) << "; answered " << (r.miss == cgi::Miss::BadRequest ? 400 : 404)
+                           << " [" << path << "]";
+  }
+}
+
 void CgiRunner::handle(const Request& req, ResponseWriter& out) noexcept {
   // The proxy gives up after `timeout` and replaces the whole worker; finish first, so only
   // the program is killed and the answer is a clean 504.
@@ -220,7 +231,7 @@ void CgiRunner::run(const http1::RequestHead& head, std::string_view body, bool 
   if (!s_.root.empty()) {
     cgi::RootResult r = cgi::resolve_in_root(s_.root, prefix, rest, /*need_exec=*/true);
     if (!r.script) {
-      CORRAL_LOG(Debug, tag_) << "no script for " << head.target;
+      log_miss(r, parts.path);
       out.send_simple(r.miss == cgi::Miss::BadRequest ? 400 : 404,
                       r.miss == cgi::Miss::BadRequest ? "bad request\n" : "not found\n");
       return;

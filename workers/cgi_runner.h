@@ -8,6 +8,9 @@
 // CGI header block (common/cgi/response_head.h) and stream the body on. stderr is the
 // worker's own, which the supervisor logs line by line with the app name.
 //
+// A path with no script is answered 404 (400 when undecodable) and the reason logged, at
+// warn when the server's files are at fault (not executable, not a regular file, a symlink
+// out of root), else at info; once per file per minute (common/cgi/log_limiter.h).
 // Outcomes: no header block before exit → 502; past the timeout → the whole process group
 // is killed, 504 (or a truncated response when the head was already sent); "Location: /x"
 // without Status → the request is re-run as GET /x (at most kMaxLocalRedirects times).
@@ -17,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/cgi/log_limiter.h"
+#include "common/cgi/script_path.h"
 #include "workers/http_server.h"
 
 namespace corral::worker {
@@ -47,8 +52,11 @@ class CgiRunner final : public RequestHandler {
  private:
   void run(const http1::RequestHead& head, std::string_view body, bool has_body, ResponseWriter& out,
            int redirects_left, std::chrono::steady_clock::time_point deadline) noexcept;
+  // Logs why a path has no script (warn when the server's files are at fault), rate limited.
+  void log_miss(const cgi::RootResult& r, std::string_view path) noexcept;
   CgiSettings s_;
   std::string tag_;
+  cgi::LogLimiter misses_;
 };
 
 }  // namespace corral::worker

@@ -3,8 +3,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace corral::cgi {
 namespace {
@@ -85,7 +88,15 @@ bool has_unsafe_segment(std::string_view raw_path) {
 
 RootResult resolve_in_root(const std::string& root, std::string_view prefix, std::string_view rest, bool need_exec) {
   RootResult r;
-  if (rest.empty() || rest.front() != '/' || has_unsafe_segment(rest)) return r;
+  auto miss = [&r](Miss why, std::string path = {}, unsigned mode = 0, int err = 0) {
+    r.miss = why;
+    r.path = std::move(path);
+    r.mode = mode;
+    r.err = err;
+    return std::move(r);
+  };
+  if (rest.empty() || rest.front() != '/') return miss(Miss::Folder, root);  // the mount itself ("/cgi-bin")
+  if (has_unsafe_segment(rest)) return miss(Miss::Unsafe);
   std::string fs_path = root;
   std::string url_path(prefix);
   std::string decoded;
@@ -93,37 +104,77 @@ RootResult resolve_in_root(const std::string& root, std::string_view prefix, std
   while (pos <= rest.size()) {
     size_t slash = rest.find('/', pos);
     std::string_view seg = rest.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
-    if (seg.empty()) return r;  // "/dir/" (no index scripts)
+    if (seg.empty()) return miss(Miss::Folder, fs_path);  // "/dir/" (no index scripts)
     decoded.clear();
-    if (!percent_decode(seg, decoded) || decoded.front() == '.') return r;
+    if (!percent_decode(seg, decoded) || decoded.front() == '.') return miss(Miss::Unsafe);
     fs_path += '/';
     fs_path += decoded;
     url_path += '/';
     url_path += decoded;
     struct stat st;
-    if (::stat(fs_path.c_str(), &st) != 0) return r;
+    if (::stat(fs_path.c_str(), &st) != 0) {
+      int e = errno;
+      return miss(e == ENOENT || e == ENOTDIR ? Miss::NotFound : Miss::Unreadable, fs_path, 0, e);
+    }
     // Symlinks may point anywhere inside root, never outside it.
     std::string real = real_path(fs_path);
-    if (real.empty() || real.compare(0, root.size(), root) != 0 || (real.size() > root.size() && real[root.size()] != '/'))
-      return r;
+    if (real.empty()) return miss(Miss::Unreadable, fs_path, 0, errno);
+    if (real.compare(0, root.size(), root) != 0 || (real.size() > root.size() && real[root.size()] != '/'))
+      return miss(Miss::OutsideRoot, fs_path);
     if (S_ISDIR(st.st_mode)) {
-      if (slash == std::string_view::npos) return r;
+      if (slash == std::string_view::npos) return miss(Miss::Folder, fs_path);
       pos = slash + 1;
       continue;
     }
-    if (!S_ISREG(st.st_mode)) return r;
-    if (need_exec && ::access(real.c_str(), X_OK) != 0) return r;
+    if (!S_ISREG(st.st_mode)) return miss(Miss::NotRegular, fs_path, st.st_mode);
+    if (need_exec && ::access(real.c_str(), X_OK) != 0) return miss(Miss::NotExecutable, fs_path, st.st_mode, errno);
     Script s;
     s.filename = std::move(real);
     s.script_name = std::move(url_path);
-    if (slash != std::string_view::npos && !percent_decode(rest.substr(slash), s.path_info)) {
-      r.miss = Miss::BadRequest;
-      return r;
-    }
+    if (slash != std::string_view::npos && !percent_decode(rest.substr(slash), s.path_info))
+      return miss(Miss::BadRequest);
     r.script = std::move(s);
     return r;
   }
   return r;
+}
+
+std::string describe_miss(const RootResult& r, std::string_view request_path) {
+  auto octal = [](unsigned mode) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "%04o", mode & 07777);
+    return std::string(buf);
+  };
+  switch (r.miss) {
+    case Miss::NotFound: return "no script at " + r.path + " (" + std::strerror(r.err) + ")";
+    case Miss::BadRequest: return "undecodable path " + std::string(request_path);
+    case Miss::Unsafe: return "refused path " + std::string(request_path) + " (a '.', '..', hidden, empty or encoded '/' segment)";
+    case Miss::Folder: return r.path + " is a folder, not a script";
+    case Miss::OutsideRoot: return "script " + r.path + " resolves outside root (a symlink leads out)";
+    case Miss::NotRegular: {
+      const char* what = S_ISFIFO(r.mode) ? "a FIFO" : S_ISSOCK(r.mode) ? "a socket"
+                         : S_ISCHR(r.mode) ? "a character device" : S_ISBLK(r.mode) ? "a block device" : "special";
+      return "script " + r.path + " is not a regular file (" + what + ")";
+    }
+    case Miss::NotExecutable:
+      return "script " + r.path + " is not executable (mode " + octal(r.mode) + ")";
+    case Miss::Unreadable: return "cannot look at script " + r.path + ": " + std::strerror(r.err);
+  }
+  return "no script for " + std::string(request_path);
+}
+
+bool miss_is_server_side(Miss m) {
+  switch (m) {
+    case Miss::NotExecutable:
+    case Miss::NotRegular:
+    case Miss::OutsideRoot:
+    case Miss::Unreadable: return true;
+    case Miss::NotFound:
+    case Miss::BadRequest:
+    case Miss::Unsafe:
+    case Miss::Folder: return false;
+  }
+  return false;
 }
 
 std::optional<Script> fixed_script(const std::string& filename, std::string_view prefix, std::string_view rest) {

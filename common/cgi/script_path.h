@@ -39,19 +39,41 @@ struct Script {
   std::string path_info;    ///< decoded rest of the path (PATH_INFO); may be empty
 };
 
-/// Why a path has no script.
-enum class Miss { NotFound, BadRequest };
+/// Why a path has no script. BadRequest is answered 400, every other miss 404.
+enum class Miss {
+  NotFound,       ///< nothing at `path` (ENOENT, ENOTDIR)
+  BadRequest,     ///< the rest of the path (PATH_INFO) does not percent-decode
+  Unsafe,         ///< a ".", "..", hidden, empty or encoded-'/' segment: refused unlooked-at
+  Folder,         ///< `path` is a folder and the request names no script in it
+  OutsideRoot,    ///< `path` resolves (through a symlink) outside root
+  NotRegular,     ///< `path` is a device, FIFO or socket
+  NotExecutable,  ///< `path` lacks the execute permission a CGI program needs
+  Unreadable,     ///< stat or realpath on `path` failed otherwise (EACCES, ELOOP, ...): `err`
+};
 
 /// Root mode: walks `rest` (the raw path after the mount prefix) below `root` (absolute,
 /// symlinks already resolved). Each segment must be safe (see has_unsafe_segment; hidden
 /// names starting with '.' are refused too); directories are descended into; the first
 /// regular file is the script, and it must stay inside `root` after resolving symlinks and
-/// be executable when `need_exec`. Anything else → NotFound (nothing is run).
+/// be executable when `need_exec`. Anything else is a miss (nothing is run), with the
+/// reason and the file it is about, for the log (describe_miss).
 struct RootResult {
   std::optional<Script> script;
   Miss miss = Miss::NotFound;
+  std::string path;   ///< the file the miss is about; "" for Unsafe and BadRequest
+  unsigned mode = 0;  ///< st_mode of `path` (NotRegular, NotExecutable)
+  int err = 0;        ///< errno (NotFound, Unreadable)
 };
 RootResult resolve_in_root(const std::string& root, std::string_view prefix, std::string_view rest, bool need_exec);
+
+/// A log line's text for a miss (`r.script` empty), e.g. "script /srv/cgi-bin/x.sh is not
+/// executable (mode 0644)"; `request_path` names the request when no file is involved.
+std::string describe_miss(const RootResult& r, std::string_view request_path);
+
+/// True for the misses that point at the server's files or config (NotExecutable,
+/// NotRegular, OutsideRoot, Unreadable): worth a warning. The others (nothing there, a
+/// refused or undecodable path, a folder) are the client's doing: informational.
+bool miss_is_server_side(Miss m);
 
 /// Command mode: SCRIPT_NAME = prefix, PATH_INFO = decoded rest, filename as given.
 /// Returns nullopt (400) when `rest` does not decode.

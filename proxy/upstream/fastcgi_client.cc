@@ -10,6 +10,7 @@
 
 #include "common/base/log.h"
 #include "common/base/strings.h"
+#include "common/cgi/log_limiter.h"
 #include "common/cgi/meta_variables.h"
 #include "common/cgi/script_path.h"
 
@@ -88,6 +89,22 @@ class SharedIdleConns {
   std::vector<Entry> idle_;
 };
 
+// Why a path has no script, once per app and file (or path) per minute, every loop thread
+// together: warn when the server's files are at fault, else info.
+void log_miss(const ScriptApp& app, const cgi::RootResult& r, std::string_view path) {
+  static cgi::LogLimiter limiter;
+  std::string key = app.name;
+  key += ' ';
+  key += r.path.empty() ? path : std::string_view(r.path);
+  if (!limiter.allow(key)) return;
+  int status = r.miss == cgi::Miss::BadRequest ? 400 : 404;
+  if (cgi::miss_is_server_side(r.miss)) {
+    CORRAL_LOG(Warn, "app=" + app.name) << cgi::describe_miss(r, path) << "; answered " << status << " [" << path << "]";
+  } else {
+    CORRAL_LOG(Info, "app=" + app.name) << cgi::describe_miss(r, path) << "; answered " << status << " [" << path << "]";
+  }
+}
+
 // An idle connection the app closed (EOF) or wrote to out of turn is not reusable.
 bool still_idle(int fd) {
   char c;
@@ -123,7 +140,10 @@ int FastcgiClient::encode_request(const UpstreamRequest& req, std::string& wire,
     // Scripts are run by the application (php-cgi reads SCRIPT_FILENAME), not executed:
     // they need not be executable, but they must be regular files inside root.
     cgi::RootResult r = cgi::resolve_in_root(app.root, prefix, rest, /*need_exec=*/false);
-    if (!r.script) return r.miss == cgi::Miss::BadRequest ? 400 : 404;
+    if (!r.script) {
+      log_miss(app, r, parts.path);
+      return r.miss == cgi::Miss::BadRequest ? 400 : 404;
+    }
     script = std::move(r.script);
   } else {
     script = cgi::fixed_script(app.script_filename, prefix, rest);

@@ -3,7 +3,8 @@
 // Responder application listening on the worker slot's socket. For each request it
 //   1. parses the canonical HTTP/1.1 request head (UpstreamRequest::head) back with
 //      common/http1 and maps the path onto a script (common/cgi: `root` or one program);
-//      no script → 404 (400 for an undecodable path) without contacting the app;
+//      no script → 404 (400 for an undecodable path) without contacting the app, and the
+//      reason logged (common/cgi/script_path.h describe_miss; once per file per minute);
 //   2. sends BEGIN_REQUEST (RESPONDER, KEEP_CONN), PARAMS (the CGI meta-variables plus
 //      SCRIPT_FILENAME), STDIN (the buffered body, not copied; one writev-style send);
 //   3. reads STDOUT through the CGI response-head parser into on_upstream_head/body,

@@ -187,6 +187,24 @@ TEST_F(ProxyCgiTest, TraversalIs404AndRunsNothing) {
   EXPECT_TRUE(log_lines_with("hang.sh: hanging").empty()) << "a traversal ran a script";
 }
 
+TEST_F(ProxyCgiTest, A404SaysWhyInTheLogOncePerMinute) {
+  root_app();
+  ASSERT_NO_FATAL_FAILURE(start());
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(http_get(port(), "/cgi-bin/noexec.sh").status, 404);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(http_get(port(), "/cgi-bin/missing.sh").status, 404);
+  // A request to another path is logged even though noexec.sh's line is held back.
+  EXPECT_EQ(http_get(port(), "/cgi-bin/sub/").status, 404);
+  auto noexec = log_lines_with("noexec.sh is not executable (mode 0644)");
+  ASSERT_EQ(noexec.size(), 1u) << "two requests, one warning";
+  EXPECT_NE(noexec[0].find("warn corral-worker["), std::string::npos) << noexec[0];
+  EXPECT_NE(noexec[0].find("app=cgi"), std::string::npos) << noexec[0];
+  auto missing = log_lines_with("no script at " + kCgiDir + "/missing.sh");
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_NE(missing[0].find("info corral-worker["), std::string::npos)
+      << "a path with nothing there is the client's doing: " << missing[0];
+  EXPECT_EQ(log_lines_with(kCgiDir + "/sub is a folder").size(), 1u);
+}
+
 TEST_F(ProxyCgiTest, CompiledProgramAsOneCommand) {
   AppSpec& a = config_.app("c");
   a.kind = "cgi";

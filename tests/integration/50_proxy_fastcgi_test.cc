@@ -253,5 +253,15 @@ TEST_F(ProxyFastcgiTest, TraversalIs404AndReachesNothing) {
   }
 }
 
+TEST_F(ProxyFastcgiTest, A404SaysWhyInTheLogOncePerMinute) {
+  if (!have_php()) GTEST_SKIP() << "php-cgi is not installed";
+  php_app();
+  ASSERT_NO_FATAL_FAILURE(start());
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(http_get(port(), "/php/missing.php").status, 404);
+  auto lines = log_lines_with("no script at " + kPhpDir + "/missing.php");
+  ASSERT_EQ(lines.size(), 1u) << "two requests, one line";
+  EXPECT_NE(lines[0].find("app=php"), std::string::npos) << lines[0];
+}
+
 }  // namespace
 }  // namespace corral::itest

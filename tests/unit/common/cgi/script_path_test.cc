@@ -104,6 +104,40 @@ TEST_F(RootTest, NothingOutsideRootOrNotRunnable) {
   EXPECT_TRUE(resolve_in_root(root_, "", "/data.txt", false).script);
 }
 
+TEST_F(RootTest, AMissSaysWhyAndAboutWhichFile) {
+  struct Case {
+    const char* rest;
+    Miss miss;
+    std::string path;
+    const char* text;  // in describe_miss()
+    bool server_side;
+  };
+  ASSERT_EQ(::mkfifo((root_ + "/pipe.sh").c_str(), 0755), 0);
+  const Case cases[] = {
+      {"/data.txt", Miss::NotExecutable, root_ + "/data.txt", "is not executable (mode 0644)", true},
+      {"/escape.sh", Miss::OutsideRoot, root_ + "/escape.sh", "outside root", true},
+      {"/pipe.sh", Miss::NotRegular, root_ + "/pipe.sh", "not a regular file (a FIFO)", true},
+      {"/missing.sh", Miss::NotFound, root_ + "/missing.sh", "no script at", false},
+      {"/run.sh%00x", Miss::Unsafe, "", "refused path", false},
+      {"/../outside.sh", Miss::Unsafe, "", "refused path", false},
+      {"/.hidden", Miss::Unsafe, "", "refused path", false},
+      {"/sub", Miss::Folder, root_ + "/sub", "is a folder", false},
+      {"/sub/", Miss::Folder, root_ + "/sub", "is a folder", false},
+  };
+  for (const Case& c : cases) {
+    auto r = resolve_in_root(root_, "/cgi-bin", c.rest, true);
+    ASSERT_FALSE(r.script) << c.rest;
+    EXPECT_EQ(r.miss, c.miss) << c.rest;
+    EXPECT_EQ(r.path, c.path) << c.rest;
+    std::string text = describe_miss(r, std::string("/cgi-bin") + c.rest);
+    EXPECT_NE(text.find(c.text), std::string::npos) << c.rest << ": " << text;
+    if (!c.path.empty()) {
+      EXPECT_NE(text.find(c.path), std::string::npos) << c.rest << ": " << text;
+    }
+    EXPECT_EQ(miss_is_server_side(r.miss), c.server_side) << c.rest;
+  }
+}
+
 TEST(ScriptPath, FixedScript) {
   auto s = fixed_script("/opt/prog", "/app", "/a%2Fb");
   ASSERT_TRUE(s);
