@@ -85,6 +85,7 @@ struct App {
   std::vector<std::string> command;  ///< argv; command[0] resolved against the config's folder
   std::string root;             ///< cgi/fastcgi: folder of scripts (absolute); "" = one program
   std::string script_filename;  ///< fastcgi/cgi: SCRIPT_FILENAME of every request (absolute); "" = unset
+  std::string index = "index.php";  ///< cgi/fastcgi with root: the script a folder path runs; "" = none
   std::string module;                    ///< wsgi: "package.module:callable" (gunicorn's APP_MODULE)
   std::vector<std::string> python_path;  ///< wsgi: folders put first on sys.path (absolute)
   std::string virtualenv;                ///< wsgi: the virtualenv's folder (absolute); "" = none

@@ -318,6 +318,15 @@ P app_script_filename(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P app_index(const Value& v, Target& t) {
+  const std::string& n = v.text;
+  if (n.find('/') != std::string::npos || (!n.empty() && n.front() == '.') || n.find('\0') != std::string::npos)
+    return problem("index must be a file name in the folder, not a path or a hidden name",
+                   "for example index = \"index.php\" (or \"\" for none)");
+  t.app->index = n;
+  return std::nullopt;
+}
+
 P app_module(const Value& v, Target& t) {
   // gunicorn's APP_MODULE: "pkg.mod:callable", "pkg.mod" (callable "application") or
   // "pkg.mod:factory()" (called once, no arguments).
@@ -527,6 +536,8 @@ constexpr KeySpec kSchema[] = {
    "cgi/fastcgi: folder of scripts (relative = to the config file's folder); /PREFIX/foo/x runs ROOT/foo with PATH_INFO /x (instead of command for cgi)", app_root},
   {S::App, "script_filename", T::String, "", false, "\"/srv/app/index.php\"",
    "cgi/fastcgi: SCRIPT_FILENAME sent with every request (e.g. the one PHP front controller; relative = to the config file's folder)", app_script_filename},
+  {S::App, "index", T::String, "\"index.php\"", false, "\"index.php\"",
+   "cgi/fastcgi with root: the script a folder path runs (/PREFIX/ or /PREFIX/sub/ runs ROOT/sub/index.php), as nginx's fastcgi_index; \"\" = none (404)", app_index},
   {S::App, "module", T::String, "", false, "\"myproject.wsgi:app\"",
    "wsgi: the WSGI callable as \"module:callable\" (gunicorn's syntax; \"module:factory()\" calls a factory)", app_module},
   {S::App, "python_path", T::StringArray, "", false, "[\"/srv/site\"]",

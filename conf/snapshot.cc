@@ -157,6 +157,7 @@ std::string to_snapshot(const Config& c) {
         {"cwd", a.cwd},
         {"root", a.root},
         {"script_filename", a.script_filename},
+        {"index", a.index},
         {"module", a.module},
         {"python_path", a.python_path},
         {"virtualenv", a.virtualenv},
@@ -290,6 +291,7 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.str("cwd", a.cwd);
       r.str("root", a.root);
       r.str("script_filename", a.script_filename);
+      r.str("index", a.index);
       r.str("module", a.module);
       if (auto* pp = r.array("python_path")) {
         for (auto& dir : *pp) {

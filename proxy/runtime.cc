@@ -18,6 +18,7 @@ std::shared_ptr<const ScriptApp> make_script_app(const conf::App& app) {
     s->root = ::realpath(app.root.c_str(), buf) ? std::string(buf) : app.root;
   }
   s->script_filename = app.script_filename;
+  s->index = app.index;
   s->document_root = !s->root.empty() ? s->root : app.cwd;
   s->server_software = std::string("corral/") + CORRAL_VERSION;
   s->env = app.env;

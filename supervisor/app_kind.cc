@@ -25,6 +25,7 @@ workers::LaunchSpec worker_launch_spec(const conf::App& app, int slot, const std
     o.concurrency = app.concurrency;
     o.timeout_ms = app.timeout.count();
     o.root = app.root;
+    o.index = app.index;
     o.script_filename = app.script_filename;
     o.command = app.command;
     spec.argv = worker::to_args(o);

@@ -229,7 +229,7 @@ void CgiRunner::run(const http1::RequestHead& head, std::string_view body, bool 
   std::optional<cgi::Script> script;
   std::string document_root;
   if (!s_.root.empty()) {
-    cgi::RootResult r = cgi::resolve_in_root(s_.root, prefix, rest, /*need_exec=*/true);
+    cgi::RootResult r = cgi::resolve_in_root(s_.root, prefix, rest, /*need_exec=*/true, s_.index);
     if (!r.script) {
       log_miss(r, parts.path);
       out.send_simple(r.miss == cgi::Miss::BadRequest ? 400 : 404,

@@ -30,6 +30,7 @@ struct CgiSettings {
   std::string app;                      ///< for log lines
   std::vector<std::string> command;     ///< command mode: argv (argv[0] absolute); empty in root mode
   std::string root;                     ///< root mode: folder of scripts (absolute, symlinks resolved)
+  std::string index;                    ///< root mode: the script a folder path runs ("" = none: 404)
   /// Route path prefixes (SCRIPT_NAME base) used when a request has no X-Forwarded-Prefix.
   std::vector<std::string> mounts;
   std::string script_filename;          ///< command mode: SCRIPT_FILENAME (default: command[0])

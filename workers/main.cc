@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
     char buf[PATH_MAX];
     s.root = ::realpath(opts->root.c_str(), buf) ? std::string(buf) : opts->root;
   }
+  s.index = opts->index;
   s.mounts = opts->mounts;
   s.script_filename = opts->script_filename;
   s.timeout = std::chrono::milliseconds(opts->timeout_ms);

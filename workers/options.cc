@@ -44,6 +44,10 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
     } else if (a == "--root") {
       o.root = v;
       have_root = true;
+    } else if (a == "--index") {
+      if (v.find('/') != std::string::npos || (!v.empty() && v.front() == '.'))
+        return fail(Errc::InvalidInput, "--index " + v + ": expected a file name");
+      o.index = v;
     } else if (a == "--mount") {
       o.mounts.push_back(v);
     } else if (a == "--script-filename") {
@@ -87,6 +91,7 @@ std::vector<std::string> to_args(const Options& o) {
                                 "--concurrency", std::to_string(o.concurrency), "--timeout-ms",
                                 std::to_string(o.timeout_ms)};
   if (!o.root.empty()) a.insert(a.end(), {"--root", o.root});
+  if (!o.root.empty() && !o.index.empty()) a.insert(a.end(), {"--index", o.index});
   for (auto& m : o.mounts) a.insert(a.end(), {"--mount", m});
   if (!o.script_filename.empty()) a.insert(a.end(), {"--script-filename", o.script_filename});
   if (!o.module.empty()) {

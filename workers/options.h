@@ -2,7 +2,8 @@
 // corral-worker's command line, as the supervisor writes it (workers do not read the config
 // file; DESIGN.md):
 //   corral-worker --app NAME --slot N --kind cgi --concurrency N --timeout-ms MS
-//                 [--root DIR] [--mount /prefix]... [--script-filename F] [-- PROGRAM ARGS...]
+//                 [--root DIR [--index FILE]] [--mount /prefix]... [--script-filename F]
+//                 [-- PROGRAM ARGS...]
 //   corral-worker --app NAME --slot N --kind wsgi --concurrency N --timeout-ms MS
 //                 --module MOD:CALLABLE [--python-path DIR]... [--virtualenv DIR]
 //                 [--worker-class sync|gthread|gevent]
@@ -21,6 +22,7 @@ struct Options {
   int concurrency = 1;
   long long timeout_ms = 30'000;
   std::string root;
+  std::string index;  ///< root mode: the script a folder path runs ("" = none)
   std::vector<std::string> mounts;
   std::string script_filename;
   std::vector<std::string> command;

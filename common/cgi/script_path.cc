@@ -86,7 +86,8 @@ bool has_unsafe_segment(std::string_view raw_path) {
   return false;
 }
 
-RootResult resolve_in_root(const std::string& root, std::string_view prefix, std::string_view rest, bool need_exec) {
+RootResult resolve_in_root(const std::string& root, std::string_view prefix, std::string_view rest, bool need_exec,
+                           std::string_view index) {
   RootResult r;
   auto miss = [&r](Miss why, std::string path = {}, unsigned mode = 0, int err = 0) {
     r.miss = why;
@@ -101,12 +102,20 @@ RootResult resolve_in_root(const std::string& root, std::string_view prefix, std
   std::string url_path(prefix);
   std::string decoded;
   size_t pos = 1;
+  bool at_index = false;  // looking at the folder's index script
   while (pos <= rest.size()) {
     size_t slash = rest.find('/', pos);
     std::string_view seg = rest.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
-    if (seg.empty()) return miss(Miss::Folder, fs_path);  // "/dir/" (no index scripts)
-    decoded.clear();
-    if (!percent_decode(seg, decoded) || decoded.front() == '.') return miss(Miss::Unsafe);
+    if (seg.empty()) {
+      // A folder path ("/", "/dir/"; has_unsafe_segment leaves no empty segment elsewhere):
+      // its index script, as nginx's fastcgi_index, when there is one.
+      if (index.empty()) return miss(Miss::Folder, fs_path);
+      decoded.assign(index);
+      at_index = true;
+    } else {
+      decoded.clear();
+      if (!percent_decode(seg, decoded) || decoded.front() == '.') return miss(Miss::Unsafe);
+    }
     fs_path += '/';
     fs_path += decoded;
     url_path += '/';
@@ -121,17 +130,17 @@ RootResult resolve_in_root(const std::string& root, std::string_view prefix, std
     if (real.empty()) return miss(Miss::Unreadable, fs_path, 0, errno);
     if (real.compare(0, root.size(), root) != 0 || (real.size() > root.size() && real[root.size()] != '/'))
       return miss(Miss::OutsideRoot, fs_path);
-    if (S_ISDIR(st.st_mode)) {
+    if (S_ISDIR(st.st_mode) && !at_index) {
       if (slash == std::string_view::npos) return miss(Miss::Folder, fs_path);
       pos = slash + 1;
       continue;
     }
-    if (!S_ISREG(st.st_mode)) return miss(Miss::NotRegular, fs_path, st.st_mode);
+    if (!S_ISREG(st.st_mode)) return miss(S_ISDIR(st.st_mode) ? Miss::Folder : Miss::NotRegular, fs_path, st.st_mode);
     if (need_exec && ::access(real.c_str(), X_OK) != 0) return miss(Miss::NotExecutable, fs_path, st.st_mode, errno);
     Script s;
     s.filename = std::move(real);
     s.script_name = std::move(url_path);
-    if (slash != std::string_view::npos && !percent_decode(rest.substr(slash), s.path_info))
+    if (!at_index && slash != std::string_view::npos && !percent_decode(rest.substr(slash), s.path_info))
       return miss(Miss::BadRequest);
     r.script = std::move(s);
     return r;

@@ -55,8 +55,11 @@ enum class Miss {
 /// symlinks already resolved). Each segment must be safe (see has_unsafe_segment; hidden
 /// names starting with '.' are refused too); directories are descended into; the first
 /// regular file is the script, and it must stay inside `root` after resolving symlinks and
-/// be executable when `need_exec`. Anything else is a miss (nothing is run), with the
-/// reason and the file it is about, for the log (describe_miss).
+/// be executable when `need_exec`. A folder path ("/", "/sub/") runs the folder's `index`
+/// file (a plain file name, e.g. "index.php"; SCRIPT_NAME ends in it, no PATH_INFO) under
+/// the same rules; with `index` empty, or a folder named without its trailing '/', it is a
+/// miss. Anything else is a miss (nothing is run), with the reason and the file it is
+/// about, for the log (describe_miss).
 struct RootResult {
   std::optional<Script> script;
   Miss miss = Miss::NotFound;
@@ -64,7 +67,8 @@ struct RootResult {
   unsigned mode = 0;  ///< st_mode of `path` (NotRegular, NotExecutable)
   int err = 0;        ///< errno (NotFound, Unreadable)
 };
-RootResult resolve_in_root(const std::string& root, std::string_view prefix, std::string_view rest, bool need_exec);
+RootResult resolve_in_root(const std::string& root, std::string_view prefix, std::string_view rest, bool need_exec,
+                           std::string_view index = {});
 
 /// A log line's text for a miss (`r.script` empty), e.g. "script /srv/cgi-bin/x.sh is not
 /// executable (mode 0644)"; `request_path` names the request when no file is involved.

@@ -139,7 +139,7 @@ int FastcgiClient::encode_request(const UpstreamRequest& req, std::string& wire,
   if (!app.root.empty()) {
     // Scripts are run by the application (php-cgi reads SCRIPT_FILENAME), not executed:
     // they need not be executable, but they must be regular files inside root.
-    cgi::RootResult r = cgi::resolve_in_root(app.root, prefix, rest, /*need_exec=*/false);
+    cgi::RootResult r = cgi::resolve_in_root(app.root, prefix, rest, /*need_exec=*/false, app.index);
     if (!r.script) {
       log_miss(app, r, parts.path);
       return r.miss == cgi::Miss::BadRequest ? 400 : 404;

@@ -2,7 +2,8 @@
 // The FastCGI UpstreamClient (kind = "fastcgi"): the proxy is the FastCGI client of a
 // Responder application listening on the worker slot's socket. For each request it
 //   1. parses the canonical HTTP/1.1 request head (UpstreamRequest::head) back with
-//      common/http1 and maps the path onto a script (common/cgi: `root` or one program);
+//      common/http1 and maps the path onto a script (common/cgi: `root`, where a folder
+//      path runs its `index` file, or one program);
 //      no script → 404 (400 for an undecodable path) without contacting the app, and the
 //      reason logged (common/cgi/script_path.h describe_miss; once per file per minute);
 //   2. sends BEGIN_REQUEST (RESPONDER, KEEP_CONN), PARAMS (the CGI meta-variables plus

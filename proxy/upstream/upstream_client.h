@@ -45,6 +45,7 @@ struct ScriptApp {
   std::string name;             ///< the app's name, for log lines ("app=NAME")
   std::string root;             ///< folder of scripts (absolute, symlinks resolved); "" = one program
   std::string script_filename;  ///< SCRIPT_FILENAME in one-program mode ("" = not sent)
+  std::string index;            ///< root mode: the script a folder path runs ("" = none: 404)
   std::string document_root;    ///< DOCUMENT_ROOT and the base of PATH_TRANSLATED: root, else the app's cwd
   std::string server_software;  ///< SERVER_SOFTWARE ("corral/VERSION")
   std::vector<std::pair<std::string, std::string>> env;  ///< the app's env, added to the meta-variables

@@ -193,7 +193,7 @@ TEST_F(ProxyCgiTest, A404SaysWhyInTheLogOncePerMinute) {
   for (int i = 0; i < 2; ++i) EXPECT_EQ(http_get(port(), "/cgi-bin/noexec.sh").status, 404);
   for (int i = 0; i < 2; ++i) EXPECT_EQ(http_get(port(), "/cgi-bin/missing.sh").status, 404);
   // A request to another path is logged even though noexec.sh's line is held back.
-  EXPECT_EQ(http_get(port(), "/cgi-bin/sub/").status, 404);
+  EXPECT_EQ(http_get(port(), "/cgi-bin/sub").status, 404);
   auto noexec = log_lines_with("noexec.sh is not executable (mode 0644)");
   ASSERT_EQ(noexec.size(), 1u) << "two requests, one warning";
   EXPECT_NE(noexec[0].find("warn corral-worker["), std::string::npos) << noexec[0];
@@ -203,6 +203,17 @@ TEST_F(ProxyCgiTest, A404SaysWhyInTheLogOncePerMinute) {
   EXPECT_NE(missing[0].find("info corral-worker["), std::string::npos)
       << "a path with nothing there is the client's doing: " << missing[0];
   EXPECT_EQ(log_lines_with(kCgiDir + "/sub is a folder").size(), 1u);
+}
+
+TEST_F(ProxyCgiTest, AFolderPathRunsItsIndex) {
+  root_app().set("index", quote("env.sh"));
+  ASSERT_NO_FATAL_FAILURE(start());
+  HttpResponse r = http_get(port(), "/cgi-bin/?a=1");
+  ASSERT_EQ(r.status, 200) << r.error << r.body;
+  std::string env = "\n" + r.body;
+  EXPECT_EQ(line_of(env, "SCRIPT_NAME"), "/cgi-bin/env.sh");
+  EXPECT_EQ(line_of(env, "QUERY_STRING"), "a=1");
+  EXPECT_EQ(http_get(port(), "/cgi-bin/sub/").status, 404);  // sub/ has no env.sh
 }
 
 TEST_F(ProxyCgiTest, CompiledProgramAsOneCommand) {

@@ -253,6 +253,28 @@ TEST_F(ProxyFastcgiTest, TraversalIs404AndReachesNothing) {
   }
 }
 
+TEST_F(ProxyFastcgiTest, PhpFolderPathRunsItsIndex) {
+  if (!have_php()) GTEST_SKIP() << "php-cgi is not installed";
+  php_app().workers(1);  // index left at its default, "index.php"
+  // The same scripts with index = "": a folder path is a 404.
+  AppSpec& plain = config_.app("plain");
+  plain.kind = "fastcgi";
+  plain.command = {"/usr/bin/php-cgi"};
+  plain.set("root", quote(kPhpDir)).set("index", quote("")).workers(1);
+  plain.env["PHP_FCGI_CHILDREN"] = "0";
+  config_.route("plain", "/plain");
+  ASSERT_NO_FATAL_FAILURE(start());
+  HttpResponse r = http_get(port(), "/php/?name=index");
+  EXPECT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_NE(r.body.find("hello index"), std::string::npos) << r.body;
+  r = http_get(port(), "/php/sub/");
+  EXPECT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_NE(r.body.find("sub index\nscript_name=/php/sub/index.php\npath_info=<unset>"), std::string::npos) << r.body;
+  EXPECT_EQ(http_get(port(), "/php/sub").status, 404) << "a folder without its '/'";
+  EXPECT_EQ(http_get(port(), "/plain/sub/").status, 404) << "index = \"\": no index script";
+  EXPECT_EQ(http_get(port(), "/plain/sub/index.php").status, 200);
+}
+
 TEST_F(ProxyFastcgiTest, A404SaysWhyInTheLogOncePerMinute) {
   if (!have_php()) GTEST_SKIP() << "php-cgi is not installed";
   php_app();

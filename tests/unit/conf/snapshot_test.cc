@@ -77,6 +77,7 @@ Config full_config() {
   cgi.name = "cgi";
   cgi.kind = AppKind::Cgi;
   cgi.root = "/usr/lib/cgi-bin";
+  cgi.index = "index.cgi";
   c.apps.push_back(cgi);
   App php;
   php.name = "php";

@@ -233,5 +233,32 @@ TEST(WorkerOptions, RoundTrip) {
   EXPECT_FALSE(parse_options({"w", "--bogus", "1", "--root", "/x"}).has_value());
 }
 
+TEST(WorkerOptions, IndexRoundTripsWithRoot) {
+  Options o;
+  o.root = "/srv/cgi-bin";
+  o.index = "index.cgi";
+  auto back = parse_options(to_args(o));
+  ASSERT_TRUE(back.has_value()) << back.error().message();
+  EXPECT_EQ(back->root, "/srv/cgi-bin");
+  EXPECT_EQ(back->index, "index.cgi");
+  EXPECT_FALSE(parse_options({"w", "--root", "/x", "--index", "../x"}).has_value());
+  EXPECT_FALSE(parse_options({"w", "--root", "/x", "--index", ".hidden"}).has_value());
+}
+
+TEST_F(WorkerTest, AFolderPathRunsTheIndexScript) {
+  CgiSettings s = root_settings();
+  s.index = "env.sh";
+  ASSERT_NO_FATAL_FAILURE(start(std::move(s)));
+  Client c(path_);
+  c.send("GET /cgi-bin/?q=1 HTTP/1.1\r\nHost: x\r\nX-Forwarded-Prefix: /cgi-bin\r\n\r\n");
+  std::string r = c.response();
+  EXPECT_NE(r.find("HTTP/1.1 200 OK"), std::string::npos) << r;
+  EXPECT_NE(r.find("SCRIPT_NAME=/cgi-bin/env.sh\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("QUERY_STRING=q=1\n"), std::string::npos) << r;
+  c.send("GET /cgi-bin/sub/ HTTP/1.1\r\nHost: x\r\nX-Forwarded-Prefix: /cgi-bin\r\n\r\n");
+  r = c.response();
+  EXPECT_NE(r.find("HTTP/1.1 404"), std::string::npos) << "sub/ has no env.sh: " << r;
+}
+
 }  // namespace
 }  // namespace corral::worker

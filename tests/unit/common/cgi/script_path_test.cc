@@ -104,6 +104,43 @@ TEST_F(RootTest, NothingOutsideRootOrNotRunnable) {
   EXPECT_TRUE(resolve_in_root(root_, "", "/data.txt", false).script);
 }
 
+TEST_F(RootTest, AFolderPathRunsItsIndex) {
+  write(root_ + "/index.php", 0644);
+  write(root_ + "/sub/index.php", 0644);
+  ASSERT_EQ(::mkdir((root_ + "/sub/dir.php").c_str(), 0755), 0);
+  auto r = resolve_in_root(root_, "/php", "/", false, "index.php");
+  ASSERT_TRUE(r.script);
+  EXPECT_EQ(r.script->filename, root_ + "/index.php");
+  EXPECT_EQ(r.script->script_name, "/php/index.php");
+  EXPECT_EQ(r.script->path_info, "");
+  r = resolve_in_root(root_, "/php", "/sub/", false, "index.php");
+  ASSERT_TRUE(r.script);
+  EXPECT_EQ(r.script->filename, root_ + "/sub/index.php");
+  EXPECT_EQ(r.script->script_name, "/php/sub/index.php");
+  EXPECT_EQ(r.script->path_info, "");
+  // A folder named without its '/', or without an index: no script, and the log says why.
+  r = resolve_in_root(root_, "/php", "/sub", false, "index.php");
+  EXPECT_FALSE(r.script);
+  EXPECT_EQ(r.miss, Miss::Folder);
+  r = resolve_in_root(root_, "/php", "/sub/", false, "");
+  EXPECT_FALSE(r.script);
+  EXPECT_EQ(r.miss, Miss::Folder);
+  r = resolve_in_root(root_, "/php", "/sub/", false, "default.php");
+  EXPECT_FALSE(r.script);
+  EXPECT_EQ(r.miss, Miss::NotFound);
+  EXPECT_EQ(r.path, root_ + "/sub/default.php");
+  r = resolve_in_root(root_, "/php", "/sub/", false, "dir.php");  // an index that is a folder
+  EXPECT_FALSE(r.script);
+  EXPECT_EQ(r.miss, Miss::Folder);
+  // CGI: the index must be executable like any script.
+  r = resolve_in_root(root_, "/cgi-bin", "/", true, "index.php");
+  EXPECT_FALSE(r.script);
+  EXPECT_EQ(r.miss, Miss::NotExecutable);
+  r = resolve_in_root(root_, "/cgi-bin", "/", true, "run.sh");
+  ASSERT_TRUE(r.script);
+  EXPECT_EQ(r.script->script_name, "/cgi-bin/run.sh");
+}
+
 TEST_F(RootTest, AMissSaysWhyAndAboutWhichFile) {
   struct Case {
     const char* rest;
