@@ -173,7 +173,7 @@ class Loader {
     dir_ = abs.lexically_normal().parent_path();
   }
 
-  Config load(const toml::table& root) {
+  Config load(const toml::table& root, const HostCheck& host_check) {
     Config c;
     c.file = file_;
     for (auto&& [k, node] : root) {
@@ -217,6 +217,9 @@ class Loader {
       }
     }
     cross_check(c);
+    if (host_check) {
+      for (auto& p : host_check(c)) error(p.key, position_or_table(p.key), p.message, p.hint);
+    }
     return c;
   }
 
@@ -349,6 +352,17 @@ class Loader {
   Position position(const std::string& key_path) const {
     auto it = positions_.find(key_path);
     return it == positions_.end() ? Position{} : it->second;
+  }
+
+  /// The key's position, else that of the nearest enclosing table written in the file
+  /// ("app.shop.cwd" left to its default → the [app.shop] line).
+  Position position_or_table(std::string key_path) const {
+    for (;;) {
+      if (auto it = positions_.find(key_path); it != positions_.end()) return it->second;
+      size_t dot = key_path.rfind('.');
+      if (dot == std::string::npos) return {};
+      key_path.resize(dot);
+    }
   }
 
   std::string resolve(const std::string& p) const {
@@ -518,7 +532,8 @@ class Loader {
 
 }  // namespace
 
-tl::expected<Config, Diagnostics> load_string(std::string_view text, const std::string& file) {
+tl::expected<Config, Diagnostics> load_string(std::string_view text, const std::string& file,
+                                              const HostCheck& host_check) {
   Diagnostics diags;
   toml::parse_result parsed = toml::parse(text, file);
   if (!parsed) {
@@ -528,7 +543,7 @@ tl::expected<Config, Diagnostics> load_string(std::string_view text, const std::
     return tl::unexpected(std::move(diags));
   }
   Loader loader(file, diags);
-  Config c = loader.load(parsed.table());
+  Config c = loader.load(parsed.table(), host_check);
   if (!diags.empty()) {
     diags.sort_by_position();
     return tl::unexpected(std::move(diags));
@@ -536,7 +551,7 @@ tl::expected<Config, Diagnostics> load_string(std::string_view text, const std::
   return c;
 }
 
-tl::expected<Config, Diagnostics> load_file(const std::string& path) {
+tl::expected<Config, Diagnostics> load_file(const std::string& path, const HostCheck& host_check) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int err = errno;
@@ -546,7 +561,7 @@ tl::expected<Config, Diagnostics> load_file(const std::string& path) {
   }
   std::ostringstream os;
   os << in.rdbuf();
-  return load_string(os.str(), path);
+  return load_string(os.str(), path, host_check);
 }
 
 }  // namespace corral::conf

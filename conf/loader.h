@@ -1,7 +1,9 @@
 #pragma once
 // TOML (toml++) → validated Config. Never throws; never partially applies.
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <tl/expected.hpp>
 
@@ -10,13 +12,29 @@
 
 namespace corral::conf {
 
+/// A problem found on the machine rather than in the text (a program or folder that is not
+/// there), named by the dotted key it comes from: "app.shop.command".
+struct KeyProblem {
+  std::string key;
+  std::string message;
+  std::string hint;  ///< may be empty
+};
+
+/// Checks a config against the machine it is meant to run on. The loader calls it with the
+/// loaded config (even one with other errors, so that all are reported at once) and reports
+/// each problem at the line of its key, or of the key's table when the key is not written.
+using HostCheck = std::function<std::vector<KeyProblem>(const Config&)>;
+
 /// Reads and validates a config file. Every path in it (runtime_dir, access_log, TLS
 /// cert/key, command[0] when it contains a '/', cwd, root, script_filename, python_path,
 /// virtualenv) is made absolute: a relative one is relative to the file's folder. "auto"
 /// worker counts are resolved with usable_cores() (cores.h).
-[[nodiscard]] tl::expected<Config, Diagnostics> load_file(const std::string& path);
+/// `host_check` (may be empty) adds problems of the machine; without it only the TLS files
+/// are read. The supervisor passes its own (supervisor/check.h, load_config()).
+[[nodiscard]] tl::expected<Config, Diagnostics> load_file(const std::string& path, const HostCheck& host_check = {});
 
 /// Same, from a string; `file` is used in messages and for resolving relative paths.
-[[nodiscard]] tl::expected<Config, Diagnostics> load_string(std::string_view toml, const std::string& file);
+[[nodiscard]] tl::expected<Config, Diagnostics> load_string(std::string_view toml, const std::string& file,
+                                                            const HostCheck& host_check = {});
 
 }  // namespace corral::conf

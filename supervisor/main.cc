@@ -10,7 +10,6 @@
 #include "common/base/crash.h"
 #include "common/base/log.h"
 #include "common/ev/loop.h"
-#include "conf/loader.h"
 #include "supervisor/arbiter.h"
 #include "supervisor/check.h"
 #include "workers/launcher.h"
@@ -51,7 +50,8 @@ int main(int argc, char** argv) {
 
   log::set_program("corral-supervisor");
   crash::install();
-  auto cfg = conf::load_file(config_path);
+  // The file and the machine: nothing starts when a worker's program or folder is missing.
+  auto cfg = supervisor::load_config(config_path);
   if (!cfg) {
     for (auto& d : cfg.error().items) std::fprintf(stderr, "%s\n", d.to_string().c_str());
     return 1;

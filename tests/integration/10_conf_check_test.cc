@@ -2,7 +2,9 @@
 // "file:line:col: key: message" naming the offending line; nothing starts on a bad config.
 #include <gtest/gtest.h>
 
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -132,6 +134,86 @@ TEST_F(ConfCheckTest, ReadinessProbeAsksWhereTheAppIsMounted) {
   // Ready means probed, and nothing else has sent the worker a request yet.
   EXPECT_FALSE(app_lines_with("GET /g/").empty()) << "the probe did not ask /g/";
   for (auto& l : log_lines_with("testapp pid=")) EXPECT_FALSE(l.ends_with(" GET /")) << "probed at /: " << l;
+}
+
+// A worker's program must exist: at run time a missing one means back-off forever and 503s.
+TEST_F(ConfCheckTest, MissingCommandIsAnError) {
+  config_.app("demo").command = {"/usr/bin/does-not-exist", "--port", "{socket}"};
+  std::string toml = config_.render();
+  expect_diagnostic(check(toml), line_of(toml, "does-not-exist"),
+                    "app.demo.command: /usr/bin/does-not-exist does not exist");
+  // corralctl check says the same.
+  ProcessResult r = run_process({bin_path("corralctl"), "check", rt_.file("check.toml")}, 10s);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("app.demo.command: /usr/bin/does-not-exist does not exist"), std::string::npos) << r.err;
+}
+
+TEST_F(ConfCheckTest, CommandWithoutSlashIsLookedUpInTheWorkersPath) {
+  config_.app("demo").command = {"corral-no-such-program"};
+  std::string toml = config_.render();
+  expect_diagnostic(check(toml), line_of(toml, "corral-no-such-program"),
+                    "app.demo.command: 'corral-no-such-program' is not found in PATH (/usr/local/bin:/usr/bin:/bin)");
+  // The worker's PATH is the app's env PATH when it sets one, not the supervisor's.
+  ASSERT_EQ(::mkdir(rt_.file("bin").c_str(), 0755), 0);
+  rt_.write_file("bin/corral-no-such-program", "#!/bin/sh\nexit 0\n");
+  ASSERT_EQ(::chmod(rt_.file("bin/corral-no-such-program").c_str(), 0755), 0);
+  config_.app("demo").env["PATH"] = rt_.file("bin");
+  ProcessResult r = check(config_.render());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(ConfCheckTest, ProgramThatCannotRunIsAnError) {
+  rt_.write_file("plain.sh", "#!/bin/sh\n");  // written 0644
+  config_.app("demo").command = {"./plain.sh"};
+  config_.app("demo").set("cwd", quote("no-such-folder"));
+  std::string toml = config_.render();
+  ProcessResult r = check(toml);
+  expect_diagnostic(r, line_of(toml, "./plain.sh"), "app.demo.command: " + rt_.file("plain.sh") + " is not executable");
+  expect_diagnostic(r, line_of(toml, "no-such-folder"), "app.demo.cwd: " + rt_.file("no-such-folder") + " does not exist");
+}
+
+TEST_F(ConfCheckTest, CgiRootMustBeAFolder) {
+  AppSpec& a = config_.app("scripts");
+  a.kind = "cgi";
+  a.command.clear();
+  a.set("root", quote("cgi-bin"));
+  std::string toml = config_.render();
+  expect_diagnostic(check(toml), line_of(toml, "cgi-bin"), "app.scripts.root: " + rt_.file("cgi-bin") + " does not exist");
+  ASSERT_EQ(::mkdir(rt_.file("cgi-bin").c_str(), 0755), 0);
+  ProcessResult r = check(toml);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// Run as root, workers of an app with `user` are that user: the check asks as that user.
+TEST_F(ConfCheckTest, ProgramIsCheckedAsTheAppsUser) {
+  if (::geteuid() != 0 || !::getpwnam("nobody")) GTEST_SKIP() << "needs root and a user 'nobody'";
+  ASSERT_EQ(::chmod(rt_.path().c_str(), 0711), 0);  // nobody may enter it (cwd), not list it
+  ASSERT_EQ(::mkdir(rt_.file("private").c_str(), 0700), 0);
+  rt_.write_file("private/server", "#!/bin/sh\n");
+  ASSERT_EQ(::chmod(rt_.file("private/server").c_str(), 0755), 0);
+  config_.app("demo").command = {rt_.file("private/server")};
+  std::string toml = config_.render();
+  ProcessResult ok = check(toml);
+  EXPECT_EQ(ok.exit_code, 0) << "root can run it: " << ok.err;
+  config_.app("demo").set("user", quote("nobody"));
+  toml = config_.render();
+  ProcessResult r = check(toml);
+  expect_diagnostic(r, line_of(toml, "private/server"),
+                    "app.demo.command: " + rt_.file("private/server") + " cannot be reached by user 'nobody'");
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  config_.app("demo").set("user", quote("corral-no-such-user"));
+  toml = config_.render();
+  expect_diagnostic(check(toml), line_of(toml, "corral-no-such-user"), "app.demo.user: unknown user 'corral-no-such-user'");
+}
+
+TEST_F(ConfCheckTest, SupervisorRefusesToStartWithAMissingCommand) {
+  config_.app("demo").command = {"/usr/bin/does-not-exist"};
+  std::string path = rt_.write_file("bad.toml", config_.render());
+  ProcessResult r = run_process({bin_path("corral-supervisor"), "-c", path}, 10s);
+  EXPECT_FALSE(r.timed_out) << "the supervisor kept running (and retrying) with a missing program";
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("app.demo.command: /usr/bin/does-not-exist does not exist"), std::string::npos) << r.err;
+  EXPECT_TRUE(leftover_processes(0, rt_.path(), {}, 0).empty()) << "something was started";
 }
 
 TEST_F(ConfCheckTest, SupervisorRefusesToStartOnBadConfig) {

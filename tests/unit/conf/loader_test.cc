@@ -254,6 +254,25 @@ health_path = ""
   EXPECT_EQ(c.find_app("off")->health_path, "");
 }
 
+// Problems of the machine (supervisor/check.h) come back at the line of their key, or of
+// the key's table when the key is left to its default.
+TEST(Loader, HostCheckProblemsCiteTheirKey) {
+  std::vector<std::string> seen;
+  HostCheck check = [&](const Config& c) {
+    for (auto& a : c.apps) seen.push_back(a.command.at(0));
+    return std::vector<KeyProblem>{{"app.shop.cwd", "/etc/corral does not exist", ""},
+                                   {"app.shop.command", "/etc/corral/bin/server does not exist", "install it"}};
+  };
+  auto c = load_string("[[listener]]\naddress = \"127.0.0.1:0\"\n\n[app.shop]\ncommand = [\"bin/server\"]\n",
+                       "/etc/corral/corral.toml", check);
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().to_string(),
+            "/etc/corral/corral.toml:4:1: app.shop.cwd: /etc/corral does not exist\n"
+            "/etc/corral/corral.toml:5:1: app.shop.command: /etc/corral/bin/server does not exist; install it\n");
+  EXPECT_EQ(seen, std::vector<std::string>{"/etc/corral/bin/server"}) << "the check sees resolved paths";
+  EXPECT_TRUE(load_string(kMinimal, "/etc/corral/corral.toml", [](const Config&) { return std::vector<KeyProblem>{}; }));
+}
+
 TEST(Loader, ThreadsAuto) {
   Config c = load_ok(std::string("[proxy]\nthreads = \"auto\"\n") + kMinimal);
   EXPECT_EQ(c.proxy.threads, 0);
