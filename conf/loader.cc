@@ -551,6 +551,80 @@ tl::expected<Config, Diagnostics> load_string(std::string_view text, const std::
   return c;
 }
 
+namespace {
+
+/// runtime_dir of a parsed [supervisor] table: nullopt when absent, "" when not a usable string.
+std::optional<std::string> runtime_dir_of(const toml::table& root) {
+  const toml::node* n = root.at_path("supervisor.runtime_dir").node();
+  if (!n) return std::nullopt;
+  if (!n->is_string()) return std::string();
+  return n->as_string()->get();
+}
+
+std::string_view trim(std::string_view s) {
+  s = trim_ows(s);
+  while (!s.empty() && s.back() == '\r') s = trim_ows(s.substr(0, s.size() - 1));
+  return s;
+}
+
+/// The lines of the [supervisor] table of a file that does not parse as a whole.
+std::string supervisor_section(std::string_view text) {
+  std::string out;
+  bool inside = false;
+  for (auto line : split(text, '\n')) {
+    std::string_view t = trim(line);
+    if (!t.empty() && t.front() == '[') {
+      std::string_view header = t.substr(0, t.find('#'));
+      inside = trim(header) == "[supervisor]";
+    }
+    if (inside) out.append(line).push_back('\n');
+  }
+  return out;
+}
+
+}  // namespace
+
+RuntimeDirLookup read_runtime_dir(const std::string& path) {
+  const std::string kDefault = SupervisorSettings{}.runtime_dir;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int err = errno;
+    return {kDefault, "cannot read " + path + ": " + std::strerror(err) + "; using runtime_dir " + kDefault};
+  }
+  std::ostringstream os;
+  os << in.rdbuf();
+  const std::string text = os.str();
+  std::optional<std::string> dir;
+  if (toml::parse_result whole = toml::parse(text, path)) {
+    dir = runtime_dir_of(whole.table());
+  } else {
+    // The rest of the file may be broken: [supervisor] alone, else its runtime_dir line alone.
+    std::string section = supervisor_section(text);
+    if (toml::parse_result part = toml::parse(section, path)) {
+      dir = runtime_dir_of(part.table());
+    } else {
+      for (auto line : split(section, '\n')) {
+        if (trim(line).substr(0, 11) != "runtime_dir") continue;
+        toml::parse_result one = toml::parse("[supervisor]\n" + std::string(line), path);
+        dir = one ? runtime_dir_of(one.table()) : std::string();
+      }
+      if (!dir && !section.empty()) dir = std::string();  // a [supervisor] table we could not read
+    }
+  }
+  if (!dir) return {kDefault, ""};  // not set: the default is right
+  if (dir->empty())
+    return {kDefault, path + ": cannot read [supervisor] runtime_dir; using " + kDefault};
+  fs::path p(*dir);
+  if (p.is_relative()) {
+    std::error_code ec;
+    fs::path abs = fs::absolute(fs::path(path), ec);
+    p = (ec ? fs::path(path) : abs).lexically_normal().parent_path() / p;
+  }
+  std::string out = p.lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return {out, ""};
+}
+
 tl::expected<Config, Diagnostics> load_file(const std::string& path, const HostCheck& host_check) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {

@@ -37,4 +37,14 @@ using HostCheck = std::function<std::vector<KeyProblem>(const Config&)>;
 [[nodiscard]] tl::expected<Config, Diagnostics> load_string(std::string_view toml, const std::string& file,
                                                             const HostCheck& host_check = {});
 
+/// Where corralctl finds the supervisor, from a config file that may be broken (when status,
+/// stop or reload is needed most): only [supervisor] runtime_dir is read, resolved like the
+/// loader does. A file with a syntax error elsewhere is fine: the [supervisor] table, or
+/// failing that its runtime_dir line, is parsed alone.
+struct RuntimeDirLookup {
+  std::string dir;      ///< absolute; "/run/corral" (the default) when it cannot be read
+  std::string warning;  ///< why the default was used although the file may say otherwise; empty when not
+};
+[[nodiscard]] RuntimeDirLookup read_runtime_dir(const std::string& path);
+
 }  // namespace corral::conf

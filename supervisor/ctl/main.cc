@@ -142,9 +142,11 @@ int main(int argc, char** argv) {
     if (a == "-h" || a == "--help") return usage() == 2 ? 0 : 0;
     if (a == "--socket" && i + 1 < argc) socket = argv[++i];
     else if (a == "-c" && i + 1 < argc) {
-      auto cfg = corral::conf::load_file(argv[++i]);
-      if (!cfg) return corral::supervisor::check_config(argv[i]);
-      socket = corral::supervisor::control_socket_path(cfg->supervisor.runtime_dir);
+      // Only runtime_dir, read tolerantly: a config with errors is when status, stop and
+      // reload (whose answer then names the errors) are needed most.
+      auto where = corral::conf::read_runtime_dir(argv[++i]);
+      if (!where.warning.empty()) std::fprintf(stderr, "corralctl: warning: %s\n", where.warning.c_str());
+      socket = corral::supervisor::control_socket_path(where.dir);
     } else if (a == "--json") as_json = true;
     else if (a == "check" && command.empty()) return i + 1 < argc ? corral::supervisor::check_config(argv[i + 1]) : usage();
     else if ((a == "status" || a == "stop" || a == "reload" || a == "scale") && command.empty()) command = a;

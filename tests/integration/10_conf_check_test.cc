@@ -216,6 +216,28 @@ TEST_F(ConfCheckTest, SupervisorRefusesToStartWithAMissingCommand) {
   EXPECT_TRUE(leftover_processes(0, rt_.path(), {}, 0).empty()) << "something was started";
 }
 
+// corralctl -c FILE reads only runtime_dir (tolerantly): a running supervisor whose file was
+// since broken can still be asked for its status, and a reload reports why it was refused.
+TEST_F(ConfCheckTest, CorralctlWorksWithABrokenConfigFile) {
+  config_.supervisor("runtime_dir", quote("r"));  // relative: found the way the loader finds it
+  ASSERT_NO_FATAL_FAILURE(start());
+  std::string path = rt_.file("corral.toml");
+  std::string broken = config_.render() + "\n[app.extra]\ncommand = [\"/bin/true\",\n";
+  rt_.write_file("corral.toml", broken);
+  ProcessResult st = run_process({bin_path("corralctl"), "-c", path, "status", "--json"}, 10s);
+  EXPECT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_NE(st.out.find("\"apps\""), std::string::npos) << st.out;
+  EXPECT_EQ(st.err, "");
+  ProcessResult rl = run_process({bin_path("corralctl"), "-c", path, "reload"}, 30s);
+  EXPECT_EQ(rl.exit_code, 1) << rl.out << rl.err;
+  EXPECT_NE(rl.err.find(path + ":" + std::to_string(line_of(broken, "[\"/bin/true\"")) + ":11: app.extra.command: syntax error"),
+            std::string::npos)
+      << rl.err;
+  allowed_errors_.push_back("reload rejected");
+  // Still serving the config it started with.
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+}
+
 TEST_F(ConfCheckTest, SupervisorRefusesToStartOnBadConfig) {
   config_.app("demo").set("wokers", "2");
   std::string path = rt_.write_file("bad.toml", config_.render());

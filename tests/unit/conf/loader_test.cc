@@ -273,6 +273,41 @@ TEST(Loader, HostCheckProblemsCiteTheirKey) {
   EXPECT_TRUE(load_string(kMinimal, "/etc/corral/corral.toml", [](const Config&) { return std::vector<KeyProblem>{}; }));
 }
 
+// corralctl -c FILE needs runtime_dir alone, and most when FILE has errors.
+TEST(ReadRuntimeDir, ToleratesErrorsElsewhere) {
+  auto dir = std::filesystem::temp_directory_path() / ("conf_rd_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto lookup = [&](const std::string& text) {
+    std::ofstream((dir / "c.toml").string(), std::ios::binary) << text;
+    return read_runtime_dir((dir / "c.toml").string());
+  };
+  std::string d = dir.string();
+  // Valid, or invalid only in meaning: the value as the loader resolves it.
+  EXPECT_EQ(lookup("[supervisor]\nruntime_dir = \"/run/x/\"\n[app.a]\nwokers = 1\n").dir, "/run/x");
+  EXPECT_EQ(lookup("[supervisor]\nruntime_dir = \"run\"\n").dir, d + "/run");
+  // A syntax error after [supervisor]: the table alone still parses.
+  RuntimeDirLookup r = lookup("[supervisor]\r\nruntime_dir = \"/run/y\"\r\n\r\n[app.a]\r\ncommand = [\"x\",\r\n");
+  EXPECT_EQ(r.dir, "/run/y");
+  EXPECT_EQ(r.warning, "");
+  // A syntax error inside [supervisor]: the runtime_dir line alone.
+  EXPECT_EQ(lookup("[proxy]\nthreads = \n[supervisor]\nuser = \"u\nruntime_dir = \"/run/z\" # here\n").dir, "/run/z");
+  // Not set: the default, which is right.
+  r = lookup("[proxy\n");
+  EXPECT_EQ(r.dir, "/run/corral");
+  EXPECT_EQ(r.warning, "");
+  // Set but unreadable: the default, with a warning.
+  r = lookup("[supervisor]\nruntime_dir = \"/run/w\n");
+  EXPECT_EQ(r.dir, "/run/corral");
+  EXPECT_EQ(r.warning, d + "/c.toml: cannot read [supervisor] runtime_dir; using /run/corral");
+  r = lookup("[supervisor]\nruntime_dir = 5\n");
+  EXPECT_EQ(r.dir, "/run/corral");
+  EXPECT_NE(r.warning, "");
+  std::filesystem::remove_all(dir);
+  r = read_runtime_dir((dir / "c.toml").string());
+  EXPECT_EQ(r.dir, "/run/corral");
+  EXPECT_EQ(r.warning, "cannot read " + d + "/c.toml: No such file or directory; using runtime_dir /run/corral");
+}
+
 TEST(Loader, ThreadsAuto) {
   Config c = load_ok(std::string("[proxy]\nthreads = \"auto\"\n") + kMinimal);
   EXPECT_EQ(c.proxy.threads, 0);
