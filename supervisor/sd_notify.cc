@@ -31,7 +31,10 @@ Result<void> sd_notify_to(const std::string& socket_name, std::string_view state
   }
   UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd) return fail_sys("socket for NOTIFY_SOCKET");
-  if (::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa), len) < 0)
+  // Never blocks: a service manager that does not read its socket (its queue full) must
+  // not stop the supervisor; the message is dropped and the caller logs it.
+  if (::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL | MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&sa),
+               len) < 0)
     return fail_sys("notify " + socket_name);
   return {};
 }

@@ -4,6 +4,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -58,6 +59,20 @@ TEST(SdNotify, UnsetIsANoOpAndMissingSocketIsAnError) {
   auto r = sd_notify_to("/tmp/corral-no-such-notify-socket", "READY=1");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().sys_errno, ENOENT);
+}
+
+// A manager that stops reading (its queue full) never blocks the supervisor: the send fails
+// at once instead (a blocked sendto hung the supervisor after a few reloads).
+TEST(SdNotify, NeverBlocksOnAFullQueue) {
+  std::string path = "/tmp/corral-notify-full-" + std::to_string(::getpid());
+  ::unlink(path.c_str());
+  UniqueFd fd = bind_dgram(path);
+  bool refused = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10'000 && !refused; ++i) refused = !sd_notify_to(path, "READY=1");
+  EXPECT_TRUE(refused) << "the queue never filled up";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  ::unlink(path.c_str());
 }
 
 }  // namespace
