@@ -15,6 +15,7 @@
 #include "common/base/log.h"
 #include "conf/loader.h"
 #include "conf/snapshot.h"
+#include "supervisor/check.h"
 #include "supervisor/sd_notify.h"
 
 namespace corral::supervisor {
@@ -359,7 +360,7 @@ Result<std::vector<std::string>> Arbiter::reload() {
     notify("READY=1");
     return fail(Errc::Config, why);
   };
-  auto cfg = conf::load_file(config_.file);
+  auto cfg = load_config(config_.file);  // the file, plus the programs, folders and users it names
   if (!cfg) {
     std::string why;
     for (auto& d : cfg.error().items) why += (why.empty() ? "" : "\n") + d.to_string();
@@ -385,22 +386,25 @@ Result<std::vector<std::string>> Arbiter::apply_reload(const ReloadPlan& plan, c
   // changed yet if one cannot be bound); keep the sockets of addresses still listed, so no
   // connection is refused while the proxy swaps sets; close the removed ones after.
   crash::set_operation("reload: binding listeners");
+  // plan.listeners starts with one entry per new listener, in order.
+  CORRAL_CHECK(plan.listeners.size() >= next.listeners.size(), "the plan covers every new listener");
   std::vector<conf::Listener> to_bind;
-  for (auto& d : plan.listeners) {
-    if (d.action != ListenerDiff::Action::Add) continue;
-    for (auto& l : next.listeners)
-      if (l.address == d.address) to_bind.push_back(l);
-  }
+  for (size_t i = 0; i < next.listeners.size(); ++i)
+    if (plan.listeners[i].action == ListenerDiff::Action::Add) to_bind.push_back(next.listeners[i]);
   auto bound = bind_listeners(to_bind);
   if (!bound) return fail(bound.error());
   std::vector<BoundListener> kept_listeners;
-  for (auto& l : next.listeners) {
-    auto it = std::find_if(listeners_.begin(), listeners_.end(), [&](const BoundListener& b) { return b.address == l.address && b.fd; });
-    if (it == listeners_.end()) {
-      it = std::find_if(bound->begin(), bound->end(), [&](const BoundListener& b) { return b.address == l.address && b.fd; });
-      CORRAL_CHECK(it != bound->end(), "an added listener was bound");
-      CORRAL_LOG(Info, kTag) << "listening on " << it->bound;
+  size_t next_bound = 0;
+  for (size_t i = 0; i < next.listeners.size(); ++i) {
+    if (plan.listeners[i].action == ListenerDiff::Action::Add) {
+      BoundListener& b = (*bound)[next_bound++];
+      CORRAL_LOG(Info, kTag) << "listening on " << b.bound;
+      kept_listeners.push_back(std::move(b));
+      continue;
     }
+    auto it = std::find_if(listeners_.begin(), listeners_.end(),
+                           [&](const BoundListener& b) { return b.address == next.listeners[i].address && b.fd; });
+    CORRAL_CHECK(it != listeners_.end(), "a kept listener is bound");
     kept_listeners.push_back(std::move(*it));
   }
   listeners_ = std::move(kept_listeners);  // the removed ones close here

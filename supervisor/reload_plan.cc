@@ -236,25 +236,25 @@ ReloadPlan plan_reload(const conf::Config& running, const conf::Config& next) {
        next.supervisor.graceful_timeout);
   plan.proxy = proxy_changes(running.proxy, next.proxy);
 
-  // Listeners, matched by the address as written (its socket is kept).
+  // Listeners, matched by the address as written (its socket is kept); the same address
+  // written twice ("127.0.0.1:0" for two ports) pairs up in order, as apply_reload() does.
+  std::vector<bool> used(running.listeners.size(), false);
   for (auto& l : next.listeners) {
     ListenerDiff d;
     d.address = l.address;
-    auto it = std::find_if(running.listeners.begin(), running.listeners.end(),
-                           [&](const conf::Listener& o) { return o.address == l.address; });
-    if (it == running.listeners.end()) {
+    size_t i = 0;
+    while (i < running.listeners.size() && (used[i] || running.listeners[i].address != l.address)) ++i;
+    if (i == running.listeners.size()) {
       d.action = ListenerDiff::Action::Add;
     } else {
-      d.reasons = listener_changes(*it, l);
+      used[i] = true;
+      d.reasons = listener_changes(running.listeners[i], l);
       if (!d.reasons.empty()) d.action = ListenerDiff::Action::Update;
     }
     plan.listeners.push_back(std::move(d));
   }
-  for (auto& l : running.listeners) {
-    bool kept = std::any_of(next.listeners.begin(), next.listeners.end(),
-                            [&](const conf::Listener& n) { return n.address == l.address; });
-    if (!kept) plan.listeners.push_back({l.address, ListenerDiff::Action::Remove, {}});
-  }
+  for (size_t i = 0; i < running.listeners.size(); ++i)
+    if (!used[i]) plan.listeners.push_back({running.listeners[i].address, ListenerDiff::Action::Remove, {}});
 
   // Apps, by name (both lists are sorted by name; a rename is a removal and an addition).
   std::map<std::string, std::pair<const conf::App*, const conf::App*>> by_name;

@@ -319,6 +319,21 @@ TEST_F(ReloadTest, InvalidConfigOnReloadKeepsServing) {
   EXPECT_EQ(pids(), before);
 }
 
+// A reload checks what --check checks: a program that is not there is rejected, not retried forever.
+TEST_F(ReloadTest, AReloadNamingAMissingProgramIsRejected) {
+  config_.app("demo").workers(1);
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto before = pids();
+  config_.app("demo").command = {"/usr/bin/does-not-exist"};
+  rt_.write_file("corral.toml", config_.render());
+  ProcessResult r = ctl({"reload"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("/usr/bin/does-not-exist"), std::string::npos) << r.err;
+  allowed_errors_ = {"reload rejected"};
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+  EXPECT_EQ(pids(), before);
+}
+
 TEST_F(ReloadTest, TtinTtouAndScaleChangeTheWorkerSet) {
   config_.app("demo").workers(2);
   ASSERT_NO_FATAL_FAILURE(start());
