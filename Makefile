@@ -51,6 +51,13 @@ fuzz:
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_http1
 	tests/fuzz/run.sh build-fuzz
 
+# make soak: the reload property test (tests/integration/63_reload_property_test.cc) over a
+# long random sequence: SOAK_STEPS reloads under load, each checked; CORRAL_RELOAD_SEED=N repeats
+# a sequence. Prints the seed, every step and the totals.
+SOAK_STEPS ?= 300
+soak: build
+	CORRAL_RELOAD_STEPS=$(SOAK_STEPS) $(BUILD)/bin/itest_63_reload_property --gtest_color=no
+
 # .deb and .rpm in $(PKG_BUILD)/packages: a Release build with Debian's hardening flags, no tests.
 PKG_BUILD ?= build-package
 package:

@@ -178,6 +178,10 @@ Response handle(const Request& req, const Counters& counters, uint64_t connectio
     r.body = std::to_string(::getpid()) + ":" + std::to_string(connection_serial);
   } else if (path == "/exit") {
     r.exit_now = true;
+  } else if (path.size() >= 7 && path.compare(path.size() - 7, 7, "/whoami") == 0) {
+    // Under any mount point: $WHOAMI, which tests set per app and generation.
+    const char* v = std::getenv("WHOAMI");
+    r.body = v ? v : "";
   } else {
     r.status = 404;
     r.body = "not found\n";

@@ -40,6 +40,7 @@ struct Response {
 ///   /status?code=N  that status       /env?name=V     the value of env var V (404 if unset)
 ///   /conn         "pid:connection-serial" (tells whether a connection was reused)
 ///   /exit         _exit(3) without answering
+///   .../whoami    $WHOAMI, under any prefix (which app and generation answered)
 Response handle(const Request& req, const Counters& counters, uint64_t connection_serial);
 
 /// Serializes the status line and headers (Content-Length or Transfer-Encoding added here).
