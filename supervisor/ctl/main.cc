@@ -95,10 +95,18 @@ void print_table(const json& s) {
   for (auto& l : s["listeners"])
     std::printf("listener %s -> %s\n", l.value("address", "").c_str(), l.value("bound", "").c_str());
   auto& p = s["proxy"];
-  std::printf("proxy pid %d  restarts %d  requests %llu  in flight %llu  queued %llu\n\n", p.value("pid", 0),
+  // The counters are the proxy's live answer; when it did not answer in time, the last
+  // periodic report's, and then the table says how old they are.
+  std::string age;
+  if (p.contains("stats_age_ms") && p["stats_age_ms"].is_number() && p["stats_age_ms"].get<long long>() >= 500) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "  (figures %.1fs old)", static_cast<double>(p["stats_age_ms"].get<long long>()) / 1000.0);
+    age = buf;
+  }
+  std::printf("proxy pid %d  restarts %d  requests %llu  in flight %llu  queued %llu%s\n\n", p.value("pid", 0),
               p.value("restarts", 0), static_cast<unsigned long long>(p.value("requests", 0ull)),
               static_cast<unsigned long long>(p.value("in_flight", 0ull)),
-              static_cast<unsigned long long>(p.value("queued", 0ull)));
+              static_cast<unsigned long long>(p.value("queued", 0ull)), age.c_str());
   std::printf("%-14s %4s %8s %4s %-9s %8s %9s %8s %7s %8s %8s\n", "APP", "ID", "PID", "GEN", "STATE", "INFLIGHT",
               "REQUESTS", "RESTARTS", "RSS", "CPU", "UPTIME");
   for (auto& a : s["apps"]) {
@@ -115,6 +123,10 @@ void print_table(const json& s) {
                   w.value("pid", 0) > 0 ? human_duration(w.value("uptime_seconds", 0.0)).c_str() : "-");
     }
     std::string notes;
+    // Why a worker is not serving yet: its readiness probe's last answer.
+    for (auto& w : a["workers"])
+      if (w.value("state", "") != "ready" && !w.value("probe", "").empty())
+        notes += "  worker " + std::to_string(w.value("id", 0)) + " probe: " + w.value("probe", "");
     if (a.value("failing", false)) notes += "  FAILING (workers keep dying at start; requests get 503)";
     if (a.value("removed", false)) notes += "  removed from the config, draining";
     if (a.contains("deaths") && !a["deaths"].empty()) {

@@ -381,6 +381,33 @@ TEST_F(ReloadTest, MaxRequestsRecyclesWithoutFailingRequests) {
   EXPECT_FALSE(log_lines_with("reason=max_requests").empty());
 }
 
+// A worker that never becomes ready says why: the probe's last answer, in the status and in
+// the boot_timeout line.
+TEST_F(ReloadTest, StatusShowsWhichProbeFailedWithWhatAnswer) {
+  auto& a = config_.app("demo");
+  a.workers(1);
+  a.set("health_path", quote("/status?code=503"));
+  a.set("boot_timeout", quote("1s"));
+  allowed_errors_ = {"not ready within boot_timeout", "exited: reason=boot_timeout"};
+  std::string cfg = rt_.write_file("corral.toml", config_.render());
+  corral_ = std::make_unique<CorralProcess>(rt_, cfg);
+  std::string error;
+  (void)corral_->start(500ms, &error);  // never READY: its only worker never is
+  ASSERT_TRUE(wait_status(
+      [](const nlohmann::json& s) {
+        return !s["apps"].empty() && !s["apps"][0]["workers"].empty() &&
+               s["apps"][0]["workers"][0].value("probe", "") == "GET /status?code=503: status 503";
+      },
+      5s))
+      << corral_->status().dump();
+  ProcessResult r = ctl({"status"});
+  EXPECT_NE(r.out.find("worker 0 probe: GET /status?code=503: status 503"), std::string::npos) << r.out;
+  for (int i = 0; i < 40 && log_lines_with("not ready within boot_timeout").empty(); ++i) std::this_thread::sleep_for(100ms);
+  auto lines = log_lines_with("not ready within boot_timeout");
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines[0].find("; readiness probe GET /status?code=503: status 503"), std::string::npos) << lines[0];
+}
+
 TEST_F(ReloadTest, CrashLoopingAppBacksOffAnswers503AndRecovers) {
   // The app crashes at start until a flag file exists.
   const std::string flag = rt_.file("healthy");
