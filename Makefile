@@ -19,8 +19,9 @@ deps:
 	@packaging/install-deps.sh test
 
 # A configure that failed half-way leaves a cache but no Makefile: key on the Makefile.
+# Warnings are errors here (CI runs `make test`); a plain cmake build leaves them warnings.
 $(BUILD)/Makefile:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) -DCORRAL_SANITIZE=$(SANITIZE) $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) -DCORRAL_SANITIZE=$(SANITIZE) -DCORRAL_WERROR=ON $(CMAKE_FLAGS)
 
 configure: deps $(BUILD)/Makefile
 

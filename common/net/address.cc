@@ -32,11 +32,23 @@ uint16_t SocketAddress::port() const {
 }
 
 std::string SocketAddress::to_string() const {
-  if (family() == AF_INET) return ip() + ":" + std::to_string(port());
-  if (family() == AF_INET6) return "[" + ip() + "]:" + std::to_string(port());
+  // Built by appending to one string: GCC 12 at -O3 reports a false -Wrestrict overlap in
+  // the inlined `"[" + std::string&&` (operator+ inserting at the front).
+  std::string out;
+  if (family() == AF_INET || family() == AF_INET6) {
+    const bool v6 = family() == AF_INET6;
+    out.reserve(INET6_ADDRSTRLEN + 8);
+    if (v6) out.push_back('[');
+    out.append(ip());
+    out.append(v6 ? "]:" : ":");
+    out.append(std::to_string(port()));
+    return out;
+  }
   if (family() == AF_UNIX) {
     auto* u = reinterpret_cast<const sockaddr_un*>(&storage);
-    return std::string("unix:") + u->sun_path;
+    out.append("unix:");
+    out.append(u->sun_path, ::strnlen(u->sun_path, sizeof u->sun_path));
+    return out;
   }
   return "?";
 }

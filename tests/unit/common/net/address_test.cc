@@ -1,7 +1,10 @@
 #include "common/net/address.h"
 
 #include <gtest/gtest.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "common/net/fd_passing.h"
 #include "common/net/socket.h"
@@ -18,6 +21,17 @@ TEST(Address, ParsesIpv4AndIpv6) {
   ASSERT_TRUE(b) << b.error().message();
   EXPECT_EQ(b->to_string(), "[::1]:443");
   EXPECT_EQ(b->ip(), "::1");
+}
+
+TEST(Address, UnixPathsPrintWithinTheirField) {
+  SocketAddress a;
+  auto* u = reinterpret_cast<sockaddr_un*>(&a.storage);
+  u->sun_family = AF_UNIX;
+  std::strcpy(u->sun_path, "/run/corral/slot.sock");
+  EXPECT_EQ(a.to_string(), "unix:/run/corral/slot.sock");
+  // A path filling sun_path has no NUL: the text stops at the field's end.
+  std::memset(u->sun_path, 'x', sizeof u->sun_path);
+  EXPECT_EQ(a.to_string(), "unix:" + std::string(sizeof u->sun_path, 'x'));
 }
 
 TEST(Address, RejectsWithReason) {
