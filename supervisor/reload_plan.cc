@@ -56,6 +56,9 @@ conf::App with_soft_fields_of(const conf::App& from, conf::App x) {
     x.concurrency = from.concurrency;
     x.timeout = from.timeout;
   }
+  // A FastCGI app's index script is picked by the proxy (it names SCRIPT_FILENAME); a cgi
+  // app's by corral-worker (process-level).
+  if (from.kind == x.kind && from.kind == conf::AppKind::Fastcgi) x.index = from.index;
   return x;
 }
 
@@ -76,6 +79,7 @@ std::vector<std::string> soft_changes(const conf::App& a, const conf::App& b) {
   note(out, "max_rss", a.max_rss, b.max_rss);
   note(out, "health_path", a.health_path, b.health_path);
   note(out, "boot_timeout", a.boot_timeout, b.boot_timeout);
+  if (a.kind == b.kind && a.kind == conf::AppKind::Fastcgi) note(out, "index", a.index, b.index);
   return out;
 }
 
@@ -159,6 +163,7 @@ std::vector<std::string> process_changes(const conf::App& a, const conf::App& b)
   note(out, "python_path", a.python_path, b.python_path);
   note(out, "virtualenv", a.virtualenv, b.virtualenv);
   note(out, "worker_class", a.worker_class, b.worker_class);
+  if (a.kind != conf::AppKind::Fastcgi || a.kind != b.kind) note(out, "index", a.index, b.index);
   if (a.kind == b.kind && kind_takes_hosted_settings(a)) {
     note(out, "concurrency (corral-worker's threads)", a.concurrency, b.concurrency);
     note(out, "timeout (corral-worker's)", a.timeout, b.timeout);

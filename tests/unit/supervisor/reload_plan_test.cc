@@ -87,7 +87,7 @@ TEST(ReloadPlan, EveryFieldOfAnAppIsNoticed) {
       [](conf::App& a) { a.max_rss = 5; },                     [](conf::App& a) { a.health_path = "/h"; },
       [](conf::App& a) { a.boot_timeout = Millis{1}; },        [](conf::App& a) { a.user = "nobody"; },
       [](conf::App& a) { a.group = "nogroup"; },               [](conf::App& a) { a.rlimits = {{"nofile", "10"}}; },
-      [](conf::App& a) { a.umask = 022; },
+      [](conf::App& a) { a.umask = 022; },                     [](conf::App& a) { a.index = "start.php"; },
   };
   for (size_t i = 0; i < edits.size(); ++i) {
     auto next = two_apps();
@@ -98,6 +98,19 @@ TEST(ReloadPlan, EveryFieldOfAnAppIsNoticed) {
     EXPECT_FALSE(plan.app("b")->reasons.empty()) << "edit " << i;
     EXPECT_EQ(plan.app("a")->action, Action::Keep) << "edit " << i;
   }
+}
+
+TEST(ReloadPlan, TheIndexOfAFastcgiAppIsTheProxysBusiness) {
+  auto before = two_apps();
+  before.apps[0] = app("a", conf::AppKind::Fastcgi);
+  before.apps[1] = app("b", conf::AppKind::Cgi);
+  auto next = before;
+  next.apps[0].index = next.apps[1].index = "default.php";
+  auto plan = plan_reload(before, next);
+  EXPECT_EQ(plan.app("a")->action, Action::Update);  // php-cgi keeps running
+  EXPECT_EQ(plan.app("a")->reasons, std::vector<std::string>{"index changed"});
+  EXPECT_EQ(plan.app("b")->action, Action::Replace);  // corral-worker has it on its command line
+  EXPECT_EQ(plan.app("b")->reasons, std::vector<std::string>{"index changed"});
 }
 
 TEST(ReloadPlan, AddRemoveAndRename) {
