@@ -38,25 +38,25 @@ struct Out {
   void put(std::string_view s) {
     for (char c : s) put(c);
   }
-  void dec(unsigned long long v, int width = 0) {
+  void dec(unsigned long long v, unsigned width = 0) {
     char tmp[24];
-    int i = 0;
+    unsigned i = 0;
     do {
       tmp[i++] = static_cast<char>('0' + v % 10);
       v /= 10;
-    } while (v);
-    while (i < width) tmp[i++] = '0';
-    while (i) put(tmp[--i]);
+    } while (v != 0 && i < sizeof tmp);
+    while (i < width && i < sizeof tmp) tmp[i++] = '0';
+    for (unsigned j = i; j > 0; --j) put(tmp[j - 1]);
   }
   void hex(uintptr_t v) {
     put("0x");
     char tmp[2 * sizeof v];
-    int i = 0;
+    unsigned i = 0;
     do {
       tmp[i++] = "0123456789abcdef"[v & 15];
       v >>= 4;
-    } while (v);
-    while (i) put(tmp[--i]);
+    } while (v != 0 && i < sizeof tmp);
+    for (unsigned j = i; j > 0; --j) put(tmp[j - 1]);
   }
 };
 
