@@ -3,12 +3,15 @@
 // workers, then turns signals, child deaths, proxy messages and control requests into
 // actions. Signal handlers only run on the loop (ev::SignalWatch). Loop-affine.
 //
-// Reload (HUP, POST /reload): load and validate the file again; an invalid one is logged and
-// rejected (the running config keeps serving). A valid one: listeners bound/closed, new
-// apps started, removed apps drained, changed apps get a new generation of workers (see
-// AppPool), then SetListeners/SetConfig/SetPool go to the proxy. RELOADING=1 … READY=1
-// around it; POST /reload answers once every pool settled (or the longest boot_timeout of
-// the changed apps passed).
+// Reload (HUP, POST /reload): load and validate the file again (load_config: also the
+// programs and folders it names); an invalid one is logged and rejected (the running config
+// keeps serving). A valid one in two steps: plan_reload() (reload_plan.h) computes the whole
+// difference, apply_reload() applies it — added listeners bound first (the only step that
+// can fail, before anything changed), then per app: started, drained, updated in place or
+// given a new generation (AppPool), with every pool always in pools_ or retired_pools_ —
+// then SetListeners/SetConfig/SetPool go to the proxy once. RELOADING=1 … READY=1 around
+// it; POST /reload answers once every pool settled (or the longest boot_timeout of the
+// changed apps passed).
 //
 // Stop sequence. Graceful (TERM, POST /stop): STOPPING=1, SIGTERM to the proxy (it drains
 // within graceful_timeout), SIGKILL if it is not gone after graceful_timeout + 5 s, then
