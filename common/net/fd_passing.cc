@@ -36,8 +36,10 @@ Result<void> send_message(int fd, std::string_view data, const std::vector<int>&
 
 Result<ReceivedMessage> recv_message(int fd) {
   ReceivedMessage out;
-  out.data.resize(kMaxMessage);
-  iovec iov{out.data.data(), out.data.size()};
+  // One record may be up to kMaxMessage: receive into a buffer the thread keeps, and copy
+  // out only what arrived (a fresh zero-filled 1 MiB per message cost more than the rest).
+  thread_local std::unique_ptr<char[]> buf(new char[kMaxMessage]);
+  iovec iov{buf.get(), kMaxMessage};
   alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFds)];
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -63,7 +65,7 @@ Result<ReceivedMessage> recv_message(int fd) {
   }
   if (n == 0 && out.fds.empty()) return fail(Errc::Closed, "control channel closed");
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return fail(Errc::Protocol, "control message truncated");
-  out.data.resize(static_cast<size_t>(n));
+  out.data.assign(buf.get(), static_cast<size_t>(n));
   return out;
 }
 
