@@ -19,7 +19,6 @@
 #include "supervisor/listeners.h"
 #include "supervisor/proc_stats.h"
 #include "supervisor/readiness_probe.h"
-#include "supervisor/reload_plan.h"
 
 namespace corral::supervisor {
 namespace {
@@ -95,8 +94,6 @@ std::vector<workers::RLimit> launcher_rlimits(const conf::App& app) {
   }
   return out;
 }
-
-bool needs_new_generation(const conf::App& a, const conf::App& b) { return !process_changes(a, b).empty(); }
 
 AppPool::AppPool(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock, conf::App app,
                  const std::string& runtime_dir, std::function<void()> on_pool_changed)

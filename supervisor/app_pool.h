@@ -40,11 +40,6 @@ struct Identity {
 /// The rlimits of an app as launcher entries (values already validated by the schema).
 std::vector<workers::RLimit> launcher_rlimits(const conf::App& app);
 
-/// True when a running worker cannot pick up the change from `a` to `b` (the process itself
-/// must be new: command, env, cwd, kind, user, group, rlimits, umask): process_changes()
-/// (reload_plan.h) is not empty. Pure.
-bool needs_new_generation(const conf::App& a, const conf::App& b);
-
 class AppPool {
  public:
   /// What the proxy says a worker was serving, or nullopt when it did not answer in time.

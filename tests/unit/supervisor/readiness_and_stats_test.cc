@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "supervisor/app_pool.h"
+#include "supervisor/reload_plan.h"
 #include "supervisor/proc_stats.h"
 #include "supervisor/readiness_probe.h"
 
@@ -58,20 +59,20 @@ TEST(Reload, OnlyProcessLevelChangesNeedANewGeneration) {
   b.graceful_timeout = std::chrono::milliseconds(1);
   b.timeout = std::chrono::milliseconds(5);
   b.concurrency = 3;
-  EXPECT_FALSE(needs_new_generation(a, b));
+  EXPECT_TRUE(process_changes(a, b).empty());
   b.env = {{"VERSION", "2"}};
-  EXPECT_TRUE(needs_new_generation(a, b));
+  EXPECT_FALSE(process_changes(a, b).empty());
   b = a;
   b.command = {"/bin/app", "--v2"};
-  EXPECT_TRUE(needs_new_generation(a, b));
+  EXPECT_FALSE(process_changes(a, b).empty());
   b = a;
   b.umask = 022;
-  EXPECT_TRUE(needs_new_generation(a, b));
+  EXPECT_FALSE(process_changes(a, b).empty());
   // corral-worker is told its concurrency on the command line.
   a.kind = conf::AppKind::Cgi;
   b = a;
   b.concurrency = 4;
-  EXPECT_TRUE(needs_new_generation(a, b));
+  EXPECT_FALSE(process_changes(a, b).empty());
 }
 
 TEST(Reload, RlimitsMapToResources) {
