@@ -34,6 +34,16 @@ class ProxyCgiTest : public IntegrationTest {
     config_.route("cgi", "/cgi-bin");
     return a;
   }
+  // [app.php] kind = "cgi": php-cgi run once per request on tests/apps/php/<script>, at /php.
+  AppSpec& php_cgi_program(const std::string& script) {
+    AppSpec& a = config_.app("php");
+    a.kind = "cgi";
+    a.command = {"/usr/bin/php-cgi"};
+    a.set("script_filename", quote(std::string(CORRAL_SOURCE_DIR) + "/tests/apps/php/" + script));
+    a.env["REDIRECT_STATUS"] = "200";  // php-cgi's cgi.force_redirect guard
+    config_.route("php", "/php");
+    return a;
+  }
   static std::string line_of(const std::string& body, const std::string& name) {
     size_t p = body.find("\n" + name + "=");
     if (p == std::string::npos) return "<unset>";
@@ -233,12 +243,7 @@ TEST_F(ProxyCgiTest, CompiledProgramAsOneCommand) {
 
 TEST_F(ProxyCgiTest, PhpCgiAsACgiProgram) {
   if (::access("/usr/bin/php-cgi", X_OK) != 0) GTEST_SKIP() << "php-cgi is not installed";
-  AppSpec& a = config_.app("php");
-  a.kind = "cgi";
-  a.command = {"/usr/bin/php-cgi"};
-  a.set("script_filename", quote(std::string(CORRAL_SOURCE_DIR) + "/tests/apps/php/index.php"));
-  a.env["REDIRECT_STATUS"] = "200";  // php-cgi's cgi.force_redirect guard
-  config_.route("php", "/php");
+  php_cgi_program("index.php");
   ASSERT_NO_FATAL_FAILURE(start());
   HttpResponse r = http_get(port(), "/php/some/path?name=corral", {"-H", "Proxy: http://evil:1"});
   EXPECT_EQ(r.status, 200) << r.error << r.body;
@@ -251,12 +256,7 @@ TEST_F(ProxyCgiTest, PhpCgiRedirectsWithOneLocation) {
   // header('Location: ...') in a script run by php-cgi as a CGI program: php-cgi adds
   // "Status: 302 Found" itself, so the client sees a 302 with the Location once.
   if (::access("/usr/bin/php-cgi", X_OK) != 0) GTEST_SKIP() << "php-cgi is not installed";
-  AppSpec& a = config_.app("php");
-  a.kind = "cgi";
-  a.command = {"/usr/bin/php-cgi"};
-  a.set("script_filename", quote(std::string(CORRAL_SOURCE_DIR) + "/tests/apps/php/status.php"));
-  a.env["REDIRECT_STATUS"] = "200";  // php-cgi's cgi.force_redirect guard
-  config_.route("php", "/php");
+  php_cgi_program("status.php");
   ASSERT_NO_FATAL_FAILURE(start());
   for (const char* q : {"local", "redirect"}) {
     HttpResponse r = http_get(port(), std::string("/php?") + q);
