@@ -53,6 +53,26 @@ std::string describe_requests(const AppPool::RequestsAnswer& answer, uint64_t in
   }
   return out;
 }
+// The death record of the slot's process that just exited (the line is completed later).
+// `expected` is the log level's (the supervisor asked it to stop); a hung worker and a failed
+// boot were asked too, but they are failures.
+DeathRecord death_record(const WorkerSlot& s, pid_t pid, const std::string& reason, std::string how, bool expected,
+                         Millis uptime, const std::string& line) {
+  DeathRecord r;
+  r.time_ms = std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  r.worker = s.index();
+  r.pid = pid;
+  r.generation = s.app_generation();
+  r.incarnation = s.generation;
+  r.reason = reason;
+  r.exit = std::move(how);
+  r.expected = expected && reason != "timeout" && reason != "boot_timeout";
+  r.uptime_seconds = std::chrono::duration<double>(uptime).count();
+  r.requests = s.requests;
+  r.in_flight = s.in_flight;
+  r.line = line;
+  return r;
+}
 }  // namespace
 
 Result<Identity> resolve_identity(const std::string& user, const std::string& group) {
@@ -302,20 +322,26 @@ void AppPool::on_slot_exit(WorkerSlot& s, int wait_status) {
     ++deaths_[reason];
     const bool expected = s.term_sent || stopping_ || s.retiring();
     auto level = expected ? log::Level::Info : log::Level::Error;
-    if (level >= log::level()) {
-      std::string line = "worker " + std::to_string(s.index()) + " pid " + std::to_string(pid) + " gen " +
-                         std::to_string(s.app_generation()) + " exited: reason=" + reason + ", " +
-                         describe_exit(wait_status, oom) + ", uptime " + format_uptime(uptime) +
-                         ", requests " + std::to_string(s.requests);
-      if (requests_query_) {
-        // The proxy knows what it was serving; wait for it (bounded), then log one line.
-        requests_query_(s.index(), s.generation,
-                        [level, tag = s.tag(), line, in_flight = s.in_flight](RequestsAnswer answer) mutable {
-                          log::write_line(level, tag, line + describe_requests(answer, in_flight));
-                        });
-      } else {
-        log::write_line(level, s.tag(), line + describe_requests(std::nullopt, s.in_flight));
-      }
+    const bool logged = level >= log::level();
+    std::string how = describe_exit(wait_status, oom);
+    std::string line = "worker " + std::to_string(s.index()) + " pid " + std::to_string(pid) + " gen " +
+                       std::to_string(s.app_generation()) + " exited: reason=" + reason + ", " + how +
+                       ", uptime " + format_uptime(uptime) + ", requests " + std::to_string(s.requests);
+    // Every exit is recorded, whatever the log level; the record is completed with the line.
+    const uint64_t record = deaths_log_->add(death_record(s, pid, reason, std::move(how), expected, uptime, line));
+    if (requests_query_) {
+      // The proxy knows what it was serving; wait for it (bounded), then log one line.
+      requests_query_(s.index(), s.generation,
+                      [level, logged, tag = s.tag(), line, in_flight = s.in_flight, record,
+                       deaths = std::weak_ptr<DeathLog>(deaths_log_)](RequestsAnswer answer) mutable {
+                        line += describe_requests(answer, in_flight);
+                        if (logged) log::write_line(level, tag, line);
+                        if (auto d = deaths.lock()) d->complete(record, std::move(answer), std::move(line));
+                      });
+    } else {
+      line += describe_requests(std::nullopt, s.in_flight);
+      if (logged) log::write_line(level, s.tag(), line);
+      deaths_log_->complete(record, std::nullopt, std::move(line));
     }
   }
   s.pid = 0;
@@ -647,7 +673,7 @@ nlohmann::json AppPool::status() const {
   for (auto& [k, v] : deaths_) deaths[k] = v;
   return {{"name", app_->name}, {"kind", app_kind_name(app_->kind)},         {"concurrency", app_->concurrency},
           {"desired", desired_}, {"generation", app_generation_}, {"failing", failing()},
-          {"deaths", deaths},    {"workers", workers}};
+          {"deaths", deaths},    {"workers", workers}, {"recent_deaths", deaths_log_->json()}};
 }
 
 }  // namespace corral::supervisor

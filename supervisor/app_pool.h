@@ -22,6 +22,7 @@
 #include "common/control/messages.h"
 #include "common/ev/loop.h"
 #include "conf/config.h"
+#include "supervisor/death_log.h"
 #include "supervisor/worker_slot.h"
 #include "workers/launcher.h"
 
@@ -110,7 +111,8 @@ class AppPool {
 
   /// Appends this app's proxy-visible workers for a SetPool message.
   void append_slots(std::vector<control::SlotInfo>& out) const;
-  /// {"name", "workers", "generation", "failing", "deaths": {reason: n}, "workers": [...]}
+  /// {"name", "workers", "generation", "failing", "deaths": {reason: n}, "workers": [...],
+  /// "recent_deaths": [DeathLog records, newest first]}
   nlohmann::json status() const;
   const conf::App& app() const { return *app_; }
   const std::vector<std::unique_ptr<WorkerSlot>>& slots() const { return slots_; }
@@ -142,6 +144,8 @@ class AppPool {
   RequestsQuery requests_query_;
   std::vector<std::unique_ptr<WorkerSlot>> slots_;
   std::map<std::string, uint64_t> deaths_;  // by reason
+  // Shared with the pending requests queries, which may answer after the pool is gone.
+  std::shared_ptr<DeathLog> deaths_log_ = std::make_shared<DeathLog>();
   Identity identity_;
   gid_t socket_gid_ = static_cast<gid_t>(-1);
   uint64_t app_generation_ = 1;

@@ -1,5 +1,6 @@
 // Supervisor lifecycle: readiness, status, both socket hand-over styles, graceful stop
-// (SIGTERM lets in-flight requests finish, exit 0, nothing left), fast stop (SIGINT).
+// (SIGTERM lets in-flight requests finish, exit 0, nothing left), fast stop (SIGINT), the
+// recent death records in the status.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/subprocess.h"
 
 namespace corral::itest {
 namespace {
@@ -171,6 +173,102 @@ TEST_F(LifecycleTest, HungWorkerIsKilledAndReplaced) {
   ProcInfo info;
   bool alive = hung_pid > 0 && proc_info(hung_pid, info) && info.state != 'Z';
   EXPECT_FALSE(alive) << "the hung worker " << hung_pid << " is still running";
+}
+
+// Every worker exit is kept as data in GET /status ("recent_deaths", newest first): a
+// SIGKILL nobody in corral sent is unexpected and names the request it was serving; a
+// scale-down is expected.
+TEST_F(LifecycleTest, StatusKeepsRecentDeathRecords) {
+  config_.app("demo").workers(2);
+  allowed_errors_ = {"exited: reason=signal", "connection to the worker"};
+  ASSERT_NO_FATAL_FAILURE(start());
+  nlohmann::json st = corral_->status();
+  for (auto& a : st["apps"]) {
+    ASSERT_TRUE(a.contains("recent_deaths")) << a.dump();
+    EXPECT_TRUE(a["recent_deaths"].is_array() && a["recent_deaths"].empty()) << a.dump();
+  }
+  auto before = CorralProcess::worker_pids(st, "demo");
+  ASSERT_EQ(before.size(), 2u);
+  // One request in flight on each worker (concurrency 1, two workers), so the killed one
+  // is surely serving one.
+  std::vector<HttpResponse> answers(2);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 2; ++i) clients.emplace_back([&, i] { answers[i] = http_get(port(), "/sleep?ms=3000"); });
+  ASSERT_TRUE(wait_status(
+      [](const nlohmann::json& s) {
+        for (auto& a : s["apps"]) {
+          uint64_t busy = 0;
+          for (auto& w : a["workers"]) busy += w.value("in_flight", uint64_t{0});
+          return busy == 2;
+        }
+        return false;
+      },
+      3s))
+      << corral_->status().dump();
+  const int64_t t0 = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  ASSERT_EQ(::kill(before[0], SIGKILL), 0);
+  for (auto& c : clients) c.join();
+
+  nlohmann::json death;
+  ASSERT_TRUE(wait_status(
+      [&](const nlohmann::json& s) {
+        for (auto& a : s["apps"])
+          for (auto& d : a["recent_deaths"])
+            if (d.value("pid", 0) == before[0] && d["in_flight_requests"].is_array()) {
+              death = d;
+              return true;
+            }
+        return false;
+      },
+      5s))
+      << corral_->status().dump();
+  EXPECT_EQ(death.value("reason", ""), "signal") << death.dump();
+  EXPECT_EQ(death.value("expected", true), false) << death.dump();
+  EXPECT_EQ(death.value("exit", ""), "killed by signal 9 (SIGKILL)") << death.dump();
+  EXPECT_EQ(death.value("worker", -1), 0) << death.dump();
+  EXPECT_EQ(death.value("generation", 0), 1) << death.dump();
+  EXPECT_GE(death.value("time_ms", int64_t{0}), t0) << death.dump();
+  EXPECT_LT(death.value("time_ms", int64_t{0}), t0 + 5000) << death.dump();
+  EXPECT_GT(death.value("uptime_seconds", 0.0), 0.0) << death.dump();
+  EXPECT_GE(death.value("requests", 0), 1) << death.dump();
+  ASSERT_EQ(death["in_flight_requests"].size(), 1u) << death.dump();
+  auto& req = death["in_flight_requests"][0];
+  EXPECT_EQ(req.value("method", ""), "GET");
+  EXPECT_EQ(req.value("path", ""), "/sleep?ms=3000");
+  EXPECT_FALSE(req.value("id", "").empty()) << death.dump();
+  EXPECT_GT(req.value("elapsed_ms", 0), 0) << death.dump();
+  // The record's line is the log's death line.
+  const std::string line = death.value("line", "");
+  EXPECT_NE(line.find("reason=signal, killed by signal 9 (SIGKILL)"), std::string::npos) << line;
+  EXPECT_NE(line.find("/sleep?ms=3000"), std::string::npos) << line;
+  std::vector<std::string> logged = log_lines_with(line);
+  EXPECT_EQ(logged.size(), 1u) << "the record's line is not in the log: " << line;
+
+  // A scale-down: the retired worker's exit is expected, and comes first (newest).
+  ProcessResult r = run_process({bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock", "scale",
+                                 "demo", "1"},
+                                10s);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  nlohmann::json deaths;
+  ASSERT_TRUE(wait_status(
+      [&](const nlohmann::json& s) {
+        for (auto& a : s["apps"])
+          if (a["recent_deaths"].size() >= 2 && a["recent_deaths"][0].value("reason", "") == "scale") {
+            deaths = a["recent_deaths"];
+            return true;
+          }
+        return false;
+      },
+      10s))
+      << corral_->status().dump();
+  EXPECT_EQ(deaths[0].value("expected", false), true) << deaths.dump();
+  EXPECT_GE(deaths[0].value("time_ms", int64_t{0}), deaths[1].value("time_ms", int64_t{0})) << deaths.dump();
+  EXPECT_EQ(deaths[1].value("pid", 0), before[0]) << deaths.dump();
+  nlohmann::json app = corral_->status()["apps"][0];
+  EXPECT_EQ(app["deaths"].value("signal", 0), 1) << app.dump();
+  EXPECT_EQ(app["deaths"].value("scale", 0), 1) << app.dump();
 }
 
 }  // namespace
