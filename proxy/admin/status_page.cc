@@ -194,7 +194,7 @@ int64_t status_since(std::string_view target) {
 
 std::string_view status_page_html() { return kStatusPageHtml; }
 
-const std::string& status_page_csp() {
+std::string_view status_page_csp() {
   static const std::string csp = "default-src 'none'; script-src " + inline_hashes(kStatusPageHtml, "script") +
                                  "; style-src " + inline_hashes(kStatusPageHtml, "style") +
                                  "; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "

@@ -71,6 +71,6 @@ int64_t status_since(std::string_view target);
 std::string_view status_page_html();
 /// The Content-Security-Policy of the page: nothing but its own inline script and style
 /// (allowed by their SHA-256 hashes) and fetches to its own origin.
-const std::string& status_page_csp();
+std::string_view status_page_csp();
 
 }  // namespace corral::proxy

@@ -224,7 +224,7 @@ TEST(StatusPage, SelfContainedWithAStrictPolicy) {
   // The data it shows comes from a relative URL, so the page works behind a path prefix.
   EXPECT_NE(page.find("\"status.json\""), std::string_view::npos);
   EXPECT_EQ(page.find("\"/status.json"), std::string_view::npos);
-  const std::string& csp = status_page_csp();
+  const std::string csp(status_page_csp());
   EXPECT_EQ(csp.find("unsafe"), std::string::npos) << csp;
   EXPECT_EQ(csp.rfind("default-src 'none'; ", 0), 0u) << csp;
   EXPECT_NE(csp.find("connect-src 'self'"), std::string::npos) << csp;
