@@ -50,6 +50,7 @@ void ClientConnection::count_tls_failure(unsigned long err) {
     f = metrics::TlsFailure::ClosedByClient;
   } else if (ERR_GET_LIB(err) == ERR_LIB_SSL) {
     switch (ERR_GET_REASON(err)) {
+      case SSL_R_UNEXPECTED_EOF_WHILE_READING: f = metrics::TlsFailure::ClosedByClient; break;
       case SSL_R_NO_SHARED_CIPHER:
       case SSL_R_NO_SHARED_GROUPS:
       case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM: f = metrics::TlsFailure::NoSharedCipher; break;

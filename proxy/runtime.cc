@@ -118,7 +118,12 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
     listeners.emplace(address, m);
     return m;
   };
-  for (auto& l : rt->listeners) std::const_pointer_cast<ListenerRuntime>(l)->metrics = listener_metrics(l->address);
+  // The label is the configured address; two listeners written the same (port 0) get "#index".
+  for (size_t i = 0; i < rt->listeners.size(); ++i) {
+    const std::string& address = rt->listeners[i]->address;
+    std::string key = listeners.count(address) ? address + "#" + std::to_string(i) : address;
+    std::const_pointer_cast<ListenerRuntime>(rt->listeners[i])->metrics = listener_metrics(key);
+  }
   if (!config.proxy.admin.empty() && config.proxy.admin != "off") {
     auto a = std::make_shared<ListenerRuntime>();
     a->address = config.proxy.admin;

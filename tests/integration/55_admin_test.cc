@@ -81,6 +81,20 @@ TEST_F(AdminTest, MetricsCountWhatHappenedAndPassPromtool) {
     EXPECT_EQ(rs[0].status, 400);
   }
 
+  {
+    // HTTP/2 by hand (h2c prior knowledge): a client's GOAWAY(NO_ERROR), and a DATA frame on
+    // stream 0, which the proxy answers with GOAWAY(PROTOCOL_ERROR).
+    const std::string preface = std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + std::string("\0\0\0\4\0\0\0\0\0", 9);
+    RawClient a;
+    ASSERT_TRUE(a.connect_tcp(port()));
+    a.send(preface + std::string("\0\0\x08\x07\0\0\0\0\0" "\0\0\0\0" "\0\0\0\0", 17));
+    a.read_some(500ms);
+    RawClient b;
+    ASSERT_TRUE(b.connect_tcp(port()));
+    b.send(preface + std::string("\0\0\x01\0\0\0\0\0\0" "x", 10));
+    b.read_until_close(5s);
+  }
+
   HttpResponse m = http_get(admin, "/metrics");
   ASSERT_EQ(m.status, 200) << m.error;
   EXPECT_NE(m.header("content-type").find("text/plain; version=0.0.4"), std::string::npos);
@@ -96,6 +110,8 @@ TEST_F(AdminTest, MetricsCountWhatHappenedAndPassPromtool) {
   EXPECT_GE(s[R"(corral_connections_accepted_total{listener="127.0.0.1:0"})"], 10) << m.body;
   EXPECT_GT(s[R"(corral_received_bytes_total{listener="127.0.0.1:0"})"], 0) << m.body;
   EXPECT_GE(s[R"(corral_h2_streams_total)"], 3) << m.body;
+  EXPECT_EQ(s[R"(corral_h2_goaways_total{direction="received",error="NO_ERROR"})"], 1) << m.body;
+  EXPECT_EQ(s[R"(corral_h2_goaways_total{direction="sent",error="PROTOCOL_ERROR"})"], 1) << m.body;
   EXPECT_EQ(s[R"(corral_ready)"], 1) << m.body;
   // Worker figures come from the supervisor within about a second.
   bool figures = false;
