@@ -26,6 +26,9 @@ enum class AccessLogFormat { Combined, Json };
 
 struct ProxySettings {
   int threads = 0;                    ///< event-loop threads; 0 = auto (usable cores)
+  /// The admin listener (/metrics, /healthz, /readyz, /status): "ip:port", a Unix socket
+  /// path (contains '/'; absolute once loaded) or "off".
+  std::string admin = "off";
   std::string access_log = "-";       ///< path, "-" = stderr, "off"
   AccessLogFormat access_log_format = AccessLogFormat::Combined;
   uint64_t max_body_size = 16ull << 20;

@@ -384,6 +384,7 @@ class Loader {
             "runtime_dir " + dir + " is longer than 80 characters; Unix socket paths below it would not fit",
             "use a shorter path, e.g. \"/run/corral\"");
     if (c.proxy.access_log != "-" && c.proxy.access_log != "off") c.proxy.access_log = resolve(c.proxy.access_log);
+    if (c.proxy.admin.find('/') != std::string::npos) c.proxy.admin = resolve(c.proxy.admin);
     for (auto& l : c.listeners) {
       for (auto& cert : l.tls) {
         cert.cert = resolve(cert.cert);

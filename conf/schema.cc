@@ -80,6 +80,19 @@ P proxy_threads(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P proxy_admin(const Value& v, Target& t) {
+  if (v.text == "off" || v.text.find('/') != std::string::npos) {
+    t.proxy->admin = v.text;  // a socket path is resolved against the config's folder by the loader
+    return std::nullopt;
+  }
+  auto a = net::parse_address(v.text);
+  if (!a)
+    return problem("invalid admin address '" + v.text + "': " + a.error().context,
+                   "write \"127.0.0.1:9180\", a Unix socket path such as \"/run/corral/admin.sock\", or \"off\"");
+  t.proxy->admin = v.text;
+  return std::nullopt;
+}
+
 P proxy_access_log(const Value& v, Target& t) {
   if (v.text.empty()) return problem("access_log must not be empty", "use \"-\" for stderr or \"off\"");
   t.proxy->access_log = v.text;  // a path is resolved against the config's folder by the loader
@@ -475,6 +488,8 @@ constexpr KeySpec kSchema[] = {
 
   {S::Proxy, "threads", T::IntegerOrAuto, "\"auto\"", false, "\"auto\"",
    "event-loop threads: 1 to 256, or \"auto\" for one per usable core", proxy_threads},
+  {S::Proxy, "admin", T::String, "\"off\"", false, "\"127.0.0.1:9180\"",
+   "admin listener for /metrics, /healthz, /readyz and /status: \"ip:port\", a Unix socket path, or \"off\"", proxy_admin},
   {S::Proxy, "access_log", T::String, "\"-\"", false, "\"-\"",
    "access log file (relative = to the config file's folder); \"-\" = stderr, \"off\" = none", proxy_access_log},
   {S::Proxy, "access_log_format", T::String, "\"combined\"", false, "\"combined\"",

@@ -108,6 +108,7 @@ std::string to_snapshot(const Config& c) {
   auto& p = c.proxy;
   j["proxy"] = {
       {"threads", p.threads},
+      {"admin", p.admin},
       {"access_log", p.access_log},
       {"access_log_format", format_name(p.access_log_format)},
       {"max_body_size", p.max_body_size},
@@ -204,6 +205,7 @@ Result<Config> from_snapshot(std::string_view bytes) {
     Reader r(*p, "config snapshot: proxy", err);
     auto& o = c.proxy;
     r.integer("threads", o.threads);
+    r.str("admin", o.admin);
     r.str("access_log", o.access_log);
     std::string format;
     r.str("access_log_format", format);

@@ -28,7 +28,47 @@ ClientConnection::ClientConnection(SessionHost& host, UniqueFd fd, std::string c
       client_ip_(std::move(client_ip)),
       listener_(std::move(listener)),
       watch_(host.loop(), fd_.get(), [this](bool r, bool w) { on_io(r, w); }),
-      timer_(host.loop(), [this] { on_timer(); }) {}
+      timer_(host.loop(), [this] { on_timer(); }) {
+  if (listener_ && listener_->metrics) {
+    mc_ = &listener_->metrics->counters.at(host.thread_index());
+    mc_->accepted.add();
+    mc_->open[static_cast<size_t>(metrics::ConnProtocol::Pending)].add(1);
+  }
+}
+
+void ClientConnection::count_as(metrics::ConnProtocol p) {
+  if (!mc_) return;
+  mc_->open[static_cast<size_t>(counted_as_)].add(-1);
+  mc_->open[static_cast<size_t>(p)].add(1);
+  counted_as_ = p;
+}
+
+void ClientConnection::count_tls_failure(unsigned long err) {
+  if (!mc_) return;
+  metrics::TlsFailure f = metrics::TlsFailure::Other;
+  if (err == 0) {
+    f = metrics::TlsFailure::ClosedByClient;
+  } else if (ERR_GET_LIB(err) == ERR_LIB_SSL) {
+    switch (ERR_GET_REASON(err)) {
+      case SSL_R_UNEXPECTED_EOF_WHILE_READING: f = metrics::TlsFailure::ClosedByClient; break;
+      case SSL_R_NO_SHARED_CIPHER:
+      case SSL_R_NO_SHARED_GROUPS:
+      case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM: f = metrics::TlsFailure::NoSharedCipher; break;
+      case SSL_R_UNSUPPORTED_PROTOCOL:
+      case SSL_R_WRONG_VERSION_NUMBER:
+      case SSL_R_VERSION_TOO_LOW:
+      case SSL_R_VERSION_TOO_HIGH:
+      case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION: f = metrics::TlsFailure::Version; break;
+      case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+      case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+      case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+      case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+      case SSL_R_TLSV1_ALERT_DECRYPT_ERROR: f = metrics::TlsFailure::Certificate; break;
+      default: f = metrics::TlsFailure::Protocol; break;
+    }
+  }
+  mc_->tls_failures[static_cast<size_t>(f)].add();
+}
 
 ClientConnection::~ClientConnection() {
   if (session_ && h1_) give_back_session();
@@ -72,6 +112,7 @@ void ClientConnection::drain() {
 void ClientConnection::close() {
   if (closed_) return;
   closed_ = true;
+  if (mc_) mc_->open[static_cast<size_t>(counted_as_)].add(-1);
   watch_.set(false, false);
   timer_.cancel();
   fd_.reset();
@@ -86,6 +127,7 @@ void ClientConnection::on_timer() {
     return;
   }
   CORRAL_LOG(Debug, "tls") << "handshake/preface timeout from " << client_ip_;
+  if (phase_ == Phase::Handshake && mc_) mc_->tls_failures[static_cast<size_t>(metrics::TlsFailure::Timeout)].add();
   close();
 }
 
@@ -121,6 +163,7 @@ void ClientConnection::handshake() {
     unsigned len = 0;
     SSL_get0_alpn_selected(ssl_, &alpn, &len);
     bool h2 = len == 2 && std::memcmp(alpn, "h2", 2) == 0;
+    if (mc_) mc_->tls_handshakes.add();
     install(h2);
     return;
   }
@@ -137,6 +180,7 @@ void ClientConnection::handshake() {
   char buf[256];
   ERR_error_string_n(e, buf, sizeof buf);
   CORRAL_LOG(Debug, "tls") << "handshake with " << client_ip_ << " failed: " << (e ? buf : "connection closed");
+  count_tls_failure(e);
   ERR_clear_error();
   close();
 }
@@ -190,6 +234,7 @@ void ClientConnection::install(bool h2) {
   phase_ = Phase::Session;
   timer_.release();  // the handshake / preface deadline is over for good
   protocol_ = h2 ? "h2" : "http/1.1";
+  count_as(h2 ? metrics::ConnProtocol::Http2 : metrics::ConnProtocol::Http1);
   if (h2) {
     session_ = make_http2_session(*this);
   } else {
@@ -251,6 +296,7 @@ ssize_t ClientConnection::read(char* buf, size_t len) {
     std::memcpy(buf, b.data(), n);
     pre_->consume(n);
     if (pre_->empty()) pre_.reset();
+    if (mc_) mc_->bytes_in.add(n);
     return static_cast<ssize_t>(n);
   }
   if (closed_) {
@@ -262,12 +308,16 @@ ssize_t ClientConnection::read(char* buf, size_t len) {
     do {
       n = ::recv(fd_.get(), buf, len, 0);
     } while (n < 0 && errno == EINTR);
+    if (n > 0 && mc_) mc_->bytes_in.add(static_cast<uint64_t>(n));
     return n;
   }
   ERR_clear_error();
   read_wants_write_ = false;
   int n = SSL_read(ssl_, buf, static_cast<int>(len > 1 << 30 ? 1 << 30 : len));
-  if (n > 0) return n;
+  if (n > 0) {
+    if (mc_) mc_->bytes_in.add(static_cast<uint64_t>(n));
+    return n;
+  }
   int err = SSL_get_error(ssl_, n);
   switch (err) {
     case SSL_ERROR_WANT_READ: errno = EAGAIN; return -1;
@@ -297,13 +347,17 @@ ssize_t ClientConnection::write(const char* buf, size_t len) {
     do {
       n = ::send(fd_.get(), buf, len, MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
+    if (n > 0 && mc_) mc_->bytes_out.add(static_cast<uint64_t>(n));
     return n;
   }
   if (len == 0) return 0;
   ERR_clear_error();
   write_wants_read_ = false;
   int n = SSL_write(ssl_, buf, static_cast<int>(len > 1 << 30 ? 1 << 30 : len));
-  if (n > 0) return n;
+  if (n > 0) {
+    if (mc_) mc_->bytes_out.add(static_cast<uint64_t>(n));
+    return n;
+  }
   int err = SSL_get_error(ssl_, n);
   switch (err) {
     case SSL_ERROR_WANT_WRITE: errno = EAGAIN; return -1;

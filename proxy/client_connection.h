@@ -17,6 +17,7 @@
 #include "common/base/unique_fd.h"
 #include "common/ev/loop.h"
 #include "proxy/io_buffer.h"
+#include "proxy/metrics/metrics.h"
 #include "proxy/session_host.h"
 
 typedef struct ssl_st SSL;
@@ -128,6 +129,12 @@ class ClientConnection {
   bool read_wants_write_ = false, write_wants_read_ = false;
   bool closed_ = false;
   bool draining_ = false;
+  // This loop's counters of the accepting listener (null: no metrics) and the protocol slot
+  // this connection counts in.
+  metrics::ListenerCounters* mc_ = nullptr;
+  metrics::ConnProtocol counted_as_ = metrics::ConnProtocol::Pending;
+  void count_as(metrics::ConnProtocol p);
+  void count_tls_failure(unsigned long err);
 };
 
 }  // namespace corral::proxy

@@ -18,6 +18,8 @@ ControlClient::ControlClient(ev::Loop& loop, UniqueFd fd, ControlHandler& handle
           handler.on_slot_requests_query(std::move(*q));
         } else if (auto* sq = std::get_if<control::StatsQuery>(&m)) {
           handler.on_stats_query(std::move(*sq));
+        } else if (auto* f = std::get_if<control::WorkerFigures>(&m)) {
+          handler.on_worker_figures(std::move(*f));
         } else {
           CORRAL_LOG(Warn, "control") << "unexpected message " << control::type_name(m);
         }

@@ -22,6 +22,8 @@ class ControlHandler {
   virtual void on_slot_requests_query(control::SlotRequestsQuery&& m) = 0;
   /// The supervisor wants the counters now: answer ProxyStats with m.query.
   virtual void on_stats_query(control::StatsQuery&& m) = 0;
+  /// The supervisor's worker figures (for /metrics and /status).
+  virtual void on_worker_figures(control::WorkerFigures&& m) = 0;
   /// The supervisor is gone (channel closed or broken).
   virtual void on_control_closed(const Error& e) = 0;
 };

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "common/base/log.h"
+#include "proxy/admin/admin.h"
 
 namespace corral::proxy {
 namespace {
@@ -13,6 +14,16 @@ constexpr int kMaxConnectAttempts = 3;
 
 bool is_idempotent(std::string_view m) {
   return m == "GET" || m == "HEAD" || m == "PUT" || m == "DELETE" || m == "OPTIONS" || m == "TRACE";
+}
+
+std::string_view status_text(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+  }
 }
 
 double secs(Exchange::Clock::time_point a, Exchange::Clock::time_point b) {
@@ -73,8 +84,19 @@ void Exchange::begin() {
   request_id = host_.request_ids().next(request_id_buf);
 }
 
-int Exchange::route(std::string_view h, std::string_view t) {
-  app = runtime->router.match(h, t, route_prefix);
+int Exchange::route(std::string_view h, std::string_view t, const ListenerRuntime* listener) {
+  if (listener && listener->admin) {
+    route_entry_ = nullptr;
+    app = kLocal;
+    return app;
+  }
+  route_entry_ = runtime->router.find(h, t);
+  if (!route_entry_) {
+    app = -1;
+    return app;
+  }
+  route_prefix = route_entry_->path;
+  app = route_entry_->app;
   return app;
 }
 
@@ -83,14 +105,49 @@ void Exchange::submit(std::string_view body, std::string_view client_ip, bool tl
   client_ip_ = client_ip;
   tls_ = tls;
   t_queued = host_.loop().now();
+  if (app == kLocal) {
+    // Answered from the next loop iteration, like a worker's response: the sink is never
+    // called back from inside submit().
+    state = ExchangeState::Upstream;
+    t_sent = t_queued;
+    local_pending_ = true;
+    set_deadline(t_queued, std::chrono::milliseconds(0));
+    return;
+  }
   dispatch(t_queued);
+}
+
+void Exchange::respond_local() {
+  const AdminService* admin = host_.admin();
+  LocalResponse r;
+  if (admin && runtime) {
+    r = admin->handle(method, target, *runtime);
+  } else {
+    r.status = 503;
+    r.body = "the admin listener is not ready\n";
+  }
+  http1::ResponseHead head;
+  head.status = r.status;
+  head.reason = status_text(r.status);
+  head.headers.push_back({"content-type", r.content_type});
+  for (const auto& [n, v] : r.headers) head.headers.push_back({n, v});
+  head.body = http1::BodyKind::ContentLength;
+  head.content_length = r.body.size();
+  head.has_content_length = true;
+  on_upstream_head(head);
+  if (method != "HEAD" && !r.body.empty()) on_upstream_body(r.body);
+  on_upstream_read_done();
+  t_upstream_done = host_.loop().now();
+  state = ExchangeState::Responding;
+  sink_.on_response_complete();
 }
 
 void Exchange::dispatch(Clock::time_point now) {
   const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
   if (!waiter_) waiter_ = std::make_shared<Waiter>(host_.loop(), this);
   Lease lease;
-  switch (a.dispatcher->acquire(waiter_, lease)) {
+  const auto outcome = a.dispatcher->acquire(waiter_, lease);
+  switch (outcome) {
     case AppDispatcher::Outcome::Granted:
       lease_ = std::move(lease);
       send_upstream(now);
@@ -101,6 +158,8 @@ void Exchange::dispatch(Clock::time_point now) {
       return;
     case AppDispatcher::Outcome::QueueFull:
     case AppDispatcher::Outcome::NoWorkers:
+      queue_reject_ = static_cast<int>(outcome == AppDispatcher::Outcome::QueueFull ? metrics::QueueReject::QueueFull
+                                                                                    : metrics::QueueReject::NoWorkers);
       fail(503, true);
       return;
   }
@@ -218,12 +277,18 @@ void Exchange::on_timer() {
     return;
   }
   deadline_ = Clock::time_point{};
+  if (local_pending_) {
+    local_pending_ = false;
+    respond_local();
+    return;
+  }
   if (state == ExchangeState::Queued && lease_) {
     send_upstream(now);  // granted by on_granted_here()
     return;
   }
   if (state == ExchangeState::Queued) {
     leave_queue();
+    queue_reject_ = static_cast<int>(metrics::QueueReject::QueueTimeout);
     fail(503, true);
     return;
   }
@@ -277,7 +342,41 @@ void Exchange::cancel() {
   paused_ = false;
 }
 
+void Exchange::count() {
+  metrics::LoopCounters* lc = host_.counters();
+  const metrics::Protocol proto = version_major == 2 ? metrics::Protocol::Http2 : metrics::Protocol::Http1;
+  if (route_entry_ && route_entry_->metrics) {
+    metrics::RouteCounters& c = route_entry_->metrics->counters.at(host_.thread_index());
+    c.requests[static_cast<size_t>(proto)][metrics::status_class(status)].add();
+    if (queue_reject_ >= 0) c.rejected[static_cast<size_t>(queue_reject_)].add();
+    auto now = host_.loop().now();
+    c.duration.observe(secs(t_start, now));
+    if (t_sent != Clock::time_point{}) {
+      c.queue.observe(secs(t_queued, t_sent));
+      if (t_upstream_done != Clock::time_point{}) c.upstream.observe(secs(t_sent, t_upstream_done));
+    } else if (queue_reject_ >= 0) {
+      c.queue.observe(secs(t_queued, now));
+    }
+    return;
+  }
+  if (app == kLocal || !lc) return;
+  // Answered by the proxy before any app: count why.
+  const char* why = reject_reason;
+  if (!why) {
+    switch (status) {
+      case 404: why = "no route"; break;
+      case 408: why = "request timeout"; break;
+      case 413: why = "body too large"; break;
+      case 431: why = "header section too large"; break;
+      case 308: why = "redirect to https"; break;
+      default: why = "bad request"; break;
+    }
+  }
+  lc->reject(why, status, proto);
+}
+
 void Exchange::log(std::string_view client_ip) {
+  count();
   // access_log = "off": nothing to build (the record costs two clock reads).
   if (runtime && runtime->proxy.access_log == "off") return;
   AccessRecord r;
@@ -329,6 +428,10 @@ void Exchange::reset() {
   bytes_sent = 0;
   slot = -1;
   connect_attempts = 0;
+  reject_reason = nullptr;
+  route_entry_ = nullptr;
+  local_pending_ = false;
+  queue_reject_ = -1;
   body_ = {};
   t_start = t_queued = t_sent = t_upstream_done = Clock::time_point{};
 }

@@ -70,8 +70,15 @@ class Exchange final : public UpstreamHandler {
   /// Starts a request: takes the loop's current Runtime snapshot, stamps t_start and
   /// allocates the request id.
   void begin();
-  /// Routes by (host, target); sets and returns `app` (-1: no route).
-  int route(std::string_view host, std::string_view target);
+  /// Routes by (host, target); sets and returns `app` (-1: no route). On the admin listener
+  /// every request is answered by the proxy itself (kLocal).
+  int route(std::string_view host, std::string_view target, const ListenerRuntime* listener = nullptr);
+  /// `app` of a request the proxy answers itself (the admin listener).
+  static constexpr int kLocal = 1 << 30;
+  /// The app the request was routed to, or null (no route, or answered by the proxy).
+  const AppRuntime* routed_app() const {
+    return app >= 0 && app != kLocal && runtime ? &runtime->apps[static_cast<size_t>(app)] : nullptr;
+  }
   /// The request is complete (upstream_head finished, body buffered): dispatch it. `body`
   /// must stay valid until on_response_complete / on_exchange_failed / cancel(). May call
   /// the sink synchronously (503, 502).
@@ -106,6 +113,9 @@ class Exchange final : public UpstreamHandler {
   uint64_t bytes_sent = 0;        ///< response body bytes
   int slot = -1;
   int connect_attempts = 0;
+  /// Why the proxy refused the request before it reached an app (a static string: the
+  /// parser's reason or a limit's name); null otherwise. Counted in /metrics.
+  const char* reject_reason = nullptr;
   Clock::time_point t_start{}, t_queued{}, t_sent{}, t_upstream_done{};
 
   /// Called (via the waiter, on this loop) when a queued request gets a lease.
@@ -132,6 +142,14 @@ class Exchange final : public UpstreamHandler {
   void clear_deadline();
   void fail(int status, bool retry_after = false);
   void leave_queue();
+  /// Answers a kLocal request (the admin listener) from the zero-delay timer.
+  void respond_local();
+  /// Adds the finished request to this loop's counters.
+  void count();
+  /// The route the request matched (null: none).
+  const Router::Entry* route_entry_ = nullptr;
+  bool local_pending_ = false;
+  int queue_reject_ = -1;  // a metrics::QueueReject, -1 = none
 
   SessionHost& host_;
   ExchangeSink& sink_;

@@ -58,9 +58,16 @@ void LoopThread::set_access_log(std::shared_ptr<AccessLog> log) {
 void LoopThread::set_listeners(std::shared_ptr<const ListenerSet> ls) {
   loop_.post([this, ls = std::move(ls)] {
     listeners_.clear();  // unwatch before the old set may close its fds
+    admin_watch_.reset();
     listener_set_ = ls;
-    if (draining_ || !ls) return;
-    for (size_t i = 0; i < ls->fds.size(); ++i)
+    if (!ls) return;
+    // After the listeners' fds comes the admin listener's, when there is one.
+    if (ls->fds.size() > ls->addresses.size())
+      admin_watch_ = std::make_unique<Listener>(loop_, ls->fds.back().get(), [this](UniqueFd c, std::string ip) {
+        adopt(std::move(c), std::move(ip), Runtime::kAdminListener);
+      });
+    if (draining_) return;
+    for (size_t i = 0; i < ls->addresses.size() && i < ls->fds.size(); ++i)
       listeners_.push_back(std::make_unique<Listener>(loop_, ls->fds[i].get(), [this, i](UniqueFd c, std::string ip) {
         adopt(std::move(c), std::move(ip), i);
       }));
@@ -74,8 +81,8 @@ void LoopThread::retain_upstreams(std::shared_ptr<const std::vector<std::pair<st
 void LoopThread::begin_drain() {
   loop_.post([this] {
     draining_ = true;
-    listeners_.clear();
-    listener_set_.reset();
+    listeners_.clear();  // the admin listener keeps answering (/readyz says "stopping")
+    if (!admin_watch_) listener_set_.reset();
     std::vector<ClientConnection*> all;
     all.reserve(connection_count_);
     for (ClientConnection* c = first_connection_; c; c = c->host_next_) all.push_back(c);
@@ -85,7 +92,8 @@ void LoopThread::begin_drain() {
 }
 
 void LoopThread::adopt(UniqueFd fd, std::string client_ip, size_t listener_index) {
-  if (!runtime_ || draining_) return;  // no config yet: the socket closes
+  // No config yet, or draining: the socket closes (the admin listener answers while draining).
+  if (!runtime_ || (draining_ && listener_index != Runtime::kAdminListener)) return;
   auto* c = new ClientConnection(*this, std::move(fd), std::move(client_ip), runtime_->listener(listener_index));
   link(c);  // owned by the list until connection_closed()
   c->start();

@@ -13,6 +13,7 @@
 
 #include "common/ev/loop.h"
 #include "proxy/access_log.h"
+#include "proxy/admin/admin.h"
 #include "proxy/forwarding_headers.h"
 #include "proxy/client_connection.h"
 #include "proxy/listener.h"
@@ -30,6 +31,8 @@ struct LoopShared {
   std::function<void(const std::string& app, int slot, uint64_t generation, std::string request_id)> on_hung;
   /// The loop finished draining (no connections left) after begin_drain().
   std::function<void(int index)> on_drained;
+  /// Answers the admin listener (null: no admin listener yet).
+  std::shared_ptr<const AdminService> admin;
 };
 
 class LoopThread : public SessionHost {
@@ -50,6 +53,7 @@ class LoopThread : public SessionHost {
   void retain_upstreams(std::shared_ptr<const std::vector<std::pair<std::string, uint64_t>>> live);
   void set_access_log(std::shared_ptr<AccessLog> log);
   /// Stop accepting; close idle connections; close the others after their response.
+  /// The admin listener keeps accepting (its /readyz answers 503).
   void begin_drain();
 
   /// Loop-affine: takes over an accepted connection from the listener at `listener_index`
@@ -73,6 +77,11 @@ class LoopThread : public SessionHost {
   std::unique_ptr<Http1Session> take_http1_session() override;
   void give_back_http1_session(std::unique_ptr<Http1Session> s) override;
   std::string https_port() const override;
+  size_t thread_index() const override { return static_cast<size_t>(index_); }
+  metrics::LoopCounters* counters() override { return &counters_; }
+  const AdminService* admin() const override { return shared_.admin.get(); }
+  /// Any thread: the counters are read with relaxed loads (see proxy/metrics).
+  const metrics::LoopCounters& counters_view() const { return counters_; }
 
  private:
   void reap();
@@ -95,6 +104,8 @@ class LoopThread : public SessionHost {
   std::shared_ptr<AccessLog> access_log_;
   std::shared_ptr<const ListenerSet> listener_set_;
   std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unique_ptr<Listener> admin_watch_;  // the admin listener: kept while draining
+  metrics::LoopCounters counters_;
   // The open connections, owned through an intrusive list (no allocation per connection);
   // a closed one moves to the graveyard until the callback chain is over.
   ClientConnection* first_connection_ = nullptr;

@@ -36,6 +36,13 @@ int Router::match(std::string_view host, std::string_view target) const {
 }
 
 int Router::match(std::string_view host, std::string_view target, std::string_view& prefix) const {
+  const Entry* e = find(host, target);
+  if (!e) return -1;
+  prefix = e->path;
+  return e->app;
+}
+
+const Router::Entry* Router::find(std::string_view host, std::string_view target) const {
   // An absolute-form target ("http://h/p") routes by its path; the parser already took the
   // authority as the host.
   if (!target.empty() && target.front() != '/') {
@@ -50,10 +57,9 @@ int Router::match(std::string_view host, std::string_view target, std::string_vi
     if (e.app < 0) continue;
     if (!e.host.empty() && !iequals(e.host, h)) continue;
     if (!path_prefix_match(e.path, target)) continue;
-    prefix = e.path;
-    return e.app;
+    return &e;
   }
-  return -1;
+  return nullptr;
 }
 
 }  // namespace corral::proxy

@@ -1,11 +1,13 @@
 #pragma once
 // Routing: the first [[route]] whose host and path prefix match a request wins.
 // Immutable after construction; safe to share between loop threads (read-only).
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "conf/config.h"
+#include "proxy/metrics/metrics.h"
 
 namespace corral::proxy {
 
@@ -15,6 +17,9 @@ class Router {
     std::string host;  ///< lower-case, no port; empty = any host
     std::string path;  ///< prefix; "/" (or empty) matches every path
     int app = -1;      ///< index into the caller's app table
+    std::shared_ptr<metrics::RouteMetrics> metrics;  ///< set by make_runtime; may be null
+    /// "HOST/PATH", or "/PATH" without a host: the route's label in metrics.
+    std::string label() const { return host + path; }
   };
 
   Router() = default;
@@ -35,6 +40,10 @@ class Router {
   int match(std::string_view host, std::string_view target) const;
   /// Like match(); also sets `prefix` to the matched route's path (valid while the Router lives).
   int match(std::string_view host, std::string_view target, std::string_view& prefix) const;
+  /// The first matching entry, or null.
+  const Entry* find(std::string_view host, std::string_view target) const;
+  /// For make_runtime: the entries, to attach their metrics.
+  std::vector<Entry>& mutable_entries() { return entries_; }
 
   const std::vector<Entry>& entries() const { return entries_; }
 

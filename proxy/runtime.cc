@@ -91,7 +91,54 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
   return rt;
 }
 
+std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t generation, RuntimeState& state) {
+  auto base = make_runtime(config, generation, state.dispatchers);
+  auto rt = std::const_pointer_cast<Runtime>(base);  // still private to this function's caller
+  std::map<std::string, std::shared_ptr<metrics::RouteMetrics>> routes;
+  for (auto& e : rt->router.mutable_entries()) {
+    if (e.app < 0) continue;
+    const std::string& app = rt->apps[static_cast<size_t>(e.app)].name;
+    std::string key = app + "\n" + e.label();
+    auto it = routes.find(key);
+    if (it == routes.end()) {
+      auto old = state.routes.find(key);
+      auto m = old != state.routes.end() ? old->second
+                                         : std::make_shared<metrics::RouteMetrics>(app, e.label(), state.threads);
+      it = routes.emplace(key, std::move(m)).first;
+    }
+    e.metrics = it->second;
+  }
+  state.routes.swap(routes);
+  std::map<std::string, std::shared_ptr<metrics::ListenerMetrics>> listeners;
+  auto listener_metrics = [&](const std::string& address) {
+    auto it = listeners.find(address);
+    if (it != listeners.end()) return it->second;
+    auto old = state.listeners.find(address);
+    auto m = old != state.listeners.end() ? old->second : std::make_shared<metrics::ListenerMetrics>(address, state.threads);
+    listeners.emplace(address, m);
+    return m;
+  };
+  // The label is the configured address; two listeners written the same (port 0) get "#index".
+  for (size_t i = 0; i < rt->listeners.size(); ++i) {
+    const std::string& address = rt->listeners[i]->address;
+    std::string key = listeners.count(address) ? address + "#" + std::to_string(i) : address;
+    std::const_pointer_cast<ListenerRuntime>(rt->listeners[i])->metrics = listener_metrics(key);
+  }
+  if (!config.proxy.admin.empty() && config.proxy.admin != "off") {
+    auto a = std::make_shared<ListenerRuntime>();
+    a->address = config.proxy.admin;
+    a->admin = true;
+    a->h2 = false;
+    a->h2c = false;
+    a->metrics = listener_metrics(a->address);
+    rt->admin_listener = std::move(a);
+  }
+  state.listeners.swap(listeners);
+  return rt;
+}
+
 std::shared_ptr<const ListenerRuntime> Runtime::listener(size_t index) const {
+  if (index == kAdminListener && admin_listener) return admin_listener;
   if (index < listeners.size()) return listeners[index];
   static const auto kDefault = std::make_shared<const ListenerRuntime>();
   return kDefault;

@@ -13,6 +13,7 @@
 #include "common/http1/parser.h"
 #include "conf/config.h"
 #include "proxy/dispatch/app_dispatcher.h"
+#include "proxy/metrics/metrics.h"
 #include "proxy/router.h"
 #include "proxy/upstream/upstream_client.h"
 
@@ -39,6 +40,8 @@ struct ListenerRuntime {
   bool h2c = true;                        ///< plaintext and h2
   bool redirect_https = false;            ///< plaintext: answer 308 to the https URL
   std::string hsts;                       ///< Strict-Transport-Security value ("" = none)
+  bool admin = false;                     ///< the admin listener: answered by AdminService, never routed
+  std::shared_ptr<metrics::ListenerMetrics> metrics;  ///< may be null (tests)
 };
 
 struct Runtime {
@@ -49,8 +52,21 @@ struct Runtime {
   std::vector<AppRuntime> apps;
   http1::Limits limits;
   std::vector<std::shared_ptr<const ListenerRuntime>> listeners;
+  /// The admin listener ([proxy] admin), null when off.
+  std::shared_ptr<const ListenerRuntime> admin_listener;
+  /// The index LoopThread::adopt() uses for the admin listener's connections.
+  static constexpr size_t kAdminListener = SIZE_MAX - 1;
   /// The listener settings for the listener socket at `index` (plaintext defaults when unknown).
   std::shared_ptr<const ListenerRuntime> listener(size_t index) const;
+};
+
+/// What make_runtime keeps across snapshots by name: dispatchers, and the metrics blocks of
+/// routes and listeners (so counters keep counting across reloads). Control-thread only.
+struct RuntimeState {
+  std::map<std::string, std::shared_ptr<AppDispatcher>> dispatchers;
+  std::map<std::string, std::shared_ptr<metrics::RouteMetrics>> routes;       ///< by app + "\n" + route label
+  std::map<std::string, std::shared_ptr<metrics::ListenerMetrics>> listeners;  ///< by address
+  size_t threads = 1;  ///< per-thread copies in each new metrics block
 };
 
 /// Builds a snapshot from a validated config. Dispatchers of apps already in `dispatchers`
@@ -58,5 +74,8 @@ struct Runtime {
 /// updated to hold exactly the config's apps. Control-thread only (it owns the map).
 std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t generation,
                                             std::map<std::string, std::shared_ptr<AppDispatcher>>& dispatchers);
+/// The same, also attaching (and keeping in `state`) metrics blocks for routes and listeners;
+/// `state.dispatchers` plays the part of `dispatchers` above.
+std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t generation, RuntimeState& state);
 
 }  // namespace corral::proxy

@@ -23,6 +23,7 @@ Server::Server(ev::Loop& main_loop) : main_(main_loop) {
     if (control_) control_->send(std::move(m));
   };
   shared_.on_drained = [this](int) { main_.post([this] { on_loop_drained(); }); };
+  shared_.admin = admin_;
   sigterm_ = std::make_unique<ev::SignalWatch>(main_, SIGTERM, [this] { begin_graceful_stop(); });
   sigint_ = std::make_unique<ev::SignalWatch>(main_, SIGINT, [this] { stop_now(0); });
 }
@@ -44,6 +45,14 @@ void Server::send_stats() {
 }
 
 void Server::on_stats_query(control::StatsQuery&& m) { send_stats_now(m.query); }
+
+void Server::on_worker_figures(control::WorkerFigures&& m) { admin_->set_worker_figures(std::move(m.json)); }
+
+void Server::sample_status() {
+  if (runtime_ && runtime_->admin_listener)
+    admin_->history().sample(admin_->app_totals(*runtime_), std::chrono::system_clock::now());
+  sample_timer_->arm(kStatsEvery);
+}
 
 void Server::send_stats_now(uint64_t query) {
   control::ProxyStats st;
@@ -71,6 +80,11 @@ void Server::start_threads(int n) {
     l->start();
     loops_.push_back(std::move(l));
   }
+  std::vector<const metrics::LoopCounters*> counters;
+  for (auto& l : loops_) counters.push_back(&l->counters_view());
+  admin_->set_loops(std::move(counters));
+  sample_timer_ = std::make_unique<ev::Timer>(main_, [this] { sample_status(); });
+  sample_timer_->arm(kStatsEvery);
   CORRAL_LOG(Info, "proxy") << "started " << n << " event loop thread" << (n == 1 ? "" : "s");
 }
 
@@ -113,15 +127,16 @@ void Server::on_set_config(control::SetConfig&& m) {
       retired_dispatchers_.erase(it);
     }
   auto before = dispatchers_;
-  runtime_ = make_runtime(*config_, m.generation, dispatchers_);
+  bool first = loops_.empty();
+  // The thread count is fixed at start; a changed proxy.threads applies on restart.
+  const int threads = first ? (config_->proxy.threads > 0 ? config_->proxy.threads : conf::usable_cores())
+                            : static_cast<int>(loops_.size());
+  rstate_.threads = static_cast<size_t>(threads);
+  runtime_ = make_runtime(*config_, m.generation, rstate_);
+  admin_->set_runtime(runtime_);
   for (auto& [name, d] : before)
     if (!dispatchers_.count(name)) retired_dispatchers_[name] = d;
-  bool first = loops_.empty();
-  if (first) {
-    // The thread count is fixed at start; a changed proxy.threads applies on restart.
-    int n = config_->proxy.threads > 0 ? config_->proxy.threads : conf::usable_cores();
-    start_threads(n);
-  }
+  if (first) start_threads(threads);
   for (auto& l : loops_) l->set_runtime(runtime_);
   if (first && listeners_ && !stopping_)
     for (auto& l : loops_) l->set_listeners(listeners_);
@@ -187,6 +202,7 @@ void Server::on_control_closed(const Error& e) {
 void Server::begin_graceful_stop() {
   if (stopping_) return;
   stopping_ = true;
+  admin_->set_stopping();
   auto timeout = config_ ? config_->supervisor.graceful_timeout : std::chrono::milliseconds(30'000);
   CORRAL_LOG(Info, "proxy") << "graceful stop (up to " << timeout.count() << "ms)";
   if (loops_.empty()) {

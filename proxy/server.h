@@ -14,6 +14,7 @@
 #include "common/ev/loop.h"
 #include "conf/config.h"
 #include "proxy/control_client.h"
+#include "proxy/admin/admin.h"
 #include "proxy/loop_thread.h"
 
 namespace corral::proxy {
@@ -33,6 +34,7 @@ class Server : public ControlHandler {
   void on_set_pool(control::SetPool&& m) override;
   void on_slot_requests_query(control::SlotRequestsQuery&& m) override;
   void on_stats_query(control::StatsQuery&& m) override;
+  void on_worker_figures(control::WorkerFigures&& m) override;
   void on_control_closed(const Error& e) override;
 
   /// SIGTERM: stop accepting, finish in-flight requests, exit 0 (or at graceful_timeout).
@@ -48,12 +50,18 @@ class Server : public ControlHandler {
   void send_stats();
   /// Sends ProxyStats now, answering StatsQuery `query` (0 = periodic).
   void send_stats_now(uint64_t query);
+  /// Adds a point to the status page's time series; re-arms itself.
+  void sample_status();
 
   ev::Loop& main_;
   LoopShared shared_;
   std::unique_ptr<ControlClient> control_;
   std::vector<std::unique_ptr<LoopThread>> loops_;
-  std::map<std::string, std::shared_ptr<AppDispatcher>> dispatchers_;
+  // Kept across config snapshots: dispatchers and metrics blocks, by name.
+  RuntimeState rstate_;
+  std::map<std::string, std::shared_ptr<AppDispatcher>>& dispatchers_ = rstate_.dispatchers;
+  std::shared_ptr<AdminService> admin_ = std::make_shared<AdminService>();
+  std::unique_ptr<ev::Timer> sample_timer_;  // the status page's time series, every second
   /// Apps removed from the config whose workers still drain: kept until the pool no longer
   /// lists any of their slots, so the Drained events still reach the supervisor.
   std::map<std::string, std::shared_ptr<AppDispatcher>> retired_dispatchers_;

@@ -9,11 +9,13 @@
 #include "common/ev/loop.h"
 #include "proxy/access_log.h"
 #include "proxy/forwarding_headers.h"
+#include "proxy/metrics/metrics.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream/pool.h"
 
 namespace corral::proxy {
 
+class AdminService;
 class ClientConnection;
 class Http1Session;
 
@@ -34,6 +36,12 @@ class SessionHost {
   /// ":PORT" of the first TLS listener as bound (for redirect_https), "" when it is 443 or
   /// there is none.
   virtual std::string https_port() const { return {}; }
+  /// This loop's index (selects its copy of per-thread counters).
+  virtual size_t thread_index() const { return 0; }
+  /// This loop's own counters (null in test fixtures).
+  virtual metrics::LoopCounters* counters() { return nullptr; }
+  /// The admin listener's service (null when none).
+  virtual const AdminService* admin() const { return nullptr; }
   /// The connection is finished; the host destroys it later (outside its callbacks).
   virtual void connection_closed(ClientConnection* c) = 0;
   /// HTTP/1.1 sessions outlive their connections: a keep-alive connection that stays idle

@@ -138,6 +138,12 @@ Result<void> Arbiter::start() {
       }
     }
   }
+  if (config_.proxy.admin != "off") {
+    auto admin = bind_admin(config_.proxy.admin);
+    if (!admin) return fail(admin.error());
+    admin_ = std::move(*admin);
+    CORRAL_LOG(Info, kTag) << "admin listener on " << admin_->bound;
+  }
   if (auto r = control_.listen(control_socket_path(dir)); !r) {
     remove_sockets();
     return r;
@@ -250,6 +256,10 @@ void Arbiter::on_proxy_spawned() {
     fds.push_back(l.fd.get());
     set_listeners.addresses.push_back(l.bound);
   }
+  if (admin_) {
+    fds.push_back(admin_->fd.get());
+    set_listeners.admin = admin_->bound;
+  }
   proxy_->send(set_listeners, fds);
   proxy_->send(control::SetConfig{config_generation_, conf::to_snapshot(config_)});
   send_pool();
@@ -324,6 +334,15 @@ void Arbiter::on_stats(const control::ProxyStats& st) {
   for (auto& s : st.slots)
     if (AppPool* p = find_pool(s.app)) p->on_stats(s);
   if (st.query != 0 && st.query == status_query_) answer_status();
+  // The proxy's periodic report (every second) paces the figures that go back to it.
+  if (st.query == 0 && admin_) send_worker_figures();
+}
+
+void Arbiter::send_worker_figures() {
+  crash::Operation op("sending worker figures to the proxy");
+  nlohmann::json apps = nlohmann::json::array();
+  for (auto& p : pools_) apps.push_back(p->status());
+  proxy_->send(control::WorkerFigures{nlohmann::json{{"apps", std::move(apps)}}.dump()});
 }
 
 void Arbiter::answer_status() {
@@ -407,7 +426,21 @@ Result<std::vector<std::string>> Arbiter::apply_reload(const ReloadPlan& plan, c
     CORRAL_CHECK(it != listeners_.end(), "a kept listener is bound");
     kept_listeners.push_back(std::move(*it));
   }
+  // The admin listener: a changed address is bound before anything else changes.
+  std::optional<BoundListener> next_admin;
+  const bool admin_changed = next.proxy.admin != config_.proxy.admin;
+  if (admin_changed && next.proxy.admin != "off") {
+    auto admin = bind_admin(next.proxy.admin);
+    if (!admin) return fail(admin.error());
+    next_admin = std::move(*admin);
+  }
   listeners_ = std::move(kept_listeners);  // the removed ones close here
+  if (admin_changed) {
+    if (admin_ && admin_->bound.rfind("unix:", 0) == 0 && next.proxy.admin != admin_->address)
+      ::unlink(admin_->address.c_str());
+    admin_ = std::move(next_admin);
+    CORRAL_LOG(Info, kTag) << (admin_ ? "admin listener on " + admin_->bound : std::string("admin listener off"));
+  }
 
   // Apps: every pool stays in pools_ or retired_pools_ throughout (no half-moved state a
   // callback could see), and the proxy hears of the result once, after its new config.
@@ -565,6 +598,7 @@ void Arbiter::finish() {
 
 void Arbiter::remove_sockets() {
   control_.close();
+  if (admin_ && admin_->bound.rfind("unix:", 0) == 0) ::unlink(admin_->address.c_str());
   for (auto& p : pools_) p->remove_sockets();
   for (auto& p : retired_pools_) p->remove_sockets();
 }
@@ -633,6 +667,8 @@ ControlApi::Response Arbiter::on_control(const ControlApi::Request& r) {
 nlohmann::json Arbiter::status() const {
   nlohmann::json listeners = nlohmann::json::array();
   for (auto& l : listeners_) listeners.push_back({{"address", l.address}, {"bound", l.bound}});
+  nlohmann::json admin = nullptr;
+  if (admin_) admin = {{"address", admin_->address}, {"bound", admin_->bound}};
   nlohmann::json apps = nlohmann::json::array();
   for (auto& p : pools_) apps.push_back(p->status());
   for (auto& p : retired_pools_) {
@@ -644,7 +680,7 @@ nlohmann::json Arbiter::status() const {
   const char* state = phase_ == Phase::Running ? (ready_sent_ ? "running" : "starting") : "stopping";
   return {{"pid", ::getpid()}, {"version", CORRAL_VERSION}, {"config", config_.file}, {"state", state},
           {"config_generation", config_generation_}, {"reloading", reload_.has_value()},
-          {"listeners", listeners}, {"proxy", proxy_->status()}, {"apps", apps}};
+          {"listeners", listeners}, {"admin", admin}, {"proxy", proxy_->status()}, {"apps", apps}};
 }
 
 }  // namespace corral::supervisor

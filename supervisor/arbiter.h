@@ -101,6 +101,8 @@ class Arbiter {
   void on_stats(const control::ProxyStats& st);
   /// Answers every GET /status waiting for the proxy's live counters.
   void answer_status();
+  /// Sends the workers' figures to the proxy (its /metrics and /status show them).
+  void send_worker_figures();
   /// AppPool::RequestsQuery for the pools: SlotRequestsQuery to the proxy, answered by
   /// SlotRequests or expired after kRequestsWait.
   void query_requests(const std::string& app, int slot, uint64_t generation,
@@ -125,6 +127,7 @@ class Arbiter {
   conf::Config config_;
   uint64_t config_generation_ = 1;
   std::vector<BoundListener> listeners_;
+  std::optional<BoundListener> admin_;  // [proxy] admin, when not "off"
   std::vector<std::unique_ptr<AppPool>> pools_;
   std::vector<std::unique_ptr<AppPool>> retired_pools_;  // removed by a reload, draining
   const Clock& clock_;

@@ -23,6 +23,19 @@ Result<std::vector<BoundListener>> bind_listeners(const std::vector<conf::Listen
   return out;
 }
 
+Result<BoundListener> bind_admin(const std::string& spec) {
+  if (spec.find('/') != std::string::npos) {
+    auto fd = net::listen_unix(spec, 64, 0660);
+    if (!fd) return fail(Errc::Config, "admin listener " + spec + ": " + fd.error().message());
+    return BoundListener{spec, "unix:" + spec, std::move(*fd)};
+  }
+  conf::Listener l;
+  l.address = spec;
+  auto bound = bind_listeners({l});
+  if (!bound) return fail(Errc::Config, "admin " + bound.error().message());
+  return std::move(bound->front());
+}
+
 Result<void> make_dirs(const std::string& path, unsigned mode) {
   if (path.empty()) return fail(Errc::InvalidInput, "empty directory path");
   for (size_t pos = 1; pos <= path.size(); ++pos) {

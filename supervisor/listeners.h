@@ -21,6 +21,10 @@ struct BoundListener {
 /// Binds every [[listener]]. Fails on the first that cannot be bound (nothing is kept).
 [[nodiscard]] Result<std::vector<BoundListener>> bind_listeners(const std::vector<conf::Listener>& listeners);
 
+/// Binds the admin listener: "ip:port" (TCP) or a Unix socket path (mode 0660; a stale
+/// socket file is replaced). `bound` is the bound address ("unix:" + path for a socket).
+[[nodiscard]] Result<BoundListener> bind_admin(const std::string& spec);
+
 /// mkdir -p with `mode` for the directories it creates.
 [[nodiscard]] Result<void> make_dirs(const std::string& path, unsigned mode = 0755);
 

@@ -105,6 +105,7 @@ std::vector<std::string> listener_changes(const conf::Listener& a, const conf::L
 
 std::vector<std::string> proxy_changes(const conf::ProxySettings& a, const conf::ProxySettings& b) {
   std::vector<std::string> out;
+  note(out, "proxy.admin", a.admin, b.admin);
   note(out, "proxy.access_log", a.access_log, b.access_log);
   note(out, "proxy.access_log_format", a.access_log_format, b.access_log_format);
   note(out, "proxy.max_body_size", a.max_body_size, b.max_body_size);

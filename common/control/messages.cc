@@ -46,6 +46,7 @@ std::string_view type_name(const Message& m) {
                         [](const SlotRequestsQuery&) { return std::string_view("slot_requests_query"); },
                         [](const SlotRequests&) { return std::string_view("slot_requests"); },
                         [](const StatsQuery&) { return std::string_view("stats_query"); },
+                        [](const WorkerFigures&) { return std::string_view("worker_figures"); },
                     },
                     m);
 }
@@ -53,7 +54,11 @@ std::string_view type_name(const Message& m) {
 std::string encode(const Message& m) {
   json j = std::visit(
       Overloaded{
-          [](const SetListeners& x) { return json{{"addresses", x.addresses}}; },
+          [](const SetListeners& x) {
+            json out{{"addresses", x.addresses}};
+            if (!x.admin.empty()) out["admin"] = x.admin;
+            return out;
+          },
           [](const SetConfig& x) { return json{{"generation", x.generation}, {"snapshot", x.snapshot}}; },
           [](const SetPool& x) {
             json slots = json::array();
@@ -90,6 +95,7 @@ std::string encode(const Message& m) {
                         {"requests", reqs}};
           },
           [](const StatsQuery& x) { return json{{"query", x.query}}; },
+          [](const WorkerFigures& x) { return json{{"figures", x.json}}; },
       },
       m);
   j["v"] = kProtocolVersion;
@@ -106,7 +112,9 @@ Result<Message> decode(std::string_view bytes) {
   const std::string type = j["type"].get<std::string>();
   // nlohmann throws on mistyped fields; this is the narrow boundary that turns that into an Error.
   try {
-    if (type == "set_listeners") return Message{SetListeners{j.at("addresses").get<std::vector<std::string>>()}};
+    if (type == "set_listeners")
+      return Message{SetListeners{j.at("addresses").get<std::vector<std::string>>(), j.value("admin", std::string())}};
+    if (type == "worker_figures") return Message{WorkerFigures{j.at("figures").get<std::string>()}};
     if (type == "set_config")
       return Message{SetConfig{j.at("generation").get<uint64_t>(), j.at("snapshot").get<std::string>()}};
     if (type == "set_pool") {

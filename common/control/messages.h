@@ -21,6 +21,9 @@ inline constexpr int kProtocolVersion = 1;
 /// starts accepting on new ones and closes those no longer listed.
 struct SetListeners {
   std::vector<std::string> addresses;  ///< the bound address of each fd, for logs and status
+  /// The admin listener's bound address ("" = none). When set, its fd is attached after the
+  /// fds of `addresses` (optional on decode).
+  std::string admin;
 };
 
 /// A validated configuration (conf::snapshot encoding, opaque here).
@@ -62,6 +65,14 @@ struct SlotRequestsQuery {
 /// answers ProxyStats with the same `query`.
 struct StatsQuery {
   uint64_t query = 0;
+};
+
+/// What the supervisor knows about the workers (state, PSS, CPU, exits by reason, recent
+/// death records), for the proxy's /metrics and /status. Sent every second while the proxy
+/// runs. `json` is a JSON object {"apps": [...]} with each app as GET /status shows it
+/// (opaque here; proxy/admin reads it).
+struct WorkerFigures {
+  std::string json;
 };
 
 // ---- proxy → supervisor ----
@@ -131,7 +142,7 @@ struct SlotRequests {
 };
 
 using Message = std::variant<SetListeners, SetConfig, SetPool, ProxyReady, WorkerHung, ProxyStats, SlotEvent,
-                             SlotRequestsQuery, SlotRequests, StatsQuery>;
+                             SlotRequestsQuery, SlotRequests, StatsQuery, WorkerFigures>;
 
 /// The "type" string of a message, e.g. "set_pool".
 std::string_view type_name(const Message& m);

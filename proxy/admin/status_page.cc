@@ -5,6 +5,7 @@
 
 #include <charconv>
 
+#include "proxy/admin/admin.h"
 #include "proxy/admin/status_page_html.h"  // generated from status_page.html: kStatusPageHtml
 
 namespace corral::proxy {
@@ -172,6 +173,33 @@ std::string status_json(const StatusInputs& in, const Runtime& rt, int64_t since
               {"figures_age_ms", in.figures_age_ms ? json(*in.figures_age_ms) : json(nullptr)}};
   // Request paths in death records are client bytes: never let invalid UTF-8 fail the page.
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string status_json(const AdminService& admin, const Runtime& rt, int64_t since_ms) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  StatusInputs in;
+  in.now_ms = duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  in.started_ms = duration_cast<milliseconds>(admin.started().time_since_epoch()).count();
+  in.not_ready = admin.not_ready_reasons(rt);
+  // One line per reason; one line on the page.
+  while (!in.not_ready.empty() && in.not_ready.back() == '\n') in.not_ready.pop_back();
+  for (size_t at = in.not_ready.find('\n'); at != std::string::npos; at = in.not_ready.find('\n', at))
+    in.not_ready.replace(at, 1, "; ");
+  in.ready = in.not_ready.empty();
+  in.stopping = admin.stopping();
+  const std::shared_ptr<const nlohmann::json> figures = admin.worker_figures();
+  in.figures = figures.get();
+  if (figures)
+    in.figures_age_ms = duration_cast<milliseconds>(std::chrono::steady_clock::now() - admin.worker_figures_time()).count();
+  for (const auto& t : admin.app_totals(rt)) in.totals[t.app] = {t.requests, t.errors};
+  for (const auto& [app, points] : admin.history().series()) {
+    auto& out = in.series[app];
+    out.reserve(points.size());
+    for (const auto& p : points)
+      if (p.t_ms > since_ms) out.push_back({p.t_ms, p.rate, p.errors, p.p50, p.p90, p.p99, p.queued, p.in_flight});
+  }
+  return status_json(in, rt, since_ms);
 }
 
 int64_t status_since(std::string_view target) {

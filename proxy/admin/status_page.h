@@ -29,6 +29,8 @@
 
 namespace corral::proxy {
 
+class AdminService;
+
 /// One second of one app in the status series.
 struct StatusSample {
   int64_t t_ms = 0;     ///< end of the second, milliseconds since the epoch
@@ -62,6 +64,9 @@ struct StatusInputs {
 /// The /status.json body. Only samples newer than `since_ms` are included (0 = all): the
 /// page asks for what it has not seen yet (`/status.json?since=T`).
 std::string status_json(const StatusInputs& in, const Runtime& rt, int64_t since_ms = 0);
+/// The same from the admin service: its readiness, start time, worker figures, per-app
+/// totals and StatusHistory series.
+std::string status_json(const AdminService& admin, const Runtime& rt, int64_t since_ms = 0);
 
 /// `since` from a /status.json target's query ("/status.json?since=123" → 123); 0 when
 /// absent or not a number.

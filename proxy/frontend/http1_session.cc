@@ -201,6 +201,7 @@ bool Http1Session::parse_head() {
   if (hr.status == http1::ParseStatus::Incomplete) return false;
   if (hr.status == http1::ParseStatus::Error) {
     CORRAL_LOG(Debug, "http1") << "bad request from " << conn_->client_ip() << ": " << hr.error.reason;
+    ex_.reject_reason = hr.error.reason;
     respond_error(hr.error.status, true);
     return false;
   }
@@ -232,7 +233,7 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
     respond_error(413, true);
     return;
   }
-  if (ex_.route(head.host, head.target) < 0) {
+  if (ex_.route(head.host, head.target, l) < 0) {
     in_.consume(head_size);
     // The body (if any) is not read: the connection cannot be reused.
     respond_error(404, ex_.had_body);
@@ -246,7 +247,7 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
   fwd.server_port = conn_->server_port();
   fwd.client_port = conn_->client_port();
   // corral-worker maps the prefix onto SCRIPT_NAME; HTTP apps never asked for it.
-  if (rt.apps[static_cast<size_t>(ex_.app)].kind == conf::AppKind::Cgi) fwd.prefix = ex_.route_prefix;
+  if (const AppRuntime* a = ex_.routed_app(); a && a->kind == conf::AppKind::Cgi) fwd.prefix = ex_.route_prefix;
   append_request_head(head, fwd, ex_.upstream_head);
   bool expect_continue = head.expect_continue;
   in_.consume(head_size);  // head views are dead from here on
@@ -277,6 +278,7 @@ bool Http1Session::read_body() {
   while (!in_.empty()) {
     auto st = decoder_.step(in_.readable());
     if (st.error) {
+      ex_.reject_reason = st.why.reason;
       respond_error(st.why.status ? st.why.status : 400, true);
       return false;
     }

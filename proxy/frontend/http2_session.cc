@@ -515,6 +515,7 @@ int Http2Session::on_begin_headers(const void* p) {
     s = std::make_unique<Stream>(*this, f->hd.stream_id);
   }
   s->t_begin = host_.loop().now();
+  if (metrics::LoopCounters* lc = host_.counters()) lc->h2_streams.add();
   if (going_away_ || host_.draining()) {
     // After GOAWAY nghttp2 ignores new streams itself; this is for a drain racing the frame.
     s->rejected = true;
@@ -605,6 +606,10 @@ int Http2Session::on_invalid_header(const void* p, std::string_view, std::string
 int Http2Session::on_frame_recv(const void* p) {
   const auto* f = static_cast<const nghttp2_frame*>(p);
   Stream* s = f->hd.stream_id ? find(f->hd.stream_id) : nullptr;
+  if (metrics::LoopCounters* lc = host_.counters()) {
+    if (f->hd.type == NGHTTP2_RST_STREAM) lc->rst_received[metrics::h2_error_index(f->rst_stream.error_code)].add();
+    else if (f->hd.type == NGHTTP2_GOAWAY) lc->goaway_received[metrics::h2_error_index(f->goaway.error_code)].add();
+  }
   switch (f->hd.type) {
     case NGHTTP2_HEADERS:
       if (!s || s->rejected) return 0;
@@ -712,6 +717,10 @@ int Http2Session::on_frame_send(const void* p) {
   const auto* f = static_cast<const nghttp2_frame*>(p);
   // Resets the server is provoked into sending count too ("MadeYouReset", CVE-2025-8671).
   if (f->hd.type == NGHTTP2_RST_STREAM && f->rst_stream.error_code != NGHTTP2_NO_ERROR) count_reset();
+  if (metrics::LoopCounters* lc = host_.counters()) {
+    if (f->hd.type == NGHTTP2_RST_STREAM) lc->rst_sent[metrics::h2_error_index(f->rst_stream.error_code)].add();
+    else if (f->hd.type == NGHTTP2_GOAWAY) lc->goaway_sent[metrics::h2_error_index(f->goaway.error_code)].add();
+  }
   return 0;
 }
 
@@ -719,6 +728,9 @@ void Http2Session::reset_stream(Stream& s, uint32_t error_code, const char* why)
   if (s.rejected) return;
   s.rejected = true;
   CORRAL_LOG(Debug, "h2") << "stream " << s.id << " from " << conn_.client_ip() << " reset: " << why;
+  // A request refused before it reached an app (not a response cut short).
+  if (metrics::LoopCounters* lc = host_.counters(); lc && !s.submitted && s.ex.state == ExchangeState::Idle)
+    lc->reject(why, 0, metrics::Protocol::Http2);
   s.ex.cancel();
   nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, error_code);
   write_soon();
@@ -759,6 +771,7 @@ void Http2Session::request_complete(Stream& s) {
   ex.target = s.path;
   ex.host.assign(host);
   if (host.empty()) {
+    ex.reject_reason = "missing :authority and host";
     respond_error(s, 400);
     return;
   }
@@ -768,7 +781,7 @@ void Http2Session::request_complete(Stream& s) {
     else if (n == "referer") ex.referer = s.field_value(f);
   }
   ex.had_body = !s.body.data().empty() || s.content_length > 0;
-  if (ex.route(host, s.path) < 0) {
+  if (ex.route(host, s.path, conn_.listener()) < 0) {
     respond_error(s, 404);
     return;
   }
@@ -790,7 +803,7 @@ void Http2Session::request_complete(Stream& s) {
   fwd.server_port = conn_.server_port();
   fwd.client_port = conn_.client_port();
   // As for HTTP/1.1 clients: corral-worker maps the prefix onto SCRIPT_NAME for cgi apps.
-  if (ex.runtime->apps[static_cast<size_t>(ex.app)].kind == conf::AppKind::Cgi) fwd.prefix = ex.route_prefix;
+  if (const AppRuntime* a = ex.routed_app(); a && a->kind == conf::AppKind::Cgi) fwd.prefix = ex.route_prefix;
   append_request_head(head, fwd, ex.upstream_head);
   finish_request_head(ex.upstream_head, s.body.size(), ex.had_body);
   head.headers.clear();  // views into the stream's strings

@@ -97,6 +97,50 @@ TEST_F(TlsTest, OldTlsVersionsAreRefusedAndModernRefusesTls12) {
   EXPECT_NE(out.find("New, TLSv1.3, Cipher is TLS_"), std::string::npos) << out;
 }
 
+// The admin listener's /metrics counts TLS handshakes and why the others failed, and the open
+// connections by protocol.
+TEST_F(TlsTest, MetricsCountHandshakesAndFailuresByReason) {
+  config_.proxy("admin", quote("127.0.0.1:0"));
+  add_tls_listener();
+  ASSERT_NO_FATAL_FAILURE(start_tls());
+  std::string bound = corral_->status()["admin"].value("bound", "");
+  const int admin = std::atoi(bound.substr(bound.rfind(':') + 1).c_str());
+  ASSERT_GT(admin, 0);
+  ASSERT_EQ(curl({"-k", "--http2", https("/")}).status, 200);
+  ASSERT_EQ(curl({"-k", "--http1.1", https("/")}).status, 200);
+  s_client({"-tls1_1"});  // refused: version
+  {
+    RawClient c;  // plaintext HTTP on the TLS port: a protocol error
+    ASSERT_TRUE(c.connect_tcp(tls_port_));
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.read_until_close(5s);
+  }
+  {
+    RawClient c;  // connects and leaves before any handshake byte
+    ASSERT_TRUE(c.connect_tcp(tls_port_));
+  }
+  // Both listeners are written "127.0.0.1:0": the second is labelled with its index.
+  std::string body;
+  auto value = [&](const std::string& series) {
+    size_t at = body.find(series + " ");
+    return at == std::string::npos ? -1.0 : std::strtod(body.c_str() + at + series.size() + 1, nullptr);
+  };
+  bool done = false;
+  for (int i = 0; i < 50 && !done; ++i) {
+    body = http_get(admin, "/metrics").body;
+    done = value(R"(corral_tls_handshake_failures_total{listener="127.0.0.1:0#1",reason="closed_by_client"})") >= 1;
+    if (!done) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(body.find(R"(corral_tls_handshakes_total{listener="127.0.0.1:0"})"), std::string::npos)
+      << "the plaintext listener has no TLS series";
+  EXPECT_EQ(value(R"(corral_tls_handshakes_total{listener="127.0.0.1:0#1"})"), 2) << body;
+  EXPECT_EQ(value(R"(corral_tls_handshake_failures_total{listener="127.0.0.1:0#1",reason="unsupported_version"})"), 1)
+      << body;
+  EXPECT_EQ(value(R"(corral_tls_handshake_failures_total{listener="127.0.0.1:0#1",reason="protocol_error"})"), 1) << body;
+  EXPECT_GE(value(R"(corral_tls_handshake_failures_total{listener="127.0.0.1:0#1",reason="closed_by_client"})"), 1)
+      << body;
+}
+
 TEST_F(TlsTest, ModernProfileIsTls13Only) {
   add_tls_listener(", profile = \"modern\"");
   ASSERT_NO_FATAL_FAILURE(start_tls());
