@@ -2,7 +2,25 @@
 
 namespace corral::supervisor {
 
+namespace {
+
+void bound(DeathRecord& r) {
+  if (r.serving && r.serving->size() > DeathLog::kMaxRequests) {
+    r.serving_omitted = r.serving->size() - DeathLog::kMaxRequests;
+    r.serving->resize(DeathLog::kMaxRequests);
+  }
+  if (r.line.size() > DeathLog::kMaxLine) {
+    size_t cut = DeathLog::kMaxLine;
+    while (cut > 0 && (static_cast<unsigned char>(r.line[cut]) & 0xc0) == 0x80) --cut;  // a UTF-8 boundary
+    r.line.resize(cut);
+    r.line += "...";
+  }
+}
+
+}  // namespace
+
 uint64_t DeathLog::add(DeathRecord r) {
+  bound(r);
   const uint64_t id = ++next_id_;
   records_.push_back({id, std::move(r)});
   while (records_.size() > kCapacity) records_.pop_front();
@@ -15,6 +33,7 @@ void DeathLog::complete(uint64_t id, std::optional<std::vector<control::SlotRequ
     if (it->id != id) continue;
     it->record.serving = std::move(serving);
     it->record.line = std::move(line);
+    bound(it->record);
     return;
   }
 }
@@ -45,6 +64,7 @@ nlohmann::json to_json(const DeathRecord& r) {
           {"requests", r.requests},
           {"in_flight", r.in_flight},
           {"in_flight_requests", std::move(serving)},
+          {"in_flight_requests_omitted", r.serving_omitted},
           {"line", r.line}};
 }
 

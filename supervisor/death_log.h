@@ -34,12 +34,18 @@ struct DeathRecord {
   /// What the proxy says it was serving (in flight, then failed or timed out on it);
   /// nullopt while the answer is pending or when the proxy did not answer.
   std::optional<std::vector<control::SlotRequestInfo>> serving;
+  uint64_t serving_omitted = 0;  ///< requests it was serving beyond DeathLog::kMaxRequests
   std::string line;              ///< the death-record log line (without the tag)
 };
 
 class DeathLog {
  public:
   static constexpr size_t kCapacity = 20;
+  /// A record keeps at most this many of the requests the worker was serving, and its line
+  /// at most kMaxLine bytes (the log has it whole): the records travel to the proxy every
+  /// second inside one control message.
+  static constexpr size_t kMaxRequests = 10;
+  static constexpr size_t kMaxLine = 1024;
 
   /// Adds a record (evicting the oldest past kCapacity); returns its id for complete().
   uint64_t add(DeathRecord r);
@@ -62,7 +68,8 @@ class DeathLog {
 
 /// {"time_ms", "worker", "pid", "generation", "incarnation", "reason", "exit", "expected",
 /// "uptime_seconds", "requests", "in_flight", "in_flight_requests": [{"id", "method",
-/// "path", "elapsed_ms", "state"}] or null (no answer from the proxy), "line"}.
+/// "path", "elapsed_ms", "state"}] or null (no answer from the proxy),
+/// "in_flight_requests_omitted", "line"}.
 nlohmann::json to_json(const DeathRecord& r);
 
 }  // namespace corral::supervisor

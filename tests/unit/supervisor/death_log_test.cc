@@ -45,6 +45,7 @@ TEST(DeathLog, NewestFirstAndFields) {
   EXPECT_EQ(j[1]["line"], "worker 0 exited");
   // No answer from the proxy (yet): null, not an empty list ("serving no request").
   EXPECT_TRUE(j[1]["in_flight_requests"].is_null());
+  EXPECT_EQ(j[1]["in_flight_requests_omitted"], 0);
 }
 
 TEST(DeathLog, CompleteAddsTheRequestsAndTheLine) {
@@ -85,6 +86,24 @@ TEST(DeathLog, KeepsTheNewestTwentyAndIgnoresLateAnswersForEvictedOnes) {
   EXPECT_EQ(j[0]["worker"], 24);
   EXPECT_EQ(j[19]["worker"], 5);
   for (auto& r : j) EXPECT_NE(r["line"], "too late");
+}
+
+TEST(DeathLog, BoundsWhatARecordKeeps) {
+  DeathLog log;
+  const uint64_t id = log.add(record(0, "signal"));
+  std::vector<control::SlotRequestInfo> many(DeathLog::kMaxRequests + 3);
+  for (size_t i = 0; i < many.size(); ++i) many[i].id = "r" + std::to_string(i);
+  // A multi-byte character straddles the cut: the line stays valid UTF-8.
+  std::string line(DeathLog::kMaxLine - 1, 'x');
+  line += "\xc3\xa9 and more";
+  log.complete(id, many, line);
+  nlohmann::json j = log.json()[0];
+  ASSERT_EQ(j["in_flight_requests"].size(), DeathLog::kMaxRequests);
+  EXPECT_EQ(j["in_flight_requests"][0]["id"], "r0");
+  EXPECT_EQ(j["in_flight_requests_omitted"], 3);
+  const std::string kept = j["line"];
+  EXPECT_EQ(kept, std::string(DeathLog::kMaxLine - 1, 'x') + "...");
+  EXPECT_NO_THROW((void)j.dump());
 }
 
 }  // namespace
