@@ -70,12 +70,17 @@ json workers_json(const json* fa, const std::vector<SlotState>& slots) {
     if (!w.is_object()) continue;
     const int id = w.value("id", -1);
     const SlotState* s = live(id, w.value("incarnation", uint64_t{0}));
+    // A worker restarted in place keeps its socket: what was sent to its previous process
+    // and is still in flight (resent on a fresh connection) is on this one now.
+    int in_flight = 0;
+    for (const auto& e : slots)
+      if (e.slot == id) in_flight += e.in_flight;
     out.push_back({{"id", id},
                    {"pid", figure(w, "pid", 0)},
                    {"generation", figure(w, "generation", nullptr)},
                    {"state", figure(w, "state", "")},
                    // The dispatcher's counts are live; the figures' are up to a second old.
-                   {"in_flight", s ? json(s->in_flight) : json(0)},
+                   {"in_flight", in_flight},
                    {"requests", s ? json(s->requests) : figure(w, "requests", 0)},
                    {"rss", figure(w, "rss", nullptr)},
                    {"cpu_seconds", figure(w, "cpu_seconds", nullptr)},

@@ -139,6 +139,36 @@ TEST_F(StatusJsonTest, CarriesTheSchema) {
   lease.release();
 }
 
+TEST_F(StatusJsonTest, InFlightOnAPreviousIncarnationCountsForItsWorker) {
+  // Worker 1 ran as incarnation 0 when the request started, then crashed and was restarted
+  // in place (same socket): the request is still in flight, on the same worker.
+  control::SlotInfo old;
+  old.app = "shop";
+  old.slot = 1;
+  old.generation = 0;
+  old.path = "/tmp/none.1.sock";
+  auto d = dispatchers_["shop"];
+  d->update_slots({old});
+  Lease lease;
+  ASSERT_EQ(d->acquire(std::make_shared<HoldWaiter>(), lease), AppDispatcher::Outcome::Granted);
+  ASSERT_EQ(lease.generation(), 0u);
+  control::SlotInfo s0 = old, s1 = old;
+  s0.slot = 0;
+  s0.generation = 2;
+  s0.path = "/tmp/none.0.sock";
+  s1.generation = 1;
+  d->update_slots({s0, s1});
+  StatusInputs in;
+  in.figures = &figures_;
+  json j = build(in);
+  const json& shop = j["apps"][1];
+  EXPECT_EQ(shop["in_flight"], 1);
+  EXPECT_EQ(shop["workers"][0]["in_flight"], 0) << shop.dump();
+  EXPECT_EQ(shop["workers"][1]["in_flight"], 1) << shop.dump();
+  EXPECT_EQ(shop["workers"][1]["requests"], 0) << "requests are the incarnation's: " << shop.dump();
+  lease.release();
+}
+
 TEST_F(StatusJsonTest, SeriesSinceAndNoFiguresYet) {
   StatusInputs in;
   in.ready = false;
