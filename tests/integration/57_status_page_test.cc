@@ -101,7 +101,8 @@ TEST_F(StatusPageTest, RendersMovesUnderLoadAndShowsADeath) {
   ASSERT_EQ(doc["apps"].size(), 2u) << js.body;
 
   std::string error;
-  ASSERT_TRUE(browser_.start(artifacts_dir(), 1280, 1400, &error)) << error;
+  // The profile and the browser log live in the test's temp dir (kept when the test fails).
+  ASSERT_TRUE(browser_.start(rt_.path(), 1280, 1400, &error)) << error;
   ASSERT_TRUE(browser_.open(base + "/status", &error)) << error;
   // Both apps, their kinds and workers, and the routes, once the first poll has answered.
   ASSERT_TRUE(browser_.wait_for("document.body.dataset.updates >= 1 && "
