@@ -54,8 +54,8 @@ class StatusPageTest : public IntegrationTest {
     return colon == std::string::npos ? 0 : std::atoi(bound.c_str() + colon + 1);
   }
 
-  // The number of the chart's samples and its latest value of `field`, from the canvas's
-  // data attributes ("points", "last"), as one JSON value {points, last}.
+  // What chart `key` of `app` plots, from its canvas's data attributes: {points (samples),
+  // peak (of its first line), last (latest value of each line)}; null when there is none.
   nlohmann::json chart(const std::string& app, const std::string& key) {
     return browser_.evaluate("(() => { const c = document.querySelector('canvas[data-app=\"" + app +
                              "\"][data-chart=\"" + key + "\"]'); return c ? {points: +c.dataset.points, "
