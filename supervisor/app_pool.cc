@@ -213,7 +213,7 @@ void AppPool::spawn(WorkerSlot& s) {
   }
   s.pid = child->pid;
   s.out = std::make_unique<ChildOutput>(loop_, std::move(child->stdout_fd), output_tag(s), log::Level::Info);
-  s.err = std::make_unique<ChildOutput>(loop_, std::move(child->stderr_fd), output_tag(s), log::Level::Warn);
+  s.err = std::make_unique<ChildOutput>(loop_, std::move(child->stderr_fd), output_tag(s), log::Level::Info);
   CORRAL_LOG(Info, s.tag()) << "started pid " << s.pid;
   s.boot_timer->arm(s.config().boot_timeout);
   start_probe(s);
