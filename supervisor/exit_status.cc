@@ -38,7 +38,9 @@ std::string describe_requests(const std::optional<std::vector<control::SlotReque
   for (size_t i = 0; i < answer->size(); ++i) {
     const auto& r = (*answer)[i];
     std::snprintf(elapsed, sizeof elapsed, "%.3fs", static_cast<double>(r.elapsed_ms) / 1000.0);
-    out += (i ? "; rid=" : " rid=") + r.id + " " + r.method + " " + r.path + " " + elapsed;
+    out += (i ? "; rid=" : " rid=") + r.id;
+    if (!r.trace_id.empty()) out += " trace=" + r.trace_id;
+    out += " " + r.method + " " + r.path + " " + elapsed;
     if (r.state != "in_flight") out += " (" + r.state + ")";
   }
   return out;
