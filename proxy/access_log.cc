@@ -111,6 +111,8 @@ void format_combined(const AccessRecord& r, std::string& out) {
   append_escaped(out, r.user_agent);
   out.append("\" rid=", 6);
   out.append(r.request_id.empty() ? std::string_view("-") : r.request_id);
+  out.append(" trace=", 7);
+  out.append(r.trace_id.empty() ? std::string_view("-") : r.trace_id);
   out.append(" worker=", 8);
   append_worker(out, r);
   out.append(" queue=", 7);
@@ -144,6 +146,8 @@ void format_json(const AccessRecord& r, std::string& out) {
   append_json_string(out, r.user_agent);
   out.append(",\"rid\":");
   append_json_string(out, r.request_id);
+  out.append(",\"trace_id\":");
+  append_json_string(out, r.trace_id);
   out.append(",\"worker\":");
   if (r.app.empty() || r.slot < 0) {
     out.append("null");

@@ -1,8 +1,9 @@
 #pragma once
 // The access log: one line per request, combined format plus corral's fields
 //   1.2.3.4 - - [25/Nov/2026:17:18:01 +0000] "GET / HTTP/1.1" 200 12 "-" "curl/8"
-//     rid=5f3a9c1e-00000000002a worker=shop#3 queue=0.000 upstream=0.002 rt=0.002
-// (one line), or JSON lines with the same fields. Formatting appends to a caller-owned
+//     rid=5f3a9c1e-00000000002a trace=4bf92f3577b34da6a3ce929d0e0e4736 worker=shop#3
+//     queue=0.000 upstream=0.002 rt=0.002
+// (one line), or JSON lines with the same fields ("trace_id" for trace). Formatting appends to a caller-owned
 // buffer (no allocation once it has grown); AccessLog::write() is one write(2) per line.
 #include <cstdint>
 #include <ctime>
@@ -28,6 +29,7 @@ struct AccessRecord {
   std::string_view referer;
   std::string_view user_agent;
   std::string_view request_id;
+  std::string_view trace_id;  ///< W3C trace-id (32 hex digits) of the traceparent sent on
   std::string_view app;  ///< empty: no worker was involved
   int slot = -1;
   double queue_s = 0;     ///< waiting for a worker

@@ -100,6 +100,17 @@ int Exchange::route(std::string_view h, std::string_view t, const ListenerRuntim
   return app;
 }
 
+void Exchange::set_trace(std::string_view client, int client_fields) {
+  // Several traceparent fields are ambiguous: a new trace, as for an invalid one.
+  trace_from_client = client_fields == 1 && valid_traceparent(client);
+  if (trace_from_client) {
+    traceparent.assign(client);
+    return;
+  }
+  std::array<char, kTraceparentSize> buf;
+  traceparent.assign(TraceParentGenerator::for_this_thread().next(buf));
+}
+
 void Exchange::submit(std::string_view body, std::string_view client_ip, bool tls) {
   body_ = body;
   client_ip_ = client_ip;
@@ -186,7 +197,7 @@ void Exchange::send_upstream(Clock::time_point now) {
   slot = lease_.slot();
   t_sent = now;
   // Named in the worker's death record should it die under this request.
-  lease_.describe(RequestRef{request_id, method, target, t_start});
+  lease_.describe(RequestRef{request_id, method, target, t_start, trace_id()});
   set_deadline(now, a.timeout);
   if (!upstream_ || upstream_kind_ != a.kind) {
     upstream_ = make_upstream_client(a.kind, host_.pool(), *this);
@@ -390,6 +401,7 @@ void Exchange::log(std::string_view client_ip) {
   r.referer = referer;
   r.user_agent = user_agent;
   r.request_id = request_id;
+  r.trace_id = trace_id();
   if (runtime && app >= 0 && slot >= 0) {
     r.app = runtime->apps[static_cast<size_t>(app)].name;
     r.slot = slot;
@@ -422,6 +434,8 @@ void Exchange::reset() {
   version_minor = 1;
   had_body = false;
   request_id = {};
+  traceparent.clear();
+  trace_from_client = false;
   upstream_head.clear();
   status = 0;
   response_started = false;

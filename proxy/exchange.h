@@ -79,6 +79,16 @@ class Exchange final : public UpstreamHandler {
   const AppRuntime* routed_app() const {
     return app >= 0 && app != kLocal && runtime ? &runtime->apps[static_cast<size_t>(app)] : nullptr;
   }
+  /// Picks the request's traceparent: `client` (the value of its traceparent field) when
+  /// the client sent exactly one (`client_fields`) and it is valid, else a new one from this
+  /// thread's generator. Sets traceparent, trace_from_client and trace_id(). Both frontends
+  /// call it once per request head, before any answer, so every access-log line has a trace.
+  void set_trace(std::string_view client, int client_fields);
+  /// The trace-id of traceparent (32 hex digits); empty before set_trace().
+  std::string_view trace_id() const {
+    return traceparent.size() >= 3 + kTraceIdSize ? std::string_view(traceparent).substr(3, kTraceIdSize)
+                                                   : std::string_view();
+  }
   /// The request is complete (upstream_head finished, body buffered): dispatch it. `body`
   /// must stay valid until on_response_complete / on_exchange_failed / cancel(). May call
   /// the sink synchronously (503, 502).
@@ -107,6 +117,8 @@ class Exchange final : public UpstreamHandler {
   bool had_body = false;
   std::array<char, RequestIdGenerator::kSize> request_id_buf{};
   std::string_view request_id;
+  std::string traceparent;         ///< sent to the worker (set_trace); keeps its capacity
+  bool trace_from_client = false;  ///< traceparent is the client's (its tracestate goes along)
   std::string upstream_head;  ///< the re-framed request head sent to the worker
   int status = 0;
   bool response_started = false;  ///< a response head was produced (by the worker or the proxy)

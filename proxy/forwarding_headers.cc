@@ -3,6 +3,7 @@
 #include <sys/random.h>
 
 #include <charconv>
+#include <chrono>
 
 #include "common/base/strings.h"
 
@@ -17,6 +18,33 @@ bool is_forwarding(std::string_view name) {
   return iequals(name, "x-forwarded-for") || iequals(name, "x-forwarded-proto") ||
          iequals(name, "x-forwarded-host") || iequals(name, "x-request-id") || iequals(name, "forwarded") ||
          iequals(name, "x-forwarded-port") || iequals(name, "x-forwarded-prefix") || iequals(name, "x-remote-port");
+}
+
+bool is_lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+// n lowercase hex digits, not all '0' when nonzero is set.
+bool hex_field(std::string_view v, bool nonzero) {
+  bool any = false;
+  for (char c : v) {
+    if (!is_lower_hex(c)) return false;
+    any = any || c != '0';
+  }
+  return any || !nonzero;
+}
+
+uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+void put_hex(char* out, uint64_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i) {
+    out[i] = kHex[v & 0xf];
+    v >>= 4;
+  }
 }
 
 void append_header(std::string& out, std::string_view name, std::string_view value) {
@@ -88,7 +116,8 @@ void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, s
   bool have_host = false;
   for (const auto& h : req.headers) {
     if (is_hop_by_hop(h.name) || is_framing(h.name) || is_forwarding(h.name)) continue;
-    if (iequals(h.name, "expect")) continue;
+    if (iequals(h.name, "expect") || iequals(h.name, "traceparent")) continue;
+    if (!fwd.keep_tracestate && iequals(h.name, "tracestate")) continue;
     if (conn.count && conn.contains(h.name)) continue;
     if (iequals(h.name, "host")) have_host = true;
     append_header(out, h.name, h.value);
@@ -110,6 +139,7 @@ void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, s
     out.append("\r\n", 2);
   }
   if (!fwd.prefix.empty()) append_header(out, "X-Forwarded-Prefix", fwd.prefix);
+  if (!fwd.traceparent.empty()) append_header(out, "traceparent", fwd.traceparent);
 }
 
 void finish_request_head(std::string& out, uint64_t body_length, bool had_body) {
@@ -183,6 +213,80 @@ std::string_view RequestIdGenerator::next(std::array<char, kSize>& buf) {
   buf[8] = '-';
   for (int i = 11; i >= 0; --i) buf[static_cast<size_t>(9 + 11 - i)] = kHex[(n >> (i * 4)) & 0xf];
   return std::string_view(buf.data(), kSize);
+}
+
+bool valid_traceparent(std::string_view v) {
+  if (v.size() < kTraceparentSize) return false;
+  // version "-" trace-id "-" parent-id "-" trace-flags
+  if (v[2] != '-' || v[35] != '-' || v[52] != '-') return false;
+  const std::string_view version = v.substr(0, 2);
+  if (!hex_field(version, false) || version == "ff") return false;
+  if (!hex_field(v.substr(3, kTraceIdSize), true) || !hex_field(v.substr(36, 16), true) ||
+      !hex_field(v.substr(53, 2), false))
+    return false;
+  if (v.size() == kTraceparentSize) return true;
+  // Longer: only a later version may add fields, after a '-'.
+  return version != "00" && v[kTraceparentSize] == '-';
+}
+
+std::string_view trace_id_of(std::string_view traceparent) {
+  return valid_traceparent(traceparent) ? traceparent.substr(3, kTraceIdSize) : std::string_view();
+}
+
+TraceParentGenerator::TraceParentGenerator(uint64_t seed) {
+  for (auto& x : s_) x = splitmix64(seed);
+}
+
+uint64_t TraceParentGenerator::next64() {
+  // xoshiro256** (Blackman, Vigna).
+  auto rotl = [](uint64_t x, int k) { return (x << k) | (x >> (64 - k)); };
+  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
+  const uint64_t t = s_[1] << 17;
+  s_[2] ^= s_[0];
+  s_[3] ^= s_[1];
+  s_[1] ^= s_[2];
+  s_[0] ^= s_[3];
+  s_[2] ^= t;
+  s_[3] = rotl(s_[3], 45);
+  return result;
+}
+
+std::string_view TraceParentGenerator::next(std::array<char, kTraceparentSize>& buf) {
+  uint64_t hi, lo, parent;
+  do {
+    hi = next64();
+    lo = next64();
+  } while (hi == 0 && lo == 0);
+  do parent = next64();
+  while (parent == 0);
+  char* p = buf.data();
+  p[0] = '0';
+  p[1] = '0';
+  p[2] = '-';
+  put_hex(p + 3, hi);
+  put_hex(p + 19, lo);
+  p[35] = '-';
+  put_hex(p + 36, parent);
+  p[52] = '-';
+  p[53] = '0';
+  p[54] = '1';
+  return std::string_view(buf.data(), kTraceparentSize);
+}
+
+TraceParentGenerator& TraceParentGenerator::for_this_thread() {
+  thread_local TraceParentGenerator gen = [] {
+    uint64_t seed[2] = {0, 0};
+    if (getrandom(seed, sizeof seed, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof seed)) {
+      // No entropy yet (early boot): distinct per thread and start, which is all ids need.
+      seed[0] = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+      seed[1] = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&seed));
+    }
+    TraceParentGenerator g(seed[0]);
+    uint64_t more = seed[1];
+    for (auto& x : g.s_) x ^= splitmix64(more);
+    return g;
+  }();
+  return gen;
 }
 
 void append_decimal(std::string& out, uint64_t v) {

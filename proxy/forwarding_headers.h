@@ -3,9 +3,11 @@
 // (RFC 9110 §7.6.1: Connection and the names it lists, Keep-Alive, Proxy-Connection, TE,
 // Trailer, Transfer-Encoding, Upgrade), the client's body framing replaced by the proxy's
 // own, and the edge proxy's X-Forwarded-For/-Proto/-Host and X-Request-Id set (incoming
-// ones are replaced, never trusted). Pure functions appending to caller-owned buffers, so
-// the hot path reuses capacity and allocates nothing. Thread-safe (no shared state)
-// except RequestIdGenerator, which is thread-safe by design.
+// ones are replaced, never trusted). W3C Trace Context: the client's traceparent goes on
+// when valid, otherwise a new one replaces it (and its tracestate is dropped). Pure
+// functions appending to caller-owned buffers, so the hot path reuses capacity and
+// allocates nothing. Thread-safe (no shared state) except RequestIdGenerator, which is
+// thread-safe by design, and TraceParentGenerator, one per thread.
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -44,13 +46,19 @@ struct Forwarding {
   /// The matched route's path prefix (X-Forwarded-Prefix; corral-worker's SCRIPT_NAME base).
   /// Empty = not sent.
   std::string_view prefix;
+  /// The traceparent sent to the worker (the client's, when valid, or a new one). Empty =
+  /// none is sent. The client's own traceparent fields are never copied.
+  std::string_view traceparent;
+  /// The client's tracestate fields go along: only with the client's own traceparent.
+  bool keep_tracestate = false;
 };
 
 /// Appends "METHOD target HTTP/1.1\r\n" and every end-to-end header of `req`, then Host
 /// (kept from the request), the forwarding headers, and nothing else: the caller ends the
 /// head with finish_request_head() once the body length is known. Drops Content-Length,
-/// Transfer-Encoding, Expect (answered by the proxy) and the incoming forwarding headers
-/// (Forwarded, X-Forwarded-For/-Proto/-Host/-Port/-Prefix, X-Remote-Port, X-Request-Id).
+/// Transfer-Encoding, Expect (answered by the proxy), the incoming forwarding headers
+/// (Forwarded, X-Forwarded-For/-Proto/-Host/-Port/-Prefix, X-Remote-Port, X-Request-Id),
+/// traceparent (fwd.traceparent is sent instead) and, unless fwd.keep_tracestate, tracestate.
 void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, std::string& out);
 
 /// Appends "Content-Length: N\r\n" (when the request has a body or N > 0) and the final CRLF.
@@ -91,6 +99,40 @@ class RequestIdGenerator {
  private:
   uint32_t prefix_;
   std::atomic<uint64_t> counter_{0};
+};
+
+/// W3C Trace Context (https://www.w3.org/TR/trace-context/) traceparent values.
+/// "00-<trace-id: 32 lowercase hex>-<parent-id: 16 lowercase hex>-<trace-flags: 2 hex>".
+inline constexpr size_t kTraceparentSize = 55;
+inline constexpr size_t kTraceIdSize = 32;
+
+/// True for a traceparent corral passes on: version 00 in exactly that shape, with a trace-id
+/// and a parent-id that are not all zeros; or a higher version (01 to fe; ff is invalid)
+/// whose first 55 characters have that shape, followed by nothing or by '-' and more (the
+/// spec's rule for versions a participant does not know). Lowercase hex only. Pure.
+bool valid_traceparent(std::string_view value);
+
+/// The trace-id of a valid traceparent (characters 3 to 35); empty otherwise. Pure.
+std::string_view trace_id_of(std::string_view traceparent);
+
+/// New traceparents: "00-<random trace-id>-<random parent-id>-01". Flags 01 (sampled): corral
+/// keeps no sampling policy of its own, and an app whose tracer samples by its parent (the
+/// OpenTelemetry default) then records what it recorded before corral sent a traceparent.
+/// xoshiro256** (not a CSPRNG: ids must be unique, not secret). Not thread-safe: one per
+/// thread (for_this_thread()).
+class TraceParentGenerator {
+ public:
+  /// Seeds the state from `seed` (splitmix64), for tests.
+  explicit TraceParentGenerator(uint64_t seed);
+  /// Writes a new traceparent into buf and returns a view of it. Never an all-zero id.
+  std::string_view next(std::array<char, kTraceparentSize>& buf);
+  /// The calling thread's generator, seeded from getrandom(2) on the thread's first call;
+  /// no system call after that.
+  static TraceParentGenerator& for_this_thread();
+
+ private:
+  uint64_t next64();
+  uint64_t s_[4];
 };
 
 /// Appends a decimal number (no allocation).

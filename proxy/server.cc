@@ -186,7 +186,7 @@ void Server::on_slot_requests_query(control::SlotRequestsQuery&& m) {
     for (auto& q : d->requests_of(m.slot, m.generation))
       r.requests.push_back(control::SlotRequestInfo{std::move(q.info.id), std::move(q.info.method),
                                                     std::move(q.info.path), static_cast<uint64_t>(q.elapsed.count()),
-                                                    std::move(q.state)});
+                                                    std::move(q.state), std::move(q.info.trace_id)});
   };
   if (auto it = dispatchers_.find(m.app); it != dispatchers_.end()) look(it->second);
   if (auto it = retired_dispatchers_.find(m.app); it != retired_dispatchers_.end()) look(it->second);

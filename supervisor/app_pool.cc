@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 
 #include "common/base/log.h"
 #include "common/base/units.h"
@@ -35,23 +34,6 @@ bool is_number(const std::string& s) {
 std::string unexpected_reason(int wait_status, bool oom) {
   if (WIFSIGNALED(wait_status)) return oom ? "oom" : "signal";
   return "exit";
-}
-// The death-record tail naming what the worker was serving.
-std::string describe_requests(const AppPool::RequestsAnswer& answer, uint64_t in_flight) {
-  if (!answer) {
-    if (in_flight == 0) return "";
-    return ", " + std::to_string(in_flight) + " request(s) in flight (answered 502/504 by the proxy)";
-  }
-  if (answer->empty()) return ", serving no request";
-  std::string out = ", serving " + std::to_string(answer->size()) + " request(s):";
-  char elapsed[32];
-  for (size_t i = 0; i < answer->size(); ++i) {
-    const auto& r = (*answer)[i];
-    std::snprintf(elapsed, sizeof elapsed, "%.3fs", static_cast<double>(r.elapsed_ms) / 1000.0);
-    out += (i ? "; rid=" : " rid=") + r.id + " " + r.method + " " + r.path + " " + elapsed;
-    if (r.state != "in_flight") out += " (" + r.state + ")";
-  }
-  return out;
 }
 // The death record of the slot's process that just exited (the line is completed later).
 // `expected` is the log level's (the supervisor asked it to stop); a hung worker and a failed
@@ -233,7 +215,7 @@ void AppPool::spawn(WorkerSlot& s) {
   }
   s.pid = child->pid;
   s.out = std::make_unique<ChildOutput>(loop_, std::move(child->stdout_fd), output_tag(s), log::Level::Info);
-  s.err = std::make_unique<ChildOutput>(loop_, std::move(child->stderr_fd), output_tag(s), log::Level::Warn);
+  s.err = std::make_unique<ChildOutput>(loop_, std::move(child->stderr_fd), output_tag(s), log::Level::Info);
   CORRAL_LOG(Info, s.tag()) << "started pid " << s.pid;
   s.boot_timer->arm(s.config().boot_timeout);
   start_probe(s);
@@ -327,19 +309,22 @@ void AppPool::on_slot_exit(WorkerSlot& s, int wait_status) {
     std::string line = "worker " + std::to_string(s.index()) + " pid " + std::to_string(pid) + " gen " +
                        std::to_string(s.app_generation()) + " exited: reason=" + reason + ", " + how +
                        ", uptime " + format_uptime(uptime) + ", requests " + std::to_string(s.requests);
+    // Signalled by us (stop, reload, scale, recycle, timeout): what it held was cut by the
+    // stop. A retiring worker that died before its signal did so on its own.
+    const bool on_purpose = s.term_sent || s.kill_sent || stopping_;
     // Every exit is recorded, whatever the log level; the record is completed with the line.
     const uint64_t record = deaths_log_->add(death_record(s, pid, reason, std::move(how), expected, uptime, line));
     if (requests_query_) {
       // The proxy knows what it was serving; wait for it (bounded), then log one line.
       requests_query_(s.index(), s.generation,
-                      [level, logged, tag = s.tag(), line, in_flight = s.in_flight, record,
+                      [level, logged, tag = s.tag(), line, in_flight = s.in_flight, on_purpose, record,
                        deaths = std::weak_ptr<DeathLog>(deaths_log_)](RequestsAnswer answer) mutable {
-                        line += describe_requests(answer, in_flight);
+                        line += describe_requests(answer, in_flight, on_purpose);
                         if (logged) log::write_line(level, tag, line);
                         if (auto d = deaths.lock()) d->complete(record, std::move(answer), std::move(line));
                       });
     } else {
-      line += describe_requests(std::nullopt, s.in_flight);
+      line += describe_requests(std::nullopt, s.in_flight, on_purpose);
       if (logged) log::write_line(level, s.tag(), line);
       deaths_log_->complete(record, std::nullopt, std::move(line));
     }
@@ -420,6 +405,11 @@ void AppPool::on_stats(const control::SlotStats& st) {
     s->in_flight = st.in_flight;
     s->requests = st.requests;
   }
+}
+
+void AppPool::on_proxy_gone() {
+  // Its requests ended with it: none is in flight on any worker any more.
+  for (auto& s : slots_) s->in_flight = 0;
 }
 
 void AppPool::check_memory() {

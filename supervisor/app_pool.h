@@ -74,6 +74,9 @@ class AppPool {
   void on_slot_event(const control::SlotEvent& e);
   /// Per-worker counters from the proxy.
   void on_stats(const control::SlotStats& s);
+  /// The proxy exited: the in-flight counts it reported are void (they would otherwise
+  /// linger in status and death records).
+  void on_proxy_gone();
   /// Checks max_rss of every ready worker (periodic).
   void check_memory();
 

@@ -234,6 +234,8 @@ void Arbiter::reap() {
     if (pid < 0 && errno == EINTR) continue;
     if (pid <= 0) break;
     if (proxy_->on_exit(pid, status)) {
+      for (auto& p : pools_) p->on_proxy_gone();
+      for (auto& p : retired_pools_) p->on_proxy_gone();
       if (phase_ == Phase::StoppingProxy) stop_workers();
       continue;
     }

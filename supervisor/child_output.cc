@@ -5,8 +5,16 @@
 #include <cerrno>
 
 #include "common/ev/loop.h"
+#include "supervisor/output_level.h"
 
 namespace corral::supervisor {
+
+void LineSplitter::emit() {
+  sink_(partial_, continued_);
+  partial_.clear();
+  continued_ = cut_;
+  cut_ = false;
+}
 
 void LineSplitter::feed(std::string_view bytes) {
   // Invariant: partial_.size() <= kMaxLine.
@@ -16,8 +24,7 @@ void LineSplitter::feed(std::string_view bytes) {
     if (nl != std::string_view::npos && nl <= room) {
       partial_.append(bytes.substr(0, nl));
       if (!partial_.empty() && partial_.back() == '\r') partial_.pop_back();
-      sink_(partial_);
-      partial_.clear();
+      emit();
       bytes.remove_prefix(nl + 1);
     } else if (bytes.size() <= room) {
       partial_.append(bytes);  // no newline yet
@@ -25,8 +32,8 @@ void LineSplitter::feed(std::string_view bytes) {
     } else {
       // Overlong: emit exactly kMaxLine bytes and go on with the rest of the line.
       partial_.append(bytes.substr(0, room));
-      sink_(partial_);
-      partial_.clear();
+      cut_ = true;
+      emit();
       bytes.remove_prefix(room);
     }
   }
@@ -34,14 +41,15 @@ void LineSplitter::feed(std::string_view bytes) {
 
 void LineSplitter::flush() {
   if (partial_.empty()) return;
-  sink_(partial_);
-  partial_.clear();
+  emit();
 }
 
-ChildOutput::ChildOutput(ev::Loop& loop, UniqueFd fd, std::string tag, log::Level level)
-    : fd_(std::move(fd)), tag_(std::move(tag)), level_(level), splitter_([this](std::string_view line) {
-        if (level_ >= log::level()) log::write_line(level_, tag_, line);
-      }) {
+ChildOutput::ChildOutput(ev::Loop& loop, UniqueFd fd, std::string tag, log::Level plain)
+    : fd_(std::move(fd)),
+      tag_(std::move(tag)),
+      plain_(plain),
+      last_(plain),
+      splitter_([this](std::string_view line, bool continued) { on_line(line, continued); }) {
   watch_ = std::make_unique<ev::FdWatch>(loop, fd_.get(), [this](bool, bool) {
     if (!drain()) {
       watch_->set(false, false);
@@ -49,6 +57,13 @@ ChildOutput::ChildOutput(ev::Loop& loop, UniqueFd fd, std::string tag, log::Leve
     }
   });
   watch_->set(true, false);
+}
+
+void ChildOutput::on_line(std::string_view line, bool continued) {
+  if (continued && line.empty()) return;  // the newline right after a cut: nothing more to say
+  OutputLine out = continued ? OutputLine{last_, line} : classify_output_line(line, tag_, plain_);
+  last_ = out.level;
+  if (out.level >= log::level()) log::write_line(out.level, tag_, out.text);
 }
 
 ChildOutput::~ChildOutput() {

@@ -25,6 +25,27 @@ std::string describe_exit(int status, bool oom) {
   return "unknown wait status " + std::to_string(status);
 }
 
+std::string describe_requests(const std::optional<std::vector<control::SlotRequestInfo>>& answer,
+                              uint64_t last_in_flight, bool on_purpose) {
+  if (!answer) {
+    if (on_purpose || last_in_flight == 0) return "";
+    return ", " + std::to_string(last_in_flight) + " request(s) in flight (answered 502/504 by the proxy)";
+  }
+  if (answer->empty()) return ", serving no request";
+  std::string out = (on_purpose ? ", stopped with " : ", serving ") + std::to_string(answer->size()) +
+                    (on_purpose ? " request(s) unfinished:" : " request(s):");
+  char elapsed[32];
+  for (size_t i = 0; i < answer->size(); ++i) {
+    const auto& r = (*answer)[i];
+    std::snprintf(elapsed, sizeof elapsed, "%.3fs", static_cast<double>(r.elapsed_ms) / 1000.0);
+    out += (i ? "; rid=" : " rid=") + r.id;
+    if (!r.trace_id.empty()) out += " trace=" + r.trace_id;
+    out += " " + r.method + " " + r.path + " " + elapsed;
+    if (r.state != "in_flight") out += " (" + r.state + ")";
+  }
+  return out;
+}
+
 OomEvidence::OomEvidence(std::string events_path) : path_(std::move(events_path)) { seen_ = read(); }
 
 uint64_t OomEvidence::read() const {

@@ -2,7 +2,11 @@
 // How a child died, in words, for the one log line every death gets. Pure; thread-safe.
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include "common/control/messages.h"
 
 namespace corral::supervisor {
 
@@ -32,6 +36,21 @@ class OomEvidence {
 
 /// The supervisor's OomEvidence (its own cgroup).
 OomEvidence& oom_evidence();
+
+/// The end of a death record: what the worker was serving when it died.
+///   answer: the proxy's list for that worker (control::SlotRequests), nullopt when the
+///     proxy did not answer (gone, restarting, or too slow);
+///   last_in_flight: the worker's in-flight count in the proxy's last stats (sent once a
+///     second, so possibly stale), used only without an answer and for a death nobody asked for;
+///   on_purpose: the supervisor stopped it (stop, reload, scale, recycle, timeout): what it
+///     still held was cut by that stop, not being served when it died unexpectedly.
+/// Answered: ", serving no request", ", serving 2 request(s): rid=... GET /x 1.250s; rid=...
+/// (failed)", or for a stop ", stopped with 1 request(s) unfinished: rid=...". Not answered:
+/// ", 1 request(s) in flight (answered 502/504 by the proxy)" for an unexpected death with
+/// a count, else "" (a stopped worker's stale count says nothing: the proxy finishes or
+/// fails what it has before it exits).
+std::string describe_requests(const std::optional<std::vector<control::SlotRequestInfo>>& answer,
+                              uint64_t last_in_flight, bool on_purpose);
 
 /// "0.4s", "12.0s", "3m05s".
 std::string format_uptime(std::chrono::milliseconds uptime);

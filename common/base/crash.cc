@@ -83,9 +83,15 @@ void on_fatal(int sig, siginfo_t* info, void*) {
   char line[512];
   // A signal sent by a process (kill(2)) has no faulting address: name the sender instead.
   const bool sent = info && info->si_code <= 0;
-  size_t n = format_line(line, sizeof line, ms, sig, sent ? nullptr : (info ? info->si_addr : nullptr),
-                         sent ? static_cast<long>(info->si_pid) : -1, g_program, static_cast<long>(::getpid()),
-                         g_operation);
+  // The journal's priority prefix, as log lines have it (decided in install()).
+  size_t n = 0;
+  if (log::to_journal()) {
+    ::memcpy(line, "<3>", 3);
+    n = 3;
+  }
+  n += format_line(line + n, sizeof line - n, ms, sig, sent ? nullptr : (info ? info->si_addr : nullptr),
+                   sent ? static_cast<long>(info->si_pid) : -1, g_program, static_cast<long>(::getpid()),
+                   g_operation);
   const int fd = log::fd();
   for (size_t off = 0; off < n;) {
     ssize_t w = ::write(fd, line + off, n - off);
@@ -170,6 +176,7 @@ void install() {
   const size_t n = prog.size() < sizeof g_program - 1 ? prog.size() : sizeof g_program - 1;
   ::memcpy(g_program, prog.data(), n);
   g_program[n] = '\0';
+  (void)log::to_journal();  // decided now: the signal handler only reads it
   set_operation("idle (waiting for events)");
   static char stack[64 * 1024];
   stack_t ss{};

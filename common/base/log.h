@@ -5,7 +5,14 @@
 //   CORRAL_LOG(Warn, "app=shop slot=3") << "exited with " << code;
 //   → 2026-11-25T17:18:01.123Z warn corral-proxy[812] [app=shop slot=3] exited with 1
 //
+// When the log fd is systemd's journal stream (JOURNAL_STREAM names it), every line starts
+// with its syslog priority, "<4>2026-11-25T17:18:01.123Z warn ...", which journald strips
+// and keeps as the entry's PRIORITY (sd-daemon(3)), so `journalctl -p err` finds errors.
+//
 // Thread-safe.
+#include <sys/time.h>
+#include <sys/types.h>
+
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -31,6 +38,46 @@ std::string_view program();
 
 /// Writes one already-formatted line (a newline is appended). Thread-safe.
 void write_line(Level l, std::string_view tag, std::string_view msg);
+
+/// The syslog priority journald reads from a "<N>" line prefix: 3 (SD_ERR) for Error,
+/// 4 (SD_WARNING) for Warn, 6 (SD_INFO) for Info, 7 (SD_DEBUG) for Debug.
+int syslog_priority(Level l);
+
+/// True when `journal_stream` (JOURNAL_STREAM's value, "<st_dev>:<st_ino>" in decimal, set by
+/// systemd for a unit whose stdout/stderr goes to the journal) names the file `fd` is open on,
+/// which is how systemd.exec(5) says to tell that output really reaches the journal (the
+/// variable is inherited by processes whose stderr went elsewhere). False for a null or
+/// malformed value or when fstat(2) fails.
+bool is_journal_stream(int fd, const char* journal_stream);
+
+/// Whether lines carry the "<N>" priority prefix: is_journal_stream(fd(), $JOURNAL_STREAM),
+/// decided at the first line and again after set_fd(). Async-signal-safe once decided.
+bool to_journal();
+
+/// What goes into one line besides level, tag and message. Plain data.
+struct LineContext {
+  std::string_view program;
+  pid_t pid = 0;
+  timeval time{};
+  bool journal = false;  ///< prefix the syslog priority ("<3>")
+};
+
+/// Appends one complete line, newline included, to `out`. Pure (format_line is what
+/// write_line writes).
+void format_line(Level l, std::string_view tag, std::string_view msg, const LineContext& ctx, std::string& out);
+
+/// One line in corral's format, taken apart (views into the line).
+struct ParsedLine {
+  Level level = Level::Info;
+  std::string_view program;
+  pid_t pid = 0;
+  std::string_view tag;      ///< without brackets; empty when the line has none
+  std::string_view message;  ///< after the tag
+};
+
+/// Parses a line written by format_line (with or without the "<N>" prefix) of any corral
+/// program. False when `line` is not in that format (an app's own output). Pure.
+bool parse_line(std::string_view line, ParsedLine& out);
 
 /// Builds one line and writes it on destruction.
 class Line {

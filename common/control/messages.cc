@@ -4,7 +4,20 @@
 
 namespace corral::control {
 namespace {
+
 using nlohmann::json;
+
+// A slot_requests entry's optional trace_id: 32 lowercase hex digits, else dropped (the
+// supervisor logs it; the proxy is not trusted with the log's contents).
+std::string trace_id_field(const json& x) {
+  auto it = x.find("trace_id");
+  if (it == x.end() || !it->is_string()) return {};
+  const auto& v = it->get_ref<const std::string&>();
+  if (v.size() != 32) return {};
+  for (char c : v)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return {};
+  return v;
+}
 
 template <class... Ts>
 struct Overloaded : Ts... {
@@ -88,9 +101,12 @@ std::string encode(const Message& m) {
           },
           [](const SlotRequests& x) {
             json reqs = json::array();
-            for (auto& r : x.requests)
-              reqs.push_back({{"id", r.id}, {"method", r.method}, {"path", r.path}, {"elapsed_ms", r.elapsed_ms},
-                              {"state", r.state}});
+            for (auto& r : x.requests) {
+              json one{{"id", r.id}, {"method", r.method}, {"path", r.path}, {"elapsed_ms", r.elapsed_ms},
+                       {"state", r.state}};
+              if (!r.trace_id.empty()) one["trace_id"] = r.trace_id;  // optional: older decoders ignore it
+              reqs.push_back(std::move(one));
+            }
             return json{{"query", x.query}, {"app", x.app}, {"slot", x.slot}, {"generation", x.generation},
                         {"requests", reqs}};
           },
@@ -160,7 +176,8 @@ Result<Message> decode(std::string_view bytes) {
       for (auto& x : j.at("requests"))
         r.requests.push_back(SlotRequestInfo{x.at("id").get<std::string>(), x.at("method").get<std::string>(),
                                              x.at("path").get<std::string>(), x.at("elapsed_ms").get<uint64_t>(),
-                                             x.at("state").get<std::string>()});
+                                             x.at("state").get<std::string>(),
+                                             trace_id_field(x)});
       return Message{std::move(r)};
     }
   } catch (const nlohmann::json::exception& e) {

@@ -129,6 +129,7 @@ struct SlotRequestInfo {
   std::string path;     ///< request target (possibly cut)
   uint64_t elapsed_ms = 0;
   std::string state;    ///< "in_flight", "failed" (connection to the worker broke), "timed_out" (504)
+  std::string trace_id; ///< W3C trace-id (traceparent); optional on the wire, empty when absent
 };
 
 /// The answer to SlotRequestsQuery: requests in flight on the slot, then those that failed

@@ -186,6 +186,7 @@ uint64_t AppDispatcher::describe(int slot, uint64_t generation, const RequestRef
   tr.slot = slot;
   tr.generation = generation;
   tr.info.id.assign(r.id);
+  tr.info.trace_id.assign(r.trace_id);
   tr.info.method.assign(r.method);
   tr.info.path.assign(path);
   tr.info.start = r.start;

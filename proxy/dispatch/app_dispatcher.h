@@ -40,6 +40,7 @@ struct SlotState {
 /// What a lease is serving, for the death record of a worker that dies under it.
 struct RequestInfo {
   std::string id;
+  std::string trace_id;  ///< W3C trace-id; empty when unknown
   std::string method;
   std::string path;  ///< request target, cut at kMaxPath bytes
   std::chrono::steady_clock::time_point start{};
@@ -53,6 +54,7 @@ struct RequestRef {
   std::string_view method;
   std::string_view path;
   std::chrono::steady_clock::time_point start{};
+  std::string_view trace_id = {};
 };
 
 /// A request a slot was serving (or lost) as reported to the supervisor.

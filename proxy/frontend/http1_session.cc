@@ -214,10 +214,14 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
   ex_.method.assign(head.method);
   ex_.target.assign(head.target);
   ex_.host.assign(head.host);
+  std::string_view traceparent;
+  int traceparents = 0;
   for (const auto& h : head.headers) {
     if (iequals(h.name, "user-agent")) ex_.user_agent.assign(h.value);
     else if (iequals(h.name, "referer")) ex_.referer.assign(h.value);
+    else if (iequals(h.name, "traceparent") && traceparents++ == 0) traceparent = h.value;
   }
+  ex_.set_trace(traceparent, traceparents);
   ex_.version_minor = head.version_minor;
   keep_alive_ = head.keep_alive && !draining();
   ex_.had_body = head.body != http1::BodyKind::None;
@@ -244,6 +248,8 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
   fwd.proto = conn_->tls() ? "https" : "http";
   fwd.host = head.host;
   fwd.request_id = ex_.request_id;
+  fwd.traceparent = ex_.traceparent;
+  fwd.keep_tracestate = ex_.trace_from_client;
   fwd.server_port = conn_->server_port();
   fwd.client_port = conn_->client_port();
   // corral-worker maps the prefix onto SCRIPT_NAME; HTTP apps never asked for it.

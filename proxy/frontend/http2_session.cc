@@ -775,11 +775,15 @@ void Http2Session::request_complete(Stream& s) {
     respond_error(s, 400);
     return;
   }
+  std::string_view traceparent;
+  int traceparents = 0;
   for (const auto& f : s.fields) {
     std::string_view n = s.field_name(f);
     if (n == "user-agent") ex.user_agent = s.field_value(f);
     else if (n == "referer") ex.referer = s.field_value(f);
+    else if (n == "traceparent" && traceparents++ == 0) traceparent = s.field_value(f);
   }
+  ex.set_trace(traceparent, traceparents);
   ex.had_body = !s.body.data().empty() || s.content_length > 0;
   if (ex.route(host, s.path, conn_.listener()) < 0) {
     respond_error(s, 404);
@@ -800,6 +804,8 @@ void Http2Session::request_complete(Stream& s) {
   fwd.proto = conn_.tls() ? "https" : "http";
   fwd.host = host;
   fwd.request_id = ex.request_id;
+  fwd.traceparent = ex.traceparent;
+  fwd.keep_tracestate = ex.trace_from_client;
   fwd.server_port = conn_.server_port();
   fwd.client_port = conn_.client_port();
   // As for HTTP/1.1 clients: corral-worker maps the prefix onto SCRIPT_NAME for cgi apps.

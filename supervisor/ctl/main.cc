@@ -94,6 +94,8 @@ void print_table(const json& s) {
               static_cast<unsigned long long>(s.value("config_generation", 0ull)));
   for (auto& l : s["listeners"])
     std::printf("listener %s -> %s\n", l.value("address", "").c_str(), l.value("bound", "").c_str());
+  if (s.contains("admin") && s["admin"].is_object())
+    std::printf("admin    %s (/metrics, /status, /healthz, /readyz)\n", s["admin"].value("bound", "").c_str());
   auto& p = s["proxy"];
   // The counters are the proxy's live answer; when it did not answer in time, the last
   // periodic report's, and then the table says how old they are.

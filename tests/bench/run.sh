@@ -461,3 +461,11 @@ if [ "${LEGACY_BENCH:-1}" = 1 ]; then
   trap - EXIT
   "$here/legacy.sh" "$build"
 fi
+
+# The admin-listener run (proxy CPU per request with `[proxy] admin` on and scraped every second
+# against off, and what one scrape costs, tests/bench/admin.sh). ADMIN_BENCH=0 skips it.
+if [ "${ADMIN_BENCH:-1}" = 1 ]; then
+  cleanup
+  trap - EXIT
+  "$here/admin.sh" "$build"
+fi

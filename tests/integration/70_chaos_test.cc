@@ -139,7 +139,15 @@ TEST_F(ChaosTest, DeathRecordNamesTheRequestTheKilledWorkerWasServing) {
     if (auto at = l.find("[rid="); at != std::string::npos) rid = l.substr(at + 5, l.find(']', at) - at - 5);
   ASSERT_FALSE(death.empty()) << "no death line naming the request: " << corral_->log();
   ASSERT_FALSE(rid.empty());
-  EXPECT_NE(death.find("rid=" + rid + " GET /sleep?ms=5000"), std::string::npos) << death;
+  // Its trace-id too, the one its access-log line has (the 502 is logged once answered).
+  std::string trace;
+  for (int i = 0; i < 20 && trace.empty(); ++i) {
+    for (auto& l : log_lines_with(" rid=" + rid + " trace="))
+      if (auto at = l.find(" trace="); at != std::string::npos) trace = l.substr(at + 7, 32);
+    if (trace.empty()) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(trace.size(), 32u) << corral_->log();
+  EXPECT_NE(death.find("rid=" + rid + " trace=" + trace + " GET /sleep?ms=5000"), std::string::npos) << death;
   // Not an OOM kill: the cgroup's oom_kill counter did not move.
   EXPECT_NE(death.find("reason=signal, killed by signal 9 (SIGKILL),"), std::string::npos) << death;
 }

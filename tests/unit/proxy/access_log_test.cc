@@ -22,6 +22,7 @@ AccessRecord sample() {
   r.referer = "";
   r.user_agent = "curl/8.0";
   r.request_id = "deadbeef-000000000001";
+  r.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
   r.app = "shop";
   r.slot = 3;
   r.queue_s = 0.0014;
@@ -36,7 +37,16 @@ TEST(AccessLogTest, CombinedFormat) {
   format_combined(sample(), line);
   EXPECT_EQ(line,
             "10.0.0.7 - - [25/Nov/2026:17:18:01 +0000] \"GET /cart?id=\\x221\\x22 HTTP/1.1\" 200 1234 \"-\" "
-            "\"curl/8.0\" rid=deadbeef-000000000001 worker=shop#3 queue=0.001 upstream=0.250 rt=1.252\n");
+            "\"curl/8.0\" rid=deadbeef-000000000001 trace=4bf92f3577b34da6a3ce929d0e0e4736 worker=shop#3 queue=0.001 "
+            "upstream=0.250 rt=1.252\n");
+}
+
+TEST(AccessLogTest, CombinedWithoutTrace) {
+  AccessRecord r = sample();
+  r.trace_id = "";
+  std::string line;
+  format_combined(r, line);
+  EXPECT_NE(line.find(" rid=deadbeef-000000000001 trace=- worker=shop#3 "), std::string::npos) << line;
 }
 
 TEST(AccessLogTest, CombinedWithoutWorker) {
@@ -62,6 +72,7 @@ TEST(AccessLogTest, JsonFormatHasTheSameFields) {
   EXPECT_EQ(j["status"], 200);
   EXPECT_EQ(j["bytes"], 1234);
   EXPECT_EQ(j["rid"], "deadbeef-000000000001");
+  EXPECT_EQ(j["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
   EXPECT_EQ(j["worker"], "shop#3");
   EXPECT_DOUBLE_EQ(j["upstream"].get<double>(), 0.25);
   EXPECT_EQ(j["time"], "2026-11-25T17:18:01Z");

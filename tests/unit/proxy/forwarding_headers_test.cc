@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <thread>
 
 namespace corral::proxy {
 namespace {
@@ -164,6 +165,106 @@ TEST(ForwardingHeadersTest, RequestIdsAreUniqueAndPrefixed) {
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) seen.insert(std::string(random_gen.next(a)));
   EXPECT_EQ(seen.size(), 1000u);
+}
+
+// The spec's example.
+constexpr const char* kValid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+TEST(TraceparentTest, Version00MustHaveExactlyTheShape) {
+  EXPECT_TRUE(valid_traceparent(kValid));
+  EXPECT_TRUE(valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"));
+  EXPECT_TRUE(valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff"));  // unknown flags pass
+  EXPECT_EQ(trace_id_of(kValid), "4bf92f3577b34da6a3ce929d0e0e4736");
+  for (const char* bad : {
+           "",
+           "00",
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",            // short flags
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",          // 00 has no more fields
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+           "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",           // upper case
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A",
+           "00-00000000000000000000000000000000-00f067aa0ba902b7-01",           // zero trace-id
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",           // zero parent-id
+           "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",           // not hex
+           "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",           // wrong separator
+           "00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01",
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7_01",
+           "00-4bf92f3577b34da6a3ce929d0e0e47360-0f067aa0ba902b7-01",           // fields shifted
+           "0-04bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+           "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",           // version ff
+           "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+           "FE-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+           " 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+       }) {
+    EXPECT_FALSE(valid_traceparent(bad)) << bad;
+    EXPECT_EQ(trace_id_of(bad), "") << bad;
+  }
+}
+
+TEST(TraceparentTest, HigherVersionsPassOnTheirFirst55CharactersShape) {
+  EXPECT_TRUE(valid_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+  EXPECT_TRUE(valid_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what-the-future-holds"));
+  EXPECT_TRUE(valid_traceparent("fe-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-"));
+  EXPECT_EQ(trace_id_of("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-x"), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_FALSE(valid_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09x"));  // no '-' after flags
+  EXPECT_FALSE(valid_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0"));    // shorter than 55
+  EXPECT_FALSE(valid_traceparent("cc-00000000000000000000000000000000-00f067aa0ba902b7-01-x"));
+  EXPECT_FALSE(valid_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01-x"));
+}
+
+TEST(TraceparentTest, GeneratedOnesAreValidVersion00SampledAndDistinct) {
+  TraceParentGenerator gen(42);
+  std::array<char, kTraceparentSize> buf{};
+  std::set<std::string> traces, parents;
+  for (int i = 0; i < 2000; ++i) {
+    std::string tp(gen.next(buf));
+    ASSERT_TRUE(valid_traceparent(tp)) << tp;
+    EXPECT_EQ(tp.substr(0, 3), "00-");
+    EXPECT_EQ(tp.substr(52), "-01");
+    traces.insert(tp.substr(3, 32));
+    parents.insert(tp.substr(36, 16));
+  }
+  EXPECT_EQ(traces.size(), 2000u);
+  EXPECT_EQ(parents.size(), 2000u);
+  // Same seed, same sequence; another seed, another one.
+  TraceParentGenerator again(42), other(43);
+  std::array<char, kTraceparentSize> a{}, b{}, c{};
+  EXPECT_EQ(again.next(a), TraceParentGenerator(42).next(b));
+  EXPECT_NE(TraceParentGenerator(42).next(a), other.next(c));
+  // The per-thread generators are seeded apart.
+  std::string here(TraceParentGenerator::for_this_thread().next(a)), there;
+  std::thread([&] { there = std::string(TraceParentGenerator::for_this_thread().next(b)); }).join();
+  EXPECT_TRUE(valid_traceparent(here));
+  EXPECT_NE(here.substr(3, 32), there.substr(3, 32));
+}
+
+TEST(TraceparentTest, RequestHeadCarriesTheChosenTraceparentAndTracestateOnlyWithTheClientsOwn) {
+  auto req = request({{"Host", "a"},
+                      {"traceparent", "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01"},
+                      {"TraceState", "vendor=x"},
+                      {"X-Other", "1"}});
+  Forwarding fwd;
+  fwd.host = "a";
+  fwd.traceparent = kValid;
+  fwd.keep_tracestate = false;
+  std::string out;
+  append_request_head(req, fwd, out);
+  EXPECT_EQ(out.find("ffffffff"), std::string::npos) << "the client's traceparent was copied: " << out;
+  EXPECT_EQ(out.find("vendor=x"), std::string::npos) << "tracestate without the client's traceparent: " << out;
+  EXPECT_NE(out.find("X-Other: 1\r\n"), std::string::npos);
+  EXPECT_NE(out.find(std::string("traceparent: ") + kValid + "\r\n"), std::string::npos) << out;
+  // The client's own traceparent: its tracestate goes along, unchanged.
+  out.clear();
+  fwd.keep_tracestate = true;
+  append_request_head(req, fwd, out);
+  EXPECT_NE(out.find("TraceState: vendor=x\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("traceparent:"), out.rfind("traceparent:")) << "one traceparent only: " << out;
+  // Nothing chosen: none sent.
+  out.clear();
+  fwd.traceparent = {};
+  append_request_head(req, fwd, out);
+  EXPECT_EQ(out.find("traceparent"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -10,7 +10,11 @@ namespace {
 
 struct Collect {
   std::vector<std::string> lines;
-  LineSplitter splitter{[this](std::string_view l) { lines.emplace_back(l); }};
+  std::vector<bool> continued;
+  LineSplitter splitter{[this](std::string_view l, bool c) {
+    lines.emplace_back(l);
+    continued.push_back(c);
+  }};
 };
 
 TEST(LineSplitter, SplitsOnNewlinesAcrossFeeds) {
@@ -34,6 +38,8 @@ TEST(LineSplitter, SplitsOverlongLinesAt4KiB) {
   EXPECT_EQ(c.lines[1].size(), kMaxLine);
   EXPECT_EQ(c.lines[2], std::string(10, 'x'));
   EXPECT_EQ(c.lines[3], "next");
+  // The pieces after the first continue it (they keep its level); the next line does not.
+  EXPECT_EQ(c.continued, (std::vector<bool>{false, true, true, false}));
 }
 
 TEST(LineSplitter, ALineOfExactlyMaxLengthIsOneLine) {
@@ -42,6 +48,7 @@ TEST(LineSplitter, ALineOfExactlyMaxLengthIsOneLine) {
   c.splitter.feed("\n");
   ASSERT_EQ(c.lines.size(), 1u);
   EXPECT_EQ(c.lines[0].size(), kMaxLine);
+  EXPECT_FALSE(c.continued[0]);
 }
 
 }  // namespace

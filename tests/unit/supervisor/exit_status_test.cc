@@ -54,5 +54,35 @@ TEST(ExitStatus, FormatsUptime) {
   EXPECT_EQ(format_uptime(milliseconds(7'500'000)), "2h05m");
 }
 
+control::SlotRequestInfo req(std::string id, std::string path, uint64_t ms, std::string state) {
+  return control::SlotRequestInfo{std::move(id), "GET", std::move(path), ms, std::move(state)};
+}
+
+TEST(DescribeRequests, NamesWhatTheProxySaysTheWorkerWasServing) {
+  using Answer = std::optional<std::vector<control::SlotRequestInfo>>;
+  EXPECT_EQ(describe_requests(Answer{std::vector<control::SlotRequestInfo>{}}, 3, false), ", serving no request");
+  EXPECT_EQ(describe_requests(Answer{{req("r1", "/a", 1250, "in_flight"), req("r2", "/b", 40, "failed")}}, 0, false),
+            ", serving 2 request(s): rid=r1 GET /a 1.250s; rid=r2 GET /b 0.040s (failed)");
+  // The proxy's answer is what counts, not its (stale) last count.
+  EXPECT_EQ(describe_requests(Answer{std::vector<control::SlotRequestInfo>{}}, 1, true), ", serving no request");
+}
+
+TEST(DescribeRequests, AWorkerStoppedOnPurposeIsNeverSaidToServe) {
+  using Answer = std::optional<std::vector<control::SlotRequestInfo>>;
+  // Requests cut by a deliberate stop (graceful_timeout passed while draining, a hung
+  // worker killed) are named as such.
+  EXPECT_EQ(describe_requests(Answer{{req("r1", "/hang", 30000, "timed_out")}}, 0, true),
+            ", stopped with 1 request(s) unfinished: rid=r1 GET /hang 30.000s (timed_out)");
+  // No answer (a clean stop: the proxy drained and exited first): its last count, sent up
+  // to a second before, says nothing about now.
+  EXPECT_EQ(describe_requests(std::nullopt, 1, true), "");
+  EXPECT_EQ(describe_requests(std::nullopt, 0, true), "");
+}
+
+TEST(DescribeRequests, WithoutAnAnswerAnUnexpectedDeathFallsBackToTheCount) {
+  EXPECT_EQ(describe_requests(std::nullopt, 2, false), ", 2 request(s) in flight (answered 502/504 by the proxy)");
+  EXPECT_EQ(describe_requests(std::nullopt, 0, false), "");
+}
+
 }  // namespace
 }  // namespace corral::supervisor

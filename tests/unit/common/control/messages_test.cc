@@ -18,7 +18,10 @@ TEST(Messages, RoundTripEveryType) {
                               SlotEvent{"shop", 2, 7, SlotEvent::Kind::Drained, 0},
                               SlotEvent{"shop", 2, 7, SlotEvent::Kind::MaxRequests, 1000},
                               SlotRequestsQuery{5, "shop", 2, 7},
-                              SlotRequests{5, "shop", 2, 7, {SlotRequestInfo{"r1", "GET", "/a?b", 1500, "failed"}}},
+                              SlotRequests{5, "shop", 2, 7,
+                                           {SlotRequestInfo{"r1", "GET", "/a?b", 1500, "failed",
+                                                            "4bf92f3577b34da6a3ce929d0e0e4736"},
+                                            SlotRequestInfo{"r2", "GET", "/", 1, "in_flight", ""}}},
                               StatsQuery{11},
                               ProxyStats{1, 2, 3, 4, {SlotStats{"shop", 2, 7, 1, 9}}, 11}};
   pool.failing = {"broken"};
@@ -42,11 +45,27 @@ TEST(Messages, RoundTripEveryType) {
   EXPECT_EQ(ev.kind, SlotEvent::Kind::MaxRequests);
   EXPECT_EQ(ev.requests, 1000u);
   auto sr = std::get<SlotRequests>(*decode(encode(all[10])));
-  ASSERT_EQ(sr.requests.size(), 1u);
+  ASSERT_EQ(sr.requests.size(), 2u);
   EXPECT_EQ(sr.query, 5u);
   EXPECT_EQ(sr.requests[0].path, "/a?b");
   EXPECT_EQ(sr.requests[0].elapsed_ms, 1500u);
   EXPECT_EQ(sr.requests[0].state, "failed");
+  EXPECT_EQ(sr.requests[0].trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(sr.requests[1].trace_id, "");
+  // trace_id is optional: not written when empty, not required when reading (an older
+  // proxy), and an older decoder, which reads only the fields it knows, ignores it.
+  EXPECT_EQ(encode(all[10]).find("\"trace_id\":\"\""), std::string::npos);
+  auto old_proxy = decode(
+      R"({"v":1,"type":"slot_requests","query":5,"app":"a","slot":1,"generation":1,)"
+      R"("requests":[{"id":"r","method":"GET","path":"/","elapsed_ms":3,"state":"in_flight"}]})");
+  ASSERT_TRUE(old_proxy);
+  EXPECT_EQ(std::get<SlotRequests>(*old_proxy).requests.at(0).trace_id, "");
+  // Anything but 32 lowercase hex digits is dropped (the supervisor logs it).
+  auto forged = decode(
+      R"({"v":1,"type":"slot_requests","query":5,"app":"a","slot":1,"generation":1,)"
+      R"("requests":[{"id":"r","method":"GET","path":"/","elapsed_ms":3,"state":"in_flight","trace_id":"x\ny"}]})");
+  ASSERT_TRUE(forged);
+  EXPECT_EQ(std::get<SlotRequests>(*forged).requests.at(0).trace_id, "");
   EXPECT_EQ(std::get<StatsQuery>(*decode(encode(all[11]))).query, 11u);
   EXPECT_EQ(std::get<ProxyStats>(*decode(encode(all[12]))).query, 11u);
   EXPECT_EQ(std::get<ProxyStats>(*decode(encode(all[6]))).query, 0u);  // periodic

@@ -215,6 +215,60 @@ TEST(AppDispatcher, RequestsOfNamesInFlightAndRecentlyLostRequests) {
   EXPECT_TRUE(d->requests_of(0, 1).empty());
 }
 
+TEST(AppDispatcher, RequestsOfCarriesTheTraceId) {
+  auto d = make(4, {slot(0, 2)});
+  Lease a, b;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), b), AppDispatcher::Outcome::Granted);
+  a.describe({"r-a", "GET", "/a", std::chrono::steady_clock::now(), "4bf92f3577b34da6a3ce929d0e0e4736"});
+  b.describe({"r-b", "GET", "/b", std::chrono::steady_clock::now()});
+  auto now = d->requests_of(0, 1);
+  ASSERT_EQ(now.size(), 2u);
+  EXPECT_EQ(now[0].info.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(now[1].info.trace_id, "");
+  a.release_lost();
+  b.release();
+  // The lost one keeps it; the reused entry does not leak it to the next request.
+  Lease c;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), c), AppDispatcher::Outcome::Granted);
+  c.describe({"r-c", "GET", "/c", std::chrono::steady_clock::now()});
+  auto after = d->requests_of(0, 1);
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].info.id, "r-c");
+  EXPECT_EQ(after[0].info.trace_id, "");
+  EXPECT_EQ(after[1].info.id, "r-a");
+  EXPECT_EQ(after[1].info.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
+// What a death record is built from: a request that completed, whatever the order of its
+// lease's release and of the response (released before the client has it, or by an
+// exchange reset after it) is never named, on that incarnation or the next.
+TEST(AppDispatcher, CompletedRequestsAreNeverNamed) {
+  auto d = make(8, {slot(0, 4)});
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) {
+    Lease l;
+    ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Granted);
+    l.describe({"r" + std::to_string(i), "GET", "/", t0});
+    if (i % 3 == 0) {
+      l.release();
+      l.release();  // a second release (exchange reset after completion) is a no-op
+    } else if (i % 3 == 1) {
+      Lease moved = std::move(l);  // released by its destructor
+    } else {
+      l = Lease();  // released by assignment
+    }
+  }
+  EXPECT_TRUE(d->requests_of(0, 1).empty());
+  EXPECT_EQ(d->slots()[0].in_flight, 0);
+  // A failed connect never sent the request: not named either.
+  Lease f;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), f), AppDispatcher::Outcome::Granted);
+  f.describe({"r-connect", "GET", "/", t0});
+  f.release_failed_connect();
+  EXPECT_TRUE(d->requests_of(0, 1).empty());
+}
+
 TEST(AppDispatcher, MovedLeaseKeepsItsDescription) {
   auto d = make(4, {slot(0, 2)});
   Lease a;
