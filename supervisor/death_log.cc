@@ -49,8 +49,8 @@ nlohmann::json to_json(const DeathRecord& r) {
   if (r.serving) {
     serving = nlohmann::json::array();
     for (const auto& q : *r.serving)
-      serving.push_back({{"id", q.id}, {"method", q.method}, {"path", q.path}, {"elapsed_ms", q.elapsed_ms},
-                         {"state", q.state}});
+      serving.push_back({{"id", q.id}, {"trace_id", q.trace_id}, {"method", q.method}, {"path", q.path},
+                         {"elapsed_ms", q.elapsed_ms}, {"state", q.state}});
   }
   return {{"time_ms", r.time_ms},
           {"worker", r.worker},

@@ -67,7 +67,7 @@ class DeathLog {
 };
 
 /// {"time_ms", "worker", "pid", "generation", "incarnation", "reason", "exit", "expected",
-/// "uptime_seconds", "requests", "in_flight", "in_flight_requests": [{"id", "method",
+/// "uptime_seconds", "requests", "in_flight", "in_flight_requests": [{"id", "trace_id", "method",
 /// "path", "elapsed_ms", "state"}] or null (no answer from the proxy),
 /// "in_flight_requests_omitted", "line"}.
 nlohmann::json to_json(const DeathRecord& r);

@@ -54,6 +54,7 @@ TEST(DeathLog, CompleteAddsTheRequestsAndTheLine) {
   const uint64_t b = log.add(record(1, "exit"));
   control::SlotRequestInfo q;
   q.id = "r1";
+  q.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
   q.method = "GET";
   q.path = "/sleep?ms=5000";
   q.elapsed_ms = 812;
@@ -66,6 +67,7 @@ TEST(DeathLog, CompleteAddsTheRequestsAndTheLine) {
   ASSERT_EQ(j[1]["in_flight_requests"].size(), 1u);
   auto& r = j[1]["in_flight_requests"][0];
   EXPECT_EQ(r["id"], "r1");
+  EXPECT_EQ(r["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
   EXPECT_EQ(r["method"], "GET");
   EXPECT_EQ(r["path"], "/sleep?ms=5000");
   EXPECT_EQ(r["elapsed_ms"], 812);
