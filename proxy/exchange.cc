@@ -298,7 +298,7 @@ void Exchange::on_timer() {
     return;
   }
   if (state == ExchangeState::Queued) {
-    leave_queue();
+    leave_queue(/*timed_out=*/true);
     queue_reject_ = static_cast<int>(metrics::QueueReject::QueueTimeout);
     fail(503, true);
     return;
@@ -323,9 +323,9 @@ void Exchange::fail(int st, bool retry_after) {
   sink_.on_exchange_failed(st, retry_after);
 }
 
-void Exchange::leave_queue() {
+void Exchange::leave_queue(bool timed_out) {
   if (state != ExchangeState::Queued || !waiter_ || !runtime || app < 0) return;
-  if (!runtime->apps[static_cast<size_t>(app)].dispatcher->cancel(waiter_.get())) {
+  if (!runtime->apps[static_cast<size_t>(app)].dispatcher->cancel(waiter_.get(), timed_out)) {
     // The grant raced with us: it is in flight to this loop; let it release itself.
     waiter_->detach();
     waiter_.reset();

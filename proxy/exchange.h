@@ -153,7 +153,8 @@ class Exchange final : public UpstreamHandler {
   void set_deadline(Clock::time_point now, std::chrono::milliseconds d);
   void clear_deadline();
   void fail(int status, bool retry_after = false);
-  void leave_queue();
+  /// timed_out: queue_timeout passed (the dispatcher counts it as a rejection).
+  void leave_queue(bool timed_out = false);
   /// Answers a kLocal request (the admin listener) from the zero-delay timer.
   void respond_local();
   /// Adds the finished request to this loop's counters.

@@ -64,6 +64,10 @@ void Server::send_stats_now(uint64_t query) {
       st.in_flight += static_cast<uint64_t>(s.in_flight);
       st.slots.push_back(control::SlotStats{name, s.slot, s.generation, static_cast<uint64_t>(s.in_flight), s.requests});
     }
+    const auto t = d->totals();
+    st.apps.push_back(control::AppStats{name, t.requests, static_cast<uint64_t>(t.busy.count() / 1000),
+                                        static_cast<uint64_t>(t.queue.count() / 1000), t.queued, t.rejected,
+                                        t.peak_in_flight});
   }
   if (control_) control_->send(std::move(st));
 }

@@ -90,6 +90,14 @@ std::string encode(const Message& m) {
             json out{{"requests", x.requests}, {"in_flight", x.in_flight}, {"queued", x.queued},
                      {"connections", x.connections}, {"slots", slots}};
             if (x.query) out["query"] = x.query;
+            if (!x.apps.empty()) {
+              json apps = json::array();
+              for (auto& a : x.apps)
+                apps.push_back({{"app", a.app}, {"requests", a.requests}, {"busy_us", a.busy_us},
+                                {"queue_us", a.queue_us}, {"queued", a.queued}, {"rejected", a.rejected},
+                                {"peak_in_flight", a.peak_in_flight}});
+              out["apps"] = apps;
+            }
             return out;
           },
           [](const SlotEvent& x) {
@@ -152,6 +160,12 @@ Result<Message> decode(std::string_view bytes) {
                                        s.at("generation").get<uint64_t>(), s.at("in_flight").get<uint64_t>(),
                                        s.at("requests").get<uint64_t>()});
       st.query = j.value("query", uint64_t{0});
+      if (j.contains("apps"))
+        for (auto& a : j.at("apps"))
+          st.apps.push_back(AppStats{a.at("app").get<std::string>(), a.at("requests").get<uint64_t>(),
+                                     a.at("busy_us").get<uint64_t>(), a.at("queue_us").get<uint64_t>(),
+                                     a.at("queued").get<uint64_t>(), a.at("rejected").get<uint64_t>(),
+                                     a.at("peak_in_flight").get<uint64_t>()});
       return Message{std::move(st)};
     }
     if (type == "slot_event") {

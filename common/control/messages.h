@@ -99,6 +99,18 @@ struct SlotStats {
   uint64_t requests = 0;  ///< sent to this slot's current process since the proxy started
 };
 
+/// Per-app totals inside ProxyStats: cumulative since the proxy (or the app's dispatcher)
+/// started, so a reader takes differences between two reports.
+struct AppStats {
+  std::string app;
+  uint64_t requests = 0;        ///< requests a worker finished (any status; not the connect failures)
+  uint64_t busy_us = 0;         ///< sum of lease times (granted → released): worker wall time per request
+  uint64_t queue_us = 0;        ///< sum of queue waits (queued → granted or left) of the requests that queued
+  uint64_t queued = 0;          ///< requests that waited in the queue (counted when they leave it)
+  uint64_t rejected = 0;        ///< 503 without a worker: queue full, no workers, queue_timeout
+  uint64_t peak_in_flight = 0;  ///< the most leases out at once
+};
+
 /// Counters the proxy reports periodically and on request.
 struct ProxyStats {
   uint64_t requests = 0;
@@ -107,6 +119,7 @@ struct ProxyStats {
   uint64_t connections = 0;
   std::vector<SlotStats> slots;  ///< optional on decode
   uint64_t query = 0;            ///< the StatsQuery this answers; 0 = periodic (optional on decode)
+  std::vector<AppStats> apps;    ///< optional on decode
 };
 
 /// Something happened to one slot that the supervisor acts on.

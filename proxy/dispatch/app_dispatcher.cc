@@ -13,7 +13,8 @@ Lease::Lease(Lease&& o) noexcept
       generation_(o.generation_),
       path_(std::move(o.path_)),
       index_(o.index_),
-      ticket_(std::exchange(o.ticket_, 0)) {}
+      ticket_(std::exchange(o.ticket_, 0)),
+      granted_(o.granted_) {}
 
 Lease& Lease::operator=(Lease&& o) noexcept {
   if (this != &o) {
@@ -24,6 +25,7 @@ Lease& Lease::operator=(Lease&& o) noexcept {
     path_ = std::move(o.path_);
     index_ = o.index_;
     ticket_ = std::exchange(o.ticket_, 0);
+    granted_ = o.granted_;
   }
   return *this;
 }
@@ -40,7 +42,7 @@ void Lease::release_as(int kind) {
   // Moved out first: release() may run a waiter's grant, which must see this lease as gone.
   auto d = std::move(dispatcher_);
   dispatcher_.reset();
-  d->release(slot_, generation_, std::exchange(ticket_, 0), static_cast<AppDispatcher::ReleaseKind>(kind));
+  d->release(slot_, generation_, std::exchange(ticket_, 0), static_cast<AppDispatcher::ReleaseKind>(kind), granted_);
 }
 
 void Lease::release() { release_as(static_cast<int>(AppDispatcher::ReleaseKind::Done)); }
@@ -112,10 +114,11 @@ int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now) {
   return best;
 }
 
-Lease AppDispatcher::make_lease_locked(int index) {
+Lease AppDispatcher::make_lease_locked(int index, std::chrono::steady_clock::time_point now) {
   SlotState& s = slots_[static_cast<size_t>(index)];
   ++s.in_flight;
   ++s.requests;
+  if (++in_flight_ > totals_.peak_in_flight) totals_.peak_in_flight = in_flight_;
   if (s.max_requests > 0 && s.requests >= s.max_requests && !s.max_reported) {
     s.max_reported = true;
     events_.push_back(
@@ -129,16 +132,27 @@ Lease AppDispatcher::make_lease_locked(int index) {
   l.generation_ = s.generation;
   l.path_ = paths_[static_cast<size_t>(index)];
   l.index_ = static_cast<size_t>(index);
+  l.granted_ = now;
   return l;
 }
 
+void AppDispatcher::grant_front_locked(int index, std::chrono::steady_clock::time_point now,
+                                       std::vector<std::pair<std::shared_ptr<Waiter>, Lease>>& grants) {
+  Queued& q = queue_.front();
+  ++totals_.queued;
+  if (now > q.since) totals_.queue += now - q.since;
+  grants.emplace_back(std::move(q.waiter), make_lease_locked(index, now));
+  queue_.pop_front();
+}
+
 AppDispatcher::Outcome AppDispatcher::acquire(const std::shared_ptr<Waiter>& waiter, Lease& out) {
+  const auto now = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> g(mu_);
   // FIFO fairness: a newcomer never overtakes queued waiters.
   if (queue_.empty()) {
-    int i = pick_locked(std::chrono::steady_clock::now());
+    int i = pick_locked(now);
     if (i >= 0) {
-      out = make_lease_locked(i);
+      out = make_lease_locked(i, now);
       const bool events = !events_.empty();
       g.unlock();
       if (events) flush_events();
@@ -149,21 +163,29 @@ AppDispatcher::Outcome AppDispatcher::acquire(const std::shared_ptr<Waiter>& wai
     // Crash-looping app with nothing up: 503 now rather than after queue_timeout.
     bool any_usable = false;
     for (auto& s : slots_) any_usable |= (s.accepting && !s.removed && !s.hung);
-    if (!any_usable) return Outcome::NoWorkers;
+    if (!any_usable) {
+      ++totals_.rejected;
+      return Outcome::NoWorkers;
+    }
   }
   if (queue_.size() >= settings_.queue_size) {
     bool any_usable = false;
     for (auto& s : slots_) any_usable |= (s.accepting && !s.removed);
+    ++totals_.rejected;
     return any_usable ? Outcome::QueueFull : Outcome::NoWorkers;
   }
-  queue_.push_back(waiter);
+  queue_.push_back(Queued{waiter, now});
   return Outcome::Queued;
 }
 
-bool AppDispatcher::cancel(const Waiter* waiter) {
+bool AppDispatcher::cancel(const Waiter* waiter, bool timed_out) {
+  const auto now = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> g(mu_);
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-    if (it->get() == waiter) {
+    if (it->waiter.get() == waiter) {
+      ++totals_.queued;
+      if (now > it->since) totals_.queue += now - it->since;
+      if (timed_out) ++totals_.rejected;
       queue_.erase(it);
       return true;
     }
@@ -211,11 +233,18 @@ std::vector<SlotRequest> AppDispatcher::requests_of(int slot, uint64_t generatio
   return out;
 }
 
-void AppDispatcher::release(int slot, uint64_t generation, uint64_t ticket, ReleaseKind kind) {
+void AppDispatcher::release(int slot, uint64_t generation, uint64_t ticket, ReleaseKind kind,
+                            std::chrono::steady_clock::time_point granted) {
   std::vector<std::pair<std::shared_ptr<Waiter>, Lease>> grants;
   {
     std::lock_guard<std::mutex> g(mu_);
     auto now = std::chrono::steady_clock::now();
+    if (in_flight_ > 0) --in_flight_;
+    // A failed connect never reached the worker: it is retried, and counted once, elsewhere.
+    if (kind != ReleaseKind::FailedConnect) {
+      ++totals_.requests;
+      if (granted != std::chrono::steady_clock::time_point{} && now > granted) totals_.busy += now - granted;
+    }
     if (ticket != 0) {
       const uint32_t i = static_cast<uint32_t>(ticket);
       if (i < active_.size() && active_[i].in_use && active_[i].serial == static_cast<uint32_t>(ticket >> 32)) {
@@ -248,8 +277,7 @@ void AppDispatcher::release(int slot, uint64_t generation, uint64_t ticket, Rele
     while (!queue_.empty()) {
       int i = pick_locked(now);
       if (i < 0) break;
-      grants.emplace_back(std::move(queue_.front()), make_lease_locked(i));
-      queue_.pop_front();
+      grant_front_locked(i, now, grants);
     }
   }
   // Outside the lock: grant() posts to the waiter's loop, and a dropped Lease re-enters release().
@@ -307,8 +335,7 @@ void AppDispatcher::update_slots(const std::vector<control::SlotInfo>& infos) {
     while (!queue_.empty()) {
       int i = pick_locked(now);
       if (i < 0) break;
-      grants.emplace_back(std::move(queue_.front()), make_lease_locked(i));
-      queue_.pop_front();
+      grant_front_locked(i, now, grants);
     }
   }
   for (auto& [w, l] : grants) w->grant(std::move(l));
@@ -323,6 +350,11 @@ std::vector<SlotState> AppDispatcher::slots() const {
 size_t AppDispatcher::queued() const {
   std::lock_guard<std::mutex> g(mu_);
   return queue_.size();
+}
+
+AppDispatcher::Totals AppDispatcher::totals() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return totals_;
 }
 
 uint64_t AppDispatcher::max_in_flight_seen(int slot) const {

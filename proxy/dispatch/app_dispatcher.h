@@ -104,6 +104,7 @@ class Lease {
   std::shared_ptr<const std::string> path_;
   size_t index_ = 0;  // position in slots_ at grant time (hint only)
   uint64_t ticket_ = 0;  // describe()d request, 0 = none
+  std::chrono::steady_clock::time_point granted_{};  // for AppDispatcher::Totals::busy
 };
 
 /// A request waiting for a lease. grant() runs on the thread that released a slot; the
@@ -118,6 +119,18 @@ class Waiter {
 class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
  public:
   enum class Outcome { Granted, Queued, QueueFull, NoWorkers };
+
+  /// What the app's requests cost, cumulative since this dispatcher was created (the
+  /// supervisor takes differences; `corralctl advise` turns them into a recommendation).
+  /// Kept under the mutex the request path takes anyway: no extra lock, no atomics.
+  struct Totals {
+    uint64_t requests = 0;  ///< leases released after the request went to the worker (not connect failures)
+    std::chrono::nanoseconds busy{0};   ///< sum of those leases' grant → release times
+    std::chrono::nanoseconds queue{0};  ///< sum of queue waits, enqueue → grant or leaving the queue
+    uint64_t queued = 0;          ///< requests that left the queue (granted, timed out or cancelled)
+    uint64_t rejected = 0;        ///< QueueFull, NoWorkers and queue timeouts (cancel(w, true))
+    uint64_t peak_in_flight = 0;  ///< the most leases out at once, all slots together
+  };
 
   struct Settings {
     std::string app;
@@ -147,7 +160,9 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   /// (still queued when there is room, since a slot may come back: then Queued is returned).
   Outcome acquire(const std::shared_ptr<Waiter>& waiter, Lease& out);
   /// Removes a queued waiter. Returns true when it was still queued (no grant will come).
-  bool cancel(const Waiter* waiter);
+  /// timed_out: it leaves because its queue_timeout passed (the client gets a 503), which
+  /// Totals counts as a rejection.
+  bool cancel(const Waiter* waiter, bool timed_out = false);
 
   /// The requests slot (generation) is serving now, then those that failed on it
   /// (release_lost, release_hung) within the retention time: what a death record names.
@@ -157,16 +172,18 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   std::vector<SlotState> slots() const;
   size_t queued() const;
   uint64_t max_in_flight_seen(int slot) const;
+  Totals totals() const;
 
  private:
   friend class Lease;
   explicit AppDispatcher(Settings s);
   enum class ReleaseKind { Done, FailedConnect, Hung, Lost };
-  void release(int slot, uint64_t generation, uint64_t ticket, ReleaseKind kind);
+  void release(int slot, uint64_t generation, uint64_t ticket, ReleaseKind kind,
+               std::chrono::steady_clock::time_point granted);
   uint64_t describe(int slot, uint64_t generation, const RequestRef& r);
   // Picks the least-loaded usable slot below concurrency; -1 when none. Mutex held.
   int pick_locked(std::chrono::steady_clock::time_point now);
-  Lease make_lease_locked(int index);
+  Lease make_lease_locked(int index, std::chrono::steady_clock::time_point now);
   // Queues a Drained event when s is idle and not accepting. Mutex held.
   void note_idle_locked(SlotState& s);
   // Hands the queued events to the observer. Mutex NOT held.
@@ -177,7 +194,16 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   std::vector<SlotState> slots_;
   std::vector<std::shared_ptr<const std::string>> paths_;
   std::vector<uint64_t> max_seen_;
-  std::deque<std::shared_ptr<Waiter>> queue_;
+  struct Queued {
+    std::shared_ptr<Waiter> waiter;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::deque<Queued> queue_;
+  // Grants queue_.front() a lease on slots_[index] and pops it. Mutex held.
+  void grant_front_locked(int index, std::chrono::steady_clock::time_point now,
+                          std::vector<std::pair<std::shared_ptr<Waiter>, Lease>>& grants);
+  Totals totals_;
+  uint64_t in_flight_ = 0;  // leases out, all slots
   size_t rr_ = 0;  // round-robin start for ties, so idle slots share the load
   bool failing_ = false;
   Observer observer_;

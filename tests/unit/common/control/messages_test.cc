@@ -23,7 +23,8 @@ TEST(Messages, RoundTripEveryType) {
                                                             "4bf92f3577b34da6a3ce929d0e0e4736"},
                                             SlotRequestInfo{"r2", "GET", "/", 1, "in_flight", ""}}},
                               StatsQuery{11},
-                              ProxyStats{1, 2, 3, 4, {SlotStats{"shop", 2, 7, 1, 9}}, 11}};
+                              ProxyStats{1, 2, 3, 4, {SlotStats{"shop", 2, 7, 1, 9}}, 11},
+                              ProxyStats{1, 2, 3, 4, {}, 0, {AppStats{"shop", 40, 1'250'000, 300'000, 12, 3, 6}}}};
   pool.failing = {"broken"};
   pool.slots[0].max_requests = 1017;
   for (auto& m : all) {
@@ -69,9 +70,22 @@ TEST(Messages, RoundTripEveryType) {
   EXPECT_EQ(std::get<StatsQuery>(*decode(encode(all[11]))).query, 11u);
   EXPECT_EQ(std::get<ProxyStats>(*decode(encode(all[12]))).query, 11u);
   EXPECT_EQ(std::get<ProxyStats>(*decode(encode(all[6]))).query, 0u);  // periodic
+  auto with_apps = std::get<ProxyStats>(*decode(encode(all[13])));
+  ASSERT_EQ(with_apps.apps.size(), 1u);
+  EXPECT_EQ(with_apps.apps[0].app, "shop");
+  EXPECT_EQ(with_apps.apps[0].requests, 40u);
+  EXPECT_EQ(with_apps.apps[0].busy_us, 1'250'000u);
+  EXPECT_EQ(with_apps.apps[0].queue_us, 300'000u);
+  EXPECT_EQ(with_apps.apps[0].queued, 12u);
+  EXPECT_EQ(with_apps.apps[0].rejected, 3u);
+  EXPECT_EQ(with_apps.apps[0].peak_in_flight, 6u);
+  EXPECT_TRUE(std::get<ProxyStats>(*decode(encode(all[6]))).apps.empty());
   // Fields added after v1 shipped are optional on decode.
   EXPECT_TRUE(decode(R"({"v":1,"type":"set_pool","slots":[]})"));
   EXPECT_TRUE(decode(R"({"v":1,"type":"proxy_stats","requests":1,"in_flight":0,"queued":0,"connections":0})"));
+  // ...but an entry that is there must be complete.
+  EXPECT_FALSE(decode(R"({"v":1,"type":"proxy_stats","requests":1,"in_flight":0,"queued":0,"connections":0,)"
+                      R"("apps":[{"app":"a","requests":1}]})"));
   EXPECT_FALSE(decode(R"({"v":1,"type":"slot_event","app":"a","slot":1,"generation":1,"event":"exploded"})"));
 }
 

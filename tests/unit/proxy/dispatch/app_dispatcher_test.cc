@@ -370,9 +370,63 @@ TEST(AppDispatcher, ThreadsNeverExceedConcurrency) {
   for (auto& th : threads) th.join();
   EXPECT_GT(granted.load(), 4000);
   for (auto& s : d->slots()) EXPECT_EQ(s.in_flight, 0);
+  // The totals agree with what the threads saw, whatever the interleaving.
+  const auto t = d->totals();
+  EXPECT_EQ(t.requests, static_cast<uint64_t>(granted.load()));
+  EXPECT_LE(t.peak_in_flight, 4u);  // the slots' concurrency together
+  EXPECT_EQ(t.rejected, 0u);
   EXPECT_EQ(d->max_in_flight_seen(0), 1u);
   EXPECT_EQ(d->max_in_flight_seen(2), 1u);
   EXPECT_LE(d->max_in_flight_seen(1), 2u);
+}
+
+// The figures corralctl advise works from: requests, busy (lease) time, queue time and
+// count, rejections of every kind, peak in flight.
+TEST(AppDispatcher, TotalsCountBusyQueueRejectionsAndPeak) {
+  using std::chrono::milliseconds;
+  auto d = AppDispatcher::create({"a", 1, milliseconds(10)});
+  d->update_slots({slot(0, 2)});
+  Lease a, b, none;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), b), AppDispatcher::Outcome::Granted);
+  auto w = std::make_shared<StoreWaiter>();
+  ASSERT_EQ(d->acquire(w, none), AppDispatcher::Outcome::Queued);
+  EXPECT_EQ(d->acquire(std::make_shared<StoreWaiter>(), none), AppDispatcher::Outcome::QueueFull);
+  std::this_thread::sleep_for(milliseconds(30));
+  a.release();  // busy ≥ 30 ms; w waited ≥ 30 ms and gets a's place
+  ASSERT_EQ(w->got.size(), 1u);
+  auto t = d->totals();
+  EXPECT_EQ(t.requests, 1u);
+  EXPECT_GE(t.busy, milliseconds(30));
+  EXPECT_EQ(t.queued, 1u);
+  EXPECT_GE(t.queue, milliseconds(30));
+  EXPECT_EQ(t.rejected, 1u);
+  EXPECT_EQ(t.peak_in_flight, 2u);
+  // A failed connect is not a finished request (the exchange tries another worker).
+  w->got[0].release_failed_connect();
+  b.release_hung();
+  t = d->totals();
+  EXPECT_EQ(t.requests, 2u);
+  EXPECT_GE(t.busy, milliseconds(60));
+  // A queue timeout is a rejection; a client that goes away while queued is not.
+  d->update_slots({slot(0, 1, /*gen=*/2)});  // the hung worker's replacement
+  Lease c;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), c), AppDispatcher::Outcome::Granted);
+  auto late = std::make_shared<StoreWaiter>();
+  auto gone = std::make_shared<StoreWaiter>();
+  ASSERT_EQ(d->acquire(late, none), AppDispatcher::Outcome::Queued);
+  EXPECT_TRUE(d->cancel(late.get(), /*timed_out=*/true));
+  ASSERT_EQ(d->acquire(gone, none), AppDispatcher::Outcome::Queued);
+  EXPECT_TRUE(d->cancel(gone.get()));
+  t = d->totals();
+  EXPECT_EQ(t.rejected, 2u);
+  EXPECT_EQ(t.queued, 3u);
+  EXPECT_EQ(t.peak_in_flight, 2u);
+  // No usable worker at all: a rejection too.
+  auto failing = make(4, {});
+  failing->set_failing(true);
+  EXPECT_EQ(failing->acquire(std::make_shared<StoreWaiter>(), none), AppDispatcher::Outcome::NoWorkers);
+  EXPECT_EQ(failing->totals().rejected, 1u);
 }
 
 TEST(AppDispatcher, ReportsDrainedWhenANonAcceptingSlotGoesIdle) {
