@@ -270,10 +270,12 @@ void AppPool::set_up(WorkerSlot& s) {
   on_pool_changed_();
 }
 
-bool AppPool::on_exit(pid_t pid, int wait_status) {
+bool AppPool::on_exit(pid_t pid, int wait_status, double cpu_seconds) {
   if (pid <= 0) return false;
   for (auto& s : slots_)
     if (s->pid == pid) {
+      totals_.add_exited(cpu_seconds, s->cpu_wait_seen);
+      s->cpu_wait_seen = 0;
       on_slot_exit(*s, wait_status);
       return true;
     }
@@ -649,21 +651,29 @@ void AppPool::append_slots(std::vector<control::SlotInfo>& out) const {
 nlohmann::json AppPool::status() const {
   nlohmann::json workers = nlohmann::json::array();
   const auto now = std::chrono::steady_clock::now();
+  double live_cpu = 0, live_wait = 0;
   for (auto& s : slots_) {
     GroupUsage u = s->pid > 0 ? group_usage(s->pid) : GroupUsage{};
+    live_cpu += u.cpu_seconds;
+    live_wait += u.cpu_wait_seconds;
+    if (s->pid > 0) s->cpu_wait_seen = u.cpu_wait_seconds;
     double uptime = s->pid > 0 ? std::chrono::duration<double>(now - s->started_at).count() : 0.0;
     workers.push_back({{"id", s->index()}, {"slot", s->index()}, {"pid", s->pid}, {"generation", s->app_generation()},
                        {"incarnation", s->generation}, {"state", WorkerSlot::state_name(s->state())},
                        {"retiring", s->retire_reason}, {"in_flight", s->in_flight}, {"requests", s->requests},
                        {"max_requests", s->max_requests}, {"restarts", s->restarts}, {"rss", u.pss_bytes},
-                       {"cpu_seconds", u.cpu_seconds}, {"uptime_seconds", uptime}, {"socket", s->socket_path()},
+                       {"cpu_seconds", u.cpu_seconds}, {"cpu_wait_seconds", u.cpu_wait_seconds},
+                       {"uptime_seconds", uptime}, {"socket", s->socket_path()},
                        {"probe", s->last_probe}});
   }
   nlohmann::json deaths = nlohmann::json::object();
   for (auto& [k, v] : deaths_) deaths[k] = v;
-  return {{"name", app_->name}, {"kind", app_kind_name(app_->kind)},         {"concurrency", app_->concurrency},
-          {"desired", desired_}, {"generation", app_generation_}, {"failing", failing()},
-          {"deaths", deaths},    {"workers", workers}, {"recent_deaths", deaths_log_->json()}};
+  nlohmann::json out{{"name", app_->name}, {"kind", app_kind_name(app_->kind)},         {"concurrency", app_->concurrency},
+                     {"desired", desired_}, {"generation", app_generation_}, {"failing", failing()},
+                     {"deaths", deaths},    {"workers", workers}, {"recent_deaths", deaths_log_->json()}};
+  if (app_->kind == conf::AppKind::Wsgi) out["worker_class"] = app_->worker_class;
+  out["totals"] = totals_.to_json(live_cpu, live_wait);
+  return out;
 }
 
 }  // namespace corral::supervisor

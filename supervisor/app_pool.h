@@ -22,6 +22,7 @@
 #include "common/control/messages.h"
 #include "common/ev/loop.h"
 #include "conf/config.h"
+#include "supervisor/app_totals.h"
 #include "supervisor/death_log.h"
 #include "supervisor/worker_slot.h"
 #include "workers/launcher.h"
@@ -65,8 +66,9 @@ class AppPool {
 
   /// Creates and spawns `workers` workers. Fails when a socket cannot be created.
   [[nodiscard]] Result<void> start();
-  /// Call for every reaped child. Returns false when pid is not one of ours.
-  bool on_exit(pid_t pid, int wait_status);
+  /// Call for every reaped child. Returns false when pid is not one of ours. cpu_seconds:
+  /// the CPU time it (and the children it waited for) used, from wait4(), for the totals.
+  bool on_exit(pid_t pid, int wait_status, double cpu_seconds = 0);
   /// The proxy reports a request timed out on (worker, incarnation): it gets nothing new,
   /// a replacement starts, and it gets SIGTERM now and SIGKILL after kill_timeout.
   void on_hung(int slot, uint64_t generation, const std::string& request_id);
@@ -77,6 +79,8 @@ class AppPool {
   /// The proxy exited: the in-flight counts it reported are void (they would otherwise
   /// linger in status and death records).
   void on_proxy_gone();
+  /// The app's request totals from the proxy (process proxy_pid).
+  void on_app_stats(const control::AppStats& s, pid_t proxy_pid) { totals_.on_proxy_stats(s, proxy_pid); }
   /// Checks max_rss of every ready worker (periodic).
   void check_memory();
 
@@ -114,8 +118,9 @@ class AppPool {
 
   /// Appends this app's proxy-visible workers for a SetPool message.
   void append_slots(std::vector<control::SlotInfo>& out) const;
-  /// {"name", "workers", "generation", "failing", "deaths": {reason: n}, "workers": [...],
-  /// "recent_deaths": [DeathLog records, newest first]}
+  /// {"name", "kind", "worker_class" (wsgi), "concurrency", "desired", "generation", "failing",
+  ///  "deaths": {reason: n}, "workers": [...], "recent_deaths": [DeathLog records, newest
+  ///  first], "totals": AppTotals::to_json}
   nlohmann::json status() const;
   const conf::App& app() const { return *app_; }
   const std::vector<std::unique_ptr<WorkerSlot>>& slots() const { return slots_; }
@@ -149,6 +154,7 @@ class AppPool {
   std::map<std::string, uint64_t> deaths_;  // by reason
   // Shared with the pending requests queries, which may answer after the pool is gone.
   std::shared_ptr<DeathLog> deaths_log_ = std::make_shared<DeathLog>();
+  AppTotals totals_;
   Identity identity_;
   gid_t socket_gid_ = static_cast<gid_t>(-1);
   uint64_t app_generation_ = 1;

@@ -1,6 +1,7 @@
 #include "supervisor/arbiter.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,9 +14,11 @@
 
 #include "common/base/crash.h"
 #include "common/base/log.h"
+#include "conf/cores.h"
 #include "conf/loader.h"
 #include "conf/snapshot.h"
 #include "supervisor/check.h"
+#include "supervisor/proc_stats.h"
 #include "supervisor/sd_notify.h"
 
 namespace corral::supervisor {
@@ -38,6 +41,15 @@ std::string monotonic_usec() {
 }
 
 std::string json_error(const std::string& message) { return nlohmann::json{{"error", message}}.dump(); }
+
+// What `corralctl advise` weighs a recommendation against: usable cores (affinity and
+// cgroup quota) and memory.
+nlohmann::json host_status() {
+  const HostMemory m = host_memory();
+  return {{"usable_cores", conf::usable_cores()},
+          {"mem_available_bytes", m.available_bytes},
+          {"mem_total_bytes", m.total_bytes}};
+}
 
 void notify(std::string_view state) {
   if (auto r = sd_notify(state); !r) {
@@ -230,7 +242,8 @@ void Arbiter::reap() {
   crash::Operation op("reaping children");
   for (;;) {
     int status = 0;
-    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    rusage ru{};
+    pid_t pid = ::wait4(-1, &status, WNOHANG, &ru);
     if (pid < 0 && errno == EINTR) continue;
     if (pid <= 0) break;
     if (proxy_->on_exit(pid, status)) {
@@ -239,9 +252,12 @@ void Arbiter::reap() {
       if (phase_ == Phase::StoppingProxy) stop_workers();
       continue;
     }
+    // The worker's CPU and its waited-for children's, for the app's totals.
+    const double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                       static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     bool ours = false;
-    for (auto& p : pools_) ours = ours || p->on_exit(pid, status);
-    for (auto& p : retired_pools_) ours = ours || p->on_exit(pid, status);
+    for (auto& p : pools_) ours = ours || p->on_exit(pid, status, cpu);
+    for (auto& p : retired_pools_) ours = ours || p->on_exit(pid, status, cpu);
     if (!ours) {
       CORRAL_LOG(Debug, kTag) << "reaped unknown child " << pid;
     }
@@ -335,6 +351,8 @@ void Arbiter::on_slot_event(const control::SlotEvent& e) {
 void Arbiter::on_stats(const control::ProxyStats& st) {
   for (auto& s : st.slots)
     if (AppPool* p = find_pool(s.app)) p->on_stats(s);
+  for (auto& a : st.apps)
+    if (AppPool* p = find_pool(a.app)) p->on_app_stats(a, proxy_->pid());
   if (st.query != 0 && st.query == status_query_) answer_status();
   // The proxy's periodic report (every second) paces the figures that go back to it.
   if (st.query == 0 && admin_) send_worker_figures();
@@ -682,7 +700,8 @@ nlohmann::json Arbiter::status() const {
   const char* state = phase_ == Phase::Running ? (ready_sent_ ? "running" : "starting") : "stopping";
   return {{"pid", ::getpid()}, {"version", CORRAL_VERSION}, {"config", config_.file}, {"state", state},
           {"config_generation", config_generation_}, {"reloading", reload_.has_value()},
-          {"listeners", listeners}, {"admin", admin}, {"proxy", proxy_->status()}, {"apps", apps}};
+          {"listeners", listeners}, {"admin", admin}, {"proxy", proxy_->status()}, {"apps", apps},
+          {"host", host_status()}};
 }
 
 }  // namespace corral::supervisor

@@ -57,17 +57,20 @@ std::optional<ProcStat> parse_proc_stat(std::string_view text) {
   auto utime = to_u64(fields[11]);
   auto stime = to_u64(fields[12]);
   if (!pgrp || !utime || !stime) return std::nullopt;
-  return ProcStat{static_cast<pid_t>(*pgrp), *utime, *stime};
+  return ProcStat{static_cast<pid_t>(*pgrp), *utime, *stime, to_u64(fields[13]).value_or(0),
+                  fields.size() > 14 ? to_u64(fields[14]).value_or(0) : 0};
 }
 
-std::optional<uint64_t> parse_pss_bytes(std::string_view text) {
+namespace {
+// The "Name:   123 kB" line's value in bytes; nullopt when absent or malformed.
+std::optional<uint64_t> kib_field(std::string_view text, std::string_view name) {
   size_t pos = 0;
   while (pos < text.size()) {
     size_t eol = text.find('\n', pos);
     std::string_view line = text.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
-    if (line.substr(0, 4) == "Pss:") {
-      std::string_view v = line.substr(4);
-      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    if (line.size() > name.size() && line.substr(0, name.size()) == name && line[name.size()] == ':') {
+      std::string_view v = line.substr(name.size() + 1);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
       size_t end = v.find(' ');
       auto kib = to_u64(v.substr(0, end));
       if (!kib) return std::nullopt;
@@ -77,6 +80,29 @@ std::optional<uint64_t> parse_pss_bytes(std::string_view text) {
     pos = eol + 1;
   }
   return std::nullopt;
+}
+}  // namespace
+
+std::optional<uint64_t> parse_pss_bytes(std::string_view text) { return kib_field(text, "Pss"); }
+
+std::optional<uint64_t> parse_schedstat_wait_ns(std::string_view text) {
+  size_t a = text.find(' ');
+  if (a == std::string_view::npos) return std::nullopt;
+  size_t b = text.find_first_of(" \n", a + 1);
+  return to_u64(text.substr(a + 1, b == std::string_view::npos ? std::string_view::npos : b - a - 1));
+}
+
+std::optional<HostMemory> parse_meminfo(std::string_view text) {
+  auto total = kib_field(text, "MemTotal");
+  auto available = kib_field(text, "MemAvailable");
+  if (!total || !available) return std::nullopt;
+  return HostMemory{*available, *total};
+}
+
+HostMemory host_memory() {
+  std::string text;
+  if (!read_small_file("/proc/meminfo", text)) return {};
+  return parse_meminfo(text).value_or(HostMemory{});
 }
 
 GroupUsage group_usage(pid_t pgid) {
@@ -97,9 +123,19 @@ GroupUsage group_usage(pid_t pgid) {
     auto st = parse_proc_stat(text);
     if (!st || st->pgrp != pgid) continue;
     ++u.processes;
-    u.cpu_seconds += static_cast<double>(st->utime_ticks + st->stime_ticks) / static_cast<double>(ticks);
+    // A child counts once: in the group while it runs, in its parent's cutime once reaped.
+    u.cpu_seconds += static_cast<double>(st->utime_ticks + st->stime_ticks + st->cutime_ticks + st->cstime_ticks) /
+                     static_cast<double>(ticks);
     if (read_small_file(base + "/smaps_rollup", text))
       if (auto pss = parse_pss_bytes(text)) u.pss_bytes += *pss;
+    if (DIR* tasks = ::opendir((base + "/task").c_str())) {
+      while (dirent* t = ::readdir(tasks)) {
+        if (!to_u64(t->d_name)) continue;
+        if (!read_small_file(base + "/task/" + t->d_name + "/schedstat", text)) continue;
+        if (auto ns = parse_schedstat_wait_ns(text)) u.cpu_wait_seconds += static_cast<double>(*ns) / 1e9;
+      }
+      ::closedir(tasks);
+    }
   }
   ::closedir(d);
   return u;

@@ -1,7 +1,8 @@
 #pragma once
 // Resource usage of a worker and its children, from /proc: proportional set size (PSS, from
 // /proc/PID/smaps_rollup, so pages shared between workers count once, split between them)
-// and CPU time, summed over the worker's process group. Stateless; thread-safe.
+// and CPU time, summed over the worker's process group; and the host's memory
+// (/proc/meminfo). Stateless; thread-safe.
 #include <sys/types.h>
 
 #include <cstdint>
@@ -16,6 +17,8 @@ struct ProcStat {
   pid_t pgrp = 0;
   uint64_t utime_ticks = 0;
   uint64_t stime_ticks = 0;
+  uint64_t cutime_ticks = 0;  ///< children it waited for (a CGI program run per request)
+  uint64_t cstime_ticks = 0;
 };
 
 /// Parses the text of /proc/PID/stat (the command may contain spaces and parentheses).
@@ -24,14 +27,31 @@ std::optional<ProcStat> parse_proc_stat(std::string_view text);
 /// The "Pss:" value of /proc/PID/smaps_rollup in bytes; nullopt when absent. Pure.
 std::optional<uint64_t> parse_pss_bytes(std::string_view smaps_rollup);
 
+/// The "time waiting on a run queue" of /proc/PID/task/TID/schedstat ("run_ns wait_ns
+/// slices") in nanoseconds; nullopt when malformed. Pure.
+std::optional<uint64_t> parse_schedstat_wait_ns(std::string_view text);
+
 struct GroupUsage {
   uint64_t pss_bytes = 0;
-  double cpu_seconds = 0;
+  double cpu_seconds = 0;  ///< of the processes, and of the children they already waited for
+  /// How long their threads were runnable but waited for a core (run queue): CPU the
+  /// processes wanted and the machine was busy elsewhere. Running processes only.
+  double cpu_wait_seconds = 0;
   int processes = 0;
 };
 
 /// Sums PSS and CPU over every process whose process group is `pgid` (the worker and what
 /// it forked). Processes that vanish while being read are skipped.
 GroupUsage group_usage(pid_t pgid);
+
+/// MemAvailable and MemTotal of /proc/meminfo, in bytes.
+struct HostMemory {
+  uint64_t available_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+/// Parses the text of /proc/meminfo; nullopt when MemTotal or MemAvailable is missing. Pure.
+std::optional<HostMemory> parse_meminfo(std::string_view text);
+/// The host's memory now (zeros when /proc/meminfo cannot be read).
+HostMemory host_memory();
 
 }  // namespace corral::supervisor

@@ -92,6 +92,7 @@ class WorkerSlot {
   uint64_t in_flight = 0;      ///< from the proxy's stats
   uint64_t requests = 0;       ///< sent to this incarnation, from the proxy's stats
   std::chrono::steady_clock::time_point started_at{};
+  double cpu_wait_seen = 0;    ///< run-queue wait of the current process when last measured (status)
   UniqueFd listen_fd;          ///< the kept listening socket (empty when self_binds)
   Backoff backoff;
   std::unique_ptr<ChildOutput> out, err;  ///< capture of the current process's stdout/stderr

@@ -29,6 +29,11 @@ TEST(ProcStats, ParsesStatWithSpacesAndParensInTheCommand) {
   EXPECT_EQ(st->pgrp, 1234);
   EXPECT_EQ(st->utime_ticks, 150u);
   EXPECT_EQ(st->stime_ticks, 25u);
+  EXPECT_EQ(st->cutime_ticks, 0u);
+  auto parent = parse_proc_stat("77 (corral-worker: cgi#0) S 1 77 77 0 -1 4194560 100 0 0 0 10 5 300 40 20 0 1 0");
+  ASSERT_TRUE(parent);
+  EXPECT_EQ(parent->cutime_ticks, 300u);  // the CGI programs it ran and reaped
+  EXPECT_EQ(parent->cstime_ticks, 40u);
   EXPECT_FALSE(parse_proc_stat("garbage"));
   EXPECT_FALSE(parse_proc_stat("1 (x) S 1 2"));
 }
@@ -39,6 +44,22 @@ TEST(ProcStats, ParsesPss) {
       "Pss_Anon:            512 kB\n";
   EXPECT_EQ(parse_pss_bytes(rollup), 1536u * 1024);
   EXPECT_FALSE(parse_pss_bytes("Rss: 1 kB\n"));
+}
+
+TEST(ProcStats, ParsesMeminfo) {
+  const char* meminfo = "MemTotal:        8029384 kB\nMemFree:          412000 kB\nMemAvailable:    5120000 kB\n";
+  auto m = parse_meminfo(meminfo);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->total_bytes, 8029384ull * 1024);
+  EXPECT_EQ(m->available_bytes, 5120000ull * 1024);
+  EXPECT_FALSE(parse_meminfo("MemTotal: 1 kB\n"));  // kernels before 3.14 have no MemAvailable
+  EXPECT_GT(host_memory().total_bytes, 0u);
+}
+
+TEST(ProcStats, ParsesSchedstat) {
+  EXPECT_EQ(parse_schedstat_wait_ns("953281349 3099031758 649\n"), 3099031758u);
+  EXPECT_FALSE(parse_schedstat_wait_ns("12"));
+  EXPECT_FALSE(parse_schedstat_wait_ns("12 x 3"));
 }
 
 TEST(ProcStats, MeasuresOurOwnGroup) {
