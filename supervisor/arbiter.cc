@@ -218,13 +218,13 @@ void Arbiter::handle_hup() {
 void Arbiter::handle_ttin() {
   if (phase_ != Phase::Running) return;
   CORRAL_LOG(Info, kTag) << "SIGTTIN: one worker more for every app";
-  for (auto& p : pools_) p->scale(p->desired() + 1);
+  for (auto& p : pools_) set_workers(*p, p->desired() + 1);
 }
 
 void Arbiter::handle_ttou() {
   if (phase_ != Phase::Running) return;
   CORRAL_LOG(Info, kTag) << "SIGTTOU: one worker fewer for every app (at least one stays)";
-  for (auto& p : pools_) p->scale(p->desired() - 1);
+  for (auto& p : pools_) set_workers(*p, p->desired() - 1);
 }
 
 void Arbiter::watchdog() {
@@ -405,6 +405,10 @@ Result<std::vector<std::string>> Arbiter::reload() {
     for (auto& d : cfg.error().items) why += (why.empty() ? "" : "\n") + d.to_string();
     return rejected(why);
   }
+  // Values set at run time (scale, tune) stay unless the file changed that same key (kept
+  // aside until the reload is applied: a rejected one changes nothing).
+  RuntimeOverrides overrides = overrides_;
+  const std::vector<std::string> notes = overrides.apply_to(*cfg);
   // Step 1: the whole difference, computed before anything moves.
   crash::set_operation("reload: planning");
   ReloadPlan plan = plan_reload(config_, *cfg);
@@ -412,6 +416,8 @@ Result<std::vector<std::string>> Arbiter::reload() {
   // Step 2: apply it.
   auto applied = apply_reload(plan, std::move(*cfg));
   if (!applied) return rejected(applied.error().message());
+  overrides_ = std::move(overrides);
+  for (auto& n : notes) CORRAL_LOG(Info, kTag) << "reload: " << n;
   for (auto& c : *applied) CORRAL_LOG(Info, kTag) << "reload: " << c;
   // Answer once the new generations are ready; never later than the longest boot_timeout.
   milliseconds limit{1'000};
@@ -678,10 +684,63 @@ ControlApi::Response Arbiter::on_control(const ControlApi::Request& r) {
     if (n < 1 || n > 4096) return {400, json_error("workers must be from 1 to 4096")};
     if (phase_ != Phase::Running) return {503, json_error("stopping")};
     const int before = p->desired();
-    p->scale(static_cast<int>(n));
+    set_workers(*p, static_cast<int>(n));
     return {200, nlohmann::json{{"app", name}, {"workers", p->desired()}, {"before", before}}.dump()};
   }
+  if (r.path.rfind(kApps, 0) == 0 && r.path.size() > kApps.size() + 5 &&
+      r.path.compare(r.path.size() - 5, 5, "/tune") == 0) {
+    if (r.method != "POST") return {405, R"({"error":"use POST"})"};
+    return tune(r.path.substr(kApps.size(), r.path.size() - kApps.size() - 5), r);
+  }
   return {404, R"({"error":"not found"})"};
+}
+
+void Arbiter::set_workers(AppPool& p, int workers) {
+  workers = std::max(1, workers);
+  for (auto& a : config_.apps) {
+    if (a.name != p.app().name) continue;
+    conf::App changed = a;
+    changed.workers = workers;
+    overrides_.record(a, changed);
+    a.workers = workers;  // config_ stays what runs, so the next reload's plan compares like with like
+  }
+  p.scale(workers);
+}
+
+ControlApi::Response Arbiter::tune(const std::string& name, const ControlApi::Request& r) {
+  const conf::App* running = config_.find_app(name);
+  if (!running || !find_pool(name)) return {404, json_error("no app named '" + name + "'")};
+  auto body = nlohmann::json::parse(r.body, nullptr, false);
+  auto tuning = parse_tuning(body);
+  if (!tuning) return {400, json_error(tuning.error().context)};
+  auto app = tuned_app(*running, *tuning);
+  if (!app) return {400, json_error(app.error().context)};
+  if (phase_ != Phase::Running) return {503, json_error("stopping")};
+  if (*app == *running)
+    return {200, nlohmann::json{{"status", "unchanged"}, {"generation", config_generation_},
+                                {"changes", {"nothing changed"}}, {"settled", true}}.dump()};
+  // A reload of this one app, from the running config: the same plan and make-before-break
+  // path as a file reload, so no request fails.
+  CORRAL_LOG(Info, kTag) << "tune requested over the control API for app " << name;
+  notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
+  const conf::App before = *running;
+  conf::Config next = config_;
+  for (auto& a : next.apps)
+    if (a.name == name) a = *app;
+  ReloadPlan plan = plan_reload(config_, next);
+  auto applied = apply_reload(plan, std::move(next));
+  if (!applied) {
+    notify("READY=1");
+    return {500, json_error("cannot apply: " + applied.error().message())};
+  }
+  overrides_.record(before, *app);
+  for (auto& c : *applied) CORRAL_LOG(Info, kTag) << "tune: " << c;
+  if (!reload_) reload_.emplace();
+  reload_->changes.insert(reload_->changes.end(), applied->begin(), applied->end());
+  reload_->waiters.push_back(r.id);
+  if (!reload_timer_.armed()) reload_timer_.arm(app->boot_timeout + milliseconds{1'000});
+  loop_.post([this] { check_reload_settled(); });
+  return {0, {}};  // answered by finish_reload()
 }
 
 nlohmann::json Arbiter::status() const {
@@ -690,7 +749,10 @@ nlohmann::json Arbiter::status() const {
   nlohmann::json admin = nullptr;
   if (admin_) admin = {{"address", admin_->address}, {"bound", admin_->bound}};
   nlohmann::json apps = nlohmann::json::array();
-  for (auto& p : pools_) apps.push_back(p->status());
+  for (auto& p : pools_) {
+    apps.push_back(p->status());
+    if (auto tuned = overrides_.describe(p->app().name); !tuned.empty()) apps.back()["tuned"] = std::move(tuned);
+  }
   for (auto& p : retired_pools_) {
     if (p->all_stopped()) continue;
     auto a = p->status();

@@ -33,6 +33,7 @@
 #include "supervisor/app_pool.h"
 #include "supervisor/control_api.h"
 #include "supervisor/listeners.h"
+#include "supervisor/overrides.h"
 #include "supervisor/proxy_process.h"
 #include "supervisor/reload_plan.h"
 #include "workers/launcher.h"
@@ -121,10 +122,17 @@ class Arbiter {
   void finish();
   void remove_sockets();
   ControlApi::Response on_control(const ControlApi::Request& r);
+  /// POST /apps/NAME/tune: the running config with that app's workers / concurrency /
+  /// worker_class changed, applied as a reload of that app (make before break); answered
+  /// like POST /reload once the new workers serve. The values are runtime overrides.
+  ControlApi::Response tune(const std::string& app, const ControlApi::Request& r);
+  /// scale, TTIN, TTOU: the app's worker count, kept as a runtime override.
+  void set_workers(AppPool& p, int workers);
 
   ev::Loop& loop_;
   workers::Launcher& launcher_;
-  conf::Config config_;
+  conf::Config config_;  // the file's, plus overrides_
+  RuntimeOverrides overrides_;
   uint64_t config_generation_ = 1;
   std::vector<BoundListener> listeners_;
   std::optional<BoundListener> admin_;  // [proxy] admin, when not "off"
