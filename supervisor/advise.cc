@@ -500,7 +500,7 @@ std::string to_text(const AppAdvice& a) {
   out += "  in the app: " + num(m.concurrency_used) + " served + " + num(m.waiting) + " queued on average, peak " +
          std::to_string(m.peak_in_flight) + " in flight; queue wait " + ms(m.queue_wait_mean) + " (" +
          std::to_string(m.queued) + " queued, " + std::to_string(m.rejected) + " turned away)\n";
-  out += "  CPU " + num(m.cores_used) + " of " + plural(a.usable_cores, "usable core", "usable cores");
+  out += "  CPU " + (m.cores_used < 0.1 ? format("%.2f", m.cores_used) : num(m.cores_used)) + " of " + plural(a.usable_cores, "usable core", "usable cores");
   if (m.pss_per_worker) out += "; " + bytes(m.pss_per_worker) + " per worker (PSS)";
   out += "; " + bytes(a.mem_available_bytes) + " available\n";
   switch (a.verdict) {

@@ -3,6 +3,7 @@
 //   corralctl [--socket PATH | -c CONFIG] reload [--json]
 //   corralctl [--socket PATH | -c CONFIG] scale APP N
 //   corralctl [--socket PATH | -c CONFIG] stop
+//   corralctl [--socket PATH | -c CONFIG] advise [APP] [--window 60s] [--json] [--apply [--yes]]
 //   corralctl check CONFIG
 //   corralctl --version
 #include <sys/stat.h>
@@ -19,6 +20,7 @@
 #include "common/net/socket.h"
 #include "conf/loader.h"
 #include "supervisor/check.h"
+#include "supervisor/ctl/advise_command.h"
 #include "supervisor/listeners.h"
 
 namespace {
@@ -29,8 +31,14 @@ int usage() {
              "       corralctl [--socket PATH | -c CONFIG] reload [--json]\n"
              "       corralctl [--socket PATH | -c CONFIG] scale APP N\n"
              "       corralctl [--socket PATH | -c CONFIG] stop\n"
+             "       corralctl [--socket PATH | -c CONFIG] advise [APP] [--window 60s] [--json] [--apply [--yes]]\n"
              "       corralctl check CONFIG\n"
-             "       corralctl --version\n", stderr);
+             "       corralctl --version\n"
+             "advise measures every app (or APP) over the window: CPU time and worker time per request, time\n"
+             "queued, concurrency used, memory per worker, usable cores and available memory. It recommends\n"
+             "workers, concurrency and worker_class: processes for CPU-bound apps (a Python process uses one\n"
+             "core), threads or gevent for apps that mostly wait, never more than memory allows. --apply\n"
+             "replaces the app's workers make-before-break (asks first on a terminal; --yes does not).\n", stderr);
   return 2;
 }
 
@@ -163,11 +171,20 @@ int main(int argc, char** argv) {
       socket = corral::supervisor::control_socket_path(where.dir);
     } else if (a == "--json") as_json = true;
     else if (a == "check" && command.empty()) return i + 1 < argc ? corral::supervisor::check_config(argv[i + 1]) : usage();
-    else if ((a == "status" || a == "stop" || a == "reload" || a == "scale") && command.empty()) command = a;
+    else if ((a == "status" || a == "stop" || a == "reload" || a == "scale" || a == "advise") && command.empty())
+      command = a;
     else if (!command.empty()) args.push_back(a);
     else return usage();
   }
   if (command.empty()) return usage();
+  if (command == "advise") {
+    auto parsed = corral::supervisor::ctl::parse_advise_args(args, as_json);
+    if (!parsed) return 2;
+    return corral::supervisor::ctl::run_advise(
+        *parsed, [&socket](const std::string& m, const std::string& p, const std::string& req, std::string& out) {
+          return call(socket, m, p, req, out);
+        });
+  }
   std::string method = "POST", path = "/" + command, req_body;
   if (command == "status") method = "GET";
   if (command == "scale") {
