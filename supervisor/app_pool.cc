@@ -418,7 +418,7 @@ void AppPool::check_memory() {
   if (app_->max_rss == 0) return;
   for (auto& s : slots_) {
     if (s->state() != WorkerSlot::State::Ready || s->retiring() || s->pid <= 0) continue;
-    auto u = group_usage(s->pid);
+    auto u = group_usage(s->pid, /*run_queue=*/false);  // every second: PSS is all it needs
     if (u.pss_bytes <= s->config().max_rss) continue;
     CORRAL_LOG(Warn, s->tag()) << "pid " << s->pid << " uses " << (u.pss_bytes >> 20) << " MiB (PSS, " << u.processes
                                << " process(es)), above max_rss " << (s->config().max_rss >> 20) << " MiB; replacing it";

@@ -105,7 +105,7 @@ HostMemory host_memory() {
   return parse_meminfo(text).value_or(HostMemory{});
 }
 
-GroupUsage group_usage(pid_t pgid) {
+GroupUsage group_usage(pid_t pgid, bool run_queue) {
   GroupUsage u;
   if (pgid <= 0) return u;
   static const long ticks = [] {
@@ -128,7 +128,7 @@ GroupUsage group_usage(pid_t pgid) {
                      static_cast<double>(ticks);
     if (read_small_file(base + "/smaps_rollup", text))
       if (auto pss = parse_pss_bytes(text)) u.pss_bytes += *pss;
-    if (DIR* tasks = ::opendir((base + "/task").c_str())) {
+    if (DIR* tasks = run_queue ? ::opendir((base + "/task").c_str()) : nullptr) {
       while (dirent* t = ::readdir(tasks)) {
         if (!to_u64(t->d_name)) continue;
         if (!read_small_file(base + "/task/" + t->d_name + "/schedstat", text)) continue;

@@ -41,8 +41,9 @@ struct GroupUsage {
 };
 
 /// Sums PSS and CPU over every process whose process group is `pgid` (the worker and what
-/// it forked). Processes that vanish while being read are skipped.
-GroupUsage group_usage(pid_t pgid);
+/// it forked). Processes that vanish while being read are skipped. run_queue: also read
+/// every thread's schedstat for cpu_wait_seconds (one more file per thread).
+GroupUsage group_usage(pid_t pgid, bool run_queue = true);
 
 /// MemAvailable and MemTotal of /proc/meminfo, in bytes.
 struct HostMemory {

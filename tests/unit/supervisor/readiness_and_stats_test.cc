@@ -64,6 +64,8 @@ TEST(ProcStats, ParsesSchedstat) {
 
 TEST(ProcStats, MeasuresOurOwnGroup) {
   auto u = group_usage(::getpgrp());
+  EXPECT_GE(u.cpu_wait_seconds, 0.0);
+  EXPECT_EQ(group_usage(::getpgrp(), /*run_queue=*/false).cpu_wait_seconds, 0.0);
   EXPECT_GE(u.processes, 1);
   EXPECT_GT(u.pss_bytes, 0u);
   EXPECT_EQ(group_usage(0).processes, 0);
