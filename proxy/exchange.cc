@@ -6,6 +6,7 @@
 
 #include "common/base/log.h"
 #include "proxy/admin/admin.h"
+#include "proxy/frontend/http1_session.h"
 
 namespace corral::proxy {
 namespace {
@@ -14,16 +15,6 @@ constexpr int kMaxConnectAttempts = 3;
 
 bool is_idempotent(std::string_view m) {
   return m == "GET" || m == "HEAD" || m == "PUT" || m == "DELETE" || m == "OPTIONS" || m == "TRACE";
-}
-
-std::string_view status_text(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 503: return "Service Unavailable";
-    default: return "Status";
-  }
 }
 
 double secs(Exchange::Clock::time_point a, Exchange::Clock::time_point b) {
@@ -139,7 +130,7 @@ void Exchange::respond_local() {
   }
   http1::ResponseHead head;
   head.status = r.status;
-  head.reason = status_text(r.status);
+  head.reason = status_reason(r.status);
   head.headers.push_back({"content-type", r.content_type});
   for (const auto& [n, v] : r.headers) head.headers.push_back({n, v});
   head.body = http1::BodyKind::ContentLength;

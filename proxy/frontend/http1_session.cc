@@ -44,9 +44,11 @@ void add_header(std::string& out, std::string_view name, std::string_view value)
 
 std::string_view status_reason(int status) {
   switch (status) {
+    case 200: return "OK";
     case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
     case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
