@@ -99,6 +99,10 @@ struct App {
   Millis timeout{30'000};             ///< no response within → 504, worker reported hung
   uint32_t queue_size = 1024;         ///< 0 = no queue: 503 at once when all workers are busy
   Millis queue_timeout{10'000};
+  /// http: open WebSocket/Upgrade tunnels per worker once switched; 0 = a tunnel keeps its
+  /// request slot (counts against concurrency) until it closes.
+  uint32_t max_tunnels = 0;
+  Millis tunnel_idle_timeout{60'000};  ///< a tunnel with no byte either way for this long is closed
   std::string cwd;                    ///< absolute; the loader fills in the config file's folder when unset
   std::vector<std::pair<std::string, std::string>> env;  ///< sorted by name
   Millis graceful_timeout{30'000};    ///< drain time of a worker on reload, recycle, scale-down, stop

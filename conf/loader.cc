@@ -428,6 +428,17 @@ class Loader {
             "use worker_class = \"gthread\" (threads) or \"gevent\" (greenlets), or concurrency = 1");
   }
 
+  // Tunnels (WebSocket and other Upgrades) are forwarded to kind "http" only.
+  void check_tunnel_keys(const App& a) {
+    if (a.kind == AppKind::Http) return;
+    const std::string path = "app." + a.name;
+    for (const char* key : {"max_tunnels", "tunnel_idle_timeout"})
+      if (positions_.count(path + "." + key))
+        error(path + "." + key, position(path + "." + key),
+              std::string(key) + " applies only to kind \"http\" (only http apps get WebSocket/Upgrade requests)",
+              "remove it or set kind = \"http\"");
+  }
+
   // root / script_filename only mean something for cgi and fastcgi, and a cgi app runs
   // either one program or a folder of scripts.
   void check_legacy_keys(const App& a) {
@@ -521,6 +532,7 @@ class Loader {
         a.workers = auto_workers(cores);
       }
       check_legacy_keys(a);
+      check_tunnel_keys(a);
       check_wsgi_keys(a);
     }
   }

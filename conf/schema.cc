@@ -319,6 +319,19 @@ P app_queue_timeout(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P app_max_tunnels(const Value& v, Target& t) {
+  if (v.integer < 0) return problem("max_tunnels must not be negative", "0 = tunnels count against concurrency");
+  if (v.integer > 1000000) return problem("max_tunnels must be at most 1000000");
+  t.app->max_tunnels = static_cast<uint32_t>(v.integer);
+  return std::nullopt;
+}
+
+P app_tunnel_idle_timeout(const Value& v, Target& t) {
+  if (auto p = positive_duration("tunnel_idle_timeout", v.duration)) return p;
+  t.app->tunnel_idle_timeout = v.duration;
+  return std::nullopt;
+}
+
 P app_root(const Value& v, Target& t) {
   if (v.text.empty()) return problem("root must not be empty", "leave it out to run one program (command)");
   t.app->root = v.text;  // resolved against the config's folder by the loader
@@ -547,6 +560,10 @@ constexpr KeySpec kSchema[] = {
    "requests that may wait for a free worker; more → 503; 0 = no queue", app_queue_size},
   {S::App, "queue_timeout", T::Duration, "\"10s\"", false, "\"10s\"",
    "longest wait in the queue; longer → 503", app_queue_timeout},
+  {S::App, "max_tunnels", T::Integer, "0", false, "100",
+   "http: WebSocket (Upgrade) tunnels per worker; once switched a tunnel frees its request slot and counts here instead; 0 = a tunnel holds its slot of concurrency until it closes", app_max_tunnels},
+  {S::App, "tunnel_idle_timeout", T::Duration, "\"60s\"", false, "\"60s\"",
+   "http: a WebSocket (Upgrade) tunnel with no byte in either direction for this long is closed", app_tunnel_idle_timeout},
   {S::App, "root", T::String, "", false, "\"/usr/lib/cgi-bin\"",
    "cgi/fastcgi: folder of scripts (relative = to the config file's folder); /PREFIX/foo/x runs ROOT/foo with PATH_INFO /x (instead of command for cgi)", app_root},
   {S::App, "script_filename", T::String, "", false, "\"/srv/app/index.php\"",

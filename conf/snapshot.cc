@@ -155,6 +155,8 @@ std::string to_snapshot(const Config& c) {
         {"timeout_ms", a.timeout.count()},
         {"queue_size", a.queue_size},
         {"queue_timeout_ms", a.queue_timeout.count()},
+        {"max_tunnels", a.max_tunnels},
+        {"tunnel_idle_timeout_ms", a.tunnel_idle_timeout.count()},
         {"cwd", a.cwd},
         {"root", a.root},
         {"script_filename", a.script_filename},
@@ -290,6 +292,8 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.millis("timeout_ms", a.timeout);
       r.integer("queue_size", a.queue_size);
       r.millis("queue_timeout_ms", a.queue_timeout);
+      r.integer("max_tunnels", a.max_tunnels);
+      r.millis("tunnel_idle_timeout_ms", a.tunnel_idle_timeout);
       r.str("cwd", a.cwd);
       r.str("root", a.root);
       r.str("script_filename", a.script_filename);

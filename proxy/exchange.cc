@@ -7,6 +7,7 @@
 #include "common/base/log.h"
 #include "proxy/admin/admin.h"
 #include "proxy/frontend/http1_session.h"
+#include "proxy/tunnel.h"
 
 namespace corral::proxy {
 namespace {
@@ -148,7 +149,7 @@ void Exchange::dispatch(Clock::time_point now) {
   const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
   if (!waiter_) waiter_ = std::make_shared<Waiter>(host_.loop(), this);
   Lease lease;
-  const auto outcome = a.dispatcher->acquire(waiter_, lease);
+  const auto outcome = a.dispatcher->acquire(waiter_, lease, upgrade);
   switch (outcome) {
     case AppDispatcher::Outcome::Granted:
       lease_ = std::move(lease);
@@ -202,6 +203,7 @@ void Exchange::send_upstream(Clock::time_point now) {
   req.idempotent = is_idempotent(method);
   req.head = upstream_head;
   req.body = body_;
+  req.upgrade = upgrade;
   req.client_ip = client_ip_;
   req.tls = tls_;
   req.script_app = a.script_app.get();
@@ -252,6 +254,33 @@ void Exchange::on_upstream_error(const char* why) noexcept {
   t_upstream_done = host_.loop().now();
   lease_.release_lost();  // kept a few seconds for the worker's death record
   fail(response_started ? 0 : 502);
+}
+
+void Exchange::on_upstream_upgrade(const http1::ResponseHead& head, std::unique_ptr<UpstreamConn> conn,
+                                   std::string_view early) noexcept {
+  const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
+  t_upstream_done = host_.loop().now();
+  clear_deadline();  // the app's timeout is for responses; a tunnel has its idle timeout
+  status = head.status;
+  response_started = true;
+  state = ExchangeState::Tunnel;
+  lease_.to_tunnel();
+  metrics::RouteCounters* rc =
+      route_entry_ && route_entry_->metrics ? &route_entry_->metrics->counters.at(host_.thread_index()) : nullptr;
+  tunnel_ = std::make_unique<Tunnel>(host_.loop(), sink_, std::move(conn), a.tunnel_idle_timeout, rc);
+  CORRAL_LOG(Debug, "tunnel") << a.name << "#" << slot << ": switched protocols [rid=" << request_id << "]";
+  sink_.on_upgrade(head);
+  // The sink may have failed to answer the client (closed): then cancel() dropped the tunnel.
+  if (tunnel_ && !tunnel_->finished()) tunnel_->start(early);
+}
+
+bool Exchange::tunnel_send(std::string_view data) {
+  if (!tunnel_) return true;
+  return tunnel_->send(data);
+}
+
+void Exchange::tunnel_client_eof() {
+  if (tunnel_) tunnel_->client_eof();
 }
 
 void Exchange::set_deadline(Clock::time_point now, std::chrono::milliseconds d) {
@@ -324,6 +353,11 @@ void Exchange::leave_queue(bool timed_out) {
 }
 
 void Exchange::pause_upstream() {
+  if (tunnel_) {
+    paused_ = true;
+    tunnel_->pause();
+    return;
+  }
   if (paused_ || !upstream_ || state != ExchangeState::Upstream) return;
   paused_ = true;
   upstream_->pause_reading();
@@ -332,12 +366,24 @@ void Exchange::pause_upstream() {
 void Exchange::resume_upstream() {
   if (!paused_) return;
   paused_ = false;
+  if (tunnel_) {
+    tunnel_->resume();
+    return;
+  }
   if (upstream_) upstream_->resume_reading();
 }
 
 void Exchange::cancel() {
   clear_deadline();
   leave_queue();
+  if (tunnel_) {
+    // Possibly called from inside the tunnel's own callback: it stops now and is destroyed
+    // from the next loop iteration (its worker connection closes then).
+    tunnel_->detach();
+    bytes_sent = tunnel_->bytes_down();
+    std::shared_ptr<Tunnel> doomed(tunnel_.release());
+    host_.loop().post([doomed] {});
+  }
   if (upstream_) upstream_->abort();
   // An aborted upstream request frees the slot at once (the worker sees the connection close).
   if (lease_) lease_.release();
@@ -424,6 +470,7 @@ void Exchange::reset() {
   version_major = 1;
   version_minor = 1;
   had_body = false;
+  upgrade = false;
   request_id = {};
   traceparent.clear();
   trace_from_client = false;

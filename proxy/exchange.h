@@ -34,6 +34,7 @@ enum class ExchangeState {
   Upstream,    ///< request sent or being sent to a worker; response not complete
   Responding,  ///< response complete on our side; flushing to the client
   Closing,     ///< flushing a final response, then closing
+  Tunnel,      ///< the worker switched protocols (101): bytes relayed both ways (proxy/tunnel.h)
 };
 
 /// Where an Exchange delivers the response. Implemented by the frontend (the HTTP/1.1
@@ -56,7 +57,28 @@ class ExchangeSink {
   /// when part of the response is out (abort it: close the HTTP/1.1 connection, reset the
   /// HTTP/2 stream). The lease is already released.
   virtual void on_exchange_failed(int status, bool retry_after) noexcept = 0;
+
+  // Tunnels (only for a request the frontend marked `upgrade`). After on_upgrade the
+  // Exchange is in state Tunnel until the frontend cancels it; the lease is held (or moved
+  // to the worker's tunnel places) until then.
+  /// The worker answered 101 (views valid during the call only): answer the client (HTTP/1.1:
+  /// the 101 head; HTTP/2: 200) and relay from now on.
+  virtual void on_upgrade(const http1::ResponseHead& head) noexcept { (void)head; }
+  /// Worker bytes for the client (valid during the call only); on_response_flush follows.
+  /// Above the frontend's bound it calls pause_upstream().
+  virtual void on_tunnel_data(std::string_view data) noexcept { (void)data; }
+  /// The worker closed its sending side: half-close towards the client once all is out.
+  virtual void on_tunnel_eof() noexcept {}
+  /// The buffer towards the worker drained after tunnel_send() returned false: read the
+  /// client again.
+  virtual void on_tunnel_writable() noexcept {}
+  /// The tunnel is over: both directions closed (error false), or an error or the idle
+  /// timeout (error true, `why` a static string). Close the client side (HTTP/1.1: the
+  /// connection once its buffer is out, at once on error; HTTP/2: the stream).
+  virtual void on_tunnel_closed(bool error, const char* why) noexcept { (void)error, (void)why; }
 };
+
+class Tunnel;
 
 class Exchange final : public UpstreamHandler {
  public:
@@ -93,7 +115,14 @@ class Exchange final : public UpstreamHandler {
   /// must stay valid until on_response_complete / on_exchange_failed / cancel(). May call
   /// the sink synchronously (503, 502).
   void submit(std::string_view body, std::string_view client_ip, bool tls);
-  /// Backpressure from the client: stop / restart reading the worker's response.
+  /// Client bytes for a tunnel. false: stop reading the client until on_tunnel_writable.
+  bool tunnel_send(std::string_view data);
+  /// The client closed its sending side of a tunnel.
+  void tunnel_client_eof();
+  /// The open tunnel (state Tunnel), or null.
+  const Tunnel* tunnel() const { return tunnel_.get(); }
+  /// Backpressure from the client: stop / restart reading the worker's response (or, for a
+  /// tunnel, reading the worker).
   void pause_upstream();
   void resume_upstream();
   bool upstream_paused() const { return paused_; }
@@ -115,6 +144,9 @@ class Exchange final : public UpstreamHandler {
   std::string method, target, host, user_agent, referer;
   int version_major = 1, version_minor = 1;
   bool had_body = false;
+  /// The request asks the worker to switch protocols (Upgrade forwarded; set by the
+  /// frontend before submit()): a 101 answer makes it a tunnel.
+  bool upgrade = false;
   std::array<char, RequestIdGenerator::kSize> request_id_buf{};
   std::string_view request_id;
   std::string traceparent;         ///< sent to the worker (set_trace); keeps its capacity
@@ -143,6 +175,8 @@ class Exchange final : public UpstreamHandler {
   void on_upstream_read_done() noexcept override;
   void on_upstream_complete() noexcept override;
   void on_upstream_error(const char* why) noexcept override;
+  void on_upstream_upgrade(const http1::ResponseHead& head, std::unique_ptr<UpstreamConn> conn,
+                           std::string_view early) noexcept override;
 
  private:
   class Waiter;
@@ -170,6 +204,7 @@ class Exchange final : public UpstreamHandler {
   Clock::time_point deadline_{}, timer_at_{};
   std::shared_ptr<Waiter> waiter_;
   std::unique_ptr<UpstreamClient> upstream_;
+  std::unique_ptr<Tunnel> tunnel_;
   conf::AppKind upstream_kind_ = conf::AppKind::Http;
   Lease lease_;
   std::string_view body_, client_ip_;

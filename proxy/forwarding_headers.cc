@@ -140,6 +140,10 @@ void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, s
   }
   if (!fwd.prefix.empty()) append_header(out, "X-Forwarded-Prefix", fwd.prefix);
   if (!fwd.traceparent.empty()) append_header(out, "traceparent", fwd.traceparent);
+  if (!fwd.upgrade.empty()) {
+    append_header(out, "Upgrade", fwd.upgrade);
+    append_header(out, "Connection", "upgrade");
+  }
 }
 
 void finish_request_head(std::string& out, uint64_t body_length, bool had_body) {

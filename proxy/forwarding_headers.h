@@ -51,6 +51,9 @@ struct Forwarding {
   std::string_view traceparent;
   /// The client's tracestate fields go along: only with the client's own traceparent.
   bool keep_tracestate = false;
+  /// An upgrade the worker may answer with 101 (proxy/upgrade.h): sent as "Upgrade: <this>"
+  /// with "Connection: upgrade". Empty = none (the client's Upgrade is hop-by-hop).
+  std::string_view upgrade;
 };
 
 /// Appends "METHOD target HTTP/1.1\r\n" and every end-to-end header of `req`, then Host

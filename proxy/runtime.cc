@@ -42,6 +42,7 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
     a.kind = app.kind;
     a.timeout = app.timeout;
     a.queue_timeout = app.queue_timeout;
+    a.tunnel_idle_timeout = app.tunnel_idle_timeout;
     if (app.kind == conf::AppKind::Fastcgi) a.script_app = make_script_app(app);
     auto it = dispatchers.find(app.name);
     if (it != dispatchers.end()) {
@@ -53,6 +54,7 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
       s.queue_size = app.queue_size;
       a.dispatcher = AppDispatcher::create(s);
     }
+    a.dispatcher->set_max_tunnels(app.max_tunnels);
     next[app.name] = a.dispatcher;
     rt->apps.push_back(std::move(a));
   }

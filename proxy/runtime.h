@@ -24,6 +24,7 @@ struct AppRuntime {
   conf::AppKind kind = conf::AppKind::Http;
   std::chrono::milliseconds timeout{30'000};
   std::chrono::milliseconds queue_timeout{10'000};
+  std::chrono::milliseconds tunnel_idle_timeout{60'000};
   std::shared_ptr<AppDispatcher> dispatcher;  ///< shared with earlier snapshots while the app persists
   std::shared_ptr<const ScriptApp> script_app;  ///< kind "fastcgi": what the FastCGI client needs; else null
 };

@@ -44,6 +44,8 @@ conf::App with_soft_fields_of(const conf::App& from, conf::App x) {
   x.workers_auto = from.workers_auto;
   x.queue_size = from.queue_size;
   x.queue_timeout = from.queue_timeout;
+  x.max_tunnels = from.max_tunnels;
+  x.tunnel_idle_timeout = from.tunnel_idle_timeout;
   x.graceful_timeout = from.graceful_timeout;
   x.kill_timeout = from.kill_timeout;
   x.max_requests = from.max_requests;
@@ -72,6 +74,8 @@ std::vector<std::string> soft_changes(const conf::App& a, const conf::App& b) {
   }
   note_count(out, "queue_size", a.queue_size, b.queue_size);
   note(out, "queue_timeout", a.queue_timeout, b.queue_timeout);
+  note_count(out, "max_tunnels", a.max_tunnels, b.max_tunnels);
+  note(out, "tunnel_idle_timeout", a.tunnel_idle_timeout, b.tunnel_idle_timeout);
   note(out, "graceful_timeout", a.graceful_timeout, b.graceful_timeout);
   note(out, "kill_timeout", a.kill_timeout, b.kill_timeout);
   note_count(out, "max_requests", a.max_requests, b.max_requests);

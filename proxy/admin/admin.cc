@@ -292,6 +292,32 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
     for (const auto& a : rt.apps) f.sample({{"app", a.name}}, static_cast<uint64_t>(a.dispatcher->queued()));
   }
   {
+    // Open tunnels and their total come from the dispatcher (a tunnel is a lease), bytes
+    // from the routes' per-thread counters.
+    Family open(out, "corral_tunnels_open", "gauge", "WebSocket/Upgrade tunnels open now, by app.");
+    for (const auto& a : rt.apps) open.sample({{"app", a.name}}, a.dispatcher->tunnels_open());
+  }
+  {
+    Family f(out, "corral_tunnels_total", "counter", "Requests that became tunnels (the worker answered 101), by app.");
+    for (const auto& a : rt.apps) f.sample({{"app", a.name}}, a.dispatcher->totals().tunnels);
+  }
+  {
+    Family f(out, "corral_tunnel_bytes_total", "counter",
+             "Bytes relayed through tunnels, by app and direction (up = client to worker, down = worker to client).");
+    for (const auto& a : rt.apps) {
+      uint64_t up = 0, down = 0;
+      for (const auto& e : rt.router.entries()) {
+        if (!e.metrics || e.metrics->app != a.name) continue;
+        for (size_t th = 0; th < e.metrics->counters.size(); ++th) {
+          up += e.metrics->counters.at(th).tunnel_bytes_up.get();
+          down += e.metrics->counters.at(th).tunnel_bytes_down.get();
+        }
+      }
+      f.sample({{"app", a.name}, {"direction", "up"}}, up);
+      f.sample({{"app", a.name}, {"direction", "down"}}, down);
+    }
+  }
+  {
     Family f(out, "corral_worker_in_flight", "gauge", "Requests a worker is serving now, by app and worker id.");
     for (const auto& a : rt.apps)
       for (const auto& s : a.dispatcher->slots()) {

@@ -14,7 +14,8 @@ Lease::Lease(Lease&& o) noexcept
       path_(std::move(o.path_)),
       index_(o.index_),
       ticket_(std::exchange(o.ticket_, 0)),
-      granted_(o.granted_) {}
+      granted_(o.granted_),
+      mark_(o.mark_) {}
 
 Lease& Lease::operator=(Lease&& o) noexcept {
   if (this != &o) {
@@ -26,6 +27,7 @@ Lease& Lease::operator=(Lease&& o) noexcept {
     index_ = o.index_;
     ticket_ = std::exchange(o.ticket_, 0);
     granted_ = o.granted_;
+    mark_ = o.mark_;
   }
   return *this;
 }
@@ -42,7 +44,13 @@ void Lease::release_as(int kind) {
   // Moved out first: release() may run a waiter's grant, which must see this lease as gone.
   auto d = std::move(dispatcher_);
   dispatcher_.reset();
-  d->release(slot_, generation_, std::exchange(ticket_, 0), static_cast<AppDispatcher::ReleaseKind>(kind), granted_);
+  d->release(slot_, generation_, std::exchange(ticket_, 0), static_cast<AppDispatcher::ReleaseKind>(kind), granted_,
+             std::exchange(mark_, Mark::Request));
+}
+
+void Lease::to_tunnel() {
+  if (!dispatcher_ || mark_ == Mark::Held || mark_ == Mark::Moved) return;
+  mark_ = dispatcher_->to_tunnel(slot_, generation_, mark_, granted_);
 }
 
 void Lease::release() { release_as(static_cast<int>(AppDispatcher::ReleaseKind::Done)); }
@@ -63,6 +71,18 @@ void AppDispatcher::update_settings(uint32_t queue_size) {
   settings_.queue_size = queue_size;
 }
 
+void AppDispatcher::set_max_tunnels(uint32_t max_tunnels) {
+  std::vector<std::pair<std::shared_ptr<Waiter>, Lease>> grants;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    max_tunnels_ = max_tunnels;
+    // A larger bound may let queued upgrades go.
+    grant_queued_locked(std::chrono::steady_clock::now(), grants);
+  }
+  for (auto& [w, l] : grants) w->grant(std::move(l));
+  flush_events();
+}
+
 void AppDispatcher::set_observer(Observer o) {
   std::lock_guard<std::mutex> g(mu_);
   observer_ = std::move(o);
@@ -74,7 +94,10 @@ void AppDispatcher::set_failing(bool failing) {
 }
 
 void AppDispatcher::note_idle_locked(SlotState& s) {
-  if (s.accepting || s.removed || s.in_flight > 0 || s.drained_reported) return;
+  // A worker with open tunnels is not idle: it is stopped when the last one closes (or when
+  // the supervisor's graceful_timeout passes).
+  if (s.accepting || s.removed || s.in_flight > 0 || s.tunnels > 0 || s.tunnel_reserved > 0 || s.drained_reported)
+    return;
   s.drained_reported = true;
   events_.push_back(control::SlotEvent{settings_.app, s.slot, s.generation, control::SlotEvent::Kind::Drained, s.requests});
 }
@@ -92,7 +115,7 @@ void AppDispatcher::flush_events() {
   for (auto& e : events) observer(std::move(e));
 }
 
-int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now) {
+int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now, bool tunnel) {
   const size_t n = slots_.size();
   if (n == 0) return -1;
   int best = -1;
@@ -104,6 +127,7 @@ int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now) {
     const SlotState& s = slots_[i];
     if (!s.accepting || s.removed || s.hung || s.in_flight >= s.concurrency) continue;
     if (s.down_until > now) continue;
+    if (tunnel && static_cast<uint32_t>(s.tunnels + s.tunnel_reserved) >= max_tunnels_) continue;
     if (best < 0 || s.in_flight < best_load) {
       best = static_cast<int>(i);
       best_load = s.in_flight;
@@ -114,9 +138,10 @@ int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now) {
   return best;
 }
 
-Lease AppDispatcher::make_lease_locked(int index, std::chrono::steady_clock::time_point now) {
+Lease AppDispatcher::make_lease_locked(int index, std::chrono::steady_clock::time_point now, bool tunnel) {
   SlotState& s = slots_[static_cast<size_t>(index)];
   ++s.in_flight;
+  if (tunnel) ++s.tunnel_reserved;
   ++s.requests;
   if (++in_flight_ > totals_.peak_in_flight) totals_.peak_in_flight = in_flight_;
   if (s.max_requests > 0 && s.requests >= s.max_requests && !s.max_reported) {
@@ -133,26 +158,46 @@ Lease AppDispatcher::make_lease_locked(int index, std::chrono::steady_clock::tim
   l.path_ = paths_[static_cast<size_t>(index)];
   l.index_ = static_cast<size_t>(index);
   l.granted_ = now;
+  l.mark_ = tunnel ? Lease::Mark::Reserved : Lease::Mark::Request;
   return l;
 }
 
-void AppDispatcher::grant_front_locked(int index, std::chrono::steady_clock::time_point now,
-                                       std::vector<std::pair<std::shared_ptr<Waiter>, Lease>>& grants) {
-  Queued& q = queue_.front();
-  ++totals_.queued;
-  if (now > q.since) totals_.queue += now - q.since;
-  grants.emplace_back(std::move(q.waiter), make_lease_locked(index, now));
-  queue_.pop_front();
+void AppDispatcher::grant_queued_locked(std::chrono::steady_clock::time_point now,
+                                        std::vector<std::pair<std::shared_ptr<Waiter>, Lease>>& grants) {
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    const bool tunnel = it->tunnel && max_tunnels_ > 0;
+    int i = pick_locked(now, tunnel);
+    if (i < 0) {
+      // No free request slot: nothing behind can go either. No tunnel place: plain
+      // requests behind this upgrade may still go.
+      if (!tunnel) break;
+      ++it;
+      continue;
+    }
+    ++totals_.queued;
+    if (now > it->since) totals_.queue += now - it->since;
+    grants.emplace_back(std::move(it->waiter), make_lease_locked(i, now, tunnel));
+    if (it->tunnel) --queued_tunnels_;
+    it = queue_.erase(it);
+  }
 }
 
-AppDispatcher::Outcome AppDispatcher::acquire(const std::shared_ptr<Waiter>& waiter, Lease& out) {
+void AppDispatcher::erase_slot_locked(size_t i) {
+  slots_.erase(slots_.begin() + static_cast<long>(i));
+  paths_.erase(paths_.begin() + static_cast<long>(i));
+  max_seen_.erase(max_seen_.begin() + static_cast<long>(i));
+}
+
+AppDispatcher::Outcome AppDispatcher::acquire(const std::shared_ptr<Waiter>& waiter, Lease& out, bool upgrade) {
   const auto now = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> g(mu_);
-  // FIFO fairness: a newcomer never overtakes queued waiters.
-  if (queue_.empty()) {
-    int i = pick_locked(now);
+  const bool tunnel = upgrade && max_tunnels_ > 0;
+  // FIFO fairness: a newcomer never overtakes queued waiters, except upgrades that wait for
+  // a tunnel place (they could not use a free request slot anyway).
+  if (queue_.size() == queued_tunnels_) {
+    int i = pick_locked(now, tunnel);
     if (i >= 0) {
-      out = make_lease_locked(i, now);
+      out = make_lease_locked(i, now, tunnel);
       const bool events = !events_.empty();
       g.unlock();
       if (events) flush_events();
@@ -174,7 +219,8 @@ AppDispatcher::Outcome AppDispatcher::acquire(const std::shared_ptr<Waiter>& wai
     ++totals_.rejected;
     return any_usable ? Outcome::QueueFull : Outcome::NoWorkers;
   }
-  queue_.push_back(Queued{waiter, now});
+  queue_.push_back(Queued{waiter, now, tunnel});
+  if (tunnel) ++queued_tunnels_;
   return Outcome::Queued;
 }
 
@@ -186,6 +232,7 @@ bool AppDispatcher::cancel(const Waiter* waiter, bool timed_out) {
       ++totals_.queued;
       if (now > it->since) totals_.queue += now - it->since;
       if (timed_out) ++totals_.rejected;
+      if (it->tunnel) --queued_tunnels_;
       queue_.erase(it);
       return true;
     }
@@ -233,15 +280,45 @@ std::vector<SlotRequest> AppDispatcher::requests_of(int slot, uint64_t generatio
   return out;
 }
 
+Lease::Mark AppDispatcher::to_tunnel(int slot, uint64_t generation, Lease::Mark mark,
+                                     std::chrono::steady_clock::time_point granted) {
+  std::vector<std::pair<std::shared_ptr<Waiter>, Lease>> grants;
+  Lease::Mark next = mark == Lease::Mark::Reserved ? Lease::Mark::Moved : Lease::Mark::Held;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto now = std::chrono::steady_clock::now();
+    ++totals_.tunnels;
+    for (auto& s : slots_) {
+      if (s.slot != slot || s.generation != generation) continue;
+      ++s.tunnels;
+      if (next == Lease::Mark::Moved) {
+        // The request is done as far as concurrency goes: counted now (its busy time ends
+        // here), and its slot is free for the queue.
+        if (s.tunnel_reserved > 0) --s.tunnel_reserved;
+        if (s.in_flight > 0) --s.in_flight;
+        if (in_flight_ > 0) --in_flight_;
+        ++totals_.requests;
+        if (granted != std::chrono::steady_clock::time_point{} && now > granted) totals_.busy += now - granted;
+      }
+      break;
+    }
+    if (next == Lease::Mark::Moved) grant_queued_locked(now, grants);
+  }
+  for (auto& [w, l] : grants) w->grant(std::move(l));
+  flush_events();
+  return next;
+}
+
 void AppDispatcher::release(int slot, uint64_t generation, uint64_t ticket, ReleaseKind kind,
-                            std::chrono::steady_clock::time_point granted) {
+                            std::chrono::steady_clock::time_point granted, Lease::Mark mark) {
   std::vector<std::pair<std::shared_ptr<Waiter>, Lease>> grants;
   {
     std::lock_guard<std::mutex> g(mu_);
     auto now = std::chrono::steady_clock::now();
-    if (in_flight_ > 0) --in_flight_;
+    const bool moved = mark == Lease::Mark::Moved;  // in_flight and the request were settled by to_tunnel
+    if (!moved && in_flight_ > 0) --in_flight_;
     // A failed connect never reached the worker: it is retried, and counted once, elsewhere.
-    if (kind != ReleaseKind::FailedConnect) {
+    if (kind != ReleaseKind::FailedConnect && !moved) {
       ++totals_.requests;
       if (granted != std::chrono::steady_clock::time_point{} && now > granted) totals_.busy += now - granted;
     }
@@ -263,22 +340,16 @@ void AppDispatcher::release(int slot, uint64_t generation, uint64_t ticket, Rele
     for (size_t i = 0; i < slots_.size(); ++i) {
       SlotState& s = slots_[i];
       if (s.slot != slot || s.generation != generation) continue;
-      if (s.in_flight > 0) --s.in_flight;
+      if (!moved && s.in_flight > 0) --s.in_flight;
+      if (mark == Lease::Mark::Reserved && s.tunnel_reserved > 0) --s.tunnel_reserved;
+      if ((mark == Lease::Mark::Held || moved) && s.tunnels > 0) --s.tunnels;
       if (kind == ReleaseKind::FailedConnect) s.down_until = now + settings_.connect_down_time;
       if (kind == ReleaseKind::Hung) s.hung = true;
       note_idle_locked(s);
-      if (s.removed && s.in_flight == 0) {
-        slots_.erase(slots_.begin() + static_cast<long>(i));
-        paths_.erase(paths_.begin() + static_cast<long>(i));
-        max_seen_.erase(max_seen_.begin() + static_cast<long>(i));
-      }
+      if (s.removed && s.in_flight == 0 && s.tunnels == 0 && s.tunnel_reserved == 0) erase_slot_locked(i);
       break;
     }
-    while (!queue_.empty()) {
-      int i = pick_locked(now);
-      if (i < 0) break;
-      grant_front_locked(i, now, grants);
-    }
+    grant_queued_locked(now, grants);
   }
   // Outside the lock: grant() posts to the waiter's loop, and a dropped Lease re-enters release().
   for (auto& [w, l] : grants) w->grant(std::move(l));
@@ -323,20 +394,12 @@ void AppDispatcher::update_slots(const std::vector<control::SlotInfo>& infos) {
     }
     // Drop removed slots with nothing in flight now; the others go when their last lease returns.
     for (size_t i = slots_.size(); i-- > 0;) {
-      if (slots_[i].removed && slots_[i].in_flight == 0) {
-        slots_.erase(slots_.begin() + static_cast<long>(i));
-        paths_.erase(paths_.begin() + static_cast<long>(i));
-        max_seen_.erase(max_seen_.begin() + static_cast<long>(i));
-      }
+      const SlotState& s = slots_[i];
+      if (s.removed && s.in_flight == 0 && s.tunnels == 0 && s.tunnel_reserved == 0) erase_slot_locked(i);
     }
     // Keep a stable order so the round-robin cursor means something.
     // (Insertion order is by arrival; the pool message lists slots in order.)
-    auto now = std::chrono::steady_clock::now();
-    while (!queue_.empty()) {
-      int i = pick_locked(now);
-      if (i < 0) break;
-      grant_front_locked(i, now, grants);
-    }
+    grant_queued_locked(std::chrono::steady_clock::now(), grants);
   }
   for (auto& [w, l] : grants) w->grant(std::move(l));
   flush_events();
@@ -350,6 +413,13 @@ std::vector<SlotState> AppDispatcher::slots() const {
 size_t AppDispatcher::queued() const {
   std::lock_guard<std::mutex> g(mu_);
   return queue_.size();
+}
+
+uint64_t AppDispatcher::tunnels_open() const {
+  std::lock_guard<std::mutex> g(mu_);
+  uint64_t n = 0;
+  for (const auto& s : slots_) n += static_cast<uint64_t>(s.tunnels);
+  return n;
 }
 
 AppDispatcher::Totals AppDispatcher::totals() const {

@@ -30,6 +30,12 @@ struct SlotState {
   bool removed = false;  ///< no longer in the pool: drains, never chosen
   bool hung = false;     ///< a request timed out on it: never chosen again (its replacement is a new generation)
   int in_flight = 0;
+  /// Open tunnels (WebSocket/Upgrade) on this worker: those that moved out of in_flight
+  /// (max_tunnels set) and those that keep their request slot (max_tunnels = 0).
+  int tunnels = 0;
+  /// Upgrade requests sent to this worker under max_tunnels, not switched yet: they hold a
+  /// tunnel place too, so that max_tunnels is never passed when they all switch.
+  int tunnel_reserved = 0;
   uint64_t requests = 0;
   uint64_t max_requests = 0;     ///< report a MaxRequests event at this count; 0 = never
   bool max_reported = false;
@@ -93,6 +99,19 @@ class Lease {
   /// The request passed the app's timeout on this slot: the worker is presumed hung and gets
   /// nothing new; the supervisor replaces it with a new generation.
   void release_hung();
+  /// The worker switched protocols (101): the request became a tunnel. Under max_tunnels
+  /// the request slot is freed now (queued requests may take it) and the lease holds the
+  /// worker's tunnel place until released; otherwise it keeps holding the request slot.
+  /// Released like any lease when the tunnel closes.
+  void to_tunnel();
+
+  /// How a lease counts against its worker (AppDispatcher bookkeeping).
+  enum class Mark : uint8_t {
+    Request,   ///< in_flight
+    Reserved,  ///< in_flight + tunnel_reserved (an upgrade request under max_tunnels)
+    Held,      ///< in_flight + tunnels (a tunnel that keeps its request slot)
+    Moved,     ///< tunnels only (a tunnel under max_tunnels)
+  };
 
  private:
   friend class AppDispatcher;
@@ -105,6 +124,7 @@ class Lease {
   size_t index_ = 0;  // position in slots_ at grant time (hint only)
   uint64_t ticket_ = 0;  // describe()d request, 0 = none
   std::chrono::steady_clock::time_point granted_{};  // for AppDispatcher::Totals::busy
+  Mark mark_ = Mark::Request;
 };
 
 /// A request waiting for a lease. grant() runs on the thread that released a slot; the
@@ -130,6 +150,7 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
     uint64_t queued = 0;          ///< requests that left the queue (granted, timed out or cancelled)
     uint64_t rejected = 0;        ///< QueueFull, NoWorkers and queue timeouts (cancel(w, true))
     uint64_t peak_in_flight = 0;  ///< the most leases out at once, all slots together
+    uint64_t tunnels = 0;         ///< requests that became tunnels (101)
   };
 
   struct Settings {
@@ -146,6 +167,9 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   /// removed and drain; new slots become available; waiters are granted if possible.
   void update_slots(const std::vector<control::SlotInfo>& slots);
   void update_settings(uint32_t queue_size);
+  /// The app's max_tunnels (0 = tunnels keep their request slot). Applies to upgrade
+  /// requests acquired from now on.
+  void set_max_tunnels(uint32_t max_tunnels);
   /// Receives slot events (control::SlotEvent: Drained, MaxRequests) for the supervisor.
   /// Called with the mutex released, on whichever thread caused the event.
   using Observer = std::function<void(control::SlotEvent)>;
@@ -158,7 +182,10 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   /// `waiter` is queued (Queued) and will get grant() later unless cancel()ed first.
   /// QueueFull: every slot busy and the queue at queue_size. NoWorkers: no usable slot at all
   /// (still queued when there is room, since a slot may come back: then Queued is returned).
-  Outcome acquire(const std::shared_ptr<Waiter>& waiter, Lease& out);
+  /// upgrade: the request asks for a tunnel (WebSocket); under max_tunnels only a worker
+  /// with a free request slot and a free tunnel place is picked (else it waits in the queue,
+  /// which plain requests then pass).
+  Outcome acquire(const std::shared_ptr<Waiter>& waiter, Lease& out, bool upgrade = false);
   /// Removes a queued waiter. Returns true when it was still queued (no grant will come).
   /// timed_out: it leaves because its queue_timeout passed (the client gets a 503), which
   /// Totals counts as a rejection.
@@ -171,6 +198,8 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   /// Introspection for status and tests.
   std::vector<SlotState> slots() const;
   size_t queued() const;
+  /// Open tunnels, all workers together.
+  uint64_t tunnels_open() const;
   uint64_t max_in_flight_seen(int slot) const;
   Totals totals() const;
 
@@ -179,11 +208,20 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   explicit AppDispatcher(Settings s);
   enum class ReleaseKind { Done, FailedConnect, Hung, Lost };
   void release(int slot, uint64_t generation, uint64_t ticket, ReleaseKind kind,
-               std::chrono::steady_clock::time_point granted);
+               std::chrono::steady_clock::time_point granted, Lease::Mark mark);
+  /// Lease::to_tunnel. Returns the lease's new mark.
+  Lease::Mark to_tunnel(int slot, uint64_t generation, Lease::Mark mark, std::chrono::steady_clock::time_point granted);
   uint64_t describe(int slot, uint64_t generation, const RequestRef& r);
   // Picks the least-loaded usable slot below concurrency; -1 when none. Mutex held.
-  int pick_locked(std::chrono::steady_clock::time_point now);
-  Lease make_lease_locked(int index, std::chrono::steady_clock::time_point now);
+  // tunnel: the slot must also have a free tunnel place (max_tunnels).
+  int pick_locked(std::chrono::steady_clock::time_point now, bool tunnel = false);
+  Lease make_lease_locked(int index, std::chrono::steady_clock::time_point now, bool tunnel = false);
+  // Grants queued waiters in order while slots are free (an upgrade that finds no tunnel
+  // place is passed over). Mutex held.
+  void grant_queued_locked(std::chrono::steady_clock::time_point now,
+                           std::vector<std::pair<std::shared_ptr<Waiter>, Lease>>& grants);
+  // Drops removed slots with nothing on them any more. Mutex held.
+  void erase_slot_locked(size_t i);
   // Queues a Drained event when s is idle and not accepting. Mutex held.
   void note_idle_locked(SlotState& s);
   // Hands the queued events to the observer. Mutex NOT held.
@@ -197,11 +235,11 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   struct Queued {
     std::shared_ptr<Waiter> waiter;
     std::chrono::steady_clock::time_point since;
+    bool tunnel = false;  // an upgrade under max_tunnels
   };
   std::deque<Queued> queue_;
-  // Grants queue_.front() a lease on slots_[index] and pops it. Mutex held.
-  void grant_front_locked(int index, std::chrono::steady_clock::time_point now,
-                          std::vector<std::pair<std::shared_ptr<Waiter>, Lease>>& grants);
+  size_t queued_tunnels_ = 0;  // entries of queue_ with tunnel set
+  uint32_t max_tunnels_ = 0;
   Totals totals_;
   uint64_t in_flight_ = 0;  // leases out, all slots
   size_t rr_ = 0;  // round-robin start for ties, so idle slots share the load

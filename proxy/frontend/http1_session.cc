@@ -5,6 +5,8 @@
 
 #include "common/base/log.h"
 #include "common/base/strings.h"
+#include "proxy/tunnel.h"
+#include "proxy/upgrade.h"
 
 namespace corral::proxy {
 namespace {
@@ -74,6 +76,7 @@ Http1Session::~Http1Session() = default;
 void Http1Session::attach(ClientConnection& conn) {
   conn_ = &conn;
   closed_ = client_eof_ = draining_ = in_process_ = linger_ = lingering_ = false;
+  tunnel_worker_eof_ = tunnel_done_ = tunnel_blocked_ = tunnel_logged_ = tunnel_shut_client_ = false;
   keep_alive_ = true;
   framing_ = ClientFraming::None;
   in_.clear();
@@ -134,6 +137,10 @@ void Http1Session::read_client() {
     linger_read();
     return;
   }
+  if (ex_.state == ExchangeState::Tunnel) {
+    tunnel_read();
+    return;
+  }
   size_t room = 0;
   char* p = in_.prepare(in_.capacity() < kReadSize ? kFirstReadSize : kReadSize, &room);
   ssize_t n = conn_->read(p, room);
@@ -155,6 +162,7 @@ void Http1Session::read_client() {
       case ExchangeState::Upstream:
       case ExchangeState::Responding:
       case ExchangeState::Closing:
+      case ExchangeState::Tunnel:
         // A half-closed client may still read the answer; it is closed afterwards.
         update_read_interest();
         return;
@@ -256,6 +264,8 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
   fwd.client_port = conn_->client_port();
   // corral-worker maps the prefix onto SCRIPT_NAME; HTTP apps never asked for it.
   if (const AppRuntime* a = ex_.routed_app(); a && a->kind == conf::AppKind::Cgi) fwd.prefix = ex_.route_prefix;
+  if (const AppRuntime* a = ex_.routed_app()) fwd.upgrade = forwarded_upgrade(head, a->kind);
+  ex_.upgrade = !fwd.upgrade.empty();
   append_request_head(head, fwd, ex_.upstream_head);
   bool expect_continue = head.expect_continue;
   in_.consume(head_size);  // head views are dead from here on
@@ -379,7 +389,9 @@ void Http1Session::on_client_timer() {
       // The client stopped reading the response.
       if (out_pos_ < out_.size()) close();
       return;
-    case ExchangeState::Queued: return;
+    case ExchangeState::Queued:
+    case ExchangeState::Tunnel:  // the tunnel has its own idle timeout
+      return;
   }
 }
 
@@ -460,6 +472,18 @@ void Http1Session::flush() {
     out_pos_ = 0;
   }
   size_t pending = out_.size() - out_pos_;
+  if (ex_.state == ExchangeState::Tunnel) {
+    if (ex_.upstream_paused() && pending < kTunnelBufferLimit / 2) {
+      ex_.resume_upstream();
+      if (closed_) return;
+    }
+    if (pending == 0) {
+      tunnel_after_flush();
+      return;
+    }
+    update_read_interest();
+    return;
+  }
   if (ex_.upstream_paused() && pending < kResponseBufferLimit / 2) {
     ex_.resume_upstream();
     if (closed_) return;
@@ -543,6 +567,10 @@ void Http1Session::wait_for_next_request() {
 
 void Http1Session::update_read_interest() {
   if (closed_ || lingering_) return;
+  if (ex_.state == ExchangeState::Tunnel) {
+    conn_->want(!client_eof_ && !tunnel_blocked_ && !tunnel_done_, out_pos_ < out_.size());
+    return;
+  }
   bool reading_request = ex_.state == ExchangeState::Idle || ex_.state == ExchangeState::ReadingHead ||
                          ex_.state == ExchangeState::ReadingBody;
   bool want_read = !client_eof_ && (reading_request || in_.size() < kMaxReadAhead);
@@ -553,8 +581,95 @@ void Http1Session::close() {
   if (closed_) return;
   closed_ = true;
   client_timer_.cancel();
+  if (ex_.state == ExchangeState::Tunnel && !tunnel_logged_) {
+    tunnel_logged_ = true;
+    ex_.cancel();  // settles the byte count
+    ex_.log(conn_->client_ip());
+  }
   ex_.cancel();
   conn_->close();
+}
+
+}  // namespace corral::proxy
+
+// ---- tunnels (after the worker's 101) --------------------------------------------------------
+
+namespace corral::proxy {
+
+void Http1Session::on_upgrade(const http1::ResponseHead& head) noexcept {
+  client_timer_.cancel();  // the tunnel's idle timeout takes over
+  keep_alive_ = false;
+  append_switching_head(head, out_);
+  // Bytes the client sent after its request head (it may start talking before the 101) go
+  // to the worker first.
+  if (!in_.empty()) {
+    if (!ex_.tunnel_send(in_.readable())) tunnel_blocked_ = true;
+    in_.clear();
+  }
+  flush();
+}
+
+void Http1Session::on_tunnel_data(std::string_view data) noexcept {
+  out_.append(data);
+  if (out_.size() - out_pos_ > kTunnelBufferLimit) ex_.pause_upstream();
+}
+
+void Http1Session::on_tunnel_eof() noexcept {
+  tunnel_worker_eof_ = true;
+  if (out_pos_ == out_.size()) tunnel_after_flush();
+}
+
+void Http1Session::on_tunnel_writable() noexcept {
+  tunnel_blocked_ = false;
+  if (!closed_) update_read_interest();
+}
+
+void Http1Session::on_tunnel_closed(bool error, const char* why) noexcept {
+  if (closed_) return;
+  if (error) {
+    CORRAL_LOG(Debug, "tunnel") << "closing the tunnel of " << conn_->client_ip() << ": " << why
+                                << " [rid=" << ex_.request_id << "]";
+    close();
+    return;
+  }
+  tunnel_done_ = true;
+  if (out_pos_ == out_.size()) tunnel_after_flush();
+  else update_read_interest();
+}
+
+void Http1Session::tunnel_after_flush() {
+  if (closed_) return;
+  if (tunnel_done_) {
+    close();  // both directions are closed and everything is out
+    return;
+  }
+  if (tunnel_worker_eof_ && !tunnel_shut_client_) {
+    // The worker stopped sending: so does the proxy towards the client (half-close); the
+    // client may still send until it closes too.
+    tunnel_shut_client_ = true;
+    conn_->shutdown_write();
+  }
+  update_read_interest();
+}
+
+void Http1Session::tunnel_read() {
+  char buf[16 * 1024];
+  for (int round = 0; round < 4 && !closed_ && !tunnel_blocked_ && !client_eof_; ++round) {
+    ssize_t n = conn_->read(buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EAGAIN) break;
+      close();  // reset by the client
+      return;
+    }
+    if (n == 0) {
+      client_eof_ = true;
+      ex_.tunnel_client_eof();
+      break;
+    }
+    if (!ex_.tunnel_send(std::string_view(buf, static_cast<size_t>(n)))) tunnel_blocked_ = true;
+    if (static_cast<size_t>(n) < sizeof buf) break;
+  }
+  if (!closed_) update_read_interest();
 }
 
 }  // namespace corral::proxy

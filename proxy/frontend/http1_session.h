@@ -55,8 +55,15 @@ class Http1Session final : public FrontendSession, public ExchangeSink {
   void on_response_flush() noexcept override;
   void on_response_complete() noexcept override;
   void on_exchange_failed(int status, bool retry_after) noexcept override;
+  void on_upgrade(const http1::ResponseHead& head) noexcept override;
+  void on_tunnel_data(std::string_view data) noexcept override;
+  void on_tunnel_eof() noexcept override;
+  void on_tunnel_writable() noexcept override;
+  void on_tunnel_closed(bool error, const char* why) noexcept override;
 
  private:
+  void tunnel_read();
+  void tunnel_after_flush();
   void read_client();
   void process();
   bool parse_head();    // false: stop processing
@@ -100,6 +107,11 @@ class Http1Session final : public FrontendSession, public ExchangeSink {
   bool linger_ = false;     // the current answer leaves request bytes unread: linger after it
   bool lingering_ = false;  // answered and half-closed; reading and discarding until close
   Exchange::Clock::time_point linger_until_{};
+  // Tunnel (state Tunnel): the worker's side stopped sending (half-close the client's once
+  // out_ is written), the tunnel is over (close once out_ is written), the worker's buffer
+  // is full (stop reading the client), the access-log line is written.
+  bool tunnel_worker_eof_ = false, tunnel_done_ = false, tunnel_blocked_ = false, tunnel_logged_ = false;
+  bool tunnel_shut_client_ = false;
 };
 
 /// The reason phrase corral uses for the statuses it generates itself.

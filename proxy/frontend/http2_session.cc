@@ -12,6 +12,7 @@
 #include "proxy/body_buffer.h"
 #include "proxy/forwarding_headers.h"
 #include "proxy/frontend/http1_session.h"
+#include "proxy/upgrade.h"
 
 namespace corral::proxy {
 namespace {
@@ -76,6 +77,9 @@ struct Http2Session::Stream final : ExchangeSink {
     body.reset(0);
     body.shrink();
     method.clear();
+    protocol.clear();
+    tunnel = tunnel_eof_pending = false;
+    tunnel_unconsumed = 0;
     path.clear();
     scheme.clear();
     authority.clear();
@@ -105,6 +109,11 @@ struct Http2Session::Stream final : ExchangeSink {
   BodyBuffer body;
   // The request as received.
   std::string method, path, scheme, authority, host_header, cookie;
+  std::string protocol;  // :protocol (extended CONNECT)
+  // An extended CONNECT stream: its DATA goes to the tunnel; bytes received before the
+  // worker switched wait in `body`; END_STREAM before that waits in tunnel_eof_pending.
+  bool tunnel = false, tunnel_eof_pending = false;
+  size_t tunnel_unconsumed = 0;  // DATA bytes not given back to flow control (worker buffer full)
   // Regular request headers, stored flat (one buffer, offsets): no allocation per field.
   struct FieldRef {
     uint32_t name_off, name_len, value_off, value_len;
@@ -143,6 +152,13 @@ struct Http2Session::Stream final : ExchangeSink {
   void on_response_complete() noexcept override { session.stream_complete(*this); }
   void on_exchange_failed(int status, bool retry_after) noexcept override {
     session.stream_failed(*this, status, retry_after);
+  }
+  void on_upgrade(const http1::ResponseHead& head) noexcept override { session.stream_upgrade(*this, head); }
+  void on_tunnel_data(std::string_view data) noexcept override { on_response_body(data); }
+  void on_tunnel_eof() noexcept override { session.stream_tunnel_eof(*this); }
+  void on_tunnel_writable() noexcept override { session.stream_tunnel_writable(*this); }
+  void on_tunnel_closed(bool error, const char* why) noexcept override {
+    session.stream_tunnel_closed(*this, error, why);
   }
 };
 
@@ -238,6 +254,9 @@ void Http2Session::start() {
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(p.max_header_size)},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      // RFC 8441: WebSockets over HTTP/2 (extended CONNECT with :protocol); nghttp2 accepts
+      // and checks :protocol only once this local setting is acknowledged.
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
   // The connection window covers the body budget (streams are limited by their own windows).
@@ -550,6 +569,7 @@ int Http2Session::on_header(const void* p, std::string_view name, std::string_vi
                         : name == ":path"      ? &s->path
                         : name == ":scheme"    ? &s->scheme
                         : name == ":authority" ? &s->authority
+                        : name == ":protocol"  ? &s->protocol
                                                : nullptr;
     if (!slot || !slot->empty()) {
       reset_stream(*s, NGHTTP2_PROTOCOL_ERROR, "unknown or repeated pseudo-header");
@@ -622,11 +642,17 @@ int Http2Session::on_frame_recv(const void* p) {
       if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
         s->end_stream = true;
         request_complete(*s);
+      } else if (!s->protocol.empty() && !s->too_large) {
+        request_complete(*s);  // extended CONNECT: the request is its header block
       } else if (s->too_large) {
         respond_error(*s, 431);
       }
       return 0;
     case NGHTTP2_DATA:
+      if (s && s->tunnel && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        tunnel_client_end(*s);
+        return 0;
+      }
       if (s && !s->rejected && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         s->end_stream = true;
         request_complete(*s);
@@ -638,6 +664,10 @@ int Http2Session::on_frame_recv(const void* p) {
 
 int Http2Session::on_data_chunk(int32_t id, std::string_view data) {
   Stream* s = find(id);
+  if (s && s->tunnel && !s->rejected && !s->discard_body) {
+    tunnel_data(*s, data);
+    return 0;
+  }
   if (!s || s->rejected || s->discard_body || s->ex.state != ExchangeState::Idle) {
     // Dropped, but the flow-control window must still reopen.
     nghttp2_session_consume(session_, id, data.size());
@@ -685,7 +715,12 @@ int Http2Session::on_stream_close(int32_t id, uint32_t error_code) {
   Stream* found = find(id);
   if (!found) return 0;
   Stream& s = *found;
-  if (error_code != NGHTTP2_NO_ERROR || !s.resp_complete) {
+  if (s.ex.state == ExchangeState::Tunnel) {
+    // A tunnel ends with its stream, however it ended: the worker connection closes and the
+    // lease goes back now; one access-log line for the whole tunnel.
+    s.ex.cancel();
+    s.ex.log(conn_.client_ip());
+  } else if (error_code != NGHTTP2_NO_ERROR || !s.resp_complete) {
     // Reset by the client (or by us) before the response was done: the worker's slot is
     // freed now, not left busy (the upstream request is aborted).
     if (s.ex.state == ExchangeState::Upstream || s.ex.state == ExchangeState::Queued) {
@@ -758,7 +793,11 @@ void Http2Session::request_complete(Stream& s) {
     reset_stream(s, NGHTTP2_PROTOCOL_ERROR, "body length differs from content-length");
     return;
   }
-  if (s.method == "CONNECT") {
+  if (s.method == "CONNECT" && !s.protocol.empty()) {
+    connect_request(s);
+    return;
+  }
+  if (s.method == "CONNECT" || !s.protocol.empty()) {
     reset_stream(s, NGHTTP2_REFUSED_STREAM, "CONNECT is not supported");
     return;
   }
@@ -867,6 +906,15 @@ void Http2Session::submit(Stream& s, int status, bool body) {
 }
 
 void Http2Session::stream_head(Stream& s, const http1::ResponseHead& head) {
+  if (s.tunnel && head.status >= 200 && head.status < 300) {
+    // A 2xx to an extended CONNECT means "tunnel open" (RFC 8441): a worker that answered
+    // the GET without switching did not open one.
+    CORRAL_LOG(Warn, "h2") << "stream " << s.id << ": the worker answered a WebSocket upgrade with " << head.status
+                           << " instead of 101 [rid=" << s.ex.request_id << "]";
+    s.ex.cancel();
+    respond_error(s, 502);
+    return;
+  }
   // End-to-end headers only, names lower-cased (HTTP/2 requires it); framing is HTTP/2's.
   std::vector<nghttp2_nv>& nv = start_fields();
   std::string& names = nv_scratch().names;
@@ -1011,7 +1059,7 @@ void Http2Session::on_timer() {
         abuse(NGHTTP2_ENHANCE_YOUR_CALM, "header block timeout");
         return;
       }
-    } else if (!s->end_stream && !s->submitted && now - s->body_progress > p.client_body_timeout) {
+    } else if (!s->end_stream && !s->submitted && !s->tunnel && now - s->body_progress > p.client_body_timeout) {
       s->discard_body = true;
       respond_error(*s, 408);
     } else if (s->submitted && !(s->resp_complete && s->resp_pos == s->resp.size()) &&
@@ -1021,6 +1069,148 @@ void Http2Session::on_timer() {
   }
   flush();
   bury();
+}
+
+// ---- RFC 8441 extended CONNECT (WebSocket tunnels) ----------------------------------------
+
+void Http2Session::connect_request(Stream& s) {
+  Exchange& ex = s.ex;
+  ex.begin();
+  ex.version_major = 2;
+  ex.version_minor = 0;
+  std::string_view host = s.authority.empty() ? std::string_view(s.host_header) : std::string_view(s.authority);
+  ex.method = s.method;
+  ex.target = s.path;
+  ex.host.assign(host);
+  std::string_view traceparent;
+  int traceparents = 0;
+  for (const auto& f : s.fields) {
+    std::string_view n = s.field_name(f);
+    if (n == "user-agent") ex.user_agent = s.field_value(f);
+    else if (n == "referer") ex.referer = s.field_value(f);
+    else if (n == "traceparent" && traceparents++ == 0) traceparent = s.field_value(f);
+  }
+  ex.set_trace(traceparent, traceparents);
+  if (host.empty()) {
+    ex.reject_reason = "missing :authority and host";
+    respond_error(s, 400);
+    return;
+  }
+  if (ex.route(host, s.path, conn_.listener()) < 0) {
+    respond_error(s, 404);
+    return;
+  }
+  const AppRuntime* a = ex.routed_app();
+  // Only WebSocket has an HTTP/1.1 form to translate to, and only an http app can switch.
+  if (s.protocol != "websocket" || !a || a->kind != conf::AppKind::Http) {
+    ex.reject_reason = s.protocol != "websocket" ? "unsupported :protocol" : "upgrade to an app that cannot switch";
+    respond_error(s, 501);
+    return;
+  }
+  // The worker gets what an HTTP/1.1 client would send: GET with Upgrade, Connection and a
+  // fresh Sec-WebSocket-Key (the client's Sec-WebSocket-Version, -Protocol and -Extensions
+  // pass as they are); its Sec-WebSocket-Accept is not passed back (RFC 8441 §5).
+  http1::RequestHead& head = req_head_;
+  head.method = "GET";
+  head.target = s.path;
+  head.version_minor = 1;
+  head.host = host;
+  head.body = http1::BodyKind::None;
+  head.headers.clear();
+  head.headers.push_back({"host", host});
+  for (const auto& f : s.fields)
+    if (s.field_name(f) != "sec-websocket-key") head.headers.push_back({s.field_name(f), s.field_value(f)});
+  if (!s.cookie.empty()) head.headers.push_back({"cookie", s.cookie});
+  Forwarding fwd;
+  fwd.client_ip = conn_.client_ip();
+  fwd.proto = conn_.tls() ? "https" : "http";
+  fwd.host = host;
+  fwd.request_id = ex.request_id;
+  fwd.traceparent = ex.traceparent;
+  fwd.keep_tracestate = ex.trace_from_client;
+  fwd.server_port = conn_.server_port();
+  fwd.client_port = conn_.client_port();
+  fwd.upgrade = "websocket";
+  append_request_head(head, fwd, ex.upstream_head);
+  std::array<char, kWebSocketKeySize> key;
+  ex.upstream_head.append("Sec-WebSocket-Key: ");
+  ex.upstream_head.append(websocket_key(key));
+  ex.upstream_head.append("\r\n", 2);
+  finish_request_head(ex.upstream_head, 0, false);
+  head.headers.clear();
+  ex.upgrade = true;
+  ex.had_body = false;
+  s.tunnel = true;
+  if (s.end_stream) s.tunnel_eof_pending = true;
+  ex.submit({}, conn_.client_ip(), conn_.tls());
+}
+
+void Http2Session::tunnel_data(Stream& s, std::string_view data) {
+  s.tunnel_unconsumed += data.size();
+  if (s.ex.state != ExchangeState::Tunnel) {
+    // Before the switch: kept (the stream's window bounds it) until the worker takes it.
+    if (s.ex.state == ExchangeState::Responding || s.submitted) {
+      nghttp2_session_consume(session_, s.id, data.size());  // answered without a tunnel: dropped
+      s.tunnel_unconsumed -= data.size();
+    } else if (!s.body.append(data)) {
+      reset_stream(s, NGHTTP2_FLOW_CONTROL_ERROR, "too much data before the tunnel opened");
+    }
+    return;
+  }
+  // The window opens again only while the worker's buffer has room: a fast client is held
+  // by HTTP/2 flow control, not by memory.
+  if (s.ex.tunnel_send(data)) stream_tunnel_writable(s);
+}
+
+void Http2Session::tunnel_client_end(Stream& s) {
+  s.end_stream = true;
+  if (s.ex.state == ExchangeState::Tunnel) s.ex.tunnel_client_eof();
+  else s.tunnel_eof_pending = true;
+}
+
+void Http2Session::stream_upgrade(Stream& s, const http1::ResponseHead& head) {
+  s.ex.status = 200;  // what the client gets (and the access log says)
+  std::vector<nghttp2_nv>& nv = start_fields();
+  std::string& names = nv_scratch().names;
+  size_t total = 0;
+  for (const auto& f : head.headers) total += f.name.size();
+  names.reserve(total);  // no reallocation below: the views into it stay valid
+  ConnectionTokens conn = connection_tokens(head.headers);
+  for (const auto& f : head.headers) {
+    if (is_hop_by_hop(f.name) || iequals(f.name, "content-length") || iequals(f.name, "sec-websocket-accept")) continue;
+    if (conn.count && conn.contains(f.name)) continue;
+    size_t off = names.size();
+    for (char c : f.name) names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+    nv.push_back(make_nv(std::string_view(names).substr(off, f.name.size()), f.value));
+  }
+  submit(s, 200, true);
+  bool room = true;
+  if (!s.body.data().empty()) {
+    room = s.ex.tunnel_send(s.body.data());
+    s.body.reset(0);
+  }
+  if (room) stream_tunnel_writable(s);
+  if (s.tunnel_eof_pending) {
+    s.tunnel_eof_pending = false;
+    s.ex.tunnel_client_eof();
+  }
+}
+
+void Http2Session::stream_tunnel_eof(Stream& s) {
+  s.resp_complete = true;  // END_STREAM once the buffered bytes are out
+  stream_data(s);
+}
+
+void Http2Session::stream_tunnel_writable(Stream& s) {
+  if (s.tunnel_unconsumed == 0 || s.rejected) return;
+  nghttp2_session_consume(session_, s.id, s.tunnel_unconsumed);
+  s.tunnel_unconsumed = 0;
+  write_soon();
+}
+
+void Http2Session::stream_tunnel_closed(Stream& s, bool error, const char* why) {
+  if (!error) return;  // both sides sent END_STREAM: nghttp2 closes the stream
+  reset_stream(s, std::strcmp(why, "idle timeout") == 0 ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR, why);
 }
 
 std::unique_ptr<FrontendSession> make_http2_session(ClientConnection& conn) {

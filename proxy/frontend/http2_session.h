@@ -66,6 +66,11 @@ class Http2Session final : public FrontendSession {
   void stream_data(Stream& s);
   void stream_complete(Stream& s);
   void stream_failed(Stream& s, int status, bool retry_after);
+  // RFC 8441 extended CONNECT streams (proxy/frontend/http2_tunnel.cc).
+  void stream_upgrade(Stream& s, const http1::ResponseHead& head);
+  void stream_tunnel_eof(Stream& s);
+  void stream_tunnel_writable(Stream& s);
+  void stream_tunnel_closed(Stream& s, bool error, const char* why);
 
   // nghttp2 callbacks (public for the C trampolines).
   int on_begin_frame(const void* hd);
@@ -91,6 +96,12 @@ class Http2Session final : public FrontendSession {
   void on_timer();
   void reset_stream(Stream& s, uint32_t error_code, const char* why);
   void request_complete(Stream& s);
+  /// An extended CONNECT (:protocol websocket) becomes an HTTP/1.1 GET with Upgrade for an
+  /// http app; any other answers 501 (see http2_tunnel.cc).
+  void connect_request(Stream& s);
+  /// DATA on a tunnel stream: to the worker (flow control follows the tunnel's buffer).
+  void tunnel_data(Stream& s, std::string_view data);
+  void tunnel_client_end(Stream& s);
   void respond_error(Stream& s, int status, bool retry_after = false);
   /// Submits the response head whose fields were built in the thread's field scratch (see
   /// the .cc) after a :status slot.

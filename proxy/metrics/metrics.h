@@ -91,6 +91,7 @@ struct alignas(64) RouteCounters {
   Histogram duration;  ///< first byte of the request → response complete
   Histogram queue;     ///< waiting for a worker
   Histogram upstream;  ///< request sent to the worker → response complete from it
+  Counter tunnel_bytes_up, tunnel_bytes_down;  ///< tunnel bytes client → worker, worker → client
 };
 
 /// A block of per-thread copies of T.

@@ -26,6 +26,14 @@ void Http1Client::start(const UpstreamRequest& req) {
   begin(req);
   head_ = req.head;
   body_ = req.body;
+  upgrade_ = req.upgrade;
+  // An upgrade goes on a connection of its own: one the worker may already have closed
+  // cannot be resent once it switched, and a fresh one costs a connect(2) on a Unix socket.
+  if (upgrade_) {
+    if (!open_connection()) return;
+    send_request();
+    return;
+  }
   conn_ = pool_.take(path_, generation_);
   if (!conn_ && !open_connection()) return;
   send_request();
@@ -150,6 +158,21 @@ bool Http1Client::parse(std::string_view& in) {
       }
       in.remove_prefix(hr.consumed);
       parser_.reset();
+      if (resp_.status == 101) {
+        if (!upgrade_) {
+          fail("101 Switching Protocols to a request that did not ask for it");
+          return false;
+        }
+        // The connection now carries the tunnel: it leaves this client (never pooled).
+        state_ = State::Idle;
+        std::unique_ptr<UpstreamConn> c = std::move(conn_);
+        c->set_handler(nullptr);
+        std::string_view early = in;
+        in = {};
+        handler_.on_upstream_upgrade(resp_, std::move(c), early);
+        in_.clear();
+        return false;
+      }
       if (resp_.status < 200) continue;  // 1xx interim responses are not forwarded
       if (state_ == State::Writing) {
         // The worker answered before reading the whole request; it will not read the rest.

@@ -49,6 +49,7 @@ class Http1Client final : public ConnectionClient {
   State state_ = State::Idle;
   std::string_view head_, body_;
   size_t written_ = 0;
+  bool upgrade_ = false;  // the request asks to switch protocols: a 101 hands the connection over
   http1::ResponseParser parser_;
   http1::ResponseHead resp_;
   http1::BodyDecoder decoder_;

@@ -13,10 +13,10 @@
 
 #include "common/http1/parser.h"
 #include "conf/config.h"
+#include "proxy/upstream/pool.h"
 
 namespace corral::proxy {
 
-class UpstreamPool;
 
 /// What the upstream client reports, in order: either connect_failed (the request was never
 /// sent), or head → body* → (complete | error), or error alone. read_done may follow any
@@ -37,6 +37,14 @@ class UpstreamHandler {
   virtual void on_upstream_complete() noexcept = 0;
   /// The worker failed (reset, EOF mid-message, garbage). `why` is a static string.
   virtual void on_upstream_error(const char* why) noexcept = 0;
+  /// The worker answered an upgrade request (UpstreamRequest::upgrade) with 101: the
+  /// connection is the handler's now (never pooled again), `early` holds the bytes the
+  /// worker sent after the head (valid during the call only). The client is idle again.
+  virtual void on_upstream_upgrade(const http1::ResponseHead& head, std::unique_ptr<UpstreamConn> conn,
+                                   std::string_view early) noexcept {
+    (void)head, (void)conn, (void)early;
+    on_upstream_error("unexpected 101 Switching Protocols");
+  }
 };
 
 /// What a client that maps requests onto scripts itself (FastCGI) knows about its app. Built
@@ -64,6 +72,9 @@ struct UpstreamRequest {
   /// proxy's own output, so it always parses).
   std::string_view head;
   std::string_view body;    ///< the complete buffered body
+  /// The head asks the worker to switch protocols (Upgrade forwarded): a 101 answer hands
+  /// the connection over (UpstreamHandler::on_upstream_upgrade). Only Http1Client does.
+  bool upgrade = false;
   std::string_view client_ip;
   bool tls = false;         ///< the client connection is TLS (HTTPS=on for FastCGI)
   /// FastCGI only: the app (never null for kind "fastcgi") and the matched route's path

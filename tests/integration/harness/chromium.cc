@@ -162,6 +162,11 @@ bool Chromium::start(const std::string& dir, int width, int height, std::string*
   return true;
 }
 
+bool Chromium::ignore_certificate_errors(std::string* error) {
+  return !call("Security.setIgnoreCertificateErrors", {{"ignore", true}}, false, std::chrono::seconds(10), error)
+              .is_null();
+}
+
 bool Chromium::open(const std::string& url, std::string* error) {
   nlohmann::json t = call("Target.createTarget", {{"url", "about:blank"}}, false, std::chrono::seconds(10), error);
   if (t.is_null()) return false;

@@ -45,6 +45,9 @@ class Chromium {
   const std::vector<std::string>& messages() const { return messages_; }
   /// Closes the browser (Browser.close, then SIGKILL of its group after 3 s).
   void stop();
+  /// Accepts any TLS certificate from now on (Security.setIgnoreCertificateErrors), for a
+  /// test's self-signed one. False with `error` on failure.
+  [[nodiscard]] bool ignore_certificate_errors(std::string* error);
 
  private:
   /// Sends a command (to the page's session when `page` is true) and waits for its answer,
