@@ -469,3 +469,12 @@ if [ "${ADMIN_BENCH:-1}" = 1 ]; then
   trap - EXIT
   "$here/admin.sh" "$build"
 fi
+
+# The WebSocket run (echo messages/s and proxy CPU per message through corral and through
+# nginx in front of the same python3-websockets app, tests/bench/websocket.sh).
+# WEBSOCKET_BENCH=0 skips it.
+if [ "${WEBSOCKET_BENCH:-1}" = 1 ]; then
+  cleanup
+  trap - EXIT
+  "$here/websocket.sh" "$build"
+fi

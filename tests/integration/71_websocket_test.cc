@@ -308,5 +308,26 @@ TEST_F(WebSocketTest, AClosedTunnelLetsTheOldWorkerGoAtOnce) {
   EXPECT_TRUE(log_lines_with("graceful_timeout passed while draining").empty());
 }
 
+TEST_F(WebSocketTest, AGracefulStopKeepsTunnelsUntilGracefulTimeout) {
+  config_.supervisor("graceful_timeout", quote("2s"));
+  echo_app().workers(1).concurrency(4);
+  ASSERT_NO_FATAL_FAILURE(start());
+  nlohmann::json r;
+  std::thread t([&] { r = client({"hold", "--url", ws("/echo"), "--hold", "20"}); });
+  // The tunnel is open and busy when the stop begins.
+  std::this_thread::sleep_for(1500ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_NO_FATAL_FAILURE(stop_and_expect_clean(15s));
+  const auto stopped = std::chrono::steady_clock::now() - t0;
+  t.join();
+  ASSERT_TRUE(r.value("ok", false)) << r.dump();
+  EXPECT_GT(r.value("echoes", 0), 10) << r.dump();
+  // Open 1.5 s before the stop, kept through the proxy's 2 s graceful_timeout.
+  EXPECT_GE(r.value("lived", 0.0), 3.0) << r.dump();
+  EXPECT_LT(r.value("lived", 99.0), 12.0) << r.dump();
+  EXPECT_GE(stopped, 1900ms);
+  allowed_errors_ = {"graceful timeout passed"};
+}
+
 }  // namespace
 }  // namespace corral::itest

@@ -223,6 +223,24 @@ async def reload(args):
     return out
 
 
+async def hold(args):
+    # Opens a tunnel and keeps using it until it is closed: how long it lived.
+    t = time.monotonic()
+    out = {"ok": True, "echoes": 0}
+    try:
+        async with websockets.connect(args.url, ping_interval=None) as ws:
+            out["opened_after"] = time.monotonic() - t
+            while time.monotonic() - t < args.hold:
+                await ws.send("h")
+                await asyncio.wait_for(ws.recv(), 5)
+                out["echoes"] += 1
+                await asyncio.sleep(0.1)
+    except websockets.exceptions.ConnectionClosed as e:
+        out["close_code"] = e.code
+    out["lived"] = time.monotonic() - t
+    return out
+
+
 # ---- HTTP/2 extended CONNECT (RFC 8441) ------------------------------------------------------
 
 def ws_frame(opcode, data, fin=True):

@@ -473,5 +473,73 @@ TEST(AppDispatcher, FailingAppAnswersNoWorkersInsteadOfQueueing) {
   EXPECT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Queued);
 }
 
+// ---- tunnels ----
+
+TEST(AppDispatcher, ATunnelKeepsItsRequestSlotWithoutMaxTunnels) {
+  auto d = make(10, {slot(0, 1)});
+  Lease t;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), t, /*upgrade=*/true), AppDispatcher::Outcome::Granted);
+  t.to_tunnel();
+  EXPECT_EQ(d->tunnels_open(), 1u);
+  EXPECT_EQ(d->slots()[0].in_flight, 1);
+  auto w = std::make_shared<StoreWaiter>();
+  Lease none;
+  EXPECT_EQ(d->acquire(w, none), AppDispatcher::Outcome::Queued) << "the worker is busy with its tunnel";
+  t.release();
+  ASSERT_EQ(w->got.size(), 1u);
+  EXPECT_EQ(d->tunnels_open(), 0u);
+  EXPECT_EQ(d->totals().tunnels, 1u);
+}
+
+TEST(AppDispatcher, MaxTunnelsMovesASwitchedTunnelOutOfConcurrency) {
+  auto d = make(10, {slot(0, 1), slot(1, 1)});
+  d->set_max_tunnels(1);
+  Lease a, b;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a, true), AppDispatcher::Outcome::Granted);
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), b, true), AppDispatcher::Outcome::Granted);
+  EXPECT_NE(a.slot(), b.slot()) << "a reserved tunnel place counts before the switch";
+  a.to_tunnel();
+  b.to_tunnel();
+  for (const auto& s : d->slots()) {
+    EXPECT_EQ(s.in_flight, 0);
+    EXPECT_EQ(s.tunnels, 1);
+  }
+  // Plain requests take the freed request slots; a third tunnel waits, and plain requests
+  // pass it in the queue.
+  Lease p;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), p), AppDispatcher::Outcome::Granted);
+  auto up = std::make_shared<StoreWaiter>();
+  Lease none;
+  EXPECT_EQ(d->acquire(up, none, true), AppDispatcher::Outcome::Queued);
+  Lease p2;
+  EXPECT_EQ(d->acquire(std::make_shared<StoreWaiter>(), p2), AppDispatcher::Outcome::Granted);
+  p.release();
+  p2.release();
+  EXPECT_TRUE(up->got.empty()) << "free request slots, but no tunnel place";
+  a.release();
+  ASSERT_EQ(up->got.size(), 1u);
+  EXPECT_EQ(up->got[0].slot(), a.slot());
+  // An upgrade that never switched gives its place back.
+  up->got[0].release();
+  b.release();
+  EXPECT_EQ(d->tunnels_open(), 0u);
+  for (const auto& s : d->slots()) EXPECT_EQ(s.tunnel_reserved, 0);
+}
+
+TEST(AppDispatcher, AWorkerWithTunnelsIsNotDrainedUntilTheyClose) {
+  auto d = make(10, {slot(0, 1)});
+  std::vector<control::SlotEvent> events;
+  d->set_observer([&](control::SlotEvent e) { events.push_back(e); });
+  d->set_max_tunnels(4);
+  Lease t;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), t, true), AppDispatcher::Outcome::Granted);
+  t.to_tunnel();
+  d->update_slots({slot(0, 1, 1, /*accepting=*/false)});
+  EXPECT_TRUE(events.empty()) << "the slot has an open tunnel";
+  t.release();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, control::SlotEvent::Kind::Drained);
+}
+
 }  // namespace
 }  // namespace corral::proxy
