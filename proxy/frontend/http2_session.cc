@@ -913,6 +913,7 @@ void Http2Session::stream_head(Stream& s, const http1::ResponseHead& head) {
                            << " instead of 101 [rid=" << s.ex.request_id << "]";
     s.ex.cancel();
     respond_error(s, 502);
+    stream_tunnel_writable(s);  // data sent before the answer is dropped: its window reopens
     return;
   }
   // End-to-end headers only, names lower-cased (HTTP/2 requires it); framing is HTTP/2's.
@@ -942,6 +943,7 @@ void Http2Session::stream_head(Stream& s, const http1::ResponseHead& head) {
   bool body = !(head_request || head.status == 204 || head.status == 304);
   submit(s, head.status, body);
   if (!body) s.resp_complete = true;
+  if (s.tunnel) stream_tunnel_writable(s);  // no tunnel: data sent before the answer is dropped
 }
 
 void Http2Session::stream_data(Stream& s) {
@@ -1150,8 +1152,7 @@ void Http2Session::tunnel_data(Stream& s, std::string_view data) {
   if (s.ex.state != ExchangeState::Tunnel) {
     // Before the switch: kept (the stream's window bounds it) until the worker takes it.
     if (s.ex.state == ExchangeState::Responding || s.submitted) {
-      nghttp2_session_consume(session_, s.id, data.size());  // answered without a tunnel: dropped
-      s.tunnel_unconsumed -= data.size();
+      stream_tunnel_writable(s);  // answered without a tunnel: dropped, the window reopens
     } else if (!s.body.append(data)) {
       reset_stream(s, NGHTTP2_FLOW_CONTROL_ERROR, "too much data before the tunnel opened");
     }
