@@ -606,6 +606,8 @@ void Http1Session::on_upgrade(const http1::ResponseHead& head) noexcept {
     if (!ex_.tunnel_send(in_.readable())) tunnel_blocked_ = true;
     in_.clear();
   }
+  // A client that half-closed while waiting for the switch: the worker learns it too.
+  if (client_eof_) ex_.tunnel_client_eof();
   flush();
 }
 

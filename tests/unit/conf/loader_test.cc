@@ -104,6 +104,8 @@ concurrency = 8
 timeout = "1h"
 queue_size = 0
 queue_timeout = "1.5s"
+max_tunnels = 50
+tunnel_idle_timeout = "5m"
 cwd = "/opt/api"
 )", "/etc/corral/sub/corral.toml");
   EXPECT_EQ(c.supervisor.runtime_dir, "/tmp/crl-x");
@@ -139,6 +141,8 @@ cwd = "/opt/api"
   EXPECT_EQ(api.timeout, Millis(3'600'000));
   EXPECT_EQ(api.queue_size, 0u);
   EXPECT_EQ(api.queue_timeout, Millis(1500));
+  EXPECT_EQ(api.max_tunnels, 50u);
+  EXPECT_EQ(api.tunnel_idle_timeout, Millis(300'000));
   EXPECT_EQ(api.command[0], "python3");  // no '/': left for PATH lookup
   EXPECT_EQ(api.cwd, "/opt/api");
   const App& web = c.apps[1];

@@ -54,6 +54,8 @@ Config full_config() {
   api.timeout = Millis(99);
   api.queue_size = 0;
   api.queue_timeout = Millis(77);
+  api.max_tunnels = 12;
+  api.tunnel_idle_timeout = Millis(4444);
   api.cwd = "/opt";
   api.env = {{"A", "1"}, {"PATH", "/bin:/usr/bin"}};
   api.graceful_timeout = Millis(4321);
