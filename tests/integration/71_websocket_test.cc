@@ -2,7 +2,7 @@
 // as a kind = "http" worker behind corral, driven by python3-websockets over HTTP/1.1
 // (plaintext and TLS) and by python3-h2 over HTTP/2 (RFC 8441 extended CONNECT, TLS and
 // h2c), through tests/integration/ws/ws_client.py. Covers large messages under
-// backpressure, the idle timeout, concurrency accounting with and without max_tunnels,
+// backpressure, bytes sent before the 101, a worker failing mid-tunnel, the idle timeout, concurrency accounting with and without max_tunnels,
 // non-101 answers, upgrades to apps that cannot switch, /metrics, and a reload and a stop
 // while tunnels are open.
 #include <gtest/gtest.h>
@@ -136,6 +136,28 @@ TEST_F(WebSocketTest, EchoOverHttp2ExtendedConnect) {
   allowed_errors_ = {"instead of 101"};
 }
 
+TEST_F(WebSocketTest, AWorkerFailingMidTunnelResetsTheStream) {
+  echo_app().workers(1).concurrency(4);
+  config_.route("ws", "/abort");
+  ASSERT_NO_FATAL_FAILURE(start());
+  nlohmann::json r = client({"h2", "--port", std::to_string(port()), "--path", "/abort", "--size", std::to_string(200 << 10)});
+  ASSERT_TRUE(r.value("ok", false)) << r.dump();
+  EXPECT_EQ(r.value("status", 0), 200) << r.dump();
+  EXPECT_EQ(r["reset"], 2) << "RST_STREAM(INTERNAL_ERROR): " << r.dump();
+  // HTTP/1.1: the client connection is closed.
+  RawClient c;
+  ASSERT_TRUE(c.connect_tcp(port()));
+  std::string frame = "\x82\xff";
+  for (int i = 7; i >= 0; --i) frame.push_back(static_cast<char>((uint64_t{1} << 20) >> (8 * i) & 0xff));
+  frame += std::string(4, '\0') + std::string(1 << 20, 'x');
+  ASSERT_TRUE(c.send("GET /abort HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+  c.send(frame);
+  std::string got = c.read_until_close(10s);
+  EXPECT_TRUE(c.closed()) << got.substr(0, 200);
+  EXPECT_EQ(got.rfind("HTTP/1.1 101 ", 0), 0u) << got.substr(0, 200);
+}
+
 TEST_F(WebSocketTest, LargeMessagesUnderBackpressure) {
   echo_app().workers(1).concurrency(4);
   ASSERT_NO_FATAL_FAILURE(add_tls_listener());
@@ -235,6 +257,24 @@ TEST_F(WebSocketTest, NonSwitchingAnswersAreRelayed) {
   EXPECT_EQ(echo_headers(echo, "upgrade"), std::vector<std::string>{"websocket"}) << rs[0].body;
   EXPECT_EQ(rs[1].status, 200);
   EXPECT_TRUE(echo_headers(parse_echo(rs[1].body), "upgrade").empty()) << rs[1].body;
+}
+
+TEST_F(WebSocketTest, BytesSentBeforeTheSwitchReachTheWorker) {
+  echo_app().workers(1).concurrency(4);
+  ASSERT_NO_FATAL_FAILURE(start());
+  // The upgrade request and a first WebSocket frame in one write (a client need not wait for
+  // the 101): the frame was read with the head, and goes to the worker after the switch.
+  RawClient c;
+  ASSERT_TRUE(c.connect_tcp(port()));
+  const std::string frame = std::string("\x81\x85\x00\x00\x00\x00hello", 11);  // masked (zero key) "hello"
+  ASSERT_TRUE(c.send("GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" +
+                     frame));
+  std::string got;
+  for (int i = 0; i < 50 && got.find("hello") == std::string::npos; ++i) got += c.read_some(200ms);
+  EXPECT_EQ(got.rfind("HTTP/1.1 101 ", 0), 0u) << got;
+  EXPECT_NE(got.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), std::string::npos) << got;
+  EXPECT_NE(got.find("\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\x81\x05hello"), std::string::npos) << got;
 }
 
 TEST_F(WebSocketTest, UpgradesThatAreNotForwarded) {

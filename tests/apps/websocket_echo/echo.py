@@ -8,6 +8,7 @@ convention), or the path given as the first argument. Paths:
   /deny          no switch: 403 with a short body
   /plain         no switch: 200 "plain\n" (an app that ignores Upgrade)
   /close         closes the WebSocket (code 1000) after echoing the first message
+  /abort         switches, stops reading and drops the connection half a second later
   /page          an HTML page whose script opens a WebSocket to /echo on the same origin and
                  sets window.wsResult ("ok <protocol>" or "error ...")
   anything else  426 Upgrade Required (websockets' answer to a plain GET; also the health probe)
@@ -24,6 +25,13 @@ import websockets.server
 
 
 async def handler(ws, path):
+    if path == "/abort":
+        # A worker that fails mid-tunnel: it stops reading, then drops the connection with
+        # the client's bytes unread (the proxy sees a reset).
+        ws.transport.pause_reading()
+        await asyncio.sleep(0.5)
+        ws.transport.abort()
+        return
     if path == "/info":
         await ws.send(json.dumps({"pid": os.getpid(),
                                   "headers": {k.lower(): v for k, v in ws.request_headers.raw_items()}}))

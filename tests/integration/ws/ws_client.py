@@ -354,6 +354,23 @@ def h2(args):
                 return None, None
             pump()
 
+    if args.path == "/abort":
+        # Send without reading until the stream ends: how it ended.
+        try:
+            data = ws_frame(0x2, os.urandom(args.size))[:conn.local_flow_control_window(sid)]
+            while data:
+                conn.send_data(sid, data[:conn.max_outbound_frame_size])
+                data = data[conn.max_outbound_frame_size:]
+            sock.sendall(conn.data_to_send())
+        except Exception as e:  # noqa: BLE001
+            out["send_error"] = str(e)
+        deadline = time.monotonic() + 5
+        while not state["ended"] and state["reset"] is None and time.monotonic() < deadline:
+            pump()
+        out["reset"] = state["reset"]
+        out["ended"] = state["ended"]
+        out["ok"] = True
+        return out
     t0 = time.monotonic()
     if args.path == "/info":
         op, first = recv()
