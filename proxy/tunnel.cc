@@ -169,7 +169,11 @@ void Tunnel::on_timer() {
 void Tunnel::detach() {
   finished_ = true;
   timer_.cancel();
-  if (conn_) conn_->want(false, false);
+  if (conn_) {
+    conn_->want(false, false);
+    // The worker learns now that the tunnel is gone, not when the deferred destruction runs.
+    ::shutdown(conn_->fd(), SHUT_RDWR);
+  }
 }
 
 void Tunnel::finish(bool error, const char* why) {

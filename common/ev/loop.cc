@@ -41,6 +41,15 @@ Loop::Loop() {
 }
 
 Loop::~Loop() {
+  // Functions posted but never run may own objects with events on this base (a connection
+  // whose destruction was deferred): they go while the base is still there.
+  {
+    std::vector<std::function<void()>> left;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      left.swap(posted_);
+    }
+  }
   event_free(wakeup_ev_);
   ::close(wake_fd_);
   event_base_free(base_);
