@@ -72,10 +72,23 @@ struct Listener {
   bool operator==(const Listener&) const = default;
 };
 
+/// The media types a route compresses unless it sets compress_types: "type/subtype",
+/// "type/*" (any subtype) or "type/*+suffix" (a structured-syntax suffix).
+inline std::vector<std::string> default_compress_types() {
+  return {"text/*",          "application/json",  "application/*+json", "application/javascript",
+          "application/xml", "application/*+xml", "image/svg+xml",      "application/wasm"};
+}
+
 struct Route {
   std::string host;  ///< empty = any host; compared case-insensitively, port ignored
   std::string path = "/";  ///< prefix
   std::string app;
+  /// Response compression by the proxy: "br" and/or "gzip", preferred first; empty = off.
+  std::vector<std::string> compress;
+  uint64_t compress_min_size = 1024;  ///< smaller responses (known length) go out as they are
+  std::vector<std::string> compress_types = default_compress_types();
+  int gzip_level = 5;    ///< zlib level, 1..9
+  int brotli_level = 4;  ///< brotli quality, 0..9
 
   bool operator==(const Route&) const = default;
 };

@@ -260,6 +260,74 @@ P route_app(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P route_compress(const Value& v, Target& t) {
+  std::vector<std::string> seen;
+  for (const auto& e : v.list) {
+    if (e != "br" && e != "gzip") {
+      auto p = one_of("compress encoding", e, {"br", "gzip"});
+      if (p->hint.empty()) p->hint = "write compress = [\"br\", \"gzip\"], or [] for none";
+      return p;
+    }
+    for (const auto& s : seen)
+      if (s == e) return problem("compress lists '" + e + "' twice");
+    seen.push_back(e);
+  }
+  t.route->compress = v.list;
+  return std::nullopt;
+}
+
+P route_compress_min_size(const Value& v, Target& t) {
+  t.route->compress_min_size = v.size;
+  return std::nullopt;
+}
+
+bool media_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              std::string_view("!#$&-^_.+").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+P route_compress_types(const Value& v, Target& t) {
+  std::vector<std::string> out;
+  for (const auto& e : v.list) {
+    std::string m = to_lower(e);
+    size_t slash = m.find('/');
+    std::string_view type = std::string_view(m).substr(0, slash);
+    std::string_view sub = slash == std::string::npos ? std::string_view() : std::string_view(m).substr(slash + 1);
+    bool ok = slash != std::string::npos && media_token(type);
+    // "type/subtype", "type/*", "type/*+suffix"
+    if (ok && sub != "*") ok = sub.rfind("*+", 0) == 0 ? media_token(sub.substr(2)) : media_token(sub);
+    if (!ok)
+      return problem("compress_types entry '" + e + "' is not a media type",
+                     "write \"application/json\", \"text/*\" or \"application/*+json\" (no parameters)");
+    out.push_back(std::move(m));
+  }
+  t.route->compress_types = std::move(out);
+  return std::nullopt;
+}
+
+P route_gzip_level(const Value& v, Target& t) {
+  if (auto p = in_range("gzip_level", v.integer, 1, 9)) {
+    p->hint = "1 is fastest, 9 smallest; to turn gzip off leave it out of compress";
+    return p;
+  }
+  t.route->gzip_level = static_cast<int>(v.integer);
+  return std::nullopt;
+}
+
+P route_brotli_level(const Value& v, Target& t) {
+  if (auto p = in_range("brotli_level", v.integer, 0, 9)) {
+    p->hint = "10 and 11 are for compressing files ahead of time: far too slow per response";
+    return p;
+  }
+  t.route->brotli_level = static_cast<int>(v.integer);
+  return std::nullopt;
+}
+
 // ---- [app.NAME] --------------------------------------------------------------------------
 
 P app_kind(const Value& v, Target& t) {
@@ -545,6 +613,18 @@ constexpr KeySpec kSchema[] = {
    "path prefix to match; the first matching route wins", route_path},
   {S::Route, "app", T::String, "", true, "\"shop\"",
    "the [app.NAME] that serves matching requests", route_app},
+  {S::Route, "compress", T::StringArray, "[]", false, "[\"br\", \"gzip\"]",
+   "compress the app's responses with these encodings, preferred first (\"br\", \"gzip\") when the client accepts one; [] = off", route_compress},
+  {S::Route, "compress_min_size", T::Size, "\"1KiB\"", false, "\"1KiB\"",
+   "responses whose Content-Length is smaller are not compressed (unknown length: compressed)", route_compress_min_size},
+  {S::Route, "compress_types", T::StringArray,
+   "[\"text/*\", \"application/json\", \"application/*+json\", \"application/javascript\", \"application/xml\", \"application/*+xml\", \"image/svg+xml\", \"application/wasm\"]",
+   false, "[\"text/*\", \"application/json\"]",
+   "media types compressed: \"type/subtype\", \"type/*\" or \"type/*+suffix\"", route_compress_types},
+  {S::Route, "gzip_level", T::Integer, "5", false, "5",
+   "gzip level for compress, 1 (fastest) to 9 (smallest)", route_gzip_level},
+  {S::Route, "brotli_level", T::Integer, "4", false, "4",
+   "brotli quality for compress, 0 (fastest) to 9", route_brotli_level},
 
   {S::App, "kind", T::String, "\"http\"", false, "\"http\"",
    "how workers speak: \"http\", \"fastcgi\" (the proxy is the FastCGI client), \"cgi\" (one program run per request) or \"wsgi\" (a Python WSGI app in corral-worker)", app_kind},

@@ -83,6 +83,19 @@ class Reader {
     return f;
   }
 
+  void strings(const char* name, std::vector<std::string>& out) {
+    const json* a = array(name);
+    if (!a) return;
+    out.clear();
+    for (auto& e : *a) {
+      if (!e.is_string()) {
+        fail(std::string("field '") + name + "' has a non-string element");
+        return;
+      }
+      out.push_back(e.get<std::string>());
+    }
+  }
+
   void fail(const std::string& what) {
     if (err_.empty()) err_ = where_ + " " + what;
   }
@@ -138,7 +151,15 @@ std::string to_snapshot(const Config& c) {
                               {"hsts", l.hsts}});
   }
   j["routes"] = json::array();
-  for (auto& r : c.routes) j["routes"].push_back({{"host", r.host}, {"path", r.path}, {"app", r.app}});
+  for (auto& r : c.routes)
+    j["routes"].push_back({{"host", r.host},
+                           {"path", r.path},
+                           {"app", r.app},
+                           {"compress", r.compress},
+                           {"compress_min_size", r.compress_min_size},
+                           {"compress_types", r.compress_types},
+                           {"gzip_level", r.gzip_level},
+                           {"brotli_level", r.brotli_level}});
   j["apps"] = json::array();
   for (auto& a : c.apps) {
     json env = json::array();
@@ -262,6 +283,11 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.str("host", route.host);
       r.str("path", route.path);
       r.str("app", route.app);
+      r.strings("compress", route.compress);
+      r.integer("compress_min_size", route.compress_min_size);
+      r.strings("compress_types", route.compress_types);
+      r.integer("gzip_level", route.gzip_level);
+      r.integer("brotli_level", route.brotli_level);
       c.routes.push_back(std::move(route));
     }
   }

@@ -5,13 +5,14 @@
 set -eu
 level=${1:-test}
 build_pkgs="g++ make cmake pkg-config libevent-dev libssl-dev libnghttp2-dev libtomlplusplus-dev
- libexpected-dev nlohmann-json3-dev libgtest-dev libgmock-dev libpython3.11-dev"
+ libexpected-dev nlohmann-json3-dev libgtest-dev libgmock-dev libpython3.11-dev zlib1g-dev libbrotli-dev"
 # test: php-cgi and perl run as CGI/FastCGI apps; libfcgi-dev builds the C FastCGI test app;
 # prometheus (promtool and a real server) checks /metrics; chromium renders /status;
-# python3-websockets (echo app and client) and python3-h2 (extended CONNECT) test WebSocket tunnels
+# python3-websockets (echo app and client) and python3-h2 (extended CONNECT) test WebSocket tunnels;
+# brotli and python3-brotli decode what the proxy compresses
 test_pkgs="curl wrk nghttp2-client procps clang-14 libclang-rt-14-dev python3-flask python3-gevent python3-venv php-cgi perl libfcgi-dev openssl python3-hpack
  python3-websockets python3-h2
- prometheus chromium fonts-dejavu-core"
+ prometheus chromium fonts-dejavu-core brotli python3-brotli"
 # bench: the proxies corral is compared with, and the tools the bench script drives
 bench_pkgs="nginx-light haproxy nghttp2-proxy openssl python3 util-linux gunicorn fcgiwrap spawn-fcgi"
 package_pkgs="dpkg-dev rpm lintian rpmlint piuparts debootstrap systemd systemd-container file"

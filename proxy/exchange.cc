@@ -228,17 +228,53 @@ void Exchange::on_upstream_connect_failed(int err) noexcept {
 void Exchange::on_upstream_head(const http1::ResponseHead& head) noexcept {
   status = head.status;
   response_started = true;
+  if (route_entry_ && route_entry_->compress &&
+      compress_.start(*route_entry_->compress, upstream_head, method == "HEAD", head, filtered_head_) !=
+          compress::ResponseFilter::Decision::Pass) {
+    sink_.on_response_head(filtered_head_);
+    return;
+  }
   sink_.on_response_head(head);
 }
 
 void Exchange::on_upstream_body(std::string_view data) noexcept {
+  if (compress_.active()) {
+    if (!compress_.write(data, *this)) compress_failed();
+    return;
+  }
   bytes_sent += data.size();
   sink_.on_response_body(data);
 }
 
-void Exchange::on_upstream_read_done() noexcept { sink_.on_response_flush(); }
+void Exchange::write(std::string_view piece) {
+  bytes_sent += piece.size();
+  sink_.on_response_body(piece);
+}
+
+void Exchange::compress_failed() {
+  CORRAL_LOG(Error, "compress") << "the " << compress::coding_name(compress_.coding())
+                                << " encoder failed mid-response [rid=" << request_id << "]";
+  compress_.reset();
+  if (upstream_) upstream_->abort();
+  t_upstream_done = host_.loop().now();
+  fail(0);
+}
+
+void Exchange::on_upstream_read_done() noexcept {
+  // The worker went quiet: what the codec holds goes out now (a stream of events is not held
+  // back waiting for more input).
+  if (compress_.active() && !compress_.flush(*this)) {
+    compress_failed();
+    return;
+  }
+  sink_.on_response_flush();
+}
 
 void Exchange::on_upstream_complete() noexcept {
+  if (compress_.active() && !compress_.finish(*this)) {
+    compress_failed();
+    return;
+  }
   t_upstream_done = host_.loop().now();
   clear_deadline();
   // Released before the client has downloaded anything: a slow client never holds a worker.
@@ -336,6 +372,7 @@ void Exchange::on_timer() {
 }
 
 void Exchange::fail(int st, bool retry_after) {
+  compress_.reset();
   clear_deadline();
   if (lease_) lease_.release();
   paused_ = false;
@@ -374,6 +411,7 @@ void Exchange::resume_upstream() {
 }
 
 void Exchange::cancel() {
+  compress_.reset();
   clear_deadline();
   leave_queue();
   if (tunnel_) {

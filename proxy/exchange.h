@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "common/ev/loop.h"
+#include "proxy/compress/filter.h"
 #include "proxy/dispatch/app_dispatcher.h"
 #include "proxy/forwarding_headers.h"
 #include "proxy/runtime.h"
@@ -80,7 +81,7 @@ class ExchangeSink {
 
 class Tunnel;
 
-class Exchange final : public UpstreamHandler {
+class Exchange final : public UpstreamHandler, private compress::Output {
  public:
   using Clock = std::chrono::steady_clock;
 
@@ -210,6 +211,13 @@ class Exchange final : public UpstreamHandler {
   std::string_view body_, client_ip_;
   bool tls_ = false;
   bool paused_ = false;
+  // The route's response compression (proxy/compress): the filter, and the head it rewrote.
+  compress::ResponseFilter compress_;
+  http1::ResponseHead filtered_head_;
+  /// compress::Output: compressed bytes go to the sink.
+  void write(std::string_view piece) override;
+  /// The codec failed mid-response: abort it as a failed upstream would.
+  void compress_failed();
 };
 
 }  // namespace corral::proxy

@@ -10,6 +10,9 @@
 #include "proxy/metrics/metrics.h"
 
 namespace corral::proxy {
+namespace compress {
+struct Policy;
+}
 
 class Router {
  public:
@@ -18,6 +21,7 @@ class Router {
     std::string path;  ///< prefix; "/" (or empty) matches every path
     int app = -1;      ///< index into the caller's app table
     std::shared_ptr<metrics::RouteMetrics> metrics;  ///< set by make_runtime; may be null
+    std::shared_ptr<const compress::Policy> compress;  ///< set by make_runtime; null = off
     /// "HOST/PATH", or "/PATH" without a host: the route's label in metrics.
     std::string label() const { return host + path; }
   };

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "common/base/log.h"
+#include "proxy/compress/filter.h"
 #include "proxy/tls_context.h"
 
 namespace corral::proxy {
@@ -64,6 +65,9 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
       if (rt->apps[i].name == name) return static_cast<int>(i);
     return -1;
   });
+  // One entry per [[route]], in file order.
+  for (size_t i = 0; i < config.routes.size() && i < rt->router.entries().size(); ++i)
+    rt->router.mutable_entries()[i].compress = compress::make_policy(config.routes[i]);
   for (const auto& l : config.listeners) {
     auto lr = std::make_shared<ListenerRuntime>();
     lr->address = l.address;

@@ -90,7 +90,36 @@ std::vector<std::string> soft_changes(const conf::App& a, const conf::App& b) {
 std::string route_text(const conf::Route& r) {
   std::string out;
   if (!r.host.empty()) out += "host " + r.host + " ";
-  return out + "path " + r.path + " -> app " + r.app;
+  out += "path " + r.path + " -> app " + r.app;
+  // Compression is the proxy's (applied with the new snapshot, workers kept).
+  if (!r.compress.empty()) {
+    out += " (compress";
+    for (auto& e : r.compress) out += " " + e;
+    out += ")";
+  }
+  return out;
+}
+
+// What differs between two routes that differ only in their compression settings.
+std::string compress_change(const conf::Route& a, const conf::Route& b) {
+  std::vector<std::string> out;
+  auto list = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (auto& e : v) s += (s.empty() ? "" : ",") + e;
+    return s.empty() ? std::string("off") : s;
+  };
+  if (a.compress != b.compress) out.push_back("compress " + list(a.compress) + " -> " + list(b.compress));
+  note(out, "compress_min_size", a.compress_min_size, b.compress_min_size);
+  note(out, "compress_types", a.compress_types, b.compress_types);
+  note_count(out, "gzip_level", static_cast<uint64_t>(a.gzip_level), static_cast<uint64_t>(b.gzip_level));
+  note_count(out, "brotli_level", static_cast<uint64_t>(a.brotli_level), static_cast<uint64_t>(b.brotli_level));
+  std::string s;
+  for (auto& x : out) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+bool same_route_target(const conf::Route& a, const conf::Route& b) {
+  return a.host == b.host && a.path == b.path && a.app == b.app;
 }
 
 std::vector<std::string> listener_changes(const conf::Listener& a, const conf::Listener& b) {
@@ -295,6 +324,9 @@ ReloadPlan plan_reload(const conf::Config& running, const conf::Config& next) {
       plan.routes.push_back(pos + " added: " + route_text(next.routes[i]));
     } else if (i >= next.routes.size()) {
       plan.routes.push_back(pos + " removed: " + route_text(running.routes[i]));
+    } else if (!(running.routes[i] == next.routes[i]) && same_route_target(running.routes[i], next.routes[i])) {
+      plan.routes.push_back(pos + " (" + route_text(next.routes[i]) + "): " +
+                            compress_change(running.routes[i], next.routes[i]));
     } else if (!(running.routes[i] == next.routes[i])) {
       plan.routes.push_back(pos + ": " + route_text(running.routes[i]) + " => " + route_text(next.routes[i]));
     }

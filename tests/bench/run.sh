@@ -478,3 +478,11 @@ if [ "${WEBSOCKET_BENCH:-1}" = 1 ]; then
   trap - EXIT
   "$here/websocket.sh" "$build"
 fi
+
+# The compression run (a 100 KiB JSON answer compressed by corral, gzip and brotli at several
+# levels, and by nginx's gzip at the same levels, tests/bench/compress.sh). COMPRESS_BENCH=0 skips it.
+if [ "${COMPRESS_BENCH:-1}" = 1 ]; then
+  cleanup
+  trap - EXIT
+  "$here/compress.sh" "$build"
+fi

@@ -99,6 +99,39 @@ std::string big_body(size_t n) {
   return s;
 }
 
+// N bytes of a JSON array of order records (deterministic, the kind of API answer that gets
+// compressed): ids, SKUs, names, prices, states and timestamps from a fixed pseudo-random
+// sequence, so gzip shrinks it to about a fifth, not to nothing.
+std::string json_body(size_t n) {
+  static const char* const kWords[] = {"alpha", "beta",  "gamma", "delta",   "epsilon", "kappa",  "sigma",
+                                       "omega", "red",   "green", "blue",    "small",   "large",  "order"};
+  static const char* const kStates[] = {"shipped", "pending", "refunded"};
+  uint32_t x = 2463534242u;
+  auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+  };
+  std::string s = "{\"items\": [";
+  s.reserve(n + 256);
+  char buf[256];
+  for (unsigned i = 0;; ++i) {
+    int len = std::snprintf(buf, sizeof buf,
+                            "%s{\"id\": %u, \"sku\": \"SKU-%06u\", \"name\": \"%s %s %s\", \"price\": %u.%02u, "
+                            "\"qty\": %u, \"status\": \"%s\", \"created\": \"2026-%02u-%02uT%02u:%02u:%02uZ\"}",
+                            i ? ", " : "", i, next() % 1000000, kWords[next() % 14], kWords[next() % 14],
+                            kWords[next() % 14], next() % 1000, next() % 100, next() % 100, kStates[next() % 3],
+                            1 + next() % 12, 1 + next() % 28, next() % 24, next() % 60, next() % 60);
+    if (s.size() + static_cast<size_t>(len) + 2 > n) break;
+    s.append(buf, static_cast<size_t>(len));
+  }
+  // Valid JSON of exactly n bytes (when n leaves room for the brackets): padded with spaces.
+  if (s.size() + 2 < n) s.append(n - 2 - s.size(), ' ');
+  s += "]}";
+  return s;
+}
+
 std::string chunk_encode(const std::string& body) {
   constexpr size_t kChunk = 8192;
   std::string out;
@@ -160,6 +193,9 @@ Response handle(const Request& req, const Counters& counters, uint64_t connectio
       r.chunked = true;
       r.body = chunk_encode(r.body);
     }
+  } else if (path == "/json") {
+    r.content_type = "application/json";
+    r.body = json_body(static_cast<size_t>(query_number(req, "bytes", 1024, 64L << 20)));
   } else if (path == "/maxinflight") {
     r.body = std::to_string(counters.max_in_flight.load());
   } else if (path == "/status") {

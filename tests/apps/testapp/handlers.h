@@ -35,6 +35,7 @@ struct Response {
 ///   /echo         JSON: method, target, version, headers (as received, in order), body
 ///   /sleep?ms=N   sleeps, then answers /cpu?ms=N      burns CPU for N ms
 ///   /big?bytes=N[&chunked=1]          N bytes ('a'..'z' repeating), optionally chunked
+///   /json?bytes=N  N bytes of application/json (order records; compresses about 5:1)
 ///   /maxinflight  most requests ever in flight at once: counted from the complete head
 ///                 until just before the response is written (itself not counted)
 ///   /status?code=N  that status       /env?name=V     the value of env var V (404 if unset)

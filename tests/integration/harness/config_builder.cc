@@ -70,8 +70,13 @@ ConfigBuilder& ConfigBuilder::listeners(std::vector<std::string> addresses) {
   return *this;
 }
 
+ConfigBuilder& ConfigBuilder::route_set(const std::string& key, const std::string& raw_value) {
+  if (!routes_.empty()) set_kv(routes_.back().settings, key, raw_value);
+  return *this;
+}
+
 ConfigBuilder& ConfigBuilder::route(const std::string& app, const std::string& path, const std::string& host) {
-  routes_.push_back({app, path, host});
+  routes_.push_back({app, path, host, {}});
   return *this;
 }
 
@@ -107,12 +112,13 @@ std::string ConfigBuilder::render() const {
   for (auto& [k, v] : proxy_) t += k + " = " + v + "\n";
   for (auto& l : listeners_) t += "\n[[listener]]\naddress = " + quote(l) + "\n";
   std::vector<Route> routes = routes_;
-  if (routes.empty() && !apps_.empty()) routes.push_back({apps_.front().name, "/", ""});
+  if (routes.empty() && !apps_.empty()) routes.push_back({apps_.front().name, "/", "", {}});
   for (auto& r : routes) {
     t += "\n[[route]]\n";
     if (!r.host.empty()) t += "host = " + quote(r.host) + "\n";
     if (!r.path.empty()) t += "path = " + quote(r.path) + "\n";
     t += "app = " + quote(r.app) + "\n";
+    for (auto& [k, v] : r.settings) t += k + " = " + v + "\n";
   }
   for (auto& a : apps_) {
     t += "\n[app." + a.name + "]\nkind = " + quote(a.kind) + "\n";

@@ -49,6 +49,8 @@ class ConfigBuilder {
   ConfigBuilder& listeners(std::vector<std::string> addresses);
   /// Adds a [[route]] (first added, first matched). Empty host/path are omitted.
   ConfigBuilder& route(const std::string& app, const std::string& path = "/", const std::string& host = "");
+  /// Sets (or replaces) one key of the last route added, with a raw TOML value.
+  ConfigBuilder& route_set(const std::string& key, const std::string& raw_value);
   /// The app named `name`, created with the defaults on first use.
   AppSpec& app(const std::string& name = "demo");
   /// Appended verbatim at the end (for invalid-config tests).
@@ -61,6 +63,7 @@ class ConfigBuilder {
  private:
   struct Route {
     std::string app, path, host;
+    std::vector<std::pair<std::string, std::string>> settings;
   };
   static void set_kv(std::vector<std::pair<std::string, std::string>>& kvs, const std::string& k,
                      const std::string& v);

@@ -28,7 +28,8 @@ TEST(Schema, RowsAreCompleteAndUnique) {
 
 TEST(Schema, KeyNamesPerSection) {
   auto names = key_names(Section::Route);
-  EXPECT_EQ(names, (std::vector<std::string_view>{"host", "path", "app"}));
+  EXPECT_EQ(names, (std::vector<std::string_view>{"host", "path", "app", "compress", "compress_min_size", "compress_types",
+                                                  "gzip_level", "brotli_level"}));
 }
 
 // The documented default of every key, written into a config, must give the struct default:

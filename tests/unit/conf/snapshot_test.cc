@@ -45,6 +45,11 @@ Config full_config() {
   c.listeners.push_back(plain);
   c.routes.push_back(Route{"shop.example.com", "/api/", "api"});
   c.routes.push_back(Route{"", "/", "web"});
+  c.routes.back().compress = {"gzip", "br"};
+  c.routes.back().compress_min_size = 200;
+  c.routes.back().compress_types = {"application/json"};
+  c.routes.back().gzip_level = 9;
+  c.routes.back().brotli_level = 0;
   App api;
   api.name = "api";
   api.command = {"/opt/api", "--unix", "{socket}", "quote \" and ünïcode"};

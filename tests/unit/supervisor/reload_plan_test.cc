@@ -113,6 +113,21 @@ TEST(ReloadPlan, TheIndexOfAFastcgiAppIsTheProxysBusiness) {
   EXPECT_EQ(plan.app("b")->reasons, std::vector<std::string>{"index changed"});
 }
 
+// Compression is the proxy's: a route whose compress settings change keeps every worker.
+TEST(ReloadPlan, CompressChangesOnlyTheRoute) {
+  auto next = two_apps();
+  next.routes[1].compress = {"br", "gzip"};
+  next.routes[1].gzip_level = 6;
+  auto plan = plan_reload(two_apps(), next);
+  EXPECT_EQ(plan.app("a")->action, Action::Keep);
+  EXPECT_EQ(plan.app("b")->action, Action::Keep);
+  EXPECT_EQ(plan.routes, (std::vector<std::string>{
+                             "route 2 (path / -> app b (compress br gzip)): compress off -> br,gzip, gzip_level 5 -> 6"}));
+  auto off = plan_reload(next, two_apps());
+  EXPECT_EQ(off.routes, (std::vector<std::string>{"route 2 (path / -> app b): compress br,gzip -> off, gzip_level 6 -> 5"}));
+  EXPECT_FALSE(off.empty());
+}
+
 TEST(ReloadPlan, AddRemoveAndRename) {
   auto next = two_apps();
   next.apps = {app("a2"), app("b"), app("c")};  // a renamed to a2, c added

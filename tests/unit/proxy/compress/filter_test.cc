@@ -1,0 +1,179 @@
+#include "proxy/compress/filter.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <vector>
+
+namespace corral::proxy::compress {
+namespace {
+
+using D = ResponseFilter::Decision;
+
+Policy policy() {
+  conf::Route r;
+  r.compress = {"br", "gzip"};
+  return *make_policy(r);
+}
+
+std::string request(std::string_view accept_encoding) {
+  std::string h = "GET /x HTTP/1.1\r\nHost: a\r\n";
+  if (!accept_encoding.empty()) h += "Accept-Encoding: " + std::string(accept_encoding) + "\r\n";
+  return h + "X-Request-Id: 1\r\n\r\n";
+}
+
+http1::ResponseHead response(std::vector<http1::Header> headers, int status = 200, uint64_t length = 5000) {
+  http1::ResponseHead h;
+  h.status = status;
+  h.headers = std::move(headers);
+  h.body = http1::BodyKind::ContentLength;
+  h.content_length = length;
+  h.has_content_length = true;
+  h.headers.push_back({"Content-Length", "(the length)"});
+  return h;
+}
+
+std::string field(const http1::ResponseHead& h, std::string_view name) {
+  std::string out;
+  for (auto& f : h.headers)
+    if (f.name.size() == name.size() && std::equal(name.begin(), name.end(), f.name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+        }))
+      out += (out.empty() ? "" : "|") + std::string(f.value);
+  return out;
+}
+
+TEST(CompressTypes, Patterns) {
+  std::vector<std::string> p = policy().types;
+  EXPECT_TRUE(type_matches(p, "text/html"));
+  EXPECT_TRUE(type_matches(p, "text/html; charset=utf-8"));
+  EXPECT_TRUE(type_matches(p, "TEXT/CSS"));
+  EXPECT_TRUE(type_matches(p, "application/json"));
+  EXPECT_TRUE(type_matches(p, "application/ld+json"));
+  EXPECT_TRUE(type_matches(p, "application/problem+json; charset=utf-8"));
+  EXPECT_TRUE(type_matches(p, "application/atom+xml"));
+  EXPECT_TRUE(type_matches(p, "image/svg+xml"));
+  EXPECT_TRUE(type_matches(p, "application/wasm"));
+  EXPECT_FALSE(type_matches(p, "image/png"));
+  EXPECT_FALSE(type_matches(p, "application/octet-stream"));
+  EXPECT_FALSE(type_matches(p, "application/jsonx"));
+  EXPECT_FALSE(type_matches(p, "application/+json"));
+  EXPECT_FALSE(type_matches(p, "text"));
+  EXPECT_FALSE(type_matches(p, ""));
+  EXPECT_TRUE(type_matches({"*/*"}, "image/png"));
+}
+
+TEST(RequestFields, FoundInTheReframedHead) {
+  std::string h = "GET / HTTP/1.1\r\naccept-encoding: gzip;q=0.5\r\nX: y\r\nACCEPT-ENCODING:br\r\n\r\n";
+  AcceptEncoding ae = request_accept_encoding(h);
+  EXPECT_EQ(ae.q(Coding::Gzip), 500);
+  EXPECT_EQ(ae.q(Coding::Br), 1000);
+  EXPECT_FALSE(request_accept_encoding("GET / HTTP/1.1\r\nX-Accept-Encoding: br\r\n\r\n").present);
+}
+
+TEST(Filter, CompressesAndRewritesTheHead) {
+  ResponseFilter f;
+  http1::ResponseHead out;
+  auto head = response({{"Content-Type", "application/json"}, {"ETag", "\"abc\""}, {"Accept-Ranges", "bytes"}});
+  ASSERT_EQ(f.start(policy(), request("gzip, deflate, br"), false, head, out), D::Compress);
+  EXPECT_EQ(f.coding(), Coding::Br);
+  EXPECT_EQ(field(out, "content-encoding"), "br");
+  EXPECT_EQ(field(out, "vary"), "Accept-Encoding");
+  EXPECT_EQ(field(out, "etag"), "W/\"abc\"");
+  EXPECT_EQ(field(out, "accept-ranges"), "");
+  EXPECT_EQ(field(out, "content-length"), "");
+  EXPECT_EQ(out.body, http1::BodyKind::Chunked);
+  EXPECT_FALSE(out.has_content_length);
+  f.reset();
+  EXPECT_FALSE(f.active());
+}
+
+TEST(Filter, ExistingVaryIsExtendedOnceAndWeakEtagKept) {
+  ResponseFilter f;
+  http1::ResponseHead out;
+  auto head = response({{"Content-Type", "text/html"}, {"Vary", "Cookie"}, {"ETag", "W/\"v1\""}});
+  ASSERT_EQ(f.start(policy(), request("gzip"), false, head, out), D::Compress);
+  EXPECT_EQ(f.coding(), Coding::Gzip);
+  EXPECT_EQ(field(out, "vary"), "Cookie|Accept-Encoding");
+  EXPECT_EQ(field(out, "etag"), "W/\"v1\"");
+  auto covered = response({{"Content-Type", "text/html"}, {"Vary", "Accept-Encoding, Cookie"}});
+  ASSERT_EQ(f.start(policy(), request("gzip"), false, covered, out), D::Compress);
+  EXPECT_EQ(field(out, "vary"), "Accept-Encoding, Cookie");
+}
+
+TEST(Filter, ClientWithoutAcceptEncodingGetsVaryOnly) {
+  ResponseFilter f;
+  http1::ResponseHead out;
+  auto head = response({{"Content-Type", "text/plain"}, {"ETag", "\"abc\""}});
+  EXPECT_EQ(f.start(policy(), request(""), false, head, out), D::PassVary);
+  EXPECT_EQ(field(out, "vary"), "Accept-Encoding");
+  EXPECT_EQ(field(out, "etag"), "\"abc\"");  // sent as is: the strong ETag stays
+  EXPECT_EQ(field(out, "content-encoding"), "");
+  EXPECT_EQ(out.body, http1::BodyKind::ContentLength);
+  EXPECT_EQ(out.content_length, 5000u);
+  EXPECT_EQ(f.start(policy(), request("gzip;q=0, br;q=0"), false, head, out), D::PassVary);
+  EXPECT_EQ(f.start(policy(), request("identity"), false, head, out), D::PassVary);
+  // HEAD is never compressed, but its GET may be: the Vary is the GET's.
+  EXPECT_EQ(f.start(policy(), request("gzip"), true, head, out), D::PassVary);
+  EXPECT_FALSE(f.active());
+}
+
+TEST(Filter, NeverCompressed) {
+  ResponseFilter f;
+  http1::ResponseHead out;
+  const std::string ae = request("gzip, br");
+  EXPECT_EQ(f.start(policy(), ae, false, response({{"Content-Type", "text/html"}}, 206), out), D::Pass);
+  EXPECT_EQ(f.start(policy(), ae, false, response({{"Content-Type", "text/html"}}, 304), out), D::Pass);
+  EXPECT_EQ(f.start(policy(), ae, false, response({{"Content-Type", "text/html"}}, 204), out), D::Pass);
+  EXPECT_EQ(f.start(policy(), ae, false, response({{"Content-Type", "text/html"}}, 101), out), D::Pass);
+  EXPECT_EQ(f.start(policy(), ae, false, response({{"Content-Type", "text/html"}, {"Content-Encoding", "gzip"}}), out),
+            D::Pass);
+  EXPECT_EQ(f.start(policy(), ae, false,
+                    response({{"Content-Type", "text/html"}, {"Cache-Control", "public, No-Transform"}}), out),
+            D::Pass);
+  EXPECT_EQ(f.start(policy(), ae, false, response({{"Content-Type", "image/png"}}), out), D::Pass);
+  EXPECT_EQ(f.start(policy(), ae, false, response({}), out), D::Pass);  // no type
+  EXPECT_EQ(f.start(policy(), ae, false, response({{"Content-Type", "text/html"}}, 200, 1023), out), D::Pass);
+  EXPECT_EQ(f.start(policy(), ae, false, response({{"Content-Type", "text/html"}}, 200, 1024), out), D::Compress);
+  auto empty = response({{"Content-Type", "text/html"}});
+  empty.body = http1::BodyKind::None;
+  EXPECT_EQ(f.start(policy(), ae, false, empty, out), D::Pass);
+  f.reset();
+}
+
+TEST(Filter, UnknownLengthIsCompressedAndErrorsToo) {
+  ResponseFilter f;
+  http1::ResponseHead out;
+  auto chunked = response({{"Content-Type", "text/event-stream"}});
+  chunked.body = http1::BodyKind::Chunked;
+  chunked.has_content_length = false;
+  chunked.content_length = 0;
+  chunked.headers.pop_back();
+  EXPECT_EQ(f.start(policy(), request("gzip"), false, chunked, out), D::Compress);
+  EXPECT_EQ(f.start(policy(), request("br"), false, response({{"Content-Type", "application/json"}}, 500), out),
+            D::Compress);
+  f.reset();
+}
+
+TEST(Filter, RouteOrderAndLevels) {
+  conf::Route r;
+  r.compress = {"gzip", "br"};
+  r.compress_types = {"application/json"};
+  r.compress_min_size = 0;
+  auto p = make_policy(r);
+  ASSERT_TRUE(p);
+  ResponseFilter f;
+  http1::ResponseHead out;
+  EXPECT_EQ(f.start(*p, request("br, gzip"), false, response({{"Content-Type", "application/json"}}), out),
+            D::Compress);
+  EXPECT_EQ(f.coding(), Coding::Gzip);
+  EXPECT_EQ(f.start(*p, request("br, gzip"), false, response({{"Content-Type", "text/html"}}), out), D::Pass);
+  f.reset();
+  conf::Route off;
+  EXPECT_EQ(make_policy(off), nullptr);
+}
+
+}  // namespace
+}  // namespace corral::proxy::compress
