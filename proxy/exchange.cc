@@ -231,6 +231,7 @@ void Exchange::on_upstream_head(const http1::ResponseHead& head) noexcept {
   if (route_entry_ && route_entry_->compress &&
       compress_.start(*route_entry_->compress, upstream_head, method == "HEAD", head, filtered_head_) !=
           compress::ResponseFilter::Decision::Pass) {
+    if (compress_.active()) compressed_ = compress_.coding() == compress::Coding::Br ? 1 : 0;
     sink_.on_response_head(filtered_head_);
     return;
   }
@@ -435,6 +436,11 @@ void Exchange::count() {
     metrics::RouteCounters& c = route_entry_->metrics->counters.at(host_.thread_index());
     c.requests[static_cast<size_t>(proto)][metrics::status_class(status)].add();
     if (queue_reject_ >= 0) c.rejected[static_cast<size_t>(queue_reject_)].add();
+    if (compressed_ >= 0) {
+      c.compressed[static_cast<size_t>(compressed_)].add();
+      c.compress_bytes_in.add(compress_.bytes_in());
+      c.compress_bytes_out.add(compress_.bytes_out());
+    }
     auto now = host_.loop().now();
     c.duration.observe(secs(t_start, now));
     if (t_sent != Clock::time_point{}) {
@@ -522,6 +528,7 @@ void Exchange::reset() {
   route_entry_ = nullptr;
   local_pending_ = false;
   queue_reject_ = -1;
+  compressed_ = -1;
   body_ = {};
   t_start = t_queued = t_sent = t_upstream_done = Clock::time_point{};
 }

@@ -214,6 +214,7 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   // The route's response compression (proxy/compress): the filter, and the head it rewrote.
   compress::ResponseFilter compress_;
   http1::ResponseHead filtered_head_;
+  int compressed_ = -1;  ///< the response is compressed: 0 gzip, 1 br (for /metrics); -1 = not
   /// compress::Output: compressed bytes go to the sink.
   void write(std::string_view piece) override;
   /// The codec failed mid-response: abort it as a failed upstream would.

@@ -288,6 +288,30 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
                  s.rejected[k]);
   }
   {
+    Family f(out, "corral_compressed_responses_total", "counter",
+             "Responses the proxy compressed (route key compress), by app, route and coding.");
+    for (auto& s : routes) {
+      uint64_t n[2]{};
+      for (size_t th = 0; th < s.m->counters.size(); ++th)
+        for (size_t k = 0; k < 2; ++k) n[k] += s.m->counters.at(th).compressed[k].get();
+      f.sample({{"app", s.m->app}, {"route", s.m->route}, {"coding", "gzip"}}, n[0]);
+      f.sample({{"app", s.m->app}, {"route", s.m->route}, {"coding", "br"}}, n[1]);
+    }
+  }
+  {
+    Family f(out, "corral_compression_bytes_total", "counter",
+             "Body bytes of the responses the proxy compressed, by app, route and direction (in = from the worker, out = to the client).");
+    for (auto& s : routes) {
+      uint64_t in = 0, sent = 0;
+      for (size_t th = 0; th < s.m->counters.size(); ++th) {
+        in += s.m->counters.at(th).compress_bytes_in.get();
+        sent += s.m->counters.at(th).compress_bytes_out.get();
+      }
+      f.sample({{"app", s.m->app}, {"route", s.m->route}, {"direction", "in"}}, in);
+      f.sample({{"app", s.m->app}, {"route", s.m->route}, {"direction", "out"}}, sent);
+    }
+  }
+  {
     Family f(out, "corral_queue_depth", "gauge", "Requests waiting for a free worker now, by app.");
     for (const auto& a : rt.apps) f.sample({{"app", a.name}}, static_cast<uint64_t>(a.dispatcher->queued()));
   }

@@ -8,9 +8,9 @@
 // Memory per response: gzip uses windowBits 13 and memLevel 6 (deflate's state is about
 // 69 KiB, against 261 KiB for zlib's defaults; the 8 KiB window costs about one percent of
 // ratio on JSON and text). Brotli uses lgwin 16; its hash tables make it 0.15 MiB at
-// quality 0-1 and 0.9-1.8 MiB at 2-9, so at most kMaxBrotliPerThread brotli encoders are
-// live per thread (beyond that a response gets gzip when the client takes it, else goes
-// out as is). Released state goes back to the thread's pool: a z_stream is reset and kept
+// quality 0-1, 0.9-1.8 MiB at 2-8 and 2.5 MiB at 9, so at most kMaxBrotliPerThread brotli
+// encoders are live per thread (beyond that a response gets gzip when the client takes it,
+// else goes out as is). Released state goes back to the thread's pool: a z_stream is reset and kept
 // (deflateReset, deflateParams for another level), brotli's blocks are cached by size.
 // Loop-affine: an Encoder is used, and released, on one thread.
 #include <cstddef>

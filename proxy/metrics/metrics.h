@@ -92,6 +92,9 @@ struct alignas(64) RouteCounters {
   Histogram queue;     ///< waiting for a worker
   Histogram upstream;  ///< request sent to the worker → response complete from it
   Counter tunnel_bytes_up, tunnel_bytes_down;  ///< tunnel bytes client → worker, worker → client
+  /// Responses the proxy compressed ([0] gzip, [1] br), and their body bytes before and after.
+  std::array<Counter, 2> compressed;
+  Counter compress_bytes_in, compress_bytes_out;
 };
 
 /// A block of per-thread copies of T.

@@ -347,11 +347,25 @@ TEST_F(CompressTest, ReloadTurnsCompressionOnAndOff) {
   EXPECT_EQ(CorralProcess::worker_pids(corral_->status(), "c"), worker) << "the worker was replaced";
 }
 
-// The access log counts the bytes sent: the compressed body.
-TEST_F(CompressTest, AccessLogCountsCompressedBytes) {
+// The access log counts the bytes sent: the compressed body; /metrics counts compressed
+// responses and their bytes before and after.
+TEST_F(CompressTest, AccessLogAndMetricsCountCompressedBytes) {
+  config_.proxy("admin", quote("127.0.0.1:0"));
   ASSERT_NO_FATAL_FAILURE(start());
   HttpResponse r = get("c.test", "/data?bytes=60000&marker=logbytes", "gzip");
   ASSERT_EQ(r.header("content-encoding"), "gzip");
+  ASSERT_EQ(get("c.test", "/data?bytes=30000", "br").header("content-encoding"), "br");
+  const std::string admin = corral_->status()["admin"]["bound"].get<std::string>();
+  HttpResponse m = curl({"http://" + admin + "/metrics"});
+  ASSERT_EQ(m.status, 200) << m.error;
+  const std::string labels = "app=\"c\",route=\"c.test/\"";
+  EXPECT_NE(m.body.find("corral_compressed_responses_total{" + labels + ",coding=\"gzip\"} 1\n"), std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("corral_compressed_responses_total{" + labels + ",coding=\"br\"} 1\n"), std::string::npos);
+  EXPECT_NE(m.body.find("corral_compression_bytes_total{" + labels + ",direction=\"in\"} 90000\n"), std::string::npos);
+  size_t out = m.body.find("corral_compression_bytes_total{" + labels + ",direction=\"out\"} ");
+  ASSERT_NE(out, std::string::npos);
+  EXPECT_LT(std::stoul(m.body.substr(m.body.find("} ", out) + 2)), 90000u / 3);
   std::vector<std::string> lines;
   for (int i = 0; i < 50 && lines.empty(); ++i) {
     lines = log_lines_with("marker=logbytes");
