@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace corral::proxy::compress {
@@ -155,6 +157,31 @@ TEST(Filter, UnknownLengthIsCompressedAndErrorsToo) {
   EXPECT_EQ(f.start(policy(), request("br"), false, response({{"Content-Type", "application/json"}}, 500), out),
             D::Compress);
   f.reset();
+}
+
+// Over the thread's brotli limit a br-preferring client gets gzip when it takes it, else the
+// response as is (with Vary).
+TEST(Filter, BrotliOverTheThreadLimitFallsBackToGzip) {
+  std::thread([] {
+    std::vector<std::unique_ptr<Encoder>> busy;
+    for (int i = 0; i < kMaxBrotliPerThread; ++i) {
+      busy.push_back(std::make_unique<Encoder>());
+      ASSERT_TRUE(busy.back()->start(Coding::Br, 4));
+    }
+    ResponseFilter f;
+    http1::ResponseHead out;
+    auto head = response({{"Content-Type", "application/json"}});
+    ASSERT_EQ(f.start(policy(), request("br, gzip"), false, head, out), D::Compress);
+    EXPECT_EQ(f.coding(), Coding::Gzip);
+    EXPECT_EQ(field(out, "content-encoding"), "gzip");
+    EXPECT_EQ(f.start(policy(), request("br"), false, head, out), D::PassVary);
+    EXPECT_EQ(field(out, "content-encoding"), "");
+    EXPECT_EQ(field(out, "vary"), "Accept-Encoding");
+    busy.pop_back();  // one brotli encoder free again
+    EXPECT_EQ(f.start(policy(), request("br"), false, head, out), D::Compress);
+    EXPECT_EQ(f.coding(), Coding::Br);
+    f.reset();
+  }).join();
 }
 
 TEST(Filter, RouteOrderAndLevels) {
