@@ -78,17 +78,24 @@ inline std::vector<std::string> default_compress_types() {
   return {"text/*",          "application/json",  "application/*+json", "application/javascript",
           "application/xml", "application/*+xml", "image/svg+xml",      "application/wasm"};
 }
+enum class FollowSymlinks { Inside, Off };
 
 struct Route {
   std::string host;  ///< empty = any host; compared case-insensitively, port ignored
   std::string path = "/";  ///< prefix
-  std::string app;
+  std::string app;         ///< the app that serves the route; "" for a static route
   /// Response compression by the proxy: "br" and/or "gzip", preferred first; empty = off.
   std::vector<std::string> compress;
   uint64_t compress_min_size = 1024;  ///< smaller responses (known length) go out as they are
   std::vector<std::string> compress_types = default_compress_types();
   int gzip_level = 5;    ///< zlib level, 1..9
   int brotli_level = 4;  ///< brotli quality, 0..9
+  // A static route (static_root set instead of app) is answered by the proxy from files.
+  std::string static_root;             ///< folder served (absolute once loaded); "" = an app route
+  std::string index = "index.html";    ///< static: the file a folder path serves; "" = none
+  std::string cache_control;           ///< static: Cache-Control of file responses; "" = none
+  std::string fallback;                ///< static: the app that gets requests no file matches; "" = 404
+  FollowSymlinks follow_symlinks = FollowSymlinks::Inside;  ///< static: symlinks followed only inside the root
 
   bool operator==(const Route&) const = default;
 };

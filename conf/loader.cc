@@ -343,6 +343,13 @@ class Loader {
         continue;
       // A wsgi app is corral-worker hosting `module`: no command.
       if (section == Section::App && spec.name == "command" && target.app->kind == AppKind::Wsgi) continue;
+      // A static route serves files: no app.
+      if (section == Section::Route && spec.name == "app" && !target.route->static_root.empty()) continue;
+      if (section == Section::Route && spec.name == "app") {
+        error(path, table_pos, "missing required key 'app' in " + display,
+              "for example app = \"shop\", or static = \"/srv/site/static\" to serve files");
+        continue;
+      }
       error(path, table_pos, "missing required key '" + std::string(spec.name) + "' in " + display,
             "for example " + std::string(spec.name) + " = " + std::string(spec.example));
     }
@@ -399,6 +406,37 @@ class Loader {
       if (!a.script_filename.empty()) a.script_filename = resolve(a.script_filename);
       for (auto& p : a.python_path) p = resolve(p);
       if (!a.virtualenv.empty()) a.virtualenv = resolve(a.virtualenv);
+    }
+    for (auto& r : c.routes)
+      if (!r.static_root.empty()) r.static_root = resolve(r.static_root);
+  }
+
+  /// A static route: static xor app, a folder that exists, its fallback an app; the static
+  /// keys mean nothing on an app route.
+  void check_static_route(const Route& r, const std::string& path, const std::vector<std::string_view>& app_names,
+                          const Config& c) {
+    if (r.static_root.empty()) {
+      for (const char* key : {"index", "cache_control", "fallback", "follow_symlinks"})
+        if (positions_.count(path + "." + key))
+          error(path + "." + key, position(path + "." + key), std::string(key) + " applies only to a static route",
+                "remove it, or serve files with static = \"DIR\" instead of app");
+      return;
+    }
+    if (positions_.count(path + ".app"))
+      error(path + ".app", position(path + ".app"), "a route has either app or static, not both",
+            "use fallback = \"" + r.app + "\" to send requests no file matches to the app");
+    std::error_code ec;
+    auto st = fs::status(r.static_root, ec);
+    if (ec || !fs::exists(st))
+      error(path + ".static", position(path + ".static"), "static folder " + r.static_root + " does not exist",
+            "create it or fix the path");
+    else if (!fs::is_directory(st))
+      error(path + ".static", position(path + ".static"), "static " + r.static_root + " is not a folder");
+    if (!r.fallback.empty() && !c.find_app(r.fallback)) {
+      std::string hint;
+      if (auto guess = did_you_mean(r.fallback, app_names); !guess.empty()) hint = "did you mean '" + guess + "'?";
+      else hint = "define it as [app." + r.fallback + "]";
+      error(path + ".fallback", position(path + ".fallback"), "no app named '" + r.fallback + "'", hint);
     }
   }
 
@@ -506,6 +544,7 @@ class Loader {
         else hint = "define it as [app." + r.app + "]";
         error(path + ".app", position(path + ".app"), "no app named '" + r.app + "'", hint);
       }
+      check_static_route(r, path, app_names, c);
       auto [it, fresh] = matches.emplace(std::pair(r.host, r.path), i);
       if (!fresh)
         error(path, position(path),
@@ -519,7 +558,7 @@ class Loader {
     for (auto& a : c.apps) {
       if (positions_.count("app." + a.name + ".health_path")) continue;
       for (auto& r : c.routes) {
-        if (r.app != a.name) continue;
+        if (r.app != a.name || !r.static_root.empty()) continue;
         a.health_path = r.path;
         break;
       }

@@ -328,6 +328,39 @@ P route_brotli_level(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P route_static(const Value& v, Target& t) {
+  if (v.text.empty()) return problem("static must not be empty", "the folder to serve, for example \"/srv/site/static\"");
+  t.route->static_root = v.text;  // resolved against the config's folder and checked by the loader
+  return std::nullopt;
+}
+
+P route_index(const Value& v, Target& t) {
+  if (v.text.find('/') != std::string::npos || v.text == "." || v.text == "..")
+    return problem("index '" + v.text + "' must be a file name (no '/')", "for example \"index.html\", or \"\" for none");
+  t.route->index = v.text;
+  return std::nullopt;
+}
+
+P route_cache_control(const Value& v, Target& t) {
+  for (char c : v.text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return problem("cache_control must not contain control characters");
+  t.route->cache_control = v.text;
+  return std::nullopt;
+}
+
+P route_fallback(const Value& v, Target& t) {
+  if (!is_valid_app_name(v.text)) return problem("'" + v.text + "' is not a valid app name");
+  t.route->fallback = v.text;  // existence is checked once every [app.X] is known
+  return std::nullopt;
+}
+
+P route_follow_symlinks(const Value& v, Target& t) {
+  if (v.text == "inside") t.route->follow_symlinks = FollowSymlinks::Inside;
+  else if (v.text == "off") t.route->follow_symlinks = FollowSymlinks::Off;
+  else return one_of("follow_symlinks", v.text, {"inside", "off"});
+  return std::nullopt;
+}
+
 // ---- [app.NAME] --------------------------------------------------------------------------
 
 P app_kind(const Value& v, Target& t) {
@@ -612,7 +645,19 @@ constexpr KeySpec kSchema[] = {
   {S::Route, "path", T::String, "\"/\"", false, "\"/\"",
    "path prefix to match; the first matching route wins", route_path},
   {S::Route, "app", T::String, "", true, "\"shop\"",
-   "the [app.NAME] that serves matching requests", route_app},
+   "the [app.NAME] that serves matching requests (or static instead)", route_app},
+  {S::Route, "static", T::String, "", false, "\"/srv/site/static\"",
+   "serve files from this folder instead of an app (relative = to the config file's folder); the route's path is stripped: with path = \"/static\", /static/a.css is DIR/a.css", route_static},
+  // index and follow_symlinks have defaults, but only on a static route: they are documented
+  // in the text (an app route with them is an error, so the reference shows them commented).
+  {S::Route, "index", T::String, "", false, "\"index.html\"",
+   "static: the file a folder path (/PREFIX/ or /PREFIX/sub/) serves, default \"index.html\"; \"\" = none (404); a folder without its trailing '/' gets a 301 to it", route_index},
+  {S::Route, "cache_control", T::String, "", false, "\"public, max-age=3600\"",
+   "static: Cache-Control sent with every file response; absent = none", route_cache_control},
+  {S::Route, "fallback", T::String, "", false, "\"shop\"",
+   "static: the [app.NAME] that gets requests no file matches (nginx's try_files $uri @app); absent = 404", route_fallback},
+  {S::Route, "follow_symlinks", T::String, "", false, "\"inside\"",
+   "static: \"inside\" (the default) = a symlink is followed only when it stays inside the folder (relative targets); \"off\" = every symlink is 404", route_follow_symlinks},
   {S::Route, "compress", T::StringArray, "[]", false, "[\"br\", \"gzip\"]",
    "compress the app's responses with these encodings, preferred first (\"br\", \"gzip\") when the client accepts one; [] = off", route_compress},
   {S::Route, "compress_min_size", T::Size, "\"1KiB\"", false, "\"1KiB\"",

@@ -159,7 +159,12 @@ std::string to_snapshot(const Config& c) {
                            {"compress_min_size", r.compress_min_size},
                            {"compress_types", r.compress_types},
                            {"gzip_level", r.gzip_level},
-                           {"brotli_level", r.brotli_level}});
+                           {"brotli_level", r.brotli_level},
+                           {"static", r.static_root},
+                           {"index", r.index},
+                           {"cache_control", r.cache_control},
+                           {"fallback", r.fallback},
+                           {"follow_symlinks", r.follow_symlinks == FollowSymlinks::Off ? "off" : "inside"}});
   j["apps"] = json::array();
   for (auto& a : c.apps) {
     json env = json::array();
@@ -288,6 +293,13 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.strings("compress_types", route.compress_types);
       r.integer("gzip_level", route.gzip_level);
       r.integer("brotli_level", route.brotli_level);
+      r.str("static", route.static_root);
+      r.str("index", route.index);
+      r.str("cache_control", route.cache_control);
+      r.str("fallback", route.fallback);
+      std::string follow;
+      r.str("follow_symlinks", follow);
+      route.follow_symlinks = follow == "off" ? FollowSymlinks::Off : FollowSymlinks::Inside;
       c.routes.push_back(std::move(route));
     }
   }

@@ -9,8 +9,9 @@ build_pkgs="g++ make cmake pkg-config libevent-dev libssl-dev libnghttp2-dev lib
 # test: php-cgi and perl run as CGI/FastCGI apps; libfcgi-dev builds the C FastCGI test app;
 # prometheus (promtool and a real server) checks /metrics; chromium renders /status;
 # python3-websockets (echo app and client) and python3-h2 (extended CONNECT) test WebSocket tunnels;
-# brotli and python3-brotli decode what the proxy compresses
-test_pkgs="curl wrk nghttp2-client procps clang-14 libclang-rt-14-dev python3-flask python3-gevent python3-venv php-cgi perl libfcgi-dev openssl python3-hpack
+# brotli and python3-brotli decode what the proxy compresses; brotli and gzip make the precompressed
+# siblings static routes serve; media-types has /etc/mime.types
+test_pkgs="curl wrk nghttp2-client procps brotli gzip media-types clang-14 libclang-rt-14-dev python3-flask python3-gevent python3-venv php-cgi perl libfcgi-dev openssl python3-hpack
  python3-websockets python3-h2
  prometheus chromium fonts-dejavu-core brotli python3-brotli"
 # bench: the proxies corral is compared with, and the tools the bench script drives

@@ -82,8 +82,12 @@ std::string_view clf_time(time_t t) { return cached_utc<kClfFormat>(t); }
 std::string_view iso_time(time_t t) { return cached_utc<kIsoFormat>(t); }
 
 void append_worker(std::string& out, const AccessRecord& r) {
-  if (r.app.empty() || r.slot < 0) {
+  if (r.app.empty()) {
     out.push_back('-');
+    return;
+  }
+  if (r.slot < 0) {  // answered by the proxy itself ("static")
+    out.append(r.app);
     return;
   }
   out.append(r.app);
@@ -149,7 +153,7 @@ void format_json(const AccessRecord& r, std::string& out) {
   out.append(",\"trace_id\":");
   append_json_string(out, r.trace_id);
   out.append(",\"worker\":");
-  if (r.app.empty() || r.slot < 0) {
+  if (r.app.empty()) {
     out.append("null");
   } else {
     out.push_back('"');

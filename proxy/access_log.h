@@ -30,7 +30,7 @@ struct AccessRecord {
   std::string_view user_agent;
   std::string_view request_id;
   std::string_view trace_id;  ///< W3C trace-id (32 hex digits) of the traceparent sent on
-  std::string_view app;  ///< empty: no worker was involved
+  std::string_view app;  ///< empty: no worker was involved; "static" (slot -1): a static file route
   int slot = -1;
   double queue_s = 0;     ///< waiting for a worker
   double upstream_s = 0;  ///< request sent → response complete

@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -371,6 +372,19 @@ ssize_t ClientConnection::write(const char* buf, size_t len) {
       errno = EPIPE;
       return -1;
   }
+}
+
+ssize_t ClientConnection::send_file(int in_fd, off_t& offset, size_t len) {
+  if (closed_ || ssl_) {
+    errno = EBADF;
+    return -1;
+  }
+  ssize_t n;
+  do {
+    n = ::sendfile(fd_.get(), in_fd, &offset, len);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0 && mc_) mc_->bytes_out.add(static_cast<uint64_t>(n));
+  return n;
 }
 
 void ClientConnection::shutdown_write() {

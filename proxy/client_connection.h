@@ -66,6 +66,9 @@ class ClientConnection {
   /// Like send(2): bytes written (maybe fewer), or -1 with errno (EAGAIN: try when writable).
   /// With TLS, a retry after EAGAIN may pass a moved or longer buffer.
   ssize_t write(const char* buf, size_t len);
+  /// Plaintext only: sendfile(2) of `len` bytes of `in_fd` from `offset` (advanced) to the
+  /// socket; like write() otherwise (-1 with EAGAIN: try when writable).
+  ssize_t send_file(int in_fd, off_t& offset, size_t len);
   /// Which events the session wants; the connection maps them to socket interest.
   void want(bool read, bool write);
   /// Half-closes the write side after the last byte (TLS close_notify first).

@@ -88,7 +88,7 @@ int Exchange::route(std::string_view h, std::string_view t, const ListenerRuntim
     return app;
   }
   route_prefix = route_entry_->path;
-  app = route_entry_->app;
+  app = route_entry_->static_site ? kStatic : route_entry_->app;
   return app;
 }
 
@@ -115,6 +115,10 @@ void Exchange::submit(std::string_view body, std::string_view client_ip, bool tl
     t_sent = t_queued;
     local_pending_ = true;
     set_deadline(t_queued, std::chrono::milliseconds(0));
+    return;
+  }
+  if (app == kStatic) {
+    serve_static();  // answers synchronously (like the frontends' own errors) or dispatches
     return;
   }
   dispatch(t_queued);
@@ -228,7 +232,9 @@ void Exchange::on_upstream_connect_failed(int err) noexcept {
 void Exchange::on_upstream_head(const http1::ResponseHead& head) noexcept {
   status = head.status;
   response_started = true;
-  if (route_entry_ && route_entry_->compress &&
+  // A static route's files are never compressed here (precompressed siblings are); its
+  // fallback app's responses are, like any app's.
+  if (app != kStatic && route_entry_ && route_entry_->compress &&
       compress_.start(*route_entry_->compress, upstream_head, method == "HEAD", head, filtered_head_) !=
           compress::ResponseFilter::Decision::Pass) {
     if (compress_.active()) compressed_ = compress_.coding() == compress::Coding::Br ? 1 : 0;
@@ -483,9 +489,11 @@ void Exchange::log(std::string_view client_ip) {
   r.user_agent = user_agent;
   r.request_id = request_id;
   r.trace_id = trace_id();
-  if (runtime && app >= 0 && slot >= 0) {
+  if (runtime && app >= 0 && app < kLocal && slot >= 0) {
     r.app = runtime->apps[static_cast<size_t>(app)].name;
     r.slot = slot;
+  } else if (app == kStatic) {
+    r.app = "static";  // answered from the route's folder, no worker
   }
   auto now = host_.loop().now();
   r.queue_s = secs(t_queued, t_sent);
@@ -518,6 +526,7 @@ void Exchange::reset() {
   request_id = {};
   traceparent.clear();
   trace_from_client = false;
+  static_req.clear();
   upstream_head.clear();
   status = 0;
   response_started = false;

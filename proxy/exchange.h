@@ -23,6 +23,7 @@
 #include "proxy/forwarding_headers.h"
 #include "proxy/runtime.h"
 #include "proxy/session_host.h"
+#include "proxy/static/static_site.h"
 #include "proxy/upstream/upstream_client.h"
 
 namespace corral::proxy {
@@ -53,6 +54,11 @@ class ExchangeSink {
   /// The worker's response is complete; the lease is already released (the worker is free
   /// while the client downloads).
   virtual void on_response_complete() noexcept = 0;
+  /// The body is `length` bytes of `file` from `offset` (a static file; never for HEAD). The
+  /// sink keeps the reference until the bytes are sent and reads them when the client can
+  /// take them (sendfile, pread): the file is never held in memory.
+  virtual void on_response_file(std::shared_ptr<const statics::OpenFile> file, uint64_t offset,
+                                uint64_t length) noexcept = 0;
   /// The pipeline could not produce a (complete) response. `status` is 502, 503 or 504 when
   /// no response head reached the sink yet (answer with it; `retry_after` for 503), and 0
   /// when part of the response is out (abort it: close the HTTP/1.1 connection, reset the
@@ -98,10 +104,17 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   int route(std::string_view host, std::string_view target, const ListenerRuntime* listener = nullptr);
   /// `app` of a request the proxy answers itself (the admin listener).
   static constexpr int kLocal = 1 << 30;
+  /// `app` of a request routed to a static route (answered from files; see proxy/static/).
+  static constexpr int kStatic = kLocal + 1;
   /// The app the request was routed to, or null (no route, or answered by the proxy).
   const AppRuntime* routed_app() const {
-    return app >= 0 && app != kLocal && runtime ? &runtime->apps[static_cast<size_t>(app)] : nullptr;
+    return app >= 0 && app < kLocal && runtime ? &runtime->apps[static_cast<size_t>(app)] : nullptr;
   }
+  /// A static route whose answer needs no worker unless it falls back to an app: the
+  /// frontends capture static_req for it, and build the worker's head only when
+  /// needs_upstream_head().
+  bool is_static() const { return app == kStatic; }
+  bool needs_upstream_head() const { return app != kStatic || (route_entry_ && route_entry_->fallback >= 0); }
   /// Picks the request's traceparent: `client` (the value of its traceparent field) when
   /// the client sent exactly one (`client_fields`) and it is valid, else a new one from this
   /// thread's generator. Sets traceparent, trace_from_client and trace_id(). Both frontends
@@ -153,6 +166,7 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   std::string traceparent;         ///< sent to the worker (set_trace); keeps its capacity
   bool trace_from_client = false;  ///< traceparent is the client's (its tracestate goes along)
   std::string upstream_head;  ///< the re-framed request head sent to the worker
+  statics::StaticRequest static_req;  ///< the fields a static answer depends on (static routes only)
   int status = 0;
   bool response_started = false;  ///< a response head was produced (by the worker or the proxy)
   uint64_t bytes_sent = 0;        ///< response body bytes
@@ -192,6 +206,9 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   void leave_queue(bool timed_out = false);
   /// Answers a kLocal request (the admin listener) from the zero-delay timer.
   void respond_local();
+  /// Answers a kStatic request from its folder (proxy/static/static_exchange.cc), or hands it
+  /// to the route's fallback app.
+  void serve_static();
   /// Adds the finished request to this loop's counters.
   void count();
   /// The route the request matched (null: none).

@@ -54,7 +54,7 @@ const Router::Entry* Router::find(std::string_view host, std::string_view target
   }
   std::string_view h = strip_port(host);
   for (const auto& e : entries_) {
-    if (e.app < 0) continue;
+    if (e.app < 0 && !e.static_site) continue;
     if (!e.host.empty() && !iequals(e.host, h)) continue;
     if (!path_prefix_match(e.path, target)) continue;
     return &e;

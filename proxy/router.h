@@ -14,12 +14,19 @@ namespace compress {
 struct Policy;
 }
 
+namespace statics {
+class StaticSite;
+}
+
 class Router {
  public:
   struct Entry {
     std::string host;  ///< lower-case, no port; empty = any host
     std::string path;  ///< prefix; "/" (or empty) matches every path
     int app = -1;      ///< index into the caller's app table
+    /// A static route: its folder and settings (then `app` is -1); set by make_runtime.
+    std::shared_ptr<const statics::StaticSite> static_site;
+    int fallback = -1;  ///< static: the app for requests no file matches (index), -1 = none
     std::shared_ptr<metrics::RouteMetrics> metrics;  ///< set by make_runtime; may be null
     std::shared_ptr<const compress::Policy> compress;  ///< set by make_runtime; null = off
     /// "HOST/PATH", or "/PATH" without a host: the route's label in metrics.

@@ -5,6 +5,7 @@
 
 #include "common/base/log.h"
 #include "proxy/compress/filter.h"
+#include "proxy/static/static_site.h"
 #include "proxy/tls_context.h"
 
 namespace corral::proxy {
@@ -68,6 +69,17 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
   // One entry per [[route]], in file order.
   for (size_t i = 0; i < config.routes.size() && i < rt->router.entries().size(); ++i)
     rt->router.mutable_entries()[i].compress = compress::make_policy(config.routes[i]);
+  // Static routes: the folder is opened once per snapshot and /etc/mime.types read once.
+  std::shared_ptr<const statics::MimeTypes> mime;
+  auto& entries = rt->router.mutable_entries();
+  for (size_t i = 0; i < config.routes.size() && i < entries.size(); ++i) {
+    const conf::Route& r = config.routes[i];
+    if (r.static_root.empty()) continue;
+    if (!mime) mime = statics::MimeTypes::load();
+    entries[i].static_site = std::make_shared<const statics::StaticSite>(r, mime);
+    for (size_t a = 0; a < rt->apps.size(); ++a)
+      if (!r.fallback.empty() && rt->apps[a].name == r.fallback) entries[i].fallback = static_cast<int>(a);
+  }
   for (const auto& l : config.listeners) {
     auto lr = std::make_shared<ListenerRuntime>();
     lr->address = l.address;
@@ -102,8 +114,9 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
   auto rt = std::const_pointer_cast<Runtime>(base);  // still private to this function's caller
   std::map<std::string, std::shared_ptr<metrics::RouteMetrics>> routes;
   for (auto& e : rt->router.mutable_entries()) {
-    if (e.app < 0) continue;
-    const std::string& app = rt->apps[static_cast<size_t>(e.app)].name;
+    if (e.app < 0 && !e.static_site) continue;
+    // A static route counts as app "static" (its fallback's requests included).
+    const std::string app = e.static_site ? std::string("static") : rt->apps[static_cast<size_t>(e.app)].name;
     std::string key = app + "\n" + e.label();
     auto it = routes.find(key);
     if (it == routes.end()) {

@@ -90,6 +90,11 @@ std::vector<std::string> soft_changes(const conf::App& a, const conf::App& b) {
 std::string route_text(const conf::Route& r) {
   std::string out;
   if (!r.host.empty()) out += "host " + r.host + " ";
+  if (!r.static_root.empty()) {
+    out += "path " + r.path + " -> static " + r.static_root;
+    if (!r.fallback.empty()) out += " (fallback app " + r.fallback + ")";
+    return out;
+  }
   out += "path " + r.path + " -> app " + r.app;
   // Compression is the proxy's (applied with the new snapshot, workers kept).
   if (!r.compress.empty()) {
@@ -119,7 +124,8 @@ std::string compress_change(const conf::Route& a, const conf::Route& b) {
 }
 
 bool same_route_target(const conf::Route& a, const conf::Route& b) {
-  return a.host == b.host && a.path == b.path && a.app == b.app;
+  return a.host == b.host && a.path == b.path && a.app == b.app && a.static_root == b.static_root && a.index == b.index &&
+         a.cache_control == b.cache_control && a.fallback == b.fallback && a.follow_symlinks == b.follow_symlinks;
 }
 
 std::vector<std::string> listener_changes(const conf::Listener& a, const conf::Listener& b) {
@@ -328,7 +334,9 @@ ReloadPlan plan_reload(const conf::Config& running, const conf::Config& next) {
       plan.routes.push_back(pos + " (" + route_text(next.routes[i]) + "): " +
                             compress_change(running.routes[i], next.routes[i]));
     } else if (!(running.routes[i] == next.routes[i])) {
-      plan.routes.push_back(pos + ": " + route_text(running.routes[i]) + " => " + route_text(next.routes[i]));
+      std::string a = route_text(running.routes[i]), b = route_text(next.routes[i]);
+      // Same route, other static settings (index, cache_control, follow_symlinks).
+      plan.routes.push_back(pos + ": " + a + (a == b ? " (static settings changed)" : " => " + b));
     }
   }
   return plan;

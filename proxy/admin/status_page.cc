@@ -7,6 +7,7 @@
 
 #include "proxy/admin/admin.h"
 #include "proxy/admin/status_page_html.h"  // generated from status_page.html: kStatusPageHtml
+#include "proxy/static/static_site.h"
 
 namespace corral::proxy {
 namespace {
@@ -122,8 +123,14 @@ std::string status_json(const StatusInputs& in, const Runtime& rt, int64_t since
   json routes = json::array();
   for (const auto& e : rt.router.entries()) {
     const bool known = e.app >= 0 && static_cast<size_t>(e.app) < rt.apps.size();
-    routes.push_back({{"host", e.host}, {"path", e.path.empty() ? "/" : e.path},
-                      {"app", known ? rt.apps[static_cast<size_t>(e.app)].name : std::string()}});
+    json r = {{"host", e.host}, {"path", e.path.empty() ? "/" : e.path},
+              {"app", known ? rt.apps[static_cast<size_t>(e.app)].name : std::string()}};
+    if (e.static_site) {  // a static route: its folder, and the app of what no file matches
+      r["static"] = e.static_site->root();
+      if (e.fallback >= 0 && static_cast<size_t>(e.fallback) < rt.apps.size())
+        r["app"] = rt.apps[static_cast<size_t>(e.fallback)].name;
+    }
+    routes.push_back(std::move(r));
   }
   json apps = json::array();
   json series = json::object();

@@ -82,6 +82,9 @@ void Http1Session::attach(ClientConnection& conn) {
   in_.clear();
   out_.clear();
   out_pos_ = 0;
+  file_.reset();
+  file_left_ = 0;
+  tls_retry_ = 0;
   parser_.reset();
   ex_.reset();
 }
@@ -94,6 +97,9 @@ void Http1Session::detach() {
   in_.release_if_empty();
   out_.clear();
   out_pos_ = 0;
+  file_.reset();
+  file_left_ = 0;
+  tls_retry_ = 0;
   if (out_.capacity() > 4096) std::string().swap(out_);
   body_.shrink();
   ex_.release_idle_memory();
@@ -253,20 +259,24 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
     respond_error(404, ex_.had_body);
     return;
   }
-  Forwarding fwd;
-  fwd.client_ip = conn_->client_ip();
-  fwd.proto = conn_->tls() ? "https" : "http";
-  fwd.host = head.host;
-  fwd.request_id = ex_.request_id;
-  fwd.traceparent = ex_.traceparent;
-  fwd.keep_tracestate = ex_.trace_from_client;
-  fwd.server_port = conn_->server_port();
-  fwd.client_port = conn_->client_port();
-  // corral-worker maps the prefix onto SCRIPT_NAME; HTTP apps never asked for it.
-  if (const AppRuntime* a = ex_.routed_app(); a && a->kind == conf::AppKind::Cgi) fwd.prefix = ex_.route_prefix;
-  if (const AppRuntime* a = ex_.routed_app()) fwd.upgrade = forwarded_upgrade(head, a->kind);
-  ex_.upgrade = !fwd.upgrade.empty();
-  append_request_head(head, fwd, ex_.upstream_head);
+  if (ex_.is_static())
+    for (const auto& h : head.headers) ex_.static_req.capture(h.name, h.value);
+  if (ex_.needs_upstream_head()) {
+    Forwarding fwd;
+    fwd.client_ip = conn_->client_ip();
+    fwd.proto = conn_->tls() ? "https" : "http";
+    fwd.host = head.host;
+    fwd.request_id = ex_.request_id;
+    fwd.traceparent = ex_.traceparent;
+    fwd.keep_tracestate = ex_.trace_from_client;
+    fwd.server_port = conn_->server_port();
+    fwd.client_port = conn_->client_port();
+    // corral-worker maps the prefix onto SCRIPT_NAME; HTTP apps never asked for it.
+    if (const AppRuntime* a = ex_.routed_app(); a && a->kind == conf::AppKind::Cgi) fwd.prefix = ex_.route_prefix;
+    if (const AppRuntime* a = ex_.routed_app()) fwd.upgrade = forwarded_upgrade(head, a->kind);
+    ex_.upgrade = !fwd.upgrade.empty();
+    append_request_head(head, fwd, ex_.upstream_head);
+  }
   bool expect_continue = head.expect_continue;
   in_.consume(head_size);  // head views are dead from here on
   parser_.reset();
@@ -327,7 +337,7 @@ bool Http1Session::read_body() {
 }
 
 void Http1Session::body_complete() {
-  finish_request_head(ex_.upstream_head, body_.size(), ex_.had_body);
+  if (ex_.needs_upstream_head()) finish_request_head(ex_.upstream_head, body_.size(), ex_.had_body);
   client_timer_.cancel();
   ex_.submit(body_.data(), conn_->client_ip(), conn_->tls());
 }
@@ -363,6 +373,15 @@ void Http1Session::on_response_complete() noexcept {
   response_done();
 }
 
+void Http1Session::on_response_file(std::shared_ptr<const statics::OpenFile> file, uint64_t offset,
+                                    uint64_t length) noexcept {
+  if (framing_ != ClientFraming::ContentLength) return;
+  file_ = std::move(file);
+  file_off_ = offset;
+  file_left_ = length;
+  tls_retry_ = 0;
+}
+
 void Http1Session::on_exchange_failed(int status, bool retry_after) noexcept {
   if (status != 0) {
     respond_error(status, false, retry_after);
@@ -387,7 +406,7 @@ void Http1Session::on_client_timer() {
     case ExchangeState::Closing:
     case ExchangeState::Upstream:
       // The client stopped reading the response.
-      if (out_pos_ < out_.size()) close();
+      if (out_pos_ < out_.size() || file_left_ > 0) close();
       return;
     case ExchangeState::Queued:
     case ExchangeState::Tunnel:  // the tunnel has its own idle timeout
@@ -466,12 +485,13 @@ void Http1Session::flush() {
   if (out_pos_ == out_.size()) {
     out_.clear();
     out_pos_ = 0;
+    if (file_left_ > 0 && !send_file()) return;
   } else if (out_pos_ > kResponseBufferLimit / 2) {
     // Keep the buffer from creeping: drop what is sent.
     out_.erase(0, out_pos_);
     out_pos_ = 0;
   }
-  size_t pending = out_.size() - out_pos_;
+  size_t pending = out_.size() - out_pos_ + static_cast<size_t>(file_left_ > 0);
   if (ex_.state == ExchangeState::Tunnel) {
     if (ex_.upstream_paused() && pending < kTunnelBufferLimit / 2) {
       ex_.resume_upstream();
@@ -574,7 +594,7 @@ void Http1Session::update_read_interest() {
   bool reading_request = ex_.state == ExchangeState::Idle || ex_.state == ExchangeState::ReadingHead ||
                          ex_.state == ExchangeState::ReadingBody;
   bool want_read = !client_eof_ && (reading_request || in_.size() < kMaxReadAhead);
-  conn_->want(want_read, out_pos_ < out_.size());
+  conn_->want(want_read, out_pos_ < out_.size() || file_left_ > 0);
 }
 
 void Http1Session::close() {
@@ -587,6 +607,8 @@ void Http1Session::close() {
     ex_.log(conn_->client_ip());
   }
   ex_.cancel();
+  file_.reset();
+  file_left_ = 0;
   conn_->close();
 }
 

@@ -54,6 +54,8 @@ class Http1Session final : public FrontendSession, public ExchangeSink {
   void on_response_body(std::string_view data) noexcept override;
   void on_response_flush() noexcept override;
   void on_response_complete() noexcept override;
+  void on_response_file(std::shared_ptr<const statics::OpenFile> file, uint64_t offset,
+                        uint64_t length) noexcept override;
   void on_exchange_failed(int status, bool retry_after) noexcept override;
   void on_upgrade(const http1::ResponseHead& head) noexcept override;
   void on_tunnel_data(std::string_view data) noexcept override;
@@ -74,6 +76,8 @@ class Http1Session final : public FrontendSession, public ExchangeSink {
   void respond_redirect(const http1::RequestHead& head);
   void response_done();
   void flush();
+  /// Sends file_ once out_ is empty (http1_send_file.cc); false: the connection closed.
+  bool send_file();
   void after_flush();
   void next_request();
   void close();
@@ -90,6 +94,11 @@ class Http1Session final : public FrontendSession, public ExchangeSink {
   IoBuffer in_;
   std::string out_;
   size_t out_pos_ = 0;
+  // A static file body, sent after out_: sendfile(2) on plaintext, pread + TLS write
+  // (tls_retry_: the length of a TLS write to repeat after EAGAIN, 0 = none).
+  std::shared_ptr<const statics::OpenFile> file_;
+  uint64_t file_off_ = 0, file_left_ = 0;
+  size_t tls_retry_ = 0;
   http1::RequestParser parser_;
   http1::Limits parser_limits_;
   http1::RequestHead head_;

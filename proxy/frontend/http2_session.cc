@@ -1,6 +1,7 @@
 #include "proxy/frontend/http2_session.h"
 
 #include <nghttp2/nghttp2.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -98,6 +99,8 @@ struct Http2Session::Stream final : ExchangeSink {
     else resp.clear();
     resp_pos = 0;
     submitted = resp_complete = deferred = false;
+    file.reset();
+    file_off = file_left = 0;
   }
   static constexpr size_t kRespKeepCapacity = 16 * 1024;
   static constexpr size_t kFieldsKeepCapacity = 8 * 1024;
@@ -141,6 +144,9 @@ struct Http2Session::Stream final : ExchangeSink {
   size_t resp_pos = 0;
   bool submitted = false, resp_complete = false, deferred = false;
   Clock::time_point send_progress{};
+  // A static file body: read into nghttp2's DATA frames as flow control allows.
+  std::shared_ptr<const statics::OpenFile> file;
+  uint64_t file_off = 0, file_left = 0;
 
   void on_response_head(const http1::ResponseHead& head) noexcept override { session.stream_head(*this, head); }
   void on_response_body(std::string_view data) noexcept override {
@@ -150,6 +156,13 @@ struct Http2Session::Stream final : ExchangeSink {
   }
   void on_response_flush() noexcept override { session.stream_data(*this); }
   void on_response_complete() noexcept override { session.stream_complete(*this); }
+  void on_response_file(std::shared_ptr<const statics::OpenFile> f, uint64_t offset,
+                        uint64_t length) noexcept override {
+    file = std::move(f);
+    file_off = offset;
+    file_left = length;
+    session.stream_data(*this);
+  }
   void on_exchange_failed(int status, bool retry_after) noexcept override {
     session.stream_failed(*this, status, retry_after);
   }
@@ -828,6 +841,13 @@ void Http2Session::request_complete(Stream& s) {
     respond_error(s, 404);
     return;
   }
+  if (ex.is_static()) {
+    for (const auto& f : s.fields) ex.static_req.capture(s.field_name(f), s.field_value(f));
+    if (!ex.needs_upstream_head()) {
+      ex.submit({}, conn_.client_ip(), conn_.tls());  // answered from the route's folder
+      return;
+    }
+  }
   // The HTTP/1.1 head for the worker: the same re-framing as for an HTTP/1.1 client.
   http1::RequestHead& head = req_head_;  // reused: its field vector keeps its capacity
   head.method = s.method;
@@ -996,6 +1016,24 @@ void Http2Session::respond_error(Stream& s, int status, bool retry_after) {
 long Http2Session::read_response(int32_t id, uint8_t* buf, size_t len, uint32_t* flags) {
   Stream* s = find(id);
   if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  if (s->file) {
+    // A static file: read straight into the DATA frame nghttp2 is building (it asks only
+    // for what flow control and the connection's output high-water mark allow).
+    size_t n = static_cast<size_t>(std::min<uint64_t>(len, s->file_left));
+    ssize_t r;
+    do {
+      r = ::pread(s->file->fd.get(), buf, n, static_cast<off_t>(s->file_off));
+    } while (r < 0 && errno == EINTR);
+    if (r <= 0 && n > 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the file shrank: reset the stream
+    s->file_off += static_cast<uint64_t>(r);
+    s->file_left -= static_cast<uint64_t>(r);
+    s->send_progress = flush_now_;
+    if (s->file_left == 0) {
+      s->file.reset();
+      if (s->resp_complete) *flags |= NGHTTP2_DATA_FLAG_EOF;  // else the next call ends it
+    }
+    return r;
+  }
   size_t avail = s->resp.size() - s->resp_pos;
   size_t n = std::min(avail, len);
   if (n) {

@@ -486,3 +486,11 @@ if [ "${COMPRESS_BENCH:-1}" = 1 ]; then
   trap - EXIT
   "$here/compress.sh" "$build"
 fi
+
+# The static-file run (a 1 KiB and a 1 MiB file served by corral-proxy itself against nginx's
+# sendfile, tests/bench/static.sh). STATIC_BENCH=0 skips it.
+if [ "${STATIC_BENCH:-1}" = 1 ]; then
+  cleanup
+  trap - EXIT
+  "$here/static.sh" "$build"
+fi

@@ -76,7 +76,12 @@ ConfigBuilder& ConfigBuilder::route_set(const std::string& key, const std::strin
 }
 
 ConfigBuilder& ConfigBuilder::route(const std::string& app, const std::string& path, const std::string& host) {
-  routes_.push_back({app, path, host, {}});
+  routes_.push_back({app, path, host, {}, ""});
+  return *this;
+}
+
+ConfigBuilder& ConfigBuilder::route_toml(const std::string& keys) {
+  routes_.push_back({"", "", "", {}, keys});
   return *this;
 }
 
@@ -112,9 +117,14 @@ std::string ConfigBuilder::render() const {
   for (auto& [k, v] : proxy_) t += k + " = " + v + "\n";
   for (auto& l : listeners_) t += "\n[[listener]]\naddress = " + quote(l) + "\n";
   std::vector<Route> routes = routes_;
-  if (routes.empty() && !apps_.empty()) routes.push_back({apps_.front().name, "/", "", {}});
+  if (routes.empty() && !apps_.empty()) routes.push_back({apps_.front().name, "/", "", {}, ""});
   for (auto& r : routes) {
     t += "\n[[route]]\n";
+    if (!r.raw.empty()) {
+      t += r.raw;
+      if (r.raw.back() != '\n') t += "\n";
+      continue;
+    }
     if (!r.host.empty()) t += "host = " + quote(r.host) + "\n";
     if (!r.path.empty()) t += "path = " + quote(r.path) + "\n";
     t += "app = " + quote(r.app) + "\n";

@@ -424,3 +424,58 @@ concurrency = 8
 
 }  // namespace
 }  // namespace corral::conf
+
+namespace corral::conf {
+namespace {
+
+TEST(Loader, StaticRoutes) {
+  auto dir = std::filesystem::temp_directory_path() / ("conf_static_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "site");
+  std::string path = (dir / "c.toml").string();
+  {
+    std::ofstream out(path);
+    out << "[[listener]]\naddress = \"127.0.0.1:0\"\n"
+           "[[route]]\npath = \"/static\"\nstatic = \"site\"\ncache_control = \"max-age=60\"\nindex = \"\"\n"
+           "follow_symlinks = \"off\"\n"
+           "[[route]]\nstatic = \"site\"\nfallback = \"x\"\n"
+           "[app.x]\ncommand = [\"/bin/x\"]\n";
+  }
+  auto c = load_file(path);
+  ASSERT_TRUE(c.has_value()) << c.error().to_string();
+  ASSERT_EQ(c->routes.size(), 2u);
+  EXPECT_EQ(c->routes[0].static_root, (dir / "site").string());
+  EXPECT_EQ(c->routes[0].app, "");
+  EXPECT_EQ(c->routes[0].index, "");
+  EXPECT_EQ(c->routes[0].cache_control, "max-age=60");
+  EXPECT_EQ(c->routes[0].follow_symlinks, FollowSymlinks::Off);
+  EXPECT_EQ(c->routes[1].index, "index.html");
+  EXPECT_EQ(c->routes[1].fallback, "x");
+  EXPECT_EQ(c->routes[1].follow_symlinks, FollowSymlinks::Inside);
+  // The fallback app's readiness probe is not taken from a static route's path.
+  EXPECT_EQ(c->apps[0].health_path, "/");
+
+  {
+    std::ofstream out(path);
+    out << "[[listener]]\naddress = \"127.0.0.1:0\"\n"
+           "[[route]]\nstatic = \"missing\"\n"
+           "[[route]]\npath = \"/a\"\nstatic = \"c.toml\"\napp = \"x\"\nindex = \"a/b\"\n"
+           "[[route]]\npath = \"/b\"\napp = \"x\"\ncache_control = \"x\"\n"
+           "[[route]]\npath = \"/c\"\n"
+           "[app.x]\ncommand = [\"/bin/x\"]\n";
+  }
+  auto bad = load_file(path);
+  std::filesystem::remove_all(dir);
+  ASSERT_FALSE(bad.has_value());
+  std::string e = bad.error().to_string();
+  EXPECT_NE(e.find(":4:1: route[0].static: static folder " + (dir / "missing").string() + " does not exist"),
+            std::string::npos) << e;
+  EXPECT_NE(e.find("route[1].static: static " + (dir / "c.toml").string() + " is not a folder"), std::string::npos) << e;
+  EXPECT_NE(e.find("route[1].app: a route has either app or static, not both"), std::string::npos) << e;
+  EXPECT_NE(e.find("route[1].index: index 'a/b' must be a file name"), std::string::npos) << e;
+  EXPECT_NE(e.find("route[2].cache_control: cache_control applies only to a static route"), std::string::npos) << e;
+  EXPECT_NE(e.find("route[3]: missing required key 'app' in [[route]]; for example app = \"shop\", or static = "),
+            std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace corral::conf

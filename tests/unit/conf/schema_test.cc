@@ -28,8 +28,13 @@ TEST(Schema, RowsAreCompleteAndUnique) {
 
 TEST(Schema, KeyNamesPerSection) {
   auto names = key_names(Section::Route);
-  EXPECT_EQ(names, (std::vector<std::string_view>{"host", "path", "app", "compress", "compress_min_size", "compress_types",
+  EXPECT_EQ(names, (std::vector<std::string_view>{"host", "path", "app", "static", "index", "cache_control", "fallback",
+                                                  "follow_symlinks", "compress", "compress_min_size", "compress_types",
                                                   "gzip_level", "brotli_level"}));
+}
+
+bool static_key(std::string_view name) {
+  return name == "index" || name == "cache_control" || name == "fallback" || name == "follow_symlinks";
 }
 
 // The documented default of every key, written into a config, must give the struct default:
@@ -43,7 +48,10 @@ TEST(Schema, DocumentedDefaultsMatchStructDefaults) {
       case Section::Supervisor: text = "[supervisor]\n" + line; break;
       case Section::Proxy: text = "[proxy]\n" + line; break;
       case Section::Listener: text = "[[listener]]\naddress = \"127.0.0.1:1\"\n" + line; break;
-      case Section::Route: text = "[[route]]\napp = \"a\"\n" + line; break;
+      case Section::Route:
+        // The static keys belong to a static route (static = "/": a folder that exists).
+        text = std::string("[[route]]\n") + (static_key(k.name) ? "static = \"/\"\n" : "app = \"a\"\n") + line;
+        break;
       case Section::App: text = "[app.a]\ncommand = [\"/x\"]\n" + line; break;
     }
     if (k.section != Section::Listener) text += "[[listener]]\naddress = \"127.0.0.1:1\"\n";
@@ -54,7 +62,13 @@ TEST(Schema, DocumentedDefaultsMatchStructDefaults) {
       case Section::Supervisor: EXPECT_EQ(c->supervisor, SupervisorSettings{}) << k.name; break;
       case Section::Proxy: EXPECT_EQ(c->proxy, ProxySettings{}) << k.name; break;
       case Section::Listener: break;
-      case Section::Route: EXPECT_EQ(c->routes.at(0), (Route{"", "/", "a"})) << k.name; break;
+      case Section::Route: {
+        Route expected;
+        if (static_key(k.name)) expected.static_root = "/";
+        else expected.app = "a";
+        EXPECT_EQ(c->routes.at(0), expected) << k.name;
+        break;
+      }
       case Section::App: {
         App expected;
         expected.name = "a";

@@ -50,6 +50,14 @@ Config full_config() {
   c.routes.back().compress_types = {"application/json"};
   c.routes.back().gzip_level = 9;
   c.routes.back().brotli_level = 0;
+  Route files;
+  files.path = "/static";
+  files.static_root = "/srv/site/static";
+  files.index = "";
+  files.cache_control = "public, max-age=60";
+  files.fallback = "web";
+  files.follow_symlinks = FollowSymlinks::Off;
+  c.routes.push_back(files);
   App api;
   api.name = "api";
   api.command = {"/opt/api", "--unix", "{socket}", "quote \" and ünïcode"};
