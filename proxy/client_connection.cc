@@ -338,7 +338,7 @@ ssize_t ClientConnection::read(char* buf, size_t len) {
   }
 }
 
-ssize_t ClientConnection::write(const char* buf, size_t len) {
+ssize_t ClientConnection::write(const char* buf, size_t len, bool more) {
   if (closed_) {
     errno = EBADF;
     return -1;
@@ -346,7 +346,7 @@ ssize_t ClientConnection::write(const char* buf, size_t len) {
   if (!ssl_) {
     ssize_t n;
     do {
-      n = ::send(fd_.get(), buf, len, MSG_NOSIGNAL);
+      n = ::send(fd_.get(), buf, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
     } while (n < 0 && errno == EINTR);
     if (n > 0 && mc_) mc_->bytes_out.add(static_cast<uint64_t>(n));
     return n;

@@ -64,8 +64,9 @@ class ClientConnection {
   /// Like recv(2): >0 bytes, 0 end of stream, -1 with errno (EAGAIN: nothing now).
   ssize_t read(char* buf, size_t len);
   /// Like send(2): bytes written (maybe fewer), or -1 with errno (EAGAIN: try when writable).
-  /// With TLS, a retry after EAGAIN may pass a moved or longer buffer.
-  ssize_t write(const char* buf, size_t len);
+  /// With TLS, a retry after EAGAIN may pass a moved or longer buffer. `more` (plaintext):
+  /// more data follows at once (MSG_MORE: a response head waits for its sendfile'd body).
+  ssize_t write(const char* buf, size_t len, bool more = false);
   /// Plaintext only: sendfile(2) of `len` bytes of `in_fd` from `offset` (advanced) to the
   /// socket; like write() otherwise (-1 with EAGAIN: try when writable).
   ssize_t send_file(int in_fd, off_t& offset, size_t len);

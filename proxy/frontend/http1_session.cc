@@ -1,5 +1,7 @@
 #include "proxy/frontend/http1_session.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -16,6 +18,8 @@ constexpr size_t kMaxReadAhead = 64 * 1024;
 constexpr size_t kReadSize = 16 * 1024;
 // The first read of a request: most heads fit; a read that fills it switches to kReadSize.
 constexpr size_t kFirstReadSize = 2 * 1024;
+// A static file up to this size is read into the response buffer under TLS (one record).
+constexpr uint64_t kTlsInlineFile = 16 * 1024;
 // Lingering close (nginx's lingering_timeout / lingering_time): after answering a request
 // whose body was not read, keep reading and discarding for at most this long between reads
 // and this long in all before closing.
@@ -376,6 +380,19 @@ void Http1Session::on_response_complete() noexcept {
 void Http1Session::on_response_file(std::shared_ptr<const statics::OpenFile> file, uint64_t offset,
                                     uint64_t length) noexcept {
   if (framing_ != ClientFraming::ContentLength) return;
+  if (conn_->tls() && length <= kTlsInlineFile) {
+    // A small file under TLS goes into the head's buffer: one TLS record, one write.
+    size_t at = out_.size();
+    out_.resize(at + length);
+    ssize_t r;
+    do {
+      r = ::pread(file->fd.get(), out_.data() + at, length, static_cast<off_t>(offset));
+    } while (r < 0 && errno == EINTR);
+    if (r == static_cast<ssize_t>(length)) return;
+    out_.resize(at);  // shrank or failed: the connection is closed after the head
+    keep_alive_ = false;
+    return;
+  }
   file_ = std::move(file);
   file_off_ = offset;
   file_left_ = length;
@@ -474,7 +491,7 @@ void Http1Session::response_done() {
 void Http1Session::flush() {
   if (closed_ || lingering_) return;
   while (out_pos_ < out_.size()) {
-    ssize_t n = conn_->write(out_.data() + out_pos_, out_.size() - out_pos_);
+    ssize_t n = conn_->write(out_.data() + out_pos_, out_.size() - out_pos_, file_left_ > 0);
     if (n < 0) {
       if (errno == EAGAIN) break;
       close();
