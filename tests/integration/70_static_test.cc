@@ -91,7 +91,9 @@ class StaticTest : public IntegrationTest {
     config_.route_toml("path = \"/static\"\nstatic = \"site\"\ncache_control = \"public, max-age=60\"\n");
     config_.route_toml("path = \"/nolinks\"\nstatic = \"site\"\nfollow_symlinks = \"off\"\nindex = \"\"\n");
     config_.route("cgi", "/cgi-bin");
-    config_.route_toml("path = \"/\"\nstatic = \"site\"\nfallback = \"demo\"\n");
+    // compress on a static route applies to its fallback app's answers, never to the files.
+    config_.route_toml("path = \"/\"\nstatic = \"site\"\nfallback = \"demo\"\ncompress = [\"gzip\"]\n"
+                       "compress_min_size = 0\n");
     config_.raw("\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"t.pem\", key = \"t.key\" }\n");
     ProcessResult r = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                                    "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
@@ -488,6 +490,20 @@ TEST_F(StaticTest, FallbackSendsWhatIsNotAFileToTheApp) {
     nlohmann::json echo = parse_echo(r.body);
     ASSERT_TRUE(echo.is_object()) << r.body;
     EXPECT_FALSE(echo_headers(echo, "x-request-id").empty());
+  }
+  // The route compresses: the app's answer is gzipped by the proxy, a file is sent as it is
+  // (or as its precompressed sibling), never compressed twice.
+  HttpResponse app_gz = get("/echo", {"-H", "Accept-Encoding: gzip"});
+  EXPECT_EQ(app_gz.header("content-encoding"), "gzip");
+  for (auto& [proto, r] : all_protocols("/a.css", {"-H", "Accept-Encoding: gzip"})) {
+    SCOPED_TRACE(proto);
+    EXPECT_EQ(r.header("content-encoding"), "gzip");
+    EXPECT_TRUE(r.body == read_file(site_ + "/a.css.gz"));
+  }
+  for (auto& [proto, r] : all_protocols("/plain.txt", {"-H", "Accept-Encoding: gzip"})) {
+    SCOPED_TRACE(proto);
+    EXPECT_FALSE(has_header(r.headers, "content-encoding"));
+    EXPECT_EQ(r.body, "plain text, no siblings\n");
   }
   // A POST to a path with no file goes to the app with its body; to a file it is 405.
   HttpResponse post = get("/echo", {"--data", "hello=1"});
