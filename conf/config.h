@@ -41,6 +41,10 @@ struct ProxySettings {
   uint32_t h2_max_concurrent_streams = 100;  ///< HTTP/2 streams open at once per connection
   uint32_t h2_reset_rate = 100;      ///< HTTP/2 stream resets per second (either side), burst 10×; more → GOAWAY
   uint32_t h2_flood_rate = 1000;     ///< HTTP/2 control/empty frames per second, burst 10×; more → GOAWAY
+  uint64_t client_body_buffer_size = 64 << 10;  ///< a request body above this goes to a temp file
+  /// Folder for request-body temp files (absolute once loaded); "" = runtime_dir + "/body"
+  /// (see body_temp_dir()). Created by the supervisor, writable by the proxy.
+  std::string temp_dir;
 
   bool operator==(const ProxySettings&) const = default;
 };
@@ -136,6 +140,7 @@ struct App {
   std::string group;                  ///< and group (default: the user's primary group)
   std::vector<std::pair<std::string, std::string>> rlimits;  ///< "nofile"/"nproc"/"as" → limit, sorted
   int umask = -1;                     ///< -1 = inherit
+  bool request_buffering = true;      ///< false: the body is streamed to the worker as it arrives
 
   bool operator==(const App&) const = default;
 };
@@ -149,6 +154,9 @@ struct Config {
   std::vector<App> apps;      ///< sorted by name
 
   bool operator==(const Config&) const = default;
+
+  /// Where request bodies spill: [proxy] temp_dir, else runtime_dir/body.
+  std::string body_temp_dir() const { return proxy.temp_dir.empty() ? supervisor.runtime_dir + "/body" : proxy.temp_dir; }
 
   /// The app called `name`, or nullptr. The pointer lives as long as this Config.
   const App* find_app(std::string_view name) const {

@@ -392,6 +392,10 @@ class Loader {
             "use a shorter path, e.g. \"/run/corral\"");
     if (c.proxy.access_log != "-" && c.proxy.access_log != "off") c.proxy.access_log = resolve(c.proxy.access_log);
     if (c.proxy.admin.find('/') != std::string::npos) c.proxy.admin = resolve(c.proxy.admin);
+    if (!c.proxy.temp_dir.empty()) {
+      c.proxy.temp_dir = resolve(c.proxy.temp_dir);
+      while (c.proxy.temp_dir.size() > 1 && c.proxy.temp_dir.back() == '/') c.proxy.temp_dir.pop_back();
+    }
     for (auto& l : c.listeners) {
       for (auto& cert : l.tls) {
         cert.cert = resolve(cert.cert);

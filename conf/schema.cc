@@ -111,6 +111,20 @@ P proxy_max_body_size(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P proxy_client_body_buffer_size(const Value& v, Target& t) {
+  if (v.size < 1024) return problem("client_body_buffer_size must be at least 1KiB");
+  if (v.size > (1u << 30)) return problem("client_body_buffer_size must be at most 1GiB",
+                                          "larger bodies go to a temp file in temp_dir; memory is not faster for them");
+  t.proxy->client_body_buffer_size = v.size;
+  return std::nullopt;
+}
+
+P proxy_temp_dir(const Value& v, Target& t) {
+  if (v.text.empty()) return problem("temp_dir must not be empty", "leave it out for runtime_dir/body");
+  t.proxy->temp_dir = v.text;  // resolved against the config's folder by the loader
+  return std::nullopt;
+}
+
 P proxy_max_header_size(const Value& v, Target& t) {
   if (v.size < 1024) return problem("max_header_size must be at least 1KiB");
   if (v.size > (64u << 20)) return problem("max_header_size must be at most 64MiB");
@@ -486,6 +500,11 @@ P app_virtualenv(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P app_request_buffering(const Value& v, Target& t) {
+  t.app->request_buffering = v.boolean;
+  return std::nullopt;
+}
+
 P app_worker_class(const Value& v, Target& t) {
   if (v.text == "sync" || v.text == "gthread" || v.text == "gevent") {
     t.app->worker_class = v.text;
@@ -610,6 +629,10 @@ constexpr KeySpec kSchema[] = {
    "\"combined\" (Apache/nginx style) or \"json\" (one object per line)", proxy_access_log_format},
   {S::Proxy, "max_body_size", T::Size, "\"16MiB\"", false, "\"16MiB\"",
    "largest request body; larger → 413", proxy_max_body_size},
+  {S::Proxy, "client_body_buffer_size", T::Size, "\"64KiB\"", false, "\"64KiB\"",
+   "request bodies above this go to an unlinked temp file in temp_dir instead of memory (1KiB to 1GiB)", proxy_client_body_buffer_size},
+  {S::Proxy, "temp_dir", T::String, "", false, "\"/var/lib/corral/body\"",
+   "folder for request-body temp files (relative = to the config file's folder); absent = runtime_dir/body; created by the supervisor, writable only by the proxy's user; best on a disk, not tmpfs", proxy_temp_dir},
   {S::Proxy, "max_header_size", T::Size, "\"16KiB\"", false, "\"16KiB\"",
    "largest request line plus headers; larger → 431", proxy_max_header_size},
   {S::Proxy, "max_header_count", T::Integer, "100", false, "100",
@@ -703,6 +726,8 @@ constexpr KeySpec kSchema[] = {
    "wsgi: virtualenv whose site-packages the app uses (relative = to the config file's folder)", app_virtualenv},
   {S::App, "worker_class", T::String, "", false, "\"gthread\"",
    "wsgi: \"sync\" (one request at a time), \"gthread\" (concurrency threads) or \"gevent\" (concurrency greenlets); default sync when concurrency = 1, else gthread", app_worker_class},
+  {S::App, "request_buffering", T::Boolean, "true", false, "false",
+   "false: the request body is streamed to a worker as it arrives (the worker is held for the whole upload) instead of buffered first", app_request_buffering},
   {S::App, "cwd", T::String, "", false, "\"/opt/shop\"",
    "working folder of the workers (relative = to the config file's folder); default: the config file's folder", app_cwd},
   {S::App, "env", T::StringTable, "{}", false, "{ SHOP_ENV = \"production\" }",

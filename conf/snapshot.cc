@@ -134,6 +134,8 @@ std::string to_snapshot(const Config& c) {
       {"h2_max_concurrent_streams", p.h2_max_concurrent_streams},
       {"h2_reset_rate", p.h2_reset_rate},
       {"h2_flood_rate", p.h2_flood_rate},
+      {"client_body_buffer_size", p.client_body_buffer_size},
+      {"temp_dir", p.temp_dir},
   };
   j["listeners"] = json::array();
   for (auto& l : c.listeners) {
@@ -183,6 +185,7 @@ std::string to_snapshot(const Config& c) {
         {"queue_timeout_ms", a.queue_timeout.count()},
         {"max_tunnels", a.max_tunnels},
         {"tunnel_idle_timeout_ms", a.tunnel_idle_timeout.count()},
+        {"request_buffering", a.request_buffering},
         {"cwd", a.cwd},
         {"root", a.root},
         {"script_filename", a.script_filename},
@@ -250,6 +253,8 @@ Result<Config> from_snapshot(std::string_view bytes) {
     r.integer("h2_max_concurrent_streams", o.h2_max_concurrent_streams);
     r.integer("h2_reset_rate", o.h2_reset_rate);
     r.integer("h2_flood_rate", o.h2_flood_rate);
+    r.integer("client_body_buffer_size", o.client_body_buffer_size);
+    r.str("temp_dir", o.temp_dir);
   }
   if (auto* ls = top.array("listeners")) {
     for (auto& item : *ls) {
@@ -332,6 +337,7 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.millis("queue_timeout_ms", a.queue_timeout);
       r.integer("max_tunnels", a.max_tunnels);
       r.millis("tunnel_idle_timeout_ms", a.tunnel_idle_timeout);
+      r.boolean("request_buffering", a.request_buffering);
       r.str("cwd", a.cwd);
       r.str("root", a.root);
       r.str("script_filename", a.script_filename);

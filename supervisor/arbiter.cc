@@ -121,6 +121,23 @@ Arbiter::~Arbiter() {
   for (auto& p : retired_pools_) p->stop(SIGKILL, milliseconds{0});
 }
 
+Result<void> Arbiter::prepare_temp_dir(const std::string& dir) {
+  // Request bodies above client_body_buffer_size are written here by the proxy: a folder
+  // only the proxy's user can enter (upload contents are private).
+  if (auto r = make_dirs(dir, 0700); !r)
+    return fail(Errc::Config, "proxy.temp_dir: " + r.error().message());
+  if (proxy_uid_ != static_cast<uid_t>(-1)) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) == 0 && st.st_uid == 0 &&
+        (::chown(dir.c_str(), proxy_uid_, socket_gid_) != 0 || ::chmod(dir.c_str(), 0700) != 0))
+      return fail(sys_error("proxy.temp_dir: giving " + dir + " to the proxy's user"));
+    return {};
+  }
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    return fail(sys_error("proxy.temp_dir: " + dir + " is not writable"));
+  return {};
+}
+
 Result<void> Arbiter::start() {
   const auto& dir = config_.supervisor.runtime_dir;
   if (auto r = make_dirs(dir, 0755); !r) return r;
@@ -140,6 +157,7 @@ Result<void> Arbiter::start() {
       proxy_->set_identity(id->uid, id->gid);
       socket_gid = id->gid;
       socket_gid_ = socket_gid;
+      proxy_uid_ = id->uid;
       // The proxy must also be able to enter runtime_dir to connect to the sockets in it
       // (the directory may predate us with a stricter mode, e.g. 0700).
       struct stat st {};
@@ -150,6 +168,7 @@ Result<void> Arbiter::start() {
       }
     }
   }
+  if (auto r = prepare_temp_dir(config_.body_temp_dir()); !r) return r;
   if (config_.proxy.admin != "off") {
     auto admin = bind_admin(config_.proxy.admin);
     if (!admin) return fail(admin.error());
@@ -451,6 +470,9 @@ Result<std::vector<std::string>> Arbiter::apply_reload(const ReloadPlan& plan, c
                            [&](const BoundListener& b) { return b.address == next.listeners[i].address && b.fd; });
     CORRAL_CHECK(it != listeners_.end(), "a kept listener is bound");
     kept_listeners.push_back(std::move(*it));
+  }
+  if (next.body_temp_dir() != config_.body_temp_dir()) {
+    if (auto r = prepare_temp_dir(next.body_temp_dir()); !r) return fail(r.error());
   }
   // The admin listener: a changed address is bound before anything else changes.
   std::optional<BoundListener> next_admin;

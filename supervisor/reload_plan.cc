@@ -53,6 +53,7 @@ conf::App with_soft_fields_of(const conf::App& from, conf::App x) {
   x.max_rss = from.max_rss;
   x.health_path = from.health_path;
   x.boot_timeout = from.boot_timeout;
+  x.request_buffering = from.request_buffering;
   if (from.kind == x.kind && !kind_takes_hosted_settings(from)) {
     // corral-worker gets these on its command line; other apps never see them.
     x.concurrency = from.concurrency;
@@ -83,6 +84,7 @@ std::vector<std::string> soft_changes(const conf::App& a, const conf::App& b) {
   note(out, "max_rss", a.max_rss, b.max_rss);
   note(out, "health_path", a.health_path, b.health_path);
   note(out, "boot_timeout", a.boot_timeout, b.boot_timeout);
+  note(out, "request_buffering", a.request_buffering, b.request_buffering);
   if (a.kind == b.kind && a.kind == conf::AppKind::Fastcgi) note(out, "index", a.index, b.index);
   return out;
 }
@@ -157,6 +159,8 @@ std::vector<std::string> proxy_changes(const conf::ProxySettings& a, const conf:
   note(out, "proxy.h2_max_concurrent_streams", a.h2_max_concurrent_streams, b.h2_max_concurrent_streams);
   note(out, "proxy.h2_reset_rate", a.h2_reset_rate, b.h2_reset_rate);
   note(out, "proxy.h2_flood_rate", a.h2_flood_rate, b.h2_flood_rate);
+  note(out, "proxy.client_body_buffer_size", a.client_body_buffer_size, b.client_body_buffer_size);
+  note(out, "proxy.temp_dir", a.temp_dir, b.temp_dir);
   conf::ProxySettings x = b;
   x.threads = a.threads;
   if (out.empty() && !(x == a)) out.push_back("proxy settings changed");
