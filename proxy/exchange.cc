@@ -103,7 +103,7 @@ void Exchange::set_trace(std::string_view client, int client_fields) {
   traceparent.assign(TraceParentGenerator::for_this_thread().next(buf));
 }
 
-void Exchange::submit(std::string_view body, std::string_view client_ip, bool tls) {
+void Exchange::submit(RequestBody* body, std::string_view client_ip, bool tls) {
   body_ = body;
   client_ip_ = client_ip;
   tls_ = tls;
@@ -206,8 +206,9 @@ void Exchange::send_upstream(Clock::time_point now) {
   req.method = method;
   req.idempotent = is_idempotent(method);
   req.head = upstream_head;
-  req.body = body_;
   req.upgrade = upgrade;
+  req.source = body_;
+  req.chunked = body_chunked;
   req.client_ip = client_ip_;
   req.tls = tls_;
   req.script_app = a.script_app.get();
@@ -286,6 +287,7 @@ void Exchange::on_upstream_complete() noexcept {
   clear_deadline();
   // Released before the client has downloaded anything: a slow client never holds a worker.
   lease_.release();
+  end_body();
   paused_ = false;
   state = ExchangeState::Responding;
   sink_.on_response_complete();
@@ -296,7 +298,10 @@ void Exchange::on_upstream_error(const char* why) noexcept {
   CORRAL_LOG(Warn, "upstream") << a.name << "#" << slot << ": " << why << " [rid=" << request_id << "]";
   t_upstream_done = host_.loop().now();
   lease_.release_lost();  // kept a few seconds for the worker's death record
-  fail(response_started ? 0 : 502);
+  // A streamed body the client cut short: the worker saw the request aborted; the client
+  // (gone or sending garbage) gets 400, not a 502 blaming the app.
+  int st = body_ && body_->failed() ? 400 : 502;
+  fail(response_started ? 0 : st);
 }
 
 void Exchange::on_upstream_upgrade(const http1::ResponseHead& head, std::unique_ptr<UpstreamConn> conn,
@@ -378,9 +383,15 @@ void Exchange::on_timer() {
   }
 }
 
+void Exchange::end_body() {
+  if (body_) body_->close();
+  body_ = nullptr;
+}
+
 void Exchange::fail(int st, bool retry_after) {
   compress_.reset();
   clear_deadline();
+  end_body();
   if (lease_) lease_.release();
   paused_ = false;
   state = ExchangeState::Responding;
@@ -433,6 +444,7 @@ void Exchange::cancel() {
   // An aborted upstream request frees the slot at once (the worker sees the connection close).
   if (lease_) lease_.release();
   paused_ = false;
+  end_body();
 }
 
 void Exchange::count() {
@@ -538,7 +550,8 @@ void Exchange::reset() {
   local_pending_ = false;
   queue_reject_ = -1;
   compressed_ = -1;
-  body_ = {};
+  body_ = nullptr;
+  body_chunked = false;
   t_start = t_queued = t_sent = t_upstream_done = Clock::time_point{};
 }
 

@@ -21,6 +21,7 @@
 #include "proxy/compress/filter.h"
 #include "proxy/dispatch/app_dispatcher.h"
 #include "proxy/forwarding_headers.h"
+#include "proxy/request_body.h"
 #include "proxy/runtime.h"
 #include "proxy/session_host.h"
 #include "proxy/static/static_site.h"
@@ -125,10 +126,11 @@ class Exchange final : public UpstreamHandler, private compress::Output {
     return traceparent.size() >= 3 + kTraceIdSize ? std::string_view(traceparent).substr(3, kTraceIdSize)
                                                    : std::string_view();
   }
-  /// The request is complete (upstream_head finished, body buffered): dispatch it. `body`
-  /// must stay valid until on_response_complete / on_exchange_failed / cancel(). May call
-  /// the sink synchronously (503, 502).
-  void submit(std::string_view body, std::string_view client_ip, bool tls);
+  /// The request is ready (upstream_head finished; the body buffered, or streaming in for
+  /// an app with request_buffering = false): dispatch it. `body` (null: none) must stay
+  /// valid until on_response_complete / on_exchange_failed / cancel(), which close it (its
+  /// temp file goes at once). May call the sink synchronously (503, 502).
+  void submit(RequestBody* body, std::string_view client_ip, bool tls);
   /// Client bytes for a tunnel. false: stop reading the client until on_tunnel_writable.
   bool tunnel_send(std::string_view data);
   /// The client closed its sending side of a tunnel.
@@ -161,6 +163,7 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   /// The request asks the worker to switch protocols (Upgrade forwarded; set by the
   /// frontend before submit()): a 101 answer makes it a tunnel.
   bool upgrade = false;
+  bool body_chunked = false;  ///< the body goes to the worker chunked (streamed, length unknown)
   std::array<char, RequestIdGenerator::kSize> request_id_buf{};
   std::string_view request_id;
   std::string traceparent;         ///< sent to the worker (set_trace); keeps its capacity
@@ -225,7 +228,10 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   std::unique_ptr<Tunnel> tunnel_;
   conf::AppKind upstream_kind_ = conf::AppKind::Http;
   Lease lease_;
-  std::string_view body_, client_ip_;
+  RequestBody* body_ = nullptr;
+  std::string_view client_ip_;
+  /// The request is over: the body's temp file is closed, its memory freed.
+  void end_body();
   bool tls_ = false;
   bool paused_ = false;
   // The route's response compression (proxy/compress): the filter, and the head it rewrote.

@@ -146,6 +146,8 @@ void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, s
   }
 }
 
+void finish_request_head_chunked(std::string& out) { out.append("Transfer-Encoding: chunked\r\n\r\n"); }
+
 void finish_request_head(std::string& out, uint64_t body_length, bool had_body) {
   if (had_body || body_length > 0) {
     out.append("Content-Length: ", 16);

@@ -66,6 +66,9 @@ void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, s
 
 /// Appends "Content-Length: N\r\n" (when the request has a body or N > 0) and the final CRLF.
 void finish_request_head(std::string& out, uint64_t body_length, bool had_body);
+/// Appends "Transfer-Encoding: chunked\r\n" and the final CRLF: a body streamed to the
+/// worker whose length is not known yet (request_buffering = false, a chunked client body).
+void finish_request_head_chunked(std::string& out);
 
 /// How the proxy frames a response body towards the client.
 enum class ClientFraming {

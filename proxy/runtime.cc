@@ -34,6 +34,7 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
   auto rt = std::make_shared<Runtime>();
   rt->generation = generation;
   rt->proxy = config.proxy;
+  rt->proxy.temp_dir = config.body_temp_dir();  // the effective folder, never ""
   rt->graceful_timeout = config.supervisor.graceful_timeout;
   rt->limits.max_head_size = config.proxy.max_header_size;
   rt->limits.max_header_count = static_cast<size_t>(config.proxy.max_header_count);
@@ -45,6 +46,7 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
     a.timeout = app.timeout;
     a.queue_timeout = app.queue_timeout;
     a.tunnel_idle_timeout = app.tunnel_idle_timeout;
+    a.request_buffering = app.request_buffering;
     if (app.kind == conf::AppKind::Fastcgi) a.script_app = make_script_app(app);
     auto it = dispatchers.find(app.name);
     if (it != dispatchers.end()) {

@@ -25,6 +25,7 @@ struct AppRuntime {
   std::chrono::milliseconds timeout{30'000};
   std::chrono::milliseconds queue_timeout{10'000};
   std::chrono::milliseconds tunnel_idle_timeout{60'000};
+  bool request_buffering = true;  ///< false: the body streams to the worker as it arrives
   std::shared_ptr<AppDispatcher> dispatcher;  ///< shared with earlier snapshots while the app persists
   std::shared_ptr<const ScriptApp> script_app;  ///< kind "fastcgi": what the FastCGI client needs; else null
 };
@@ -47,7 +48,7 @@ struct ListenerRuntime {
 
 struct Runtime {
   uint64_t generation = 0;
-  conf::ProxySettings proxy;
+  conf::ProxySettings proxy;  ///< as configured, but temp_dir is the effective folder (never "")
   std::chrono::milliseconds graceful_timeout{30'000};
   Router router;  ///< route → index into apps
   std::vector<AppRuntime> apps;

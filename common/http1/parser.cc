@@ -144,8 +144,10 @@ HeadResult RequestParser::parse(std::string_view buf, RequestHead& out) {
     out.body = BodyKind::ContentLength;
     out.content_length = f.content_length;
   }
-  if (f.expect_other) return error_result(scan_, 417, "unsupported expectation");
-  out.expect_continue = f.expect_continue;
+  // RFC 9110 §10.1.1: an HTTP/1.0 client's expectations are ignored (it cannot have
+  // meant them: Expect is HTTP/1.1).
+  if (f.expect_other && minor == 1) return error_result(scan_, 417, "unsupported expectation");
+  out.expect_continue = f.expect_continue && minor == 1;
   out.keep_alive = !f.conn_close && (minor == 1 || f.conn_keep_alive);
   return HeadResult{ParseStatus::Done, scan_.head_end, {}};
 }

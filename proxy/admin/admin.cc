@@ -477,6 +477,7 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
 
   // ---- per loop ----
   uint64_t h2_streams = 0;
+  uint64_t bodies_spilled = 0, body_spilled_bytes = 0, body_temp_errors = 0, bodies_streamed = 0;
   uint64_t goaway_sent[metrics::kH2Errors]{}, goaway_received[metrics::kH2Errors]{};
   uint64_t rst_sent[metrics::kH2Errors]{}, rst_received[metrics::kH2Errors]{};
   struct RejectKey {
@@ -490,6 +491,10 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
   std::map<RejectKey, uint64_t> rejects;
   for (const auto* lc : loops_) {
     h2_streams += lc->h2_streams.get();
+    bodies_spilled += lc->bodies_spilled.get();
+    body_spilled_bytes += lc->body_spilled_bytes.get();
+    body_temp_errors += lc->body_temp_errors.get();
+    bodies_streamed += lc->bodies_streamed.get();
     for (size_t k = 0; k < metrics::kH2Errors; ++k) {
       goaway_sent[k] += lc->goaway_sent[k].get();
       goaway_received[k] += lc->goaway_received[k].get();
@@ -520,6 +525,25 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
   {
     Family f(out, "corral_h2_streams_total", "counter", "HTTP/2 streams opened by clients.");
     f.sample({}, h2_streams);
+  }
+  {
+    Family f(out, "corral_request_bodies_spilled_total", "counter",
+             "Request bodies larger than client_body_buffer_size, written to a temp file in temp_dir.");
+    f.sample({}, bodies_spilled);
+  }
+  {
+    Family f(out, "corral_request_body_spilled_bytes_total", "counter", "Bytes written to request-body temp files.");
+    f.sample({}, body_spilled_bytes);
+  }
+  {
+    Family f(out, "corral_request_body_temp_errors_total", "counter",
+             "Request-body temp files that could not be created or written (answered 500).");
+    f.sample({}, body_temp_errors);
+  }
+  {
+    Family f(out, "corral_request_bodies_streamed_total", "counter",
+             "Request bodies streamed to a worker as they arrived (request_buffering = false).");
+    f.sample({}, bodies_streamed);
   }
   {
     Family f(out, "corral_h2_goaways_total", "counter", "HTTP/2 GOAWAY frames by direction and error code.");

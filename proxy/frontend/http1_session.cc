@@ -57,8 +57,10 @@ std::string_view status_reason(int status) {
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
+    case 417: return "Expectation Failed";
     case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
@@ -79,7 +81,7 @@ Http1Session::~Http1Session() = default;
 
 void Http1Session::attach(ClientConnection& conn) {
   conn_ = &conn;
-  closed_ = client_eof_ = draining_ = in_process_ = linger_ = lingering_ = false;
+  closed_ = client_eof_ = draining_ = in_process_ = linger_ = lingering_ = streaming_ = false;
   tunnel_worker_eof_ = tunnel_done_ = tunnel_blocked_ = tunnel_logged_ = tunnel_shut_client_ = false;
   keep_alive_ = true;
   framing_ = ClientFraming::None;
@@ -105,7 +107,9 @@ void Http1Session::detach() {
   file_left_ = 0;
   tls_retry_ = 0;
   if (out_.capacity() > 4096) std::string().swap(out_);
+  body_.close();
   body_.shrink();
+  streaming_ = false;
   ex_.release_idle_memory();
   conn_ = nullptr;
 }
@@ -161,6 +165,12 @@ void Http1Session::read_client() {
   }
   if (n == 0) {
     client_eof_ = true;
+    if (streaming_) {
+      // The body streaming to a worker is cut short: that request is aborted.
+      body_.fail();
+      close();
+      return;
+    }
     switch (ex_.state) {
       case ExchangeState::Idle:
       case ExchangeState::ReadingHead:
@@ -190,7 +200,9 @@ void Http1Session::process() {
   in_process_ = true;
   while (!closed_) {
     ExchangeState s = ex_.state;
-    if (s == ExchangeState::Idle || s == ExchangeState::ReadingHead) {
+    if (streaming_) {
+      if (in_.empty() || !read_body()) break;
+    } else if (s == ExchangeState::Idle || s == ExchangeState::ReadingHead) {
       if (in_.empty() || !parse_head()) break;
     } else if (s == ExchangeState::ReadingBody) {
       if (!read_body()) break;
@@ -226,7 +238,7 @@ bool Http1Session::parse_head() {
     return false;
   }
   head_accepted(head_, hr.consumed);
-  return !closed_ && (ex_.state == ExchangeState::ReadingBody || ex_.state == ExchangeState::Idle);
+  return !closed_ && (ex_.state == ExchangeState::ReadingBody || ex_.state == ExchangeState::Idle || streaming_);
 }
 
 void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_size) {
@@ -281,26 +293,60 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
     ex_.upgrade = !fwd.upgrade.empty();
     append_request_head(head, fwd, ex_.upstream_head);
   }
-  bool expect_continue = head.expect_continue;
+  const http1::BodyKind kind = head.body;
+  const uint64_t length = head.content_length;
+  const bool expect_continue = head.expect_continue;
   in_.consume(head_size);  // head views are dead from here on
   parser_.reset();
-  body_.reset(rt.proxy.max_body_size);
-  if (!ex_.had_body) {
-    body_complete();
-    return;
-  }
-  decoder_.start(head.body, head.content_length);
-  if (decoder_.done()) {  // Content-Length: 0
-    body_complete();
-    return;
-  }
-  ex_.state = ExchangeState::ReadingBody;
+  begin_body(kind, length, expect_continue);
+  if (closed_ || ex_.state != ExchangeState::ReadingBody || streaming_) return;
   body_started_ = host_.loop().now();
   body_bytes_read_ = 0;
   client_timer_.arm(rt.proxy.client_body_timeout);
-  if (expect_continue && in_.empty() && ex_.version_minor >= 1) {
+}
+
+void Http1Session::begin_body(http1::BodyKind kind, uint64_t length, bool expect_continue) {
+  const Runtime& rt = *ex_.runtime;
+  const AppRuntime* app = ex_.routed_app();
+  RequestBody::Settings bs;
+  bs.max_size = rt.proxy.max_body_size;
+  bs.memory = rt.proxy.client_body_buffer_size;
+  bs.temp_dir = rt.proxy.temp_dir;
+  bs.counters = host_.counters();
+  // Streamed only where the worker can take it as it comes: a FastCGI or CGI app needs
+  // CONTENT_LENGTH up front, so a chunked body of unknown length is buffered for them (as
+  // nginx does for fastcgi_request_buffering off).
+  bs.streaming = app && !app->request_buffering && ex_.had_body &&
+                 (kind == http1::BodyKind::ContentLength ||
+                  app->kind == conf::AppKind::Http || app->kind == conf::AppKind::Wsgi);
+  body_.reset(bs);
+  if (!ex_.had_body || (kind == http1::BodyKind::ContentLength && length == 0)) {
+    body_complete();
+    return;
+  }
+  decoder_.start(kind, length);
+  ex_.state = ExchangeState::ReadingBody;
+  // Expect: 100-continue (RFC 9110 §10.1.1): the route is known and the declared length
+  // within max_body_size (else 404 or 413 went out instead, and no body is read), so the
+  // proxy will take the body: ask for it. Not when part of it is here already, and never
+  // to an HTTP/1.0 client (the parser ignores Expect there). Never forwarded to the worker.
+  if (expect_continue && ex_.version_minor >= 1 && in_.empty()) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
     flush();
+    if (closed_) return;
+  }
+  if (bs.streaming) {
+    streaming_ = true;
+    body_.set_writer(this);
+    ex_.body_chunked = kind == http1::BodyKind::Chunked;
+    if (ex_.body_chunked) finish_request_head_chunked(ex_.upstream_head);
+    else finish_request_head(ex_.upstream_head, length, true);
+    if (metrics::LoopCounters* lc = host_.counters()) lc->bodies_streamed.add();
+    body_started_ = host_.loop().now();
+    body_bytes_read_ = 0;
+    client_timer_.arm(rt.proxy.client_body_timeout);
+    // The worker is chosen now and gets the body as it arrives.
+    ex_.submit(&body_, conn_->client_ip(), conn_->tls());
   }
 }
 
@@ -311,16 +357,33 @@ bool Http1Session::read_body() {
     auto st = decoder_.step(in_.readable());
     if (st.error) {
       ex_.reject_reason = st.why.reason;
-      respond_error(st.why.status ? st.why.status : 400, true);
+      body_failed(st.why.status ? st.why.status : 400);
       return false;
     }
-    if (!st.data.empty() && !body_.append(st.data)) {
-      respond_error(413, true);
-      return false;
+    if (!st.data.empty()) {
+      switch (body_.append(st.data)) {
+        case RequestBody::Status::Ok: break;
+        case RequestBody::Status::TooLarge:
+          ex_.reject_reason = "body too large";
+          body_failed(413);
+          return false;
+        case RequestBody::Status::TempFileError:
+          CORRAL_LOG(Error, "http1") << "request body temp file in " << proxy.temp_dir << ": "
+                                     << std::strerror(body_.error()) << " [rid=" << ex_.request_id << "]";
+          ex_.reject_reason = "body temp file error";
+          body_failed(500);
+          return false;
+      }
     }
     in_.consume(st.consumed);
     body_bytes_read_ += st.consumed;
     if (st.done || decoder_.done()) {
+      if (streaming_) {
+        streaming_ = false;
+        body_.finish();
+        client_timer_.cancel();
+        return !closed_;
+      }
       body_complete();
       return !closed_ && ex_.state == ExchangeState::Idle;
     }
@@ -332,18 +395,43 @@ bool Http1Session::read_body() {
   if (elapsed > proxy.client_body_timeout) {
     double s = std::chrono::duration<double>(elapsed).count();
     if (static_cast<double>(body_bytes_read_) / s < static_cast<double>(proxy.client_body_min_rate)) {
-      respond_error(408, true);
+      body_failed(408);
       return false;
     }
   }
-  client_timer_.arm(proxy.client_body_timeout);
+  // A streamed body waiting for a slow worker is not the client's pause.
+  if (body_.full()) client_timer_.cancel();
+  else client_timer_.arm(proxy.client_body_timeout);
   return false;
+}
+
+void Http1Session::body_failed(int status) {
+  if (streaming_) {
+    // The worker has part of the body: its request is aborted (it sees the connection
+    // close), and the client gets the answer unless the worker's response has started.
+    body_.fail();
+    bool started = ex_.response_started;
+    ex_.cancel();
+    if (started) {
+      close();
+      return;
+    }
+    ex_.state = ExchangeState::ReadingBody;  // answered while the body is unread: linger
+  }
+  respond_error(status, true);
+}
+
+void Http1Session::on_body_drained() noexcept {
+  if (closed_ || !streaming_) return;
+  client_timer_.arm(ex_.runtime->proxy.client_body_timeout);
+  update_read_interest();
 }
 
 void Http1Session::body_complete() {
   if (ex_.needs_upstream_head()) finish_request_head(ex_.upstream_head, body_.size(), ex_.had_body);
   client_timer_.cancel();
-  ex_.submit(body_.data(), conn_->client_ip(), conn_->tls());
+  body_.finish();
+  ex_.submit(&body_, conn_->client_ip(), conn_->tls());
 }
 
 void Http1Session::on_response_head(const http1::ResponseHead& head) noexcept {
@@ -415,6 +503,10 @@ void Http1Session::on_client_timer() {
     close();  // the client went quiet: its answer is read or it never will be
     return;
   }
+  if (streaming_ && !body_.full()) {
+    body_failed(408);  // the client paused its streamed body too long
+    return;
+  }
   switch (ex_.state) {
     case ExchangeState::Idle: close(); return;  // keep-alive idle: close silently
     case ExchangeState::ReadingHead:
@@ -481,8 +573,12 @@ void Http1Session::response_done() {
   // Answered before its request was read to the end (an error, a redirect): the client may
   // still be sending. Closing with unread bytes makes the kernel send a reset, which can
   // destroy the answer before the client reads it (curl: "Send failure: Connection reset").
+  // A body still streaming in when the worker's answer is complete is not read to its end
+  // either: the connection closes after the answer (lingering).
+  if (streaming_) keep_alive_ = false;
   linger_ = !keep_alive_ && !client_eof_ &&
-            (ex_.state == ExchangeState::ReadingHead || ex_.state == ExchangeState::ReadingBody);
+            (ex_.state == ExchangeState::ReadingHead || ex_.state == ExchangeState::ReadingBody || streaming_);
+  body_.close();  // the temp file goes as soon as the request is over
   ex_.log(conn_->client_ip());
   ex_.state = keep_alive_ ? ExchangeState::Responding : ExchangeState::Closing;
   flush();
@@ -609,8 +705,10 @@ void Http1Session::update_read_interest() {
     return;
   }
   bool reading_request = ex_.state == ExchangeState::Idle || ex_.state == ExchangeState::ReadingHead ||
-                         ex_.state == ExchangeState::ReadingBody;
+                         ex_.state == ExchangeState::ReadingBody || streaming_;
   bool want_read = !client_eof_ && (reading_request || in_.size() < kMaxReadAhead);
+  // A streamed body waits while the worker has not taken what memory holds (backpressure).
+  if (streaming_ && body_.full()) want_read = false;
   conn_->want(want_read, out_pos_ < out_.size() || file_left_ > 0);
 }
 
@@ -623,9 +721,11 @@ void Http1Session::close() {
     ex_.cancel();  // settles the byte count
     ex_.log(conn_->client_ip());
   }
+  if (streaming_) body_.fail();
   ex_.cancel();
   file_.reset();
   file_left_ = 0;
+  body_.close();
   conn_->close();
 }
 

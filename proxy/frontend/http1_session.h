@@ -12,7 +12,7 @@
 
 #include "common/ev/loop.h"
 #include "common/http1/parser.h"
-#include "proxy/body_buffer.h"
+#include "proxy/request_body.h"
 #include "proxy/client_connection.h"
 #include "proxy/exchange.h"
 #include "proxy/io_buffer.h"
@@ -22,7 +22,7 @@ namespace corral::proxy {
 /// Response bytes buffered for a slow client before reading from the worker pauses.
 inline constexpr size_t kResponseBufferLimit = 1 << 20;
 
-class Http1Session final : public FrontendSession, public ExchangeSink {
+class Http1Session final : public FrontendSession, public ExchangeSink, public BodyWriter {
  public:
   /// A session is made for its host's loop and then serves one connection after another:
   /// attach() binds it, detach() frees it for reuse (see SessionHost::take_http1_session).
@@ -62,6 +62,8 @@ class Http1Session final : public FrontendSession, public ExchangeSink {
   void on_tunnel_eof() noexcept override;
   void on_tunnel_writable() noexcept override;
   void on_tunnel_closed(bool error, const char* why) noexcept override;
+  // BodyWriter: a streamed body's reader made room (reading from the client resumes).
+  void on_body_drained() noexcept override;
 
  private:
   void tunnel_read();
@@ -72,6 +74,12 @@ class Http1Session final : public FrontendSession, public ExchangeSink {
   bool read_body();     // false: stop processing
   void head_accepted(const http1::RequestHead& head, size_t head_size);
   void body_complete();
+  /// The body could not be read to its end (bad framing, limit, timeout, temp file): answers
+  /// `status` and closes; a body already streaming to a worker aborts that request.
+  void body_failed(int status);
+  /// Starts the body: buffered (the exchange is submitted once it is complete), or streamed
+  /// (request_buffering = false: submitted now, the worker gets bytes as they arrive).
+  void begin_body(http1::BodyKind kind, uint64_t length, bool expect_continue);
   void respond_error(int status, bool close, bool retry_after = false);
   void respond_redirect(const http1::RequestHead& head);
   void response_done();
@@ -103,7 +111,8 @@ class Http1Session final : public FrontendSession, public ExchangeSink {
   http1::Limits parser_limits_;
   http1::RequestHead head_;
   http1::BodyDecoder decoder_;
-  BodyBuffer body_;
+  RequestBody body_;
+  bool streaming_ = false;  // a body is streaming to a worker and not read to its end yet
   Exchange ex_;
   ClientFraming framing_ = ClientFraming::None;
   bool keep_alive_ = true;

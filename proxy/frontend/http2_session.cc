@@ -10,7 +10,7 @@
 
 #include "common/base/log.h"
 #include "common/base/strings.h"
-#include "proxy/body_buffer.h"
+#include "proxy/request_body.h"
 #include "proxy/forwarding_headers.h"
 #include "proxy/frontend/http1_session.h"
 #include "proxy/upgrade.h"
@@ -67,7 +67,7 @@ bool RateLimit::take(Clock::time_point now) {
 
 // ---- Stream -------------------------------------------------------------------------------
 
-struct Http2Session::Stream final : ExchangeSink {
+struct Http2Session::Stream final : ExchangeSink, BodyWriter {
   Stream(Http2Session& s, int32_t stream_id) : session(s), id(stream_id), ex(s.host_, *this) {}
 
   /// Makes a closed stream ready to carry another one (strings, the exchange and its
@@ -75,8 +75,10 @@ struct Http2Session::Stream final : ExchangeSink {
   void recycle() {
     ex.reset();
     ex.release_idle_memory();
-    body.reset(0);
+    body.close();
     body.shrink();
+    streaming = false;
+    unacked = acked_release = 0;
     method.clear();
     protocol.clear();
     tunnel = tunnel_eof_pending = false;
@@ -109,7 +111,10 @@ struct Http2Session::Stream final : ExchangeSink {
   int32_t id;
   size_t index = 0;  // position in streams_
   Exchange ex;
-  BodyBuffer body;
+  RequestBody body;
+  bool streaming = false;      // the body streams to the worker (request_buffering = false)
+  uint64_t unacked = 0;        // streamed body bytes received and not yet given back to flow control
+  uint64_t acked_release = 0;  // body.released() already given back
   // The request as received.
   std::string method, path, scheme, authority, host_header, cookie;
   std::string protocol;  // :protocol (extended CONNECT)
@@ -173,6 +178,7 @@ struct Http2Session::Stream final : ExchangeSink {
   void on_tunnel_closed(bool error, const char* why) noexcept override {
     session.stream_tunnel_closed(*this, error, why);
   }
+  void on_body_drained() noexcept override { session.stream_drained(*this); }
 };
 
 // ---- nghttp2 trampolines ------------------------------------------------------------------
@@ -650,7 +656,16 @@ int Http2Session::on_frame_recv(const void* p) {
         s->headers_done = true;
         // The body deadline counts from here (a request without a body needs no clock read).
         if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) s->body_progress = host_.loop().now();
-        s->body.reset(runtime_->proxy.max_body_size);
+        RequestBody::Settings bs;
+        bs.max_size = runtime_->proxy.max_body_size;
+        bs.memory = runtime_->proxy.client_body_buffer_size;
+        bs.temp_dir = runtime_->proxy.temp_dir;
+        bs.counters = host_.counters();
+        s->body.reset(bs);
+        if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->too_large) {
+          headers_before_body(*s);
+          return 0;
+        }
       }
       if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
         s->end_stream = true;
@@ -681,20 +696,124 @@ int Http2Session::on_data_chunk(int32_t id, std::string_view data) {
     tunnel_data(*s, data);
     return 0;
   }
-  if (!s || s->rejected || s->discard_body || s->ex.state != ExchangeState::Idle) {
+  if (!s || s->rejected || s->discard_body || (!s->streaming && s->ex.state != ExchangeState::Idle) ||
+      (s->streaming && s->body.closed())) {
     // Dropped, but the flow-control window must still reopen.
     nghttp2_session_consume(session_, id, data.size());
     return 0;
   }
   s->body_progress = host_.loop().now();
-  if (!s->body.append(data)) {
-    nghttp2_session_consume(session_, id, data.size());
-    s->discard_body = true;
-    respond_error(*s, 413);
-    return 0;
+  switch (s->body.append(data)) {
+    case RequestBody::Status::Ok: break;
+    case RequestBody::Status::TooLarge:
+      nghttp2_session_consume(session_, id, data.size());
+      s->ex.reject_reason = "body too large";
+      body_error(*s, 413);
+      return 0;
+    case RequestBody::Status::TempFileError:
+      nghttp2_session_consume(session_, id, data.size());
+      CORRAL_LOG(Error, "h2") << "request body temp file in " << runtime_->proxy.temp_dir << ": "
+                              << std::strerror(s->body.error());
+      s->ex.reject_reason = "body temp file error";
+      body_error(*s, 500);
+      return 0;
   }
-  consume(*s, data.size());
+  if (s->streaming) {
+    // Given back to flow control as the worker takes it (stream_drained): a slow worker
+    // slows the client down instead of filling memory.
+    s->unacked += data.size();
+  } else if (s->body.spilled()) {
+    // On disk, not in memory: no budget needed.
+    if (s->budget) release_budget(*s);
+    nghttp2_session_consume(session_, id, data.size());
+  } else {
+    consume(*s, data.size());
+  }
   return 0;
+}
+
+void Http2Session::stream_drained(Stream& s) {
+  uint64_t n = s.body.released() - s.acked_release;
+  if (n > s.unacked) n = s.unacked;
+  if (n == 0 || closed_) return;
+  s.acked_release += n;
+  s.unacked -= n;
+  s.body_progress = host_.loop().now();  // the client was waiting for the worker, not idle
+  nghttp2_session_consume(session_, s.id, n);
+  write_soon();
+}
+
+void Http2Session::body_error(Stream& s, int status) {
+  s.discard_body = true;
+  if (s.streaming && (s.ex.state != ExchangeState::Idle)) {
+    // Part of the body went to a worker: that request is aborted.
+    s.body.fail();
+    bool started = s.submitted;
+    s.ex.cancel();
+    if (started) {
+      reset_stream(s, NGHTTP2_CANCEL, "request body failed after the response started");
+      return;
+    }
+  }
+  respond_error(s, status);
+}
+
+void Http2Session::headers_before_body(Stream& s) {
+  // The head of a request with a body: what can be answered without the body is answered
+  // now (RFC 9110 §10.1.1), before the client sends it. Anything malformed is left to
+  // request_complete, which checks it all once the stream ends.
+  std::string_view host = s.authority.empty() ? std::string_view(s.host_header) : std::string_view(s.authority);
+  if (s.method.empty() || s.path.empty() || host.empty() || s.method == "CONNECT") return;
+  std::string_view expect;
+  int expects = 0;
+  for (const auto& f : s.fields)
+    if (s.field_name(f) == "expect" && expects++ == 0) expect = s.field_value(f);
+  if (s.content_length >= 0 && static_cast<uint64_t>(s.content_length) > runtime_->proxy.max_body_size) {
+    s.ex.reject_reason = "body too large";
+    respond_error(s, 413);
+    return;
+  }
+  if (expects > 1 || (expects == 1 && !iequals(expect, "100-continue"))) {
+    s.ex.reject_reason = "unsupported expectation";
+    respond_error(s, 417);
+    return;
+  }
+  const ListenerRuntime* l = conn_.listener();
+  const AppRuntime* app = nullptr;
+  if (!(l && l->admin)) {
+    const auto& rt = host_.runtime();
+    const Router::Entry* e = rt->router.find(host, s.path);
+    if (!e) {
+      s.ex.reject_reason = "no route";
+      respond_error(s, 404);
+      return;
+    }
+    app = &rt->apps[static_cast<size_t>(e->app)];
+  }
+  if (expects == 1) {
+    // The proxy will take the body: a non-final 100 HEADERS asks for it.
+    nghttp2_nv nv = {reinterpret_cast<uint8_t*>(const_cast<char*>(":status")),
+                     reinterpret_cast<uint8_t*>(const_cast<char*>("100")), 7, 3, NGHTTP2_NV_FLAG_NONE};
+    nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, &nv, 1, nullptr);
+    write_soon();
+  }
+  // request_buffering = false: the worker is chosen now and gets the body as it arrives.
+  // FastCGI and CGI apps need the length up front: without content-length they are buffered.
+  if (app && !app->request_buffering &&
+      (s.content_length >= 0 || app->kind == conf::AppKind::Http || app->kind == conf::AppKind::Wsgi)) {
+    if (!valid_head(s)) return;
+    s.streaming = true;
+    RequestBody::Settings bs;
+    bs.max_size = runtime_->proxy.max_body_size;
+    bs.memory = runtime_->proxy.client_body_buffer_size;
+    bs.temp_dir = runtime_->proxy.temp_dir;
+    bs.counters = host_.counters();
+    bs.streaming = true;
+    s.body.reset(bs);
+    s.body.set_writer(&s);
+    if (metrics::LoopCounters* lc = host_.counters()) lc->bodies_streamed.add();
+    start_exchange(s);
+  }
 }
 
 void Http2Session::consume(Stream& s, size_t n) {
@@ -748,6 +867,10 @@ int Http2Session::on_stream_close(int32_t id, uint32_t error_code) {
   }
   for (auto u = unconsumed_.begin(); u != unconsumed_.end();) u = u->first == id ? unconsumed_.erase(u) : u + 1;
   release_budget(s);
+  // A streamed body's bytes the worker never took still count against the connection window.
+  if (s.unacked) nghttp2_session_consume_connection(session_, s.unacked);
+  s.unacked = 0;
+  s.body.close();
   nghttp2_session_set_stream_user_data(session_, id, nullptr);
   if (block_stream_ == &s) block_stream_ = nullptr;
   size_t i = s.index;
@@ -786,25 +909,16 @@ void Http2Session::reset_stream(Stream& s, uint32_t error_code, const char* why)
 
 // ---- the request --------------------------------------------------------------------------
 
-void Http2Session::request_complete(Stream& s) {
-  if (s.rejected || s.submitted || s.discard_body) return;
-  if (s.too_large) {
-    respond_error(s, 431);
-    return;
-  }
+bool Http2Session::valid_head(Stream& s) {
   // Checks nghttp2 1.52 leaves to the application.
   bool options_star = s.path == "*" && s.method == "OPTIONS";
   if (s.method.empty() || s.scheme.empty() || s.path.empty() || (s.path[0] != '/' && !options_star)) {
     reset_stream(s, NGHTTP2_PROTOCOL_ERROR, "bad :path, :method or :scheme");
-    return;
+    return false;
   }
   if (!s.authority.empty() && !s.host_header.empty() && !same_authority(s.authority, s.host_header)) {
     reset_stream(s, NGHTTP2_PROTOCOL_ERROR, ":authority and host disagree");
-    return;
-  }
-  if (s.content_length >= 0 && static_cast<uint64_t>(s.content_length) != s.body.size()) {
-    reset_stream(s, NGHTTP2_PROTOCOL_ERROR, "body length differs from content-length");
-    return;
+    return false;
   }
   if (s.method == "CONNECT" && !s.protocol.empty()) {
     connect_request(s);
@@ -812,8 +926,39 @@ void Http2Session::request_complete(Stream& s) {
   }
   if (s.method == "CONNECT" || !s.protocol.empty()) {
     reset_stream(s, NGHTTP2_REFUSED_STREAM, "CONNECT is not supported");
+    return false;
+  }
+  return true;
+}
+
+void Http2Session::request_complete(Stream& s) {
+  if (s.rejected || s.discard_body) return;
+  if (s.streaming) {
+    // The exchange runs already; the body is complete once its length checks out.
+    if (s.content_length >= 0 && static_cast<uint64_t>(s.content_length) != s.body.size()) {
+      s.body.fail();
+      reset_stream(s, NGHTTP2_PROTOCOL_ERROR, "body length differs from content-length");
+      return;
+    }
+    s.body.finish();
     return;
   }
+  if (s.submitted) return;
+  if (s.too_large) {
+    respond_error(s, 431);
+    return;
+  }
+  if (s.content_length >= 0 && static_cast<uint64_t>(s.content_length) != s.body.size()) {
+    if (!valid_head(s)) return;
+    reset_stream(s, NGHTTP2_PROTOCOL_ERROR, "body length differs from content-length");
+    return;
+  }
+  if (!valid_head(s)) return;
+  s.body.finish();
+  start_exchange(s);
+}
+
+void Http2Session::start_exchange(Stream& s) {
   Exchange& ex = s.ex;
   ex.begin();
   ex.version_major = 2;
@@ -836,7 +981,7 @@ void Http2Session::request_complete(Stream& s) {
     else if (n == "traceparent" && traceparents++ == 0) traceparent = s.field_value(f);
   }
   ex.set_trace(traceparent, traceparents);
-  ex.had_body = !s.body.data().empty() || s.content_length > 0;
+  ex.had_body = s.body.size() > 0 || s.content_length > 0 || s.streaming;
   if (ex.route(host, s.path, conn_.listener()) < 0) {
     respond_error(s, 404);
     return;
@@ -870,9 +1015,16 @@ void Http2Session::request_complete(Stream& s) {
   // As for HTTP/1.1 clients: corral-worker maps the prefix onto SCRIPT_NAME for cgi apps.
   if (const AppRuntime* a = ex.routed_app(); a && a->kind == conf::AppKind::Cgi) fwd.prefix = ex.route_prefix;
   append_request_head(head, fwd, ex.upstream_head);
-  finish_request_head(ex.upstream_head, s.body.size(), ex.had_body);
+  if (!s.streaming) {
+    finish_request_head(ex.upstream_head, s.body.size(), ex.had_body);
+  } else if (s.content_length >= 0) {
+    finish_request_head(ex.upstream_head, static_cast<uint64_t>(s.content_length), true);
+  } else {
+    ex.body_chunked = true;
+    finish_request_head_chunked(ex.upstream_head);
+  }
   head.headers.clear();  // views into the stream's strings
-  ex.submit(s.body.data(), conn_.client_ip(), conn_.tls());
+  ex.submit(&s.body, conn_.client_ip(), conn_.tls());
 }
 
 // ---- the response -------------------------------------------------------------------------
@@ -976,6 +1128,11 @@ void Http2Session::stream_data(Stream& s) {
 
 void Http2Session::stream_complete(Stream& s) {
   s.resp_complete = true;
+  if (s.streaming && s.unacked) {
+    // The worker answered before taking the whole body: the rest is read and dropped.
+    nghttp2_session_consume(session_, s.id, s.unacked);
+    s.unacked = 0;
+  }
   s.ex.log(conn_.client_ip());
   stream_data(s);
 }
@@ -993,6 +1150,7 @@ void Http2Session::stream_failed(Stream& s, int status, bool retry_after) {
 void Http2Session::respond_error(Stream& s, int status, bool retry_after) {
   if (s.submitted || s.rejected) return;
   s.discard_body = true;  // answered: the rest of the upload is dropped
+  s.body.close();         // its temp file goes now
   std::string_view reason = status_reason(status);
   s.ex.status = status;
   s.resp.assign(reason);
@@ -1099,9 +1257,9 @@ void Http2Session::on_timer() {
         abuse(NGHTTP2_ENHANCE_YOUR_CALM, "header block timeout");
         return;
       }
-    } else if (!s->end_stream && !s->submitted && !s->tunnel && now - s->body_progress > p.client_body_timeout) {
-      s->discard_body = true;
-      respond_error(*s, 408);
+    } else if (!s->end_stream && !s->discard_body && !s->tunnel && (!s->submitted || s->streaming) &&
+               now - s->body_progress > p.client_body_timeout) {
+      body_error(*s, 408);
     } else if (s->submitted && !(s->resp_complete && s->resp_pos == s->resp.size()) &&
                s->resp.size() > s->resp_pos && now - s->send_progress > p.client_body_timeout) {
       reset_stream(*s, NGHTTP2_CANCEL, "client stopped reading the response");

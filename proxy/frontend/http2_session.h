@@ -71,6 +71,8 @@ class Http2Session final : public FrontendSession {
   void stream_tunnel_eof(Stream& s);
   void stream_tunnel_writable(Stream& s);
   void stream_tunnel_closed(Stream& s, bool error, const char* why);
+  /// A streamed body's reader took bytes: they go back to flow control.
+  void stream_drained(Stream& s);
 
   // nghttp2 callbacks (public for the C trampolines).
   int on_begin_frame(const void* hd);
@@ -102,6 +104,15 @@ class Http2Session final : public FrontendSession {
   /// DATA on a tunnel stream: to the worker (flow control follows the tunnel's buffer).
   void tunnel_data(Stream& s, std::string_view data);
   void tunnel_client_end(Stream& s);
+  /// A request head whose body is still to come: 413 (declared length), 417 (Expect), 404
+  /// (no route) at once; a 100 for Expect: 100-continue; starts a streamed exchange.
+  void headers_before_body(Stream& s);
+  /// The checks of the pseudo-headers and Host; false: the stream was reset.
+  bool valid_head(Stream& s);
+  /// Routes the request and submits its exchange (body complete, or streaming).
+  void start_exchange(Stream& s);
+  /// The body failed (413, 408, 500): answers, or resets when a response is out.
+  void body_error(Stream& s, int status);
   void respond_error(Stream& s, int status, bool retry_after = false);
   /// Submits the response head whose fields were built in the thread's field scratch (see
   /// the .cc) after a :status slot.

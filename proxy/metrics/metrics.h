@@ -166,6 +166,10 @@ struct alignas(64) LoopCounters {
   std::array<RejectSlot, kRejectSlots> rejects;
   Counter rejects_overflow;  ///< reasons beyond kRejectSlots (never expected)
   Counter h2_streams;        ///< HTTP/2 streams opened by clients
+  Counter bodies_spilled;      ///< request bodies that went to a temp file
+  Counter body_spilled_bytes;  ///< bytes written to request-body temp files
+  Counter body_temp_errors;    ///< temp files that could not be made or written (answered 500)
+  Counter bodies_streamed;     ///< request bodies streamed to a worker (request_buffering = false)
   std::array<Counter, kH2Errors> goaway_sent, goaway_received, rst_sent, rst_received;
   std::atomic<size_t> reject_slots_used{0};
 

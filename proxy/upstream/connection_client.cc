@@ -1,5 +1,11 @@
 #include "proxy/upstream/connection_client.h"
 
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
 namespace corral::proxy {
 
 void ConnectionClient::begin(const UpstreamRequest& req) {
@@ -9,6 +15,37 @@ void ConnectionClient::begin(const UpstreamRequest& req) {
   idempotent_ = req.idempotent;
   retried_ = false;
   paused_ = false;
+  if (source_ && source_ != req.source) source_->set_reader(nullptr);
+  source_ = req.source;
+  mem_body_ = req.body;
+  if (source_) source_->set_reader(this);
+}
+
+RequestBody::Piece ConnectionClient::body_peek(uint64_t at, size_t max) const {
+  if (source_) return source_->peek(at, max);
+  RequestBody::Piece p;
+  if (at >= mem_body_.size()) return p;
+  p.data = mem_body_.data() + at;
+  p.len = std::min<uint64_t>(mem_body_.size() - at, max);
+  return p;
+}
+
+ssize_t ConnectionClient::send_piece(const RequestBody::Piece& p) {
+  for (;;) {
+    ssize_t w;
+    if (p.fd >= 0) {
+      off_t off = static_cast<off_t>(p.offset);
+      w = ::sendfile(conn_->fd(), p.fd, &off, p.len);
+    } else {
+      w = ::send(conn_->fd(), p.data, p.len, MSG_NOSIGNAL);
+    }
+    if (w < 0 && errno == EINTR) continue;
+    return w;
+  }
+}
+
+void ConnectionClient::on_body_more() noexcept {
+  if (conn_ && waiting_for_body()) conn_->want(!paused_, true);
 }
 
 bool ConnectionClient::open_connection() {
@@ -26,6 +63,7 @@ bool ConnectionClient::retry_fresh() {
   // A kept connection the worker closed while it was being picked: the request was not
   // processed (no response byte), so resending is safe for idempotent methods.
   if (!conn_ || !conn_->reused() || received_ > 0 || retried_ || !idempotent_) return false;
+  if (source_ && !source_->replayable()) return false;  // streamed bytes are gone
   retried_ = true;
   conn_.reset();
   if (!open_connection()) return true;  // connect_failed reported

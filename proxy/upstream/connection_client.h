@@ -8,12 +8,17 @@
 #include <string_view>
 
 #include "proxy/io_buffer.h"
+#include "proxy/request_body.h"
 #include "proxy/upstream/pool.h"
 #include "proxy/upstream/upstream_client.h"
 
 namespace corral::proxy {
 
-class ConnectionClient : public UpstreamClient, public UpstreamIoHandler {
+class ConnectionClient : public UpstreamClient, public UpstreamIoHandler, public BodyReader {
+ public:
+  /// A streamed body has more bytes (or ended): write when the socket allows.
+  void on_body_more() noexcept override;
+
  protected:
   ConnectionClient(UpstreamPool& pool, UpstreamHandler& handler) : pool_(pool), handler_(handler) {}
 
@@ -28,6 +33,28 @@ class ConnectionClient : public UpstreamClient, public UpstreamIoHandler {
   /// sent again. true: handled (resent, or connect_failed reported); false: the caller fails.
   bool retry_fresh();
 
+  /// The request body at body offset `at` (at most `max` bytes): from the RequestBody, or
+  /// from the in-memory view.
+  RequestBody::Piece body_peek(uint64_t at, size_t max) const;
+  /// Every body byte is available (a buffered body always is).
+  bool body_complete() const { return !source_ || source_->complete(); }
+  /// A streamed body was cut short by the client.
+  bool body_failed() const { return source_ && source_->failed(); }
+  /// The body was sent up to `at` (a streamed body frees that memory).
+  void body_sent(uint64_t at) {
+    if (source_) source_->release(at);
+  }
+  /// Sends a body piece to the socket: send(2) from memory, sendfile(2) from a temp file.
+  /// Returns the bytes written, or -1 with errno.
+  ssize_t send_piece(const RequestBody::Piece& p);
+  /// Writing is waiting for body bytes that have not arrived.
+  virtual bool waiting_for_body() const = 0;
+  /// Detaches from the body (request over).
+  void end_body() {
+    if (source_) source_->set_reader(nullptr);
+    source_ = nullptr;
+  }
+
   /// Sends the current request on conn_ from its first byte.
   virtual void send_request() = 0;
   /// Nothing is in flight any more (the state machine goes back to idle).
@@ -40,6 +67,8 @@ class ConnectionClient : public UpstreamClient, public UpstreamIoHandler {
   uint64_t generation_ = 0;
   bool idempotent_ = false, retried_ = false, paused_ = false;
   uint64_t received_ = 0;  ///< response bytes of the current request
+  RequestBody* source_ = nullptr;  ///< the request's body, or null (then mem_body_)
+  std::string_view mem_body_;
   IoBuffer in_;
 };
 

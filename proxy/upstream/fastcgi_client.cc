@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <optional>
 
@@ -21,6 +22,7 @@ constexpr uint16_t kRequestId = 1;  // one request per connection at a time: no 
 constexpr size_t kReadSize = 32 * 1024;
 constexpr size_t kMaxStderrLine = 4096;
 constexpr size_t kMaxIov = 512;
+constexpr size_t kStdinRecord = 32 * 1024;  // body bytes per STDIN record
 
 std::string_view header(const http1::RequestHead& h, std::string_view name) {
   for (const auto& x : h.headers)
@@ -158,22 +160,15 @@ int FastcgiClient::encode_request(const UpstreamRequest& req, std::string& wire,
   ctx.server_software = app.server_software;
   ctx.document_root = app.document_root;
   bool has_body = head.body == http1::BodyKind::ContentLength;
-  cgi::Variables vars = cgi::meta_variables(head, *script, ctx, has_body, req.body.size(), app.env);
+  // The length the head announces (a body streamed to the app is not all here yet).
+  uint64_t body_size = has_body ? head.content_length : 0;
+  cgi::Variables vars = cgi::meta_variables(head, *script, ctx, has_body, body_size, app.env);
 
   fastcgi::append_begin_request(wire, kRequestId, /*keep_conn=*/true);
   fastcgi::append_params(wire, kRequestId, vars);
-  size_t prefix_size = wire.size();
-  std::vector<fastcgi::StdinRecord> records;
-  records.reserve(req.body.size() / 32768 + 2);
-  fastcgi::plan_stdin(wire, kRequestId, req.body.size(), [&](const fastcgi::StdinRecord& r) { records.push_back(r); });
-  // wire is complete: views into it are stable from here on.
-  char* base = wire.data();
-  pieces.reserve(2 * records.size() + 1);
-  pieces.push_back({base, prefix_size});
-  for (const auto& r : records) {
-    pieces.push_back({base + r.header_offset, fastcgi::kHeaderSize});
-    if (r.length) pieces.push_back({const_cast<char*>(req.body.data() + r.body_offset), r.length});
-  }
+  // STDIN records are made as the body is sent (send_stdin): the body may be in a temp
+  // file, or still arriving.
+  pieces.push_back({wire.data(), wire.size()});
   return 0;
 }
 
@@ -221,6 +216,11 @@ void FastcgiClient::send_request() {
   conn_->set_handler(this);
   state_ = State::Writing;
   piece_ = piece_off_ = 0;
+  body_off_ = 0;
+  rec_len_ = rec_sent_ = 0;
+  rec_hdr_.clear();
+  rec_hdr_sent_ = 0;
+  rec_from_file_ = stdin_ended_ = body_wait_ = written_all_ = false;
   received_ = 0;
   in_.clear();
   decoder_.start(kRequestId);
@@ -233,52 +233,136 @@ void FastcgiClient::send_request() {
   on_upstream_io(false, true);
 }
 
+int FastcgiClient::write_request() {
+  body_wait_ = false;
+  // BEGIN_REQUEST and PARAMS.
+  while (piece_ < pieces_.size()) {
+    iovec iov[kMaxIov];
+    size_t n = 0;
+    for (size_t i = piece_; i < pieces_.size() && n < kMaxIov; ++i, ++n) {
+      iov[n] = pieces_[i];
+      if (i == piece_) {
+        iov[n].iov_base = static_cast<char*>(iov[n].iov_base) + piece_off_;
+        iov[n].iov_len -= piece_off_;
+      }
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = n;
+    ssize_t w = ::sendmsg(conn_->fd(), &msg, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN ? 0 : -1;
+    }
+    auto left = static_cast<size_t>(w);
+    while (left > 0 && piece_ < pieces_.size()) {
+      size_t avail = pieces_[piece_].iov_len - piece_off_;
+      if (left >= avail) {
+        left -= avail;
+        ++piece_;
+        piece_off_ = 0;
+      } else {
+        piece_off_ += left;
+        left = 0;
+      }
+    }
+  }
+  // STDIN, one record at a time: a header, then up to kStdinRecord body bytes (from memory,
+  // or read from the temp file into file_buf_), then the empty record that ends the stream.
+  for (;;) {
+    if (rec_hdr_sent_ == rec_hdr_.size() && rec_sent_ == rec_len_) {
+      if (stdin_ended_) return 1;
+      // The next record.
+      RequestBody::Piece p = body_peek(body_off_, kStdinRecord);
+      rec_hdr_.clear();
+      rec_hdr_sent_ = 0;
+      rec_len_ = rec_sent_ = 0;
+      rec_from_file_ = false;
+      if (p.len) {
+        if (p.fd >= 0) {
+          if (!file_buf_) file_buf_ = std::make_unique<char[]>(kStdinRecord);
+          size_t got = 0;
+          while (got < p.len) {
+            ssize_t r = ::pread(p.fd, file_buf_.get() + got, p.len - got, static_cast<off_t>(p.offset + got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+              CORRAL_LOG(Error, "app=" + app_->name) << "reading the request body's temp file: "
+                                                      << (r < 0 ? std::strerror(errno) : "unexpected end");
+              return -2;
+            }
+            got += static_cast<size_t>(r);
+          }
+          rec_from_file_ = true;
+        }
+        rec_len_ = p.len;
+        fastcgi::append_header(rec_hdr_, fastcgi::RecordType::Stdin, kRequestId, static_cast<uint16_t>(p.len), 0);
+      } else if (body_complete()) {
+        fastcgi::append_header(rec_hdr_, fastcgi::RecordType::Stdin, kRequestId, 0, 0);
+        stdin_ended_ = true;
+      } else if (body_failed()) {
+        return -3;
+      } else {
+        body_wait_ = true;  // a streamed body: on_body_more re-arms writing
+        return 2;
+      }
+    }
+    iovec iov[2];
+    size_t n = 0;
+    if (rec_hdr_sent_ < rec_hdr_.size())
+      iov[n++] = {rec_hdr_.data() + rec_hdr_sent_, rec_hdr_.size() - rec_hdr_sent_};
+    if (rec_sent_ < rec_len_) {
+      const char* data = nullptr;
+      if (rec_from_file_) {
+        data = file_buf_.get() + rec_sent_;
+      } else {
+        // Looked up again each time: a streamed body's memory may have moved since.
+        data = body_peek(body_off_, rec_len_ - rec_sent_).data;
+      }
+      iov[n++] = {const_cast<char*>(data), rec_len_ - rec_sent_};
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = n;
+    ssize_t w = ::sendmsg(conn_->fd(), &msg, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN ? 0 : -1;
+    }
+    auto left = static_cast<size_t>(w);
+    size_t h = std::min(left, rec_hdr_.size() - rec_hdr_sent_);
+    rec_hdr_sent_ += h;
+    left -= h;
+    rec_sent_ += left;
+    body_off_ += left;
+    if (left) body_sent(body_off_);
+  }
+}
+
 void FastcgiClient::on_upstream_io(bool readable, bool writable) noexcept {
   if (!conn_) return;
   if (state_ == State::Writing && writable) {
-    while (piece_ < pieces_.size()) {
-      iovec iov[kMaxIov];
-      size_t n = 0;
-      for (size_t i = piece_; i < pieces_.size() && n < kMaxIov; ++i, ++n) {
-        iov[n] = pieces_[i];
-        if (i == piece_) {
-          iov[n].iov_base = static_cast<char*>(iov[n].iov_base) + piece_off_;
-          iov[n].iov_len -= piece_off_;
-        }
-      }
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = n;
-      ssize_t w = ::sendmsg(conn_->fd(), &msg, MSG_NOSIGNAL);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) {
-          conn_->want(true, true);
-          return;
-        }
-        if (retry_fresh()) return;
-        fail("write to FastCGI worker failed");
-        return;
-      }
-      auto left = static_cast<size_t>(w);
-      while (left > 0 && piece_ < pieces_.size()) {
-        size_t avail = pieces_[piece_].iov_len - piece_off_;
-        if (left >= avail) {
-          left -= avail;
-          ++piece_;
-          piece_off_ = 0;
-        } else {
-          piece_off_ += left;
-          left = 0;
-        }
-      }
+    int r = write_request();
+    if (r == 1) {
+      written_all_ = true;
+      state_ = State::Reading;
+      conn_->want(!paused_, false);
+      return;
     }
-    state_ = State::Reading;
-    conn_->want(!paused_, false);
+    if (r == 0) {
+      conn_->want(true, true);
+    } else if (r == 2) {
+      conn_->want(!paused_, false);
+    } else {
+      if (r == -1 && retry_fresh()) return;
+      fail(r == -3 ? "the client's request body was cut short" : r == -2 ? "request body temp file unreadable"
+                                                                         : "write to FastCGI worker failed");
+      return;
+    }
+    // Readable while still writing: an early answer (or EOF) from an app that will not read
+    // the rest of STDIN.
+    if (readable && conn_) read_response();
     return;
   }
-  // Readable while still writing: an early answer (or EOF) from an app that will not read
-  // the rest of STDIN.
   if (readable && state_ != State::Idle) read_response();
 }
 
@@ -350,7 +434,7 @@ bool FastcgiClient::process() {
         }
         // An app that answered before reading all of STDIN would take the rest for the next
         // request: such a connection is not reused.
-        finish(in_.empty() && piece_ == pieces_.size());
+        finish(in_.empty() && written_all_);
         return false;
       }
     }
@@ -441,6 +525,7 @@ void FastcgiClient::flush_stderr() {
 
 void FastcgiClient::finish(bool reusable) {
   state_ = State::Idle;
+  end_body();
   std::unique_ptr<UpstreamConn> c = std::move(conn_);
   if (reusable) {
     c->set_reused();
@@ -456,6 +541,7 @@ void FastcgiClient::finish(bool reusable) {
 void FastcgiClient::fail(const char* why) {
   flush_stderr();
   state_ = State::Idle;
+  end_body();
   conn_.reset();
   in_.clear();
   handler_.on_upstream_error(why);
@@ -463,6 +549,7 @@ void FastcgiClient::fail(const char* why) {
 
 void FastcgiClient::abort() {
   state_ = State::Idle;
+  end_body();
   conn_.reset();
   in_.clear();
   paused_ = false;

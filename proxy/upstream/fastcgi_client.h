@@ -7,7 +7,8 @@
 //      no script → 404 (400 for an undecodable path) without contacting the app, and the
 //      reason logged (common/cgi/script_path.h describe_miss; once per file per minute);
 //   2. sends BEGIN_REQUEST (RESPONDER, KEEP_CONN), PARAMS (the CGI meta-variables plus
-//      SCRIPT_FILENAME), STDIN (the buffered body, not copied; one writev-style send);
+//      SCRIPT_FILENAME), STDIN (records of at most 32 KiB: from memory without copying, or
+//      read from the body's temp file into one fixed buffer; a streamed body as it arrives);
 //   3. reads STDOUT through the CGI response-head parser into on_upstream_head/body,
 //      logs STDERR line by line with the app's name, and ends at END_REQUEST.
 // A malformed record, an END_REQUEST with a protocol status other than REQUEST_COMPLETE,
@@ -43,12 +44,16 @@ class FastcgiClient final : public ConnectionClient {
   void abort() override;
   void pause_reading() override;
   void resume_reading() override;
+  void release_idle_buffers() override {
+    if (state_ == State::Idle) file_buf_.reset();
+  }
 
   void on_upstream_io(bool readable, bool writable) noexcept override;
 
-  /// Builds the bytes the request would send before the body (BEGIN_REQUEST, PARAMS) and
-  /// the STDIN record plan into `wire`/`pieces` (exposed for tests). Returns 0 when the
-  /// request maps onto a script, else the status to answer (404, 400).
+  /// Builds the bytes the request sends before the body (BEGIN_REQUEST, PARAMS) into
+  /// `wire`, and `pieces` to send them (exposed for tests). Returns 0 when the request maps
+  /// onto a script, else the status to answer (404, 400). STDIN records are made while
+  /// sending (the body may be in a temp file, or still arriving).
   static int encode_request(const UpstreamRequest& req, std::string& wire, std::vector<iovec>& pieces);
 
   /// Kept connections waiting for their slot's next request, all loops together. Thread-safe.
@@ -59,6 +64,11 @@ class FastcgiClient final : public ConnectionClient {
   std::unique_ptr<UpstreamConn> take_idle();  // a kept connection to the slot, or null
   void send_request() override;
   void become_idle() override { state_ = State::Idle; }
+  bool waiting_for_body() const override { return state_ == State::Writing && body_wait_; }
+  /// Writes what it can. 1: all out; 0: the socket is full; 2: waiting for streamed body
+  /// bytes; -1: write error; -2: the temp file could not be read; -3: the client's body
+  /// was cut short.
+  int write_request();
   void read_response();
   bool process();  // false: stop (done, error, or aborted)
   bool on_stdout(std::string_view data);
@@ -77,6 +87,14 @@ class FastcgiClient final : public ConnectionClient {
   std::string wire_;
   std::vector<iovec> pieces_;
   size_t piece_ = 0, piece_off_ = 0;
+  // The STDIN record being sent.
+  uint64_t body_off_ = 0;         // body bytes sent
+  std::string rec_hdr_;           // its header
+  size_t rec_hdr_sent_ = 0;
+  size_t rec_len_ = 0, rec_sent_ = 0;  // its content bytes, and how many are out
+  bool rec_from_file_ = false;    // content in file_buf_ (read from the temp file)
+  std::unique_ptr<char[]> file_buf_;
+  bool stdin_ended_ = false, body_wait_ = false, written_all_ = false;
   fastcgi::Decoder decoder_;
   // STDOUT until the CGI header block is complete, then the body passes straight through.
   std::string head_buf_;

@@ -2,7 +2,9 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 namespace corral::proxy {
@@ -15,6 +17,17 @@ http1::Limits response_limits() {
   return l;
 }
 constexpr size_t kReadSize = 32 * 1024;
+
+void append_hex(std::string& out, uint64_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char tmp[16];
+  int n = 0;
+  do {
+    tmp[n++] = kHex[v & 0xf];
+    v >>= 4;
+  } while (v);
+  while (n) out.push_back(tmp[--n]);
+}
 }  // namespace
 
 Http1Client::Http1Client(UpstreamPool& pool, UpstreamHandler& handler)
@@ -25,7 +38,7 @@ Http1Client::~Http1Client() { abort(); }
 void Http1Client::start(const UpstreamRequest& req) {
   begin(req);
   head_ = req.head;
-  body_ = req.body;
+  chunked_ = req.chunked;
   upgrade_ = req.upgrade;
   // An upgrade goes on a connection of its own: one the worker may already have closed
   // cannot be resent once it switched, and a fresh one costs a connect(2) on a Unix socket.
@@ -42,7 +55,12 @@ void Http1Client::start(const UpstreamRequest& req) {
 void Http1Client::send_request() {
   conn_->set_handler(this);
   state_ = State::Writing;
-  written_ = 0;
+  head_written_ = 0;
+  body_off_ = 0;
+  frame_.clear();
+  frame_pos_ = 0;
+  chunk_left_ = 0;
+  chunks_started_ = last_chunk_ = body_wait_ = written_all_ = false;
   received_ = 0;
   in_.clear();
   parser_.reset();
@@ -50,37 +68,108 @@ void Http1Client::send_request() {
   on_upstream_io(false, true);
 }
 
-void Http1Client::on_upstream_io(bool readable, bool writable) noexcept {
-  if (!conn_) return;
-  if (state_ == State::Writing && writable) {
-    size_t total = head_.size() + body_.size();
-    while (written_ < total) {
+bool Http1Client::write_request() {
+  body_wait_ = false;
+  for (;;) {
+    ssize_t w;
+    if (head_written_ < head_.size()) {
+      // The head, with the first body bytes when they are in memory: one system call for
+      // the usual small request.
       iovec iov[2];
       int n = 0;
-      if (written_ < head_.size()) {
-        iov[n++] = {const_cast<char*>(head_.data() + written_), head_.size() - written_};
-        if (!body_.empty()) iov[n++] = {const_cast<char*>(body_.data()), body_.size()};
-      } else {
-        size_t off = written_ - head_.size();
-        iov[n++] = {const_cast<char*>(body_.data() + off), body_.size() - off};
-      }
+      iov[n++] = {const_cast<char*>(head_.data() + head_written_), head_.size() - head_written_};
+      RequestBody::Piece p;
+      if (!chunked_) p = body_peek(0, SIZE_MAX);
+      if (p.len && p.data) iov[n++] = {const_cast<char*>(p.data), p.len};
       msghdr msg{};
       msg.msg_iov = iov;
       msg.msg_iovlen = static_cast<size_t>(n);
-      ssize_t w = ::sendmsg(conn_->fd(), &msg, MSG_NOSIGNAL);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) {
-          conn_->want(true, true);
-          return;
-        }
-        if (retry_fresh()) return;
-        fail("write to worker failed");
-        return;
+      w = ::sendmsg(conn_->fd(), &msg, MSG_NOSIGNAL);
+      if (w >= 0) {
+        size_t h = std::min(static_cast<size_t>(w), head_.size() - head_written_);
+        head_written_ += h;
+        body_off_ += static_cast<size_t>(w) - h;
+        if (body_off_) body_sent(body_off_);
+        continue;
       }
-      written_ += static_cast<size_t>(w);
+    } else if (frame_pos_ < frame_.size()) {
+      w = ::send(conn_->fd(), frame_.data() + frame_pos_, frame_.size() - frame_pos_, MSG_NOSIGNAL);
+      if (w >= 0) {
+        frame_pos_ += static_cast<size_t>(w);
+        if (frame_pos_ == frame_.size()) {
+          frame_.clear();
+          frame_pos_ = 0;
+        }
+        continue;
+      }
+    } else {
+      RequestBody::Piece p;
+      if (chunked_) {
+        if (chunk_left_ == 0) {
+          if (last_chunk_) return true;
+          p = body_peek(body_off_, 1 << 20);
+          if (p.len) {
+            // The CRLF that ends the previous chunk's data goes with the next size line.
+            if (chunks_started_) frame_.append("\r\n", 2);
+            append_hex(frame_, p.len);
+            frame_.append("\r\n", 2);
+            chunks_started_ = true;
+            chunk_left_ = p.len;
+            continue;
+          }
+          if (body_complete()) {
+            if (chunks_started_) frame_.append("\r\n", 2);
+            frame_.append("0\r\n\r\n", 5);
+            last_chunk_ = true;
+            continue;
+          }
+        } else {
+          p = body_peek(body_off_, static_cast<size_t>(std::min<uint64_t>(chunk_left_, SIZE_MAX)));
+        }
+      } else {
+        p = body_peek(body_off_, SIZE_MAX);
+        if (!p.len && body_complete()) return true;
+      }
+      if (!p.len) {
+        if (body_failed()) {
+          fail("the client's request body was cut short");
+          return false;
+        }
+        // A streamed body: the rest has not arrived yet (on_body_more re-arms writing).
+        body_wait_ = true;
+        conn_->want(!paused_, false);
+        return false;
+      }
+      w = send_piece(p);
+      if (w >= 0) {
+        body_off_ += static_cast<uint64_t>(w);
+        if (chunked_) chunk_left_ -= static_cast<uint64_t>(w);
+        body_sent(body_off_);
+        continue;
+      }
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {
+      conn_->want(true, true);
+      return false;
+    }
+    if (retry_fresh()) return false;
+    fail("write to worker failed");
+    return false;
+  }
+}
+
+void Http1Client::on_upstream_io(bool readable, bool writable) noexcept {
+  if (!conn_) return;
+  if (state_ == State::Writing && writable) {
+    if (!write_request()) {
+      // Waiting (socket full, or body bytes not here yet); a read event may still bring an
+      // early answer.
+      if (conn_ && readable && state_ == State::Writing) read_response();
+      return;
     }
     state_ = State::ReadingHead;
+    written_all_ = true;
     conn_->want(!paused_, false);
     // Nothing to read yet in the common case; let the loop tell us.
     return;
@@ -177,6 +266,8 @@ bool Http1Client::parse(std::string_view& in) {
       if (state_ == State::Writing) {
         // The worker answered before reading the whole request; it will not read the rest.
         state_ = State::ReadingHead;
+        body_wait_ = false;
+        conn_->want(!paused_, false);
       }
       decoder_.start(resp_.body, resp_.content_length);
       state_ = State::ReadingBody;
@@ -213,8 +304,11 @@ bool Http1Client::parse(std::string_view& in) {
 
 void Http1Client::finish(bool reusable) {
   state_ = State::Idle;
+  end_body();
   std::unique_ptr<UpstreamConn> c = std::move(conn_);
-  if (reusable) {
+  // A worker that answered before taking the whole request would read the rest as its
+  // next request: such a connection is not reused.
+  if (reusable && written_all_) {
     pool_.put(std::move(c));
   } else {
     c->want(false, false);
@@ -226,6 +320,7 @@ void Http1Client::finish(bool reusable) {
 
 void Http1Client::fail(const char* why) {
   state_ = State::Idle;
+  end_body();
   conn_.reset();
   in_.clear();
   handler_.on_upstream_error(why);
@@ -233,6 +328,7 @@ void Http1Client::fail(const char* why) {
 
 void Http1Client::abort() {
   state_ = State::Idle;
+  end_body();
   conn_.reset();
   in_.clear();
   paused_ = false;

@@ -37,6 +37,10 @@ class Http1Client final : public ConnectionClient {
  private:
   enum class State { Idle, Writing, ReadingHead, ReadingBody };
   void send_request() override;
+  bool waiting_for_body() const override { return state_ == State::Writing && body_wait_; }
+  /// Writes what it can of the request. true: all of it is out.
+  bool write_request();
+
   void become_idle() override { state_ = State::Idle; }
   void read_response();
   /// Parses `in` (views into the shared scratch or into in_), advancing it past what was
@@ -47,8 +51,16 @@ class Http1Client final : public ConnectionClient {
   void fail(const char* why);
 
   State state_ = State::Idle;
-  std::string_view head_, body_;
-  size_t written_ = 0;
+  std::string_view head_;
+  size_t head_written_ = 0;
+  uint64_t body_off_ = 0;     // body bytes written
+  bool chunked_ = false;      // frame the body as chunked (a streamed body of unknown length)
+  std::string frame_;         // chunk framing waiting to be written
+  size_t frame_pos_ = 0;
+  uint64_t chunk_left_ = 0;   // body bytes of the current chunk not written yet
+  bool chunks_started_ = false, last_chunk_ = false;
+  bool body_wait_ = false;    // writing waits for body bytes from the client
+  bool written_all_ = false;  // the whole request is out
   bool upgrade_ = false;  // the request asks to switch protocols: a 101 hands the connection over
   http1::ResponseParser parser_;
   http1::ResponseHead resp_;

@@ -17,6 +17,7 @@
 
 namespace corral::proxy {
 
+class RequestBody;
 
 /// What the upstream client reports, in order: either connect_failed (the request was never
 /// sent), or head → body* → (complete | error), or error alone. read_done may follow any
@@ -71,7 +72,14 @@ struct UpstreamRequest {
   /// translated into it); a non-HTTP client parses it back with common/http1 (it is the
   /// proxy's own output, so it always parses).
   std::string_view head;
-  std::string_view body;    ///< the complete buffered body
+  std::string_view body;    ///< a complete body in memory (when `source` is null)
+  /// The body as the frontend keeps it (memory, a temp file, or streaming in); when set,
+  /// `body` is ignored. Must outlive the request. A streaming body that fails before its end
+  /// makes the client abort the request to the worker (on_upstream_error).
+  RequestBody* source = nullptr;
+  /// HTTP/1.1 workers: send the body with chunked framing (a streamed body of unknown
+  /// length; the head says Transfer-Encoding: chunked).
+  bool chunked = false;
   /// The head asks the worker to switch protocols (Upgrade forwarded): a 101 answer hands
   /// the connection over (UpstreamHandler::on_upstream_upgrade). Only Http1Client does.
   bool upgrade = false;
