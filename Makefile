@@ -11,7 +11,7 @@ ifneq ($(SANITIZE),)
   BUILD := build-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps configure build run test test-unit test-asan bench fuzz soak clean package package-test
+.PHONY: all deps configure build run test test-unit test-uploads test-asan bench fuzz soak clean package package-test
 
 all: build
 
@@ -36,6 +36,11 @@ test: build
 
 test-unit: build
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure -L unit
+
+# The full upload memory test: 100 concurrent 50 MiB uploads through corral in a 256 MiB
+# memory cgroup (make test runs 25 of them).
+test-uploads: build
+	CORRAL_UPLOAD_CLIENTS=100 $(BUILD)/bin/itest_75_upload_memory --gtest_color=no
 
 test-asan:
 	$(MAKE) test SANITIZE=address,undefined

@@ -196,6 +196,8 @@ Response handle(const Request& req, const Counters& counters, uint64_t connectio
   } else if (path == "/json") {
     r.content_type = "application/json";
     r.body = json_body(static_cast<size_t>(query_number(req, "bytes", 1024, 64L << 20)));
+  } else if (path == "/sha256") {
+    r.body = req.body;  // "HEX BYTES\n", computed while the body was read (main.cc)
   } else if (path == "/maxinflight") {
     r.body = std::to_string(counters.max_in_flight.load());
   } else if (path == "/status") {

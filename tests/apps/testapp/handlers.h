@@ -33,6 +33,7 @@ struct Response {
 /// Dispatches on the request path:
 ///   /             hello text          /pid            the process id
 ///   /echo         JSON: method, target, version, headers (as received, in order), body
+///   /sha256       "HEX BYTES": SHA-256 and length of the body, hashed as it arrives
 ///   /sleep?ms=N   sleeps, then answers /cpu?ms=N      burns CPU for N ms
 ///   /big?bytes=N[&chunked=1]          N bytes ('a'..'z' repeating), optionally chunked
 ///   /json?bytes=N  N bytes of application/json (order records; compresses about 5:1)

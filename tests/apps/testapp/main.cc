@@ -21,10 +21,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -113,7 +116,35 @@ void serve_connection(int fd) {
     if (counted) note_in_flight_start();
     ++g_counters.requests;
     if (g_log) log_request(req);
+    // /sha256: the body is hashed as it is read, never held (uploads of any size); with
+    // TESTAPP_LOG=1 the first body bytes are logged as they arrive ("... first body bytes").
+    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> md(nullptr, EVP_MD_CTX_free);
+    uint64_t body_bytes = 0;
+    if (req.path() == "/sha256") {
+      md.reset(EVP_MD_CTX_new());
+      EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr);
+      req.body_sink = [&](const char* p, size_t n) {
+        if (body_bytes == 0 && g_log) {
+          std::string line = "testapp pid=" + std::to_string(::getpid()) + " first body bytes " + req.target + "\n";
+          [[maybe_unused]] ssize_t w = ::write(1, line.data(), line.size());
+        }
+        body_bytes += n;
+        EVP_DigestUpdate(md.get(), p, n);
+      };
+    }
     st = reader.read_body(req);
+    if (md && st == ReadStatus::Ok) {
+      unsigned char digest[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      EVP_DigestFinal_ex(md.get(), digest, &len);
+      static constexpr char kHex[] = "0123456789abcdef";
+      std::string hex;
+      for (unsigned int i = 0; i < len; ++i) {
+        hex.push_back(kHex[digest[i] >> 4]);
+        hex.push_back(kHex[digest[i] & 15]);
+      }
+      req.body = hex + " " + std::to_string(body_bytes) + "\n";
+    }
     bool ok = false;
     if (st != ReadStatus::Ok) {
       Response bad;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <strings.h>
@@ -179,6 +180,24 @@ ReadStatus RequestReader::read_body_bytes(Request& out) {
           if (line.empty()) return ReadStatus::Ok;
         }
       }
+      if (out.body_sink) {
+        // Piece by piece: the chunk is never held whole.
+        size_t left = size;
+        while (left > 0) {
+          if (buf_.size() == pos_ && !fill()) return ReadStatus::Malformed;
+          size_t n = std::min(left, buf_.size() - pos_);
+          out.body_sink(buf_.data() + pos_, n);
+          pos_ += n;
+          left -= n;
+          buf_.erase(0, pos_);
+          pos_ = 0;
+        }
+        while (buf_.size() - pos_ < 2)
+          if (!fill()) return ReadStatus::Malformed;
+        if (buf_.compare(pos_, 2, "\r\n") != 0) return ReadStatus::Malformed;
+        pos_ += 2;
+        continue;
+      }
       while (buf_.size() - pos_ < size + 2)
         if (!fill()) return ReadStatus::Malformed;
       out.body.append(buf_, pos_, size);
@@ -189,6 +208,18 @@ ReadStatus RequestReader::read_body_bytes(Request& out) {
   if (cl != nullptr) {
     size_t len = 0;
     if (!parse_decimal(*cl, len) || len > kMaxBody) return ReadStatus::Malformed;
+    if (out.body_sink) {
+      while (len > 0) {
+        if (buf_.size() == pos_ && !fill()) return ReadStatus::Malformed;
+        size_t n = std::min(len, buf_.size() - pos_);
+        out.body_sink(buf_.data() + pos_, n);
+        pos_ += n;
+        len -= n;
+        buf_.erase(0, pos_);
+        pos_ = 0;
+      }
+      return ReadStatus::Ok;
+    }
     while (buf_.size() - pos_ < len)
       if (!fill()) return ReadStatus::Malformed;
     out.body.assign(buf_, pos_, len);

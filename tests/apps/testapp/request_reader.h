@@ -5,6 +5,7 @@
 //
 // Not thread-safe: one RequestReader per connection thread.
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,9 @@ struct Request {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   bool keep_alive = true;
+  /// When set before read_body: body bytes go here as they are read, not into `body`
+  /// (large uploads without holding them).
+  std::function<void(const char*, size_t)> body_sink;
 
   /// The first header named `name` (case-insensitive), or nullptr.
   const std::string* header(const std::string& name) const;

@@ -1,4 +1,5 @@
 """Small hand-written WSGI callables for PEP 3333 details (no framework in between)."""
+import hashlib
 import json
 import sys
 
@@ -60,6 +61,21 @@ def application(environ, start_response):
         body = json.dumps({"first": first.decode("latin-1"), "rest": len(rest)}).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
+    if path == "/sha256":
+        # The body hashed as it is read, in 64 KiB reads: "HEX BYTES\n".
+        inp = environ["wsgi.input"]
+        left = int(environ.get("CONTENT_LENGTH") or 0)
+        h = hashlib.sha256()
+        n = 0
+        while left > 0:
+            block = inp.read(min(left, 65536))
+            if not block:
+                break
+            h.update(block)
+            n += len(block)
+            left -= len(block)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [("%s %d\n" % (h.hexdigest(), n)).encode()]
     if path == "/write":
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write(b"from write(), ")
