@@ -83,6 +83,7 @@ struct Http2Session::Stream final : ExchangeSink, BodyWriter {
     protocol.clear();
     tunnel = tunnel_eof_pending = false;
     tunnel_unconsumed = 0;
+    std::string().swap(tunnel_pending);
     path.clear();
     scheme.clear();
     authority.clear();
@@ -119,9 +120,10 @@ struct Http2Session::Stream final : ExchangeSink, BodyWriter {
   std::string method, path, scheme, authority, host_header, cookie;
   std::string protocol;  // :protocol (extended CONNECT)
   // An extended CONNECT stream: its DATA goes to the tunnel; bytes received before the
-  // worker switched wait in `body`; END_STREAM before that waits in tunnel_eof_pending.
+  // worker switched wait in `tunnel_pending`; END_STREAM before that waits in tunnel_eof_pending.
   bool tunnel = false, tunnel_eof_pending = false;
   size_t tunnel_unconsumed = 0;  // DATA bytes not given back to flow control (worker buffer full)
+  std::string tunnel_pending;    // DATA before the worker switched (bounded by the stream window)
   // Regular request headers, stored flat (one buffer, offsets): no allocation per field.
   struct FieldRef {
     uint32_t name_off, name_len, value_off, value_len;
@@ -662,7 +664,7 @@ int Http2Session::on_frame_recv(const void* p) {
         bs.temp_dir = runtime_->proxy.temp_dir;
         bs.counters = host_.counters();
         s->body.reset(bs);
-        if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->too_large) {
+        if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->too_large && s->protocol.empty()) {
           headers_before_body(*s);
           return 0;
         }
@@ -920,11 +922,9 @@ bool Http2Session::valid_head(Stream& s) {
     reset_stream(s, NGHTTP2_PROTOCOL_ERROR, ":authority and host disagree");
     return false;
   }
-  if (s.method == "CONNECT" && !s.protocol.empty()) {
-    connect_request(s);
-    return;
-  }
-  if (s.method == "CONNECT" || !s.protocol.empty()) {
+  // Extended CONNECT (a :protocol) is a tunnel request (connect_request); plain CONNECT, or
+  // a :protocol on another method, is refused.
+  if ((s.method == "CONNECT") == s.protocol.empty()) {
     reset_stream(s, NGHTTP2_REFUSED_STREAM, "CONNECT is not supported");
     return false;
   }
@@ -954,6 +954,10 @@ void Http2Session::request_complete(Stream& s) {
     return;
   }
   if (!valid_head(s)) return;
+  if (s.method == "CONNECT") {
+    connect_request(s);
+    return;
+  }
   s.body.finish();
   start_exchange(s);
 }
@@ -1349,8 +1353,10 @@ void Http2Session::tunnel_data(Stream& s, std::string_view data) {
     // Before the switch: kept (the stream's window bounds it) until the worker takes it.
     if (s.ex.state == ExchangeState::Responding || s.submitted) {
       stream_tunnel_writable(s);  // answered without a tunnel: dropped, the window reopens
-    } else if (!s.body.append(data)) {
+    } else if (s.tunnel_pending.size() + data.size() > runtime_->proxy.max_body_size) {
       reset_stream(s, NGHTTP2_FLOW_CONTROL_ERROR, "too much data before the tunnel opened");
+    } else {
+      s.tunnel_pending.append(data);
     }
     return;
   }
@@ -1382,9 +1388,9 @@ void Http2Session::stream_upgrade(Stream& s, const http1::ResponseHead& head) {
   }
   submit(s, 200, true);
   bool room = true;
-  if (!s.body.data().empty()) {
-    room = s.ex.tunnel_send(s.body.data());
-    s.body.reset(0);
+  if (!s.tunnel_pending.empty()) {
+    room = s.ex.tunnel_send(s.tunnel_pending);
+    std::string().swap(s.tunnel_pending);
   }
   if (room) stream_tunnel_writable(s);
   if (s.tunnel_eof_pending) {
