@@ -790,7 +790,7 @@ void Http2Session::headers_before_body(Stream& s) {
       respond_error(s, 404);
       return;
     }
-    app = &rt->apps[static_cast<size_t>(e->app)];
+    if (e->app >= 0) app = &rt->apps[static_cast<size_t>(e->app)];  // -1: a static route
   }
   if (expects == 1) {
     // The proxy will take the body: a non-final 100 HEADERS asks for it.
