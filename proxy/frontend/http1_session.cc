@@ -586,6 +586,7 @@ void Http1Session::response_done() {
 
 void Http1Session::flush() {
   if (closed_ || lingering_) return;
+  bool progress = false;
   while (out_pos_ < out_.size()) {
     ssize_t n = conn_->write(out_.data() + out_pos_, out_.size() - out_pos_, file_left_ > 0);
     if (n < 0) {
@@ -594,6 +595,7 @@ void Http1Session::flush() {
       return;
     }
     out_pos_ += static_cast<size_t>(n);
+    progress = progress || n > 0;
   }
   if (out_pos_ == out_.size()) {
     out_.clear();
@@ -622,8 +624,9 @@ void Http1Session::flush() {
     if (closed_) return;
   }
   if (pending > 0) {
-    // A client that stops reading must not pin the connection forever.
-    if (!client_timer_.armed()) client_timer_.arm(ex_.runtime ? ex_.runtime->proxy.client_body_timeout
+    // A client that stops reading must not pin the connection forever; one that reads slowly
+    // but steadily keeps it: the deadline runs from the last bytes the client took.
+    if (progress || !client_timer_.armed()) client_timer_.arm(ex_.runtime ? ex_.runtime->proxy.client_body_timeout
                                                               : host_.runtime()->proxy.client_body_timeout);
   } else if (ex_.state == ExchangeState::Responding || ex_.state == ExchangeState::Closing) {
     client_timer_.cancel();

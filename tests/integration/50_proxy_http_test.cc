@@ -35,6 +35,32 @@ TEST_F(ProxyHttpTest, RequestsSpreadOverAllWorkers) {
   EXPECT_EQ(seen, expected) << "30 sequential requests did not reach exactly the 3 workers in status";
 }
 
+TEST_F(ProxyHttpTest, ASlowButSteadyDownloadOutlivesTheStallTimeout) {
+  // The stall deadline (client_body_timeout) runs from the client's last progress, not from
+  // the start of the response: a reader with a small receive buffer takes 6 MiB in steady
+  // 64 KiB bites over about 2.5 s, with a 300 ms timeout (the proxy's socket buffer and its
+  // 1 MiB response buffer stay full for well over 300 ms).
+  config_.proxy("client_body_timeout", quote("300ms"));
+  ASSERT_NO_FATAL_FAILURE(start());
+  constexpr size_t kBytes = 6u << 20;
+  RawClient c;
+  ASSERT_TRUE(c.connect_tcp(port(), 64 * 1024));
+  ASSERT_TRUE(c.send("GET /big?bytes=" + std::to_string(kBytes) + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  const auto t0 = Clock::now();
+  while (!c.closed() && Clock::now() - t0 < 30s) {
+    c.read_some(20ms);
+    std::this_thread::sleep_for(25ms);
+  }
+  const auto took = Clock::now() - t0;
+  const std::string& all = c.received();
+  const size_t body = all.find("\r\n\r\n");
+  ASSERT_NE(body, std::string::npos);
+  EXPECT_EQ(all.size() - body - 4, kBytes) << "the download was cut after "
+                                           << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                                           << " ms";
+  EXPECT_GT(took, 1000ms) << "the reader was not slow enough to test the stall timeout";
+}
+
 TEST_F(ProxyHttpTest, ConcurrencyOneIsNeverExceeded) {
   config_.app("demo").workers(3).concurrency(1).queue_size(100).queue_timeout("20s");
   ASSERT_NO_FATAL_FAILURE(start());
