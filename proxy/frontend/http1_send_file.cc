@@ -70,7 +70,7 @@ bool Http1Session::send_file() {
   }
   if (file_left_ == 0) file_.reset();
   // The send-stall deadline runs from the last progress.
-  if (progress && file_left_ > 0 && ex_.runtime) client_timer_.arm(ex_.runtime->proxy.client_body_timeout);
+  if (progress && file_left_ > 0 && ex_.runtime) arm_send_stall();
   return true;
 }
 

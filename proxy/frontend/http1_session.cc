@@ -1,5 +1,7 @@
 #include "proxy/frontend/http1_session.h"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -514,13 +516,26 @@ void Http1Session::on_client_timer() {
     case ExchangeState::Responding:
     case ExchangeState::Closing:
     case ExchangeState::Upstream:
-      // The client stopped reading the response.
-      if (out_pos_ < out_.size() || file_left_ > 0) close();
+      // The client stopped reading the response, unless the socket's send queue shrank.
+      if (out_pos_ < out_.size() || file_left_ > 0) {
+        int q = 0;
+        if (stall_outq_ > 0 && ::ioctl(conn_->fd(), SIOCOUTQ, &q) == 0 && q < stall_outq_) {
+          arm_send_stall();
+          return;
+        }
+        close();
+      }
       return;
     case ExchangeState::Queued:
     case ExchangeState::Tunnel:  // the tunnel has its own idle timeout
       return;
   }
+}
+
+void Http1Session::arm_send_stall() {
+  int q = 0;
+  stall_outq_ = ::ioctl(conn_->fd(), SIOCOUTQ, &q) == 0 ? q : -1;
+  client_timer_.arm(ex_.runtime ? ex_.runtime->proxy.client_body_timeout : host_.runtime()->proxy.client_body_timeout);
 }
 
 void Http1Session::respond_redirect(const http1::RequestHead& head) {
@@ -626,8 +641,7 @@ void Http1Session::flush() {
   if (pending > 0) {
     // A client that stops reading must not pin the connection forever; one that reads slowly
     // but steadily keeps it: the deadline runs from the last bytes the client took.
-    if (progress || !client_timer_.armed()) client_timer_.arm(ex_.runtime ? ex_.runtime->proxy.client_body_timeout
-                                                              : host_.runtime()->proxy.client_body_timeout);
+    if (progress || !client_timer_.armed()) arm_send_stall();
   } else if (ex_.state == ExchangeState::Responding || ex_.state == ExchangeState::Closing) {
     client_timer_.cancel();
     after_flush();

@@ -125,6 +125,12 @@ class Http1Session final : public FrontendSession, public ExchangeSink, public B
   bool linger_ = false;     // the current answer leaves request bytes unread: linger after it
   bool lingering_ = false;  // answered and half-closed; reading and discarding until close
   Exchange::Clock::time_point linger_until_{};
+  /// Bytes in the socket's send queue when the send-stall deadline was armed (-1: unknown).
+  /// The kernel wakes a writer only when a third of a large send buffer is free, so a
+  /// steady slow reader can go longer than the deadline without a write of ours succeeding:
+  /// a queue that shrank since is progress too.
+  int stall_outq_ = -1;
+  void arm_send_stall();
   // Tunnel (state Tunnel): the worker's side stopped sending (half-close the client's once
   // out_ is written), the tunnel is over (close once out_ is written), the worker's buffer
   // is full (stop reading the client), the access-log line is written.

@@ -59,6 +59,15 @@ TEST_F(ProxyHttpTest, ASlowButSteadyDownloadOutlivesTheStallTimeout) {
                                            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                                            << " ms";
   EXPECT_GT(took, 1000ms) << "the reader was not slow enough to test the stall timeout";
+
+  // A reader that takes nothing is cut off: what it reads afterwards is short of the body.
+  RawClient stalled;
+  ASSERT_TRUE(stalled.connect_tcp(port(), 64 * 1024));
+  ASSERT_TRUE(stalled.send("GET /big?bytes=" + std::to_string(kBytes) + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  std::this_thread::sleep_for(1500ms);
+  const std::string rest = stalled.read_until_close(20s);
+  EXPECT_TRUE(stalled.closed());
+  EXPECT_LT(rest.size(), kBytes) << "a client that stopped reading got the whole response";
 }
 
 TEST_F(ProxyHttpTest, ConcurrencyOneIsNeverExceeded) {
