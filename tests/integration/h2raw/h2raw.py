@@ -153,11 +153,11 @@ def run(host, port, tls, scenario):
         c.send(c.headers(7, [("user-agent", "h2raw")], path="/echo?s=7"))
         c.read(3, lambda r: 7 in c.ended)
     elif scenario == "rapid_reset":
-        out = b""
+        parts = []
         for i in range(3000):
             sid = 1 + 2 * i
-            out += c.headers(sid, path=marker) + frame(RST, 0, sid, struct.pack(">I", 8))
-        c.send(out)
+            parts.append(c.headers(sid, path=marker) + frame(RST, 0, sid, struct.pack(">I", 8)))
+        c.send(b"".join(parts))
         c.read(5, lambda r: r["goaway"] is not None)
     elif scenario == "continuation_flood":
         block = c.enc.encode([(":method", "GET"), (":scheme", "https"), (":path", marker),
@@ -170,22 +170,25 @@ def run(host, port, tls, scenario):
         c.read(3, lambda r: r["goaway"] is not None)
     elif scenario in ("ping_flood", "settings_flood", "priority_flood", "unknown_flood", "window_update_flood",
                       "empty_data_flood"):
-        out = b""
+        # Built as a list and joined once: 30,000 concatenations of a growing bytes object
+        # copy gigabytes and made each flood take tens of seconds.
+        parts = []
         if scenario == "empty_data_flood":
-            out += c.headers(1, method="POST", path=marker, end_stream=False)
+            parts.append(c.headers(1, method="POST", path=marker, end_stream=False))
         for i in range(30000):
             if scenario == "ping_flood":
-                out += frame(PING, 0, 0, struct.pack(">Q", i))
+                parts.append(frame(PING, 0, 0, struct.pack(">Q", i)))
             elif scenario == "settings_flood":
-                out += frame(SETTINGS, 0, 0, b"")
+                parts.append(frame(SETTINGS, 0, 0, b""))
             elif scenario == "priority_flood":
-                out += frame(PRIORITY, 0, 3 + 2 * (i % 1000), struct.pack(">IB", 0, 15))
+                parts.append(frame(PRIORITY, 0, 3 + 2 * (i % 1000), struct.pack(">IB", 0, 15)))
             elif scenario == "unknown_flood":
-                out += frame(0x42, 0, 0, b"x")
+                parts.append(frame(0x42, 0, 0, b"x"))
             elif scenario == "window_update_flood":
-                out += frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1))
+                parts.append(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1)))
             else:
-                out += frame(DATA, 0, 1, b"")
+                parts.append(frame(DATA, 0, 1, b""))
+        out = b"".join(parts)
         # Written without reading the answers (as a flood would).
         step = 1 << 16
         for i in range(0, len(out), step):
