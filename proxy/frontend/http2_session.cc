@@ -931,6 +931,19 @@ bool Http2Session::valid_head(Stream& s) {
   return true;
 }
 
+Forwarding Http2Session::forwarding(const Exchange& ex, std::string_view host) {
+  Forwarding fwd;
+  fwd.client_ip = conn_.client_ip();
+  fwd.proto = conn_.tls() ? "https" : "http";
+  fwd.host = host;
+  fwd.request_id = ex.request_id;
+  fwd.traceparent = ex.traceparent;
+  fwd.keep_tracestate = ex.trace_from_client;
+  fwd.server_port = conn_.server_port();
+  fwd.client_port = conn_.client_port();
+  return fwd;
+}
+
 void Http2Session::request_complete(Stream& s) {
   if (s.rejected || s.discard_body) return;
   if (s.streaming) {
@@ -1007,15 +1020,7 @@ void Http2Session::start_exchange(Stream& s) {
   head.headers.push_back({"host", host});
   for (const auto& f : s.fields) head.headers.push_back({s.field_name(f), s.field_value(f)});
   if (!s.cookie.empty()) head.headers.push_back({"cookie", s.cookie});
-  Forwarding fwd;
-  fwd.client_ip = conn_.client_ip();
-  fwd.proto = conn_.tls() ? "https" : "http";
-  fwd.host = host;
-  fwd.request_id = ex.request_id;
-  fwd.traceparent = ex.traceparent;
-  fwd.keep_tracestate = ex.trace_from_client;
-  fwd.server_port = conn_.server_port();
-  fwd.client_port = conn_.client_port();
+  Forwarding fwd = forwarding(ex, host);
   // As for HTTP/1.1 clients: corral-worker maps the prefix onto SCRIPT_NAME for cgi apps.
   if (const AppRuntime* a = ex.routed_app(); a && a->kind == conf::AppKind::Cgi) fwd.prefix = ex.route_prefix;
   append_request_head(head, fwd, ex.upstream_head);
@@ -1323,15 +1328,7 @@ void Http2Session::connect_request(Stream& s) {
   for (const auto& f : s.fields)
     if (s.field_name(f) != "sec-websocket-key") head.headers.push_back({s.field_name(f), s.field_value(f)});
   if (!s.cookie.empty()) head.headers.push_back({"cookie", s.cookie});
-  Forwarding fwd;
-  fwd.client_ip = conn_.client_ip();
-  fwd.proto = conn_.tls() ? "https" : "http";
-  fwd.host = host;
-  fwd.request_id = ex.request_id;
-  fwd.traceparent = ex.traceparent;
-  fwd.keep_tracestate = ex.trace_from_client;
-  fwd.server_port = conn_.server_port();
-  fwd.client_port = conn_.client_port();
+  Forwarding fwd = forwarding(ex, host);
   fwd.upgrade = "websocket";
   append_request_head(head, fwd, ex.upstream_head);
   std::array<char, kWebSocketKeySize> key;
