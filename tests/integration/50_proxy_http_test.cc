@@ -38,9 +38,9 @@ TEST_F(ProxyHttpTest, RequestsSpreadOverAllWorkers) {
 TEST_F(ProxyHttpTest, ASlowButSteadyDownloadOutlivesTheStallTimeout) {
   // The stall deadline (client_body_timeout) runs from the client's last progress, not from
   // the start of the response: a reader with a small receive buffer takes 6 MiB in steady
-  // 64 KiB bites over about 2.5 s, with a 300 ms timeout (the proxy's socket buffer and its
-  // 1 MiB response buffer stay full for well over 300 ms).
-  config_.proxy("client_body_timeout", quote("300ms"));
+  // 64 KiB bites over about 2.5 s, with a 1 s timeout (the proxy's socket buffer and its
+  // 1 MiB response buffer stay full for well over 1 s).
+  config_.proxy("client_body_timeout", quote("1s"));
   ASSERT_NO_FATAL_FAILURE(start());
   constexpr size_t kBytes = 6u << 20;
   RawClient c;
@@ -64,7 +64,7 @@ TEST_F(ProxyHttpTest, ASlowButSteadyDownloadOutlivesTheStallTimeout) {
   RawClient stalled;
   ASSERT_TRUE(stalled.connect_tcp(port(), 64 * 1024));
   ASSERT_TRUE(stalled.send("GET /big?bytes=" + std::to_string(kBytes) + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-  std::this_thread::sleep_for(1500ms);
+  std::this_thread::sleep_for(3s);
   const std::string rest = stalled.read_until_close(20s);
   EXPECT_TRUE(stalled.closed());
   EXPECT_LT(rest.size(), kBytes) << "a client that stopped reading got the whole response";

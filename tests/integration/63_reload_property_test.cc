@@ -371,7 +371,7 @@ class ReloadPropertyTest : public IntegrationTest {
     // Leaks: the run's processes are the supervisor, the proxy and the listed workers; runtime_dir holds
     // control.sock and the listed workers' sockets.
     std::set<pid_t> want;
-    std::set<std::string> sockets = {"control.sock"};
+    std::set<std::string> sockets = {"control.sock", "body"};  // body: the default temp_dir
     for (auto& app : st["apps"])
       for (auto& w : app["workers"]) {
         want.insert(w.value("pid", 0));

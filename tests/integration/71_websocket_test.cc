@@ -56,7 +56,7 @@ class WebSocketTest : public IntegrationTest {
     return j;
   }
   std::string ws(const std::string& path) { return "ws://127.0.0.1:" + std::to_string(port()) + path; }
-  std::string wss(const std::string& path) { return "wss://localhost:" + std::to_string(tls_port()) + path; }
+  std::string wss(const std::string& path) { return "wss://127.0.0.1:" + std::to_string(tls_port()) + path; }  // an address: a fresh machine may not resolve localhost
   std::string http(const std::string& path) { return "http://127.0.0.1:" + std::to_string(port()) + path; }
   ProcessResult ctl(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock"};
