@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "common/base/cached_utc.h"
 #include "proxy/forwarding_headers.h"
 
 namespace corral::proxy {
@@ -60,21 +61,6 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-// A UTC time formatted with `fmt`, cached per thread and per second (one cache per format:
-// the template parameter gives each caller its own thread_local state).
-template <const char* Fmt>
-std::string_view cached_utc(time_t t) {
-  thread_local time_t cached = -1;
-  thread_local char buf[40];
-  thread_local size_t len = 0;
-  if (t != cached) {
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    len = strftime(buf, sizeof buf, Fmt, &tm);
-    cached = t;
-  }
-  return std::string_view(buf, len);
-}
 constexpr char kClfFormat[] = "%d/%b/%Y:%H:%M:%S +0000";  // "25/Nov/2026:17:18:01 +0000"
 constexpr char kIsoFormat[] = "%Y-%m-%dT%H:%M:%SZ";
 

@@ -5,8 +5,10 @@
 
 #include <atomic>
 #include <cstring>
+#include <optional>
 
 #include "common/base/log.h"
+#include "common/base/cached_utc.h"
 #include "common/base/strings.h"
 #include "proxy/forwarding_headers.h"
 
@@ -14,51 +16,6 @@ namespace corral::proxy::statics {
 namespace {
 
 std::atomic<uint64_t> g_next_site{1};
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-bool parse_u64(std::string_view s, uint64_t& out) {
-  if (s.empty() || s.size() > 19) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  out = v;
-  return true;
-}
-
-/// Date: of now, formatted once per second per thread.
-std::string_view http_date_now() {
-  static thread_local time_t last = 0;
-  static thread_local char buf[40];
-  static thread_local size_t len = 0;
-  time_t now = ::time(nullptr);
-  if (now != last || len == 0) {
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    len = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    last = now;
-  }
-  return {buf, len};
-}
-
-std::string_view reason(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 304: return "Not Modified";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 416: return "Range Not Satisfiable";
-    default: return "Error";
-  }
-}
 
 void text_answer(StaticAnswer& a, int status) {
   a.kind = StaticAnswer::Kind::Respond;
@@ -73,7 +30,6 @@ void text_answer(StaticAnswer& a, int status) {
 
 }  // namespace
 
-std::string_view static_reason(int status) { return reason(status); }
 
 // ---- StaticRequest -----------------------------------------------------------------------
 
@@ -82,7 +38,7 @@ void StaticRequest::clear() {
   if_modified_since.clear();
   range.clear();
   if_range.clear();
-  accept_encoding.clear();
+  accept = {};
   has_if_none_match = false;
 }
 
@@ -108,10 +64,7 @@ void StaticRequest::capture(std::string_view name, std::string_view value) {
       }
       return;
     case 'a':
-      if (iequals(name, "accept-encoding")) {
-        if (!accept_encoding.empty()) accept_encoding.push_back(',');
-        accept_encoding.append(value);
-      }
+      if (iequals(name, "accept-encoding")) accept.add(value);
       return;
     default: return;
   }
@@ -135,61 +88,31 @@ StaticSite::StaticSite(const conf::Route& route, std::shared_ptr<const MimeTypes
 
 // ---- parsing helpers ---------------------------------------------------------------------
 
-double accept_q(std::string_view ae, std::string_view coding) {
-  double star = -1, exact = -1;
-  while (!ae.empty()) {
-    size_t comma = ae.find(',');
-    std::string_view item = trim(ae.substr(0, comma));
-    ae = comma == std::string_view::npos ? std::string_view() : ae.substr(comma + 1);
-    size_t semi = item.find(';');
-    std::string_view name = trim(item.substr(0, semi));
-    double q = 1;
-    while (semi != std::string_view::npos) {
-      std::string_view params = item.substr(semi + 1);
-      size_t next = params.find(';');
-      std::string_view p = trim(params.substr(0, next));
-      if (p.size() >= 2 && (p[0] | 0x20) == 'q' && p[1] == '=') {
-        // qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
-        std::string_view v = p.substr(2);
-        int milli = 0;  // in thousandths, exactly
-        if (!v.empty() && (v[0] == '0' || v[0] == '1')) {
-          milli = (v[0] - '0') * 1000;
-          int scale = 100;
-          for (size_t i = 2; i < v.size() && i < 5; ++i, scale /= 10)
-            if (v[i] >= '0' && v[i] <= '9') milli += (v[i] - '0') * scale;
-          if (milli > 1000) milli = 1000;
-        }
-        q = milli / 1000.0;
-      }
-      semi = next == std::string_view::npos ? std::string_view::npos : semi + 1 + next;
-    }
-    if (iequals(name, coding)) exact = q;
-    else if (name == "*") star = q;
-  }
-  return exact >= 0 ? exact : star;
-}
-
 int parse_range(std::string_view range, uint64_t size, uint64_t& first, uint64_t& last) {
-  range = trim(range);
+  range = trim_ows(range);
   if (range.size() < 6 || !iequals(range.substr(0, 6), "bytes=")) return 0;
-  std::string_view spec = trim(range.substr(6));
+  std::string_view spec = trim_ows(range.substr(6));
   if (spec.find(',') != std::string_view::npos) return 0;  // several ranges: the whole file
   size_t dash = spec.find('-');
   if (dash == std::string_view::npos) return 0;
-  std::string_view a = trim(spec.substr(0, dash)), b = trim(spec.substr(dash + 1));
+  std::string_view a = trim_ows(spec.substr(0, dash)), b = trim_ows(spec.substr(dash + 1));
   if (a.empty()) {  // suffix: the last N bytes
-    uint64_t n;
-    if (!parse_u64(b, n)) return 0;
+    const std::optional<uint64_t> suffix = parse_decimal(b);
+    if (!suffix) return 0;
+    const uint64_t n = *suffix;
     if (n == 0 || size == 0) return -1;
     first = n >= size ? 0 : size - n;
     last = size - 1;
     return 1;
   }
-  uint64_t f;
-  if (!parse_u64(a, f)) return 0;
+  const std::optional<uint64_t> from = parse_decimal(a);
+  if (!from) return 0;
+  const uint64_t f = *from;
   uint64_t l = UINT64_MAX;
   if (!b.empty()) {
-    if (!parse_u64(b, l)) return 0;
+    const std::optional<uint64_t> to = parse_decimal(b);
+    if (!to) return 0;
+    l = *to;
     if (l < f) return 0;  // invalid: ignored (RFC 9110 §14.1.1)
   }
   if (f >= size) return -1;
@@ -199,12 +122,12 @@ int parse_range(std::string_view range, uint64_t size, uint64_t& first, uint64_t
 }
 
 bool parse_http_date(std::string_view s, int64_t& out) {
-  s = trim(s);
+  s = trim_ows(s);
   if (s.size() != 29 || s.substr(25) != " GMT" || s[3] != ',') return false;
   std::string z(s);
   struct tm tm;
   std::memset(&tm, 0, sizeof tm);
-  const char* end = ::strptime(z.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  const char* end = ::strptime(z.c_str(), kHttpDateFormat, &tm);
   if (!end || *end != '\0') return false;
   out = static_cast<int64_t>(::timegm(&tm));
   return true;
@@ -215,7 +138,7 @@ bool etag_matches(std::string_view list, std::string_view etag) {
   if (etag.substr(0, 2) == "W/") etag.remove_prefix(2);
   while (!list.empty()) {
     size_t comma = list.find(',');
-    std::string_view t = trim(list.substr(0, comma));
+    std::string_view t = trim_ows(list.substr(0, comma));
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
     if (t == "*") return true;
     if (t.substr(0, 2) == "W/") t.remove_prefix(2);
@@ -286,15 +209,16 @@ StaticAnswer& serve(const StaticSite& site, std::string_view method, std::string
   std::shared_ptr<const OpenFile> chosen = e->file;
   std::string_view encoding;
   const bool siblings = e->br || e->gz;
-  if (siblings && !req.accept_encoding.empty()) {
-    double qbr = e->br ? accept_q(req.accept_encoding, "br") : -1;
-    double qgz = e->gz ? accept_q(req.accept_encoding, "gzip") : -1;
-    if (qbr > 0 && qbr >= qgz) {
-      chosen = e->br;
-      encoding = "br";
-    } else if (qgz > 0) {
-      chosen = e->gz;
-      encoding = "gzip";
+  if (siblings) {
+    // The compressor's Accept-Encoding rules; br first, so it wins a tie.
+    compress::Coding offered[2];
+    size_t n = 0;
+    if (e->br) offered[n++] = compress::Coding::Br;
+    if (e->gz) offered[n++] = compress::Coding::Gzip;
+    switch (compress::choose_coding(req.accept, std::span<const compress::Coding>(offered, n))) {
+      case compress::Coding::Br: chosen = e->br; encoding = "br"; break;
+      case compress::Coding::Gzip: chosen = e->gz; encoding = "gzip"; break;
+      case compress::Coding::Identity: break;
     }
   }
   f = chosen.get();
@@ -332,7 +256,7 @@ StaticAnswer& serve(const StaticSite& site, std::string_view method, std::string
   if (!head && !req.range.empty()) {
     bool use = true;
     if (!req.if_range.empty()) {
-      std::string_view ir = trim(req.if_range);
+      std::string_view ir = trim_ows(req.if_range);
       if (!ir.empty() && (ir.front() == '"' || ir.substr(0, 2) == "W/")) use = ir == f->etag;  // strong comparison
       else use = ir == f->last_modified;
     }

@@ -23,6 +23,7 @@
 #include "common/base/unique_fd.h"
 #include "common/http1/parser.h"
 #include "conf/config.h"
+#include "proxy/compress/accept_encoding.h"
 #include "proxy/static/mime_types.h"
 #include "proxy/static/open_file.h"
 #include "proxy/static/static_path.h"
@@ -32,7 +33,8 @@ namespace corral::proxy::statics {
 /// The request fields a static answer depends on (captured by the frontends, only for
 /// requests routed to a static route; strings keep their capacity).
 struct StaticRequest {
-  std::string if_none_match, if_modified_since, range, if_range, accept_encoding;
+  std::string if_none_match, if_modified_since, range, if_range;
+  compress::AcceptEncoding accept;  ///< the Accept-Encoding fields (which sibling to send)
   bool has_if_none_match = false;
   void clear();
   /// Keeps `value` when `name` (any case) is one of the fields above.
@@ -83,12 +85,7 @@ struct StaticAnswer {
 StaticAnswer& serve(const StaticSite& site, std::string_view method, std::string_view target, std::string_view prefix,
                     const StaticRequest& req, bool has_fallback, std::chrono::steady_clock::time_point now);
 
-/// The reason phrase of a status serve() answers with.
-std::string_view static_reason(int status);
-
 /// Parsing helpers (pure; unit-tested).
-/// q-value of `coding` in an Accept-Encoding value (-1: not mentioned; "*" counts for any).
-double accept_q(std::string_view accept_encoding, std::string_view coding);
 /// "bytes=a-b" against `size`: 1 = one satisfiable range (first..last inclusive), 0 = ignore
 /// the field (bad syntax, several ranges, another unit), -1 = unsatisfiable (416).
 int parse_range(std::string_view range, uint64_t size, uint64_t& first, uint64_t& last);

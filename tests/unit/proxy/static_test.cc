@@ -125,14 +125,26 @@ TEST(MimeTypesTest, SystemFileAndBuiltin) {
 }
 
 TEST(StaticHeadersTest, AcceptEncodingQValues) {
-  EXPECT_EQ(accept_q("gzip, deflate, br", "br"), 1);
-  EXPECT_EQ(accept_q("gzip;q=0.5, br;q=0.8", "gzip"), 0.5);
-  EXPECT_EQ(accept_q("gzip;q=0.5, br;q=0", "br"), 0);
-  EXPECT_EQ(accept_q("gzip", "br"), -1);
-  EXPECT_EQ(accept_q("*;q=0.3", "br"), 0.3);
-  EXPECT_EQ(accept_q("*;q=0.3, br;q=0.9", "br"), 0.9);
-  EXPECT_EQ(accept_q("GZIP ; Q=1.0", "gzip"), 1);
-  EXPECT_EQ(accept_q("identity", "gzip"), -1);
+  // Static routes read Accept-Encoding with the compressor's parser.
+  auto ae = [](std::string_view v) {
+    compress::AcceptEncoding a;
+    a.add(v);
+    return a;
+  };
+  EXPECT_EQ(ae("gzip, deflate, br").q(compress::Coding::Br), 1000);
+  EXPECT_EQ(ae("gzip;q=0.5, br;q=0.8").q(compress::Coding::Gzip), 500);
+  EXPECT_EQ(ae("gzip;q=0.5, br;q=0").q(compress::Coding::Br), 0);
+  EXPECT_EQ(ae("gzip").br, -1);
+  EXPECT_EQ(ae("*;q=0.3").q(compress::Coding::Br), 300);
+  EXPECT_EQ(ae("*;q=0.3, br;q=0.9").q(compress::Coding::Br), 900);
+  EXPECT_EQ(ae("GZIP ; Q=1.0").q(compress::Coding::Gzip), 1000);
+  EXPECT_EQ(ae("identity").gzip, -1);
+  // The sibling: br wins a tie, a q=0 coding is never sent, none accepted means the file.
+  const compress::Coding both[] = {compress::Coding::Br, compress::Coding::Gzip};
+  EXPECT_EQ(compress::choose_coding(ae("gzip, br"), both), compress::Coding::Br);
+  EXPECT_EQ(compress::choose_coding(ae("gzip, br;q=0"), both), compress::Coding::Gzip);
+  EXPECT_EQ(compress::choose_coding(ae("gzip;q=0.5, br;q=0.4"), both), compress::Coding::Gzip);
+  EXPECT_EQ(compress::choose_coding(ae("deflate"), both), compress::Coding::Identity);
 }
 
 TEST(StaticHeadersTest, Ranges) {
