@@ -6,7 +6,6 @@
 
 #include "common/base/log.h"
 #include "proxy/admin/admin.h"
-#include "proxy/frontend/http1_session.h"
 #include "proxy/tunnel.h"
 
 namespace corral::proxy {

@@ -85,6 +85,16 @@ enum class ClientFraming {
 /// sends no body for it either way.
 ClientFraming choose_framing(const http1::ResponseHead& resp, int client_minor, bool head_request);
 
+/// Appends "Name: value\r\n".
+void append_header(std::string& out, std::string_view name, std::string_view value);
+
+/// The value of the first field called `name` (any case) in `headers`, or empty.
+std::string_view header_value(const std::vector<http1::Header>& headers, std::string_view name);
+
+/// The reason phrase of a status: for the statuses corral generates itself, and for a
+/// worker's status line that came without one. "" for others (HTTP/1.1 allows it).
+std::string_view status_reason(int status);
+
 /// Appends the status line ("HTTP/1.1 <status> <reason>"), every end-to-end header of
 /// `resp` (hop-by-hop and framing headers removed), the framing header and a Connection
 /// header when needed (close; or keep-alive for an HTTP/1.0 client kept open), and CRLF.

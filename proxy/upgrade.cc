@@ -10,25 +10,6 @@
 
 namespace corral::proxy {
 
-bool has_token(std::string_view value, std::string_view token) {
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view t = trim_ows(value.substr(0, comma));
-    // "websocket/13": a protocol with its version is still that protocol.
-    if (size_t slash = t.find('/'); slash != std::string_view::npos) t = t.substr(0, slash);
-    if (iequals(t, token)) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-std::string_view field_value(const std::vector<http1::Header>& headers, std::string_view name) {
-  for (const auto& h : headers)
-    if (iequals(h.name, name)) return h.value;
-  return {};
-}
-
 std::string_view forwarded_upgrade(const http1::RequestHead& req, conf::AppKind kind) {
   if (kind != conf::AppKind::Http || req.version_minor < 1 || req.body != http1::BodyKind::None) return {};
   std::string_view upgrade;
@@ -37,21 +18,16 @@ std::string_view forwarded_upgrade(const http1::RequestHead& req, conf::AppKind 
     if (iequals(h.name, "upgrade") && fields++ == 0) upgrade = h.value;
   if (fields != 1 || upgrade.empty()) return {};
   if (!connection_tokens(req.headers).contains("upgrade")) return {};
-  if (has_token(upgrade, "h2c")) return {};
+  if (list_contains(upgrade, "h2c", "/;")) return {};
   return upgrade;
-}
-
-void append_upgrade_fields(std::string& out, std::string_view protocol) {
-  out.append("Upgrade: ");
-  out.append(protocol);
-  out.append("\r\nConnection: upgrade\r\n");
 }
 
 void append_switching_head(const http1::ResponseHead& resp, std::string& out) {
   append_response_head(resp, ClientFraming::None, 1, true, out);
   out.resize(out.size() - 2);  // reopen the head: the hop-by-hop fields of the switch go last
-  std::string_view upgrade = field_value(resp.headers, "upgrade");
-  append_upgrade_fields(out, upgrade.empty() ? std::string_view("websocket") : upgrade);
+  std::string_view upgrade = header_value(resp.headers, "upgrade");
+  append_header(out, "Upgrade", upgrade.empty() ? std::string_view("websocket") : upgrade);
+  append_header(out, "Connection", "upgrade");
   out.append("\r\n", 2);
 }
 

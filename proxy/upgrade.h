@@ -22,18 +22,9 @@ namespace corral::proxy {
 /// The Upgrade value to forward for `req` to an app of `kind`; empty: none (strip it).
 std::string_view forwarded_upgrade(const http1::RequestHead& req, conf::AppKind kind);
 
-/// True when the comma-separated list `value` holds `token` (case-insensitive).
-bool has_token(std::string_view value, std::string_view token);
-
-/// Appends "Upgrade: <protocol>\r\nConnection: upgrade\r\n" (part of a request head).
-void append_upgrade_fields(std::string& out, std::string_view protocol);
-
 /// The 101 head for an HTTP/1.1 client: the worker's status line and end-to-end fields,
 /// then its Upgrade value and "Connection: upgrade".
 void append_switching_head(const http1::ResponseHead& resp, std::string& out);
-
-/// The value of the first field called `name` in `headers`, or empty.
-std::string_view field_value(const std::vector<http1::Header>& headers, std::string_view name);
 
 /// A fresh Sec-WebSocket-Key: 16 random bytes (getrandom), base64 (24 characters).
 inline constexpr size_t kWebSocketKeySize = 24;

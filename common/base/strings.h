@@ -42,6 +42,33 @@ inline std::optional<uint64_t> parse_decimal(std::string_view s) {
   return v;
 }
 
+/// True when the comma-separated list `list` holds `token` (any case). Each element is
+/// trimmed and cut at the first of `cut` ("gzip;q=1" is gzip; with "/" too, "websocket/13"
+/// is websocket).
+inline bool list_contains(std::string_view list, std::string_view token, std::string_view cut = ";") {
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    item = trim_ows(item.substr(0, item.find_first_of(cut)));
+    if (iequals(item, token)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+/// Appends `v` in lower-case hexadecimal (a chunk size); no allocation.
+inline void append_hex(std::string& out, uint64_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char tmp[16];
+  int n = 0;
+  do {
+    tmp[n++] = kHex[v & 0xf];
+    v >>= 4;
+  } while (v);
+  while (n) out.push_back(tmp[--n]);
+}
+
 /// Splits on a single character; empty pieces are kept.
 std::vector<std::string_view> split(std::string_view s, char sep);
 

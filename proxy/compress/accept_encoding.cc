@@ -5,12 +5,6 @@
 namespace corral::proxy::compress {
 namespace {
 
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // "q=0.5" among the element's parameters; 1000 when there is none, -1 when malformed.
 int element_q(std::string_view params) {
   int q = 1000;

@@ -5,26 +5,6 @@
 namespace corral::proxy::compress {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// True when the comma-separated list `value` holds `token` (any case).
-bool list_has(std::string_view value, std::string_view token) {
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view item = trim(value.substr(0, comma));
-    size_t semi = item.find(';');
-    if (semi != std::string_view::npos) item = trim(item.substr(0, semi));
-    if (iequals(item, token)) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 bool subtype_matches(std::string_view pattern, std::string_view sub) {
   if (pattern == "*") return true;
   if (pattern.size() > 2 && pattern[0] == '*' && pattern[1] == '+') {
@@ -49,7 +29,7 @@ std::shared_ptr<const Policy> make_policy(const conf::Route& route) {
 
 bool type_matches(const std::vector<std::string>& patterns, std::string_view content_type) {
   size_t semi = content_type.find(';');
-  std::string_view media = trim(content_type.substr(0, semi));
+  std::string_view media = trim_ows(content_type.substr(0, semi));
   size_t slash = media.find('/');
   if (slash == std::string_view::npos || slash == 0 || slash + 1 == media.size()) return false;
   std::string_view type = media.substr(0, slash), sub = media.substr(slash + 1);
@@ -80,12 +60,12 @@ ResponseFilter::Decision ResponseFilter::start(const Policy& policy, std::string
   bool have_type = false, vary_covered = false;
   for (const auto& h : head.headers) {
     if (iequals(h.name, "content-encoding") || iequals(h.name, "content-range")) return Decision::Pass;
-    if (iequals(h.name, "cache-control") && list_has(h.value, "no-transform")) return Decision::Pass;
+    if (iequals(h.name, "cache-control") && list_contains(h.value, "no-transform")) return Decision::Pass;
     if (iequals(h.name, "content-type") && !have_type) {
       content_type = h.value;
       have_type = true;
     }
-    if (iequals(h.name, "vary") && (list_has(h.value, "accept-encoding") || list_has(h.value, "*")))
+    if (iequals(h.name, "vary") && (list_contains(h.value, "accept-encoding") || list_contains(h.value, "*")))
       vary_covered = true;
   }
   if (!have_type || !type_matches(policy.types, content_type)) return Decision::Pass;
@@ -115,7 +95,7 @@ ResponseFilter::Decision ResponseFilter::start(const Policy& policy, std::string
     if (compress) {
       if (iequals(h.name, "content-length") || iequals(h.name, "accept-ranges")) continue;
       if (iequals(h.name, "etag")) {
-        std::string_view v = trim(h.value);
+        std::string_view v = trim_ows(h.value);
         if (!v.empty() && v.front() == '"') {
           etag_.assign("W/");
           etag_.append(v);

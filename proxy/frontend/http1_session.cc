@@ -28,17 +28,6 @@ constexpr uint64_t kTlsInlineFile = 16 * 1024;
 constexpr std::chrono::milliseconds kLingerTimeout{5000};
 constexpr std::chrono::milliseconds kLingerTime{30000};
 
-void append_hex(std::string& out, uint64_t v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  char tmp[16];
-  int n = 0;
-  do {
-    tmp[n++] = kHex[v & 0xf];
-    v >>= 4;
-  } while (v);
-  while (n) out.push_back(tmp[--n]);
-}
-
 // Adds a header to a finished head ("...\r\n\r\n").
 void add_header(std::string& out, std::string_view name, std::string_view value) {
   out.resize(out.size() - 2);
@@ -49,32 +38,6 @@ void add_header(std::string& out, std::string_view name, std::string_view value)
 }
 
 }  // namespace
-
-std::string_view status_reason(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 304: return "Not Modified";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
-  }
-}
 
 Http1Session::Http1Session(SessionHost& host)
     : host_(host),

@@ -138,7 +138,4 @@ class Http1Session final : public FrontendSession, public ExchangeSink, public B
   bool tunnel_shut_client_ = false;
 };
 
-/// The reason phrase corral uses for the statuses it generates itself.
-std::string_view status_reason(int status);
-
 }  // namespace corral::proxy

@@ -12,7 +12,6 @@
 #include "common/base/strings.h"
 #include "proxy/request_body.h"
 #include "proxy/forwarding_headers.h"
-#include "proxy/frontend/http1_session.h"
 #include "proxy/upgrade.h"
 
 namespace corral::proxy {

@@ -2,7 +2,6 @@
 // from exchange.cc: the answer comes from proxy/static/, the body is the open file.
 #include "common/base/log.h"
 #include "proxy/exchange.h"
-#include "proxy/frontend/http1_session.h"
 
 namespace corral::proxy {
 

@@ -11,6 +11,7 @@
 
 #include "common/base/log.h"
 #include "common/base/strings.h"
+#include "proxy/forwarding_headers.h"
 #include "common/cgi/log_limiter.h"
 #include "common/cgi/meta_variables.h"
 #include "common/cgi/script_path.h"
@@ -23,12 +24,6 @@ constexpr size_t kReadSize = 32 * 1024;
 constexpr size_t kMaxStderrLine = 4096;
 constexpr size_t kMaxIov = 512;
 constexpr size_t kStdinRecord = 32 * 1024;  // body bytes per STDIN record
-
-std::string_view header(const http1::RequestHead& h, std::string_view name) {
-  for (const auto& x : h.headers)
-    if (iequals(x.name, name)) return x.value;
-  return {};
-}
 
 // The canonical head is the proxy's own output; these limits only bound a pathological one.
 http1::Limits head_limits() {
@@ -154,8 +149,8 @@ int FastcgiClient::encode_request(const UpstreamRequest& req, std::string& wire,
 
   cgi::RequestContext ctx;
   ctx.remote_addr = req.client_ip;
-  ctx.remote_port = header(head, "x-remote-port");
-  ctx.server_port = header(head, "x-forwarded-port");
+  ctx.remote_port = header_value(head.headers, "x-remote-port");
+  ctx.server_port = header_value(head.headers, "x-forwarded-port");
   ctx.https = req.tls;
   ctx.server_software = app.server_software;
   ctx.document_root = app.document_root;

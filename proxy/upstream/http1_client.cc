@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/base/strings.h"
+
 namespace corral::proxy {
 namespace {
 // Worker response heads may carry large cookies; be more generous than for clients.
@@ -18,16 +20,6 @@ http1::Limits response_limits() {
 }
 constexpr size_t kReadSize = 32 * 1024;
 
-void append_hex(std::string& out, uint64_t v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  char tmp[16];
-  int n = 0;
-  do {
-    tmp[n++] = kHex[v & 0xf];
-    v >>= 4;
-  } while (v);
-  while (n) out.push_back(tmp[--n]);
-}
 }  // namespace
 
 Http1Client::Http1Client(UpstreamPool& pool, UpstreamHandler& handler)
