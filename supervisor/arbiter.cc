@@ -446,9 +446,14 @@ Result<std::vector<std::string>> Arbiter::reload() {
 }
 
 Result<std::vector<std::string>> Arbiter::apply_reload(const ReloadPlan& plan, conf::Config next) {
-  // Listeners first, the only step that can fail: bind the added addresses (nothing has
-  // changed yet if one cannot be bound); keep the sockets of addresses still listed, so no
-  // connection is refused while the proxy swaps sets; close the removed ones after.
+  // The steps that can fail come first, before anything changes: the body folder, the added
+  // listeners and a changed admin address. Only then are the sockets of addresses still
+  // listed kept (no connection is refused while the proxy swaps sets) and the removed ones
+  // closed.
+  crash::set_operation("reload: preparing temp_dir");
+  if (next.body_temp_dir() != config_.body_temp_dir()) {
+    if (auto r = prepare_temp_dir(next.body_temp_dir()); !r) return fail(r.error());
+  }
   crash::set_operation("reload: binding listeners");
   // plan.listeners starts with one entry per new listener, in order.
   CORRAL_CHECK(plan.listeners.size() >= next.listeners.size(), "the plan covers every new listener");
@@ -457,6 +462,14 @@ Result<std::vector<std::string>> Arbiter::apply_reload(const ReloadPlan& plan, c
     if (plan.listeners[i].action == ListenerDiff::Action::Add) to_bind.push_back(next.listeners[i]);
   auto bound = bind_listeners(to_bind);
   if (!bound) return fail(bound.error());
+  std::optional<BoundListener> next_admin;
+  const bool admin_changed = next.proxy.admin != config_.proxy.admin;
+  if (admin_changed && next.proxy.admin != "off") {
+    auto admin = bind_admin(next.proxy.admin);
+    if (!admin) return fail(admin.error());
+    next_admin = std::move(*admin);
+  }
+  // Nothing fails from here on.
   std::vector<BoundListener> kept_listeners;
   size_t next_bound = 0;
   for (size_t i = 0; i < next.listeners.size(); ++i) {
@@ -470,17 +483,6 @@ Result<std::vector<std::string>> Arbiter::apply_reload(const ReloadPlan& plan, c
                            [&](const BoundListener& b) { return b.address == next.listeners[i].address && b.fd; });
     CORRAL_CHECK(it != listeners_.end(), "a kept listener is bound");
     kept_listeners.push_back(std::move(*it));
-  }
-  if (next.body_temp_dir() != config_.body_temp_dir()) {
-    if (auto r = prepare_temp_dir(next.body_temp_dir()); !r) return fail(r.error());
-  }
-  // The admin listener: a changed address is bound before anything else changes.
-  std::optional<BoundListener> next_admin;
-  const bool admin_changed = next.proxy.admin != config_.proxy.admin;
-  if (admin_changed && next.proxy.admin != "off") {
-    auto admin = bind_admin(next.proxy.admin);
-    if (!admin) return fail(admin.error());
-    next_admin = std::move(*admin);
   }
   listeners_ = std::move(kept_listeners);  // the removed ones close here
   if (admin_changed) {

@@ -334,6 +334,33 @@ TEST_F(ReloadTest, AReloadNamingAMissingProgramIsRejected) {
   EXPECT_EQ(pids(), before);
 }
 
+// A reload whose temp_dir cannot be made, or whose admin address cannot be bound, is refused
+// before anything changes: the listener keeps its socket and the next reload applies.
+TEST_F(ReloadTest, AReloadThatCannotPrepareItsFoldersOrAdminChangesNothing) {
+  config_.app("demo").workers(1);
+  ASSERT_NO_FATAL_FAILURE(start());
+  const int port_before = port();
+  allowed_errors_ = {"reload rejected"};
+  const std::string file = rt_.write_file("a-file", "not a folder\n");
+  for (auto [key, value] : {std::pair{"temp_dir", file + "/body"}, std::pair{"admin", file + "/admin.sock"}}) {
+    ConfigBuilder bad = config_;
+    bad.proxy(key, quote(value));
+    rt_.write_file("corral.toml", bad.render());
+    ProcessResult r = ctl({"reload"});
+    EXPECT_NE(r.exit_code, 0) << key;
+    EXPECT_NE(r.err.find(file), std::string::npos) << key << ": " << r.err;
+    EXPECT_EQ(http_get(port_before, "/").status, 200) << key;
+  }
+  // The kept listener survived both: a good reload (one more worker) applies and serves.
+  config_.app("demo").workers(2);
+  rt_.write_file("corral.toml", config_.render());
+  ProcessResult r = ctl({"reload"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_TRUE(wait_pids([](const std::vector<pid_t>& now) { return now.size() == 2; }, 10s));
+  EXPECT_EQ(port(), port_before);
+  EXPECT_EQ(http_get(port_before, "/").status, 200);
+}
+
 TEST_F(ReloadTest, TtinTtouAndScaleChangeTheWorkerSet) {
   config_.app("demo").workers(2);
   ASSERT_NO_FATAL_FAILURE(start());
