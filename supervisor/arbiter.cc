@@ -123,18 +123,48 @@ Arbiter::~Arbiter() {
 
 Result<void> Arbiter::prepare_temp_dir(const std::string& dir) {
   // Request bodies above client_body_buffer_size are written here by the proxy: a folder
-  // only the proxy's user can enter (upload contents are private).
-  if (auto r = make_dirs(dir, 0700); !r)
-    return fail(Errc::Config, "proxy.temp_dir: " + r.error().message());
-  if (proxy_uid_ != static_cast<uid_t>(-1)) {
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) == 0 && st.st_uid == 0 &&
-        (::chown(dir.c_str(), proxy_uid_, socket_gid_) != 0 || ::chmod(dir.c_str(), 0700) != 0))
+  // only the proxy's user can enter (upload contents are private). Its missing parents are
+  // ordinary folders (0755): the proxy's user has to pass through them.
+  const size_t slash = dir.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    if (auto r = make_dirs(dir.substr(0, slash), 0755); !r)
+      return fail(Errc::Config, "proxy.temp_dir: " + r.error().message());
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return fail(sys_error("proxy.temp_dir: mkdir " + dir));
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return fail(sys_error("proxy.temp_dir: stat " + dir));
+  if (!S_ISDIR(st.st_mode)) return fail(Errc::Config, "proxy.temp_dir: " + dir + " exists and is not a folder");
+  // The folder belongs to the proxy's user, whoever made it (an earlier run under another
+  // user, a package, an operator's mkdir). Root gives it over; anyone else can only refuse.
+  const uid_t owner = proxy_uid_ != static_cast<uid_t>(-1) ? proxy_uid_ : ::geteuid();
+  if (st.st_uid != owner) {
+    if (st.st_mode & S_ISVTX)  // /tmp and the like are shared: never taken over
+      return fail(Errc::Config, "proxy.temp_dir: " + dir + " is a shared folder (sticky bit); use a folder of its own below it");
+    if (::geteuid() != 0)
+      return fail(Errc::Config, "proxy.temp_dir: " + dir + " belongs to uid " + std::to_string(st.st_uid) +
+                                    ", not to the proxy's user (uid " + std::to_string(owner) + ")");
+    if (::chown(dir.c_str(), owner, socket_gid_) != 0 || ::chmod(dir.c_str(), 0700) != 0)
       return fail(sys_error("proxy.temp_dir: giving " + dir + " to the proxy's user"));
+  }
+  if (proxy_uid_ == static_cast<uid_t>(-1)) {
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) return fail(sys_error("proxy.temp_dir: " + dir + " is not writable"));
     return {};
   }
-  if (::access(dir.c_str(), W_OK | X_OK) != 0)
-    return fail(sys_error("proxy.temp_dir: " + dir + " is not writable"));
+  // A parent that predates us may still shut the proxy's user out (mode 0700, another
+  // owner): every spilled body would then fail. Supplementary groups are not known here,
+  // so this is a warning, not a refusal.
+  for (size_t end = dir.find('/', 1); end != std::string::npos; end = dir.find('/', end + 1)) {
+    const std::string parent = dir.substr(0, end);
+    struct stat ps {};
+    if (::stat(parent.c_str(), &ps) != 0) continue;
+    const bool enters = ps.st_uid == proxy_uid_ ? (ps.st_mode & S_IXUSR) != 0
+                        : ps.st_gid == socket_gid_ ? (ps.st_mode & S_IXGRP) != 0
+                                                   : (ps.st_mode & S_IXOTH) != 0;
+    if (!enters) {
+      CORRAL_LOG(Warn, kTag) << "proxy.temp_dir: the proxy's user may not be able to enter " << parent
+                             << "; request bodies above client_body_buffer_size would fail";
+    }
+  }
   return {};
 }
 

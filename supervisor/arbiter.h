@@ -170,8 +170,9 @@ class Arbiter {
   bool batching_ = false;    // inside a PoolBatch
   gid_t socket_gid_ = static_cast<gid_t>(-1);  // group of the worker sockets (the proxy's)
   uid_t proxy_uid_ = static_cast<uid_t>(-1);   // the proxy's user when it differs from ours
-  /// Creates [proxy] temp_dir (mode 0700, owned by the proxy's user) or checks that the
-  /// proxy can write an existing one.
+  /// Creates [proxy] temp_dir (missing parents 0755, the folder itself 0700) and makes sure
+  /// the proxy's user owns it: started as root, an existing folder is given to that user
+  /// (never a sticky, shared one); otherwise one owned by someone else is refused.
   [[nodiscard]] Result<void> prepare_temp_dir(const std::string& dir);
   int exit_code_ = 0;
 };

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/subprocess.h"
 
 namespace corral::itest {
 namespace {
@@ -27,7 +28,22 @@ long status_field(const std::string& status, const std::string& key) {
   return std::strtol(status.c_str() + at + key.size() + 2, nullptr, key == "Umask" ? 8 : 10);
 }
 
-class PrivilegesTest : public IntegrationTest {};
+class PrivilegesTest : public IntegrationTest {
+ protected:
+  // Uploads 100 KiB (above the default client_body_buffer_size: a temp file in temp_dir).
+  HttpResponse upload() {
+    std::string file = rt_.write_file("upload.bin", std::string(100 * 1024, 'x'));
+    return curl({"--data-binary", "@" + file, "-H", "Expect:", "http://127.0.0.1:" + std::to_string(port()) + "/sha256"});
+  }
+};
+
+std::string mode_and_owner(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return path + ": missing";
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+  return std::string(mode) + " uid " + std::to_string(st.st_uid);
+}
 
 TEST_F(PrivilegesTest, ProxyAndAppRunAsTheirUsersWithRlimitsAndUmask) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
@@ -58,6 +74,41 @@ TEST_F(PrivilegesTest, ProxyAndAppRunAsTheirUsersWithRlimitsAndUmask) {
   EXPECT_NE(limits.find("Max open files            1234                 1234"), std::string::npos) << limits;
   // The supervisor itself stays root (it binds, spawns and signals).
   EXPECT_EQ(status_field(proc_file(st["pid"].get<pid_t>(), "status"), "Uid"), 0L);
+}
+
+// temp_dir's missing parents are made 0755 (the proxy's user passes through them) and the
+// folder itself 0700, owned by that user; an existing one owned by someone else is given to it.
+TEST_F(PrivilegesTest, TempDirBelongsToTheProxysUserAndItsParentsLetItIn) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  passwd* nobody = getpwnam("nobody");
+  if (!nobody) GTEST_SKIP() << "no user 'nobody' here";
+  ASSERT_EQ(chmod(rt_.path().c_str(), 0755), 0);
+  const std::string nobody_0700 = "0700 uid " + std::to_string(nobody->pw_uid);
+  const std::string fresh = rt_.path() + "/state/corral/body";
+  config_.supervisor("user", quote("nobody"));
+  config_.proxy("temp_dir", quote(fresh));
+  config_.app("demo").workers(1);
+  ASSERT_NO_FATAL_FAILURE(start());
+  EXPECT_EQ(mode_and_owner(rt_.path() + "/state"), "0755 uid 0");
+  EXPECT_EQ(mode_and_owner(rt_.path() + "/state/corral"), "0755 uid 0");
+  EXPECT_EQ(mode_and_owner(fresh), nobody_0700);
+  HttpResponse r = upload();
+  EXPECT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_NE(r.body.find(" 102400"), std::string::npos) << r.body;
+
+  // A folder made earlier by another user (open to all, even): reloading to it gives it over.
+  const std::string taken = rt_.path() + "/state/taken";
+  ASSERT_EQ(::mkdir(taken.c_str(), 0755), 0);
+  ASSERT_EQ(::chown(taken.c_str(), nobody->pw_uid + 1, nobody->pw_gid), 0);
+  config_.proxy("temp_dir", quote(taken));
+  rt_.write_file("corral.toml", config_.render());
+  ProcessResult ctl = run_process({bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock", "reload"},
+                                  std::chrono::seconds(30));
+  ASSERT_EQ(ctl.exit_code, 0) << ctl.out << ctl.err;
+  EXPECT_EQ(mode_and_owner(taken), nobody_0700);
+  r = upload();
+  EXPECT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_NE(r.body.find(" 102400"), std::string::npos) << r.body;
 }
 
 }  // namespace
