@@ -436,12 +436,17 @@ class Loader {
             "create it or fix the path");
     else if (!fs::is_directory(st))
       error(path + ".static", position(path + ".static"), "static " + r.static_root + " is not a folder");
-    if (!r.fallback.empty() && !c.find_app(r.fallback)) {
-      std::string hint;
-      if (auto guess = did_you_mean(r.fallback, app_names); !guess.empty()) hint = "did you mean '" + guess + "'?";
-      else hint = "define it as [app." + r.fallback + "]";
-      error(path + ".fallback", position(path + ".fallback"), "no app named '" + r.fallback + "'", hint);
-    }
+    if (!r.fallback.empty()) check_app_named(r.fallback, path + ".fallback", app_names, c);
+  }
+
+  /// Reports `key` naming an app that is not defined, with the nearest name as a suggestion.
+  void check_app_named(const std::string& name, const std::string& key, const std::vector<std::string_view>& app_names,
+                       const Config& c) {
+    if (c.find_app(name)) return;
+    std::string hint;
+    if (auto guess = did_you_mean(name, app_names); !guess.empty()) hint = "did you mean '" + guess + "'?";
+    else hint = "define it as [app." + name + "]";
+    error(key, position(key), "no app named '" + name + "'", hint);
   }
 
   // module / python_path / virtualenv / worker_class belong to kind "wsgi", which needs a
@@ -542,12 +547,7 @@ class Loader {
     for (size_t i = 0; i < c.routes.size(); ++i) {
       auto& r = c.routes[i];
       std::string path = "route[" + std::to_string(i) + "]";
-      if (!r.app.empty() && !c.find_app(r.app)) {
-        std::string hint;
-        if (auto guess = did_you_mean(r.app, app_names); !guess.empty()) hint = "did you mean '" + guess + "'?";
-        else hint = "define it as [app." + r.app + "]";
-        error(path + ".app", position(path + ".app"), "no app named '" + r.app + "'", hint);
-      }
+      if (!r.app.empty()) check_app_named(r.app, path + ".app", app_names, c);
       check_static_route(r, path, app_names, c);
       auto [it, fresh] = matches.emplace(std::pair(r.host, r.path), i);
       if (!fresh)
