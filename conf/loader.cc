@@ -343,13 +343,6 @@ class Loader {
         continue;
       // A wsgi app is corral-worker hosting `module`: no command.
       if (section == Section::App && spec.name == "command" && target.app->kind == AppKind::Wsgi) continue;
-      // A static route serves files: no app.
-      if (section == Section::Route && spec.name == "app" && !target.route->static_root.empty()) continue;
-      if (section == Section::Route && spec.name == "app") {
-        error(path, table_pos, "missing required key 'app' in " + display,
-              "for example app = \"shop\", or static = \"/srv/site/static\" to serve files");
-        continue;
-      }
       error(path, table_pos, "missing required key '" + std::string(spec.name) + "' in " + display,
             "for example " + std::string(spec.name) + " = " + std::string(spec.example));
     }
@@ -415,10 +408,14 @@ class Loader {
       if (!r.static_root.empty()) r.static_root = resolve(r.static_root);
   }
 
-  /// A static route: static xor app, a folder that exists, its fallback an app; the static
-  /// keys mean nothing on an app route.
+  /// A route has app or static, not both; a static route's folder exists and its fallback
+  /// is an app; the static keys mean nothing on an app route.
   void check_static_route(const Route& r, const std::string& path, const std::vector<std::string_view>& app_names,
                           const Config& c) {
+    // Presence, not value: a key written with a bad value is reported by its own check.
+    if (!positions_.count(path + ".app") && !positions_.count(path + ".static"))
+      error(path, position(path), "missing required key 'app' in [[route]]",
+            "for example app = \"shop\", or static = \"/srv/site/static\" to serve files");
     if (r.static_root.empty()) {
       for (const char* key : {"index", "cache_control", "fallback", "follow_symlinks"})
         if (positions_.count(path + "." + key))
@@ -562,7 +559,7 @@ class Loader {
     for (auto& a : c.apps) {
       if (positions_.count("app." + a.name + ".health_path")) continue;
       for (auto& r : c.routes) {
-        if (r.app != a.name || !r.static_root.empty()) continue;
+        if (r.app != a.name) continue;
         a.health_path = r.path;
         break;
       }

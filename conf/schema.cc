@@ -667,8 +667,9 @@ constexpr KeySpec kSchema[] = {
    "Host header to match (case-insensitive, port ignored); absent = any host", route_host},
   {S::Route, "path", T::String, "\"/\"", false, "\"/\"",
    "path prefix to match; the first matching route wins", route_path},
-  {S::Route, "app", T::String, "", true, "\"shop\"",
-   "the [app.NAME] that serves matching requests (or static instead)", route_app},
+  // A route needs app or static: checked by the loader, so neither is required here.
+  {S::Route, "app", T::String, "", false, "\"shop\"",
+   "the [app.NAME] that serves matching requests; a route has either app or static", route_app},
   {S::Route, "static", T::String, "", false, "\"/srv/site/static\"",
    "serve files from this folder instead of an app (relative = to the config file's folder); the route's path is stripped: with path = \"/static\", /static/a.css is DIR/a.css", route_static},
   // index and follow_symlinks have defaults, but only on a static route: they are documented

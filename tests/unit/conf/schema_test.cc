@@ -90,6 +90,7 @@ TEST(Schema, ReferenceListsEveryKeyAndIsAValidConfig) {
   // With NAME filled in and the route pointed at it, the reference itself loads.
   std::string text = ref;
   text.replace(text.find("\n[app.NAME]\n"), 12, "\n[app.shop]\n");
+  text.replace(text.find("\n# app = \"shop\"\n"), 16, "\napp = \"shop\"\n");  // app or static: the reference shows both as options
   auto c = load_string(text, "/ref.toml");
   ASSERT_TRUE(c.has_value()) << c.error().to_string() << "\n" << text;
   EXPECT_EQ(c->apps.at(0).name, "shop");
