@@ -125,10 +125,19 @@ std::string compress_change(const conf::Route& a, const conf::Route& b) {
   return s;
 }
 
-bool same_route_target(const conf::Route& a, const conf::Route& b) {
-  return a.host == b.host && a.path == b.path && a.app == b.app && a.static_root == b.static_root && a.index == b.index &&
-         a.cache_control == b.cache_control && a.fallback == b.fallback && a.follow_symlinks == b.follow_symlinks;
+// The route's compression settings (the ones compress_change() names) taken from `from`.
+conf::Route with_compress_of(const conf::Route& from, conf::Route x) {
+  x.compress = from.compress;
+  x.compress_min_size = from.compress_min_size;
+  x.compress_types = from.compress_types;
+  x.gzip_level = from.gzip_level;
+  x.brotli_level = from.brotli_level;
+  return x;
 }
+
+// Everything but compression is equal, so a route field added later counts as a change of
+// target unless it is listed in with_compress_of().
+bool same_route_target(const conf::Route& a, const conf::Route& b) { return with_compress_of(b, a) == b; }
 
 std::vector<std::string> listener_changes(const conf::Listener& a, const conf::Listener& b) {
   std::vector<std::string> out;
