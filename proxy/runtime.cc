@@ -63,24 +63,23 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
     rt->apps.push_back(std::move(a));
   }
   dispatchers.swap(next);
-  rt->router = Router(config.routes, [&](const std::string& name) {
+  auto app_index = [&](const std::string& name) {
     for (size_t i = 0; i < rt->apps.size(); ++i)
       if (rt->apps[i].name == name) return static_cast<int>(i);
     return -1;
-  });
-  // One entry per [[route]], in file order.
-  for (size_t i = 0; i < config.routes.size() && i < rt->router.entries().size(); ++i)
-    rt->router.mutable_entries()[i].compress = compress::make_policy(config.routes[i]);
-  // Static routes: the folder is opened once per snapshot and /etc/mime.types read once.
+  };
+  rt->router = Router(config.routes, app_index);
+  // One entry per [[route]], in file order. A static route's folder is opened once per
+  // snapshot, and /etc/mime.types read once for all of them.
   std::shared_ptr<const statics::MimeTypes> mime;
   auto& entries = rt->router.mutable_entries();
   for (size_t i = 0; i < config.routes.size() && i < entries.size(); ++i) {
     const conf::Route& r = config.routes[i];
+    entries[i].compress = compress::make_policy(r);
     if (r.static_root.empty()) continue;
     if (!mime) mime = statics::MimeTypes::load();
     entries[i].static_site = std::make_shared<const statics::StaticSite>(r, mime);
-    for (size_t a = 0; a < rt->apps.size(); ++a)
-      if (!r.fallback.empty() && rt->apps[a].name == r.fallback) entries[i].fallback = static_cast<int>(a);
+    if (!r.fallback.empty()) entries[i].fallback = app_index(r.fallback);
   }
   for (const auto& l : config.listeners) {
     auto lr = std::make_shared<ListenerRuntime>();
