@@ -12,14 +12,9 @@ namespace corral::proxy {
 
 std::string_view forwarded_upgrade(const http1::RequestHead& req, conf::AppKind kind) {
   if (kind != conf::AppKind::Http || req.version_minor < 1 || req.body != http1::BodyKind::None) return {};
-  std::string_view upgrade;
-  int fields = 0;
-  for (const auto& h : req.headers)
-    if (iequals(h.name, "upgrade") && fields++ == 0) upgrade = h.value;
-  if (fields != 1 || upgrade.empty()) return {};
-  if (!connection_tokens(req.headers).contains("upgrade")) return {};
-  if (list_contains(upgrade, "h2c", "/;")) return {};
-  return upgrade;
+  // The parser found exactly one Upgrade field and "upgrade" in Connection.
+  if (req.upgrade.empty() || list_contains(req.upgrade, "h2c", "/;")) return {};
+  return req.upgrade;
 }
 
 void append_switching_head(const http1::ResponseHead& resp, std::string& out) {

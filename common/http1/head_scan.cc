@@ -183,6 +183,9 @@ const char* apply_field(const Header& h, FieldFacts& f) {
           f.expect_other = true;
       }
       break;
+    case 7:
+      if (iequals(n, "upgrade") && f.upgrade_count++ == 0) f.upgrade = h.value;
+      break;
     case 10:
       if (iequals(n, "connection")) {
         std::string_view v = h.value;
@@ -194,6 +197,7 @@ const char* apply_field(const Header& h, FieldFacts& f) {
             if (!chars::is_token(c)) return "invalid Connection";
           if (iequals(tok, "close")) f.conn_close = true;
           if (iequals(tok, "keep-alive")) f.conn_keep_alive = true;
+          if (iequals(tok, "upgrade")) f.conn_upgrade = true;
           if (comma == std::string_view::npos) break;
           v.remove_prefix(comma + 1);
         }

@@ -34,6 +34,9 @@ struct FieldFacts {
   bool conn_keep_alive = false;
   bool expect_continue = false;
   bool expect_other = false;
+  int upgrade_count = 0;
+  std::string_view upgrade;  ///< the first Upgrade field's value
+  bool conn_upgrade = false; ///< Connection lists "upgrade"
 };
 
 /// Applies one header to `facts`. Returns a static reason for a malformed framing field

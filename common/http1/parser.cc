@@ -148,6 +148,7 @@ HeadResult RequestParser::parse(std::string_view buf, RequestHead& out) {
   // meant them: Expect is HTTP/1.1).
   if (f.expect_other && minor == 1) return error_result(scan_, 417, "unsupported expectation");
   out.expect_continue = f.expect_continue && minor == 1;
+  out.upgrade = f.upgrade_count == 1 && f.conn_upgrade ? f.upgrade : std::string_view();
   out.keep_alive = !f.conn_close && (minor == 1 || f.conn_keep_alive);
   return HeadResult{ParseStatus::Done, scan_.head_end, {}};
 }

@@ -62,6 +62,9 @@ struct RequestHead {
   uint64_t content_length = 0;
   bool keep_alive = true;       ///< from version and Connection
   bool expect_continue = false; ///< "Expect: 100-continue"
+  /// The Upgrade field's value when there is exactly one and Connection lists "upgrade"
+  /// (a request asking to switch protocols); empty otherwise.
+  std::string_view upgrade;
 };
 
 struct ResponseHead {

@@ -33,6 +33,28 @@ TEST(Http1Request, ConsumedStopsAtHeadSoPipelinedBytesRemain) {
   EXPECT_EQ(h.target, "/b");
 }
 
+TEST(Http1Request, UpgradeIsSetOnlyForOneUpgradeFieldWithConnectionUpgrade) {
+  auto upgrade = [](std::string_view fields) {
+    RequestHead h;
+    std::string raw = "GET / HTTP/1.1\r\nHost: x\r\n" + std::string(fields) + "\r\n";
+    EXPECT_EQ(parse_req(raw, h).status, ParseStatus::Done) << fields;
+    return std::string(h.upgrade);
+  };
+  EXPECT_EQ(upgrade("Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"), "websocket");
+  EXPECT_EQ(upgrade("Upgrade: websocket\r\n"), "");
+  EXPECT_EQ(upgrade("Connection: upgrade\r\n"), "");
+  EXPECT_EQ(upgrade("Upgrade: websocket\r\nUpgrade: foo\r\nConnection: upgrade\r\n"), "");
+  // The parser reuses the head: a later request without Upgrade has none.
+  RequestParser p;
+  RequestHead h;
+  ASSERT_EQ(p.parse("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: a\r\nConnection: upgrade\r\n\r\n", h).status,
+            ParseStatus::Done);
+  EXPECT_EQ(h.upgrade, "a");
+  p.reset();
+  ASSERT_EQ(p.parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n", h).status, ParseStatus::Done);
+  EXPECT_EQ(h.upgrade, "");
+}
+
 TEST(Http1Request, ViewsPointIntoTheCallerBuffer) {
   const std::string raw = "GET /p HTTP/1.1\r\nHost: h\r\nX-A:  v  \r\n\r\n";
   RequestHead h;
