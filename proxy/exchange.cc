@@ -235,7 +235,7 @@ void Exchange::on_upstream_head(const http1::ResponseHead& head) noexcept {
   // A static route's files are never compressed here (precompressed siblings are); its
   // fallback app's responses are, like any app's.
   if (app != kStatic && route_entry_ && route_entry_->compress &&
-      compress_.start(*route_entry_->compress, upstream_head, method == "HEAD", head, filtered_head_) !=
+      compress_.start(*route_entry_->compress, static_req.accept, method == "HEAD", head, filtered_head_) !=
           compress::ResponseFilter::Decision::Pass) {
     if (compress_.active()) compressed_ = compress_.coding() == compress::Coding::Br ? 1 : 0;
     sink_.on_response_head(filtered_head_);

@@ -112,9 +112,11 @@ class Exchange final : public UpstreamHandler, private compress::Output {
     return app >= 0 && app < kLocal && runtime ? &runtime->apps[static_cast<size_t>(app)] : nullptr;
   }
   /// A static route whose answer needs no worker unless it falls back to an app: the
-  /// frontends capture static_req for it, and build the worker's head only when
-  /// needs_upstream_head().
+  /// frontends build the worker's head only when needs_upstream_head().
   bool is_static() const { return app == kStatic; }
+  /// The frontends capture static_req from the request's fields: a static route answers
+  /// from them, a compressing route picks its coding from their Accept-Encoding.
+  bool captures_fields() const { return app == kStatic || (route_entry_ && route_entry_->compress); }
   bool needs_upstream_head() const { return app != kStatic || (route_entry_ && route_entry_->fallback >= 0); }
   /// Picks the request's traceparent: `client` (the value of its traceparent field) when
   /// the client sent exactly one (`client_fields`) and it is valid, else a new one from this
@@ -169,7 +171,7 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   std::string traceparent;         ///< sent to the worker (set_trace); keeps its capacity
   bool trace_from_client = false;  ///< traceparent is the client's (its tracestate goes along)
   std::string upstream_head;  ///< the re-framed request head sent to the worker
-  statics::StaticRequest static_req;  ///< the fields a static answer depends on (static routes only)
+  statics::StaticRequest static_req;  ///< the fields a static answer or the compressor reads (captures_fields())
   int status = 0;
   bool response_started = false;  ///< a response head was produced (by the worker or the proxy)
   uint64_t bytes_sent = 0;        ///< response body bytes

@@ -44,13 +44,7 @@ bool type_matches(const std::vector<std::string>& patterns, std::string_view con
   return false;
 }
 
-AcceptEncoding request_accept_encoding(std::string_view request_head) {
-  AcceptEncoding ae;
-  for_each_field(request_head, "accept-encoding", [&](std::string_view v) { ae.add(v); });
-  return ae;
-}
-
-ResponseFilter::Decision ResponseFilter::start(const Policy& policy, std::string_view request_head, bool head_request,
+ResponseFilter::Decision ResponseFilter::start(const Policy& policy, const AcceptEncoding& accept, bool head_request,
                                                const http1::ResponseHead& head, http1::ResponseHead& out) {
   encoder_.release();
   const int st = head.status;
@@ -74,14 +68,13 @@ ResponseFilter::Decision ResponseFilter::start(const Policy& policy, std::string
 
   // From here on the answer depends on Accept-Encoding: caches must know.
   Coding coding = Coding::Identity;
-  if (!head_request) coding = choose_coding(request_accept_encoding(request_head), policy.codings);
+  if (!head_request) coding = choose_coding(accept, policy.codings);
   const int level = coding == Coding::Br ? policy.brotli_level : policy.gzip_level;
   if (coding != Coding::Identity && !encoder_.start(coding, level) && coding == Coding::Br) {
     // Over the thread's brotli limit: gzip when the client takes it and the route allows it.
-    AcceptEncoding ae = request_accept_encoding(request_head);
     bool gzip_offered = false;
     for (Coding c : policy.codings) gzip_offered |= c == Coding::Gzip;
-    if (gzip_offered && ae.q(Coding::Gzip) > 0) encoder_.start(Coding::Gzip, policy.gzip_level);
+    if (gzip_offered && accept.q(Coding::Gzip) > 0) encoder_.start(Coding::Gzip, policy.gzip_level);
   }
   const bool compress = encoder_.active();
 

@@ -40,14 +40,6 @@ std::shared_ptr<const Policy> make_policy(const conf::Route& route);
 /// one of `patterns`.
 bool type_matches(const std::vector<std::string>& patterns, std::string_view content_type);
 
-/// Calls fn(value) for each field called `name` (any case) in an HTTP/1.1 head as the proxy
-/// writes it ("Name: value\r\n" lines after the start line).
-template <typename Fn>
-void for_each_field(std::string_view head, std::string_view name, Fn&& fn);
-
-/// The Accept-Encoding of a re-framed request head (what the proxy sends the worker).
-AcceptEncoding request_accept_encoding(std::string_view request_head);
-
 class ResponseFilter {
  public:
   enum class Decision {
@@ -56,10 +48,10 @@ class ResponseFilter {
     Compress,  ///< compressed with coding()
   };
 
-  /// Decides for the response `head` to a request whose re-framed head is `request_head`.
+  /// Decides for the response `head` to a request whose Accept-Encoding fields are `accept`.
   /// For PassVary and Compress, `out` is the head to send instead (views into `head` and
   /// this filter: valid until the next start()).
-  Decision start(const Policy& policy, std::string_view request_head, bool head_request,
+  Decision start(const Policy& policy, const AcceptEncoding& accept, bool head_request,
                  const http1::ResponseHead& head, http1::ResponseHead& out);
   bool active() const { return encoder_.active(); }
   Coding coding() const { return encoder_.coding(); }
@@ -78,34 +70,5 @@ class ResponseFilter {
   std::string etag_;  ///< the weakened ETag's value
 };
 
-// ---- template definition --------------------------------------------------------------------
-
-template <typename Fn>
-void for_each_field(std::string_view head, std::string_view name, Fn&& fn) {
-  size_t pos = head.find("\r\n");
-  while (pos != std::string_view::npos) {
-    pos += 2;
-    size_t end = head.find("\r\n", pos);
-    if (end == std::string_view::npos || end == pos) return;
-    std::string_view line = head.substr(pos, end - pos);
-    size_t colon = line.find(':');
-    if (colon == name.size()) {
-      bool same = true;
-      for (size_t i = 0; i < colon && same; ++i) {
-        char a = line[i], b = name[i];
-        if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
-        if (b >= 'A' && b <= 'Z') b = static_cast<char>(b - 'A' + 'a');
-        same = a == b;
-      }
-      if (same) {
-        std::string_view v = line.substr(colon + 1);
-        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-        fn(v);
-      }
-    }
-    pos = end;
-  }
-}
 
 }  // namespace corral::proxy::compress

@@ -244,7 +244,7 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
     respond_error(404, ex_.had_body);
     return;
   }
-  if (ex_.is_static())
+  if (ex_.captures_fields())
     for (const auto& h : head.headers) ex_.static_req.capture(h.name, h.value);
   if (ex_.needs_upstream_head()) {
     Forwarding fwd;

@@ -1002,8 +1002,9 @@ void Http2Session::start_exchange(Stream& s) {
     respond_error(s, 404);
     return;
   }
-  if (ex.is_static()) {
+  if (ex.captures_fields())
     for (const auto& f : s.fields) ex.static_req.capture(s.field_name(f), s.field_value(f));
+  if (ex.is_static()) {
     if (!ex.needs_upstream_head()) {
       ex.submit({}, conn_.client_ip(), conn_.tls());  // answered from the route's folder
       return;

@@ -30,11 +30,12 @@
 
 namespace corral::proxy::statics {
 
-/// The request fields a static answer depends on (captured by the frontends, only for
-/// requests routed to a static route; strings keep their capacity).
+/// The request fields a static answer depends on, and the Accept-Encoding the compressor
+/// reads (captured by the frontends when Exchange::captures_fields(); strings keep their
+/// capacity).
 struct StaticRequest {
   std::string if_none_match, if_modified_since, range, if_range;
-  compress::AcceptEncoding accept;  ///< the Accept-Encoding fields (which sibling to send)
+  compress::AcceptEncoding accept;  ///< the Accept-Encoding fields (which sibling or coding to send)
   bool has_if_none_match = false;
   void clear();
   /// Keeps `value` when `name` (any case) is one of the fields above.

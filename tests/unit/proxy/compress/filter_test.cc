@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/static/static_site.h"
+
 namespace corral::proxy::compress {
 namespace {
 
@@ -20,10 +22,11 @@ Policy policy() {
   return *make_policy(r);
 }
 
-std::string request(std::string_view accept_encoding) {
-  std::string h = "GET /x HTTP/1.1\r\nHost: a\r\n";
-  if (!accept_encoding.empty()) h += "Accept-Encoding: " + std::string(accept_encoding) + "\r\n";
-  return h + "X-Request-Id: 1\r\n\r\n";
+// The request's Accept-Encoding as the frontends capture it (one field, or none).
+AcceptEncoding request(std::string_view accept_encoding) {
+  statics::StaticRequest r;
+  if (!accept_encoding.empty()) r.capture("Accept-Encoding", accept_encoding);
+  return r.accept;
 }
 
 http1::ResponseHead response(std::vector<http1::Header> headers, int status = 200, uint64_t length = 5000) {
@@ -67,12 +70,16 @@ TEST(CompressTypes, Patterns) {
   EXPECT_TRUE(type_matches({"*/*"}, "image/png"));
 }
 
-TEST(RequestFields, FoundInTheReframedHead) {
-  std::string h = "GET / HTTP/1.1\r\naccept-encoding: gzip;q=0.5\r\nX: y\r\nACCEPT-ENCODING:br\r\n\r\n";
-  AcceptEncoding ae = request_accept_encoding(h);
-  EXPECT_EQ(ae.q(Coding::Gzip), 500);
-  EXPECT_EQ(ae.q(Coding::Br), 1000);
-  EXPECT_FALSE(request_accept_encoding("GET / HTTP/1.1\r\nX-Accept-Encoding: br\r\n\r\n").present);
+TEST(RequestFields, EveryAcceptEncodingFieldIsCaptured) {
+  statics::StaticRequest r;
+  r.capture("accept-encoding", "gzip;q=0.5");
+  r.capture("X", "y");
+  r.capture("ACCEPT-ENCODING", "br");
+  EXPECT_EQ(r.accept.q(Coding::Gzip), 500);
+  EXPECT_EQ(r.accept.q(Coding::Br), 1000);
+  statics::StaticRequest other;
+  other.capture("X-Accept-Encoding", "br");
+  EXPECT_FALSE(other.accept.present);
 }
 
 TEST(Filter, CompressesAndRewritesTheHead) {
@@ -125,7 +132,7 @@ TEST(Filter, ClientWithoutAcceptEncodingGetsVaryOnly) {
 TEST(Filter, NeverCompressed) {
   ResponseFilter f;
   http1::ResponseHead out;
-  const std::string ae = request("gzip, br");
+  const AcceptEncoding ae = request("gzip, br");
   EXPECT_EQ(f.start(policy(), ae, false, response({{"Content-Type", "text/html"}}, 206), out), D::Pass);
   EXPECT_EQ(f.start(policy(), ae, false, response({{"Content-Type", "text/html"}}, 304), out), D::Pass);
   EXPECT_EQ(f.start(policy(), ae, false, response({{"Content-Type", "text/html"}}, 204), out), D::Pass);
