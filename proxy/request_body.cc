@@ -77,13 +77,14 @@ RequestBody::Status RequestBody::spill(std::string_view more) {
 
 RequestBody::Status RequestBody::append(std::string_view bytes) {
   if (bytes.empty()) return Status::Ok;
-  if (bytes.size() > max_size_ || size_ > max_size_ - bytes.size()) return Status::TooLarge;
   if (closed_) {
-    // The request is over (the worker answered early): the rest is read and dropped.
+    // The request is over (the worker answered early): the rest is read and dropped, however
+    // much of it comes (the answer is out; no limit applies to discarded bytes).
     size_ += bytes.size();
     base_ = size_;
     return Status::Ok;
   }
+  if (bytes.size() > max_size_ || size_ > max_size_ - bytes.size()) return Status::TooLarge;
   if (streaming_) {
     data_.append(bytes);
     size_ += bytes.size();

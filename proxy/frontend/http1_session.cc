@@ -560,6 +560,9 @@ void Http1Session::response_done() {
   if (streaming_) keep_alive_ = false;
   linger_ = !keep_alive_ && !client_eof_ &&
             (ex_.state == ExchangeState::ReadingHead || ex_.state == ExchangeState::ReadingBody || streaming_);
+  // The request is answered: what the client still sends is no longer a body (no 408, 413
+  // or 400 for it, and a half-close no longer aborts anything); lingering discards it.
+  streaming_ = false;
   body_.close();  // the temp file goes as soon as the request is over
   ex_.log(conn_->client_ip());
   ex_.state = keep_alive_ ? ExchangeState::Responding : ExchangeState::Closing;

@@ -3,7 +3,8 @@
 // an unlinked temp file and streamed to every app kind byte-exact (HTTP/1.1 Content-Length
 // and chunked, h2c with and without content-length), no temp file or descriptor left behind,
 // and request_buffering = false streaming the body to the worker as it arrives (turned on
-// by a reload; chunked, HTTP/2, bad framing aborting the worker's request).
+// by a reload; chunked, HTTP/2, bad framing aborting the worker's request; an answer the
+// worker gives before the body's end delivered whole whatever the client does next).
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -425,6 +427,61 @@ TEST_F(RequestBodyTest, StreamingSendsTheBodyAsItArrives) {
   HttpResponse after = upload(file, url("/sha256?m=after"), "cl");
   EXPECT_EQ(after.status, 200) << "the worker's slot was not freed: " << after.error;
   EXPECT_EQ(deleted_fds(proxy_pid()), std::vector<std::string>{});
+}
+
+// request_buffering = false, and the worker answers while the client is still sending its
+// body: the answer is the end of the request. The client half-closing, sending past
+// max_body_size or sending bytes that are no valid chunk while the answer is still being
+// written changes nothing: the whole answer arrives.
+TEST_F(RequestBodyTest, StreamedUploadAnsweredEarlyDeliversTheWholeAnswer) {
+  config_.proxy("max_body_size", quote("200KiB"));
+  AppSpec& web = config_.app("web");
+  web.workers(1).concurrency(2);
+  web.set("request_buffering", "false");
+  ASSERT_NO_FATAL_FAILURE(start());
+  // More than the kernel buffers between proxy and client hold (loopback send buffers grow
+  // to a few MiB), so part of the answer is still in the proxy when the client acts.
+  const size_t answer = 8u << 20;
+  const std::string first(100000, 'a');
+  auto chunk = [](const std::string& data) {
+    char len[32];
+    std::snprintf(len, sizeof len, "%zx\r\n", data.size());
+    return std::string(len) + data + "\r\n";
+  };
+  struct Case {
+    std::string name;
+    std::function<void(RawClient&)> after_answer;
+  } cases[] = {
+      {"halfclose", [](RawClient& c) { c.shutdown_write(); }},
+      {"toolarge", [&](RawClient& c) { EXPECT_TRUE(c.send(chunk(std::string(120000, 'b')))); }},
+      {"badchunk", [](RawClient& c) { EXPECT_TRUE(c.send("zz\r\n")); }},
+  };
+  for (auto& k : cases) {
+    RawClient c;
+    ASSERT_TRUE(c.connect_tcp(port(), /*rcvbuf=*/4096)) << k.name;
+    std::string target = "/early?bytes=" + std::to_string(answer) + "&m=" + k.name;
+    ASSERT_TRUE(c.send("POST " + target + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                       chunk(first)));
+    // Read slowly until the proxy has the whole answer (its access log line is written
+    // then): the rest of it waits in the proxy.
+    bool answered = false;
+    for (int i = 0; i < 400 && !answered; ++i) {
+      answered = !log_lines_with("\"POST " + target + " HTTP/1.1\" 200").empty();
+      for (size_t until = c.received().size() + 16 * 1024; !answered && c.received().size() < until && !c.closed();)
+        if (c.read_some(50ms).empty()) break;
+    }
+    ASSERT_TRUE(answered) << k.name;
+    k.after_answer(c);
+    std::this_thread::sleep_for(200ms);  // the proxy sees it before the client reads on
+    auto rs = c.read_responses(1, 20s);
+    EXPECT_EQ(rs.size(), 1u) << k.name << ": the answer was cut off after " << c.received().size() << " bytes";
+    if (rs.size() != 1) continue;
+    EXPECT_EQ(rs[0].status, 200) << k.name;
+    EXPECT_EQ(rs[0].body.size(), answer) << k.name;
+  }
+  // The worker's slots are free again.
+  HttpResponse after = curl({"--data-binary", "abc", url("/sha256")}, 10s);
+  EXPECT_EQ(after.status, 200) << after.error;
 }
 
 }  // namespace

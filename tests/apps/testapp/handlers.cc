@@ -193,6 +193,11 @@ Response handle(const Request& req, const Counters& counters, uint64_t connectio
       r.chunked = true;
       r.body = chunk_encode(r.body);
     }
+  } else if (path == "/early") {
+    r.status = static_cast<int>(query_number(req, "code", 200, 999));
+    if (r.status < 200) r.status = 200;
+    r.content_type = "application/octet-stream";
+    r.body = big_body(static_cast<size_t>(query_number(req, "bytes", 0, 64L << 20)));
   } else if (path == "/json") {
     r.content_type = "application/json";
     r.body = json_body(static_cast<size_t>(query_number(req, "bytes", 1024, 64L << 20)));

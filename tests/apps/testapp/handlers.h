@@ -37,6 +37,9 @@ struct Response {
 ///   /sleep?ms=N   sleeps, then answers /cpu?ms=N      burns CPU for N ms
 ///   /big?bytes=N[&chunked=1]          N bytes ('a'..'z' repeating), optionally chunked
 ///   /json?bytes=N  N bytes of application/json (order records; compresses about 5:1)
+///   /early?bytes=N[&code=C]  status C (200) with N bytes ('a'..'z'), written before the
+///                 request body is read; the body is then read and dropped, and the
+///                 connection closed (main.cc)
 ///   /maxinflight  most requests ever in flight at once: counted from the complete head
 ///                 until just before the response is written (itself not counted)
 ///   /status?code=N  that status       /env?name=V     the value of env var V (404 if unset)

@@ -132,6 +132,17 @@ void serve_connection(int fd) {
         EVP_DigestUpdate(md.get(), p, n);
       };
     }
+    // /early: the answer goes out before any body byte is read (an app that refuses an
+    // upload, or answers at once); the body is then read and dropped, and the connection
+    // closes.
+    if (req.path() == "/early") {
+      Response resp = handle(req, g_counters, serial);
+      if (counted) --g_counters.in_flight;
+      write_all(fd, serialize_head(resp, false), resp.body);
+      req.body_sink = [](const char*, size_t) {};
+      reader.read_body(req);
+      break;
+    }
     st = reader.read_body(req);
     if (md && st == ReadStatus::Ok) {
       unsigned char digest[EVP_MAX_MD_SIZE];

@@ -228,6 +228,10 @@ bool RawClient::send(std::string_view bytes) {
   return true;
 }
 
+void RawClient::shutdown_write() {
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+}
+
 size_t RawClient::read_once(std::chrono::milliseconds timeout) {
   if (fd_ < 0 || closed_) return 0;
   pollfd p{fd_, POLLIN, 0};

@@ -72,6 +72,8 @@ class RawClient {
   bool connect_tcp(int port, int rcvbuf = 0);
   /// Sends all of `bytes` (MSG_NOSIGNAL). False when the peer is gone.
   bool send(std::string_view bytes);
+  /// Half-closes: the peer reads EOF, this side can still read.
+  void shutdown_write();
   /// Reads until the peer closes or `timeout` passes. closed() tells which happened.
   std::string read_until_close(std::chrono::milliseconds timeout);
   /// Reads until `n` complete responses are in the buffer, the peer closes, or timeout.

@@ -105,6 +105,13 @@ TEST_F(RequestBodyTest, MaxSizeAndTempFileErrors) {
   EXPECT_EQ(b.append("4"), RequestBody::Status::TempFileError);
   EXPECT_EQ(b.error(), ENOENT);
   EXPECT_EQ(counters_.body_temp_errors.get(), 1u);
+  // A closed body (the request was answered) drops what still arrives, past max_size too:
+  // those bytes are discarded, not a body too large.
+  b.reset(settings(4, 10, /*streaming=*/true));
+  EXPECT_EQ(b.append("0123456789"), RequestBody::Status::Ok);
+  b.close();
+  EXPECT_EQ(b.append("abcdef"), RequestBody::Status::Ok);
+  EXPECT_EQ(b.memory_held(), 0u);
 }
 
 struct Recorder : BodyReader, BodyWriter {
