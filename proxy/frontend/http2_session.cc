@@ -1267,7 +1267,10 @@ void Http2Session::on_timer() {
         return;
       }
     } else if (!s->end_stream && !s->discard_body && !s->tunnel && (!s->submitted || s->streaming) &&
+               !(s->streaming && s->unacked > 0) && !s->resp_complete &&
                now - s->body_progress > p.client_body_timeout) {
+      // Not while a streamed body waits for the worker (unacked bytes: the client is held
+      // back by our own flow control), nor once the worker has answered in full.
       body_error(*s, 408);
     } else if (s->submitted && !(s->resp_complete && s->resp_pos == s->resp.size()) &&
                s->resp.size() > s->resp_pos && now - s->send_progress > p.client_body_timeout) {

@@ -4,7 +4,8 @@
 // and chunked, h2c with and without content-length), no temp file or descriptor left behind,
 // and request_buffering = false streaming the body to the worker as it arrives (turned on
 // by a reload; chunked, HTTP/2, bad framing aborting the worker's request; an answer the
-// worker gives before the body's end delivered whole whatever the client does next).
+// worker gives before the body's end delivered whole whatever the client does next;
+// a worker slower than the client costing no 408).
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
@@ -482,6 +483,27 @@ TEST_F(RequestBodyTest, StreamedUploadAnsweredEarlyDeliversTheWholeAnswer) {
   // The worker's slots are free again.
   HttpResponse after = curl({"--data-binary", "abc", url("/sha256")}, 10s);
   EXPECT_EQ(after.status, 200) << after.error;
+}
+
+// request_buffering = false with a worker slower than the client: while the worker has not
+// taken what the proxy holds, the proxy holds the client back (HTTP/1.1: it stops reading;
+// HTTP/2: flow control), and that wait is no pause of the client's: no 408.
+TEST_F(RequestBodyTest, StreamedUploadWaitsForASlowWorkerWithoutTimingOut) {
+  config_.proxy("max_body_size", quote("64MiB"));
+  config_.proxy("client_body_timeout", quote("1s"));
+  AppSpec& web = config_.app("web");
+  web.workers(1).concurrency(2);
+  web.set("request_buffering", "false");
+  ASSERT_NO_FATAL_FAILURE(start());
+  const std::string data = random_bytes(2u << 20, 31);
+  const std::string file = rt_.write_file("slow", data);
+  for (std::string how : {"cl", "chunked", "h2", "h2-nolen"}) {
+    // The worker waits 2.5 s before it reads any of the body: the proxy's memory and the
+    // socket between them fill long before.
+    HttpResponse r = upload(file, url("/sha256?body_delay_ms=2500&m=" + how), how);
+    EXPECT_EQ(r.status, 200) << how << ": " << r.error;
+    EXPECT_EQ(r.body, sha256_hex(data) + " " + std::to_string(data.size()) + "\n") << how;
+  }
 }
 
 }  // namespace

@@ -46,6 +46,7 @@ struct Response {
 ///   /conn         "pid:connection-serial" (tells whether a connection was reused)
 ///   /exit         _exit(3) without answering
 ///   .../whoami    $WHOAMI, under any prefix (which app and generation answered)
+///   ...?body_delay_ms=N  any path: waits N ms before reading the body (a slow app; main.cc)
 Response handle(const Request& req, const Counters& counters, uint64_t connection_serial);
 
 /// Serializes the status line and headers (Content-Length or Transfer-Encoding added here).

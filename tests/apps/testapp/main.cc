@@ -23,7 +23,9 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -143,6 +145,9 @@ void serve_connection(int fd) {
       reader.read_body(req);
       break;
     }
+    // ?body_delay_ms=N: a slow app that takes its time before it reads the body.
+    if (long delay = std::strtol(req.query("body_delay_ms", "0").c_str(), nullptr, 10); delay > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(delay, 60'000L)));
     st = reader.read_body(req);
     if (md && st == ReadStatus::Ok) {
       unsigned char digest[EVP_MAX_MD_SIZE];
