@@ -75,7 +75,6 @@ class RequestBody {
   void fail();
   bool complete() const { return complete_; }
   bool failed() const { return failed_; }
-  bool streaming() const { return streaming_; }
   /// close() was called: the request is over, bytes still arriving are dropped.
   bool closed() const { return closed_; }
 

@@ -3,7 +3,6 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <cerrno>
 
 namespace corral::proxy {
@@ -17,17 +16,11 @@ void ConnectionClient::begin(const UpstreamRequest& req) {
   paused_ = false;
   if (source_ && source_ != req.source) source_->set_reader(nullptr);
   source_ = req.source;
-  mem_body_ = req.body;
   if (source_) source_->set_reader(this);
 }
 
 RequestBody::Piece ConnectionClient::body_peek(uint64_t at, size_t max) const {
-  if (source_) return source_->peek(at, max);
-  RequestBody::Piece p;
-  if (at >= mem_body_.size()) return p;
-  p.data = mem_body_.data() + at;
-  p.len = std::min<uint64_t>(mem_body_.size() - at, max);
-  return p;
+  return source_ ? source_->peek(at, max) : RequestBody::Piece{};
 }
 
 ssize_t ConnectionClient::send_piece(const RequestBody::Piece& p) {

@@ -33,8 +33,7 @@ class ConnectionClient : public UpstreamClient, public UpstreamIoHandler, public
   /// sent again. true: handled (resent, or connect_failed reported); false: the caller fails.
   bool retry_fresh();
 
-  /// The request body at body offset `at` (at most `max` bytes): from the RequestBody, or
-  /// from the in-memory view.
+  /// The request body at body offset `at` (at most `max` bytes); nothing without a body.
   RequestBody::Piece body_peek(uint64_t at, size_t max) const;
   /// Every body byte is available (a buffered body always is).
   bool body_complete() const { return !source_ || source_->complete(); }
@@ -67,8 +66,7 @@ class ConnectionClient : public UpstreamClient, public UpstreamIoHandler, public
   uint64_t generation_ = 0;
   bool idempotent_ = false, retried_ = false, paused_ = false;
   uint64_t received_ = 0;  ///< response bytes of the current request
-  RequestBody* source_ = nullptr;  ///< the request's body, or null (then mem_body_)
-  std::string_view mem_body_;
+  RequestBody* source_ = nullptr;  ///< the request's body, or null (none)
   IoBuffer in_;
 };
 

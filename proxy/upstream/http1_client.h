@@ -21,7 +21,7 @@ class Http1Client final : public ConnectionClient {
   Http1Client(UpstreamPool& pool, UpstreamHandler& handler);
   ~Http1Client() override;
 
-  /// Sends req.head + req.body (see UpstreamClient::start). `idempotent`: a pooled
+  /// Sends req.head + the body (see UpstreamClient::start). `idempotent`: a pooled
   /// connection that fails before any response byte is retried once on a fresh connection.
   void start(const UpstreamRequest& req) override;
   void abort() override;

@@ -72,10 +72,9 @@ struct UpstreamRequest {
   /// translated into it); a non-HTTP client parses it back with common/http1 (it is the
   /// proxy's own output, so it always parses).
   std::string_view head;
-  std::string_view body;    ///< a complete body in memory (when `source` is null)
-  /// The body as the frontend keeps it (memory, a temp file, or streaming in); when set,
-  /// `body` is ignored. Must outlive the request. A streaming body that fails before its end
-  /// makes the client abort the request to the worker (on_upstream_error).
+  /// The body as the frontend keeps it (memory, a temp file, or streaming in); null: no
+  /// body. Must outlive the request. A streaming body that fails before its end makes the
+  /// client abort the request to the worker (on_upstream_error).
   RequestBody* source = nullptr;
   /// HTTP/1.1 workers: send the body with chunked framing (a streamed body of unknown
   /// length; the head says Transfer-Encoding: chunked).

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/net/socket.h"
+#include "proxy/request_body.h"
 
 namespace corral::proxy {
 namespace {
@@ -210,7 +211,14 @@ class FastcgiClientTest : public ::testing::Test {
     r.method = method;
     r.idempotent = method == "GET";
     r.head = head;
-    r.body = body;
+    // A buffered body as the frontends hand it over: complete, in memory.
+    RequestBody::Settings bs;
+    bs.max_size = body.size();
+    bs.memory = body.size();
+    body_.reset(bs);
+    ASSERT_EQ(body_.append(body), RequestBody::Status::Ok);
+    body_.finish();
+    r.source = &body_;
     r.client_ip = "192.0.2.7";
     r.tls = tls;
     r.script_app = &app_;
@@ -227,6 +235,7 @@ class FastcgiClientTest : public ::testing::Test {
   ev::Loop loop_;
   UpstreamPool pool_{loop_};
   Recorder rec_{loop_};
+  RequestBody body_;
 };
 
 constexpr std::string_view kGet =
