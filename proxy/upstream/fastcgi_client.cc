@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -115,9 +116,11 @@ FastcgiClient::FastcgiClient(UpstreamPool& pool, UpstreamHandler& handler) : Con
 
 FastcgiClient::~FastcgiClient() { abort(); }
 
-int FastcgiClient::encode_request(const UpstreamRequest& req, std::string& wire, std::vector<iovec>& pieces) {
+int FastcgiClient::encode_request(const UpstreamRequest& req, std::string& wire, std::vector<iovec>& pieces,
+                                  bool& whole_body) {
   wire.clear();
   pieces.clear();
+  whole_body = false;
   http1::RequestParser parser(head_limits());
   http1::RequestHead head;
   auto hr = parser.parse(req.head, head);
@@ -161,9 +164,31 @@ int FastcgiClient::encode_request(const UpstreamRequest& req, std::string& wire,
 
   fastcgi::append_begin_request(wire, kRequestId, /*keep_conn=*/true);
   fastcgi::append_params(wire, kRequestId, vars);
-  // STDIN records are made as the body is sent (send_stdin): the body may be in a temp
-  // file, or still arriving.
-  pieces.push_back({wire.data(), wire.size()});
+  // A body that is complete and in memory (the usual small POST, and the empty body): every
+  // STDIN record goes with BEGIN_REQUEST and PARAMS, one sendmsg for the whole request. Else
+  // the records are made as the body is sent (write_request): it is in a temp file, or
+  // still arriving.
+  const RequestBody* b = req.source;
+  const uint64_t size = b ? b->size() : 0;
+  RequestBody::Piece p = b ? b->peek(0, SIZE_MAX) : RequestBody::Piece{};
+  if (b && !(b->complete() && p.len == size && (size == 0 || p.data))) {
+    pieces.push_back({wire.data(), wire.size()});
+    return 0;
+  }
+  whole_body = true;
+  const size_t params_end = wire.size();
+  const size_t records = static_cast<size_t>(size / kStdinRecord) + 2;
+  // Room for every record header first: the views taken below stay valid.
+  wire.reserve(params_end + records * fastcgi::kHeaderSize);
+  pieces.reserve(2 * records + 1);
+  pieces.push_back({wire.data(), params_end});
+  fastcgi::plan_stdin(
+      wire, kRequestId, static_cast<size_t>(size),
+      [&](const fastcgi::StdinRecord& r) {
+        pieces.push_back({wire.data() + r.header_offset, fastcgi::kHeaderSize});
+        if (r.length) pieces.push_back({const_cast<char*>(p.data + r.body_offset), r.length});
+      },
+      kStdinRecord);
   return 0;
 }
 
@@ -171,7 +196,7 @@ void FastcgiClient::start(const UpstreamRequest& req) {
   begin(req);
   app_ = req.script_app;
   CORRAL_CHECK(app_ != nullptr, "a fastcgi request without its app settings");
-  if (int st = encode_request(req, wire_, pieces_)) {
+  if (int st = encode_request(req, wire_, pieces_, whole_body_)) {
     answer_locally(st);
     return;
   }
@@ -230,7 +255,7 @@ void FastcgiClient::send_request() {
 
 int FastcgiClient::write_request() {
   body_wait_ = false;
-  // BEGIN_REQUEST and PARAMS.
+  // BEGIN_REQUEST and PARAMS (with every STDIN record when whole_body_).
   while (piece_ < pieces_.size()) {
     iovec iov[kMaxIov];
     size_t n = 0;
@@ -261,6 +286,10 @@ int FastcgiClient::write_request() {
         left = 0;
       }
     }
+  }
+  if (whole_body_) {
+    if (source_) body_sent(source_->size());
+    return 1;
   }
   // STDIN, one record at a time: a header, then up to kStdinRecord body bytes (from memory,
   // or read from the temp file into file_buf_), then the empty record that ends the stream.

@@ -9,6 +9,7 @@
 //   2. sends BEGIN_REQUEST (RESPONDER, KEEP_CONN), PARAMS (the CGI meta-variables plus
 //      SCRIPT_FILENAME), STDIN (records of at most 32 KiB: from memory without copying, or
 //      read from the body's temp file into one fixed buffer; a streamed body as it arrives);
+//      a request whose body is complete and in memory (or empty) is one sendmsg;
 //   3. reads STDOUT through the CGI response-head parser into on_upstream_head/body,
 //      logs STDERR line by line with the app's name, and ends at END_REQUEST.
 // A malformed record, an END_REQUEST with a protocol status other than REQUEST_COMPLETE,
@@ -50,11 +51,14 @@ class FastcgiClient final : public ConnectionClient {
 
   void on_upstream_io(bool readable, bool writable) noexcept override;
 
-  /// Builds the bytes the request sends before the body (BEGIN_REQUEST, PARAMS) into
-  /// `wire`, and `pieces` to send them (exposed for tests). Returns 0 when the request maps
-  /// onto a script, else the status to answer (404, 400). STDIN records are made while
-  /// sending (the body may be in a temp file, or still arriving).
-  static int encode_request(const UpstreamRequest& req, std::string& wire, std::vector<iovec>& pieces);
+  /// Builds BEGIN_REQUEST and PARAMS into `wire`, and `pieces` to send them. A body that is
+  /// complete and in memory (or none) goes in too: its STDIN records' headers into `wire`,
+  /// its bytes as views, then the empty STDIN record (`whole_body` = true), so the whole
+  /// request is one sendmsg. Otherwise (`whole_body` = false) STDIN records are made while
+  /// sending: the body is in a temp file, or still arriving. Returns 0 when the request maps
+  /// onto a script, else the status to answer (404, 400). Public for tests.
+  static int encode_request(const UpstreamRequest& req, std::string& wire, std::vector<iovec>& pieces,
+                            bool& whole_body);
 
   /// Kept connections waiting for their slot's next request, all loops together. Thread-safe.
   static size_t idle_connections();
@@ -82,11 +86,13 @@ class FastcgiClient final : public ConnectionClient {
 
   State state_ = State::Idle;
   const ScriptApp* app_ = nullptr;
-  // The request on the wire: `wire_` holds BEGIN_REQUEST, PARAMS and every STDIN record
-  // header; `pieces_` lists what to send in order (views into wire_ and the request body).
+  // The request on the wire: `wire_` holds BEGIN_REQUEST and PARAMS (and, with whole_body_,
+  // every STDIN record header); `pieces_` lists what to send in order (views into wire_ and,
+  // with whole_body_, into the request body's memory).
   std::string wire_;
   std::vector<iovec> pieces_;
   size_t piece_ = 0, piece_off_ = 0;
+  bool whole_body_ = false;       // pieces_ carry the whole STDIN stream
   // The STDIN record being sent.
   uint64_t body_off_ = 0;         // body bytes sent
   std::string rec_hdr_;           // its header

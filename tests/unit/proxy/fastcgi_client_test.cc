@@ -8,12 +8,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "common/net/socket.h"
 #include "proxy/request_body.h"
@@ -313,6 +317,80 @@ TEST_F(FastcgiClientTest, SendsTheBodyAsStdin) {
   EXPECT_EQ(got[0].params["CONTENT_TYPE"], "application/octet-stream");
   EXPECT_EQ(got[0].params["REQUEST_SCHEME"], "http");
   EXPECT_EQ(got[0].params.count("HTTPS"), 0u);
+}
+
+// The records in `wire`: (type, content) in order.
+std::vector<std::pair<int, std::string>> records_in(std::string_view wire) {
+  std::vector<std::pair<int, std::string>> out;
+  while (wire.size() >= fastcgi::kHeaderSize) {
+    auto b = [&](size_t i) { return static_cast<unsigned char>(wire[i]); };
+    size_t len = (b(4) << 8) | b(5), pad = b(6);
+    out.emplace_back(b(1), std::string(wire.substr(fastcgi::kHeaderSize, len)));
+    wire.remove_prefix(std::min(wire.size(), fastcgi::kHeaderSize + len + pad));
+  }
+  return out;
+}
+
+// A body that is complete and in memory (and no body at all) is part of the encoded request:
+// BEGIN_REQUEST, PARAMS and the whole STDIN stream leave in one sendmsg. A body in a temp
+// file is not: its STDIN records are made while sending.
+TEST_F(FastcgiClientTest, EncodesACompleteInMemoryBodyWithTheRequest) {
+  auto encode = [&](std::string_view head, RequestBody* b, bool& whole) {
+    UpstreamRequest r;
+    r.head = head;
+    r.source = b;
+    r.script_app = &app_;
+    r.route_prefix = "/app";
+    std::string wire;
+    std::vector<iovec> pieces;
+    EXPECT_EQ(FastcgiClient::encode_request(r, wire, pieces, whole), 0);
+    std::string all;
+    for (const iovec& v : pieces) all.append(static_cast<const char*>(v.iov_base), v.iov_len);
+    return std::make_pair(all, pieces.size());
+  };
+  std::string body(70000, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 7 % 253);
+  std::string head = "POST /app/echo HTTP/1.1\r\nHost: h\r\nContent-Length: 70000\r\n\r\n";
+  RequestBody b;
+  RequestBody::Settings bs;
+  bs.max_size = 1 << 20;
+  bs.memory = body.size();
+  bs.temp_dir = dir_;
+  b.reset(bs);
+  ASSERT_EQ(b.append(body), RequestBody::Status::Ok);
+  b.finish();
+  bool whole = false;
+  auto [all, n] = encode(head, &b, whole);
+  EXPECT_TRUE(whole);
+  EXPECT_EQ(n, 1u + 4 + 3) << "PARAMS, then 4 STDIN headers and 3 body views";
+  auto recs = records_in(all);
+  std::vector<int> types;
+  std::string stdin_data;
+  for (auto& [t, c] : recs) {
+    if (types.empty() || types.back() != t || t == 5) types.push_back(t);
+    if (t == 5) stdin_data += c;
+  }
+  EXPECT_EQ(types, (std::vector<int>{1, 4, 5, 5, 5, 5}));
+  EXPECT_EQ(recs.back(), std::make_pair(5, std::string()));
+  EXPECT_TRUE(stdin_data == body);
+
+  // No body: the empty STDIN record goes along.
+  std::tie(all, n) = encode(kGet, nullptr, whole);
+  EXPECT_TRUE(whole);
+  recs = records_in(all);
+  ASSERT_FALSE(recs.empty());
+  EXPECT_EQ(recs.back(), std::make_pair(5, std::string()));
+
+  // A body in a temp file: BEGIN_REQUEST and PARAMS only.
+  bs.memory = 16;
+  b.reset(bs);
+  ASSERT_EQ(b.append(body), RequestBody::Status::Ok);
+  b.finish();
+  ASSERT_TRUE(b.spilled());
+  std::tie(all, n) = encode(head, &b, whole);
+  EXPECT_FALSE(whole);
+  EXPECT_EQ(n, 1u);
+  for (auto& [t, c] : records_in(all)) EXPECT_NE(t, 5);
 }
 
 TEST_F(FastcgiClientTest, LocationWithoutStatusIs302) {
