@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <string>
 
+#include "proxy/runtime.h"
+
 namespace corral::proxy {
 
 int open_unlinked_temp(std::string_view dir) {
@@ -21,6 +23,16 @@ int open_unlinked_temp(std::string_view dir) {
   if (fd < 0) return -1;
   ::unlink(tmpl.c_str());
   return fd;
+}
+
+RequestBody::Settings RequestBody::settings(const Runtime& rt, metrics::LoopCounters* counters, bool streaming) {
+  Settings s;
+  s.max_size = rt.proxy.max_body_size;
+  s.memory = rt.proxy.client_body_buffer_size;
+  s.temp_dir = rt.proxy.temp_dir;
+  s.streaming = streaming;
+  s.counters = counters;
+  return s;
 }
 
 void RequestBody::reset(const Settings& s) {

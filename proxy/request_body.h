@@ -27,6 +27,8 @@
 
 namespace corral::proxy {
 
+struct Runtime;  // proxy/runtime.h
+
 /// The upstream side of a streamed body: more bytes arrived, or the body ended (complete or
 /// failed). Called from inside RequestBody::append/finish/fail, on the loop thread: only
 /// note it (arm a write watch), never write or call back into the frontend from here.
@@ -57,6 +59,10 @@ class RequestBody {
     bool streaming = false;       ///< request_buffering = false
     metrics::LoopCounters* counters = nullptr;  ///< spills and temp-file errors are counted here (may be null)
   };
+  /// The settings for a request body under `rt`: its [proxy] max_body_size,
+  /// client_body_buffer_size and effective temp_dir (`rt` must outlive the body), counted in
+  /// `counters` (may be null).
+  static Settings settings(const Runtime& rt, metrics::LoopCounters* counters, bool streaming);
 
   /// Starts a new body: closes a temp file still open, empties memory (keeps capacity).
   void reset(const Settings& s);

@@ -268,27 +268,18 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
   in_.consume(head_size);  // head views are dead from here on
   parser_.reset();
   begin_body(kind, length, expect_continue);
-  if (closed_ || ex_.state != ExchangeState::ReadingBody || streaming_) return;
-  body_started_ = host_.loop().now();
-  body_bytes_read_ = 0;
-  client_timer_.arm(rt.proxy.client_body_timeout);
 }
 
 void Http1Session::begin_body(http1::BodyKind kind, uint64_t length, bool expect_continue) {
   const Runtime& rt = *ex_.runtime;
   const AppRuntime* app = ex_.routed_app();
-  RequestBody::Settings bs;
-  bs.max_size = rt.proxy.max_body_size;
-  bs.memory = rt.proxy.client_body_buffer_size;
-  bs.temp_dir = rt.proxy.temp_dir;
-  bs.counters = host_.counters();
   // Streamed only where the worker can take it as it comes: a FastCGI or CGI app needs
   // CONTENT_LENGTH up front, so a chunked body of unknown length is buffered for them (as
   // nginx does for fastcgi_request_buffering off).
-  bs.streaming = app && !app->request_buffering && ex_.had_body &&
-                 (kind == http1::BodyKind::ContentLength ||
-                  app->kind == conf::AppKind::Http || app->kind == conf::AppKind::Wsgi);
-  body_.reset(bs);
+  const bool streaming = app && !app->request_buffering && ex_.had_body &&
+                         (kind == http1::BodyKind::ContentLength ||
+                          app->kind == conf::AppKind::Http || app->kind == conf::AppKind::Wsgi);
+  body_.reset(RequestBody::settings(rt, host_.counters(), streaming));
   if (!ex_.had_body || (kind == http1::BodyKind::ContentLength && length == 0)) {
     body_complete();
     return;
@@ -304,16 +295,17 @@ void Http1Session::begin_body(http1::BodyKind kind, uint64_t length, bool expect
     flush();
     if (closed_) return;
   }
-  if (bs.streaming) {
+  // The body's clock starts here, buffered or streamed.
+  body_started_ = host_.loop().now();
+  body_bytes_read_ = 0;
+  client_timer_.arm(rt.proxy.client_body_timeout);
+  if (streaming) {
     streaming_ = true;
     body_.set_writer(this);
     ex_.body_chunked = kind == http1::BodyKind::Chunked;
     if (ex_.body_chunked) finish_request_head_chunked(ex_.upstream_head);
     else finish_request_head(ex_.upstream_head, length, true);
     if (metrics::LoopCounters* lc = host_.counters()) lc->bodies_streamed.add();
-    body_started_ = host_.loop().now();
-    body_bytes_read_ = 0;
-    client_timer_.arm(rt.proxy.client_body_timeout);
     // The worker is chosen now and gets the body as it arrives.
     ex_.submit(&body_, conn_->client_ip(), conn_->tls());
   }

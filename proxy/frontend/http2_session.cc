@@ -657,16 +657,11 @@ int Http2Session::on_frame_recv(const void* p) {
         s->headers_done = true;
         // The body deadline counts from here (a request without a body needs no clock read).
         if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) s->body_progress = host_.loop().now();
-        RequestBody::Settings bs;
-        bs.max_size = runtime_->proxy.max_body_size;
-        bs.memory = runtime_->proxy.client_body_buffer_size;
-        bs.temp_dir = runtime_->proxy.temp_dir;
-        bs.counters = host_.counters();
-        s->body.reset(bs);
         if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->too_large && s->protocol.empty()) {
-          headers_before_body(*s);
+          headers_before_body(*s);  // sets the body up, buffered or streamed
           return 0;
         }
+        s->body.reset(RequestBody::settings(*runtime_, host_.counters(), false));
       }
       if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
         s->end_stream = true;
@@ -764,7 +759,20 @@ void Http2Session::headers_before_body(Stream& s) {
   // now (RFC 9110 §10.1.1), before the client sends it. Anything malformed is left to
   // request_complete, which checks it all once the stream ends.
   std::string_view host = s.authority.empty() ? std::string_view(s.host_header) : std::string_view(s.authority);
-  if (s.method.empty() || s.path.empty() || host.empty() || s.method == "CONNECT") return;
+  const bool checkable = !s.method.empty() && !s.path.empty() && !host.empty() && s.method != "CONNECT";
+  const ListenerRuntime* l = conn_.listener();
+  const bool admin = l && l->admin;
+  const auto& rt = host_.runtime();
+  const Router::Entry* route = checkable && !admin ? rt->router.find(host, s.path) : nullptr;
+  // -1: a static route.
+  const AppRuntime* app = route && route->app >= 0 ? &rt->apps[static_cast<size_t>(route->app)] : nullptr;
+  // request_buffering = false: the worker is chosen now and gets the body as it arrives.
+  // FastCGI and CGI apps need the length up front: without content-length they are buffered.
+  const bool streaming = app && !app->request_buffering &&
+                         (s.content_length >= 0 || app->kind == conf::AppKind::Http || app->kind == conf::AppKind::Wsgi);
+  // Set up once, in its final mode (an answer below closes it again).
+  s.body.reset(RequestBody::settings(*runtime_, host_.counters(), streaming));
+  if (!checkable) return;
   std::string_view expect;
   int expects = 0;
   for (const auto& f : s.fields)
@@ -779,17 +787,10 @@ void Http2Session::headers_before_body(Stream& s) {
     respond_error(s, 417);
     return;
   }
-  const ListenerRuntime* l = conn_.listener();
-  const AppRuntime* app = nullptr;
-  if (!(l && l->admin)) {
-    const auto& rt = host_.runtime();
-    const Router::Entry* e = rt->router.find(host, s.path);
-    if (!e) {
-      s.ex.reject_reason = "no route";
-      respond_error(s, 404);
-      return;
-    }
-    if (e->app >= 0) app = &rt->apps[static_cast<size_t>(e->app)];  // -1: a static route
+  if (!admin && !route) {
+    s.ex.reject_reason = "no route";
+    respond_error(s, 404);
+    return;
   }
   if (expects == 1) {
     // The proxy will take the body: a non-final 100 HEADERS asks for it.
@@ -798,19 +799,9 @@ void Http2Session::headers_before_body(Stream& s) {
     nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, &nv, 1, nullptr);
     write_soon();
   }
-  // request_buffering = false: the worker is chosen now and gets the body as it arrives.
-  // FastCGI and CGI apps need the length up front: without content-length they are buffered.
-  if (app && !app->request_buffering &&
-      (s.content_length >= 0 || app->kind == conf::AppKind::Http || app->kind == conf::AppKind::Wsgi)) {
+  if (streaming) {
     if (!valid_head(s)) return;
     s.streaming = true;
-    RequestBody::Settings bs;
-    bs.max_size = runtime_->proxy.max_body_size;
-    bs.memory = runtime_->proxy.client_body_buffer_size;
-    bs.temp_dir = runtime_->proxy.temp_dir;
-    bs.counters = host_.counters();
-    bs.streaming = true;
-    s.body.reset(bs);
     s.body.set_writer(&s);
     if (metrics::LoopCounters* lc = host_.counters()) lc->bodies_streamed.add();
     start_exchange(s);
