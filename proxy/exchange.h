@@ -137,8 +137,6 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   bool tunnel_send(std::string_view data);
   /// The client closed its sending side of a tunnel.
   void tunnel_client_eof();
-  /// The open tunnel (state Tunnel), or null.
-  const Tunnel* tunnel() const { return tunnel_.get(); }
   /// Backpressure from the client: stop / restart reading the worker's response (or, for a
   /// tunnel, reading the worker).
   void pause_upstream();

@@ -50,7 +50,6 @@ void Tunnel::update_interest() {
 bool Tunnel::send(std::string_view data) {
   if (finished_ || shut_worker_) return true;  // nowhere to go: dropped
   activity();
-  bytes_up_ += data.size();
   if (counters_) counters_->tunnel_bytes_up.add(data.size());
   out_.append(data);
   write_worker();

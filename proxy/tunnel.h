@@ -52,12 +52,10 @@ class Tunnel final : public UpstreamIoHandler {
   /// Stop / restart reading the worker (the frontend's buffer towards the client).
   void pause();
   void resume();
-  bool paused() const { return paused_; }
   /// The exchange lets go (the client is gone, or the tunnel is over): no more callbacks,
   /// the worker connection is no longer watched. Destroy it outside its own callbacks.
   void detach();
-  /// Bytes client → worker and worker → client so far.
-  uint64_t bytes_up() const { return bytes_up_; }
+  /// Bytes worker → client so far (the access log's bytes sent).
   uint64_t bytes_down() const { return bytes_down_; }
   /// on_tunnel_closed was reported (or is about to be); the tunnel does nothing more.
   bool finished() const { return finished_; }
@@ -82,7 +80,7 @@ class Tunnel final : public UpstreamIoHandler {
   std::chrono::steady_clock::time_point last_activity_{};
   std::string out_;  // towards the worker
   size_t out_pos_ = 0;
-  uint64_t bytes_up_ = 0, bytes_down_ = 0;
+  uint64_t bytes_down_ = 0;
   bool paused_ = false;
   bool blocked_ = false;      // send() returned false; on_tunnel_writable is owed
   bool worker_eof_ = false;   // the worker closed its sending side

@@ -58,8 +58,6 @@ class Encoder {
 
   uint64_t bytes_in() const { return in_; }
   uint64_t bytes_out() const { return out_; }
-  /// Bytes written since the last flush (or start): nothing to flush when 0.
-  uint64_t unflushed() const { return unflushed_; }
 
  private:
   enum class Op { Process, Flush, Finish };
@@ -67,7 +65,8 @@ class Encoder {
   Coding coding_ = Coding::Identity;
   GzipState* gzip_ = nullptr;
   BrotliState* brotli_ = nullptr;
-  uint64_t in_ = 0, out_ = 0, unflushed_ = 0;
+  uint64_t in_ = 0, out_ = 0;
+  uint64_t unflushed_ = 0;  // bytes written since the last flush: flush() has nothing to do at 0
 };
 
 /// This thread's pool, for tests and metrics: idle z_streams, live brotli encoders, cached
