@@ -25,6 +25,7 @@
 #include "proxy/runtime.h"
 #include "proxy/session_host.h"
 #include "proxy/static/static_site.h"
+#include "proxy/tunnel.h"
 #include "proxy/upstream/upstream_client.h"
 
 namespace corral::proxy {
@@ -80,13 +81,12 @@ class ExchangeSink {
   /// The buffer towards the worker drained after tunnel_send() returned false: read the
   /// client again.
   virtual void on_tunnel_writable() noexcept {}
-  /// The tunnel is over: both directions closed (error false), or an error or the idle
-  /// timeout (error true, `why` a static string). Close the client side (HTTP/1.1: the
-  /// connection once its buffer is out, at once on error; HTTP/2: the stream).
-  virtual void on_tunnel_closed(bool error, const char* why) noexcept { (void)error, (void)why; }
+  /// The tunnel is over: both directions closed (TunnelEnd::Closed, `why` null), or the idle
+  /// timeout or an error (`why` a static string for the log). Close the client side
+  /// (HTTP/1.1: the connection once its buffer is out, at once otherwise; HTTP/2: the
+  /// stream, reset with CANCEL after the idle timeout, INTERNAL_ERROR after an error).
+  virtual void on_tunnel_closed(TunnelEnd end, const char* why) noexcept { (void)end, (void)why; }
 };
-
-class Tunnel;
 
 class Exchange final : public UpstreamHandler, private compress::Output {
  public:

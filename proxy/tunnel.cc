@@ -92,7 +92,7 @@ void Tunnel::write_worker() {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
-      finish(true, "write to worker failed");
+      finish(TunnelEnd::Failed, "write to worker failed");
       return;
     }
     out_pos_ += static_cast<size_t>(n);
@@ -126,7 +126,7 @@ void Tunnel::read_worker() {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
-      finish(true, "worker connection reset");
+      finish(TunnelEnd::Failed, "worker connection reset");
       return;
     }
     if (n == 0) {
@@ -151,7 +151,7 @@ void Tunnel::read_worker() {
 
 void Tunnel::check_done() {
   // Both directions closed: the worker's EOF went to the frontend, ours went to the worker.
-  if (worker_eof_ && shut_worker_) finish(false, nullptr);
+  if (worker_eof_ && shut_worker_) finish(TunnelEnd::Closed, nullptr);
 }
 
 void Tunnel::on_timer() {
@@ -162,7 +162,7 @@ void Tunnel::on_timer() {
     timer_.arm(std::chrono::ceil<std::chrono::milliseconds>(due - now));
     return;
   }
-  finish(true, "idle timeout");
+  finish(TunnelEnd::IdleTimeout, "idle timeout");
 }
 
 void Tunnel::detach() {
@@ -175,12 +175,12 @@ void Tunnel::detach() {
   }
 }
 
-void Tunnel::finish(bool error, const char* why) {
+void Tunnel::finish(TunnelEnd end, const char* why) {
   if (finished_) return;
   finished_ = true;
   timer_.cancel();
   if (conn_) conn_->want(false, false);
-  sink_.on_tunnel_closed(error, why);
+  sink_.on_tunnel_closed(end, why);
 }
 
 }  // namespace corral::proxy

@@ -32,6 +32,13 @@ class ExchangeSink;
 /// in the frontends, towards the client before the tunnel stops reading the worker).
 inline constexpr size_t kTunnelBufferLimit = 256 * 1024;
 
+/// How a tunnel ended (ExchangeSink::on_tunnel_closed).
+enum class TunnelEnd {
+  Closed,       ///< both directions closed: nothing lost
+  IdleTimeout,  ///< no byte moved either way for the app's tunnel_idle_timeout
+  Failed,       ///< the worker connection failed (reset, write error)
+};
+
 class Tunnel final : public UpstreamIoHandler {
  public:
   /// Takes the worker connection. `counters` (may be null) get the tunnel's byte counts.
@@ -68,7 +75,7 @@ class Tunnel final : public UpstreamIoHandler {
   void activity();
   void on_timer();
   void check_done();
-  void finish(bool error, const char* why);
+  void finish(TunnelEnd end, const char* why);
   void update_interest();
 
   ev::Loop& loop_;

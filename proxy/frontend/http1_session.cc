@@ -744,9 +744,9 @@ void Http1Session::on_tunnel_writable() noexcept {
   if (!closed_) update_read_interest();
 }
 
-void Http1Session::on_tunnel_closed(bool error, const char* why) noexcept {
+void Http1Session::on_tunnel_closed(TunnelEnd end, const char* why) noexcept {
   if (closed_) return;
-  if (error) {
+  if (end != TunnelEnd::Closed) {
     CORRAL_LOG(Debug, "tunnel") << "closing the tunnel of " << conn_->client_ip() << ": " << why
                                 << " [rid=" << ex_.request_id << "]";
     close();

@@ -61,7 +61,7 @@ class Http1Session final : public FrontendSession, public ExchangeSink, public B
   void on_tunnel_data(std::string_view data) noexcept override;
   void on_tunnel_eof() noexcept override;
   void on_tunnel_writable() noexcept override;
-  void on_tunnel_closed(bool error, const char* why) noexcept override;
+  void on_tunnel_closed(TunnelEnd end, const char* why) noexcept override;
   // BodyWriter: a streamed body's reader made room (reading from the client resumes).
   void on_body_drained() noexcept override;
 

@@ -176,8 +176,8 @@ struct Http2Session::Stream final : ExchangeSink, BodyWriter {
   void on_tunnel_data(std::string_view data) noexcept override { on_response_body(data); }
   void on_tunnel_eof() noexcept override { session.stream_tunnel_eof(*this); }
   void on_tunnel_writable() noexcept override { session.stream_tunnel_writable(*this); }
-  void on_tunnel_closed(bool error, const char* why) noexcept override {
-    session.stream_tunnel_closed(*this, error, why);
+  void on_tunnel_closed(TunnelEnd end, const char* why) noexcept override {
+    session.stream_tunnel_closed(*this, end, why);
   }
   void on_body_drained() noexcept override { session.stream_drained(*this); }
 };
@@ -1402,9 +1402,9 @@ void Http2Session::stream_tunnel_writable(Stream& s) {
   write_soon();
 }
 
-void Http2Session::stream_tunnel_closed(Stream& s, bool error, const char* why) {
-  if (!error) return;  // both sides sent END_STREAM: nghttp2 closes the stream
-  reset_stream(s, std::strcmp(why, "idle timeout") == 0 ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR, why);
+void Http2Session::stream_tunnel_closed(Stream& s, TunnelEnd end, const char* why) {
+  if (end == TunnelEnd::Closed) return;  // both sides sent END_STREAM: nghttp2 closes the stream
+  reset_stream(s, end == TunnelEnd::IdleTimeout ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR, why);
 }
 
 std::unique_ptr<FrontendSession> make_http2_session(ClientConnection& conn) {

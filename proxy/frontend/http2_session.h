@@ -70,7 +70,7 @@ class Http2Session final : public FrontendSession {
   void stream_upgrade(Stream& s, const http1::ResponseHead& head);
   void stream_tunnel_eof(Stream& s);
   void stream_tunnel_writable(Stream& s);
-  void stream_tunnel_closed(Stream& s, bool error, const char* why);
+  void stream_tunnel_closed(Stream& s, TunnelEnd end, const char* why);
   /// A streamed body's reader took bytes: they go back to flow control.
   void stream_drained(Stream& s);
 
