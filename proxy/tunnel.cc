@@ -51,8 +51,19 @@ bool Tunnel::send(std::string_view data) {
   if (finished_ || shut_worker_) return true;  // nowhere to go: dropped
   activity();
   if (counters_) counters_->tunnel_bytes_up.add(data.size());
-  out_.append(data);
-  write_worker();
+  if (out_pos_ < out_.size()) {
+    out_.append(data);  // behind what is already waiting
+    write_worker();
+  } else {
+    // Nothing waiting: straight to the socket; only what it does not take now is copied.
+    const size_t n = send_now(data.data(), data.size());
+    if (finished_) return true;
+    if (n < data.size()) {
+      out_.assign(data.substr(n));
+      out_pos_ = 0;
+      update_interest();  // wait for writable
+    }
+  }
   if (finished_) return true;
   if (out_.size() - out_pos_ > kTunnelBufferLimit) {
     blocked_ = true;
@@ -86,17 +97,24 @@ void Tunnel::on_upstream_io(bool readable, bool writable) noexcept {
   if (readable && !paused_ && !worker_eof_) read_worker();
 }
 
-void Tunnel::write_worker() {
-  while (out_pos_ < out_.size()) {
-    ssize_t n = ::send(conn_->fd(), out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL);
+size_t Tunnel::send_now(const char* data, size_t size) {
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::send(conn_->fd(), data + done, size - done, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
       finish(TunnelEnd::Failed, "write to worker failed");
-      return;
+      break;
     }
-    out_pos_ += static_cast<size_t>(n);
+    done += static_cast<size_t>(n);
   }
+  return done;
+}
+
+void Tunnel::write_worker() {
+  out_pos_ += send_now(out_.data() + out_pos_, out_.size() - out_pos_);
+  if (finished_) return;
   if (out_pos_ == out_.size()) {
     out_.clear();
     out_pos_ = 0;

@@ -71,6 +71,9 @@ class Tunnel final : public UpstreamIoHandler {
 
  private:
   void read_worker();
+  // Writes what the worker's socket takes now (finishes the tunnel on a write error);
+  // returns the bytes written.
+  size_t send_now(const char* data, size_t size);
   void write_worker();
   void activity();
   void on_timer();
