@@ -312,9 +312,10 @@ void Exchange::on_upstream_upgrade(const http1::ResponseHead& head, std::unique_
   response_started = true;
   state = ExchangeState::Tunnel;
   lease_.to_tunnel();
-  metrics::RouteCounters* rc =
-      route_entry_ && route_entry_->metrics ? &route_entry_->metrics->counters.at(host_.thread_index()) : nullptr;
-  tunnel_ = std::make_unique<Tunnel>(host_.loop(), sink_, std::move(conn), a.tunnel_idle_timeout, rc);
+  // Counted per app by its dispatcher: a reload that drops the route (or a static route's
+  // fallback) does not take the bytes along.
+  metrics::TunnelBytes* bytes = a.dispatcher ? &a.dispatcher->tunnel_bytes(host_.thread_index()) : nullptr;
+  tunnel_ = std::make_unique<Tunnel>(host_.loop(), sink_, std::move(conn), a.tunnel_idle_timeout, bytes);
   CORRAL_LOG(Debug, "tunnel") << a.name << "#" << slot << ": switched protocols [rid=" << request_id << "]";
   sink_.on_upgrade(head);
   // The sink may have failed to answer the client (closed): then cancel() dropped the tunnel.

@@ -30,7 +30,8 @@ std::shared_ptr<const ScriptApp> make_script_app(const conf::App& app) {
 }  // namespace
 
 std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t generation,
-                                            std::map<std::string, std::shared_ptr<AppDispatcher>>& dispatchers) {
+                                            std::map<std::string, std::shared_ptr<AppDispatcher>>& dispatchers,
+                                            size_t threads) {
   auto rt = std::make_shared<Runtime>();
   rt->generation = generation;
   rt->proxy = config.proxy;
@@ -56,6 +57,7 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
       AppDispatcher::Settings s;
       s.app = app.name;
       s.queue_size = app.queue_size;
+      s.threads = threads;
       a.dispatcher = AppDispatcher::create(s);
     }
     a.dispatcher->set_max_tunnels(app.max_tunnels);
@@ -111,7 +113,7 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
 }
 
 std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t generation, RuntimeState& state) {
-  auto base = make_runtime(config, generation, state.dispatchers);
+  auto base = make_runtime(config, generation, state.dispatchers, state.threads);
   auto rt = std::const_pointer_cast<Runtime>(base);  // still private to this function's caller
   std::map<std::string, std::shared_ptr<metrics::RouteMetrics>> routes;
   for (auto& e : rt->router.mutable_entries()) {

@@ -74,8 +74,10 @@ struct RuntimeState {
 /// Builds a snapshot from a validated config. Dispatchers of apps already in `dispatchers`
 /// (by name) are kept, with their queue size updated; new apps get a new one; the map is
 /// updated to hold exactly the config's apps. Control-thread only (it owns the map).
+/// `threads`: the loop threads (per-thread counters of new dispatchers).
 std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t generation,
-                                            std::map<std::string, std::shared_ptr<AppDispatcher>>& dispatchers);
+                                            std::map<std::string, std::shared_ptr<AppDispatcher>>& dispatchers,
+                                            size_t threads = 1);
 /// The same, also attaching (and keeping in `state`) metrics blocks for routes and listeners;
 /// `state.dispatchers` plays the part of `dispatchers` above.
 std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t generation, RuntimeState& state);

@@ -12,12 +12,12 @@ constexpr size_t kReadSize = 16 * 1024;
 }  // namespace
 
 Tunnel::Tunnel(ev::Loop& loop, ExchangeSink& sink, std::unique_ptr<UpstreamConn> conn, std::chrono::milliseconds idle,
-               metrics::RouteCounters* counters)
+               metrics::TunnelBytes* bytes)
     : loop_(loop),
       sink_(sink),
       conn_(std::move(conn)),
       idle_(idle),
-      counters_(counters),
+      bytes_(bytes),
       timer_(loop, [this] { on_timer(); }) {
   conn_->set_handler(this);
 }
@@ -31,7 +31,7 @@ void Tunnel::start(std::string_view early) {
   timer_.arm(idle_);
   if (!early.empty()) {
     bytes_down_ += early.size();
-    if (counters_) counters_->tunnel_bytes_down.add(early.size());
+    if (bytes_) bytes_->down.add(early.size());
     sink_.on_tunnel_data(early);
     if (finished_) return;
     sink_.on_response_flush();
@@ -50,7 +50,7 @@ void Tunnel::update_interest() {
 bool Tunnel::send(std::string_view data) {
   if (finished_ || shut_worker_) return true;  // nowhere to go: dropped
   activity();
-  if (counters_) counters_->tunnel_bytes_up.add(data.size());
+  if (bytes_) bytes_->up.add(data.size());
   if (out_pos_ < out_.size()) {
     out_.append(data);  // behind what is already waiting
     write_worker();
@@ -157,7 +157,7 @@ void Tunnel::read_worker() {
     }
     activity();
     bytes_down_ += static_cast<uint64_t>(n);
-    if (counters_) counters_->tunnel_bytes_down.add(static_cast<uint64_t>(n));
+    if (bytes_) bytes_->down.add(static_cast<uint64_t>(n));
     sink_.on_tunnel_data(std::string_view(buf, static_cast<size_t>(n)));
     if (finished_) return;
     if (static_cast<size_t>(n) < sizeof buf) break;

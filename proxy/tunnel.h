@@ -41,9 +41,10 @@ enum class TunnelEnd {
 
 class Tunnel final : public UpstreamIoHandler {
  public:
-  /// Takes the worker connection. `counters` (may be null) get the tunnel's byte counts.
+  /// Takes the worker connection. `bytes` (this thread's copy of the app's counters, may be
+  /// null) get the tunnel's byte counts.
   Tunnel(ev::Loop& loop, ExchangeSink& sink, std::unique_ptr<UpstreamConn> conn, std::chrono::milliseconds idle,
-         metrics::RouteCounters* counters);
+         metrics::TunnelBytes* bytes);
   ~Tunnel() override;
   Tunnel(const Tunnel&) = delete;
   Tunnel& operator=(const Tunnel&) = delete;
@@ -85,7 +86,7 @@ class Tunnel final : public UpstreamIoHandler {
   ExchangeSink& sink_;
   std::unique_ptr<UpstreamConn> conn_;
   std::chrono::milliseconds idle_;
-  metrics::RouteCounters* counters_;
+  metrics::TunnelBytes* bytes_;
   ev::Timer timer_;
   std::chrono::steady_clock::time_point last_activity_{};
   std::string out_;  // towards the worker

@@ -316,8 +316,8 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
     for (const auto& a : rt.apps) f.sample({{"app", a.name}}, static_cast<uint64_t>(a.dispatcher->queued()));
   }
   {
-    // Open tunnels and their total come from the dispatcher (a tunnel is a lease), bytes
-    // from the routes' per-thread counters.
+    // Open tunnels, their total and their bytes come from the app's dispatcher (a tunnel is
+    // a lease; the dispatcher lives as long as the app, whatever reloads do to its routes).
     Family open(out, "corral_tunnels_open", "gauge", "WebSocket/Upgrade tunnels open now, by app.");
     for (const auto& a : rt.apps) open.sample({{"app", a.name}}, a.dispatcher->tunnels_open());
   }
@@ -329,16 +329,9 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
     Family f(out, "corral_tunnel_bytes_total", "counter",
              "Bytes relayed through tunnels, by app and direction (up = client to worker, down = worker to client).");
     for (const auto& a : rt.apps) {
-      uint64_t up = 0, down = 0;
-      for (const auto& e : rt.router.entries()) {
-        if (!e.metrics || e.metrics->app != a.name) continue;
-        for (size_t th = 0; th < e.metrics->counters.size(); ++th) {
-          up += e.metrics->counters.at(th).tunnel_bytes_up.get();
-          down += e.metrics->counters.at(th).tunnel_bytes_down.get();
-        }
-      }
-      f.sample({{"app", a.name}, {"direction", "up"}}, up);
-      f.sample({{"app", a.name}, {"direction", "down"}}, down);
+      const AppDispatcher::TunnelByteTotals t = a.dispatcher->tunnel_bytes_total();
+      f.sample({{"app", a.name}, {"direction", "up"}}, t.up);
+      f.sample({{"app", a.name}, {"direction", "down"}}, t.down);
     }
   }
   {

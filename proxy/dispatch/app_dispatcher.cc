@@ -64,7 +64,7 @@ std::shared_ptr<AppDispatcher> AppDispatcher::create(Settings s) {
   return std::shared_ptr<AppDispatcher>(new AppDispatcher(std::move(s)));
 }
 
-AppDispatcher::AppDispatcher(Settings s) : settings_(std::move(s)) {}
+AppDispatcher::AppDispatcher(Settings s) : settings_(std::move(s)), tunnel_bytes_(settings_.threads) {}
 
 void AppDispatcher::update_settings(uint32_t queue_size) {
   std::lock_guard<std::mutex> g(mu_);
@@ -425,6 +425,15 @@ uint64_t AppDispatcher::tunnels_open() const {
 AppDispatcher::Totals AppDispatcher::totals() const {
   std::lock_guard<std::mutex> g(mu_);
   return totals_;
+}
+
+AppDispatcher::TunnelByteTotals AppDispatcher::tunnel_bytes_total() const {
+  TunnelByteTotals t;
+  for (size_t th = 0; th < tunnel_bytes_.size(); ++th) {
+    t.up += tunnel_bytes_.at(th).up.get();
+    t.down += tunnel_bytes_.at(th).down.get();
+  }
+  return t;
 }
 
 uint64_t AppDispatcher::max_in_flight_seen(int slot) const {

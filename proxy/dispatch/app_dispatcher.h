@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/control/messages.h"
+#include "proxy/metrics/metrics.h"
 
 namespace corral::proxy {
 
@@ -159,6 +160,7 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
     std::chrono::milliseconds connect_down_time{1000};  ///< how long a slot that refused a connect is skipped
     std::chrono::milliseconds lost_retention{5000};     ///< how long a failed request is kept for requests_of
     std::chrono::milliseconds hung_retention{60000};    ///< same for timed-out ones (the kill may wait kill_timeout)
+    size_t threads = 1;  ///< loop threads: one copy of the tunnel byte counters each
   };
 
   static std::shared_ptr<AppDispatcher> create(Settings s);
@@ -202,6 +204,14 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   uint64_t tunnels_open() const;
   uint64_t max_in_flight_seen(int slot) const;
   Totals totals() const;
+  /// Loop thread `thread`'s copy of the app's tunnel byte counters: written by that thread
+  /// only (no lock: see proxy/metrics), valid as long as the dispatcher.
+  metrics::TunnelBytes& tunnel_bytes(size_t thread) noexcept { return tunnel_bytes_.at(thread); }
+  /// The tunnel bytes of every thread together (any thread).
+  struct TunnelByteTotals {
+    uint64_t up = 0, down = 0;
+  };
+  TunnelByteTotals tunnel_bytes_total() const;
 
  private:
   friend class Lease;
@@ -241,6 +251,7 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   size_t queued_tunnels_ = 0;  // entries of queue_ with tunnel set
   uint32_t max_tunnels_ = 0;
   Totals totals_;
+  metrics::PerThread<metrics::TunnelBytes> tunnel_bytes_;  // not under mu_: per-thread counters
   uint64_t in_flight_ = 0;  // leases out, all slots
   size_t rr_ = 0;  // round-robin start for ties, so idle slots share the load
   bool failing_ = false;

@@ -91,10 +91,16 @@ struct alignas(64) RouteCounters {
   Histogram duration;  ///< first byte of the request → response complete
   Histogram queue;     ///< waiting for a worker
   Histogram upstream;  ///< request sent to the worker → response complete from it
-  Counter tunnel_bytes_up, tunnel_bytes_down;  ///< tunnel bytes client → worker, worker → client
   /// Responses the proxy compressed ([0] gzip, [1] br), and their body bytes before and after.
   std::array<Counter, 2> compressed;
   Counter compress_bytes_in, compress_bytes_out;
+};
+
+/// One app's tunnel bytes on one thread: client → worker (up) and worker → client (down).
+/// Kept by the app's AppDispatcher, so they count per app for as long as the app exists,
+/// whichever routes (or static fallbacks) its tunnels came through.
+struct alignas(64) TunnelBytes {
+  Counter up, down;
 };
 
 /// A block of per-thread copies of T.

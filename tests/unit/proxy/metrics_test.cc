@@ -147,6 +147,33 @@ TEST(Admin, RendersPerRouteCountersAndKeepsThemAcrossReloads) {
       << "a route added back starts from zero";
 }
 
+TEST(Admin, TunnelBytesCountPerAppAndSurviveARouteRemoved) {
+  RuntimeState state;
+  state.threads = 2;
+  auto rt = make_runtime(two_app_config(), 1, state);
+  ASSERT_EQ(rt->apps[0].name, "shop");
+  // What the tunnels of two loop threads added.
+  rt->apps[0].dispatcher->tunnel_bytes(0).up.add(100);
+  rt->apps[0].dispatcher->tunnel_bytes(1).up.add(20);
+  rt->apps[0].dispatcher->tunnel_bytes(1).down.add(7);
+  metrics::LoopCounters lc;
+  AdminService admin;
+  admin.set_loops({&lc});
+  std::string text = admin.render_metrics(*rt);
+  EXPECT_NE(text.find(R"(corral_tunnel_bytes_total{app="shop",direction="up"} 120)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(corral_tunnel_bytes_total{app="shop",direction="down"} 7)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(corral_tunnel_bytes_total{app="blog",direction="up"} 0)"), std::string::npos) << text;
+
+  // A reload that removes the app's only route: the app stays, and so does its count (a
+  // counter never goes down while its labels exist).
+  auto next = two_app_config();
+  next.routes.pop_back();  // shop's route removed
+  auto rt2 = make_runtime(next, 2, state);
+  text = admin.render_metrics(*rt2);
+  EXPECT_NE(text.find(R"(corral_tunnel_bytes_total{app="shop",direction="up"} 120)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(corral_tunnel_bytes_total{app="shop",direction="down"} 7)"), std::string::npos) << text;
+}
+
 TEST(Admin, LabelValuesAreEscaped) {
   std::string out;
   metrics::append_label_value(out, "a\"b\\c\nd");
