@@ -2,6 +2,7 @@
 
 #include "common/base/log.h"
 #include "proxy/frontend/http1_session.h"
+#include "proxy/static/open_file.h"
 
 namespace corral::proxy {
 namespace {
@@ -11,7 +12,15 @@ constexpr size_t kMaxSpareSessions = 128;
 }  // namespace
 
 LoopThread::LoopThread(int index, LoopShared& shared)
-    : index_(index), shared_(shared), pool_(loop_), access_log_(shared.access_log) {}
+    : index_(index),
+      shared_(shared),
+      file_cache_timer_(loop_,
+                        [this] {
+                          statics::FileCache::for_this_thread().expire(loop_.now());
+                          watch_file_cache();
+                        }),
+      pool_(loop_),
+      access_log_(shared.access_log) {}
 
 LoopThread::~LoopThread() {
   stop();
@@ -48,7 +57,16 @@ void LoopThread::stop() {
 }
 
 void LoopThread::set_runtime(std::shared_ptr<const Runtime> rt) {
-  loop_.post([this, rt = std::move(rt)] { runtime_ = rt; });
+  loop_.post([this, rt = std::move(rt)] {
+    runtime_ = rt;
+    watch_file_cache();  // the entries of folders the new config dropped go once inactive
+  });
+}
+
+void LoopThread::watch_file_cache() {
+  const statics::FileCache& cache = statics::FileCache::for_this_thread();
+  // Half the inactive period: an entry goes at most 1.5 periods after its last use.
+  if (!cache.empty() && !file_cache_timer_.armed()) file_cache_timer_.arm(cache.inactive() / 2);
 }
 
 void LoopThread::set_access_log(std::shared_ptr<AccessLog> log) {
@@ -123,6 +141,7 @@ void LoopThread::connection_closed(ClientConnection* c) {
   graveyard_.push_back(std::unique_ptr<ClientConnection>(c));
   // Destroyed after the current callback chain unwinds (it may be running inside s).
   schedule_reap();
+  watch_file_cache();  // the connection may have filled the cache
 }
 
 size_t LoopThread::parked_count() const {

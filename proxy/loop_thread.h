@@ -89,10 +89,15 @@ class LoopThread : public SessionHost {
   void link(ClientConnection* c);
   void unlink(ClientConnection* c);
   void check_drained();
+  // Arms file_cache_timer_ while this thread's open-file cache holds entries.
+  void watch_file_cache();
 
   int index_;
   LoopShared& shared_;
   ev::Loop loop_;
+  // Drops the open-file cache's inactive entries without waiting for a request (after a
+  // reload, or when static traffic stops): their files close.
+  ev::Timer file_cache_timer_;
   UpstreamPool pool_;
   std::shared_ptr<const Runtime> runtime_;
   // Idle HTTP/1.1 sessions kept for reuse (bounded), and those given back during the current

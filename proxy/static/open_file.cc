@@ -134,15 +134,28 @@ void FileCache::load(Node& n, int root, bool no_symlinks, const std::string& rel
   }
 }
 
-const FileCache::Entry& FileCache::get(uint64_t site_id, int root, bool no_symlinks, const std::string& rel,
+void FileCache::expire(Clock::time_point now) {
+  // Most recently used first: the inactive ones are at the back.
+  while (!lru_.empty() && now - lru_.back().used >= inactive_) {
+    map_.erase(std::string_view(lru_.back().key));
+    lru_.pop_back();
+  }
+}
+
+const FileCache::Entry& FileCache::get(std::string_view site, int root, bool no_symlinks, const std::string& rel,
                                        Clock::time_point now) {
+  expire(now);
+  // The site's length first: (site, rel) pairs never make the same key.
   key_.clear();
-  key_.append(reinterpret_cast<const char*>(&site_id), sizeof site_id);
+  const uint32_t site_len = static_cast<uint32_t>(site.size());
+  key_.append(reinterpret_cast<const char*>(&site_len), sizeof site_len);
+  key_.append(site);
   key_.append(rel);
   auto it = map_.find(std::string_view(key_));
   if (it != map_.end()) {
     auto node = it->second;
     if (node != lru_.begin()) lru_.splice(lru_.begin(), lru_, node);
+    node->used = now;
     if (now - node->checked >= kValid || now < node->checked) {
       load(*node, root, no_symlinks, rel);
       node->checked = now;
@@ -156,7 +169,7 @@ const FileCache::Entry& FileCache::get(uint64_t site_id, int root, bool no_symli
   lru_.emplace_front();
   Node& n = lru_.front();
   n.key = key_;
-  n.checked = now;
+  n.checked = n.used = now;
   load(n, root, no_symlinks, rel);
   map_.emplace(std::string_view(n.key), lru_.begin());
   return n.entry;

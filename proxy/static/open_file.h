@@ -11,11 +11,15 @@
 // must be the same inode. Without openat2 (ENOSYS: kernels before 5.6, or a seccomp filter)
 // the path is walked one component at a time with O_NOFOLLOW, and every symlink is refused.
 //
-// FileCache: one per loop thread. An entry (the file, its .br and .gz siblings, or "not
+// FileCache: one per loop thread, keyed by the site (what identifies its files: the folder's
+// device and inode, and the symlink setting; a reload that keeps the folder keeps the
+// entries) and the path below it. An entry (the file, its .br and .gz siblings, or "not
 // found" / "a folder") is used for up to one second, then looked up again: a replaced or
-// rewritten file is served new (new ETag) within a second. Bounded (LRU). Open files are
-// shared_ptrs, so a response being sent keeps its file open when the entry is replaced or
-// evicted.
+// rewritten file is served new (new ETag) within a second. An entry nobody asked for during
+// the inactive period (nginx's open_file_cache inactive=) is dropped, which closes its
+// files: a deleted file's disk space comes back, and the entries of a folder no route
+// serves any more go. Bounded (LRU). Open files are shared_ptrs, so a response being sent
+// keeps its file open when the entry is replaced or evicted.
 #include <sys/stat.h>
 
 #include <chrono>
@@ -62,26 +66,40 @@ class FileCache {
   };
   static constexpr size_t kMaxEntries = 1024;
   static constexpr std::chrono::milliseconds kValid{1000};
+  /// How long an entry stays without being asked for.
+  static constexpr std::chrono::milliseconds kInactive{10'000};
+
+  explicit FileCache(std::chrono::milliseconds inactive = kInactive) : inactive_(inactive) {}
 
   /// This thread's cache.
   static FileCache& for_this_thread();
 
-  /// The entry for `rel` below the folder of site `site_id` (open descriptor `root`),
-  /// looked up again when older than kValid. The reference is valid until the next call.
-  const Entry& get(uint64_t site_id, int root, bool no_symlinks, const std::string& rel, Clock::time_point now);
+  /// The entry for `rel` below the folder of the site whose files `site` identifies (its
+  /// StaticSite::cache_key(); open descriptor `root`), looked up again when older than
+  /// kValid. Drops the inactive entries first (expire). The reference is valid until the
+  /// next call.
+  const Entry& get(std::string_view site, int root, bool no_symlinks, const std::string& rel, Clock::time_point now);
+  /// Drops the entries not asked for since `now` - inactive (their files close unless a
+  /// response still sends them). The loop thread also calls it from a timer, so that idle
+  /// entries go without traffic.
+  void expire(Clock::time_point now);
   size_t size() const { return map_.size(); }
+  bool empty() const { return map_.empty(); }
+  std::chrono::milliseconds inactive() const { return inactive_; }
   void clear();
 
  private:
   struct Node {
     std::string key;
     Entry entry;
-    Clock::time_point checked;
+    Clock::time_point checked;  // last looked up on disk
+    Clock::time_point used;     // last asked for: the list is in this order
   };
   void load(Node& n, int root, bool no_symlinks, const std::string& rel);
   std::list<Node> lru_;  // most recent first
   std::unordered_map<std::string_view, std::list<Node>::iterator> map_;  // keys view Node::key
   std::string key_;  // lookup scratch
+  std::chrono::milliseconds inactive_;
 };
 
 }  // namespace corral::proxy::statics

@@ -1,9 +1,9 @@
 #include "proxy/static/static_site.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 
-#include <atomic>
 #include <cstring>
 #include <optional>
 
@@ -14,8 +14,6 @@
 
 namespace corral::proxy::statics {
 namespace {
-
-std::atomic<uint64_t> g_next_site{1};
 
 void text_answer(StaticAnswer& a, int status) {
   a.kind = StaticAnswer::Kind::Respond;
@@ -73,8 +71,7 @@ void StaticRequest::capture(std::string_view name, std::string_view value) {
 // ---- StaticSite --------------------------------------------------------------------------
 
 StaticSite::StaticSite(const conf::Route& route, std::shared_ptr<const MimeTypes> mime)
-    : id_(g_next_site.fetch_add(1)),
-      root_(::open(route.static_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)),
+    : root_(::open(route.static_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)),
       root_path_(route.static_root),
       index_(route.index),
       cache_control_(route.cache_control),
@@ -84,6 +81,14 @@ StaticSite::StaticSite(const conf::Route& route, std::shared_ptr<const MimeTypes
     CORRAL_LOG(Error, "static") << "route " << route.path << ": cannot open " << route.static_root << ": "
                                 << std::strerror(errno) << "; its requests get 404";
   }
+  // A site without its folder finds nothing whatever the key: all such sites share one.
+  struct stat st;
+  if (root_ && ::fstat(root_.get(), &st) == 0) {
+    cache_key_ = std::to_string(st.st_dev);
+    cache_key_.push_back(':');
+    cache_key_.append(std::to_string(st.st_ino));
+  }
+  cache_key_.append(no_symlinks_ ? ":nofollow" : ":follow");
 }
 
 // ---- parsing helpers ---------------------------------------------------------------------
@@ -163,7 +168,7 @@ StaticAnswer& serve(const StaticSite& site, std::string_view method, std::string
   FileCache& cache = FileCache::for_this_thread();
   const FileCache::Entry* e = nullptr;
   if (map_static_path(target, prefix, a.path)) {
-    e = &cache.get(site.id(), site.root_fd(), site.no_symlinks(), a.path.rel, now);
+    e = &cache.get(site.cache_key(), site.root_fd(), site.no_symlinks(), a.path.rel, now);
     if (e->kind == FileKind::Directory) {
       if (!a.path.slash) {
         // nginx: a folder asked for without its '/' is redirected to it (relative Location).
@@ -180,7 +185,7 @@ StaticAnswer& serve(const StaticSite& site, std::string_view method, std::string
         a.index_rel.assign(a.path.rel);
         if (!a.index_rel.empty()) a.index_rel.push_back('/');
         a.index_rel.append(site.index());
-        e = &cache.get(site.id(), site.root_fd(), site.no_symlinks(), a.index_rel, now);
+        e = &cache.get(site.cache_key(), site.root_fd(), site.no_symlinks(), a.index_rel, now);
         if (e->kind != FileKind::File) e = nullptr;
       }
     } else if (e->kind == FileKind::File && a.path.slash) {

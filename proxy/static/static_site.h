@@ -47,7 +47,10 @@ class StaticSite {
   /// Opens the folder (O_PATH); a folder that cannot be opened is logged and every request
   /// to the route is answered as "no file" (404, or the fallback app).
   StaticSite(const conf::Route& route, std::shared_ptr<const MimeTypes> mime);
-  uint64_t id() const { return id_; }
+  /// What identifies the site's files in the open-file cache: the opened folder's device
+  /// and inode and the symlink setting. The next config's site for the same folder has the
+  /// same key (and finds the cache warm); a folder replaced under the same path does not.
+  const std::string& cache_key() const { return cache_key_; }
   int root_fd() const { return root_.get(); }
   const std::string& root() const { return root_path_; }
   const std::string& index() const { return index_; }
@@ -56,8 +59,8 @@ class StaticSite {
   const MimeTypes& mime() const { return *mime_; }
 
  private:
-  uint64_t id_;
   UniqueFd root_;
+  std::string cache_key_;
   std::string root_path_, index_, cache_control_;
   bool no_symlinks_ = false;
   std::shared_ptr<const MimeTypes> mime_;

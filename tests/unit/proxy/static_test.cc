@@ -257,7 +257,7 @@ TEST_P(OpenBeneathTest, OpensOnlyRegularFilesInside) {
 TEST_P(OpenBeneathTest, CacheSeesReplacedAndRewrittenFiles) {
   FileCache cache;
   auto t0 = std::chrono::steady_clock::now();
-  const auto& e1 = cache.get(1, root_, false, "a.txt", t0);
+  const auto& e1 = cache.get("one", root_, false, "a.txt", t0);
   ASSERT_EQ(e1.kind, FileKind::File);
   auto first = e1.file;
   EXPECT_EQ(first->size, 6u);
@@ -265,10 +265,10 @@ TEST_P(OpenBeneathTest, CacheSeesReplacedAndRewrittenFiles) {
   // Within a second: the same entry.
   write(base_ + "/root/a.txt.tmp", "replaced!");
   fs::rename(base_ + "/root/a.txt.tmp", base_ + "/root/a.txt");
-  EXPECT_EQ(cache.get(1, root_, false, "a.txt", t0 + std::chrono::milliseconds(500)).file, first);
+  EXPECT_EQ(cache.get("one", root_, false, "a.txt", t0 + std::chrono::milliseconds(500)).file, first);
   // Later: looked up again, the new file.
   auto t1 = t0 + std::chrono::milliseconds(1500);
-  auto second = cache.get(1, root_, false, "a.txt", t1).file;
+  auto second = cache.get("one", root_, false, "a.txt", t1).file;
   ASSERT_TRUE(second);
   EXPECT_EQ(second->size, 9u);
   EXPECT_NE(second->ino, first->ino);
@@ -281,20 +281,73 @@ TEST_P(OpenBeneathTest, CacheSeesReplacedAndRewrittenFiles) {
   write(base_ + "/root/a.txt", "rewritten in place");
   write(base_ + "/root/a.txt.gz", "gz");
   auto t2 = t1 + std::chrono::milliseconds(1500);
-  const auto& e3 = cache.get(1, root_, false, "a.txt", t2);
+  const auto& e3 = cache.get("one", root_, false, "a.txt", t2);
   EXPECT_EQ(e3.file->size, 18u);
   EXPECT_TRUE(e3.gz);
   EXPECT_FALSE(e3.br);
   // Another site: another entry.
-  EXPECT_EQ(cache.get(2, root_, false, "missing", t2).kind, FileKind::NotFound);
+  EXPECT_EQ(cache.get("two", root_, false, "missing", t2).kind, FileKind::NotFound);
   EXPECT_EQ(cache.size(), 2u);
 }
 
 TEST(FileCacheTest, Bounded) {
   FileCache cache;
   auto t = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < FileCache::kMaxEntries + 50; ++i) cache.get(7, -1, false, "f" + std::to_string(i), t);
+  for (size_t i = 0; i < FileCache::kMaxEntries + 50; ++i) cache.get("seven", -1, false, "f" + std::to_string(i), t);
   EXPECT_EQ(cache.size(), FileCache::kMaxEntries);
+}
+
+TEST_P(OpenBeneathTest, CacheClosesEntriesNotAskedForDuringTheInactivePeriod) {
+  FileCache cache(std::chrono::milliseconds(5000));
+  auto t0 = std::chrono::steady_clock::now();
+  const auto& e = cache.get("one", root_, false, "a.txt", t0);
+  ASSERT_EQ(e.kind, FileKind::File);
+  std::weak_ptr<const OpenFile> held = e.file;
+  const int fd = e.file->fd.get();
+  ASSERT_GE(::fcntl(fd, F_GETFD), 0);
+  // The file is deleted (a hashed asset name replaced by a new one): nobody asks for it again.
+  fs::remove(base_ + "/root/a.txt");
+  // Asked for within the period: kept (and looked up again, since older than kValid).
+  cache.get("one", root_, false, "sub/b.txt", t0 + std::chrono::milliseconds(4000));
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_FALSE(held.expired());
+  // Past the period: gone and closed, the deleted file's space freed; the entry used since stays.
+  cache.expire(t0 + std::chrono::milliseconds(5000));
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_TRUE(held.expired());
+  EXPECT_EQ(::fcntl(fd, F_GETFD), -1);
+  EXPECT_EQ(errno, EBADF);
+  // get() expires too: the other entry goes when another path is asked for later.
+  cache.get("two", root_, false, "missing", t0 + std::chrono::milliseconds(9000));
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(cache.get("two", root_, false, "missing", t0 + std::chrono::milliseconds(9000)).kind, FileKind::NotFound);
+}
+
+TEST(FileCacheTest, SameFilesSameKeyAcrossSnapshots) {
+  // Two snapshots' sites for the same folder share entries; another folder, or the other
+  // symlink setting, does not.
+  char tmpl[] = "/tmp/corral-static-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string base = tmpl;
+  fs::create_directories(base + "/a");
+  fs::create_directories(base + "/b");
+  auto mime = MimeTypes::load();
+  conf::Route r;
+  r.path = "/";
+  r.static_root = base + "/a";
+  StaticSite first(r, mime), second(r, mime);
+  EXPECT_EQ(first.cache_key(), second.cache_key());
+  r.follow_symlinks = conf::FollowSymlinks::Off;
+  EXPECT_NE(StaticSite(r, mime).cache_key(), first.cache_key());
+  r.follow_symlinks = conf::FollowSymlinks::Inside;
+  r.static_root = base + "/b";
+  EXPECT_NE(StaticSite(r, mime).cache_key(), first.cache_key());
+  // The folder replaced under the same path (a deploy that swaps folders): another key.
+  fs::rename(base + "/a", base + "/old");
+  fs::rename(base + "/b", base + "/a");
+  r.static_root = base + "/a";
+  EXPECT_NE(StaticSite(r, mime).cache_key(), first.cache_key());
+  fs::remove_all(base);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, OpenBeneathTest, ::testing::Values(false, true),
