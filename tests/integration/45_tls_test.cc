@@ -18,19 +18,12 @@ using namespace std::chrono_literals;
 class TlsTest : public IntegrationTest {
  protected:
   void SetUp() override {
-    make_cert("a", "a.test");
-    make_cert("b", "b.test");
+    ASSERT_NO_FATAL_FAILURE(make_cert("a", "a.test"));
+    ASSERT_NO_FATAL_FAILURE(make_cert("b", "b.test"));
   }
-  void make_cert(const std::string& name, const std::string& cn) {
-    ProcessResult r = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                   "-nodes", "-days", "2", "-subj", "/CN=" + cn, "-addext",
-                                   "subjectAltName=DNS:" + cn + ",DNS:localhost", "-keyout",
-                                   rt_.path() + "/" + name + ".key", "-out", rt_.path() + "/" + name + ".pem"},
-                                  20s);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-  /// Listener 0 is plaintext (the harness default); listener 1 is TLS with `extra` keys.
-  void add_tls_listener(const std::string& extra = "") {
+  /// Listener 0 is plaintext (the harness default); listener 1 is TLS with certs a and b (SNI)
+  /// and `extra` keys.
+  void add_sni_listener(const std::string& extra = "") {
     config_.raw("\n[[listener]]\naddress = \"127.0.0.1:0\"\n"
                 "tls = { certs = [{ cert = \"a.pem\", key = \"a.key\" }, { cert = \"b.pem\", key = \"b.key\" }]" +
                 extra + " }\nhsts = \"max-age=600\"\n");
@@ -51,7 +44,7 @@ class TlsTest : public IntegrationTest {
 };
 
 TEST_F(TlsTest, CurlSpeaksHttp2AndHttp11OverTls) {
-  add_tls_listener();
+  add_sni_listener();
   ASSERT_NO_FATAL_FAILURE(start_tls());
   HttpResponse h2 = curl({"-k", "--http2", https("/echo")});
   ASSERT_EQ(h2.status, 200) << h2.error;
@@ -69,7 +62,7 @@ TEST_F(TlsTest, CurlSpeaksHttp2AndHttp11OverTls) {
 }
 
 TEST_F(TlsTest, AlpnAndSniPickProtocolAndCertificate) {
-  add_tls_listener();
+  add_sni_listener();
   ASSERT_NO_FATAL_FAILURE(start_tls());
   std::string out = s_client({"-alpn", "h2", "-servername", "b.test"});
   EXPECT_NE(out.find("ALPN protocol: h2"), std::string::npos) << out;
@@ -86,7 +79,7 @@ TEST_F(TlsTest, AlpnAndSniPickProtocolAndCertificate) {
 }
 
 TEST_F(TlsTest, OldTlsVersionsAreRefusedAndModernRefusesTls12) {
-  add_tls_listener();
+  add_sni_listener();
   ASSERT_NO_FATAL_FAILURE(start_tls());
   std::string out = s_client({"-tls1_1"});
   EXPECT_NE(out.find("Cipher is (NONE)"), std::string::npos) << out;
@@ -101,7 +94,7 @@ TEST_F(TlsTest, OldTlsVersionsAreRefusedAndModernRefusesTls12) {
 // connections by protocol.
 TEST_F(TlsTest, MetricsCountHandshakesAndFailuresByReason) {
   config_.proxy("admin", quote("127.0.0.1:0"));
-  add_tls_listener();
+  add_sni_listener();
   ASSERT_NO_FATAL_FAILURE(start_tls());
   std::string bound = corral_->status()["admin"].value("bound", "");
   const int admin = std::atoi(bound.substr(bound.rfind(':') + 1).c_str());
@@ -142,7 +135,7 @@ TEST_F(TlsTest, MetricsCountHandshakesAndFailuresByReason) {
 }
 
 TEST_F(TlsTest, ModernProfileIsTls13Only) {
-  add_tls_listener(", profile = \"modern\"");
+  add_sni_listener(", profile = \"modern\"");
   ASSERT_NO_FATAL_FAILURE(start_tls());
   std::string out = s_client({"-tls1_2"});
   EXPECT_NE(out.find("Cipher is (NONE)"), std::string::npos) << out;
@@ -151,7 +144,7 @@ TEST_F(TlsTest, ModernProfileIsTls13Only) {
 }
 
 TEST_F(TlsTest, SessionsResumeWithTickets) {
-  add_tls_listener();
+  add_sni_listener();
   ASSERT_NO_FATAL_FAILURE(start_tls());
   std::string sess = rt_.path() + "/sess.pem";
   for (const char* v : {"-tls1_2", "-tls1_3"}) {
@@ -182,7 +175,7 @@ TEST_F(TlsTest, RedirectHttpsAnswers308ToTheTlsPort) {
 }
 
 TEST_F(TlsTest, ReloadPicksUpRenewedCertificatesWithoutDroppingConnections) {
-  add_tls_listener();
+  add_sni_listener();
   config_.app("demo").concurrency(4);
   ASSERT_NO_FATAL_FAILURE(start_tls());
   EXPECT_NE(s_client({"-servername", "a.test"}).find("CN = a.test"), std::string::npos);
@@ -191,7 +184,7 @@ TEST_F(TlsTest, ReloadPicksUpRenewedCertificatesWithoutDroppingConnections) {
   std::thread t([&] { slow = curl({"-k", "--http2", https("/sleep?ms=1500")}); });
   std::this_thread::sleep_for(300ms);
   ASSERT_NO_FATAL_FAILURE(make_cert("a", "renewed.test"));
-  ProcessResult r = run_process({bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock", "reload"}, 30s);
+  ProcessResult r = ctl({"reload"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   std::string out = s_client({"-servername", "a.test"});
   EXPECT_NE(out.find("CN = renewed.test"), std::string::npos) << "new connections get the renewed certificate: " << out;
@@ -200,7 +193,7 @@ TEST_F(TlsTest, ReloadPicksUpRenewedCertificatesWithoutDroppingConnections) {
 }
 
 TEST_F(TlsTest, MismatchedKeyIsAConfigErrorNamingTheFile) {
-  add_tls_listener();
+  add_sni_listener();
   std::string cfg = config_.render();
   size_t p = cfg.find("key = \"a.key\"");
   ASSERT_NE(p, std::string::npos);

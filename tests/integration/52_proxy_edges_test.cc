@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <thread>
 
 #include "tests/integration/harness/integration_test.h"
@@ -18,20 +17,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-class ProxyEdgesTest : public IntegrationTest {
- protected:
-  pid_t proxy_pid() {
-    auto st = corral_->status();
-    return st["proxy"]["pid"].get<pid_t>();
-  }
-  static long rss_kib(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(f, line))
-      if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-    return -1;
-  }
-};
+class ProxyEdgesTest : public IntegrationTest {};
 
 std::string post_head(const std::string& path, size_t length) {
   return "POST " + path + " HTTP/1.1\r\nHost: t.example\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";

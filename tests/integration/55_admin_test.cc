@@ -49,17 +49,6 @@ class AdminTest : public IntegrationTest {
     config_.route("cgi", "/cgi-bin");
     config_.route("demo", "/");
   }
-  int admin_port() {
-    auto st = corral_->status();
-    if (!st.contains("admin") || !st["admin"].is_object()) return 0;
-    std::string bound = st["admin"].value("bound", "");
-    return std::atoi(bound.substr(bound.rfind(':') + 1).c_str());
-  }
-  ProcessResult ctl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, 30s);
-  }
 };
 
 TEST_F(AdminTest, MetricsCountWhatHappenedAndPassPromtool) {
@@ -219,8 +208,7 @@ TEST_F(AdminTest, ReloadMovesTheAdminListenerAndAcceptsAUnixSocket) {
   ASSERT_GT(admin_port(), 0);
   const std::string sock = rt_.path() + "/admin.sock";
   config_.proxy("admin", quote(sock));
-  rt_.write_file("corral.toml", config_.render());
-  ProcessResult r = ctl({"reload"});
+  ProcessResult r = reload_config();
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("proxy.admin"), std::string::npos) << r.out;
   HttpResponse h = curl({"--unix-socket", sock, "http://localhost/healthz"});
@@ -230,8 +218,7 @@ TEST_F(AdminTest, ReloadMovesTheAdminListenerAndAcceptsAUnixSocket) {
   EXPECT_EQ(st.st_mode & 0777, 0660u);
 
   config_.proxy("admin", quote("off"));
-  rt_.write_file("corral.toml", config_.render());
-  r = ctl({"reload"});
+  r = reload_config();
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(::access(sock.c_str(), F_OK), 0) << "the old admin socket file is removed";
   EXPECT_TRUE(corral_->status()["admin"].is_null());

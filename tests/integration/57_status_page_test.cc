@@ -45,15 +45,6 @@ class StatusPageTest : public IntegrationTest {
     allowed_errors_ = {"exited: reason=signal"};
   }
 
-  // The admin listener's bound port, from corralctl status --json ("admin": {"bound"}).
-  int admin_port() {
-    nlohmann::json st = corral_->status();
-    if (!st.is_object() || !st.contains("admin") || !st["admin"].is_object()) return 0;
-    const std::string bound = st["admin"].value("bound", "");
-    const size_t colon = bound.rfind(':');
-    return colon == std::string::npos ? 0 : std::atoi(bound.c_str() + colon + 1);
-  }
-
   // What chart `key` of `app` plots, from its canvas's data attributes: {points (samples),
   // peak (of its first line), last (latest value of each line)}; null when there is none.
   nlohmann::json chart(const std::string& app, const std::string& key) {

@@ -61,8 +61,7 @@ TEST_F(DeathRecordTest, ReloadAfterLoadNamesNoRequest) {
   ASSERT_NO_FATAL_FAILURE(start());
   load(2);
   config_.app("demo").env["GENERATION"] = "2";  // a new generation: every worker is replaced
-  rt_.write_file("corral.toml", config_.render());
-  ProcessResult r = run_process({bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock", "reload"}, 30s);
+  ProcessResult r = reload_config();
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   std::vector<std::string> deaths;
   for (int i = 0; i < 50 && deaths.size() < 2; ++i) {

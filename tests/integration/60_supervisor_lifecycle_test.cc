@@ -247,9 +247,7 @@ TEST_F(LifecycleTest, StatusKeepsRecentDeathRecords) {
   EXPECT_EQ(logged.size(), 1u) << "the record's line is not in the log: " << line;
 
   // A scale-down: the retired worker's exit is expected, and comes first (newest).
-  ProcessResult r = run_process({bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock", "scale",
-                                 "demo", "1"},
-                                10s);
+  ProcessResult r = ctl({"scale", "demo", "1"}, 10s);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   nlohmann::json deaths;
   ASSERT_TRUE(wait_status(

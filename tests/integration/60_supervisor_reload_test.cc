@@ -139,11 +139,6 @@ class ReloadTest : public IntegrationTest {
     a.set("graceful_timeout", quote("5s"));
   }
   std::vector<pid_t> pids() { return CorralProcess::worker_pids(corral_->status(), "demo"); }
-  ProcessResult ctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 30s) {
-    std::vector<std::string> argv = {bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, timeout);
-  }
   bool wait_pids(const std::function<bool(const std::vector<pid_t>&)>& pred, std::chrono::milliseconds timeout) {
     return wait_status([&](const nlohmann::json& s) { return pred(CorralProcess::worker_pids(s, "demo")); }, timeout);
   }
@@ -325,8 +320,7 @@ TEST_F(ReloadTest, AReloadNamingAMissingProgramIsRejected) {
   ASSERT_NO_FATAL_FAILURE(start());
   auto before = pids();
   config_.app("demo").command = {"/usr/bin/does-not-exist"};
-  rt_.write_file("corral.toml", config_.render());
-  ProcessResult r = ctl({"reload"});
+  ProcessResult r = reload_config();
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("/usr/bin/does-not-exist"), std::string::npos) << r.err;
   allowed_errors_ = {"reload rejected"};
@@ -353,8 +347,7 @@ TEST_F(ReloadTest, AReloadThatCannotPrepareItsFoldersOrAdminChangesNothing) {
   }
   // The kept listener survived both: a good reload (one more worker) applies and serves.
   config_.app("demo").workers(2);
-  rt_.write_file("corral.toml", config_.render());
-  ProcessResult r = ctl({"reload"});
+  ProcessResult r = reload_config();
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   ASSERT_TRUE(wait_pids([](const std::vector<pid_t>& now) { return now.size() == 2; }, 10s));
   EXPECT_EQ(port(), port_before);

@@ -9,7 +9,6 @@
 #include <sstream>
 
 #include "tests/integration/harness/integration_test.h"
-#include "tests/integration/harness/subprocess.h"
 
 namespace corral::itest {
 namespace {
@@ -101,10 +100,8 @@ TEST_F(PrivilegesTest, TempDirBelongsToTheProxysUserAndItsParentsLetItIn) {
   ASSERT_EQ(::mkdir(taken.c_str(), 0755), 0);
   ASSERT_EQ(::chown(taken.c_str(), nobody->pw_uid + 1, nobody->pw_gid), 0);
   config_.proxy("temp_dir", quote(taken));
-  rt_.write_file("corral.toml", config_.render());
-  ProcessResult ctl = run_process({bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock", "reload"},
-                                  std::chrono::seconds(30));
-  ASSERT_EQ(ctl.exit_code, 0) << ctl.out << ctl.err;
+  ProcessResult rl = reload_config();
+  ASSERT_EQ(rl.exit_code, 0) << rl.out << rl.err;
   EXPECT_EQ(mode_and_owner(taken), nobody_0700);
   r = upload();
   EXPECT_EQ(r.status, 200) << r.error << r.body;

@@ -144,13 +144,7 @@ class PathLoad {
 class ReloadPropertyTest : public IntegrationTest {
  protected:
   void SetUp() override {
-    for (const char* n : {"a", "b"}) {
-      ProcessResult r = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                     "-nodes", "-days", "2", "-subj", std::string("/CN=cert-") + n, "-keyout",
-                                     rt_.path() + "/" + n + ".key", "-out", rt_.path() + "/" + n + ".pem"},
-                                    20s);
-      ASSERT_EQ(r.exit_code, 0) << r.err;
-    }
+    for (const std::string n : {"a", "b"}) ASSERT_NO_FATAL_FAILURE(make_cert(n, "cert-" + n));
   }
 
   std::string render(const Model& m) const {
@@ -457,7 +451,7 @@ TEST_F(ReloadPropertyTest, RandomChangesUnderLoadLoseNothing) {
     PathLoad load(main_port_, expect, 4);
     std::this_thread::sleep_for(100ms);
     rt_.write_file("corral.toml", render(m));
-    ProcessResult r = run_process({bin_path("corralctl"), "--socket", rt_.path() + "/r/control.sock", "reload"}, 60s);
+    ProcessResult r = ctl({"reload"}, 60s);
     std::this_thread::sleep_for(200ms);
     load.stop();
     ASSERT_EQ(r.exit_code, 0) << "step " << step << " (" << what << "), seed " << seed << ": reload failed: " << r.out << r.err;

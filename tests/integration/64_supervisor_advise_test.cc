@@ -139,11 +139,6 @@ class ClosedLoop {
 
 class AdviseTest : public IntegrationTest {
  protected:
-  ProcessResult ctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 60s) {
-    std::vector<std::string> argv = {bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, timeout);
-  }
   ProcessResult api(const std::string& method, const std::string& path, const std::string& body) {
     return run_process({"curl", "-s", "-w", "\n%{http_code}", "--unix-socket", rt_.runtime_dir() + "/control.sock",
                         "-X", method, "-d", body, "http://corral" + path},
@@ -375,8 +370,7 @@ TEST_F(AdviseTest, RuntimeValuesSurviveReloadsUntilTheFileChangesThem) {
 
   // The file changes workers: the file wins there, the runtime concurrency stays.
   config_.app("demo").workers(2);
-  rt_.write_file("corral.toml", config_.render());
-  r = ctl({"reload"});
+  r = reload_config();
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(desired(), 2);
   EXPECT_EQ(concurrency(), 4);

@@ -19,11 +19,6 @@ using namespace std::chrono_literals;
 class ChaosTest : public IntegrationTest {
  protected:
   ChaosTest() { allowed_errors_ = {"signal", "killed", "exited", "exit", "crash", "restart"}; }
-
-  pid_t proxy_pid() {
-    nlohmann::json st = corral_->status();
-    return st.is_object() && st.contains("proxy") ? st["proxy"].value("pid", 0) : 0;
-  }
 };
 
 TEST_F(ChaosTest, KilledWorkerIsReplacedAndClientsKeepGetting200) {

@@ -40,14 +40,6 @@ std::string read_file(const std::string& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-long proxy_rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-  return -1;
-}
-
 class StaticTest : public IntegrationTest {
  protected:
   static constexpr size_t kBig = 32u << 20;
@@ -88,19 +80,21 @@ class StaticTest : public IntegrationTest {
     cgi.command.clear();
     cgi.set("root", quote(kCgiDir));
     cgi.workers(1);
-    config_.route_toml("path = \"/static\"\nstatic = \"site\"\ncache_control = \"public, max-age=60\"\n");
-    config_.route_toml("path = \"/nolinks\"\nstatic = \"site\"\nfollow_symlinks = \"off\"\nindex = \"\"\n");
+    config_.route("", "/static")
+        .route_set("static", quote("site"))
+        .route_set("cache_control", quote("public, max-age=60"));
+    config_.route("", "/nolinks")
+        .route_set("static", quote("site"))
+        .route_set("follow_symlinks", quote("off"))
+        .route_set("index", quote(""));
     config_.route("cgi", "/cgi-bin");
     // compress on a static route applies to its fallback app's answers, never to the files.
-    config_.route_toml("path = \"/\"\nstatic = \"site\"\nfallback = \"demo\"\ncompress = [\"gzip\"]\n"
-                       "compress_min_size = 0\n");
-    config_.raw("\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"t.pem\", key = \"t.key\" }\n");
-    ProcessResult r = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                   "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
-                                   "subjectAltName=DNS:localhost", "-keyout", rt_.path() + "/t.key", "-out",
-                                   rt_.path() + "/t.pem"},
-                                  20s);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    config_.route("", "/")
+        .route_set("static", quote("site"))
+        .route_set("fallback", quote("demo"))
+        .route_set("compress", "[\"gzip\"]")
+        .route_set("compress_min_size", "0");
+    ASSERT_NO_FATAL_FAILURE(add_tls_listener());
   }
   void put(const std::string& rel, const std::string& content) {
     std::ofstream(site_ + "/" + rel, std::ios::binary) << content;
@@ -130,15 +124,6 @@ class StaticTest : public IntegrationTest {
     run("h2+tls", {"-k", "--http2"}, https(path));
     run("h2c", {"--http2-prior-knowledge"}, url(path));
     return out;
-  }
-  pid_t proxy_pid() {
-    auto st = corral_->status();
-    return st.contains("proxy") ? st["proxy"].value("pid", 0) : 0;
-  }
-  ProcessResult ctl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, 30s);
   }
 
   std::string site_, outside_, css_, data_;
@@ -567,7 +552,7 @@ TEST_F(StaticTest, LargeFilesToASlowReaderAreNotBuffered) {
   ASSERT_GT(proxy, 0);
   const std::string big = read_file(site_ + "/big.bin");
   ASSERT_EQ(big.size(), kBig);
-  const long rss0 = proxy_rss_kib(proxy);
+  const long rss0 = rss_kib(proxy);
   RawClient c;
   ASSERT_TRUE(c.connect_tcp(port(), 4096));
   ASSERT_TRUE(c.send("GET /static/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
@@ -576,7 +561,7 @@ TEST_F(StaticTest, LargeFilesToASlowReaderAreNotBuffered) {
     c.read_some(20ms);
     std::this_thread::sleep_for(100ms);
   }
-  const long rss1 = proxy_rss_kib(proxy);
+  const long rss1 = rss_kib(proxy);
   EXPECT_LT(rss1 - rss0, 8 * 1024) << "proxy RSS grew from " << rss0 << " to " << rss1 << " KiB";
   EXPECT_LT(c.received().size(), kBig / 2);
   std::string all = c.read_until_close(60s);
@@ -595,7 +580,7 @@ TEST_F(StaticTest, LargeFilesToASlowReaderAreNotBuffered) {
     std::atomic<bool> done{false};
     std::thread watch([&] {
       while (!done) {
-        peak = std::max(peak, proxy_rss_kib(proxy));
+        peak = std::max(peak, rss_kib(proxy));
         std::this_thread::sleep_for(50ms);
       }
     });
@@ -614,12 +599,8 @@ TEST_F(StaticTest, ReloadChangesTheFolderAndMetricsCount) {
   ASSERT_NO_FATAL_FAILURE(start_all());
   EXPECT_EQ(get("/static/a.css").body, css_);
   // The reload points /static at site2.
-  std::string text = config_.render();
-  size_t at = text.find("static = \"site\"");
-  ASSERT_NE(at, std::string::npos);
-  text.replace(at, 15, "static = \"site2\"");
-  rt_.write_file("corral.toml", text);
-  ProcessResult r = ctl({"reload"});
+  config_.route_set(0, "static", quote("site2"));
+  ProcessResult r = reload_config();
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   // The reload's plan names the route's change.
   EXPECT_NE((r.out + r.err).find("-> static " + rt_.path() + "/site2"), std::string::npos) << r.out << r.err;
@@ -629,19 +610,16 @@ TEST_F(StaticTest, ReloadChangesTheFolderAndMetricsCount) {
   }
   EXPECT_EQ(get("/static/index.html").status, 404);
   // A reload to a folder that does not exist is refused; the running config keeps serving.
-  text.replace(text.find("static = \"site2\""), 16, "static = \"gone\"");
-  rt_.write_file("corral.toml", text);
+  config_.route_set(0, "static", quote("gone"));
   allowed_errors_.push_back("reload rejected");
   allowed_errors_.push_back("does not exist");
-  ProcessResult bad = ctl({"reload"});
+  ProcessResult bad = reload_config();
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE((bad.out + bad.err).find("does not exist"), std::string::npos) << bad.out << bad.err;
   EXPECT_EQ(get("/static/a.css").body, "/* the second site */\n");
 
   // /metrics counts static requests per route.
-  auto st = corral_->status();
-  std::string bound = st["admin"].value("bound", "");
-  int admin = std::atoi(bound.substr(bound.rfind(':') + 1).c_str());
+  const int admin = admin_port();
   ASSERT_GT(admin, 0);
   HttpResponse m = http_get(admin, "/metrics");
   ASSERT_EQ(m.status, 200);

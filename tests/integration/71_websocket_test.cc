@@ -33,19 +33,6 @@ class WebSocketTest : public IntegrationTest {
     for (const char* p : {"/echo", "/info", "/deny", "/plain", "/close"}) config_.route(name, p);
     return a;
   }
-  void make_cert() {
-    ProcessResult r = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                   "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
-                                   "subjectAltName=DNS:localhost", "-keyout", rt_.path() + "/t.key", "-out",
-                                   rt_.path() + "/t.pem"},
-                                  20s);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-  /// Listener 1: TLS (h2 and http/1.1 by ALPN).
-  void add_tls_listener() {
-    ASSERT_NO_FATAL_FAILURE(make_cert());
-    config_.raw("\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"t.pem\", key = \"t.key\" }\n");
-  }
   int tls_port() { return corral_->port(1); }
   nlohmann::json client(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 60s) {
     std::vector<std::string> argv = {"/usr/bin/python3", kClient};
@@ -58,18 +45,6 @@ class WebSocketTest : public IntegrationTest {
   std::string ws(const std::string& path) { return "ws://127.0.0.1:" + std::to_string(port()) + path; }
   std::string wss(const std::string& path) { return "wss://127.0.0.1:" + std::to_string(tls_port()) + path; }  // an address: a fresh machine may not resolve localhost
   std::string http(const std::string& path) { return "http://127.0.0.1:" + std::to_string(port()) + path; }
-  ProcessResult ctl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, 30s);
-  }
-  int admin_port() {
-    nlohmann::json st = corral_->status();
-    if (!st.is_object() || !st.contains("admin") || !st["admin"].is_object()) return 0;
-    const std::string bound = st["admin"].value("bound", "");
-    const size_t colon = bound.rfind(':');
-    return colon == std::string::npos ? 0 : std::atoi(bound.c_str() + colon + 1);
-  }
 };
 
 TEST_F(WebSocketTest, EchoOverHttp1PlaintextAndTls) {

@@ -16,19 +16,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-
 class WebSocketChromiumTest : public IntegrationTest {
  protected:
   void SetUp() override {
     if (Chromium::find_binary().empty()) GTEST_SKIP() << "no chromium (packaging/install-deps.sh test installs it)";
-    ProcessResult r = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                   "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
-                                   "subjectAltName=DNS:localhost", "-keyout", rt_.path() + "/t.key", "-out",
-                                   rt_.path() + "/t.pem"},
-                                  20s);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
     config_.listeners({});
-    config_.raw("\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"t.pem\", key = \"t.key\" }\n");
+    ASSERT_NO_FATAL_FAILURE(add_tls_listener());  // the only listener
     AppSpec& a = config_.app("ws");
     a.command = {"/usr/bin/python3", std::string(CORRAL_SOURCE_DIR) + "/tests/apps/websocket_echo/echo.py"};
     a.set("health_path", quote("/health"));

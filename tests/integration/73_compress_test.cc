@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
-#include <fstream>
 #include <thread>
 
 #include "tests/integration/harness/integration_test.h"
@@ -79,14 +78,6 @@ std::string dechunk(std::string_view raw) {
   return out;
 }
 
-long rss_kib(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-
 class CompressTest : public IntegrationTest {
  protected:
   void SetUp() override {
@@ -99,15 +90,6 @@ class CompressTest : public IntegrationTest {
     config_.route("c", "/", "off.test");
     config_.route("demo", "/", "");
   }
-  void add_tls_listener() {
-    ProcessResult r = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                   "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
-                                   "subjectAltName=DNS:localhost", "-keyout", rt_.path() + "/t.key", "-out",
-                                   rt_.path() + "/t.pem"},
-                                  20s);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    config_.raw("\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"t.pem\", key = \"t.key\" }\n");
-  }
   std::string url(const std::string& path) { return "http://127.0.0.1:" + std::to_string(port()) + path; }
   HttpResponse get(const std::string& host, const std::string& path, const std::string& accept = "gzip, deflate, br",
                    std::vector<std::string> extra = {}) {
@@ -116,11 +98,6 @@ class CompressTest : public IntegrationTest {
     args.insert(args.end(), extra.begin(), extra.end());
     args.push_back(url(path));
     return curl(args);
-  }
-  ProcessResult ctl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, 30s);
   }
 };
 
@@ -287,7 +264,7 @@ TEST_F(CompressTest, StreamingIsNotHeldBack) {
 // bounded (backpressure reaches the worker through the compressor) and every byte arrives.
 TEST_F(CompressTest, LargeResponseToSlowReaderKeepsMemoryBounded) {
   ASSERT_NO_FATAL_FAILURE(start());
-  const pid_t proxy = corral_->status()["proxy"]["pid"].get<pid_t>();
+  const pid_t proxy = proxy_pid();
   ASSERT_GT(proxy, 0);
   ASSERT_EQ(get("c.test", "/data?bytes=200000").status, 200);  // warm: pools and buffers exist
   const long base = rss_kib(proxy);
@@ -325,8 +302,7 @@ TEST_F(CompressTest, ReloadTurnsCompressionOnAndOff) {
   EXPECT_EQ(get("any.test", "/data?bytes=5000").header("content-encoding"), "");
 
   config_.route_set("compress", "[\"gzip\"]").route_set("compress_min_size", "\"4KiB\"");
-  rt_.write_file("corral.toml", config_.render());
-  ProcessResult r = ctl({"reload"});
+  ProcessResult r = reload_config();
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   // What the reload changed: the route, nothing else.
   EXPECT_NE(r.out.find("compress off -> gzip, compress_min_size changed"), std::string::npos) << r.out;
@@ -340,8 +316,7 @@ TEST_F(CompressTest, ReloadTurnsCompressionOnAndOff) {
   AppSpec& again = config_.app("c");
   again.command = {"/usr/bin/python3", kApp};
   config_.route("c", "/");
-  rt_.write_file("corral.toml", config_.render());
-  r = ctl({"reload"});
+  r = reload_config();
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(get("any.test", "/data?bytes=5000").header("content-encoding"), "");
   EXPECT_EQ(CorralProcess::worker_pids(corral_->status(), "c"), worker) << "the worker was replaced";
@@ -355,8 +330,7 @@ TEST_F(CompressTest, AccessLogAndMetricsCountCompressedBytes) {
   HttpResponse r = get("c.test", "/data?bytes=60000&marker=logbytes", "gzip");
   ASSERT_EQ(r.header("content-encoding"), "gzip");
   ASSERT_EQ(get("c.test", "/data?bytes=30000", "br").header("content-encoding"), "br");
-  const std::string admin = corral_->status()["admin"]["bound"].get<std::string>();
-  HttpResponse m = curl({"http://" + admin + "/metrics"});
+  HttpResponse m = http_get(admin_port(), "/metrics");
   ASSERT_EQ(m.status, 200) << m.error;
   const std::string labels = "app=\"c\",route=\"c.test/\"";
   EXPECT_NE(m.body.find("corral_compressed_responses_total{" + labels + ",coding=\"gzip\"} 1\n"), std::string::npos)

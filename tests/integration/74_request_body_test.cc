@@ -94,15 +94,6 @@ class RequestBodyTest : public IntegrationTest {
     config_.route("cgi", "/cgi-bin");
     config_.route("web", "/");
   }
-  pid_t proxy_pid() {
-    nlohmann::json st = corral_->status();
-    return st.contains("proxy") ? st["proxy"].value("pid", 0) : 0;
-  }
-  int admin_port() {
-    auto st = corral_->status();
-    std::string bound = st["admin"].value("bound", "");
-    return std::atoi(bound.substr(bound.rfind(':') + 1).c_str());
-  }
   double metric(const std::string& name) {
     HttpResponse m = http_get(admin_port(), "/metrics");
     size_t at = m.body.find("\n" + name + " ");
@@ -389,8 +380,7 @@ TEST_F(RequestBodyTest, StreamingSendsTheBodyAsItArrives) {
   EXPECT_FALSE(first_bytes_seen_early("buffered", false)) << "a buffered body reached the worker early";
 
   web.set("request_buffering", "false");
-  rt_.write_file("corral.toml", config_.render());
-  ProcessResult rl = run_process({bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock", "reload"}, 30s);
+  ProcessResult rl = reload_config();
   ASSERT_EQ(rl.exit_code, 0) << rl.out << rl.err;
   EXPECT_NE(rl.out.find("request_buffering changed"), std::string::npos) << rl.out;
 

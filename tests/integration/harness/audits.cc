@@ -32,6 +32,12 @@ bool proc_info(pid_t pid, ProcInfo& out) {
   return true;
 }
 
+long rss_kib(pid_t pid) {
+  const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+  const size_t at = status.find("\nVmRSS:");
+  return at == std::string::npos ? -1 : std::atol(status.c_str() + at + 7);
+}
+
 bool environ_contains(pid_t pid, const std::string& needle) {
   std::string env = read_file("/proc/" + std::to_string(pid) + "/environ");
   size_t start = 0;

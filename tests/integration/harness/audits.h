@@ -23,6 +23,8 @@ struct ProcInfo {
 
 /// Reads /proc/PID; false when the process does not exist.
 bool proc_info(pid_t pid, ProcInfo& out);
+/// VmRSS of `pid` in KiB, from /proc/PID/status; -1 when the process does not exist.
+long rss_kib(pid_t pid);
 /// True when /proc/PID/environ holds `needle` (e.g. "CORRAL_ITEST_RUN=/tmp/crl-x").
 bool environ_contains(pid_t pid, const std::string& needle);
 

@@ -75,13 +75,13 @@ ConfigBuilder& ConfigBuilder::route_set(const std::string& key, const std::strin
   return *this;
 }
 
-ConfigBuilder& ConfigBuilder::route(const std::string& app, const std::string& path, const std::string& host) {
-  routes_.push_back({app, path, host, {}, ""});
+ConfigBuilder& ConfigBuilder::route_set(size_t index, const std::string& key, const std::string& raw_value) {
+  if (index < routes_.size()) set_kv(routes_[index].settings, key, raw_value);
   return *this;
 }
 
-ConfigBuilder& ConfigBuilder::route_toml(const std::string& keys) {
-  routes_.push_back({"", "", "", {}, keys});
+ConfigBuilder& ConfigBuilder::route(const std::string& app, const std::string& path, const std::string& host) {
+  routes_.push_back({app, path, host, {}});
   return *this;
 }
 
@@ -117,17 +117,12 @@ std::string ConfigBuilder::render() const {
   for (auto& [k, v] : proxy_) t += k + " = " + v + "\n";
   for (auto& l : listeners_) t += "\n[[listener]]\naddress = " + quote(l) + "\n";
   std::vector<Route> routes = routes_;
-  if (routes.empty() && !apps_.empty()) routes.push_back({apps_.front().name, "/", "", {}, ""});
+  if (routes.empty() && !apps_.empty()) routes.push_back({apps_.front().name, "/", "", {}});
   for (auto& r : routes) {
     t += "\n[[route]]\n";
-    if (!r.raw.empty()) {
-      t += r.raw;
-      if (r.raw.back() != '\n') t += "\n";
-      continue;
-    }
     if (!r.host.empty()) t += "host = " + quote(r.host) + "\n";
     if (!r.path.empty()) t += "path = " + quote(r.path) + "\n";
-    t += "app = " + quote(r.app) + "\n";
+    if (!r.app.empty()) t += "app = " + quote(r.app) + "\n";
     for (auto& [k, v] : r.settings) t += k + " = " + v + "\n";
   }
   for (auto& a : apps_) {

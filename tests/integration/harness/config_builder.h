@@ -47,13 +47,14 @@ class ConfigBuilder {
   ConfigBuilder& proxy(const std::string& key, const std::string& raw_value);
   /// Replaces the listener list with `addresses`.
   ConfigBuilder& listeners(std::vector<std::string> addresses);
-  /// Adds a [[route]] (first added, first matched). Empty host/path are omitted.
+  /// Adds a [[route]] (first added, first matched). Empty app/host/path are omitted: a static
+  /// route is route("", "/static").route_set("static", quote("site")).
   ConfigBuilder& route(const std::string& app, const std::string& path = "/", const std::string& host = "");
   /// Sets (or replaces) one key of the last route added, with a raw TOML value.
   ConfigBuilder& route_set(const std::string& key, const std::string& raw_value);
-  /// Adds a [[route]] written as raw TOML keys (in order with route()): for example
-  /// "path = \"/static\"\nstatic = \"site\"\n".
-  ConfigBuilder& route_toml(const std::string& keys);
+  /// Sets (or replaces) one key of route `index` (0 = the first added); ignored when there is
+  /// no such route.
+  ConfigBuilder& route_set(size_t index, const std::string& key, const std::string& raw_value);
   /// The app named `name`, created with the defaults on first use.
   AppSpec& app(const std::string& name = "demo");
   /// Appended verbatim at the end (for invalid-config tests).
@@ -67,7 +68,6 @@ class ConfigBuilder {
   struct Route {
     std::string app, path, host;
     std::vector<std::pair<std::string, std::string>> settings;
-    std::string raw;  ///< route_toml(): the table's keys as written
   };
   static void set_kv(std::vector<std::pair<std::string, std::string>>& kvs, const std::string& k,
                      const std::string& v);

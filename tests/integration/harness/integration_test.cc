@@ -1,5 +1,6 @@
 #include "tests/integration/harness/integration_test.h"
 
+#include <cstdlib>
 #include <thread>
 
 namespace corral::itest {
@@ -65,6 +66,45 @@ std::vector<std::string> IntegrationTest::app_lines_with(const std::string& need
   for (auto& l : log_lines_with(needle))
     if (l.find("testapp pid=") != std::string::npos) out.push_back(l);
   return out;
+}
+
+ProcessResult IntegrationTest::ctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const {
+  std::vector<std::string> argv = {bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_process(argv, timeout);
+}
+
+ProcessResult IntegrationTest::reload_config() {
+  rt_.write_file("corral.toml", config_.render());
+  return ctl({"reload"});
+}
+
+pid_t IntegrationTest::proxy_pid() {
+  nlohmann::json st = corral_->status();
+  if (!st.is_object() || !st.contains("proxy") || !st["proxy"].is_object()) return 0;
+  return st["proxy"].value("pid", 0);
+}
+
+int IntegrationTest::admin_port() {
+  nlohmann::json st = corral_->status();
+  if (!st.is_object() || !st.contains("admin") || !st["admin"].is_object()) return 0;
+  const std::string bound = st["admin"].value("bound", "");
+  const size_t colon = bound.rfind(':');
+  return colon == std::string::npos ? 0 : std::atoi(bound.c_str() + colon + 1);
+}
+
+void IntegrationTest::make_cert(const std::string& name, const std::string& cn) {
+  const std::string alt = cn == "localhost" ? "DNS:localhost" : "DNS:" + cn + ",DNS:localhost";
+  ProcessResult r = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                 "-nodes", "-days", "2", "-subj", "/CN=" + cn, "-addext", "subjectAltName=" + alt,
+                                 "-keyout", rt_.path() + "/" + name + ".key", "-out", rt_.path() + "/" + name + ".pem"},
+                                std::chrono::seconds(20));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+void IntegrationTest::add_tls_listener() {
+  ASSERT_NO_FATAL_FAILURE(make_cert());
+  config_.raw("\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"t.pem\", key = \"t.key\" }\n");
 }
 
 void IntegrationTest::TearDown() {

@@ -18,6 +18,7 @@
 #include "tests/integration/harness/clients.h"
 #include "tests/integration/harness/config_builder.h"
 #include "tests/integration/harness/corral_process.h"
+#include "tests/integration/harness/subprocess.h"
 #include "tests/integration/harness/temp_runtime.h"
 
 namespace corral::itest {
@@ -40,6 +41,23 @@ class IntegrationTest : public ::testing::Test {
   /// The lines the testapp itself printed (TESTAPP_LOG=1: "testapp pid=N METHOD TARGET")
   /// that mention `needle`: what the app saw, as opposed to the access log.
   std::vector<std::string> app_lines_with(const std::string& needle) const;
+
+  /// `corralctl --socket RUNTIME/control.sock ARGS...`, run to completion (or `timeout`).
+  ProcessResult ctl(const std::vector<std::string>& args,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+  /// Writes config_ to the config file corral was started with, then `corralctl reload`.
+  ProcessResult reload_config();
+  /// The proxy's pid from status; 0 when status has none.
+  pid_t proxy_pid();
+  /// The admin listener's bound port from status (admin.bound); 0 when there is none.
+  int admin_port();
+  /// A self-signed P-256 certificate NAME.pem + NAME.key in the temp dir, for CN `cn` (with
+  /// subjectAltName `cn` and localhost). A fatal failure when openssl fails: call as
+  /// ASSERT_NO_FATAL_FAILURE(make_cert()).
+  void make_cert(const std::string& name = "t", const std::string& cn = "localhost");
+  /// make_cert() plus a TLS listener on 127.0.0.1:0 (t.pem / t.key, h2 and http/1.1 by ALPN)
+  /// after the configured ones: listener 1 with the default plaintext listener 0.
+  void add_tls_listener();
 
   void TearDown() override;
 
