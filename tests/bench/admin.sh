@@ -26,11 +26,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 bin=$(cd "$build/bin" && pwd)
-if [ "${BENCH_QUICK:-0}" = 1 ]; then
-  runs=${RUNS:-2}; dur=${SECONDS_PER_RUN:-2}
-else
-  runs=${RUNS:-5}; dur=${SECONDS_PER_RUN:-8}
-fi
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
+bench_durations 5 8 2 2
 workers=${WORKERS:-4}
 concurrency=${CONCURRENCY:-8}
 conns=${CONNS:-32}
@@ -38,16 +36,8 @@ scrapes=${SCRAPES:-200}
 path='/big?bytes=100'
 target_pct=3
 
-for tool in wrk curl taskset python3; do
-  command -v "$tool" > /dev/null || { echo "admin bench: $tool is missing (packaging/install-deps.sh bench)" >&2; exit 1; }
-done
-# shellcheck source=tests/bench/lib.sh
-. "$here/lib.sh"
+need_tools "admin bench" wrk curl taskset python3
 bench_begin "admin bench" admin-raw crl-admb
-clk=$(getconf CLK_TCK)
-ncpu=$(nproc)
-proxy_cpu=0
-load_cpus=$([ "$ncpu" -gt 1 ] && echo "1-$((ncpu - 1))" || echo 0)
 
 # Scheduler run time (ns) of every thread of the pids given, summed.
 run_ns() {
@@ -61,28 +51,11 @@ run_ns() {
   echo "$sum"
 }
 
-forget() {  # pid: no longer ours to stop (it has exited)
-  local keep=() p
-  for p in "${started[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  started=("${keep[@]}")
-}
-
 declare -A c_port c_proxy c_admin
 start_corral() {  # name admin-value -> fills c_port c_proxy c_admin for name
   local name=$1 dir=$tmp/$1
   mkdir -p "$dir"
-  cat > "$dir/corral.toml" <<TOML
-[supervisor]
-runtime_dir = "$dir/run"
-log_level = "warn"
-
-[proxy]
-threads = 1
-access_log = "off"
-admin = "$2"
-
-[[listener]]
-address = "127.0.0.1:0"
+  { corral_toml_head "$dir" "admin = \"$2\""; cat <<TOML; } > "$dir/corral.toml"
 
 [[route]]
 path = "/"
@@ -94,35 +67,9 @@ command = ["$bin/corral-testapp"]
 workers = $workers
 concurrency = $concurrency
 TOML
-  cp "$dir/corral.toml" "$raw/corral.$name.toml"
-  taskset -c "$load_cpus" "$bin/corral-supervisor" -c "$dir/corral.toml" 2> "$raw/corral.$name.log" &
-  local sup=$!
-  started+=("$sup")
-  local status=""
-  for _ in $(seq 1 300); do
-    kill -0 "$sup" 2>/dev/null || { echo "corral ($name) exited; log:" >&2; tail -20 "$raw/corral.$name.log" >&2; exit 1; }
-    status=$("$bin/corralctl" --socket "$dir/run/control.sock" status --json 2>/dev/null) &&
-      echo "$status" | grep -q '"state":"running"' && break
-    sleep 0.1
-  done
-  echo "$status" > "$raw/corral.$name.status.json"
-  local port proxy admin
-  read -r port proxy admin < <(echo "$status" | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-ls = s.get("listeners", [])
-print(ls[0].get("bound", "-").rsplit(":", 1)[-1] if ls else "-", s.get("proxy", {}).get("pid", "-"),
-      (s.get("admin") or {}).get("bound") or "-")') || true
-  if [ -z "${proxy:-}" ] || [ "$proxy" = - ] || [ "${port:--}" = - ]; then
-    echo "corral ($name) did not start; log:" >&2; tail -20 "$raw/corral.$name.log" >&2; exit 1
-  fi
-  # The proxy is the supervisor's child; every one of its threads goes to the proxy core.
-  pgrep -P "$sup" -x corral-proxy | grep -qx "$proxy" ||
-    { echo "corral ($name): proxy $proxy is not a child of supervisor $sup" >&2; exit 1; }
-  taskset -apc "$proxy_cpu" "$proxy" > /dev/null
-  wait_http "$port" "$path" || { echo "corral ($name) does not answer $path" >&2; tail -20 "$raw/corral.$name.log" >&2; exit 1; }
-  c_port[$name]=$port c_proxy[$name]=$proxy c_admin[$name]=$admin
-  log "$name: supervisor $sup, proxy $proxy, listener 127.0.0.1:$port, admin $admin"
+  corral_start "corral.$name" "$dir"
+  wait_http "$corral_port" "$path" || { echo "corral ($name) does not answer $path" >&2; tail -20 "$raw/corral.$name.log" >&2; exit 1; }
+  c_port[$name]=$corral_port c_proxy[$name]=$corral_proxy c_admin[$name]=$corral_admin
 }
 
 start_corral off off
@@ -166,12 +113,12 @@ measure() {  # instance run warm(0/1)
   after=$(cpu_ticks $pids)
   if [ -n "$sp" ]; then
     wait "$sp" || true
-    forget "$sp"
+    forget_pid "$sp"
     scraped=$(wc -l < "$raw/$name.$i.scrapes")
   fi
   [ "$3" = 1 ] && { rm -f "$f" "$raw/$name.$i.scrapes"; return; }
-  awk -v a="$after" -v b="$before" -v c="$clk" -v name="$name" -v i="$i" -v s="$scraped" '/^BENCH / {
-      for (k = 2; k <= NF; k++) {split($k, kv, "="); v[kv[1]] = kv[2]}
+  awk -v a="$after" -v b="$before" -v c="$clk" -v name="$name" -v i="$i" -v s="$scraped" "$bench_awk"' /^BENCH / {
+      bench_fields()
       n = v["requests"]; found = 1; cpu = "-"
       if (n > 0) cpu = sprintf("%.2f", (a - b) / c * 1e6 / n)
       printf "%s %d %.0f %d %d %s %d %d\n", name, i, n / (v["duration_us"] / 1e6), v["p50"], v["p99"], cpu, v["errors"] + v["status"], s}
@@ -225,12 +172,9 @@ echo "off $idle_off on $idle_on" > "$raw/idle_us_per_s"
 log "idle proxy CPU: off $idle_off µs/s, on $idle_on µs/s"
 
 # ---- summary ----
-col() {  # instance field -> "median (min–max)"
-  awk -v n="$1" '$1 == n {print $'"$2"'}' "$raw/runs" | sort -g |
-    awk '{a[NR] = $1} END {if (NR == 0) {print "-"; exit}
-      m = a[int((NR + 1) / 2)]; if (NR == 1 || a[1] == a[NR]) print m; else print m " (" a[1] "–" a[NR] ")"}'
-}
-med() { awk -v n="$1" '$1 == n {print $'"$2"'}' "$raw/runs" | sort -g | awk '{a[NR] = $1} END {print (NR ? a[int((NR + 1) / 2)] : "")}'; }
+field() { awk -v n="$1" '$1 == n {print $'"$2"'}' "$raw/runs"; }  # instance field -> its values
+col() { field "$1" "$2" | median_range; }
+med() { field "$1" "$2" | median; }
 cpu_off=$(med off 6) cpu_on=$(med on 6)
 # The same difference run by run (run i of `off` against run i of `on`, measured next to each
 # other): less sensitive to the machine's load drifting over the whole bench.
@@ -239,8 +183,7 @@ paired=$(awk '$1 == "off" {o[$2] = $6} $1 == "on" {n[$2] = $6} END {for (i in o)
 {
   echo "# Admin listener: proxy CPU with it on and scraped every second"
   echo
-  echo "corral from $bin (source tree $(git -C "$here" describe --always --dirty 2>/dev/null || echo '?')); $ncpu CPUs"\
-       "($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), proxy (1 thread) pinned to CPU $proxy_cpu, wrk,"
+  echo "$(bench_env), proxy (1 thread) pinned to CPU $proxy_cpu, wrk,"
   echo "scraper, supervisor and $workers test-app workers (concurrency $concurrency) on CPU $load_cpus."
   echo "wrk -t1 -c$conns -d${dur}s on $path; median of $runs interleaved runs (off, on, ...) after a 1 s warm-up, (min–max)."
   echo "\`on\`: /metrics and /status.json fetched once a second each during the run. CPU = corral-proxy's utime+stime ÷ requests."

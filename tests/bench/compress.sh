@@ -21,11 +21,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 bin=$(cd "$build/bin" && pwd)
-if [ "${BENCH_QUICK:-0}" = 1 ]; then
-  runs=${RUNS:-1}; dur=${SECONDS_PER_RUN:-2}
-else
-  runs=${RUNS:-3}; dur=${SECONDS_PER_RUN:-5}
-fi
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
+bench_durations 3 5 1 2
 workers=${WORKERS:-2}
 conns=${CONNS:-8}
 bytes=${BYTES:-102400}
@@ -33,32 +31,14 @@ gzip_levels=${GZIP_LEVELS:-1 4 5 6 9}
 brotli_levels=${BROTLI_LEVELS:-0 1 3 4 5 6}
 path="/json?bytes=$bytes"
 
-for tool in wrk curl taskset python3 nginx; do
-  command -v "$tool" > /dev/null || { echo "compress bench: $tool is missing (packaging/install-deps.sh bench)" >&2; exit 1; }
-done
-# shellcheck source=tests/bench/lib.sh
-. "$here/lib.sh"
+need_tools "compress bench" wrk curl taskset python3 nginx
 bench_begin "compress bench" compress-raw crl-cmpb
-clk=$(getconf CLK_TCK)
-ncpu=$(nproc)
-proxy_cpu=0
-load_cpus=$([ "$ncpu" -gt 1 ] && echo "1-$((ncpu - 1))" || echo 0)
 
 # ---- corral: one instance, levels changed by reload ----
 cdir=$tmp/corral
 mkdir -p "$cdir"
 write_corral() {  # gzip_level brotli_level
-  cat > "$cdir/corral.toml" <<TOML
-[supervisor]
-runtime_dir = "$cdir/run"
-log_level = "warn"
-
-[proxy]
-threads = 1
-access_log = "off"
-
-[[listener]]
-address = "127.0.0.1:0"
+  { corral_toml_head "$cdir"; cat <<TOML; } > "$cdir/corral.toml"
 
 [[route]]
 path = "/"
@@ -75,25 +55,9 @@ concurrency = 8
 TOML
 }
 write_corral 5 4
-taskset -c "$load_cpus" "$bin/corral-supervisor" -c "$cdir/corral.toml" 2> "$raw/corral.log" &
-sup=$!
-started+=("$sup")
-status=""
-for _ in $(seq 1 300); do
-  kill -0 "$sup" 2>/dev/null || { echo "corral exited; log:" >&2; tail -20 "$raw/corral.log" >&2; exit 1; }
-  status=$("$bin/corralctl" --socket "$cdir/run/control.sock" status --json 2>/dev/null) &&
-    echo "$status" | grep -q '"state":"running"' && break
-  sleep 0.1
-done
-read -r cport cproxy < <(echo "$status" | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-ls = s.get("listeners", [])
-print(ls[0].get("bound", "-").rsplit(":", 1)[-1] if ls else "-", s.get("proxy", {}).get("pid", "-"))') || true
-[ -n "${cproxy:-}" ] && [ "$cproxy" != - ] || { echo "corral did not start" >&2; tail -20 "$raw/corral.log" >&2; exit 1; }
-taskset -apc "$proxy_cpu" "$cproxy" > /dev/null
+corral_start corral "$cdir"
+cport=$corral_port cproxy=$corral_proxy
 wait_http "$cport" "$path" || { echo "corral does not answer $path" >&2; exit 1; }
-log "corral: supervisor $sup, proxy $cproxy, port $cport"
 reload_corral() {  # gzip_level brotli_level
   write_corral "$1" "$2"
   "$bin/corralctl" --socket "$cdir/run/control.sock" reload > /dev/null
@@ -115,19 +79,12 @@ npid=""
 start_nginx() {  # gzip_level
   if [ -n "$npid" ]; then stop_pid "$npid"; forget_pid "$npid"; fi
   cat > "$ndir/nginx.conf" <<CONF
-daemon off;
+$(nginx_main_head "$ndir")
 master_process on;
 worker_processes 1;
-pid $ndir/nginx.pid;
-error_log $ndir/error.log warn;
 events { worker_connections 1024; }
 http {
-    access_log off;
-    client_body_temp_path $ndir/body;
-    proxy_temp_path $ndir/proxy;
-    fastcgi_temp_path $ndir/fastcgi;
-    uwsgi_temp_path $ndir/uwsgi;
-    scgi_temp_path $ndir/scgi;
+$(nginx_http_head "$ndir")
     keepalive_requests 1000000;
     gzip on;
     gzip_comp_level $1;
@@ -153,11 +110,6 @@ CONF
   started+=("$npid")
   wait_http "$nport" "$path" || { echo "nginx does not answer" >&2; cat "$ndir/error.log" >&2; exit 1; }
 }
-forget_pid() {
-  local keep=() p
-  for p in "${started[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  started=("${keep[@]}")
-}
 nginx_pids() { echo "$npid"; pgrep -P "$npid" || true; }
 
 # One measurement: target label coding level -> appends
@@ -176,8 +128,8 @@ measure() {  # target port coding level pids...
     timeout $((dur + 30)) taskset -c "$load_cpus" wrk -t1 -c"$conns" -d"${dur}s" --timeout 10s -s "$here/stats.lua" \
       "${hdr[@]}" "http://127.0.0.1:$port$path" > "$f" 2>&1 || echo "wrk exit $?" >> "$f"
     after=$(cpu_ticks "${pids[@]}")
-    awk -v a="$after" -v b="$before" -v c="$clk" -v t="$target" -v co="$coding" -v l="$level" -v i="$i" -v s="$size" '/^BENCH / {
-        for (k = 2; k <= NF; k++) {split($k, kv, "="); v[kv[1]] = kv[2]}
+    awk -v a="$after" -v b="$before" -v c="$clk" -v t="$target" -v co="$coding" -v l="$level" -v i="$i" -v s="$size" "$bench_awk"' /^BENCH / {
+        bench_fields()
         n = v["requests"]; found = 1; cpu = "-"
         if (n > 0) cpu = sprintf("%.1f", (a - b) / c * 1e6 / n)
         printf "%s %s %s %d %.0f %s %d %d\n", t, co, l, i, n / (v["duration_us"] / 1e6), cpu, s, v["errors"] + v["status"]}
@@ -207,8 +159,7 @@ done
 
 # ---- summary ----
 med() {  # target coding level field -> median
-  awk -v t="$1" -v c="$2" -v l="$3" '$1 == t && $2 == c && $3 == l {print $'"$4"'}' "$raw/runs" | sort -g |
-    awk '{a[NR] = $1} END {print (NR ? a[int((NR + 1) / 2)] : "-")}'
+  awk -v t="$1" -v c="$2" -v l="$3" '$1 == t && $2 == c && $3 == l {print $'"$4"'}' "$raw/runs" | median -
 }
 row() {  # target coding level -> markdown cells: req/s, µs/req, µs/KiB, bytes, ratio
   local t=$1 c=$2 l=$3 rps cpu id sz
@@ -220,8 +171,7 @@ row() {  # target coding level -> markdown cells: req/s, µs/req, µs/KiB, bytes
 {
   echo "# Compression: proxy CPU for a $((bytes / 1024)) KiB JSON answer, corral vs nginx gzip"
   echo
-  echo "corral from $bin (source tree $(git -C "$here" describe --always --dirty 2>/dev/null || echo '?')), $(nginx -v 2>&1 | sed 's/.*: //');"\
-       "$ncpu CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)); proxy (1 thread / 1 worker process) pinned to CPU $proxy_cpu."
+  echo "$(bench_env nginx); proxy (1 thread / 1 worker process) pinned to CPU $proxy_cpu."
   echo "wrk -t1 -c$conns -d${dur}s on $path (corral-testapp, $workers processes per proxy); median of $runs runs after a 1 s warm-up."
   echo "CPU = the proxy's utime+stime ÷ requests; per KiB = (CPU − the same proxy's identity CPU) ÷ $((bytes / 1024)) KiB of input."
   echo "corral: windowBits 13 / memLevel 6 for gzip (about 69 KiB per response), lgwin 16 for brotli; nginx: gzip_window and gzip_hash"

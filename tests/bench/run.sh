@@ -446,51 +446,21 @@ title() {
 } > "$out/summary.md"
 cat "$out/summary.md"
 
-# The WSGI run (a Flask app under corral and under Gunicorn + nginx, tests/bench/wsgi.sh), after
-# everything above is stopped so it has the machine to itself. WSGI_BENCH=0 skips it.
-if [ "${WSGI_BENCH:-1}" = 1 ]; then
-  cleanup
-  trap - EXIT
-  "$here/wsgi.sh" "$build"
-fi
-
-# The legacy run (the same C program as CGI and as a FastCGI pool, under corral and under
-# nginx + fcgiwrap / nginx + spawn-fcgi, tests/bench/legacy.sh). LEGACY_BENCH=0 skips it.
-if [ "${LEGACY_BENCH:-1}" = 1 ]; then
-  cleanup
-  trap - EXIT
-  "$here/legacy.sh" "$build"
-fi
-
-# The admin-listener run (proxy CPU per request with `[proxy] admin` on and scraped every second
-# against off, and what one scrape costs, tests/bench/admin.sh). ADMIN_BENCH=0 skips it.
-if [ "${ADMIN_BENCH:-1}" = 1 ]; then
-  cleanup
-  trap - EXIT
-  "$here/admin.sh" "$build"
-fi
-
-# The WebSocket run (echo messages/s and proxy CPU per message through corral and through
-# nginx in front of the same python3-websockets app, tests/bench/websocket.sh).
-# WEBSOCKET_BENCH=0 skips it.
-if [ "${WEBSOCKET_BENCH:-1}" = 1 ]; then
-  cleanup
-  trap - EXIT
-  "$here/websocket.sh" "$build"
-fi
-
-# The compression run (a 100 KiB JSON answer compressed by corral, gzip and brotli at several
-# levels, and by nginx's gzip at the same levels, tests/bench/compress.sh). COMPRESS_BENCH=0 skips it.
-if [ "${COMPRESS_BENCH:-1}" = 1 ]; then
-  cleanup
-  trap - EXIT
-  "$here/compress.sh" "$build"
-fi
-
-# The static-file run (a 1 KiB and a 1 MiB file served by corral-proxy itself against nginx's
-# sendfile, tests/bench/static.sh). STATIC_BENCH=0 skips it.
-if [ "${STATIC_BENCH:-1}" = 1 ]; then
-  cleanup
-  trap - EXIT
-  "$here/static.sh" "$build"
-fi
+# The side benchmarks, each once everything above is stopped, so that it has the machine to
+# itself; NAME_BENCH=0 skips one (WSGI_BENCH=0 skips wsgi.sh):
+#   wsgi       a Flask app under corral and under Gunicorn + nginx
+#   legacy     the same C program as CGI and as a FastCGI pool, under corral and under
+#              nginx + fcgiwrap / nginx + spawn-fcgi
+#   admin      proxy CPU per request with `[proxy] admin` on and scraped every second against
+#              off, and what one scrape costs
+#   websocket  echo messages/s and proxy CPU per message through corral and through nginx in
+#              front of the same python3-websockets app
+#   compress   a 100 KiB JSON answer compressed by corral, gzip and brotli at several levels,
+#              and by nginx's gzip at the same levels
+#   static     a 1 KiB and a 1 MiB file served by corral-proxy itself against nginx's sendfile
+cleanup
+trap - EXIT
+for side in wsgi legacy admin websocket compress static; do
+  enabled=${side^^}_BENCH
+  if [ "${!enabled:-1}" = 1 ]; then "$here/$side.sh" "$build"; fi
+done

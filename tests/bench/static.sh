@@ -20,24 +20,14 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 bin=$(cd "$build/bin" && pwd)
-if [ "${BENCH_QUICK:-0}" = 1 ]; then
-  runs=${RUNS:-2}; dur=${SECONDS_PER_RUN:-2}
-else
-  runs=${RUNS:-5}; dur=${SECONDS_PER_RUN:-6}
-fi
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
+bench_durations 5 6 2 2
 conns=${CONNS:-32}
 targets=${STATIC_TARGETS:-corral nginx nginx+ofc}
 
-for tool in wrk curl taskset python3; do
-  command -v "$tool" > /dev/null || { echo "static bench: $tool is missing (packaging/install-deps.sh bench)" >&2; exit 1; }
-done
-# shellcheck source=tests/bench/lib.sh
-. "$here/lib.sh"
+need_tools "static bench" wrk curl taskset python3
 bench_begin "static bench" static-raw crl-stat
-clk=$(getconf CLK_TCK)
-ncpu=$(nproc)
-proxy_cpu=0
-load_cpus=$([ "$ncpu" -gt 1 ] && echo "1-$((ncpu - 1))" || echo 0)
 
 site=$tmp/site
 mkdir -p "$site"
@@ -50,45 +40,15 @@ declare -A port pid
 start_corral() {
   local dir=$tmp/corral
   mkdir -p "$dir"
-  cat > "$dir/corral.toml" <<TOML
-[supervisor]
-runtime_dir = "$dir/run"
-log_level = "warn"
-
-[proxy]
-threads = 1
-access_log = "off"
-
-[[listener]]
-address = "127.0.0.1:0"
+  { corral_toml_head "$dir"; cat <<TOML; } > "$dir/corral.toml"
 
 [[route]]
 path = "/"
 static = "$site"
 TOML
-  cp "$dir/corral.toml" "$raw/corral.toml"
-  taskset -c "$load_cpus" "$bin/corral-supervisor" -c "$dir/corral.toml" 2> "$raw/corral.log" &
-  local sup=$!
-  started+=("$sup")
-  local status="" p proxy
-  for _ in $(seq 1 300); do
-    kill -0 "$sup" 2>/dev/null || { echo "corral exited; log:" >&2; tail -20 "$raw/corral.log" >&2; exit 1; }
-    status=$("$bin/corralctl" --socket "$dir/run/control.sock" status --json 2>/dev/null) &&
-      echo "$status" | grep -q '"bound"' && break
-    sleep 0.1
-  done
-  read -r p proxy < <(echo "$status" | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-ls = s.get("listeners", [])
-print(ls[0].get("bound", "-").rsplit(":", 1)[-1] if ls else "-", s.get("proxy", {}).get("pid", "-"))') || true
-  if [ -z "${proxy:-}" ] || [ "$proxy" = - ] || [ "${p:--}" = - ]; then
-    echo "corral did not start; log:" >&2; tail -20 "$raw/corral.log" >&2; exit 1
-  fi
-  taskset -apc "$proxy_cpu" "$proxy" > /dev/null
-  wait_http "$p" /1k.bin || { echo "corral does not answer /1k.bin" >&2; tail -20 "$raw/corral.log" >&2; exit 1; }
-  port[corral]=$p pid[corral]=$proxy
-  log "corral: supervisor $sup, proxy $proxy, 127.0.0.1:$p"
+  corral_start corral "$dir" '"bound"'  # no app: ready once the listener is bound
+  wait_http "$corral_port" /1k.bin || { echo "corral does not answer /1k.bin" >&2; tail -20 "$raw/corral.log" >&2; exit 1; }
+  port[corral]=$corral_port pid[corral]=$corral_proxy
 }
 
 start_nginx() {  # name extra-http-directives
@@ -98,19 +58,12 @@ start_nginx() {  # name extra-http-directives
   mkdir -p "$dir"
   p=$(free_port)
   cat > "$dir/nginx.conf" <<CONF
-daemon off;
+$(nginx_main_head "$dir")
 master_process on;
 worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
 events { worker_connections 4096; multi_accept on; }
 http {
-    access_log off;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
+$(nginx_http_head "$dir")
     keepalive_timeout 75s;
     keepalive_requests 1000000;
     sendfile on;
@@ -159,8 +112,8 @@ measure() {  # target file run warm(0/1)
   [ "$4" = 1 ] && { rm -f "$f"; return; }
   local size
   size=$(stat -c %s "$site/$file")
-  awk -v a="$after" -v b="$before" -v c="$clk" -v t="$t" -v file="$file" -v i="$i" -v sz="$size" '/^BENCH / {
-      for (k = 2; k <= NF; k++) {split($k, kv, "="); v[kv[1]] = kv[2]}
+  awk -v a="$after" -v b="$before" -v c="$clk" -v t="$t" -v file="$file" -v i="$i" -v sz="$size" "$bench_awk"' /^BENCH / {
+      bench_fields()
       n = v["requests"]; found = 1; cpu = "-"
       if (n > 0) cpu = sprintf("%.2f", (a - b) / c * 1e6 / n)
       rps = n / (v["duration_us"] / 1e6)
@@ -187,17 +140,13 @@ for file in $files; do
 done
 
 # ---- summary ----
-col() {  # target file field -> "median (min–max)"
-  awk -v t="$1" -v f="$2" '$1 == t && $2 == f {print $'"$3"'}' "$raw/runs" | sort -g |
-    awk '{a[NR] = $1} END {if (NR == 0) {print "-"; exit}
-      m = a[int((NR + 1) / 2)]; if (NR == 1 || a[1] == a[NR]) print m; else print m " (" a[1] "–" a[NR] ")"}'
-}
-med() { awk -v t="$1" -v f="$2" '$1 == t && $2 == f {print $'"$3"'}' "$raw/runs" | sort -g | awk '{a[NR] = $1} END {print (NR ? a[int((NR + 1) / 2)] : "")}'; }
+field() { awk -v t="$1" -v f="$2" '$1 == t && $2 == f {print $'"$3"'}' "$raw/runs"; }  # target file field -> its values
+col() { field "$1" "$2" "$3" | median_range; }
+med() { field "$1" "$2" "$3" | median; }
 {
   echo "# Static files: corral-proxy against nginx"
   echo
-  echo "corral from $bin (source tree $(git -C "$here" describe --always --dirty 2>/dev/null || echo '?')), $(nginx -v 2>&1 | sed 's/.*: //');"\
-       "$ncpu CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)); the server (1 thread / 1 worker) pinned to CPU $proxy_cpu, wrk on CPU $load_cpus."
+  echo "$(bench_env nginx); the server (1 thread / 1 worker) pinned to CPU $proxy_cpu, wrk on CPU $load_cpus."
   echo "wrk -t1 -c$conns -d${dur}s, keep-alive, plaintext HTTP/1.1; median of $runs interleaved runs after a 1 s warm-up, (min–max)."
   echo "CPU = utime+stime of the server's processes ÷ requests. nginx: sendfile on, tcp_nopush on; nginx+ofc adds open_file_cache (valid 1s)."
   echo

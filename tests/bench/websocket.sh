@@ -21,42 +21,22 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=${1:-build}
 bin=$(cd "$build/bin" && pwd)
-if [ "${BENCH_QUICK:-0}" = 1 ]; then
-  runs=${RUNS:-1}; dur=${SECONDS_PER_RUN:-2}
-else
-  runs=${RUNS:-3}; dur=${SECONDS_PER_RUN:-6}
-fi
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
+bench_durations 3 6 1 2
 conns=${CONNS:-16}
 size=${SIZE:-32}
 py=/usr/bin/python3
 echo_app=$src/tests/apps/websocket_echo/echo.py
 
-for tool in nginx taskset curl; do
-  command -v "$tool" > /dev/null || { echo "websocket bench: $tool is missing (packaging/install-deps.sh bench)" >&2; exit 1; }
-done
+need_tools "websocket bench" nginx taskset curl
 $py -c 'import websockets' 2> /dev/null || { echo "websocket bench: python3-websockets is missing" >&2; exit 1; }
-# shellcheck source=tests/bench/lib.sh
-. "$here/lib.sh"
 bench_begin "websocket bench" websocket-raw crl-wsb
-clk=$(getconf CLK_TCK)
-ncpu=$(nproc)
-proxy_cpu=0
-load_cpus=$([ "$ncpu" -gt 1 ] && echo "1-$((ncpu - 1))" || echo 0)
 
 # ---- corral ----
 dir=$tmp/corral
 mkdir -p "$dir"
-cat > "$dir/corral.toml" <<TOML
-[supervisor]
-runtime_dir = "$dir/run"
-log_level = "warn"
-
-[proxy]
-threads = 1
-access_log = "off"
-
-[[listener]]
-address = "127.0.0.1:0"
+{ corral_toml_head "$dir"; cat <<TOML; } > "$dir/corral.toml"
 
 [[route]]
 path = "/"
@@ -69,25 +49,8 @@ workers = 1
 concurrency = $((conns + 8))
 health_path = "/health"
 TOML
-cp "$dir/corral.toml" "$raw/corral.toml"
-taskset -c "$load_cpus" "$bin/corral-supervisor" -c "$dir/corral.toml" 2> "$raw/corral.log" &
-sup=$!
-started+=("$sup")
-status=""
-for _ in $(seq 1 300); do
-  kill -0 "$sup" 2>/dev/null || { echo "corral exited; log:" >&2; tail -20 "$raw/corral.log" >&2; exit 1; }
-  status=$("$bin/corralctl" --socket "$dir/run/control.sock" status --json 2>/dev/null) &&
-    echo "$status" | grep -q '"state":"running"' && break
-  sleep 0.1
-done
-read -r c_port c_proxy < <(echo "$status" | $py -c '
-import json, sys
-s = json.load(sys.stdin)
-ls = s.get("listeners", [])
-print(ls[0].get("bound", "-").rsplit(":", 1)[-1] if ls else "-", s.get("proxy", {}).get("pid", "-"))') || true
-[ -n "${c_proxy:-}" ] && [ "$c_proxy" != - ] || { echo "corral did not start; log:" >&2; tail -20 "$raw/corral.log" >&2; exit 1; }
-taskset -apc "$proxy_cpu" "$c_proxy" > /dev/null
-log "corral: supervisor $sup, proxy $c_proxy, listener 127.0.0.1:$c_port"
+corral_start corral "$dir"
+c_port=$corral_port c_proxy=$corral_proxy
 
 # ---- the app alone, and nginx in front of it ----
 sock=$tmp/echo.sock
@@ -97,20 +60,13 @@ for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
 n_port=$(free_port)
 mkdir -p "$tmp/nginx"
 cat > "$tmp/nginx/nginx.conf" <<NGINX
-daemon off;
+$(nginx_main_head "$tmp/nginx")
 user $(id -un);
 worker_processes 1;
 worker_cpu_affinity 1;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
 events { worker_connections 4096; }
 http {
-    access_log off;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
+$(nginx_http_head "$tmp/nginx")
     server {
         listen 127.0.0.1:$n_port backlog=4096;
         location / {
@@ -148,8 +104,8 @@ measure() {  # target run warm(0/1)
     --size "$size" > "$f" 2>&1 || echo "load exit $?" >> "$f"
   [ -n "$pid" ] && after=$(cpu_ticks "$pid")
   [ "$3" = 1 ] && { rm -f "$f"; return; }
-  awk -v a="$after" -v b="$before" -v c="$clk" -v t="$t" -v i="$i" -v p="$pid" '/^BENCH / {
-      for (k = 2; k <= NF; k++) {split($k, kv, "="); v[kv[1]] = kv[2]}
+  awk -v a="$after" -v b="$before" -v c="$clk" -v t="$t" -v i="$i" -v p="$pid" "$bench_awk"' /^BENCH / {
+      bench_fields()
       n = v["messages"]; found = 1; cpu = "-"
       if (n > 0 && p != "") cpu = sprintf("%.2f", (a - b) / c * 1e6 / n)
       printf "%s %d %.0f %d %d %s %d\n", t, i, n / (v["duration_us"] / 1e6), v["p50"], v["p99"], cpu, v["errors"]}
@@ -163,17 +119,13 @@ for i in $(seq 1 "$runs"); do
   for t in corral nginx direct; do measure "$t" "$i" 0; done
 done
 
-col() {  # target field -> "median (min–max)"
-  awk -v n="$1" '$1 == n {print $'"$2"'}' "$raw/runs" | sort -g |
-    awk '{a[NR] = $1} END {if (NR == 0) {print "-"; exit}
-      m = a[int((NR + 1) / 2)]; if (NR == 1 || a[1] == a[NR]) print m; else print m " (" a[1] "–" a[NR] ")"}'
-}
-med() { awk -v n="$1" '$1 == n {print $'"$2"'}' "$raw/runs" | sort -g | awk '{a[NR] = $1} END {print (NR ? a[int((NR + 1) / 2)] : "")}'; }
+field() { awk -v n="$1" '$1 == n {print $'"$2"'}' "$raw/runs"; }  # target field -> its values
+col() { field "$1" "$2" | median_range; }
+med() { field "$1" "$2" | median; }
 {
   echo "# WebSocket echo: corral vs nginx in front of the same app"
   echo
-  echo "corral from $bin (source tree $(git -C "$here" describe --always --dirty 2>/dev/null || echo '?')), $(nginx -v 2>&1 | sed 's/.*: //');"\
-       "$ncpu CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)); proxy pinned to CPU $proxy_cpu, load and app on CPU $load_cpus."
+  echo "$(bench_env nginx); proxy pinned to CPU $proxy_cpu, load and app on CPU $load_cpus."
   echo "App: tests/apps/websocket_echo/echo.py (python3-websockets, one process). Load: $conns connections, each a $size-byte"
   echo "text message and its echo at a time, ${dur}s per run; median of $runs interleaved runs after a 1 s warm-up, (min–max)."
   echo "Proxy CPU = utime+stime of corral-proxy / the nginx worker ÷ messages echoed."
