@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <strings.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -624,6 +625,75 @@ TEST_F(StaticTest, ReloadChangesTheFolderAndMetricsCount) {
   HttpResponse m = http_get(admin, "/metrics");
   ASSERT_EQ(m.status, 200);
   EXPECT_NE(m.body.find("corral_requests_total{app=\"static\",route=\"/static\""), std::string::npos) << m.body;
+}
+
+// A reload that changes only the second route (/nolinks: index and cache_control) among
+// static routes, a cgi app's route and a static route with a fallback app: that route
+// answers the new way; every other route answers byte for byte as before; the reload's plan
+// names that route alone; no worker and not the proxy was replaced.
+TEST_F(StaticTest, ReloadOfTheSecondRouteLeavesTheOthersAlone) {
+  ASSERT_NO_FATAL_FAILURE(start_all());
+  // What a client sees, but the Date.
+  auto answer = [&](const std::string& path, std::vector<std::string> extra = {}) {
+    HttpResponse r = get(path, std::move(extra));
+    std::string out = std::to_string(r.status) + "\n";
+    for (auto& [k, v] : r.headers)
+      if (::strcasecmp(k.c_str(), "date") != 0) out += k + ": " + v + "\n";
+    return out + "\n" + r.body;
+  };
+  const std::vector<std::pair<std::string, std::vector<std::string>>> others = {
+      {"/static/a.css", {}},
+      {"/static/a.css", {"-H", "Accept-Encoding: br"}},
+      {"/static/sub/", {}},
+      {"/static/data.bin", {"-H", "Range: bytes=10-99"}},
+      {"/static/sub", {}},
+      {"/cgi-bin/status.sh?created", {}},
+      {"/cgi-bin/status.sh?notfound", {}},
+      {"/a.css", {"-H", "Accept-Encoding: gzip"}},
+      {"/", {}},
+      {"/plain.txt", {}},
+  };
+  std::vector<std::string> before;
+  for (auto& [path, extra] : others) before.push_back(answer(path, extra));
+  HttpResponse app_before = get("/echo?n=1", {"-H", "Accept-Encoding: gzip"});
+  ASSERT_EQ(app_before.status, 200) << app_before.error;
+  ASSERT_EQ(app_before.header("content-encoding"), "gzip");
+  EXPECT_EQ(get("/nolinks/sub/").status, 404);
+  EXPECT_FALSE(has_header(get("/nolinks/a.css").headers, "cache-control"));
+  nlohmann::json st = corral_->status();
+  const auto demo = CorralProcess::worker_pids(st, "demo"), cgi = CorralProcess::worker_pids(st, "cgi");
+  ASSERT_EQ(demo.size(), 1u);
+  ASSERT_EQ(cgi.size(), 1u);
+  const pid_t proxy = proxy_pid();
+
+  config_.route_set(1, "index", quote("index.html")).route_set(1, "cache_control", quote("no-cache"));
+  ProcessResult r = reload_config();
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string plan = r.out + r.err;
+  EXPECT_NE(plan.find("route 2: path /nolinks -> static " + site_ + " (static settings changed)"), std::string::npos)
+      << plan;
+  for (const char* other : {"route 1", "route 3", "route 4", "app demo:", "app cgi:", "listener"})
+    EXPECT_EQ(plan.find(other), std::string::npos) << other << " in:\n" << plan;
+
+  // The second route: the new index and Cache-Control, its follow_symlinks kept.
+  for (auto& [proto, resp] : all_protocols("/nolinks/sub/")) {
+    SCOPED_TRACE(proto);
+    EXPECT_EQ(resp.status, 200);
+    EXPECT_EQ(resp.body, "<h1>sub</h1>\n");
+    EXPECT_EQ(resp.header("cache-control"), "no-cache");
+  }
+  EXPECT_EQ(get("/nolinks/a.css").header("cache-control"), "no-cache");
+  EXPECT_EQ(get("/nolinks/link-in").status, 404);
+  // Every other route: exactly as before.
+  for (size_t i = 0; i < others.size(); ++i) EXPECT_EQ(answer(others[i].first, others[i].second), before[i]);
+  HttpResponse app_after = get("/echo?n=2", {"-H", "Accept-Encoding: gzip"});
+  EXPECT_EQ(app_after.status, 200) << app_after.error;
+  EXPECT_EQ(app_after.header("content-encoding"), "gzip");
+  EXPECT_EQ(app_lines_with("/echo?n=").size(), 2u);
+  st = corral_->status();
+  EXPECT_EQ(CorralProcess::worker_pids(st, "demo"), demo) << "the fallback app's worker was replaced";
+  EXPECT_EQ(CorralProcess::worker_pids(st, "cgi"), cgi) << "the cgi app's worker was replaced";
+  EXPECT_EQ(proxy_pid(), proxy) << "the proxy was restarted";
 }
 
 TEST_F(StaticTest, ConfigCheckNamesTheProblem) {

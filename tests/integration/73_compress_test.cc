@@ -6,6 +6,7 @@
 // produced; a 20 MiB response to a slow reader with the proxy's memory watched; a reload that
 // turns compression on and off while the worker keeps running; the access log's byte count.
 #include <gtest/gtest.h>
+#include <strings.h>
 #include <zlib.h>
 
 #include <thread>
@@ -320,6 +321,71 @@ TEST_F(CompressTest, ReloadTurnsCompressionOnAndOff) {
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(get("any.test", "/data?bytes=5000").header("content-encoding"), "");
   EXPECT_EQ(CorralProcess::worker_pids(corral_->status(), "c"), worker) << "the worker was replaced";
+}
+
+// Four routes over two apps; a reload changes the second route only (gz.test: gzip level
+// 1 -> 9, and br offered too). That route answers the new way; every other route answers as
+// before (the same head but the Date, the same bytes once decoded); the reload's plan names
+// that route alone; both apps keep their workers and the proxy stays.
+TEST_F(CompressTest, ReloadOfTheSecondRouteLeavesTheOthersAlone) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  // What a client sees, but the Date; the body decoded (where the compressor flushes depends
+  // on how the worker's writes arrive, so the compressed bytes may differ from run to run).
+  auto answer = [&](const std::string& host, const std::string& path, const std::string& accept) {
+    HttpResponse r = get(host, path, accept);
+    std::string out = std::to_string(r.status) + "\n";
+    for (auto& [k, v] : r.headers)
+      if (::strcasecmp(k.c_str(), "date") != 0) out += k + ": " + v + "\n";
+    const std::string coding = r.header("content-encoding");
+    return out + "\n" + (coding == "gzip" || coding == "br" ? decode(coding, r.body) : r.body);
+  };
+  struct Ask {
+    std::string host, path, accept;
+  };
+  const std::vector<Ask> others = {
+      {"c.test", "/data?bytes=50000", "gzip"},      {"c.test", "/data?bytes=50000", "br"},
+      {"c.test", "/data?bytes=50000", ""},          {"c.test", "/data?bytes=500", "gzip, br"},
+      {"off.test", "/data?bytes=50000", "gzip, br"}, {"other.test", "/big?bytes=50000", "gzip, br"},
+  };
+  std::vector<std::string> before;
+  for (const auto& a : others) before.push_back(answer(a.host, a.path, a.accept));
+  HttpResponse gz1 = get("gz.test", "/data?bytes=100000", "gzip");
+  ASSERT_EQ(gz1.header("content-encoding"), "gzip");
+  EXPECT_EQ(get("gz.test", "/data?bytes=100000", "br").header("content-encoding"), "");
+  nlohmann::json st = corral_->status();
+  const auto c = CorralProcess::worker_pids(st, "c"), demo = CorralProcess::worker_pids(st, "demo");
+  ASSERT_EQ(c.size(), 1u);
+  ASSERT_EQ(demo.size(), 1u);
+  const pid_t proxy = proxy_pid();
+
+  config_.route_set(1, "compress", "[\"gzip\", \"br\"]").route_set(1, "gzip_level", "9");
+  ProcessResult r = reload_config();
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string plan = r.out + r.err;
+  EXPECT_NE(plan.find("route 2 (host gz.test path / -> app c (compress gzip br)): compress gzip -> gzip,br"),
+            std::string::npos)
+      << plan;
+  EXPECT_NE(plan.find("gzip_level"), std::string::npos) << plan;
+  for (const char* other : {"route 1", "route 3", "route 4", "app c:", "app demo:", "listener"})
+    EXPECT_EQ(plan.find(other), std::string::npos) << other << " in:\n" << plan;
+
+  // The second route: level 9 (smaller than level 1 for the same body), and br now.
+  HttpResponse gz9 = get("gz.test", "/data?bytes=100000", "gzip");
+  ASSERT_EQ(gz9.header("content-encoding"), "gzip");
+  EXPECT_TRUE(decode("gzip", gz9.body) == body_of(100000));
+  EXPECT_LT(gz9.body.size(), gz1.body.size()) << "gzip_level 9 did not apply";
+  HttpResponse br = get("gz.test", "/data?bytes=100000", "br");
+  EXPECT_EQ(br.header("content-encoding"), "br");
+  EXPECT_TRUE(decode("br", br.body) == body_of(100000));
+  // Every other route: as before.
+  for (size_t i = 0; i < others.size(); ++i) {
+    SCOPED_TRACE(others[i].host + others[i].path + " Accept-Encoding: " + others[i].accept);
+    EXPECT_EQ(answer(others[i].host, others[i].path, others[i].accept), before[i]);
+  }
+  st = corral_->status();
+  EXPECT_EQ(CorralProcess::worker_pids(st, "c"), c) << "app c's worker was replaced";
+  EXPECT_EQ(CorralProcess::worker_pids(st, "demo"), demo) << "app demo's worker was replaced";
+  EXPECT_EQ(proxy_pid(), proxy) << "the proxy was restarted";
 }
 
 // The access log counts the bytes sent: the compressed body; /metrics counts compressed
