@@ -113,6 +113,15 @@ class RequestBodyTest : public IntegrationTest {
     return curl(args, 120s);
   }
   std::string url(const std::string& path) { return "http://127.0.0.1:" + std::to_string(port()) + path; }
+  /// Requests app `app`'s workers are serving now (corral_worker_in_flight, summed).
+  int in_flight(const std::string& app) {
+    HttpResponse m = http_get(admin_port(), "/metrics");
+    const std::string prefix = "\ncorral_worker_in_flight{app=\"" + app + "\",";
+    int n = 0;
+    for (size_t at = m.body.find(prefix); at != std::string::npos; at = m.body.find(prefix, at + 1))
+      n += std::atoi(m.body.c_str() + m.body.find("} ", at) + 2);
+    return n;
+  }
 };
 
 // Every app kind gets every size byte-exact, however the client framed it; the bodies above
@@ -494,6 +503,124 @@ TEST_F(RequestBodyTest, StreamedUploadWaitsForASlowWorkerWithoutTimingOut) {
     EXPECT_EQ(r.status, 200) << how << ": " << r.error;
     EXPECT_EQ(r.body, sha256_hex(data) + " " + std::to_string(data.size()) + "\n") << how;
   }
+}
+
+// Four apps of four kinds; a reload turns request_buffering off for the second (fastcgi)
+// only. Its bodies now stream: its worker is held from the head on, while the client still
+// sends, and the proxy counts the body as streamed; the http, cgi and wsgi apps still get
+// theirs only once whole (the http worker sees no body byte early). Every app still gets
+// every upload byte-exact, and no worker was replaced.
+TEST_F(RequestBodyTest, StreamingTurnedOnForTheSecondOfFourAppsByReload) {
+  add_all_kinds();
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_GT(admin_port(), 0);
+  struct Kind {
+    std::string app, path, host;
+    bool hashes;  // answers "HEX BYTES" (else echoes the body)
+  };
+  const std::vector<Kind> kinds = {{"web", "/sha256", "", true},
+                                   {"fcgi", "/", "fcgi.test", false},
+                                   {"cgi", "/cgi-bin/echo.pl", "", false},
+                                   {"py", "/sha256", "py.test", true}};
+  const std::string data = random_bytes(512u << 10, 31);
+  const std::string hash = sha256_hex(data);
+  auto answered_right = [&](const Kind& k, const std::string& body, size_t n, const std::string& h) {
+    return k.hashes ? body == h + " " + std::to_string(n) + "\n" : body.size() == n && sha256_hex(body) == h;
+  };
+  // Sends the head and the first 256 KiB (Content-Length), then tells whether the app's
+  // worker took the request before the rest was sent (and, for the http app, saw body
+  // bytes); finishes the upload, checks the answer and that the proxy counted the body as
+  // streamed exactly when the worker took it early.
+  int marker = 0;
+  auto streams = [&](const Kind& k) {
+    const std::string target = k.path + "?m=" + std::to_string(++marker);
+    SCOPED_TRACE(k.app + " " + target);
+    const double streamed_before = metric("corral_request_bodies_streamed_total");
+    RawClient c;
+    EXPECT_TRUE(c.connect_tcp(port()));
+    const size_t first = 256 * 1024;
+    EXPECT_TRUE(c.send("POST " + target + " HTTP/1.1\r\nHost: " + (k.host.empty() ? "x" : k.host) +
+                       "\r\nContent-Length: " + std::to_string(data.size()) + "\r\n\r\n" + data.substr(0, first)));
+    bool held = false, bytes_seen = false;
+    for (int i = 0; i < 30 && !held; ++i) {
+      held = in_flight(k.app) > 0;
+      if (!held) std::this_thread::sleep_for(50ms);
+    }
+    if (k.app == "web") {
+      for (int i = 0; i < 10 && !bytes_seen; ++i) {
+        bytes_seen = !app_lines_with("first body bytes " + target).empty();
+        if (!bytes_seen) std::this_thread::sleep_for(50ms);
+      }
+      EXPECT_EQ(bytes_seen, held) << "the worker's view differs from the proxy's";
+    }
+    EXPECT_TRUE(c.send(data.substr(first)));
+    auto rs = c.read_responses(1, 20s);
+    EXPECT_EQ(rs.size(), 1u);
+    if (rs.size() == 1) {
+      EXPECT_EQ(rs[0].status, 200);
+      EXPECT_TRUE(answered_right(k, rs[0].body, data.size(), hash)) << rs[0].body.substr(0, 200);
+    }
+    EXPECT_EQ(metric("corral_request_bodies_streamed_total") - streamed_before, held ? 1 : 0);
+    return held;
+  };
+  // The supervisor's view of every app's workers.
+  auto pids = [&] {
+    nlohmann::json st = corral_->status();
+    std::map<std::string, std::vector<pid_t>> out;
+    for (const auto& k : kinds) out[k.app] = CorralProcess::worker_pids(st, k.app);
+    return out;
+  };
+
+  for (const auto& k : kinds) EXPECT_FALSE(streams(k)) << k.app << ": a buffered body reached the worker early";
+  const auto before = pids();
+  for (const auto& k : kinds) ASSERT_FALSE(before.at(k.app).empty()) << k.app;
+  const pid_t proxy = proxy_pid();
+
+  config_.app("fcgi").set("request_buffering", "false");
+  ProcessResult rl = reload_config();
+  ASSERT_EQ(rl.exit_code, 0) << rl.out << rl.err;
+  EXPECT_NE(rl.out.find("request_buffering changed"), std::string::npos) << rl.out;
+  for (const char* other : {"app web:", "app cgi:", "app py:", "route"})
+    EXPECT_EQ((rl.out + rl.err).find(other), std::string::npos) << other << " in:\n" << rl.out << rl.err;
+
+  for (const auto& k : kinds) {
+    if (k.app == "fcgi") {
+      EXPECT_TRUE(streams(k)) << "the fastcgi app's body was not streamed after the reload";
+    } else {
+      EXPECT_FALSE(streams(k)) << k.app << ": a body streamed to an app that still buffers";
+    }
+  }
+  // Byte-exact at every app, however the client frames it (a fastcgi app gets a body of
+  // unknown length buffered: it needs CONTENT_LENGTH up front).
+  const std::vector<size_t> sizes = {65537, 3u << 20};
+  std::map<size_t, std::string> files, hashes;
+  for (size_t n : sizes) {
+    std::string d = random_bytes(n, static_cast<uint32_t>(n + 5));
+    files[n] = rt_.write_file("after-" + std::to_string(n), d);
+    hashes[n] = sha256_hex(d);
+  }
+  for (const auto& k : kinds) {
+    const double streamed_before = metric("corral_request_bodies_streamed_total");
+    for (size_t n : sizes) {
+      for (std::string how : {"cl", "chunked", "h2", "h2-nolen"}) {
+        std::vector<std::string> extra;
+        if (!k.host.empty()) extra = {"-H", "Host: " + k.host};
+        HttpResponse r = upload(files[n], url(k.path), how, extra);
+        const std::string what = k.app + " " + std::to_string(n) + " bytes " + how;
+        ASSERT_EQ(r.status, 200) << what << ": " << r.error << r.body.substr(0, 200);
+        EXPECT_TRUE(answered_right(k, r.body, n, hashes[n])) << what << ": " << r.body.substr(0, 200);
+      }
+    }
+    const double streamed = metric("corral_request_bodies_streamed_total") - streamed_before;
+    if (k.app == "fcgi") {
+      EXPECT_EQ(streamed, 2 * 2) << "the uploads with a length (h1 and h2, two sizes) stream";
+    } else {
+      EXPECT_EQ(streamed, 0) << k.app;
+    }
+  }
+  EXPECT_EQ(pids(), before) << "a worker was replaced";
+  EXPECT_EQ(proxy_pid(), proxy) << "the proxy was restarted";
+  EXPECT_EQ(deleted_fds(proxy), std::vector<std::string>{});
 }
 
 }  // namespace
