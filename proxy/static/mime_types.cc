@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "common/base/log.h"
+#include "common/base/strings.h"
 
 namespace corral::proxy::statics {
 namespace {
@@ -12,8 +13,6 @@ constexpr std::string_view kDefault = "application/octet-stream";
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
 bool wants_charset(std::string_view type) {
   return type.substr(0, 5) == "text/" || type == "application/javascript";
 }
@@ -21,9 +20,7 @@ bool wants_charset(std::string_view type) {
 }  // namespace
 
 void MimeTypes::add(std::string_view type, std::string_view ext) {
-  std::string key;
-  key.reserve(ext.size());
-  for (char c : ext) key.push_back(lower(c));
+  std::string key = to_lower(ext);
   std::string value(type);
   if (wants_charset(type)) value += "; charset=utf-8";
   by_ext_.insert_or_assign(std::move(key), std::move(value));
@@ -103,7 +100,7 @@ std::string_view MimeTypes::content_type(std::string_view filename) const {
   if (dot == std::string_view::npos || dot + 1 >= filename.size() || filename.size() - dot > 32) return kDefault;
   char buf[32];
   size_t n = 0;
-  for (char c : filename.substr(dot + 1)) buf[n++] = lower(c);
+  for (char c : filename.substr(dot + 1)) buf[n++] = ascii_lower(c);
   auto it = by_ext_.find(std::string_view(buf, n));
   return it == by_ext_.end() ? kDefault : std::string_view(it->second);
 }
