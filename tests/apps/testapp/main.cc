@@ -9,6 +9,11 @@
 //                                       worker: other connections wait (benchmark scenario 4)
 //
 // TESTAPP_LOG=1: one line per request on stdout ("testapp pid=N GET /path").
+// TESTAPP_CAPTURE=DIR: every request received is written to DIR/<pid>-<n>.req before it is
+// answered (written aside, then renamed: a reader never sees half a file): one line
+// "corral-capture app=$WHOAMI read=ok|malformed|bad-body body=N", then the head exactly as
+// it arrived, then the body as read (de-chunked); paths that are no endpoint answer 200
+// "captured" instead of 404. The hostile-input suite (tests/hostile) reads these.
 // SIGTERM: stop accepting, finish in-flight requests, exit 0. SIGINT: exit at once.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -29,6 +34,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,6 +51,8 @@ int g_signal_pipe[2] = {-1, -1};
 Counters g_counters;
 Connections g_connections;
 bool g_log = false;
+std::string g_capture_dir;
+std::atomic<uint64_t> g_capture_seq{0};
 bool g_sync = false;
 std::mutex g_sync_mu;
 
@@ -90,6 +98,19 @@ void log_request(const Request& req) {
   [[maybe_unused]] ssize_t n = ::write(1, line.data(), line.size());
 }
 
+void capture_request(const Request& req, const char* read, const std::string& body) {
+  if (g_capture_dir.empty()) return;
+  const char* who = std::getenv("WHOAMI");
+  std::string name = g_capture_dir + "/" + std::to_string(::getpid()) + "-" + std::to_string(++g_capture_seq);
+  std::string text = "corral-capture app=" + std::string(who ? who : "") + " read=" + read +
+                     " body=" + std::to_string(body.size()) + "\n" + req.raw_head + body;
+  int fd = ::open((name + ".tmp").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  bool ok = write_all(fd, text, std::string());
+  ::close(fd);
+  if (ok) ::rename((name + ".tmp").c_str(), (name + ".req").c_str());
+}
+
 void note_in_flight_start() {
   int now = ++g_counters.in_flight;
   int seen = g_counters.max_in_flight.load();
@@ -106,6 +127,7 @@ void serve_connection(int fd) {
     ReadStatus st = reader.read_head(req, [fd] { g_connections.set_busy(fd); });
     if (st == ReadStatus::Closed) break;
     if (st != ReadStatus::Ok) {
+      if (st == ReadStatus::Malformed && !req.raw_head.empty()) capture_request(req, "malformed", "");
       Response bad;
       bad.status = st == ReadStatus::TooLarge ? 431 : 400;
       bad.body = "bad request\n";
@@ -161,6 +183,7 @@ void serve_connection(int fd) {
       }
       req.body = hex + " " + std::to_string(body_bytes) + "\n";
     }
+    capture_request(req, st == ReadStatus::Ok ? "ok" : "bad-body", req.body);
     bool ok = false;
     if (st != ReadStatus::Ok) {
       Response bad;
@@ -170,6 +193,11 @@ void serve_connection(int fd) {
       req.keep_alive = false;
     } else {
       Response resp = handle(req, g_counters, serial);
+      // A capturing app answers any path: hostile cases use targets of every shape.
+      if (!g_capture_dir.empty() && resp.status == 404 && req.path() != "/env") {
+        resp.status = 200;
+        resp.body = "captured\n";
+      }
       if (resp.exit_now) ::_exit(3);
       bool keep = req.keep_alive && !g_connections.stopping();
       std::string head = serialize_head(resp, keep);
@@ -257,6 +285,7 @@ int run(int argc, char** argv) {
   }
   const char* log_env = std::getenv("TESTAPP_LOG");
   g_log = log_env != nullptr && std::strcmp(log_env, "1") == 0;
+  if (const char* cap = std::getenv("TESTAPP_CAPTURE")) g_capture_dir = cap;
 
   int lfd = inherited_fd();
   bool is_tcp = false;

@@ -112,6 +112,7 @@ bool RequestReader::read_line(std::string& line) {
 
 ReadStatus RequestReader::parse_head(Request& out, size_t end) {
   out = Request{};
+  out.raw_head = buf_.substr(pos_, end - pos_ + 4);
   std::string head = buf_.substr(pos_, end - pos_);
   pos_ = end + 4;
 

@@ -19,6 +19,9 @@ struct Request {
   std::string version;  ///< "HTTP/1.1" or "HTTP/1.0"
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  /// The head exactly as it arrived, request line to the final CRLF CRLF (also for a head
+  /// the reader rejects as Malformed): what TESTAPP_CAPTURE records.
+  std::string raw_head;
   bool keep_alive = true;
   /// When set before read_body: body bytes go here as they are read, not into `body`
   /// (large uploads without holding them).

@@ -1,0 +1,300 @@
+// Hostile HTTP/1.x input: the rules of RFC 9110 and RFC 9112 that bind a server or a gateway,
+// one case each (tests/hostile/README.md lists them with their sections). Every case runs
+// against the same daemons: its exact answer, whether the connection stays open, what the
+// worker received (nothing, or the sanitised request), and a fresh client served afterwards.
+#include <string>
+#include <vector>
+
+#include "tests/hostile/hostile.h"
+
+namespace corral::hostile {
+namespace {
+
+using V = std::vector<Forwarded>;
+using A = std::vector<Answer>;
+
+const std::string kBig(20 * 1024, 'a');
+
+// ---- checks ----------------------------------------------------------------------------
+
+/// The single forwarded request has none of these fields.
+std::function<void(const V&)> lacks(std::vector<std::string> names) {
+  return [names](const V& v) {
+    for (auto& n : names) EXPECT_FALSE(v[0].header(n).has_value()) << n << " was forwarded:\n" << v[0].raw_head;
+  };
+}
+
+/// The single forwarded request has field `name` with exactly `value`.
+std::function<void(const V&)> has(std::string name, std::string value) {
+  return [name, value](const V& v) {
+    auto got = v[0].header(name);
+    ASSERT_TRUE(got.has_value()) << name << " missing:\n" << v[0].raw_head;
+    EXPECT_EQ(*got, value) << name;
+  };
+}
+
+/// The single forwarded request: method, target, body.
+std::function<void(const V&)> saw(std::string method, std::string target, std::string body = "") {
+  return [method, target, body](const V& v) {
+    EXPECT_EQ(v[0].method, method);
+    EXPECT_EQ(v[0].target, target);
+    EXPECT_EQ(v[0].version, "HTTP/1.1");
+    EXPECT_EQ(v[0].body, body);
+  };
+}
+
+std::function<void(const V&)> all_of(std::vector<std::function<void(const V&)>> checks) {
+  return [checks](const V& v) {
+    for (auto& c : checks) c(v);
+  };
+}
+
+/// The answer has no field `name`.
+std::function<void(const A&)> answer_lacks(std::string name) {
+  return [name](const A& a) {
+    for (auto& x : a) EXPECT_FALSE(itest::has_header(x.headers, name)) << name << " in " << x.status_line;
+  };
+}
+
+std::function<void(const A&)> answer_has(std::string name, std::string value) {
+  return [name, value](const A& a) { EXPECT_EQ(a.back().header(name), value) << name << " in " << a.back().status_line; };
+}
+
+Case reject(std::string name, std::string rule, std::string send, int status) {
+  Case c;
+  c.name = std::move(name);
+  c.rule = std::move(rule);
+  c.send = std::move(send);
+  c.statuses = {status};
+  c.after = After::Closed;
+  c.forwarded = 0;
+  return c;
+}
+
+Case pass(std::string name, std::string rule, std::string send, std::function<void(const V&)> check = {}) {
+  Case c;
+  c.name = std::move(name);
+  c.rule = std::move(rule);
+  c.send = std::move(send);
+  c.statuses = {200};
+  c.after = After::KeptOpen;
+  c.forwarded = 1;
+  c.check_worker = std::move(check);
+  return c;
+}
+
+std::string many_fields(int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += "X-F" + std::to_string(i) + ": v\r\n";
+  return s;
+}
+
+// ---- RFC 9112 ------------------------------------------------------------------------------
+
+std::vector<Case> rfc9112() {
+  std::vector<Case> v;
+  const std::string s2 = "RFC 9112 §2.2";
+  v.push_back(pass("baseline_get", "RFC 9112 §3", req("GET", "/a?b=c"), saw("GET", "/a?b=c")));
+  v.push_back(reject("bare_lf_400", s2, "GET / HTTP/1.1\nHost: h.test\n\n", 400));
+  v.push_back(reject("bare_cr_in_value_400", s2, req("GET", "/", "X-A: a\rb\r\n"), 400));
+  v.push_back(reject("whitespace_line_before_first_field_400", s2, "GET / HTTP/1.1\r\n Host: h.test\r\n\r\n", 400));
+  v.push_back(pass("one_leading_crlf_ignored", s2, "\r\n" + req("GET", "/lead"), saw("GET", "/lead")));
+  v.push_back(reject("two_leading_crlf_400", s2, "\r\n\r\n" + req("GET", "/"), 400));
+  v.push_back(reject("cr_x_ends_head_400", s2, "GET / HTTP/1.1\r\nHost: h.test\r\n\rX\r\n\r\n", 400));
+
+  const std::string s23 = "RFC 9112 §2.3";
+  v.push_back(reject("version_2_0_505", s23, req("GET", "/", "", "", "HTTP/2.0"), 505));
+  v.push_back(reject("version_lowercase_400", s23, req("GET", "/", "", "", "http/1.1"), 400));
+  v.push_back(reject("version_junk_400", s23, req("GET", "/", "", "", "HTTP/1.x"), 400));
+
+  const std::string s3 = "RFC 9112 §3";
+  v.push_back(reject("tab_in_request_line_400", s3, "GET\t/ HTTP/1.1\r\nHost: h.test\r\n\r\n", 400));
+  v.push_back(reject("double_space_request_line_400", s3, "GET  / HTTP/1.1\r\nHost: h.test\r\n\r\n", 400));
+  v.push_back(reject("nul_in_request_line_400", s3, std::string("GET /\0 HTTP/1.1\r\nHost: h.test\r\n\r\n", 34), 400));
+  v.push_back(reject("target_too_long_414", s3, req("GET", "/" + kBig), 414));
+
+  const std::string s32 = "RFC 9112 §3.2";
+  v.push_back(reject("missing_host_400", s32, req("GET", "/", "", "", "HTTP/1.1", ""), 400));
+  v.push_back(reject("duplicate_host_400", s32, req("GET", "/", "Host: h.test\r\n"), 400));
+  v.push_back(reject("invalid_host_400", s32, req("GET", "/", "", "", "HTTP/1.1", "a b"), 400));
+  v.push_back(reject("invalid_char_in_target_400", s32, req("GET", "/a{b}"), 400));
+  v.push_back(reject("bad_percent_in_target_400", s32, req("GET", "/%zz"), 400));
+
+  const std::string s5 = "RFC 9112 §5";
+  v.push_back(reject("space_before_colon_400", "RFC 9112 §5.1", req("GET", "/", "X-A : a\r\n"), 400));
+  v.push_back(reject("obs_fold_400", "RFC 9112 §5.2", req("GET", "/", "X-A: a\r\n  folded\r\n"), 400));
+
+  const std::string s63 = "RFC 9112 §6.3";
+  v.push_back(reject("te_and_cl_400", s63,
+                     req("POST", "/", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n"), 400));
+  v.push_back(reject("te_chunked_not_last_400", s63,
+                     req("POST", "/", "Transfer-Encoding: chunked, gzip\r\n", "5\r\nhello\r\n0\r\n\r\n"), 400));
+  v.push_back(reject("cl_list_400", s63, req("POST", "/", "Content-Length: 5, 5\r\n", "hello"), 400));
+  v.push_back(reject("cl_differing_400", s63, req("POST", "/", "Content-Length: 5\r\nContent-Length: 6\r\n", "hello!"), 400));
+
+  v.push_back(reject("te_chunked_twice_400", s63,
+                     req("POST", "/", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"), 400));
+  v.push_back(reject("te_unknown_coding_501", "RFC 9112 §6.1",
+                     req("POST", "/", "Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n"), 501));
+  v.push_back(reject("te_empty_element_400", s63,
+                     req("POST", "/", "Transfer-Encoding: , chunked\r\n", "0\r\n\r\n"), 400));
+  v.push_back(reject("te_in_http10_400", "RFC 9112 §6.1",
+                     req("POST", "/", "Transfer-Encoding: chunked\r\n", "0\r\n\r\n", "HTTP/1.0"), 400));
+  v.push_back(reject("cl_plus_sign_400", s63, req("POST", "/", "Content-Length: +5\r\n", "hello"), 400));
+  v.push_back(reject("cl_negative_400", s63, req("POST", "/", "Content-Length: -1\r\n"), 400));
+  v.push_back(reject("cl_overflow_400", s63, req("POST", "/", "Content-Length: 99999999999999999999\r\n"), 400));
+  v.push_back(pass("cl_identical_duplicates_forwarded_once", "RFC 9110 §8.6",
+                   req("POST", "/cl", "Content-Length: 5\r\nContent-Length: 5\r\n", "hello"),
+                   all_of({saw("POST", "/cl", "hello"), [](const V& f) { EXPECT_EQ(f[0].all("Content-Length").size(), 1u); }})));
+  {
+    // §6.3: the proxy re-frames: the worker gets a Content-Length, never the client's chunks.
+    v.push_back(pass("chunked_body_reframed", "RFC 9112 §7.1",
+                     req("POST", "/ch", "Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+                     all_of({saw("POST", "/ch", "hello world"), lacks({"Transfer-Encoding"}), has("Content-Length", "11")})));
+  }
+  const std::string s71 = "RFC 9112 §7.1";
+  v.push_back(reject("chunk_size_overflow_400", s71,
+                     req("POST", "/", "Transfer-Encoding: chunked\r\n", "fffffffffffffffff1\r\nx\r\n0\r\n\r\n"), 400));
+  v.push_back(reject("chunk_size_not_hex_400", s71,
+                     req("POST", "/", "Transfer-Encoding: chunked\r\n", "5g\r\nhello\r\n0\r\n\r\n"), 400));
+  v.push_back(reject("chunk_data_without_crlf_400", s71,
+                     req("POST", "/", "Transfer-Encoding: chunked\r\n", "5\r\nhelloX0\r\n\r\n"), 400));
+  v.push_back(reject("chunk_size_bws_400", s71,
+                     req("POST", "/", "Transfer-Encoding: chunked\r\n", "5 \r\nhello\r\n0\r\n\r\n"), 400));
+  v.push_back(pass("chunk_extension_ignored", "RFC 9112 §7.1.1",
+                   req("POST", "/ext", "Transfer-Encoding: chunked\r\n",
+                       "5;name=value;q=\"quoted\"\r\nhello\r\n0;last\r\n\r\n"),
+                   saw("POST", "/ext", "hello")));
+  v.push_back(reject("chunk_extension_too_long_400", "RFC 9112 §7.1.1",
+                     req("POST", "/", "Transfer-Encoding: chunked\r\n",
+                         "5;" + std::string(1100, 'e') + "\r\nhello\r\n0\r\n\r\n"), 400));
+  v.push_back(pass("trailers_not_forwarded", "RFC 9112 §7.1.2",
+                   req("POST", "/tr", "Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n"),
+                   all_of({saw("POST", "/tr", "hello"), lacks({"X-Trailer"})})));
+  v.push_back(reject("trailer_obs_fold_400", "RFC 9112 §7.1.2",
+                     req("POST", "/", "Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\nX-T: a\r\n b\r\n\r\n"), 400));
+  {
+    // §6.3: a body cut short by the client's close is incomplete: nothing is forwarded.
+    Case c = reject("body_cut_short_not_forwarded", "RFC 9112 §6.3",
+                    req("POST", "/", "Content-Length: 10\r\n", "hello"), 0);
+    c.statuses = {};
+    c.half_close = true;
+    v.push_back(c);
+  }
+  {
+    Case c = reject("chunked_body_cut_short_not_forwarded", "RFC 9112 §6.3",
+                    req("POST", "/", "Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n"), 0);
+    c.statuses = {};
+    c.half_close = true;
+    v.push_back(c);
+  }
+
+  const std::string s9 = "RFC 9112 §9.3";
+  {
+    Case c = pass("http10_closed_by_default", s9, req("GET", "/", "", "", "HTTP/1.0", ""));
+    c.after = After::Closed;
+    c.check_answers = answer_has("Connection", "close");
+    v.push_back(c);
+  }
+  {
+    Case c = pass("http10_keep_alive_when_asked", s9, req("GET", "/", "Connection: keep-alive\r\n", "", "HTTP/1.0", ""));
+    c.check_answers = answer_has("Connection", "keep-alive");
+    v.push_back(c);
+  }
+  {
+    // A response of unknown length to an HTTP/1.0 client: no chunked coding, the close ends it.
+    Case c = pass("http10_no_chunked_response", "RFC 9112 §6.1",
+                  req("GET", "/big?bytes=3000&chunked=1", "Connection: keep-alive\r\n", "", "HTTP/1.0", ""));
+    c.after = After::Closed;
+    c.check_answers = [](const A& a) {
+      answer_lacks("Transfer-Encoding")(a);
+      EXPECT_EQ(a[0].body.size(), 3000u);
+    };
+    v.push_back(c);
+  }
+  {
+    Case c = pass("http10_without_host_gets_one", "RFC 9112 §3.2", req("GET", "/nohost", "", "", "HTTP/1.0", ""),
+                  [](const V& f) { EXPECT_TRUE(f[0].header("Host").has_value()); });
+    c.after = After::Closed;
+    v.push_back(c);
+  }
+  {
+    // RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored: no 100, no 417.
+    Case c = pass("http10_expect_ignored", "RFC 9110 §10.1.1",
+                  req("POST", "/e10", "Expect: 100-continue\r\nContent-Length: 5\r\n", "hello", "HTTP/1.0", ""),
+                  saw("POST", "/e10", "hello"));
+    c.after = After::Closed;
+    v.push_back(c);
+  }
+  {
+    // §9.6: after "Connection: close" no further request on the connection is processed.
+    Case c = pass("close_stops_pipeline", "RFC 9112 §9.6",
+                  req("GET", "/first", "Connection: close\r\n") + req("GET", "/second"), saw("GET", "/first"));
+    c.after = After::Closed;
+    c.check_answers = answer_has("Connection", "close");
+    v.push_back(c);
+  }
+  {
+    Case c = pass("pipelined_answers_in_order", "RFC 9112 §9.3.2",
+                  req("GET", "/p1") + req("POST", "/p2", "Content-Length: 2\r\n", "ab") + req("HEAD", "/p3"));
+    c.statuses = {200, 200, 200};
+    c.forwarded = 3;
+    c.head_requests = {false, false, true};
+    c.check_worker = [](const V& f) {
+      EXPECT_EQ(f[0].target, "/p1");
+      EXPECT_EQ(f[1].target, "/p2");
+      EXPECT_EQ(f[1].body, "ab");
+      EXPECT_EQ(f[2].target, "/p3");
+    };
+    v.push_back(c);
+  }
+  return v;
+}
+
+// ---- RFC 9110 ------------------------------------------------------------------------------
+
+std::vector<Case> rfc9110() {
+  std::vector<Case> v;
+  const std::string s55 = "RFC 9110 §5.5";
+  v.push_back(reject("nul_in_field_value_400", s55, req("GET", "/", std::string("X-A: a\0b\r\n", 10)), 400));
+  v.push_back(reject("ctl_in_field_value_400", s55, req("GET", "/", "X-A: a\x01" "b\r\n"), 400));
+  v.push_back(pass("hop_by_hop_fields_stripped", "RFC 9110 §7.6.1",
+                   req("GET", "/hop",
+                       "Connection: X-Secret, keep-alive\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
+                       "Proxy-Connection: keep-alive\r\nX-Kept: yes\r\n"),
+                   all_of({lacks({"Connection", "X-Secret", "Keep-Alive", "TE", "Proxy-Connection"}),
+                           has("X-Kept", "yes")})));
+  const std::string s54 = "RFC 9110 §5.4";
+  v.push_back(reject("field_line_too_large_431", s54, req("GET", "/", "X-Big: " + kBig + "\r\n"), 431));
+  v.push_back(reject("too_many_fields_431", s54, req("GET", "/", many_fields(100)), 431));
+  v.push_back(pass("many_fields_within_limit", s54, req("GET", "/many", many_fields(90)),
+                   [](const V& f) { EXPECT_TRUE(f[0].header("X-F89").has_value()); }));
+  {
+    Case c = pass("head_answer_has_no_body", "RFC 9110 §9.3.2", req("HEAD", "/big?bytes=100"));
+    c.head_requests = {true};
+    c.check_answers = answer_has("Content-Length", "100");
+    v.push_back(c);
+  }
+  v.push_back(reject("expect_other_417", "RFC 9110 §10.1.1", req("GET", "/", "Expect: teapot\r\n"), 417));
+  return v;
+}
+
+class H1Rules : public ::testing::TestWithParam<Case> {};
+
+TEST_P(H1Rules, Case) { run_case(GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(Rfc9112, H1Rules, ::testing::ValuesIn(rfc9112()), CaseName());
+INSTANTIATE_TEST_SUITE_P(Rfc9110, H1Rules, ::testing::ValuesIn(rfc9110()), CaseName());
+
+class DaemonsEnv : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    Daemons::start([](itest::ConfigBuilder& cfg) { cfg.proxy("max_body_size", itest::quote("64KiB")); });
+  }
+  void TearDown() override { Daemons::stop(); }
+};
+
+[[maybe_unused]] ::testing::Environment* const kEnv = ::testing::AddGlobalTestEnvironment(new DaemonsEnv);
+
+}  // namespace
+}  // namespace corral::hostile
