@@ -46,9 +46,6 @@ bool connection_specific(std::string_view n) {
          n == "upgrade";
 }
 
-// Host header or :authority without userinfo, compared case-insensitively.
-bool same_authority(std::string_view a, std::string_view b) { return iequals(a, b); }
-
 }  // namespace
 
 // ---- RateLimit ----------------------------------------------------------------------------
@@ -454,6 +451,15 @@ void Http2Session::abuse(uint32_t error_code, const char* why) {
   write_soon();
 }
 
+void Http2Session::connection_error(uint32_t error_code, const char* why) {
+  if (terminated_) return;
+  terminated_ = true;
+  CORRAL_LOG(Debug, "h2") << "connection from " << conn_.client_ip() << ": " << why;
+  nghttp2_session_terminate_session(session_, error_code);
+  for (auto& s : streams_) s->ex.cancel();
+  write_soon();
+}
+
 void Http2Session::drain() {
   if (going_away_ || closed_) return;
   going_away_ = true;
@@ -489,6 +495,14 @@ void Http2Session::bury() {
   }
 }
 
+bool Http2Session::known_stream(int32_t id) {
+  // Open, half-closed, or closed and still remembered by nghttp2, which then answers a
+  // HEADERS frame itself (STREAM_CLOSED after the client's END_STREAM, ignored after our
+  // RST_STREAM). An idle stream (named only by PRIORITY) is not known.
+  nghttp2_stream* st = nghttp2_session_find_stream(session_, id);
+  return st && nghttp2_stream_get_state(st) != NGHTTP2_STREAM_STATE_IDLE;
+}
+
 bool Http2Session::count_reset() {
   if (resets_.take(host_.loop().now())) return true;
   abuse(NGHTTP2_ENHANCE_YOUR_CALM, "stream reset rate exceeded");
@@ -510,6 +524,13 @@ int Http2Session::on_begin_frame(const void* p) {
     case NGHTTP2_HEADERS:
       continuations_ = 0;
       header_block_bytes_ = hd->length;
+      // RFC 9113 §5.1.1: a HEADERS frame on a stream id that is neither new nor known is a
+      // connection error; nghttp2 ignores it (and answers 0 and even ids itself).
+      if (hd->stream_id > 0 && hd->stream_id % 2 == 1 && !going_away_ &&
+          !stream_ids_.on_headers(hd->stream_id, known_stream(hd->stream_id))) {
+        connection_error(NGHTTP2_PROTOCOL_ERROR, "HEADERS on a stream id that is not new");
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
       break;
     case NGHTTP2_CONTINUATION:
       header_block_bytes_ += hd->length;
@@ -598,7 +619,7 @@ int Http2Session::on_header(const void* p, std::string_view name, std::string_vi
     slot->assign(value);
     return 0;
   }
-  if (connection_specific(name) || (name == "te" && value != "trailers")) {
+  if (connection_specific(name) || (name == "te" && !iequals(value, "trailers"))) {
     reset_stream(*s, NGHTTP2_PROTOCOL_ERROR, "connection-specific header");
     return 0;
   }
@@ -612,7 +633,8 @@ int Http2Session::on_header(const void* p, std::string_view name, std::string_vi
     return 0;
   }
   if (name == "cookie") {
-    // RFC 9113 §8.2.3: crumbs are joined with "; " for HTTP/1.1.
+    // RFC 9113 §8.2.3: crumbs are joined with "; " for HTTP/1.1 (an empty one adds nothing).
+    if (value.empty()) return 0;
     if (!s->cookie.empty()) s->cookie.append("; ");
     s->cookie.append(value);
     return 0;
@@ -655,6 +677,8 @@ int Http2Session::on_frame_recv(const void* p) {
       if (!s || s->rejected) return 0;
       if (!s->headers_done) {
         s->headers_done = true;
+        // A malformed head is reset before its body comes (431 waits for the block's end).
+        if (!s->too_large && !valid_head(*s)) return 0;
         // The body deadline counts from here (a request without a body needs no clock read).
         if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) s->body_progress = host_.loop().now();
         if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->too_large && s->protocol.empty()) {
@@ -756,8 +780,8 @@ void Http2Session::body_error(Stream& s, int status) {
 
 void Http2Session::headers_before_body(Stream& s) {
   // The head of a request with a body: what can be answered without the body is answered
-  // now (RFC 9110 §10.1.1), before the client sends it. Anything malformed is left to
-  // request_complete, which checks it all once the stream ends.
+  // now (RFC 9110 §10.1.1), before the client sends it. The head passed valid_head already;
+  // the body's length is checked by request_complete once the stream ends.
   std::string_view host = s.authority.empty() ? std::string_view(s.host_header) : std::string_view(s.authority);
   const bool checkable = !s.method.empty() && !s.path.empty() && !host.empty() && s.method != "CONNECT";
   const ListenerRuntime* l = conn_.listener();
@@ -800,7 +824,6 @@ void Http2Session::headers_before_body(Stream& s) {
     write_soon();
   }
   if (streaming) {
-    if (!valid_head(s)) return;
     s.streaming = true;
     s.body.set_writer(&s);
     if (metrics::LoopCounters* lc = host_.counters()) lc->bodies_streamed.add();
@@ -880,6 +903,7 @@ int Http2Session::on_frame_send(const void* p) {
   const auto* f = static_cast<const nghttp2_frame*>(p);
   // Resets the server is provoked into sending count too ("MadeYouReset", CVE-2025-8671).
   if (f->hd.type == NGHTTP2_RST_STREAM && f->rst_stream.error_code != NGHTTP2_NO_ERROR) count_reset();
+  if (f->hd.type == NGHTTP2_RST_STREAM) stream_ids_.on_reset_sent(f->hd.stream_id);
   if (metrics::LoopCounters* lc = host_.counters()) {
     if (f->hd.type == NGHTTP2_RST_STREAM) lc->rst_sent[metrics::h2_error_index(f->rst_stream.error_code)].add();
     else if (f->hd.type == NGHTTP2_GOAWAY) lc->goaway_sent[metrics::h2_error_index(f->goaway.error_code)].add();
@@ -902,23 +926,17 @@ void Http2Session::reset_stream(Stream& s, uint32_t error_code, const char* why)
 // ---- the request --------------------------------------------------------------------------
 
 bool Http2Session::valid_head(Stream& s) {
-  // Checks nghttp2 1.52 leaves to the application.
-  bool options_star = s.path == "*" && s.method == "OPTIONS";
-  if (s.method.empty() || s.scheme.empty() || s.path.empty() || (s.path[0] != '/' && !options_star)) {
-    reset_stream(s, NGHTTP2_PROTOCOL_ERROR, "bad :path, :method or :scheme");
-    return false;
+  // The checks nghttp2 1.52 leaves to the application (h2_request_checks.h).
+  h2::HeadCheck c = h2::check_request_head({s.method, s.scheme, s.path, s.authority, s.host_header, s.protocol});
+  switch (c.verdict) {
+    case h2::HeadVerdict::Ok: return true;
+    case h2::HeadVerdict::Malformed: reset_stream(s, NGHTTP2_PROTOCOL_ERROR, c.reason); return false;
+    case h2::HeadVerdict::NotImplemented:
+      s.ex.reject_reason = c.reason;
+      respond_error(s, 501);
+      return false;
   }
-  if (!s.authority.empty() && !s.host_header.empty() && !same_authority(s.authority, s.host_header)) {
-    reset_stream(s, NGHTTP2_PROTOCOL_ERROR, ":authority and host disagree");
-    return false;
-  }
-  // Extended CONNECT (a :protocol) is a tunnel request (connect_request); plain CONNECT, or
-  // a :protocol on another method, is refused.
-  if ((s.method == "CONNECT") == s.protocol.empty()) {
-    reset_stream(s, NGHTTP2_REFUSED_STREAM, "CONNECT is not supported");
-    return false;
-  }
-  return true;
+  return false;
 }
 
 Forwarding Http2Session::forwarding(const Exchange& ex, std::string_view host) {
@@ -952,11 +970,10 @@ void Http2Session::request_complete(Stream& s) {
     return;
   }
   if (s.content_length >= 0 && static_cast<uint64_t>(s.content_length) != s.body.size()) {
-    if (!valid_head(s)) return;
     reset_stream(s, NGHTTP2_PROTOCOL_ERROR, "body length differs from content-length");
     return;
   }
-  if (!valid_head(s)) return;
+  // The head was checked when its block ended (on_frame_recv).
   if (s.method == "CONNECT") {
     connect_request(s);
     return;

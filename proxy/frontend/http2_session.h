@@ -26,6 +26,7 @@
 #include "proxy/client_connection.h"
 #include "proxy/exchange.h"
 #include "proxy/frontend/h2_mem.h"
+#include "proxy/frontend/h2_request_checks.h"
 
 typedef struct nghttp2_session nghttp2_session;
 
@@ -94,6 +95,8 @@ class Http2Session final : public FrontendSession {
   /// Counts frames nghttp2 drops silently (extension types); false once over the limit.
   bool scan(std::string_view bytes);
   void abuse(uint32_t error_code, const char* why);
+  /// A protocol violation that ends the connection (GOAWAY with `error_code`), logged at debug.
+  void connection_error(uint32_t error_code, const char* why);
   void close();
   void on_timer();
   void reset_stream(Stream& s, uint32_t error_code, const char* why);
@@ -121,6 +124,8 @@ class Http2Session final : public FrontendSession {
   void submit(Stream& s, int status, bool body);
   void consume(Stream& s, size_t n);
   void release_budget(Stream& s);
+  /// True when nghttp2 knows stream `id` (not idle): see StreamIds::on_headers.
+  bool known_stream(int32_t id);
   bool count_reset();
   bool count_flood();
   Stream* find(int32_t id);
@@ -144,6 +149,7 @@ class Http2Session final : public FrontendSession {
   std::string out_;
   size_t out_pos_ = 0;
   RateLimit resets_, floods_;
+  h2::StreamIds stream_ids_;  // RFC 9113 §5.1.1 (nghttp2 ignores HEADERS on old stream ids)
   uint64_t body_budget_ = 0, body_used_ = 0;  // request body bytes consumed (window opened) and not yet freed
   std::vector<std::pair<int32_t, size_t>> unconsumed_;  // waiting for body budget
   int continuations_ = 0;
