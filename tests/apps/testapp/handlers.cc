@@ -152,6 +152,11 @@ std::string chunk_encode(const std::string& body) {
 
 bool is_introspection(const Request& req) { return req.path() == "/maxinflight"; }
 
+bool is_soak(const Request& req) {
+  const std::string path = req.path();
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, "/soak") == 0;
+}
+
 Response handle(const Request& req, const Counters& counters, uint64_t connection_serial) {
   Response r;
   const std::string path = req.path();
@@ -221,6 +226,11 @@ Response handle(const Request& req, const Counters& counters, uint64_t connectio
     r.body = std::to_string(::getpid()) + ":" + std::to_string(connection_serial);
   } else if (path == "/exit") {
     r.exit_now = true;
+  } else if (is_soak(req)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(query_number(req, "ms", 0, 60'000)));
+    const char* v = std::getenv("WHOAMI");
+    r.body = std::string(v ? v : "") + " " + req.body;  // req.body: "HEX BYTES\n" (main.cc)
+    r.body.append(static_cast<size_t>(query_number(req, "pad", 0, 16L << 20)), 'p');
   } else if (path.size() >= 7 && path.compare(path.size() - 7, 7, "/whoami") == 0) {
     // Under any mount point: $WHOAMI, which tests set per app and generation.
     const char* v = std::getenv("WHOAMI");

@@ -47,6 +47,8 @@ struct Response {
 ///   /exit         _exit(3) without answering
 ///   .../whoami    $WHOAMI, under any prefix (which app and generation answered)
 ///   ...?body_delay_ms=N  any path: waits N ms before reading the body (a slow app; main.cc)
+///   .../soak?ms=N&pad=P  sleeps N ms, then "$WHOAMI HEX BYTES\n" (the body's SHA-256 and
+///                 length) and P bytes of padding: the soak driver's endpoint (tests/soak)
 Response handle(const Request& req, const Counters& counters, uint64_t connection_serial);
 
 /// Serializes the status line and headers (Content-Length or Transfer-Encoding added here).
@@ -54,5 +56,8 @@ std::string serialize_head(const Response& resp, bool keep_alive);
 
 /// True for the paths that are not counted in the in-flight statistics.
 bool is_introspection(const Request& req);
+
+/// True for .../soak (its body is hashed as it is read, like /sha256).
+bool is_soak(const Request& req);
 
 }  // namespace testapp

@@ -140,11 +140,12 @@ void serve_connection(int fd) {
     if (counted) note_in_flight_start();
     ++g_counters.requests;
     if (g_log) log_request(req);
-    // /sha256: the body is hashed as it is read, never held (uploads of any size); with
-    // TESTAPP_LOG=1 the first body bytes are logged as they arrive ("... first body bytes").
+    // /sha256 and .../soak: the body is hashed as it is read, never held (uploads of any
+    // size); with TESTAPP_LOG=1 the first body bytes are logged as they arrive ("... first
+    // body bytes").
     std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> md(nullptr, EVP_MD_CTX_free);
     uint64_t body_bytes = 0;
-    if (req.path() == "/sha256") {
+    if (req.path() == "/sha256" || is_soak(req)) {
       md.reset(EVP_MD_CTX_new());
       EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr);
       req.body_sink = [&](const char* p, size_t n) {
