@@ -11,7 +11,7 @@ ifneq ($(SANITIZE),)
   BUILD := build-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps configure build run test test-unit test-uploads test-asan bench fuzz soak clean package package-test
+.PHONY: all deps configure build run test test-unit test-uploads test-asan bench fuzz soak soak-reload clean package package-test
 
 all: build
 
@@ -57,11 +57,20 @@ fuzz:
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_http1
 	tests/fuzz/run.sh build-fuzz
 
-# make soak: the reload property test (tests/integration/63_reload_property_test.cc) over a
-# long random sequence: SOAK_STEPS reloads under load, each checked; CORRAL_RELOAD_SEED=N repeats
-# a sequence. Prints the seed, every step and the totals.
+# make soak: mixed HTTP/1.1 and HTTP/2 load (keep-alive and fresh connections, TLS, uploads,
+# slow readers, hostile clients) against an app of every kind for SOAK_MINUTES, while a chaos
+# loop reloads every 30 s, SIGKILLs workers and the proxy and rescales an app; fails on a
+# failed request no death record accounts for, an answer from the wrong app or generation, or
+# a daemon whose fds, threads or RSS grew (tests/soak/README.md). SOAK_SEED=N repeats a run.
+# make soak-reload: the reload property test (tests/integration/63_reload_property_test.cc)
+# over a long random sequence: SOAK_STEPS reloads under load, each checked;
+# CORRAL_RELOAD_SEED=N repeats a sequence.
+SOAK_MINUTES ?= 10
 SOAK_STEPS ?= 300
 soak: build
+	SOAK_MINUTES=$(SOAK_MINUTES) /usr/bin/python3 -B tests/soak/soak.py --build $(BUILD)
+
+soak-reload: build
 	CORRAL_RELOAD_STEPS=$(SOAK_STEPS) $(BUILD)/bin/itest_63_reload_property --gtest_color=no
 
 # .deb and .rpm in $(PKG_BUILD)/packages: a Release build with Debian's hardening flags, no tests.

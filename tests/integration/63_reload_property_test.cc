@@ -10,7 +10,7 @@
 //     workers the status lists, and runtime_dir holds exactly their sockets.
 //
 // CORRAL_RELOAD_STEPS (default 20) and CORRAL_RELOAD_SEED (default: from the clock) steer
-// it; `make soak` runs a long sequence. A failure prints the seed and the step.
+// it; `make soak-reload` runs a long sequence. A failure prints the seed and the step.
 #include <gtest/gtest.h>
 
 #include <dirent.h>
