@@ -115,6 +115,14 @@ void AppDispatcher::flush_events() {
   for (auto& e : events) observer(std::move(e));
 }
 
+int AppDispatcher::load_locked(size_t i) const {
+  const SlotState& s = slots_[i];
+  int load = s.in_flight;
+  for (size_t j = 0; j < slots_.size(); ++j)
+    if (j != i && slots_[j].removed && slots_[j].path == s.path) load += slots_[j].in_flight;
+  return load;
+}
+
 int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now, bool tunnel) {
   const size_t n = slots_.size();
   if (n == 0) return -1;
@@ -125,12 +133,14 @@ int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now, bool t
   for (size_t k = 0; k < n; ++k) {
     size_t i = (rr_ + k) % n;
     const SlotState& s = slots_[i];
-    if (!s.accepting || s.removed || s.hung || s.in_flight >= s.concurrency) continue;
+    if (!s.accepting || s.removed || s.hung) continue;
+    const int load = load_locked(i);
+    if (load >= s.concurrency) continue;
     if (s.down_until > now) continue;
     if (tunnel && static_cast<uint32_t>(s.tunnels + s.tunnel_reserved) >= max_tunnels_) continue;
-    if (best < 0 || s.in_flight < best_load) {
+    if (best < 0 || load < best_load) {
       best = static_cast<int>(i);
-      best_load = s.in_flight;
+      best_load = load;
       if (best_load == 0) break;
     }
   }

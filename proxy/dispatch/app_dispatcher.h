@@ -225,6 +225,11 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   // Picks the least-loaded usable slot below concurrency; -1 when none. Mutex held.
   // tunnel: the slot must also have a free tunnel place (max_tunnels).
   int pick_locked(std::chrono::steady_clock::time_point now, bool tunnel = false);
+  // The requests on slot i's socket: its own leases, and those still out on an earlier
+  // process of the same socket (removed: the worker died and was restarted in its slot),
+  // whose requests were resent to that socket or wait in its backlog, so the new process
+  // serves them. Mutex held.
+  int load_locked(size_t i) const;
   Lease make_lease_locked(int index, std::chrono::steady_clock::time_point now, bool tunnel = false);
   // Grants queued waiters in order while slots are free (an upgrade that finds no tunnel
   // place is passed over). Mutex held.

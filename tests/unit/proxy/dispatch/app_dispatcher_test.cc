@@ -122,12 +122,13 @@ TEST(AppDispatcher, DrainingAndRemovedSlotsGetNothingNew) {
   Lease a;
   ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
   int busy = a.slot();
-  // The busy slot is replaced by a new generation: the old one drains, the new one serves.
-  d->update_slots({slot(busy, 1, 2), slot(1 - busy, 1, 1, /*accepting=*/false)});
+  // The busy slot is replaced by a new worker (a new slot on its own socket, as the
+  // supervisor replaces workers): the old one drains, the new one serves.
+  d->update_slots({slot(2, 1, 2), slot(1 - busy, 1, 1, /*accepting=*/false)});
   for (int i = 0; i < 3; ++i) {
     Lease l;
     ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Granted);
-    EXPECT_EQ(l.slot(), busy);
+    EXPECT_EQ(l.slot(), 2);
     EXPECT_EQ(l.generation(), 2u);
   }
   EXPECT_EQ(d->slots().size(), 3u);  // old generation still draining
@@ -168,6 +169,37 @@ TEST(AppDispatcher, HungSlotGetsNothingUntilReplaced) {
     seen.insert(l.slot());
   }
   EXPECT_EQ(seen.size(), 2u);
+}
+
+// A worker that dies is restarted in its slot: a new generation on the same socket. A
+// request still out on the dead one (an idempotent request resent to that socket after its
+// kept connection broke, or one waiting in the socket's backlog) is served by the new
+// process, so it counts against the new one's concurrency: a one-at-a-time worker (php-cgi,
+// a sync worker) given a second connection would leave it waiting until the timeout.
+TEST(AppDispatcher, ARestartedWorkerCountsTheRequestsLeftOnItsSocket) {
+  auto d = make(4, {slot(0, 1, 1), slot(1, 1, 1)});
+  Lease a, b;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), b), AppDispatcher::Outcome::Granted);
+  const int restarted = a.slot();
+  b.release();
+  d->update_slots({slot(restarted, 1, 2), slot(1 - restarted, 1, 1)});
+  Lease c, none;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), c), AppDispatcher::Outcome::Granted);
+  EXPECT_EQ(c.slot(), 1 - restarted) << "the restarted worker still serves the request left on its socket";
+  auto w = std::make_shared<StoreWaiter>();
+  EXPECT_EQ(d->acquire(w, none), AppDispatcher::Outcome::Queued);
+  a.release();  // the request left on the socket is answered: the new process is free
+  ASSERT_EQ(w->got.size(), 1u);
+  EXPECT_EQ(w->got[0].slot(), restarted);
+  EXPECT_EQ(w->got[0].generation(), 2u);
+  // A replaced worker on another socket (a new slot) does not count the old one's requests.
+  auto e = make(4, {slot(0, 1, 1)});
+  Lease old;
+  ASSERT_EQ(e->acquire(std::make_shared<StoreWaiter>(), old), AppDispatcher::Outcome::Granted);
+  e->update_slots({slot(1, 1, 1)});
+  Lease fresh;
+  EXPECT_EQ(e->acquire(std::make_shared<StoreWaiter>(), fresh), AppDispatcher::Outcome::Granted);
 }
 
 TEST(AppDispatcher, RequestsOfNamesInFlightAndRecentlyLostRequests) {
