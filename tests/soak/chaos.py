@@ -5,6 +5,7 @@ import copy
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 
@@ -29,6 +30,8 @@ class Model:
             },
         }
         self.scaled = {}  # app -> workers set with corralctl scale (kept until the file changes workers)
+        self.max_concurrency = {n: a["concurrency"] for n, a in self.state["apps"].items()}
+        self.max_concurrency["extra"] = 1
 
     def want(self):
         return {n: self.scaled.get(n, a["workers"]) for n, a in self.state["apps"].items()}
@@ -50,6 +53,77 @@ def proc_figures(pid):
         return None
 
 
+STALL_S = 8.0
+
+
+def capture_stacks(pid, path):
+    """What a process is doing: its kernel stack, wchan and syscall, and gdb's backtrace of
+    every thread."""
+    with open(path, "w") as f:
+        for name in ("wchan", "syscall", "stack", "status"):
+            try:
+                with open("/proc/%d/%s" % (pid, name)) as p:
+                    f.write("== /proc/%d/%s\n%s\n" % (pid, name, p.read()))
+            except OSError as e:
+                f.write("== /proc/%d/%s: %s\n" % (pid, name, e))
+        f.flush()
+        try:
+            r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "thread apply all bt"],
+                               capture_output=True, text=True, timeout=60)
+            f.write("== gdb\n" + r.stdout + r.stderr)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            f.write("== gdb: %s\n" % e)
+
+
+def fd_breakdown(pid, run_dir):
+    """What a process's fds are, counted: "tcp", "unix -> web-0.sock" (a connection to a
+    worker slot's socket, by the peer's path), "unix", "pipe", "anon_inode:[eventfd]", a file
+    path (the run directory abbreviated to ~)."""
+    try:
+        links = [os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)]
+    except OSError:
+        return {}
+    unix = {}  # inode -> (local path, peer inode)
+    try:
+        out = subprocess.run(["ss", "-xan"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    for line in out.splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 8 and f[5].isdigit() and f[7].isdigit():
+            unix[f[5]] = (f[4], f[7])
+    tcp = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as t:
+                tcp |= {l.split()[9] for l in list(t)[1:]}
+        except OSError:
+            pass
+    counts = {}
+    for l in links:
+        if l.startswith("socket:["):
+            inode = l[8:-1]
+            if inode in tcp:
+                what = "tcp"
+            elif inode in unix:
+                local, peer = unix[inode]
+                peer_path = unix.get(peer, ("*", ""))[0]
+                if local != "*":
+                    what = "unix " + local.replace(run_dir, "~")
+                elif peer_path != "*":
+                    what = "unix -> " + os.path.basename(peer_path)
+                else:
+                    what = "unix"
+            else:
+                what = "socket"
+        elif l.startswith("pipe:"):
+            what = "pipe"
+        else:
+            what = l.replace(run_dir, "~")
+        counts[what] = counts.get(what, 0) + 1
+    return counts
+
+
 class Monitor(threading.Thread):
     """Polls the status every second: keeps every death record seen (recent_deaths holds the
     last 20 per app) and samples every daemon's fds, threads and RSS every 5 s."""
@@ -63,6 +137,8 @@ class Monitor(threading.Thread):
         self.samples = []   # (t, {daemon: (pid, fds, threads, rss)})
         self.last_status = None
         self.status_failures = 0
+        self.answered_at = time.time()
+        self.stalls = []    # [start, seconds, stacks file]
         self.stop = threading.Event()
 
     def merge(self, st):
@@ -76,18 +152,21 @@ class Monitor(threading.Thread):
                         self.deaths[key] = dict(d, app=a["name"])
 
     def sample(self, st):
-        daemons = {"supervisor": self.corral.pid()}
+        daemons = {"supervisor": (self.corral.pid(), time.time() - self.t0)}
         if st.get("proxy", {}).get("pid"):
-            daemons["proxy"] = st["proxy"]["pid"]
+            daemons["proxy"] = (st["proxy"]["pid"], 0)
+        # Workers by app and rank: a new generation's worker ids differ from the old ones',
+        # "web[0]" is the first worker of web whatever its id.
         for a in st.get("apps", []):
-            for w in a["workers"]:
-                if w.get("pid", 0) > 0 and not w.get("retiring"):
-                    daemons["%s#%d" % (a["name"], w["id"])] = w["pid"]
+            live = sorted((w for w in a["workers"] if w.get("pid", 0) > 0 and not w.get("retiring")),
+                          key=lambda w: w["id"])
+            for rank, w in enumerate(live):
+                daemons["%s[%d]" % (a["name"], rank)] = (w["pid"], w.get("uptime_seconds", 0))
         out = {}
-        for name, pid in daemons.items():
+        for name, (pid, uptime) in daemons.items():
             f = proc_figures(pid)
             if f:
-                out[name] = (pid,) + f
+                out[name] = (pid,) + f + (uptime,)
         with self.mu:
             self.samples.append((time.time(), out))
 
@@ -96,10 +175,35 @@ class Monitor(threading.Thread):
         if st is None:
             self.status_failures += 1
             return None
+        with self.mu:
+            self.answered_at = time.time()
         self.merge(st)
         return st
 
+    def watch_stalls(self):
+        """A supervisor that does not answer its control socket for STALL_S is stalled: its
+        stacks (gdb, /proc) go to stall-N.txt in the run directory, once per stall."""
+        in_stall = False
+        while not self.stop.wait(1.0):
+            with self.mu:
+                quiet = time.time() - self.answered_at
+            if quiet < STALL_S:
+                if in_stall:
+                    self.stalls[-1][1] = time.time() - self.stalls[-1][0]
+                in_stall = False
+                continue
+            if in_stall:
+                self.stalls[-1][1] = quiet
+                continue
+            in_stall = True
+            path = os.path.join(self.corral.run_dir, "stall-%d.txt" % (len(self.stalls) + 1))
+            self.stalls.append([time.time() - quiet, quiet, path])
+            capture_stacks(self.corral.pid(), path)
+            print("[soak] %6.1fs the supervisor has not answered for %.0f s; stacks in %s" % (
+                time.time() - self.t0, quiet, path), flush=True)
+
     def run(self):
+        threading.Thread(target=self.watch_stalls, daemon=True).start()
         next_sample = 0
         while not self.stop.is_set():
             st = self.poll()
@@ -206,7 +310,9 @@ class Chaos(threading.Thread):
         self.corral.write_config(st)
         code, out, err = self.corral.ctl("reload", timeout=90)
         t_applied = time.time()
-        if code != 0:
+        if code == 3:
+            self.log("reload %d: applied, but corralctl's wait ended before the new workers were ready" % k)
+        elif code != 0:
             self.problems.append("reload %d rejected: %s %s" % (k, out.strip(), err.strip()))
             self.log("reload %d FAILED: %s %s" % (k, out.strip(), err.strip()))
             return

@@ -56,6 +56,7 @@ class Corral:
             elif a["kind"] == "cgi":
                 t.append("root = " + q(APPS + "/cgi"))
             else:
+                env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in the source tree
                 t += ['module = "soak_app:app"', "python_path = [%s]" % q(APPS + "/wsgi"),
                       "worker_class = " + q(a["worker_class"])]
             if a.get("max_requests"):

@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from chaos import Chaos, Model, Monitor  # noqa: E402
+from chaos import Chaos, Model, Monitor, fd_breakdown  # noqa: E402
 from clients import h1_client, hostile_client  # noqa: E402
 from corral_run import Corral, make_cert  # noqa: E402
 from h2client import h2_client  # noqa: E402
@@ -25,14 +25,22 @@ from model import Live  # noqa: E402
 from results import Results  # noqa: E402
 
 # Flatness bounds, baseline (minute 2) to end, on the figures taken while the load pauses
-# (every client connection closed): fds may grow by at most FD_SLACK (a few transient pipes
-# or sockets: a control connection being served, a CGI child's pipes), threads not at all
-# (workers: THREAD_SLACK, a thread pool that grows to its size lazily), RSS by at most
-# RSS_GROWTH of the baseline plus RSS_SLACK_KIB (allocator noise on a small process).
-FD_SLACK = {"supervisor": 4, "proxy": 12, "worker": 4}
-THREAD_SLACK = {"supervisor": 0, "proxy": 0, "worker": 2}
+# (every client connection closed): the supervisor's and the proxy's fixed fds (fd_accounting:
+# all but the slot sockets, worker pipes and idle upstream connections, which come and go with
+# workers and are checked on their own) may grow by at most 2 (a control connection being
+# served); threads not at all; RSS by at most 10 % + 2 MiB. A worker's fds and
+# threads by at most 2 + 2 x concurrency (the proxy's two threads may each keep up to
+# `concurrency` idle connections to it, and a thread-per-connection app has a thread for
+# each), its RSS as the proxy's, judged only for a process that lived through both points
+# and was up for WARM_S at the first (a young Python worker grows while it warms up). A
+# worker replaced in between is judged on fds and threads against its predecessor: a new
+# process that starts with more fds inherited something it should not have.
+FD_SLACK = {"supervisor": 2, "proxy": 2}
+PROXY_THREADS = 2
+THREAD_SLACK = {"supervisor": 0, "proxy": 0}
 RSS_GROWTH = 0.10
 RSS_SLACK_KIB = 2048
+WARM_S = 60
 # A death explains a failed request up to this long after the client saw the failure (the
 # supervisor reaps and logs a death just after the proxy saw the connection break).
 DEATH_LAG = 2.0
@@ -83,8 +91,9 @@ def start_load(ports, live, results, gate, seed):
     return threads
 
 
-def idle_figures(monitor, gate):
-    """Pauses the load, waits for the connections to close, samples every daemon, resumes."""
+def idle_figures(monitor, gate, corral):
+    """Pauses the load, waits for the connections to close, samples every daemon, resumes.
+    Returns the samples and what the supervisor's and the proxy's fds are."""
     gate.pause(True)
     time.sleep(3)
     st = monitor.poll()
@@ -94,17 +103,51 @@ def idle_figures(monitor, gate):
             monitor.sample(st)
             taken.append(monitor.samples[-1][1])
         time.sleep(0.5)
+    kinds = {}
+    if taken:
+        for name in ("supervisor", "proxy"):
+            if name in taken[-1]:
+                kinds[name] = fd_breakdown(taken[-1][name][0], corral.run_dir)
+    kinds["slots"] = {}
+    for a in (st or {}).get("apps", []):
+        for w in a["workers"]:
+            if w.get("pid", 0) > 0:
+                kinds["slots"][os.path.basename(w["socket"])] = a["name"]
     gate.pause(False)
-    return taken
+    return taken, kinds
+
+
+def fd_accounting(kinds, max_concurrency):
+    """From an fd breakdown at an idle point: the supervisor's and the proxy's fixed fds (all
+    but what comes and goes with workers: the supervisor's slot sockets and the two output
+    pipes per worker; the proxy's idle upstream connections), and what is wrong with the
+    proxy's upstream connections (more to a worker than its pools may keep, any to a socket no
+    live worker has)."""
+    slots = kinds.get("slots", {})
+    sup, prx = kinds.get("supervisor", {}), kinds.get("proxy", {})
+    slot_sockets = sum(n for k, n in sup.items() if k.startswith("unix ~/r/") and k != "unix ~/r/control.sock")
+    fixed = {"supervisor": sum(sup.values()) - slot_sockets - 2 * len(slots)}
+    pooled = {k[len("unix -> "):]: n for k, n in prx.items() if k.startswith("unix -> ")}
+    fixed["proxy"] = sum(prx.values()) - sum(pooled.values())
+    wrong = []
+    for sock, n in sorted(pooled.items()):
+        app = slots.get(sock)
+        if app is None:
+            wrong.append("%d upstream connection(s) to %s, which no live worker has" % (n, sock))
+        elif n > PROXY_THREADS * max_concurrency.get(app, 1):
+            wrong.append("%d upstream connections to %s (%s), more than %d threads x concurrency %d" % (
+                n, sock, app, PROXY_THREADS, max_concurrency.get(app, 1)))
+    return fixed, wrong
 
 
 def median_figures(samples):
-    """{daemon: (pid, fds, threads, rss)}: the median of each figure over the samples (the pid
-    of the last one)."""
+    """{daemon: (pid, fds, threads, rss, uptime)}: the median of each figure over the samples
+    (the pid and uptime of the last one)."""
     out = {}
     for name in set().union(*[s.keys() for s in samples]) if samples else []:
         rows = [s[name] for s in samples if name in s]
-        out[name] = (rows[-1][0],) + tuple(int(statistics.median(r[i] for r in rows)) for i in (1, 2, 3))
+        out[name] = ((rows[-1][0],) + tuple(int(statistics.median(r[i] for r in rows)) for i in (1, 2, 3)) +
+                     (rows[-1][4],))
     return out
 
 
@@ -135,29 +178,45 @@ def account(results, live, deaths, proxy_deaths):
     return counts, unaccounted
 
 
-def flatness(base, end):
-    """[(daemon, base, end, verdict)] and the number of violations."""
+def flatness(base, end, concurrency, fixed_base, fixed_end):
+    """[(daemon, base, end, verdict)] and the number of violations. The supervisor's and the
+    proxy's fds are judged on their fixed part."""
     rows, bad = [], 0
     for name in sorted(set(base) | set(end), key=lambda n: (n not in ("supervisor", "proxy"), n)):
         b, e = base.get(name), end.get(name)
         if not b or not e:
             rows.append((name, b, e, "only at %s" % ("minute 2" if b else "the end")))
             continue
-        cls = name if name in ("supervisor", "proxy") else "worker"
         why = []
-        if e[1] > b[1] + FD_SLACK[cls]:
-            why.append("fds +%d > +%d" % (e[1] - b[1], FD_SLACK[cls]))
-        if e[2] > b[2] + THREAD_SLACK[cls]:
-            why.append("threads +%d > +%d" % (e[2] - b[2], THREAD_SLACK[cls]))
-        if e[3] > b[3] * (1 + RSS_GROWTH) + RSS_SLACK_KIB:
+        notes = []
+        if name in FD_SLACK:
+            fd_slack, thread_slack, judge_rss = FD_SLACK[name], THREAD_SLACK[name], True
+        else:
+            fd_slack = thread_slack = 2 + 2 * concurrency.get(name.split("[")[0], 1)
+            judge_rss = b[0] == e[0] and b[4] >= WARM_S
+            if b[0] != e[0]:
+                notes.append("new process")
+            elif not judge_rss:
+                notes.append("up %.0f s at minute 2: RSS not judged" % b[4])
+        if name in fixed_base and name in fixed_end:
+            fb, fe = fixed_base[name], fixed_end[name]
+            notes.append("fixed fds %d -> %d" % (fb, fe))
+            if fe > fb + fd_slack:
+                why.append("fixed fds +%d > +%d" % (fe - fb, fd_slack))
+        elif e[1] > b[1] + fd_slack:
+            why.append("fds +%d > +%d" % (e[1] - b[1], fd_slack))
+        if e[2] > b[2] + thread_slack:
+            why.append("threads +%d > +%d" % (e[2] - b[2], thread_slack))
+        if judge_rss and e[3] > b[3] * (1 + RSS_GROWTH) + RSS_SLACK_KIB:
             why.append("RSS +%.1f%% > %d%% + %d KiB" % (100.0 * (e[3] - b[3]) / b[3], RSS_GROWTH * 100, RSS_SLACK_KIB))
         bad += bool(why)
-        rows.append((name, b, e, "; ".join(why) if why else "flat" + (" (new process)" if b[0] != e[0] else "")))
+        verdict = "; ".join(why) if why else "flat"
+        rows.append((name, b, e, verdict + (" (%s)" % ", ".join(notes) if notes else "")))
     return rows, bad
 
 
 def fmt_fig(f):
-    return "%7d %4d %3d %8d" % f if f else "%7s %4s %3s %8s" % ("-", "-", "-", "-")
+    return "%7d %4d %3d %8d" % f[:4] if f else "%7s %4s %3s %8s" % ("-", "-", "-", "-")
 
 
 def main():
@@ -182,6 +241,7 @@ def main():
         live.add_app(name, a["kind"], a["whoami"], t_boot)
         live.set_route("/%s/" % name, name, t_boot)
     live.set_route("/alias/", model.state["alias"], t_boot)
+    live.set_route("/extra/", None, t_boot)  # the app comes and goes with reloads
     corral.write_config(model.state)
     corral.start()
     ok = False
@@ -203,7 +263,8 @@ def main():
         time.sleep(max(0.0, t0 + base_at - time.time()))
         with monitor.mu:
             base_load = median_figures([s for t, s in monitor.samples if t >= t0 + base_at - 12])
-        base_idle = median_figures(idle_figures(monitor, gate))
+        base_taken, base_fds = idle_figures(monitor, gate, corral)
+        base_idle = median_figures(base_taken)
         print("[soak] %6.1fs baseline figures taken" % (time.time() - t0), flush=True)
         while time.time() < t0 + duration:
             time.sleep(min(30.0, t0 + duration - time.time()))
@@ -213,7 +274,8 @@ def main():
         chaos.join(90)
         with monitor.mu:
             end_load = median_figures([s for t, s in monitor.samples if t >= t0 + duration - 12])
-        end_idle = median_figures(idle_figures(monitor, gate))
+        end_taken, end_fds = idle_figures(monitor, gate, corral)
+        end_idle = median_figures(end_taken)
         gate.set()
         for t in threads:
             t.join(60)
@@ -245,6 +307,9 @@ def main():
         print("reloads %d, worker SIGKILLs %d, proxy SIGKILLs %d, death records %d (%s), proxy deaths logged %d" % (
             chaos.reloads, len(chaos.kills), len(chaos.proxy_kills), len(deaths),
             ", ".join("%s %d" % kv for kv in sorted(reasons.items())), len(proxy_deaths)))
+        for start, secs, path in monitor.stalls:
+            chaos.problems.append("the supervisor did not answer its control socket for %.0f s from %.1f s on "
+                                  "(stacks: %s)" % (secs, start - t0, path))
         for p in chaos.problems:
             print("CHAOS PROBLEM: " + p)
 
@@ -266,18 +331,30 @@ def main():
                 print("    %s: %s" % (case, got))
 
         print("\n== figures: pid, fds, threads, RSS KiB at %.0f s and at the end ==" % base_at)
-        print("bounds (idle): fds +%s, threads +%s, RSS +%d%% + %d KiB" % (
-            "/".join("%s %d" % kv for kv in FD_SLACK.items()), "/".join("%s %d" % kv for kv in THREAD_SLACK.items()),
-            RSS_GROWTH * 100, RSS_SLACK_KIB))
+        print("bounds (idle figures): fixed fds +2 supervisor and proxy, +2+2*concurrency a worker; threads +0 supervisor "
+              "and proxy, +2+2*concurrency a worker; RSS +%d%% + %d KiB (a worker: the same process, up %d s at "
+              "minute 2)" % (RSS_GROWTH * 100, RSS_SLACK_KIB, WARM_S))
+        fixed_base, wrong_base = fd_accounting(base_fds, model.max_concurrency)
+        fixed_end, wrong_end = fd_accounting(end_fds, model.max_concurrency)
         for title, b, e, judged in (("under load (median of the samples of the last 12 s)", base_load, end_load, False),
                                     ("idle (load paused 3 s, median of 3 samples)", base_idle, end_idle, True)):
             print("-- %s" % title)
             print("%-14s %-27s   %-27s %s" % ("daemon", "   pid  fds thr   rss", "   pid  fds thr   rss", ""))
-            rows, bad = flatness(b, e)
+            rows, bad = flatness(b, e, {n: a["concurrency"] for n, a in model.state["apps"].items()},
+                                 fixed_base if judged else {}, fixed_end if judged else {})
             for name, fb, fe, verdict in rows:
                 print("%-14s %s -> %s  %s" % (name, fmt_fig(fb), fmt_fig(fe), verdict if judged else ""))
             if judged:
                 leaks = bad
+        print("-- what the fds are (idle), at %.0f s -> at the end" % base_at)
+        for name in ("supervisor", "proxy"):
+            b, e = base_fds.get(name, {}), end_fds.get(name, {})
+            if not isinstance(b, dict) or not isinstance(e, dict):
+                continue
+            print("%s: %s" % (name, ", ".join("%s %d->%d" % (k, b.get(k, 0), e.get(k, 0)) for k in sorted(set(b) | set(e)))))
+        for w in wrong_base + wrong_end:
+            print("UPSTREAM CONNECTIONS: " + w)
+        leaks += len(wrong_base) + len(wrong_end)
         print("\nsupervisor exit code on TERM: %s" % code)
         ok = (not unaccounted and not results.wrong and not results.hostile_bad and not chaos.problems
               and leaks == 0 and code == 0 and results.total("ok") > 0)
