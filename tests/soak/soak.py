@@ -98,16 +98,17 @@ def idle_figures(monitor, gate, corral):
     time.sleep(3)
     st = monitor.poll()
     taken = []
+    kinds = {"supervisor": [], "proxy": []}
+    # Three looks 0.5 s apart: what is there every time is what the daemon keeps (a control
+    # connection being answered, or /proc files read for it, come and go).
     for _ in range(3):
         if st:
             monitor.sample(st)
             taken.append(monitor.samples[-1][1])
+            for name in ("supervisor", "proxy"):
+                if name in taken[-1]:
+                    kinds[name].append(fd_breakdown(taken[-1][name][0], corral.run_dir))
         time.sleep(0.5)
-    kinds = {}
-    if taken:
-        for name in ("supervisor", "proxy"):
-            if name in taken[-1]:
-                kinds[name] = fd_breakdown(taken[-1][name][0], corral.run_dir)
     kinds["slots"] = {}
     for a in (st or {}).get("apps", []):
         for w in a["workers"]:
@@ -124,11 +125,20 @@ def fd_accounting(kinds, max_concurrency):
     proxy's upstream connections (more to a worker than its pools may keep, any to a socket no
     live worker has)."""
     slots = kinds.get("slots", {})
-    sup, prx = kinds.get("supervisor", {}), kinds.get("proxy", {})
-    slot_sockets = sum(n for k, n in sup.items() if k.startswith("unix ~/r/") and k != "unix ~/r/control.sock")
-    fixed = {"supervisor": sum(sup.values()) - slot_sockets - 2 * len(slots)}
-    pooled = {k[len("unix -> "):]: n for k, n in prx.items() if k.startswith("unix -> ")}
-    fixed["proxy"] = sum(prx.values()) - sum(pooled.values())
+
+    def sup_fixed(sup):
+        slot_sockets = sum(n for k, n in sup.items() if k.startswith("unix ~/r/") and k != "unix ~/r/control.sock")
+        return sum(sup.values()) - slot_sockets - 2 * len(slots)
+
+    def pooled_of(prx):
+        return {k[len("unix -> "):]: n for k, n in prx.items() if k.startswith("unix -> ")}
+
+    fixed = {}
+    if kinds.get("supervisor"):
+        fixed["supervisor"] = min(sup_fixed(b) for b in kinds["supervisor"])
+    if kinds.get("proxy"):
+        fixed["proxy"] = min(sum(b.values()) - sum(pooled_of(b).values()) for b in kinds["proxy"])
+    pooled = pooled_of(kinds["proxy"][-1]) if kinds.get("proxy") else {}
     wrong = []
     for sock, n in sorted(pooled.items()):
         app = slots.get(sock)
@@ -348,9 +358,7 @@ def main():
                 leaks = bad
         print("-- what the fds are (idle), at %.0f s -> at the end" % base_at)
         for name in ("supervisor", "proxy"):
-            b, e = base_fds.get(name, {}), end_fds.get(name, {})
-            if not isinstance(b, dict) or not isinstance(e, dict):
-                continue
+            b, e = (base_fds.get(name) or [{}])[-1], (end_fds.get(name) or [{}])[-1]
             print("%s: %s" % (name, ", ".join("%s %d->%d" % (k, b.get(k, 0), e.get(k, 0)) for k in sorted(set(b) | set(e)))))
         for w in wrong_base + wrong_end:
             print("UPSTREAM CONNECTIONS: " + w)
