@@ -35,7 +35,7 @@ bool valid_path_query(std::string_view s) {
 
 /// Parses the header lines between the start line and the final CRLF into `headers`,
 /// collecting framing facts. Returns a static reason (400-class) or nullptr; sets
-/// `too_many` when the count limit is passed.
+/// `too_many` when the count limit is passed or a field name is over kMaxFieldNameSize (431).
 const char* parse_fields(std::string_view block, const Limits& limits, std::vector<Header>& headers,
                          FieldFacts& facts, bool& too_many) {
   headers.clear();
@@ -51,6 +51,10 @@ const char* parse_fields(std::string_view block, const Limits& limits, std::vect
     }
     Header h;
     if (const char* err = detail::parse_field_line(line, h)) return err;
+    if (h.name.size() > kMaxFieldNameSize) {
+      too_many = true;
+      return "field name too long";
+    }
     headers.push_back(h);
     if (const char* err = detail::apply_field(h, facts)) return err;
   }
@@ -59,13 +63,14 @@ const char* parse_fields(std::string_view block, const Limits& limits, std::vect
 
 /// Checks the request-target form for `method` and fills out.authority.
 const char* check_target(std::string_view method, std::string_view target, RequestHead& out) {
-  if (target[0] == '/') return valid_path_query(target) ? nullptr : "invalid character in request-target";
-  if (target == "*") return method == "OPTIONS" ? nullptr : "asterisk-form target on a method other than OPTIONS";
+  // RFC 9112 §3.2.3: CONNECT takes the authority-form and only it.
   if (method == "CONNECT") {
     if (!detail::valid_authority(target, false, true)) return "invalid authority-form target";
     out.authority = target;
     return nullptr;
   }
+  if (target[0] == '/') return valid_path_query(target) ? nullptr : "invalid character in request-target";
+  if (target == "*") return method == "OPTIONS" ? nullptr : "asterisk-form target on a method other than OPTIONS";
   // absolute-form: scheme "://" authority [path-abempty] ["?" query]
   size_t colon = target.find(':');
   if (colon == std::string_view::npos || colon == 0) return "invalid request-target";
@@ -102,6 +107,9 @@ HeadResult RequestParser::parse(std::string_view buf, RequestHead& out) {
   size_t i = 0;
   while (i < line.size() && chars::is_token(line[i])) ++i;
   if (i == 0 || i == line.size() || line[i] != ' ') return error_result(scan_, 400, "invalid method");
+  // RFC 9112 §3: a method longer than any a server implements gets 501. No registered
+  // method comes near the bound; a longer token is not forwarded to an app.
+  if (i > kMaxMethodSize) return error_result(scan_, 501, "method too long");
   out.method = line.substr(0, i);
   size_t t = i + 1;
   size_t sp = line.find(' ', t);
@@ -124,9 +132,9 @@ HeadResult RequestParser::parse(std::string_view buf, RequestHead& out) {
     return error_result(scan_, 400, f.host_count == 0 ? "missing Host" : "several Host fields");
   if (f.host_count > 1) return error_result(scan_, 400, "several Host fields");
   if (!out.authority.empty() && out.method != "CONNECT") {
-    // The request line names the authority; a different Host is a routing confusion.
-    if (f.host_count == 1 && !iequals(f.host, out.authority))
-      return error_result(scan_, 400, "Host does not match the request-target authority");
+    // RFC 9112 §3.2.2: with an absolute-form target the Host field (still required, and
+    // still checked above) is ignored: the target's authority is the host, for routing and
+    // for the Host the proxy forwards.
     out.host = out.authority;
   } else {
     out.host = f.host;

@@ -31,6 +31,12 @@ enum class BodyKind {
   UntilClose,     ///< responses only: read until the connection closes
 };
 
+/// Bounds on single tokens of a request head (within max_head_size): a longer method gets
+/// 501 (RFC 9112 §3), a longer field name 431 (RFC 9110 §5.4). The request-target is bounded
+/// by max_head_size (414).
+inline constexpr size_t kMaxMethodSize = 32;
+inline constexpr size_t kMaxFieldNameSize = 256;
+
 struct Limits {
   size_t max_head_size = 16 * 1024;  ///< request/status line + headers + CRLFs
   size_t max_header_count = 100;
@@ -55,8 +61,8 @@ struct RequestHead {
   // Derived while parsing:
   std::string_view host;  ///< the Host header (required for HTTP/1.1), or the absolute-form authority
   /// The authority of an absolute-form target ("http://a.example:8080/x" → "a.example:8080"),
-  /// or of a CONNECT authority-form target; empty for origin-form and "*". For absolute-form the
-  /// parser has already checked that it equals the Host header (ASCII case-insensitive).
+  /// or of a CONNECT authority-form target; empty for origin-form and "*". For absolute-form it
+  /// wins over the Host field (RFC 9112 §3.2.2), which must still be present and valid.
   std::string_view authority;
   BodyKind body = BodyKind::None;
   uint64_t content_length = 0;

@@ -181,8 +181,27 @@ TEST(Http1Request, AuthorityIsExposed) {
   ASSERT_EQ(parse_req("GET /x HTTP/1.1\r\nHost: b\r\n\r\n", h).status, ParseStatus::Done);
   EXPECT_EQ(h.authority, "");
   EXPECT_EQ(h.host, "b");
-  HeadResult r = parse_req("GET http://a.example:80/ HTTP/1.1\r\nHost: a.example\r\n\r\n", h);
-  EXPECT_EQ(r.error.status, 400);
+  // RFC 9112 §3.2.2: the absolute-form authority wins over a different Host field.
+  ASSERT_EQ(parse_req("GET http://a.example:80/ HTTP/1.1\r\nHost: b.example\r\n\r\n", h).status, ParseStatus::Done);
+  EXPECT_EQ(h.authority, "a.example:80");
+  EXPECT_EQ(h.host, "a.example:80");
+  // The Host field is still required and checked.
+  EXPECT_EQ(parse_req("GET http://a.example/ HTTP/1.1\r\n\r\n", h).error.status, 400);
+  EXPECT_EQ(parse_req("GET http://a.example/ HTTP/1.1\r\nHost: a b\r\n\r\n", h).error.status, 400);
+}
+
+TEST(Http1Request, TokenBounds) {
+  RequestHead h;
+  std::string method(kMaxMethodSize, 'M');
+  EXPECT_EQ(parse_req(method + " / HTTP/1.1\r\nHost: x\r\n\r\n", h).status, ParseStatus::Done);
+  HeadResult r = parse_req(method + "M / HTTP/1.1\r\nHost: x\r\n\r\n", h);
+  EXPECT_EQ(r.status, ParseStatus::Error);
+  EXPECT_EQ(r.error.status, 501);
+  std::string name(kMaxFieldNameSize, 'n');
+  EXPECT_EQ(parse_req("GET / HTTP/1.1\r\nHost: x\r\n" + name + ": v\r\n\r\n", h).status, ParseStatus::Done);
+  r = parse_req("GET / HTTP/1.1\r\nHost: x\r\n" + name + "n: v\r\n\r\n", h);
+  EXPECT_EQ(r.status, ParseStatus::Error);
+  EXPECT_EQ(r.error.status, 431);
 }
 
 TEST(Http1Request, DerivedFieldsAreResetBetweenMessages) {
