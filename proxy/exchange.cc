@@ -229,6 +229,10 @@ void Exchange::on_upstream_connect_failed(int err) noexcept {
   fail(502);
 }
 
+void Exchange::on_upstream_interim(const http1::ResponseHead& head) noexcept {
+  if (!response_started) sink_.on_response_interim(head);
+}
+
 void Exchange::on_upstream_head(const http1::ResponseHead& head) noexcept {
   status = head.status;
   response_started = true;

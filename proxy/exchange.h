@@ -49,6 +49,9 @@ class ExchangeSink {
   virtual ~ExchangeSink() = default;
   /// The worker's final response head (views valid during the call only).
   virtual void on_response_head(const http1::ResponseHead& head) noexcept = 0;
+  /// An interim (1xx, not 101) head the worker sent before its final one (views valid during
+  /// the call only). A frontend that cannot pass it on ignores it.
+  virtual void on_response_interim(const http1::ResponseHead& head) noexcept { (void)head; }
   /// Response body bytes (valid during the call only).
   virtual void on_response_body(std::string_view data) noexcept = 0;
   /// A batch of head/body events is done: a good moment to write to the client.
@@ -189,6 +192,7 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   // UpstreamHandler
   void on_upstream_connect_failed(int err) noexcept override;
   void on_upstream_head(const http1::ResponseHead& head) noexcept override;
+  void on_upstream_interim(const http1::ResponseHead& head) noexcept override;
   void on_upstream_body(std::string_view data) noexcept override;
   void on_upstream_read_done() noexcept override;
   void on_upstream_complete() noexcept override;

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "common/base/cached_utc.h"
 #include "common/base/strings.h"
 
 namespace corral::proxy {
@@ -50,6 +51,11 @@ void put_hex(char* out, uint64_t v) {
 }  // namespace
 
 bool ConnectionTokens::contains(std::string_view name) const {
+  if (fields) {
+    for (const auto& h : *fields)
+      if (iequals(h.name, "connection") && list_contains(h.value, name, "")) return true;
+    return false;
+  }
   for (size_t i = 0; i < count; ++i)
     if (iequals(names[i], name)) return true;
   return false;
@@ -60,15 +66,35 @@ ConnectionTokens connection_tokens(const std::vector<http1::Header>& headers) {
   for (const auto& h : headers) {
     if (!iequals(h.name, "connection")) continue;
     std::string_view v = h.value;
-    while (!v.empty() && t.count < ConnectionTokens::kMax) {
+    while (!v.empty()) {
       size_t comma = v.find(',');
       std::string_view tok = trim_ows(v.substr(0, comma));
-      if (!tok.empty()) t.names[t.count++] = tok;
+      if (!tok.empty()) {
+        if (t.count == ConnectionTokens::kMax) {
+          t.fields = &headers;  // too many to keep: contains() reads the fields
+          return t;
+        }
+        t.names[t.count++] = tok;
+      }
       if (comma == std::string_view::npos) break;
       v.remove_prefix(comma + 1);
     }
   }
   return t;
+}
+
+MaxForwards max_forwards(const http1::RequestHead& req) {
+  if (req.method != "OPTIONS" && req.method != "TRACE") return MaxForwards::Forward;
+  const http1::Header* found = nullptr;
+  for (const auto& h : req.headers) {
+    if (!iequals(h.name, "max-forwards")) continue;
+    if (found) return MaxForwards::Invalid;  // two values: no way to tell which counts
+    found = &h;
+  }
+  if (!found) return MaxForwards::Forward;
+  auto n = parse_decimal(found->value);
+  if (!n) return MaxForwards::Invalid;
+  return *n == 0 ? MaxForwards::Answer : MaxForwards::Forward;
 }
 
 bool is_hop_by_hop(std::string_view name) {
@@ -85,20 +111,58 @@ bool is_hop_by_hop(std::string_view name) {
 void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, std::string& out) {
   out.append(req.method);
   out.push_back(' ');
-  out.append(req.target);
+  // An absolute-form target goes to the worker in origin-form: path and query, "/" for an
+  // empty path (RFC 9112 §3.2.1), with its authority as Host (§3.2.2).
+  const bool absolute = !req.authority.empty() && req.method != "CONNECT" && !req.target.empty() &&
+                        req.target.front() != '/';
+  if (absolute) {
+    std::string_view t = req.target;
+    size_t slash = t.find("://");
+    size_t path = slash == std::string_view::npos ? std::string_view::npos : t.find_first_of("/?", slash + 3);
+    if (path == std::string_view::npos) {
+      out.push_back('/');
+    } else {
+      if (t[path] == '?') out.push_back('/');
+      out.append(t.substr(path));
+    }
+  } else {
+    out.append(req.target);
+  }
   out.append(" HTTP/1.1\r\n", 11);
   ConnectionTokens conn = connection_tokens(req.headers);
+  const bool count_hops = req.method == "OPTIONS" || req.method == "TRACE";
   bool have_host = false;
   for (const auto& h : req.headers) {
     if (is_hop_by_hop(h.name) || is_framing(h.name) || is_forwarding(h.name)) continue;
     if (iequals(h.name, "expect") || iequals(h.name, "traceparent")) continue;
     if (!fwd.keep_tracestate && iequals(h.name, "tracestate")) continue;
-    if (conn.count && conn.contains(h.name)) continue;
-    if (iequals(h.name, "host")) have_host = true;
+    if ((conn.count || conn.fields) && conn.contains(h.name)) continue;
+    if (iequals(h.name, "host")) {
+      if (have_host) continue;
+      have_host = true;
+      append_header(out, h.name, absolute ? req.authority : h.value);
+      continue;
+    }
+    if (count_hops && iequals(h.name, "max-forwards")) {
+      // max_forwards() sent 0 and invalid values elsewhere: this one is above 0.
+      if (auto n = parse_decimal(h.value); n && *n > 0) {
+        out.append("Max-Forwards: ", 14);
+        append_decimal(out, *n - 1);
+        out.append("\r\n", 2);
+      }
+      continue;
+    }
     append_header(out, h.name, h.value);
   }
   // HTTP/1.0 requests may lack Host; HTTP/1.1 to the worker requires one.
   if (!have_host) append_header(out, "Host", fwd.host.empty() ? std::string_view("localhost") : fwd.host);
+  out.append("Via: ", 5);
+  if (!fwd.received_protocol.empty()) {
+    out.append(fwd.received_protocol);
+  } else {
+    out.append(req.version_minor == 0 ? "1.0" : "1.1", 3);
+  }
+  out.append(" corral\r\n", 9);
   if (!fwd.client_ip.empty()) append_header(out, "X-Forwarded-For", fwd.client_ip);
   append_header(out, "X-Forwarded-Proto", fwd.proto);
   if (!fwd.host.empty()) append_header(out, "X-Forwarded-Host", fwd.host);
@@ -165,6 +229,8 @@ std::string_view header_value(const std::vector<http1::Header>& headers, std::st
 
 std::string_view status_reason(int status) {
   switch (status) {
+    case 100: return "Continue";
+    case 103: return "Early Hints";
     case 200: return "OK";
     case 201: return "Created";
     case 204: return "No Content";
@@ -200,11 +266,15 @@ void append_response_head(const http1::ResponseHead& resp, ClientFraming framing
   out.append(resp.reason.empty() ? status_reason(resp.status) : resp.reason);
   out.append("\r\n", 2);
   ConnectionTokens conn = connection_tokens(resp.headers);
+  bool have_date = false;
   for (const auto& h : resp.headers) {
     if (is_hop_by_hop(h.name) || is_framing(h.name)) continue;
-    if (conn.count && conn.contains(h.name)) continue;
+    if ((conn.count || conn.fields) && conn.contains(h.name)) continue;
+    have_date = have_date || iequals(h.name, "date");
     append_header(out, h.name, h.value);
   }
+  // RFC 9110 §6.6.1: a recipient with a clock adds the Date a response came without.
+  if (!have_date) append_header(out, "Date", http_date_now());
   switch (framing) {
     case ClientFraming::ContentLength:
       out.append("Content-Length: ", 16);

@@ -18,12 +18,14 @@
 
 namespace corral::proxy {
 
-/// The tokens listed in a message's Connection headers (at most kMax; more are ignored,
-/// which only means a few extra headers are forwarded).
+/// The tokens listed in a message's Connection headers. The first kMax are kept here; past
+/// that, contains() reads the fields themselves (`fields`), so every listed field is removed
+/// (RFC 9110 §7.6.1), however many a client names.
 struct ConnectionTokens {
   static constexpr size_t kMax = 16;
   std::array<std::string_view, kMax> names{};
   size_t count = 0;
+  const std::vector<http1::Header>* fields = nullptr;  ///< set when more than kMax were listed
   bool contains(std::string_view name) const;
 };
 
@@ -54,10 +56,24 @@ struct Forwarding {
   /// An upgrade the worker may answer with 101 (proxy/upgrade.h): sent as "Upgrade: <this>"
   /// with "Connection: upgrade". Empty = none (the client's Upgrade is hop-by-hop).
   std::string_view upgrade;
+  /// The protocol the request came in on, for Via ("1.0", "1.1", "2"). Empty = from the
+  /// request's version ("1.<minor>").
+  std::string_view received_protocol;
 };
 
+/// RFC 9110 §7.6.2: what an OPTIONS or TRACE request's Max-Forwards asks of the proxy.
+enum class MaxForwards {
+  Forward,  ///< no Max-Forwards, another method, or a value above 0: forward (decremented)
+  Answer,   ///< Max-Forwards: 0 on OPTIONS/TRACE: the proxy is the final recipient
+  Invalid,  ///< OPTIONS/TRACE with a Max-Forwards that is not one decimal number: 400
+};
+MaxForwards max_forwards(const http1::RequestHead& req);
+
 /// Appends "METHOD target HTTP/1.1\r\n" and every end-to-end header of `req`, then Host
-/// (kept from the request), the forwarding headers, and nothing else: the caller ends the
+/// (kept from the request; for an absolute-form target its authority, and the target sent in
+/// origin-form: RFC 9112 §3.2.1, §3.2.2), Via (RFC 9110 §7.6.3: "<protocol> corral", after
+/// any the client sent), Max-Forwards decremented on OPTIONS and TRACE (§7.6.2), the
+/// forwarding headers, and nothing else: the caller ends the
 /// head with finish_request_head() once the body length is known. Drops Content-Length,
 /// Transfer-Encoding, Expect (answered by the proxy), the incoming forwarding headers
 /// (Forwarded, X-Forwarded-For/-Proto/-Host/-Port/-Prefix, X-Remote-Port, X-Request-Id),
@@ -96,8 +112,9 @@ std::string_view header_value(const std::vector<http1::Header>& headers, std::st
 std::string_view status_reason(int status);
 
 /// Appends the status line ("HTTP/1.1 <status> <reason>"), every end-to-end header of
-/// `resp` (hop-by-hop and framing headers removed), the framing header and a Connection
-/// header when needed (close; or keep-alive for an HTTP/1.0 client kept open), and CRLF.
+/// `resp` (hop-by-hop and framing headers removed), Date when the worker sent none (RFC 9110
+/// §6.6.1), the framing header and a Connection header when needed (close; or keep-alive for
+/// an HTTP/1.0 client kept open), and CRLF.
 void append_response_head(const http1::ResponseHead& resp, ClientFraming framing, int client_minor, bool keep_alive,
                           std::string& out);
 

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/base/cached_utc.h"
 #include "common/base/log.h"
 #include "common/base/strings.h"
 #include "proxy/tunnel.h"
@@ -227,6 +228,30 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
   keep_alive_ = head.keep_alive && !draining();
   ex_.had_body = head.body != http1::BodyKind::None;
 
+  // RFC 9110 §7.6.2: OPTIONS or TRACE with Max-Forwards: 0 stops here, the proxy answering as
+  // the final recipient (OPTIONS: 200; TRACE, which corral does not implement itself: 501).
+  if (MaxForwards mf = max_forwards(head); mf != MaxForwards::Forward) {
+    in_.consume(head_size);
+    if (mf == MaxForwards::Invalid) ex_.reject_reason = "invalid Max-Forwards";
+    respond_error(mf == MaxForwards::Invalid ? 400 : head.method == "TRACE" ? 501 : 200,
+                  ex_.had_body || mf == MaxForwards::Invalid);
+    return;
+  }
+  if (head.method == "CONNECT") {
+    // RFC 9110 §9.3.6: CONNECT asks for a tunnel, which corral's apps do not offer (WebSocket
+    // comes as an Upgrade). Whatever follows the head would be tunnel bytes: close after.
+    in_.consume(head_size);
+    ex_.reject_reason = "CONNECT is not supported";
+    respond_error(501, true);
+    return;
+  }
+  if (head.target == "*") {
+    // "OPTIONS *" (the parser allows "*" on OPTIONS only) asks about the server, not a
+    // resource of an app (RFC 9110 §9.3.7): the proxy answers it.
+    in_.consume(head_size);
+    respond_error(200, ex_.had_body);
+    return;
+  }
   const ListenerRuntime* l = conn_->listener();
   if (l && l->redirect_https && !conn_->tls()) {
     respond_redirect(head);
@@ -406,6 +431,25 @@ void Http1Session::on_response_head(const http1::ResponseHead& head) noexcept {
   if (framing_ == ClientFraming::ContentLength && ex_.method == "HEAD") framing_ = ClientFraming::None;
 }
 
+void Http1Session::on_response_interim(const http1::ResponseHead& head) noexcept {
+  // RFC 9110 §15.2: never a 1xx to an HTTP/1.0 client. Hop-by-hop fields are removed as in a
+  // final head; an interim response has no framing.
+  if (ex_.version_minor == 0 || head.status == 101) return;
+  out_.append("HTTP/1.1 ", 9);
+  append_decimal(out_, static_cast<uint64_t>(head.status));
+  out_.push_back(' ');
+  out_.append(head.reason.empty() ? status_reason(head.status) : head.reason);
+  out_.append("\r\n", 2);
+  ConnectionTokens conn = connection_tokens(head.headers);
+  for (const auto& h : head.headers) {
+    if (is_hop_by_hop(h.name) || iequals(h.name, "content-length")) continue;
+    if (conn.count && conn.contains(h.name)) continue;
+    append_header(out_, h.name, h.value);
+  }
+  out_.append("\r\n", 2);
+  flush();
+}
+
 void Http1Session::on_response_body(std::string_view data) noexcept {
   if (framing_ == ClientFraming::None || framing_ == ClientFraming::Empty) return;
   if (framing_ == ClientFraming::Chunked) {
@@ -514,7 +558,9 @@ void Http1Session::respond_redirect(const http1::RequestHead& head) {
   out_.append(host);
   out_.append(host_.https_port());
   out_.append(head.target.empty() || head.target.front() != '/' ? std::string_view("/") : head.target);
-  out_.append("\r\nContent-Length: 0\r\n");
+  out_.append("\r\nContent-Length: 0\r\nDate: ");
+  out_.append(http_date_now());
+  out_.append("\r\n", 2);
   if (!keep_alive_) out_.append("Connection: close\r\n");
   out_.append("\r\n", 2);
   ex_.response_started = true;
@@ -532,6 +578,9 @@ void Http1Session::respond_error(int status, bool close_after, bool retry_after)
   out_.append(reason);
   out_.append("\r\nContent-Type: text/plain\r\nContent-Length: ");
   append_decimal(out_, reason.size() + 1);
+  out_.append("\r\n", 2);
+  out_.append("Date: ", 6);
+  out_.append(http_date_now());
   out_.append("\r\n", 2);
   if (retry_after) out_.append("Retry-After: 1\r\n");
   if (!keep_alive_) out_.append("Connection: close\r\n");

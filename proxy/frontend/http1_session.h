@@ -51,6 +51,7 @@ class Http1Session final : public FrontendSession, public ExchangeSink, public B
 
   // ExchangeSink
   void on_response_head(const http1::ResponseHead& head) noexcept override;
+  void on_response_interim(const http1::ResponseHead& head) noexcept override;
   void on_response_body(std::string_view data) noexcept override;
   void on_response_flush() noexcept override;
   void on_response_complete() noexcept override;

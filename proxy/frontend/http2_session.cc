@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/base/cached_utc.h"
 #include "common/base/log.h"
 #include "common/base/strings.h"
 #include "proxy/request_body.h"
@@ -949,6 +950,7 @@ Forwarding Http2Session::forwarding(const Exchange& ex, std::string_view host) {
   fwd.keep_tracestate = ex.trace_from_client;
   fwd.server_port = conn_.server_port();
   fwd.client_port = conn_.client_port();
+  fwd.received_protocol = "2";  // Via: 2 corral
   return fwd;
 }
 
@@ -1087,6 +1089,12 @@ void Http2Session::submit(Stream& s, int status, bool body) {
   nv[0] = make_nv(":status", std::string_view(st, 3));
   const ListenerRuntime* l = conn_.listener();
   if (l && conn_.tls() && !l->hsts.empty()) nv.push_back(make_nv("strict-transport-security", l->hsts));
+  // RFC 9110 §6.6.1: a Date for every answer that has none (the proxy's own, or a worker's
+  // without one). nghttp2 copies the fields, so the per-second buffer may change after.
+  bool have_date = false;
+  for (size_t i = 1; i < nv.size() && !have_date; ++i)
+    have_date = nv[i].namelen == 4 && std::memcmp(nv[i].name, "date", 4) == 0;
+  if (!have_date) nv.push_back(make_nv("date", http_date_now()));
   nghttp2_data_provider prd;
   prd.source.ptr = &s;
   prd.read_callback = cb_read;

@@ -254,7 +254,12 @@ bool Http1Client::parse(std::string_view& in) {
         in_.clear();
         return false;
       }
-      if (resp_.status < 200) continue;  // 1xx interim responses are not forwarded
+      if (resp_.status < 200) {
+        // RFC 9110 §15.2: a proxy forwards the 1xx responses it did not ask for itself.
+        handler_.on_upstream_interim(resp_);
+        if (!conn_) return false;  // aborted by the handler
+        continue;
+      }
       if (state_ == State::Writing) {
         // The worker answered before reading the whole request; it will not read the rest.
         state_ = State::ReadingHead;

@@ -30,6 +30,9 @@ class UpstreamHandler {
   /// The final (non-1xx) response head. Views are valid during the call only. Clients that
   /// do not speak HTTP/1.1 (FastCGI) translate into this form.
   virtual void on_upstream_head(const http1::ResponseHead& head) noexcept = 0;
+  /// An interim (1xx) response head other than 101, before the final one (103 Early Hints,
+  /// say). Views are valid during the call only. The handler may abort the request.
+  virtual void on_upstream_interim(const http1::ResponseHead& head) noexcept { (void)head; }
   /// Decoded body bytes (valid during the call only).
   virtual void on_upstream_body(std::string_view data) noexcept = 0;
   /// One read's worth of events has been delivered (a good moment to flush to the client).

@@ -162,6 +162,9 @@ Response handle(const Request& req, const Counters& counters, uint64_t connectio
   const std::string path = req.path();
   if (path == "/") {
     r.body = "hello from testapp\n";
+  } else if (path == "/early-hints") {
+    r.interim = "HTTP/1.1 103 Early Hints\r\nLink: </hint.css>; rel=preload\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n";
+    r.body = "hinted\n";
   } else if (path == "/pid") {
     r.body = std::to_string(::getpid());
   } else if (path == "/echo") {

@@ -28,6 +28,7 @@ struct Response {
   std::string body;          ///< already chunk-encoded when `chunked`
   bool chunked = false;
   bool exit_now = false;     ///< /exit: terminate without answering
+  std::string interim;       ///< raw interim responses (1xx) written before the head
 };
 
 /// Dispatches on the request path:
@@ -45,6 +46,7 @@ struct Response {
 ///   /status?code=N  that status       /env?name=V     the value of env var V (404 if unset)
 ///   /conn         "pid:connection-serial" (tells whether a connection was reused)
 ///   /exit         _exit(3) without answering
+///   /early-hints  a 103 Early Hints (Link: </hint.css>; rel=preload) before a 200
 ///   .../whoami    $WHOAMI, under any prefix (which app and generation answered)
 ///   ...?body_delay_ms=N  any path: waits N ms before reading the body (a slow app; main.cc)
 ///   .../soak?ms=N&pad=P  sleeps N ms, then "$WHOAMI HEX BYTES\n" (the body's SHA-256 and

@@ -201,7 +201,7 @@ void serve_connection(int fd) {
       }
       if (resp.exit_now) ::_exit(3);
       bool keep = req.keep_alive && !g_connections.stopping();
-      std::string head = serialize_head(resp, keep);
+      std::string head = resp.interim + serialize_head(resp, keep);
       // Leave the in-flight count before the first byte goes out: once the peer can see
       // the response it may send the next request, which must not be counted as overlap.
       if (counted) --g_counters.in_flight;

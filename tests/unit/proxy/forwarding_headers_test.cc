@@ -19,6 +19,17 @@ http1::RequestHead request(std::vector<http1::Header> headers) {
   return h;
 }
 
+// A response head with its Date line (added when the worker sent none) removed; fails the
+// test when there is none.
+std::string without_date(std::string out) {
+  size_t at = out.find("\r\nDate: ");
+  EXPECT_NE(at, std::string::npos) << "no Date in " << out;
+  if (at == std::string::npos) return out;
+  size_t end = out.find("\r\n", at + 2);
+  out.erase(at, end - at);
+  return out;
+}
+
 TEST(ForwardingHeadersTest, HopByHopNames) {
   for (auto n : {"Connection", "keep-alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "UPGRADE"})
     EXPECT_TRUE(is_hop_by_hop(n)) << n;
@@ -54,6 +65,7 @@ TEST(ForwardingHeadersTest, RequestHeadDropsHopByHopAndFramingAndReplacesForward
             "Host: shop.example\r\n"
             "Content-Type: text/plain\r\n"
             "Cookie: a=b\r\n"
+            "Via: 1.1 corral\r\n"
             "X-Forwarded-For: 10.1.2.3\r\n"
             "X-Forwarded-Proto: http\r\n"
             "X-Forwarded-Host: shop.example\r\n"
@@ -71,7 +83,7 @@ TEST(ForwardingHeadersTest, BodylessRequestHasNoContentLengthAndHttp10GetsHost) 
   std::string out;
   append_request_head(req, fwd, out);
   finish_request_head(out, 0, false);
-  EXPECT_EQ(out, "GET / HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Proto: http\r\n\r\n");
+  EXPECT_EQ(out, "GET / HTTP/1.1\r\nHost: localhost\r\nVia: 1.0 corral\r\nX-Forwarded-Proto: http\r\n\r\n");
 }
 
 TEST(ForwardingHeadersTest, ResponseHeadReframes) {
@@ -88,12 +100,12 @@ TEST(ForwardingHeadersTest, ResponseHeadReframes) {
   EXPECT_EQ(choose_framing(resp, 0, false), ClientFraming::UntilClose);
   std::string out;
   append_response_head(resp, ClientFraming::Chunked, 1, true, out);
-  EXPECT_EQ(out,
+  EXPECT_EQ(without_date(out),
             "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nSet-Cookie: s=1\r\n"
             "Transfer-Encoding: chunked\r\n\r\n");
   out.clear();
   append_response_head(resp, ClientFraming::UntilClose, 0, true, out);
-  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nSet-Cookie: s=1\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(without_date(out), "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nSet-Cookie: s=1\r\nConnection: close\r\n\r\n");
 }
 
 TEST(ForwardingHeadersTest, ContentLengthPassesThroughAndHttp10KeepAlive) {
@@ -105,7 +117,7 @@ TEST(ForwardingHeadersTest, ContentLengthPassesThroughAndHttp10KeepAlive) {
   ASSERT_EQ(choose_framing(resp, 0, false), ClientFraming::ContentLength);
   std::string out;
   append_response_head(resp, ClientFraming::ContentLength, 0, true, out);
-  EXPECT_EQ(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(without_date(out), "HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n");
   EXPECT_EQ(choose_framing(resp, 1, true), ClientFraming::ContentLength);  // HEAD keeps the length
   resp.status = 304;
   resp.body = http1::BodyKind::None;
@@ -121,7 +133,7 @@ std::string head_response_for_client(std::string_view raw) {
   ClientFraming f = choose_framing(resp, 1, true);
   std::string out;
   append_response_head(resp, f, 1, true, out);
-  return out;
+  return without_date(out);
 }
 
 TEST(ForwardingHeadersTest, HeadResponseKeepsTheWorkersContentLength) {
@@ -151,7 +163,80 @@ TEST(ForwardingHeadersTest, HeadResponseWithoutALengthGetsNoneInvented) {
   EXPECT_EQ(choose_framing(resp, 1, false), ClientFraming::Empty);
   std::string out;
   append_response_head(resp, ClientFraming::Empty, 1, true, out);
-  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(without_date(out), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST(ForwardingHeadersTest, WorkersDateIsKeptAndNoneAdded) {
+  http1::ResponseHead resp;
+  resp.status = 200;
+  resp.headers = {{"Date", "Sun, 06 Nov 1994 08:49:37 GMT"}};
+  std::string out;
+  append_response_head(resp, ClientFraming::Empty, 1, true, out);
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST(ForwardingHeadersTest, AbsoluteFormGoesOutInOriginFormWithItsAuthorityAsHost) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"http://a.example/p?q=1", "GET /p?q=1 HTTP/1.1\r\nHost: a.example\r\n"},
+      {"http://a.example", "GET / HTTP/1.1\r\nHost: a.example\r\n"},
+      {"https://a.example?q", "GET /?q HTTP/1.1\r\nHost: a.example\r\n"},
+  };
+  for (auto [target, start] : cases) {
+    http1::RequestHead req;
+    req.method = "GET";
+    req.target = target;
+    req.version_minor = 1;
+    req.authority = "a.example";
+    req.host = "a.example";
+    req.headers = {{"Host", "b.example"}};
+    std::string out;
+    append_request_head(req, Forwarding{}, out);
+    EXPECT_EQ(out.rfind(start, 0), 0u) << out;
+  }
+}
+
+TEST(ForwardingHeadersTest, MaxForwardsOnOptionsAndTrace) {
+  http1::RequestHead req;
+  req.method = "OPTIONS";
+  req.target = "/";
+  EXPECT_EQ(max_forwards(req), MaxForwards::Forward);
+  req.headers = {{"Max-Forwards", "0"}};
+  EXPECT_EQ(max_forwards(req), MaxForwards::Answer);
+  req.headers = {{"Max-Forwards", "x"}};
+  EXPECT_EQ(max_forwards(req), MaxForwards::Invalid);
+  req.headers = {{"Max-Forwards", "3"}, {"Max-Forwards", "3"}};
+  EXPECT_EQ(max_forwards(req), MaxForwards::Invalid);
+  req.headers = {{"Max-Forwards", "3"}};
+  EXPECT_EQ(max_forwards(req), MaxForwards::Forward);
+  std::string out;
+  append_request_head(req, Forwarding{}, out);
+  EXPECT_NE(out.find("\r\nMax-Forwards: 2\r\n"), std::string::npos) << out;
+  req.method = "GET";  // other methods: neither answered nor decremented
+  req.headers = {{"Max-Forwards", "0"}};
+  EXPECT_EQ(max_forwards(req), MaxForwards::Forward);
+  out.clear();
+  append_request_head(req, Forwarding{}, out);
+  EXPECT_NE(out.find("\r\nMax-Forwards: 0\r\n"), std::string::npos) << out;
+}
+
+TEST(ForwardingHeadersTest, EveryConnectionOptionIsRemovedHoweverMany) {
+  std::vector<std::string> names;
+  std::string list;
+  for (int i = 0; i < 40; ++i) {
+    names.push_back("X-O" + std::to_string(i));
+    list += (i ? "," : "") + names.back();
+  }
+  http1::RequestHead req;
+  req.method = "GET";
+  req.target = "/";
+  req.version_minor = 1;
+  req.headers.push_back({"Connection", list});
+  for (auto& n : names) req.headers.push_back({n, "v"});
+  req.headers.push_back({"X-Kept", "k"});
+  std::string out;
+  append_request_head(req, Forwarding{}, out);
+  for (auto& n : names) EXPECT_EQ(out.find(n + ":"), std::string::npos) << n;
+  EXPECT_NE(out.find("X-Kept: k"), std::string::npos);
 }
 
 TEST(ForwardingHeadersTest, RequestIdsAreUniqueAndPrefixed) {
