@@ -120,6 +120,41 @@ std::vector<Case> rfc9112() {
   v.push_back(reject("invalid_char_in_target_400", s32, req("GET", "/a{b}"), 400));
   v.push_back(reject("bad_percent_in_target_400", s32, req("GET", "/%zz"), 400));
 
+  v.push_back(reject("method_too_long_501", s3, req(std::string(33, 'M'), "/"), 501));
+  v.push_back(pass("method_at_bound_forwarded", s3, req(std::string(32, 'M'), "/m32"), saw(std::string(32, 'M'), "/m32")));
+  v.push_back(reject("method_invalid_char_400", s3, req("GE(T", "/"), 400));
+  v.push_back(reject("asterisk_form_on_get_400", "RFC 9112 §3.2.4", req("GET", "*"), 400));
+  {
+    Case c = pass("options_asterisk_answered_by_proxy", "RFC 9112 §3.2.4", req("OPTIONS", "*"));
+    c.forwarded = 0;
+    v.push_back(c);
+  }
+  v.push_back(reject("authority_form_on_get_400", "RFC 9112 §3.2.3", req("GET", "h.test:80"), 400));
+  v.push_back(reject("connect_not_supported_501", "RFC 9110 §9.3.6", req("CONNECT", "h.test:443", "", "", "HTTP/1.1", "h.test:443"), 501));
+  v.push_back(reject("connect_bad_authority_400", "RFC 9112 §3.2.3", req("CONNECT", "/x"), 400));
+  {
+    auto app_other = [](std::string target) {
+      return [target](const V& f) {
+        EXPECT_EQ(f[0].app, "other");
+        EXPECT_EQ(f[0].target, target);
+        EXPECT_EQ(f[0].all("Host"), std::vector<std::string>{"other.example"});
+      };
+    };
+    const std::string s322 = "RFC 9112 §3.2.2";
+    v.push_back(pass("absolute_form_sent_as_origin_form", "RFC 9112 §3.2.1",
+                     req("GET", "http://other.example/x?y=1", "", "", "HTTP/1.1", "other.example"), app_other("/x?y=1")));
+    v.push_back(pass("absolute_form_wins_over_host", s322, req("GET", "http://other.example/abs"), app_other("/abs")));
+    v.push_back(pass("absolute_form_empty_path_is_slash", "RFC 9112 §3.2.1",
+                     req("GET", "http://other.example", "", "", "HTTP/1.1", "other.example"), app_other("/")));
+    v.push_back(pass("absolute_form_query_only", "RFC 9112 §3.2.1",
+                     req("GET", "HTTP://other.example?q", "", "", "HTTP/1.1", "other.example"), app_other("/?q")));
+    v.push_back(reject("absolute_form_still_needs_host_400", s322, req("GET", "http://other.example/", "", "", "HTTP/1.1", ""), 400));
+    v.push_back(reject("absolute_form_userinfo_400", "RFC 9110 §4.2.4", req("GET", "http://u:p@other.example/"), 400));
+    v.push_back(reject("absolute_form_other_scheme_400", "RFC 9112 §3.2.2", req("GET", "ftp://other.example/"), 400));
+  }
+  v.push_back(reject("host_with_userinfo_400", s32, req("GET", "/", "", "", "HTTP/1.1", "u@h.test"), 400));
+  v.push_back(pass("empty_host_accepted", s32, req("GET", "/eh", "", "", "HTTP/1.1", " "), saw("GET", "/eh")));
+
   const std::string s5 = "RFC 9112 §5";
   v.push_back(reject("space_before_colon_400", "RFC 9112 §5.1", req("GET", "/", "X-A : a\r\n"), 400));
   v.push_back(reject("obs_fold_400", "RFC 9112 §5.2", req("GET", "/", "X-A: a\r\n  folded\r\n"), 400));
@@ -273,6 +308,107 @@ std::vector<Case> rfc9110() {
     Case c = pass("head_answer_has_no_body", "RFC 9110 §9.3.2", req("HEAD", "/big?bytes=100"));
     c.head_requests = {true};
     c.check_answers = answer_has("Content-Length", "100");
+    v.push_back(c);
+  }
+  v.push_back(reject("field_name_too_long_431", s54, req("GET", "/", std::string(257, 'n') + ": v\r\n"), 431));
+  v.push_back(reject("invalid_char_in_field_name_400", "RFC 9110 §5.1", req("GET", "/", "X@A: v\r\n"), 400));
+  v.push_back(reject("empty_field_name_400", "RFC 9110 §5.1", req("GET", "/", ": v\r\n"), 400));
+  v.push_back(reject("field_line_without_colon_400", "RFC 9112 §5", req("GET", "/", "X-A v\r\n"), 400));
+  v.push_back(pass("field_order_kept", "RFC 9110 §5.3", req("GET", "/order", "X-M: 1\r\nX-O: o\r\nX-M: 2\r\n"),
+                   [](const V& f) { EXPECT_EQ(f[0].all("X-M"), (std::vector<std::string>{"1", "2"})); }));
+  v.push_back(pass("obs_text_in_value_forwarded", "RFC 9110 §5.5", req("GET", "/ot", "X-T: caf\xc3\xa9\r\n"),
+                   has("X-T", "caf\xc3\xa9")));
+  {
+    Case c = pass("date_added_to_answers", "RFC 9110 §6.6.1", req("GET", "/date"));
+    c.check_answers = [](const A& a) { EXPECT_FALSE(a[0].header("Date").empty()) << "no Date"; };
+    v.push_back(c);
+  }
+  {
+    Case c = reject("date_on_proxy_errors", "RFC 9110 §6.6.1", req("GET", "/", "X-A : a\r\n"), 400);
+    c.check_answers = [](const A& a) { EXPECT_FALSE(a[0].header("Date").empty()) << "no Date"; };
+    v.push_back(c);
+  }
+  const std::string s761 = "RFC 9110 §7.6.1";
+  {
+    std::string conn = "Connection: ";
+    std::string fields;
+    for (int i = 0; i < 20; ++i) {
+      conn += (i ? ", " : "") + std::string("X-H") + std::to_string(i);
+      fields += "X-H" + std::to_string(i) + ": secret\r\n";
+    }
+    v.push_back(pass("connection_many_options_all_stripped", s761, req("GET", "/many-conn", conn + "\r\n" + fields),
+                     [](const V& f) {
+                       for (int i = 0; i < 20; ++i) EXPECT_FALSE(f[0].header("X-H" + std::to_string(i)).has_value()) << i;
+                     }));
+  }
+  v.push_back(pass("connection_in_two_fields_stripped", s761,
+                   req("GET", "/two-conn", "Connection: X-A\r\nX-A: 1\r\nX-B: 2\r\nConnection: x-b\r\n"),
+                   lacks({"X-A", "X-B", "Connection"})));
+  v.push_back(pass("upgrade_h2c_not_forwarded", s761,
+                   req("GET", "/h2c", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"),
+                   lacks({"Upgrade", "HTTP2-Settings", "Connection"})));
+  v.push_back(pass("connection_listing_end_to_end_host_kept", s761, req("GET", "/ch", "Connection: close-not, X-None\r\n"),
+                   has("Host", "h.test")));
+  const std::string s762 = "RFC 9110 §7.6.2";
+  {
+    Case c = pass("max_forwards_zero_options_answered", s762, req("OPTIONS", "/mf", "Max-Forwards: 0\r\n"));
+    c.forwarded = 0;
+    v.push_back(c);
+  }
+  {
+    Case c = pass("max_forwards_zero_trace_answered", s762, req("TRACE", "/mf", "Max-Forwards: 0\r\n"));
+    c.forwarded = 0;
+    c.statuses = {501};
+    v.push_back(c);
+  }
+  v.push_back(pass("max_forwards_decremented", s762, req("OPTIONS", "/mf", "Max-Forwards: 5\r\n"), has("Max-Forwards", "4")));
+  v.push_back(pass("max_forwards_other_methods_untouched", s762, req("GET", "/mf", "Max-Forwards: 0\r\n"),
+                   has("Max-Forwards", "0")));
+  v.push_back(reject("max_forwards_invalid_400", s762, req("TRACE", "/mf", "Max-Forwards: many\r\n"), 400));
+  const std::string s763 = "RFC 9110 §7.6.3";
+  v.push_back(pass("via_added", s763, req("GET", "/via"),
+                   [](const V& f) { EXPECT_EQ(f[0].all("Via"), std::vector<std::string>{"1.1 corral"}); }));
+  v.push_back(pass("via_appended_after_clients", s763, req("GET", "/via", "Via: 1.1 edge\r\n"),
+                   [](const V& f) { EXPECT_EQ(f[0].all("Via"), (std::vector<std::string>{"1.1 edge", "1.1 corral"})); }));
+  {
+    Case c = pass("via_names_http10", s763, req("GET", "/via", "", "", "HTTP/1.0", ""),
+                  [](const V& f) { EXPECT_EQ(f[0].all("Via"), std::vector<std::string>{"1.0 corral"}); });
+    c.after = After::Closed;
+    v.push_back(c);
+  }
+  v.push_back(pass("target_not_normalised", "RFC 9110 §7.7", req("GET", "/a/./b/../c//d?x=%41&y=%2f"),
+                   saw("GET", "/a/./b/../c//d?x=%41&y=%2f")));
+  v.push_back(pass("method_is_case_sensitive", "RFC 9110 §9.1", req("get", "/lower"), saw("get", "/lower")));
+  v.push_back(pass("extension_method_forwarded", "RFC 9110 §9.1", req("PURGE", "/ext"), saw("PURGE", "/ext")));
+  v.push_back(pass("authorization_unchanged", "RFC 9110 §11.6.2",
+                   req("GET", "/auth", "Authorization: Basic  dXNlcjpwYXNz\r\n"), has("Authorization", "Basic  dXNlcjpwYXNz")));
+  {
+    // The proxy asks for the body itself (RFC 9110 §10.1.1) and never passes Expect on.
+    Case c = pass("expect_100_continue_answered_by_proxy", "RFC 9110 §10.1.1",
+                  req("POST", "/ex", "Expect: 100-continue\r\nContent-Length: 5\r\n"),
+                  all_of({saw("POST", "/ex", "hello"), lacks({"Expect"})}));
+    c.statuses = {100, 200};
+    c.then_send = "hello";
+    v.push_back(c);
+  }
+  v.push_back(reject("body_over_max_body_size_413", "RFC 9110 §15.5.14",
+                     req("POST", "/", "Content-Length: 70000\r\n", std::string(100, 'b')), 413));
+  v.push_back(pass("forwarding_fields_not_trusted", "RFC 9110 §7.6 (corral: X-Forwarded-*)",
+                   req("GET", "/xff", "X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-Host: evil\r\n"),
+                   all_of({has("X-Forwarded-For", "127.0.0.1"), has("X-Forwarded-Host", "h.test"), lacks({"Forwarded"})})));
+  {
+    Case c = pass("interim_103_forwarded", "RFC 9110 §15.2", req("GET", "/early-hints"));
+    c.statuses = {103, 200};
+    c.check_answers = [](const A& a) {
+      EXPECT_EQ(a[0].header("Link"), "</hint.css>; rel=preload");
+      EXPECT_FALSE(itest::has_header(a[0].headers, "X-Hop")) << "hop-by-hop field of a 1xx forwarded";
+      EXPECT_EQ(a[1].body, "hinted\n");
+    };
+    v.push_back(c);
+  }
+  {
+    Case c = pass("no_interim_to_http10", "RFC 9110 §15.2", req("GET", "/early-hints", "", "", "HTTP/1.0", ""));
+    c.after = After::Closed;
     v.push_back(c);
   }
   v.push_back(reject("expect_other_417", "RFC 9110 §10.1.1", req("GET", "/", "Expect: teapot\r\n"), 417));
