@@ -224,7 +224,47 @@ std::vector<Case> rfc9112() {
     v.push_back(c);
   }
 
+  v.push_back(pass("te_coding_name_case_insensitive", "RFC 9112 §7",
+                   req("POST", "/tc", "Transfer-Encoding: Chunked\r\n", "5\r\nhello\r\n0\r\n\r\n"),
+                   saw("POST", "/tc", "hello")));
+  v.push_back(pass("chunk_size_leading_zeros", s71,
+                   req("POST", "/lz", "Transfer-Encoding: chunked\r\n", "0005\r\nhello\r\n0000\r\n\r\n"),
+                   saw("POST", "/lz", "hello")));
+  v.push_back(pass("chunked_empty_body", s71, req("POST", "/ce", "Transfer-Encoding: chunked\r\n", "0\r\n\r\n"),
+                   all_of({saw("POST", "/ce", ""), has("Content-Length", "0")})));
+  v.push_back(pass("cl_leading_zeros", s63, req("POST", "/cz", "Content-Length: 005\r\n", "hello"),
+                   all_of({saw("POST", "/cz", "hello"), has("Content-Length", "5")})));
+  {
+    // §6.3: the body ends where Content-Length says; what follows is the next request (here
+    // not one: 400, and the connection closes), never part of the first.
+    Case c = pass("bytes_after_body_are_the_next_request", s63,
+                  req("POST", "/ab", "Content-Length: 5\r\n", "helloGARBAGE\r\n\r\n"), saw("POST", "/ab", "hello"));
+    c.statuses = {200, 400};
+    c.after = After::Closed;
+    v.push_back(c);
+  }
+  v.push_back(reject("http09_request_line_400", "RFC 9112 §2.3", "GET /\r\n\r\n", 400));
+  v.push_back(reject("space_in_target_400", s3, req("GET", "/a b"), 400));
+  {
+    const std::string s9h = "RFC 9110 §4.2.3";
+    auto to_other = [](const V& f) { EXPECT_EQ(f[0].app, "other"); };
+    v.push_back(pass("host_is_case_insensitive", s9h, req("GET", "/hc", "", "", "HTTP/1.1", "OTHER.Example"), to_other));
+    v.push_back(pass("host_port_is_not_the_host", s9h, req("GET", "/hp", "", "", "HTTP/1.1", "other.example:8080"), to_other));
+    v.push_back(pass("host_ipv6_literal", s32, req("GET", "/h6", "", "", "HTTP/1.1", "[::1]:8080"),
+                     [](const V& f) { EXPECT_EQ(f[0].app, "main"); }));
+    v.push_back(reject("host_ipv6_unclosed_400", s32, req("GET", "/", "", "", "HTTP/1.1", "[::1"), 400));
+    v.push_back(reject("host_port_not_digits_400", s32, req("GET", "/", "", "", "HTTP/1.1", "h.test:8o"), 400));
+  }
+  v.push_back(pass("absolute_form_https_proto_is_the_connections", "RFC 9112 §3.2.2",
+                   req("GET", "https://h.test/p"), has("X-Forwarded-Proto", "http")));
+
   const std::string s9 = "RFC 9112 §9.3";
+  {
+    Case c = pass("close_option_wins", "RFC 9112 §9.6", req("GET", "/cw", "Connection: keep-alive, close\r\n"));
+    c.after = After::Closed;
+    c.check_answers = answer_has("Connection", "close");
+    v.push_back(c);
+  }
   {
     Case c = pass("http10_closed_by_default", s9, req("GET", "/", "", "", "HTTP/1.0", ""));
     c.after = After::Closed;
@@ -411,6 +451,36 @@ std::vector<Case> rfc9110() {
     c.after = After::Closed;
     v.push_back(c);
   }
+  {
+    Case c = pass("no_framing_fields_on_204", "RFC 9110 §8.6", req("GET", "/status?code=204"));
+    c.statuses = {204};
+    c.check_answers = [](const A& a) {
+      answer_lacks("Content-Length")(a);
+      answer_lacks("Transfer-Encoding")(a);
+    };
+    v.push_back(c);
+  }
+  {
+    Case c = pass("no_body_on_304", "RFC 9110 §15.4.5", req("GET", "/status?code=304"));
+    c.statuses = {304};
+    c.check_answers = answer_lacks("Transfer-Encoding");
+    v.push_back(c);
+  }
+  {
+    // A final answer instead of 100 when the head alone decides it; the body is never read.
+    Case c = reject("expect_continue_over_max_body_size_413", "RFC 9110 §10.1.1",
+                    req("POST", "/", "Expect: 100-continue\r\nContent-Length: 70000\r\n"), 413);
+    c.check_answers = answer_has("Connection", "close");
+    v.push_back(c);
+  }
+  v.push_back(pass("get_with_content_forwarded", "RFC 9110 §9.3.1", req("GET", "/gc", "Content-Length: 3\r\n", "abc"),
+                   all_of({saw("GET", "/gc", "abc"), has("Content-Length", "3")})));
+  v.push_back(pass("post_empty_content", "RFC 9110 §8.6", req("POST", "/pe", "Content-Length: 0\r\n"),
+                   all_of({saw("POST", "/pe", ""), has("Content-Length", "0")})));
+  v.push_back(pass("value_ows_trimmed", "RFC 9110 §5.5", req("GET", "/ows", "X-W: \t v v \t\r\n"),
+                   [](const V& f) {
+                     EXPECT_NE(f[0].raw_head.find("\r\nX-W: v v\r\n"), std::string::npos) << f[0].raw_head;
+                   }));
   v.push_back(reject("expect_other_417", "RFC 9110 §10.1.1", req("GET", "/", "Expect: teapot\r\n"), 417));
   return v;
 }
