@@ -93,11 +93,19 @@ void AppDispatcher::set_failing(bool failing) {
   failing_ = failing;
 }
 
+bool AppDispatcher::draining_serve_locked() const {
+  for (const auto& s : slots_)
+    if (s.accepting && !s.removed && !s.hung) return false;
+  return true;
+}
+
 void AppDispatcher::note_idle_locked(SlotState& s) {
   // A worker with open tunnels is not idle: it is stopped when the last one closes (or when
   // the supervisor's graceful_timeout passes).
   if (s.accepting || s.removed || s.in_flight > 0 || s.tunnels > 0 || s.tunnel_reserved > 0 || s.drained_reported)
     return;
+  // Nor is a draining worker that still has requests queued for it to serve.
+  if (!queue_.empty() && !s.hung && draining_serve_locked()) return;
   s.drained_reported = true;
   events_.push_back(control::SlotEvent{settings_.app, s.slot, s.generation, control::SlotEvent::Kind::Drained, s.requests});
 }
@@ -128,12 +136,13 @@ int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now, bool t
   if (n == 0) return -1;
   int best = -1;
   int best_load = 0;
+  const bool draining_serve = draining_serve_locked();
   // Least in flight wins; among equals, the first after the round-robin cursor, so idle
   // workers share sequential traffic instead of slot 0 taking all of it.
   for (size_t k = 0; k < n; ++k) {
     size_t i = (rr_ + k) % n;
     const SlotState& s = slots_[i];
-    if (!s.accepting || s.removed || s.hung) continue;
+    if ((!s.accepting && !draining_serve) || s.removed || s.hung) continue;
     const int load = load_locked(i);
     if (load >= s.concurrency) continue;
     if (s.down_until > now) continue;
@@ -236,18 +245,20 @@ AppDispatcher::Outcome AppDispatcher::acquire(const std::shared_ptr<Waiter>& wai
 
 bool AppDispatcher::cancel(const Waiter* waiter, bool timed_out) {
   const auto now = std::chrono::steady_clock::now();
-  std::lock_guard<std::mutex> g(mu_);
-  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-    if (it->waiter.get() == waiter) {
-      ++totals_.queued;
-      if (now > it->since) totals_.queue += now - it->since;
-      if (timed_out) ++totals_.rejected;
-      if (it->tunnel) --queued_tunnels_;
-      queue_.erase(it);
-      return true;
-    }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.waiter.get() == waiter; });
+    if (it == queue_.end()) return false;
+    ++totals_.queued;
+    if (now > it->since) totals_.queue += now - it->since;
+    if (timed_out) ++totals_.rejected;
+    if (it->tunnel) --queued_tunnels_;
+    queue_.erase(it);
+    // An emptied queue may leave a draining worker idle.
+    for (auto& s : slots_) note_idle_locked(s);
   }
-  return false;
+  flush_events();
+  return true;
 }
 
 uint64_t AppDispatcher::describe(int slot, uint64_t generation, const RequestRef& r) {
@@ -355,11 +366,12 @@ void AppDispatcher::release(int slot, uint64_t generation, uint64_t ticket, Rele
       if ((mark == Lease::Mark::Held || moved) && s.tunnels > 0) --s.tunnels;
       if (kind == ReleaseKind::FailedConnect) s.down_until = now + settings_.connect_down_time;
       if (kind == ReleaseKind::Hung) s.hung = true;
-      note_idle_locked(s);
       if (s.removed && s.in_flight == 0 && s.tunnels == 0 && s.tunnel_reserved == 0) erase_slot_locked(i);
       break;
     }
     grant_queued_locked(now, grants);
+    // After the queue had its turn: a draining worker may have taken a queued request.
+    for (auto& s : slots_) note_idle_locked(s);
   }
   // Outside the lock: grant() posts to the waiter's loop, and a dropped Lease re-enters release().
   for (auto& [w, l] : grants) w->grant(std::move(l));

@@ -237,7 +237,13 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
                            std::vector<std::pair<std::shared_ptr<Waiter>, Lease>>& grants);
   // Drops removed slots with nothing on them any more. Mutex held.
   void erase_slot_locked(size_t i);
-  // Queues a Drained event when s is idle and not accepting. Mutex held.
+  // True when no slot accepts new requests (the app was removed by a reload, or every
+  // worker is being replaced at once): then the draining workers serve the requests routed
+  // to the app before the switch, queued or arriving, instead of leaving them to wait for
+  // queue_timeout and a 503. Mutex held.
+  bool draining_serve_locked() const;
+  // Queues a Drained event when s is idle, not accepting and has no queued request to
+  // serve. Mutex held.
   void note_idle_locked(SlotState& s);
   // Hands the queued events to the observer. Mutex NOT held.
   void flush_events();

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -229,6 +230,35 @@ TEST_F(ReloadTest, ChangingTheSecondOfTwoAppsKeepsTheSupervisorUp) {
   }
   EXPECT_EQ(corral_->status()["proxy"].value("pid", 0), proxy_pid) << "the proxy was restarted";
   EXPECT_EQ(CorralProcess::worker_pids(corral_->status(), "a"), a_before) << "app a's workers were replaced";
+}
+
+// A reload that removes an app: the requests routed to it before the switch (one its only
+// worker serves, one queued behind it) are both answered, the queued one by the draining
+// worker, not left to wait for queue_timeout and a 503.
+TEST_F(ReloadTest, RemovingAnAppAnswersTheRequestsQueuedForIt) {
+  config_.app("a");
+  AppSpec& gone = config_.app("gone");
+  gone.workers(1).concurrency(1).queue_timeout("5s");
+  gone.env["WHOAMI"] = "gone";
+  config_.route("gone", "/gone/").route("a", "/");
+  ASSERT_NO_FATAL_FAILURE(start());
+  const auto t0 = Clock::now();
+  auto busy = std::async(std::launch::async, [this] { return http_get(port(), "/gone/soak?ms=1500"); });
+  std::this_thread::sleep_for(300ms);
+  auto queued = std::async(std::launch::async, [this] { return http_get(port(), "/gone/soak?ms=0"); });
+  std::this_thread::sleep_for(300ms);
+  ConfigBuilder without(rt_.path());
+  without.app("a");
+  without.route("a", "/");
+  rt_.write_file("corral.toml", without.render());
+  ProcessResult r = ctl({"reload"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("app gone: removed"), std::string::npos) << r.out;
+  HttpResponse b = busy.get(), q = queued.get();
+  EXPECT_EQ(b.status, 200) << b.body;
+  EXPECT_EQ(q.status, 200) << q.body;
+  EXPECT_EQ(q.body.substr(0, 5), "gone ") << q.body;
+  EXPECT_LT(Clock::now() - t0, 4s) << "the queued request waited for queue_timeout";
 }
 
 // corralctl status right after a request finished shows it finished (live figures from the

@@ -481,6 +481,32 @@ TEST(AppDispatcher, ReportsDrainedWhenANonAcceptingSlotGoesIdle) {
   EXPECT_EQ(events.size(), 2u);
 }
 
+// A reload removes the app: its workers drain and no new one comes. The requests routed to
+// it before the switch (queued behind a busy worker, or dispatched just after) are served by
+// the draining workers instead of waiting for queue_timeout and a 503; a worker is reported
+// drained only once nothing is queued for it.
+TEST(AppDispatcher, ARemovedAppsDrainingWorkersServeWhatWasRoutedToIt) {
+  auto d = make(4, {slot(0)});
+  std::vector<control::SlotEvent> events;
+  d->set_observer([&](control::SlotEvent e) { events.push_back(std::move(e)); });
+  Lease busy, none;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), busy), AppDispatcher::Outcome::Granted);
+  auto queued = std::make_shared<StoreWaiter>();
+  ASSERT_EQ(d->acquire(queued, none), AppDispatcher::Outcome::Queued);
+  d->update_slots({slot(0, 1, 1, /*accepting=*/false)});  // removed: draining, nothing replaces it
+  busy.release();
+  ASSERT_EQ(queued->got.size(), 1u) << "the queued request waits for nothing but the draining worker";
+  EXPECT_TRUE(events.empty()) << "not drained while it serves the queued request";
+  // One routed to the app just before the switch and dispatched after it.
+  auto late = std::make_shared<StoreWaiter>();
+  ASSERT_EQ(d->acquire(late, none), AppDispatcher::Outcome::Queued);
+  queued->got[0].release();
+  ASSERT_EQ(late->got.size(), 1u);
+  late->got[0].release();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, control::SlotEvent::Kind::Drained);
+}
+
 TEST(AppDispatcher, ReportsMaxRequestsOnceAndKeepsServing) {
   auto s = slot(0);
   s.max_requests = 3;
