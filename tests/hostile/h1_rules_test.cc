@@ -481,6 +481,40 @@ std::vector<Case> rfc9110() {
                    [](const V& f) {
                      EXPECT_NE(f[0].raw_head.find("\r\nX-W: v v\r\n"), std::string::npos) << f[0].raw_head;
                    }));
+  {
+    // What a worker sends is parsed as strictly as a client's request: a malformed response
+    // is never passed on (502), the client's connection stays usable.
+    const std::pair<const char*, const char*> bad[] = {
+        {"obs-fold", "RFC 9112 §5.2"},          {"space-colon", "RFC 9112 §5.1"},
+        {"cl-invalid", "RFC 9112 §6.3"},        {"cl-differing", "RFC 9112 §6.3"},
+        {"cl-te", "RFC 9112 §6.3"},             {"te-not-chunked", "RFC 9112 §6.3"},
+        {"bare-lf", "RFC 9112 §2.2"},           {"nul-in-value", "RFC 9110 §5.5"},
+        {"cl-on-204", "RFC 9110 §8.6"},         {"unasked-101", "RFC 9110 §7.8"},
+        {"http10-te", "RFC 9112 §6.1"},         {"bad-status", "RFC 9112 §4"},
+    };
+    for (auto [kind, rule] : bad) {
+      std::string name = std::string("worker_") + kind + "_502";
+      for (auto& ch : name)
+        if (ch == '-') ch = '_';
+      Case c = pass(name, rule, req("GET", std::string("/bad-response?kind=") + kind));
+      c.statuses = {502};
+      v.push_back(c);
+    }
+    Case c = pass("worker_short_body_closes_client", "RFC 9112 §6.3", req("GET", "/bad-response?kind=short-body"));
+    c.statuses = {};
+    c.truncated = true;
+    c.after = After::Closed;
+    v.push_back(c);
+    Case h = pass("worker_hop_by_hop_fields_stripped", s761, req("GET", "/bad-response?kind=hop"));
+    h.check_answers = [](const A& a) {
+      for (const char* n : {"Connection", "X-Secret", "Keep-Alive", "Proxy-Connection", "Upgrade", "Trailer"})
+        EXPECT_FALSE(itest::has_header(a[0].headers, n)) << n;
+      EXPECT_EQ(a[0].header("X-Kept"), "k");
+      EXPECT_EQ(a[0].header("Date"), "Sun, 06 Nov 1994 08:49:37 GMT") << "the worker's Date is kept";
+      EXPECT_EQ(a[0].body, "ok");
+    };
+    v.push_back(h);
+  }
   v.push_back(reject("expect_other_417", "RFC 9110 §10.1.1", req("GET", "/", "Expect: teapot\r\n"), 417));
   return v;
 }

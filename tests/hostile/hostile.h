@@ -79,6 +79,9 @@ struct Case {
   /// More checks on the answers (called only when all expected answers arrived).
   std::function<void(const std::vector<Answer>&)> check_answers;
   bool half_close = false;  ///< shut down the client's write side after sending
+  /// The last answer is cut short by the proxy's close (its head arrived, not all its body):
+  /// `statuses` lists the complete ones, the connection must close after the partial one.
+  bool truncated = false;
   /// Sent after the first answer has arrived (the body after a 100 Continue).
   std::string then_send;
   /// The requests whose answers carry no body although they announce a length (HEAD),

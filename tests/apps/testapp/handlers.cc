@@ -162,6 +162,30 @@ Response handle(const Request& req, const Counters& counters, uint64_t connectio
   const std::string path = req.path();
   if (path == "/") {
     r.body = "hello from testapp\n";
+  } else if (path == "/bad-response") {
+    // Responses a strict proxy must not pass on as they are (the hostile-input suite).
+    static const std::pair<const char*, const char*> kinds[] = {
+        {"obs-fold", "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok"},
+        {"space-colon", "HTTP/1.1 200 OK\r\nX-A : a\r\nContent-Length: 2\r\n\r\nok"},
+        {"cl-invalid", "HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok"},
+        {"cl-differing", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!"},
+        {"cl-te", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
+        {"te-not-chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok"},
+        {"bare-lf", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok"},
+        {"nul-in-value", "HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\nok"},  // 50 bytes
+        {"cl-on-204", "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"},
+        {"unasked-101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n"},
+        {"http10-te", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
+        {"bad-status", "HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok"},
+        {"short-body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok"},
+        {"hop", "HTTP/1.1 200 OK\r\nConnection: X-Secret, keep-alive\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\n"
+                "Proxy-Connection: x\r\nUpgrade: foo\r\nTrailer: X-T\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                "X-Kept: k\r\nContent-Length: 2\r\n\r\nok"},
+    };
+    const std::string kind = req.query("kind");
+    for (auto& [k, raw] : kinds)
+      if (kind == k) r.raw = kind == "nul-in-value" ? std::string(raw, 50) : std::string(raw);
+    if (r.raw.empty()) r.status = 404;
   } else if (path == "/early-hints") {
     r.interim = "HTTP/1.1 103 Early Hints\r\nLink: </hint.css>; rel=preload\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n";
     r.body = "hinted\n";

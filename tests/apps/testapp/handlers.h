@@ -29,6 +29,7 @@ struct Response {
   bool chunked = false;
   bool exit_now = false;     ///< /exit: terminate without answering
   std::string interim;       ///< raw interim responses (1xx) written before the head
+  std::string raw;           ///< /bad-response: these bytes instead of a response, then close
 };
 
 /// Dispatches on the request path:
@@ -47,6 +48,7 @@ struct Response {
 ///   /conn         "pid:connection-serial" (tells whether a connection was reused)
 ///   /exit         _exit(3) without answering
 ///   /early-hints  a 103 Early Hints (Link: </hint.css>; rel=preload) before a 200
+///   /bad-response?kind=K  a canned, mostly malformed response (handlers.cc lists K), then close
 ///   .../whoami    $WHOAMI, under any prefix (which app and generation answered)
 ///   ...?body_delay_ms=N  any path: waits N ms before reading the body (a slow app; main.cc)
 ///   .../soak?ms=N&pad=P  sleeps N ms, then "$WHOAMI HEX BYTES\n" (the body's SHA-256 and

@@ -194,6 +194,12 @@ void serve_connection(int fd) {
       req.keep_alive = false;
     } else {
       Response resp = handle(req, g_counters, serial);
+      if (!resp.raw.empty()) {  // /bad-response: the canned bytes, then close
+        if (counted) --g_counters.in_flight;
+        counted = false;
+        write_all(fd, resp.raw, std::string());
+        break;
+      }
       // A capturing app answers any path: hostile cases use targets of every shape.
       if (!g_capture_dir.empty() && resp.status == 404 && req.path() != "/env") {
         resp.status = 200;
