@@ -527,6 +527,32 @@ malformed("content_length_shorter", lambda c: rf(c, "content_length_shorter", me
                                                  extra=[("content-length", "3")]), body=b"hello")
 
 
+malformed("content_length_without_body", lambda c: rf(c, "content_length_without_body", method="POST",
+                                                      extra=[("content-length", "5")]))
+malformed("extended_connect_bad_path", lambda c: [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                                                  (":path", "/bad/a#b"), (":authority", c.authority),
+                                                  ("sec-websocket-version", "13"), ("x-case", "extended_connect_bad_path")])
+
+
+@case
+def too_many_fields(c):
+    extra = [("x-f%d" % i, "v") for i in range(150)]
+    return bad_request(c, "too_many_fields", rf(c, "too_many_fields", extra=extra))
+
+
+@case
+def authority_host_case_differs(c):
+    return bad_request(c, "authority_host_case_differs",
+                       c.request_fields(path="/?case=authority_host_case_differs", authority=c.authority.upper(),
+                                        extra=[("host", c.authority)]))
+
+
+@case
+def te_trailers_any_case(c):
+    return bad_request(c, "te_trailers_any_case", c.request_fields(path="/?case=te_trailers_any_case",
+                                                                   extra=[("te", "Trailers")]))
+
+
 @case
 def connect_plain(c):
     # A well-formed CONNECT (RFC 9113 §8.5): corral is no forward proxy.

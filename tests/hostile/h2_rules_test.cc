@@ -306,6 +306,9 @@ std::vector<H2Case> fields() {
       reset("content_length_twice", "RFC 9113 §8.1.1"),
       reset("content_length_longer", "RFC 9113 §8.1.1"),
       reset("content_length_shorter", "RFC 9113 §8.1.1"),
+      reset("content_length_without_body", "RFC 9113 §8.1.1"),
+      reset("extended_connect_bad_path", "RFC 8441 §4"),
+      answered("too_many_fields", "RFC 9110 §5.4", 431, {}, 0),
       reset("trailers_with_pseudo_header", "RFC 9113 §8.1"),
       reset("trailers_without_end_stream", "RFC 9113 §8.1"),
       reset("trailers_connection_specific", s822),
@@ -313,6 +316,12 @@ std::vector<H2Case> fields() {
   // Well-formed requests: the sanitised HTTP/1.1 form reaches the worker.
   v.push_back(answered("te_trailers_is_dropped", s822, 200, [](const V& f) {
     EXPECT_FALSE(f[0].header("te").has_value()) << f[0].raw_head;
+  }));
+  v.push_back(answered("te_trailers_any_case", s822, 200, [](const V& f) {
+    EXPECT_FALSE(f[0].header("te").has_value()) << f[0].raw_head;
+  }));
+  v.push_back(answered("authority_host_case_differs", s831, 200, [](const V& f) {
+    EXPECT_EQ(f[0].all("host").size(), 1u) << f[0].raw_head;
   }));
   v.push_back(answered("options_asterisk", s831, 200, [](const V& f) {
     EXPECT_EQ(f[0].method, "OPTIONS");
