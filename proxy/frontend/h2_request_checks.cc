@@ -3,12 +3,14 @@
 #include <algorithm>
 
 #include "common/base/strings.h"
+#include "common/http1/parser.h"
 #include "common/http1/request_checks.h"
 
 namespace corral::proxy::h2 {
 namespace {
 
-HeadCheck malformed(const char* why) { return {HeadVerdict::Malformed, why}; }
+HeadCheck malformed(const char* why) { return {HeadVerdict::Malformed, why, 0}; }
+HeadCheck answer(int status, const char* why = "") { return {HeadVerdict::Answer, why, status}; }
 
 }  // namespace
 
@@ -18,6 +20,8 @@ HeadCheck check_request_head(const RequestFields& f) {
   // request line and Host field add (RFC 9113 §8.3.1: the target URI must be valid).
   if (f.method.empty()) return malformed("missing :method");
   if (!http1::valid_method(f.method)) return malformed("invalid :method");
+  // A token, but longer than any method a server implements (RFC 9112 §3, as for HTTP/1.1).
+  if (f.method.size() > http1::kMaxMethodSize) return answer(501, "method too long");
   if (!f.authority.empty() && f.authority.find('@') != std::string_view::npos)
     return malformed(":authority with userinfo");  // §8.3.1: MUST NOT include userinfo
   if (!f.authority.empty() && !http1::valid_host(f.authority)) return malformed("invalid :authority");
@@ -32,7 +36,7 @@ HeadCheck check_request_head(const RequestFields& f) {
     if (f.authority.empty() || f.authority.rfind(':') == std::string_view::npos ||
         f.authority.back() == ']' || f.authority.back() == ':')
       return malformed("CONNECT without host and port");
-    return {HeadVerdict::NotImplemented, "CONNECT is not supported"};
+    return answer(501, "CONNECT is not supported");
   }
   if (!f.protocol.empty() && f.method != "CONNECT") return malformed(":protocol on a method other than CONNECT");
   if (f.authority.empty() && f.host.empty()) return malformed("missing :authority and host");
@@ -42,10 +46,22 @@ HeadCheck check_request_head(const RequestFields& f) {
   if (f.path.empty()) return malformed("empty :path");  // §8.3.1
   if (f.path == "*") {
     if (f.method != "OPTIONS" || !f.protocol.empty()) return malformed(":path * on a method other than OPTIONS");
-    return {};
+  } else {
+    if (f.path[0] != '/') return malformed(":path is not an absolute path");
+    if (!http1::valid_origin_form(f.path)) return malformed("invalid character in :path");
   }
-  if (f.path[0] != '/') return malformed(":path is not an absolute path");
-  if (!http1::valid_origin_form(f.path)) return malformed("invalid character in :path");
+  if (f.method == "OPTIONS" || f.method == "TRACE") {
+    // RFC 9110 §7.6.2: with Max-Forwards 0 the proxy is the final recipient (OPTIONS: 200;
+    // TRACE, which corral does not implement itself: 501); two values or a non-number: 400.
+    if (f.max_forwards_count > 1) return answer(400, "invalid Max-Forwards");
+    if (f.max_forwards_count == 1) {
+      auto n = parse_decimal(f.max_forwards);
+      if (!n) return answer(400, "invalid Max-Forwards");
+      if (*n == 0) return answer(f.method == "TRACE" ? 501 : 200);
+    }
+  }
+  // "OPTIONS *" asks about the server, not a resource of an app (RFC 9110 §9.3.7).
+  if (f.path == "*") return answer(200);
   return {};
 }
 

@@ -3,7 +3,10 @@
 // frame rules, field-name/value characters, pseudo-header presence, order and repetition,
 // connection-specific fields, content-length against DATA, and trailers itself):
 //   - check_request_head(): pseudo-header values that would not make a valid HTTP/1.1
-//     request line and Host field (§8.3.1), a well-formed plain CONNECT (§8.5);
+//     request line and Host field (§8.3.1); and the requests the proxy answers itself, as
+//     for an HTTP/1.1 client: a plain CONNECT (§8.5, 501), a method longer than the HTTP/1.1
+//     parser takes (501), OPTIONS * and OPTIONS/TRACE with Max-Forwards 0 (RFC 9110 §9.3.7,
+//     §7.6.2) or an invalid Max-Forwards (400);
 //   - StreamIds: a HEADERS frame on a stream identifier that is not new and not open
 //     (§5.1.1: lower than one already used, skipped, or closed), which nghttp2 ignores.
 // Sans-I/O, no nghttp2 types: unit-tested in tests/unit/proxy/h2_request_checks_test.cc.
@@ -14,21 +17,25 @@
 
 namespace corral::proxy::h2 {
 
-/// The pseudo-header fields and the Host field of one HTTP/2 request (empty = absent).
+/// The pseudo-header fields and the Host field of one HTTP/2 request (empty = absent), and
+/// its Max-Forwards fields (looked at for OPTIONS and TRACE only).
 struct RequestFields {
   std::string_view method, scheme, path, authority, host, protocol;
+  std::string_view max_forwards;  ///< the first Max-Forwards value
+  int max_forwards_count = 0;
 };
 
 /// What the front end does with a request head.
 enum class HeadVerdict {
-  Ok,              ///< becomes an HTTP/1.1 request (or an RFC 8441 tunnel)
-  Malformed,       ///< RST_STREAM(PROTOCOL_ERROR); never reaches a worker (§8.1.1)
-  NotImplemented,  ///< a well-formed CONNECT: corral is no forward proxy, answered 501
+  Ok,         ///< becomes an HTTP/1.1 request (or an RFC 8441 tunnel)
+  Malformed,  ///< RST_STREAM(PROTOCOL_ERROR); never reaches a worker (§8.1.1)
+  Answer,     ///< the proxy answers with `status` itself, as it does an HTTP/1.1 client
 };
 
 struct HeadCheck {
   HeadVerdict verdict = HeadVerdict::Ok;
-  const char* reason = "";  ///< static string for logs and the rejection counter
+  const char* reason = "";  ///< static string for logs and the rejection counter ("" for a plain answer)
+  int status = 0;           ///< for Answer
 };
 
 /// Checks a request head whose fields nghttp2 has accepted. Pure; thread-safe.

@@ -602,6 +602,10 @@ int Http2Session::on_header(const void* p, std::string_view name, std::string_vi
     return 0;
   }
   if (s->too_large) return 0;
+  if (name.size() > http1::kMaxFieldNameSize) {
+    s->too_large = true;  // as for HTTP/1.1: 431 (RFC 9110 §5.4)
+    return 0;
+  }
   if (name.empty() || has_upper(name) || has_ctl(name) || has_ctl(value)) {
     reset_stream(*s, NGHTTP2_PROTOCOL_ERROR, "invalid header field");
     return 0;
@@ -928,13 +932,18 @@ void Http2Session::reset_stream(Stream& s, uint32_t error_code, const char* why)
 
 bool Http2Session::valid_head(Stream& s) {
   // The checks nghttp2 1.52 leaves to the application (h2_request_checks.h).
-  h2::HeadCheck c = h2::check_request_head({s.method, s.scheme, s.path, s.authority, s.host_header, s.protocol});
+  h2::RequestFields f{s.method, s.scheme, s.path, s.authority, s.host_header, s.protocol};
+  if (s.method == "OPTIONS" || s.method == "TRACE") {
+    for (const auto& fr : s.fields)
+      if (s.field_name(fr) == "max-forwards" && f.max_forwards_count++ == 0) f.max_forwards = s.field_value(fr);
+  }
+  h2::HeadCheck c = h2::check_request_head(f);
   switch (c.verdict) {
     case h2::HeadVerdict::Ok: return true;
     case h2::HeadVerdict::Malformed: reset_stream(s, NGHTTP2_PROTOCOL_ERROR, c.reason); return false;
-    case h2::HeadVerdict::NotImplemented:
-      s.ex.reject_reason = c.reason;
-      respond_error(s, 501);
+    case h2::HeadVerdict::Answer:
+      if (*c.reason) s.ex.reject_reason = c.reason;
+      respond_error(s, c.status);
       return false;
   }
   return false;

@@ -535,6 +535,46 @@ malformed("extended_connect_bad_path", lambda c: [(":method", "CONNECT"), (":pro
 
 
 @case
+def method_too_long(c):
+    return bad_request(c, "method_too_long", rf(c, "method_too_long", method="M" * 33))
+
+
+@case
+def field_name_too_long(c):
+    return bad_request(c, "field_name_too_long", rf(c, "field_name_too_long", extra=[("x-" + "n" * 300, "1")]))
+
+
+@case
+def options_max_forwards_zero(c):
+    return bad_request(c, "options_max_forwards_zero",
+                       rf(c, "options_max_forwards_zero", method="OPTIONS", extra=[("max-forwards", "0")]))
+
+
+@case
+def trace_max_forwards_zero(c):
+    return bad_request(c, "trace_max_forwards_zero",
+                       rf(c, "trace_max_forwards_zero", method="TRACE", extra=[("max-forwards", "0")]))
+
+
+@case
+def max_forwards_invalid(c):
+    return bad_request(c, "max_forwards_invalid",
+                       rf(c, "max_forwards_invalid", method="OPTIONS", extra=[("max-forwards", "x")]))
+
+
+@case
+def max_forwards_decremented(c):
+    return bad_request(c, "max_forwards_decremented",
+                       c.request_fields(method="OPTIONS", path="/?case=max_forwards_decremented",
+                                        extra=[("max-forwards", "5")]))
+
+
+@case
+def via_names_http2(c):
+    return bad_request(c, "via_names_http2", c.request_fields(path="/?case=via_names_http2"))
+
+
+@case
 def too_many_fields(c):
     extra = [("x-f%d" % i, "v") for i in range(150)]
     return bad_request(c, "too_many_fields", rf(c, "too_many_fields", extra=extra))

@@ -309,6 +309,11 @@ std::vector<H2Case> fields() {
       reset("content_length_without_body", "RFC 9113 §8.1.1"),
       reset("extended_connect_bad_path", "RFC 8441 §4"),
       answered("too_many_fields", "RFC 9110 §5.4", 431, {}, 0),
+      answered("field_name_too_long", "RFC 9110 §5.4", 431, {}, 0),
+      answered("method_too_long", "RFC 9112 §3", 501, {}, 0),
+      answered("options_max_forwards_zero", "RFC 9110 §7.6.2", 200, {}, 0),
+      answered("trace_max_forwards_zero", "RFC 9110 §7.6.2", 501, {}, 0),
+      answered("max_forwards_invalid", "RFC 9110 §7.6.2", 400, {}, 0),
       reset("trailers_with_pseudo_header", "RFC 9113 §8.1"),
       reset("trailers_without_end_stream", "RFC 9113 §8.1"),
       reset("trailers_connection_specific", s822),
@@ -323,9 +328,13 @@ std::vector<H2Case> fields() {
   v.push_back(answered("authority_host_case_differs", s831, 200, [](const V& f) {
     EXPECT_EQ(f[0].all("host").size(), 1u) << f[0].raw_head;
   }));
-  v.push_back(answered("options_asterisk", s831, 200, [](const V& f) {
+  v.push_back(answered("options_asterisk", "RFC 9110 §9.3.7", 200, {}, 0));  // the proxy answers it
+  v.push_back(answered("max_forwards_decremented", "RFC 9110 §7.6.2", 200, [](const V& f) {
     EXPECT_EQ(f[0].method, "OPTIONS");
-    EXPECT_EQ(f[0].target, "*");
+    EXPECT_EQ(f[0].all("max-forwards"), std::vector<std::string>{"4"}) << f[0].raw_head;
+  }));
+  v.push_back(answered("via_names_http2", "RFC 9110 §7.6.3", 200, [](const V& f) {
+    EXPECT_EQ(f[0].all("via"), std::vector<std::string>{"2 corral"}) << f[0].raw_head;
   }));
   v.push_back(answered("host_without_authority", s831, 200, [](const V& f) {
     EXPECT_EQ(f[0].all("host").size(), 1u) << f[0].raw_head;

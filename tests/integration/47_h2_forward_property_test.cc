@@ -68,7 +68,7 @@ uint64_t env_or(const char* name, uint64_t fallback) {
 // proxy/forwarding_headers.h and proxy/README.md): the worker's versions of these are
 // compared separately or not at all.
 bool rewritten(std::string_view n) {
-  for (const char* r : {"host", "cookie", "te", "trailer", "content-length", "expect", "x-forwarded-for",
+  for (const char* r : {"host", "cookie", "te", "trailer", "content-length", "expect", "max-forwards", "x-forwarded-for",
                         "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix",
                         "x-remote-port", "x-request-id", "forwarded", "traceparent", "tracestate"})
     if (iequals(n, r)) return true;
@@ -77,6 +77,7 @@ bool rewritten(std::string_view n) {
 
 struct Sent {
   std::string method, scheme, path, authority, host;
+  std::vector<std::string> max_forwards;
   bool has_authority = false, has_host = false;
   std::vector<std::pair<std::string, std::string>> fields;  // regular fields, in order
   std::vector<std::string> cookies;
@@ -93,6 +94,7 @@ Sent decode(const nlohmann::json& rec) {
     else if (n == ":authority") s.authority = v, s.has_authority = true;
     else if (n == "host") s.host = v, s.has_host = true;
     else if (n == "cookie" && !v.empty()) s.cookies.push_back(v);  // an empty crumb adds nothing
+    else if (n == "max-forwards") s.max_forwards.push_back(v);
     if (!n.empty() && n[0] != ':') s.fields.emplace_back(n, v);
   }
   s.body = unhex(rec["body"]);
@@ -149,7 +151,12 @@ TEST_F(H2ForwardProperty, EveryForwardedHeadParsesStrictlyAndMatchesTheRequest) 
       } else {
         ASSERT_TRUE(rec["status"].is_number()) << what << ": no answer: " << line;
         int st = rec["status"];
-        EXPECT_TRUE((st >= 400 && st < 500) || st == 501) << what << ": status " << st;
+        // The proxy answers OPTIONS * and an OPTIONS or TRACE whose Max-Forwards is 0 itself
+        // (RFC 9110 §9.3.7, §7.6.2), as for HTTP/1.1 clients.
+        const bool final_recipient =
+            (s.method == "OPTIONS" || s.method == "TRACE") &&
+            (s.path == "*" || (s.max_forwards.size() == 1 && s.max_forwards[0] == "0"));
+        EXPECT_TRUE((st >= 400 && st < 500) || st == 501 || (final_recipient && st == 200)) << what << ": status " << st;
         refusals[std::to_string(st)]++;
       }
       continue;
@@ -177,7 +184,8 @@ TEST_F(H2ForwardProperty, EveryForwardedHeadParsesStrictlyAndMatchesTheRequest) 
     std::vector<std::pair<std::string, std::string>> want, got;
     for (const auto& [n, v] : s.fields)
       if (!rewritten(n)) want.emplace_back(n, v);
-    int cookies = 0, lengths = 0, hosts = 0;
+    int cookies = 0, lengths = 0, hosts = 0, vias = 0;
+    std::vector<std::string> max_forwards;
     for (const auto& f : h.headers) {
       std::string n(f.name), v(f.value);
       if (iequals(n, "cookie")) {
@@ -190,6 +198,11 @@ TEST_F(H2ForwardProperty, EveryForwardedHeadParsesStrictlyAndMatchesTheRequest) 
         EXPECT_EQ(v, std::to_string(s.body.size())) << what;
       } else if (iequals(n, "host")) {
         ++hosts;
+      } else if (iequals(n, "via") && v.size() > 7 && v.substr(v.size() - 7) == " corral") {
+        ++vias;
+        EXPECT_EQ(v, "2 corral") << what << ": Via names HTTP/2 as the received protocol (RFC 9110 §7.6.3)";
+      } else if (iequals(n, "max-forwards")) {
+        max_forwards.push_back(v);
       } else if (iequals(n, "transfer-encoding") || iequals(n, "te") || iequals(n, "connection")) {
         ADD_FAILURE() << what << ": " << n << " reached the worker";
       } else if (!rewritten(n)) {
@@ -197,6 +210,19 @@ TEST_F(H2ForwardProperty, EveryForwardedHeadParsesStrictlyAndMatchesTheRequest) 
       }
     }
     EXPECT_EQ(hosts, 1) << what;
+    EXPECT_EQ(vias, 1) << what;
+    if (s.method == "OPTIONS" || s.method == "TRACE") {
+      // Forwarded only with one Max-Forwards above 0, which is decremented (RFC 9110 §7.6.2).
+      if (s.max_forwards.empty()) {
+        EXPECT_TRUE(max_forwards.empty()) << what;
+      } else if (auto mf = parse_decimal(s.max_forwards[0]); s.max_forwards.size() == 1 && mf && *mf > 0) {
+        EXPECT_EQ(max_forwards, std::vector<std::string>{std::to_string(*mf - 1)}) << what;
+      } else {
+        ADD_FAILURE() << what << ": forwarded with Max-Forwards " << s.max_forwards[0];
+      }
+    } else {
+      EXPECT_EQ(max_forwards, s.max_forwards) << what;
+    }
     EXPECT_EQ(cookies, s.cookies.empty() ? 0 : 1) << what;
     if (!s.body.empty()) {
       EXPECT_EQ(lengths, 1) << what;

@@ -148,6 +148,10 @@ def gen_request(r, authority):
     method = r.choice([b"GET", b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"HEAD"])
     if r.random() < 0.15 * k:
         method = rbytes(r, r.randrange(0, 10), b"ABCDEFGHIJKLMNOPQRSTUVWXYZ" + TCHAR, 0.2, 0.1)
+    elif r.random() < 0.03 * k:
+        method = bytes(r.choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(r.randrange(28, 40)))  # near the bound
+    elif r.random() < 0.03 * k:
+        method = b"TRACE"
     scheme = r.choice([b"http", b"https"]) if r.random() < 1 - 0.1 * k else r.choice([b"ftp", b"", b"HTTPS", b"h ttp"])
     x = r.random()
     if x < 0.85 or not edgy:
@@ -182,17 +186,23 @@ def gen_request(r, authority):
         fields.append((b"host", host_field))
     for _ in range(r.randrange(0, 7)):
         x = r.random()
-        if x < 0.65 or (not edgy and x >= 0.75):
+        if x < 0.02 * k:
+            name = b"x-" + bytes(r.choice(b"abcdefghij") for _ in range(r.randrange(250, 260)))  # near the bound
+        elif x < 0.65 or (not edgy and x >= 0.75):
             name = b"x-" + rbytes(r, r.randrange(1, 12), TCHAR, 0.03 * k, 0.02 * k)
         elif x < 0.75:
             name = r.choice([b"user-agent", b"accept", b"content-type", b"cookie", b"cookie", b"te", b"referer",
-                             b"x-forwarded-for", b"forwarded", b"x-request-id", b"trailer"])
+                             b"x-forwarded-for", b"forwarded", b"x-request-id", b"trailer", b"via", b"max-forwards"])
         elif x < 0.85:
             name = r.choice([b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"proxy-connection",
                              b"X-Upper", b"x:colon", b""])
         else:
             name = rbytes(r, r.randrange(1, 10), TCHAR, 0.2, 0.2)
-        if name == b"te":
+        if name == b"max-forwards" and not edgy:
+            name = b"x-max-forwards"
+        if name == b"max-forwards":
+            value = r.choice([b"0", b"1", b"7", b"x"])
+        elif name == b"te":
             value = b"trailers" if r.random() < 1 - 0.3 * k else r.choice([b"gzip", b"Trailers", b"trailers, gzip"])
         else:
             value = rbytes(r, r.randrange(0, 30), VCHAR, 0.05 * k, 0.03 * k)

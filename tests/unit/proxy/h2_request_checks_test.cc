@@ -25,7 +25,6 @@ TEST(H2RequestChecks, AcceptsOrdinaryRequests) {
   EXPECT_EQ(verdict(get("/", "example.com:8443")), HeadVerdict::Ok);
   EXPECT_EQ(verdict(get("/", "[::1]:8080")), HeadVerdict::Ok);
   EXPECT_EQ(verdict(get("/", "127.0.0.1")), HeadVerdict::Ok);
-  EXPECT_EQ(verdict({"OPTIONS", "http", "*", "example.com", "", ""}), HeadVerdict::Ok);
   EXPECT_EQ(verdict({"GET", "HTTP", "/", "", "example.com", ""}), HeadVerdict::Ok);  // Host only
   EXPECT_EQ(verdict({"GET", "https", "/", "Example.COM", "example.com", ""}), HeadVerdict::Ok);
   EXPECT_EQ(verdict({"PROPFIND", "https", "/", "a", "", ""}), HeadVerdict::Ok);
@@ -62,9 +61,10 @@ TEST(H2RequestChecks, AuthorityAndHost) {
   EXPECT_EQ(verdict({"GET", "https", "/", "", "", ""}), HeadVerdict::Malformed);
 }
 
-TEST(H2RequestChecks, ConnectIsNotImplementedWhenWellFormed) {
-  EXPECT_EQ(verdict({"CONNECT", "", "", "example.com:443", "", ""}), HeadVerdict::NotImplemented);
-  EXPECT_EQ(verdict({"CONNECT", "", "", "[::1]:443", "", ""}), HeadVerdict::NotImplemented);
+TEST(H2RequestChecks, ConnectIsAnswered501WhenWellFormed) {
+  EXPECT_EQ(check_request_head({"CONNECT", "", "", "example.com:443", "", ""}).status, 501);
+  EXPECT_EQ(verdict({"CONNECT", "", "", "example.com:443", "", ""}), HeadVerdict::Answer);
+  EXPECT_EQ(verdict({"CONNECT", "", "", "[::1]:443", "", ""}), HeadVerdict::Answer);
   EXPECT_EQ(verdict({"CONNECT", "", "", "example.com", "", ""}), HeadVerdict::Malformed);  // no port
   EXPECT_EQ(verdict({"CONNECT", "", "", "[::1]", "", ""}), HeadVerdict::Malformed);
   EXPECT_EQ(verdict({"CONNECT", "", "", "", "", ""}), HeadVerdict::Malformed);
@@ -72,6 +72,28 @@ TEST(H2RequestChecks, ConnectIsNotImplementedWhenWellFormed) {
   EXPECT_EQ(verdict({"CONNECT", "", "/x", "a:1", "", ""}), HeadVerdict::Malformed);
   EXPECT_EQ(verdict({"GET", "https", "/", "a", "", "websocket"}), HeadVerdict::Malformed);  // :protocol without CONNECT
   EXPECT_EQ(verdict({"CONNECT", "https", "*", "a", "", "websocket"}), HeadVerdict::Malformed);
+}
+
+TEST(H2RequestChecks, AnsweredByTheProxyAsForHttp11) {
+  std::string m32(http1::kMaxMethodSize, 'M'), m33(http1::kMaxMethodSize + 1, 'M');
+  EXPECT_EQ(verdict({m32, "https", "/", "a", "", ""}), HeadVerdict::Ok);
+  EXPECT_EQ(check_request_head({m33, "https", "/", "a", "", ""}).status, 501);
+  EXPECT_EQ(check_request_head({"OPTIONS", "https", "*", "a", "", ""}).status, 200);
+  RequestFields f{"OPTIONS", "https", "/x", "a", "", ""};
+  f.max_forwards = "0";
+  f.max_forwards_count = 1;
+  EXPECT_EQ(check_request_head(f).status, 200);
+  f.method = "TRACE";
+  EXPECT_EQ(check_request_head(f).status, 501);
+  f.max_forwards = "3";
+  EXPECT_EQ(verdict(f), HeadVerdict::Ok);
+  f.max_forwards = "x";
+  EXPECT_EQ(check_request_head(f).status, 400);
+  f.max_forwards = "3";
+  f.max_forwards_count = 2;
+  EXPECT_EQ(check_request_head(f).status, 400);
+  f.method = "GET";  // Max-Forwards means nothing to other methods
+  EXPECT_EQ(verdict(f), HeadVerdict::Ok);
 }
 
 // Property: any head the checks accept becomes a request line and Host field the strict
