@@ -6,10 +6,12 @@
 // connection run on different workers at once.
 //
 // What corral checks beyond nghttp2 (Debian 12 ships 1.52): header names and values (no
-// upper case, CR, LF, NUL), connection-specific headers, TE other than "trailers", :path
-// ("/..." or "*" for OPTIONS), :authority vs Host, header list size and field count,
-// Content-Length vs the body: a malformed stream is reset with PROTOCOL_ERROR and never
-// reaches a worker. Abuse (rapid reset and server-provoked resets, CONTINUATION floods,
+// upper case, CR, LF, NUL), connection-specific headers, TE other than "trailers", header
+// list size, field count and name length, Content-Length vs the body, and (h2_request_checks.h)
+// pseudo-header values that make no valid HTTP/1.1 request line or Host, :authority vs Host,
+// and HEADERS on a stream id that is not new (GOAWAY, RFC 9113 §5.1.1): a malformed stream is
+// reset with PROTOCOL_ERROR and never reaches a worker. The list with a test per rule:
+// tests/hostile/README.md (RFC 9113). Abuse (rapid reset and server-provoked resets, CONTINUATION floods,
 // SETTINGS/PING floods, empty DATA, PRIORITY, unknown frames, WINDOW_UPDATE storms) is
 // counted in token buckets and answered with GOAWAY(ENHANCE_YOUR_CALM). Memory is bounded:
 // request bodies by a per-connection budget enforced through flow control (no WINDOW_UPDATE
