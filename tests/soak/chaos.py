@@ -110,6 +110,8 @@ def fd_breakdown(pid, run_dir):
                 peer_path = unix.get(peer, ("*", ""))[0]
                 if local != "*":
                     what = "unix " + local.replace(run_dir, "~")
+                elif peer == "0" or peer not in unix:
+                    what = "unix (peer closed)"
                 elif peer_path != "*":
                     what = "unix -> " + os.path.basename(peer_path)
                 else:
