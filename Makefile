@@ -51,11 +51,18 @@ bench: build
 	@packaging/install-deps.sh bench
 	BENCH_QUICK=$(BENCH_QUICK) tests/bench/run.sh $(BUILD)
 
+# make fuzz: every libFuzzer target of tests/fuzz (HTTP/1.1, HTTP/2 front end, FastCGI, CGI
+# head, config loader, control messages) built with clang-14 under ASan+UBSan in build-fuzz,
+# each run for FUZZ_SECONDS (default 100: about 10 min in all); FUZZ_TARGETS="fuzz_h2 ..."
+# picks some; FUZZ_MERGE=1 merges what the runs found into tests/fuzz/corpus. See
+# tests/fuzz/README.md.
+FUZZ_TARGETS_ALL = fuzz_http1 fuzz_h2 fuzz_fastcgi fuzz_cgi_head fuzz_config fuzz_control
 fuzz:
 	@packaging/install-deps.sh fuzz
-	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 -DCORRAL_FUZZ=ON
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_http1
-	tests/fuzz/run.sh build-fuzz
+	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang-14 \
+	  -DCMAKE_CXX_COMPILER=clang++-14 -DCORRAL_FUZZ=ON $(CMAKE_FLAGS)
+	cmake --build build-fuzz -j $(JOBS) --target $(or $(FUZZ_TARGETS),$(FUZZ_TARGETS_ALL))
+	FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_SECONDS="$(FUZZ_SECONDS)" FUZZ_MERGE="$(FUZZ_MERGE)" tests/fuzz/run.sh build-fuzz
 
 # make soak: mixed HTTP/1.1 and HTTP/2 load (keep-alive and fresh connections, TLS, uploads,
 # slow readers, hostile clients) against an app of every kind for SOAK_MINUTES, while a chaos

@@ -16,11 +16,15 @@ test_pkgs="curl wrk nghttp2-client procps brotli gzip media-types clang-14 libcl
  prometheus chromium fonts-dejavu-core brotli python3-brotli"
 # bench: the proxies corral is compared with, and the tools the bench script drives
 bench_pkgs="nginx-light haproxy nghttp2-proxy openssl python3 util-linux gunicorn fcgiwrap spawn-fcgi"
+# fuzz: clang-14 with libFuzzer and the sanitizer runtimes (libclang-rt-14-dev), and
+# llvm-symbolizer (llvm-14) for readable crash stacks
+fuzz_pkgs="clang-14 libclang-rt-14-dev llvm-14"
 package_pkgs="dpkg-dev rpm lintian rpmlint piuparts debootstrap systemd systemd-container file"
 pkgs=$build_pkgs
 case "$level" in
   build) ;;
-  test|fuzz) pkgs="$pkgs $test_pkgs" ;;
+  test) pkgs="$pkgs $test_pkgs" ;;
+  fuzz) pkgs="$pkgs $test_pkgs $fuzz_pkgs" ;;
   bench) pkgs="$pkgs $test_pkgs $bench_pkgs" ;;
   package) pkgs="$pkgs $package_pkgs" ;;
   *) echo "install-deps: unknown level '$level'" >&2; exit 2 ;;
