@@ -52,8 +52,10 @@ ResponseHeadParser::Status ResponseHeadParser::parse(std::string_view buf, Respo
 
   out = ResponseHead{};
   bool have_status = false;
+  size_t lines = 0;
   std::string_view head = buf.substr(0, end);
   while (!head.empty()) {
+    if (++lines > kMaxFields) return fail("too many CGI header lines");
     size_t lf = head.find('\n');
     std::string_view line = head.substr(0, lf);
     head.remove_prefix(lf + 1);

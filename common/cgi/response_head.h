@@ -3,8 +3,8 @@
 // body (RFC 3875 §6): "Name: value" lines ended by LF or CRLF, then an empty line. Sans-I/O:
 // call parse() with all bytes received so far; on Done the body starts at buf[consumed].
 // Strict: a name that is not a token, a control character in a value, a bad Status or
-// Content-Length, an empty block, or more than kMaxHeadSize bytes is an Error (the caller
-// answers 502). Not thread-safe; one per response.
+// Content-Length, an empty block, more than kMaxHeadSize bytes or kMaxFields lines is an
+// Error (the caller answers 502). Not thread-safe; one per response.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -36,7 +36,11 @@ struct ResponseHead {
 
 class ResponseHeadParser {
  public:
-  static constexpr size_t kMaxHeadSize = 64 * 1024;
+  // Below what the proxy reads a worker's response head with (64 KiB, 256 fields:
+  // proxy/upstream/http1_client.cc), so the HTTP/1.1 head corral-worker makes of a block
+  // (CRLFs, ": ", its framing and Connection fields) always parses there.
+  static constexpr size_t kMaxHeadSize = 32 * 1024;
+  static constexpr size_t kMaxFields = 200;
   enum class Status { Incomplete, Done, Error };
 
   /// Parses from the start of `buf`. Resumes scanning where an Incomplete call stopped (the
