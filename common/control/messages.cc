@@ -124,7 +124,9 @@ std::string encode(const Message& m) {
       m);
   j["v"] = kProtocolVersion;
   j["type"] = std::string(type_name(m));
-  return j.dump();
+  // Strings may hold request bytes (a path cut at kMaxPath, an HTTP/2 :path) that are not
+  // UTF-8: replaced by U+FFFD instead of throwing (which would end the process).
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Result<Message> decode(std::string_view bytes) {

@@ -161,6 +161,7 @@ using Message = std::variant<SetListeners, SetConfig, SetPool, ProxyReady, Worke
 /// The "type" string of a message, e.g. "set_pool".
 std::string_view type_name(const Message& m);
 
+/// Never fails: bytes in strings that are not UTF-8 are sent as U+FFFD.
 std::string encode(const Message& m);
 /// Rejects unknown types, a different major version, missing or mistyped fields.
 [[nodiscard]] Result<Message> decode(std::string_view bytes);

@@ -139,5 +139,19 @@ TEST(Channel, DeliversMessagesAndFdsOnALoop) {
   EXPECT_TRUE(closed);
 }
 
+// Found by fuzz_control: a request path that is not UTF-8 (an HTTP/2 :path, or one cut at
+// RequestInfo::kMaxPath inside a character) made encode() throw, which ends the proxy.
+TEST(ControlMessages, StringsThatAreNotUtf8StillEncode) {
+  SlotRequests r{1, "app", 0, 1, {}};
+  r.requests.push_back(SlotRequestInfo{"id", "GET", "/caf\xc3", 5, "in_flight", ""});
+  std::string enc = encode(r);
+  auto back = decode(enc);
+  ASSERT_TRUE(back.has_value()) << back.error().message();
+  const auto& got = std::get<SlotRequests>(*back);
+  ASSERT_EQ(got.requests.size(), 1u);
+  EXPECT_EQ(got.requests[0].path, "/caf\xef\xbf\xbd");  // U+FFFD
+  EXPECT_EQ(std::get<WorkerHung>(*decode(encode(WorkerHung{"a\xff", 1, 2, "r"}))).app, "a\xef\xbf\xbd");
+}
+
 }  // namespace
 }  // namespace corral::control
