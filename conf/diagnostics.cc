@@ -17,7 +17,22 @@ std::string Diagnostic::to_string() const {
   if (!key.empty()) out += key + ": ";
   out += message;
   if (!hint.empty()) out += "; " + hint;
-  return out;
+  // Keys and values are quoted from the file: a control character in them (a NUL, an
+  // escape sequence, a line break from a TOML escape) must not reach a terminal or a log.
+  std::string clean;
+  clean.reserve(out.size());
+  for (char c : out) {
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      clean.push_back(c);
+      continue;
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    clean += "\\x";
+    clean.push_back(kHex[u >> 4]);
+    clean.push_back(kHex[u & 0xf]);
+  }
+  return clean;
 }
 
 std::string Diagnostics::to_string() const {

@@ -17,6 +17,8 @@ struct Diagnostic {
   std::string hint;   ///< may be empty
 
   /// "corral.toml:12:1: app.shop: unknown key 'wokers' in [app.shop]; did you mean 'workers'?"
+  /// One line of printable text: control characters (from keys and values quoted from the
+  /// file) are written as \xNN.
   std::string to_string() const;
 };
 

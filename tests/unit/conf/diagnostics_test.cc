@@ -24,6 +24,15 @@ TEST(Diagnostics, OnePerLineSortedByPosition) {
   EXPECT_EQ(ds.to_string(), "f:2:5: a: first\nf:9:1: b: second\nf: whole file\n");
 }
 
+// Found by fuzz_config: a key with a control character (0x1f in a broken line) was quoted
+// raw in the syntax error.
+TEST(Diagnostic, ControlCharactersAreEscaped) {
+  Diagnostic d{"c.toml", 2, 16, "supervisor.runtime\x1f" "dir", "bad \x1b[31mvalue\n", "say \"x\x7f\""};
+  EXPECT_EQ(d.to_string(), "c.toml:2:16: supervisor.runtime\\x1fdir: bad \\x1b[31mvalue\\x0a; say \"x\\x7f\"");
+  Diagnostic tab{"c.toml", 1, 0, "", "a\tb", ""};
+  EXPECT_EQ(tab.to_string(), "c.toml:1: a\\x09b");
+}
+
 TEST(DidYouMean, FindsCloseCandidates) {
   std::vector<std::string_view> keys = {"workers", "concurrency", "command", "cwd", "env", "timeout"};
   EXPECT_EQ(did_you_mean("wokers", keys), "workers");
