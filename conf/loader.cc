@@ -3,7 +3,7 @@
 #include "conf/loader.h"
 
 // TOML_HEADER_ONLY=1 and TOML_EXCEPTIONS=0 come from conf/CMakeLists.txt.
-#include <toml++/toml.h>
+#include "conf/toml.h"
 
 #include <cerrno>
 #include <cstring>

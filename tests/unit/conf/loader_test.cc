@@ -477,5 +477,20 @@ TEST(Loader, StaticRoutes) {
             std::string::npos) << e;
 }
 
+// Found by fuzz_config: toml++ 3.3.0 reached __builtin_unreachable() (undefined behaviour)
+// when it asked whether a non-ASCII character was whitespace (conf/toml.h); UBSan builds
+// (make test-asan, make fuzz) stopped here. Now these are ordinary syntax errors, and the
+// same characters in strings, comments, quoted keys and continued lines still load.
+TEST(Loader, NonAsciiCharactersWhereTomlAsksForWhitespace) {
+  EXPECT_NE(load_err("[proxy]\nthreads = 2 \xc2\xa1\n").find("t.toml:2:13: proxy.threads: syntax error"),
+            std::string::npos);
+  EXPECT_NE(load_err("[proxy] \xe3\x80\x81\n").find("syntax error"), std::string::npos);
+  Config c = load_ok(std::string(kMinimal) +
+                     "env = { \"CAF\xc3\x89\" = \"\"\"caf\xc3\xa9 \\\n  \xc3\xa9t\xc3\xa9\"\"\" }  # \xc2\xa1\n");
+  ASSERT_EQ(c.apps.size(), 1u);
+  ASSERT_EQ(c.apps[0].env.size(), 1u);
+  EXPECT_EQ(c.apps[0].env[0].second, "caf\xc3\xa9 \xc3\xa9t\xc3\xa9");
+}
+
 }  // namespace
 }  // namespace corral::conf
