@@ -142,7 +142,8 @@ Decoder::Event Decoder::step(std::string_view buf) {
           e.protocol_status = static_cast<ProtocolStatus>(b[4]);
           used += kHeaderSize + content + padding;
           state_ = State::Ended;
-          if (used < buf.size()) return fail("bytes after END_REQUEST", used);
+          // Bytes after it are an Error at the next step, whether they came in this read or
+          // a later one: the response is complete either way (the caller drops the connection).
           e.consumed = used;
           return e;
         }

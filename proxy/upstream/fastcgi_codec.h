@@ -6,8 +6,10 @@
 //
 // The decoder is strict, because what it reads comes from a process the proxy does not
 // trust: a version other than 1, a record type other than STDOUT, STDERR or END_REQUEST, a
-// request id other than the one sent, an END_REQUEST whose body is not 8 bytes, or any byte
-// after END_REQUEST is an Error (the caller answers 502 and closes the connection).
+// request id other than the one sent, or an END_REQUEST whose body is not 8 bytes is an Error
+// (the caller answers 502 and closes the connection). END_REQUEST is always delivered as End
+// (consuming exactly its record); a byte after it is an Error at the next step, however the
+// bytes were split into reads (the caller does not reuse that connection).
 // Thread-safe functions; a FastcgiDecoder is one per connection, not thread-safe.
 #include <cstddef>
 #include <cstdint>
@@ -135,7 +137,8 @@ class Decoder {
   /// Starts a request: records must carry `request_id`.
   void start(uint16_t request_id);
   /// One step over `buf` (the unconsumed input). Empty STDOUT/STDERR records (the end of a
-  /// stream) produce no event. After End, any further byte is an Error.
+  /// stream) produce no event. After End, any further byte is an Error (End itself is
+  /// returned even when more bytes follow it in `buf`).
   Event step(std::string_view buf);
   bool ended() const { return state_ == State::Ended; }
 

@@ -488,6 +488,19 @@ TEST_F(FastcgiClientTest, BadAnswersAreErrorsAndCloseTheConnection) {
   }
 }
 
+// Found by fuzz_fastcgi: a stray byte after END_REQUEST in the same read turned a complete
+// answer into a 502 (in a later read it did not). Now the answer stands either way, and the
+// connection, which holds an unknown byte, is not kept.
+TEST_F(FastcgiClientTest, AByteAfterEndRequestKeepsTheAnswerButNotTheConnection) {
+  FakeApp app(sock_, [](const Received&, bool&) { return out("Content-Type: text/plain\r\n\r\nok") + end() + "x"; });
+  FastcgiClient c(pool_, rec_);
+  run(c, kGet);
+  EXPECT_TRUE(rec_.finished);
+  EXPECT_EQ(rec_.error, "");
+  EXPECT_EQ(rec_.body, "ok");
+  EXPECT_EQ(FastcgiClient::idle_connections(), idle_before_);
+}
+
 TEST_F(FastcgiClientTest, RootModeMapsScriptsAndAnswers404WithoutTheApp) {
   fs::create_directories(dir_ + "/www/sub");
   { std::FILE* f = std::fopen((dir_ + "/www/sub/page.php").c_str(), "w"); std::fputs("<?php\n", f); std::fclose(f); }
