@@ -147,7 +147,7 @@ TEST_F(CompressTest, RoundTripOverEveryProtocol) {
   // nghttp (HTTP/2 over TLS), gzip asked for explicitly: nghttp inflates it itself, and the
   // access log shows what went over the wire.
   ProcessResult n = run_process({"nghttp", "-H", "accept-encoding: gzip", "-H", ":authority: gz.test",
-                                 "https://localhost:" + std::to_string(tls_port) + "/data?bytes=50000"},
+                                 "https://127.0.0.1:" + std::to_string(tls_port) + "/data?bytes=50000"},
                                 20s);
   ASSERT_EQ(n.exit_code, 0) << n.err;
   EXPECT_TRUE(n.out == body_of(50000)) << n.out.substr(0, 200);
