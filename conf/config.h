@@ -35,6 +35,7 @@ struct ProxySettings {
   uint64_t max_header_size = 16 << 10;  ///< request line + headers → 431 above
   int max_header_count = 100;           ///< → 431 above
   Millis client_header_timeout{10'000};  ///< deadline for the whole request head (slowloris)
+  Millis tls_handshake_timeout{10'000};  ///< deadline for a TLS handshake, from accept
   Millis client_body_timeout{30'000};    ///< longest pause between two reads of a body
   uint64_t client_body_min_rate = 1024;  ///< bytes/s a body must average (after the first timeout)
   Millis keepalive_timeout{75'000};      ///< idle time between requests on a connection; 0 = close after each
@@ -72,6 +73,8 @@ struct Listener {
   bool h2 = true;               ///< offer h2 (ALPN) / accept h2c prior knowledge
   bool redirect_https = false;  ///< plaintext: 308 to https://host/target
   std::string hsts;             ///< TLS: Strict-Transport-Security value; empty = none
+  uint32_t max_connections = 0;             ///< open connections at once; 0 = no limit of its own (the fd limit)
+  uint32_t max_connections_per_client = 0;  ///< open connections per IPv4 address / IPv6 /64; 0 = no limit
 
   bool operator==(const Listener&) const = default;
 };

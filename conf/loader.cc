@@ -537,6 +537,16 @@ class Loader {
       }
     }
     for (size_t i = 0; i < c.listeners.size(); ++i) check_listener_tls(c.listeners[i], "listener[" + std::to_string(i) + "]");
+    for (size_t i = 0; i < c.listeners.size(); ++i) {
+      const auto& l = c.listeners[i];
+      if (l.max_connections && l.max_connections_per_client > l.max_connections) {
+        std::string path = "listener[" + std::to_string(i) + "].max_connections_per_client";
+        error(path, position(path),
+              "max_connections_per_client (" + std::to_string(l.max_connections_per_client) +
+                  ") is above the listener's max_connections (" + std::to_string(l.max_connections) + "): it would never apply",
+              "lower it, or raise max_connections");
+      }
+    }
 
     std::vector<std::string_view> app_names;
     for (auto& a : c.apps) app_names.push_back(a.name);

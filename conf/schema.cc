@@ -144,6 +144,12 @@ P proxy_client_header_timeout(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P proxy_tls_handshake_timeout(const Value& v, Target& t) {
+  if (auto p = positive_duration("tls_handshake_timeout", v.duration)) return p;
+  t.proxy->tls_handshake_timeout = v.duration;
+  return std::nullopt;
+}
+
 P proxy_client_body_timeout(const Value& v, Target& t) {
   if (auto p = positive_duration("client_body_timeout", v.duration)) return p;
   t.proxy->client_body_timeout = v.duration;
@@ -247,6 +253,24 @@ P listener_hsts(const Value& v, Target& t) {
   for (char c : v.text)
     if (c < 0x20 || c == 0x7f) return problem("hsts must not contain control characters");
   t.listener->hsts = v.text;
+  return std::nullopt;
+}
+
+P listener_max_connections(const Value& v, Target& t) {
+  if (auto p = in_range("max_connections", v.integer, 0, 10'000'000)) {
+    p->hint = "0 = no limit of the listener's own (the proxy's file descriptor limit still applies)";
+    return p;
+  }
+  t.listener->max_connections = static_cast<uint32_t>(v.integer);
+  return std::nullopt;
+}
+
+P listener_max_connections_per_client(const Value& v, Target& t) {
+  if (auto p = in_range("max_connections_per_client", v.integer, 0, 10'000'000)) {
+    p->hint = "0 = no limit per client";
+    return p;
+  }
+  t.listener->max_connections_per_client = static_cast<uint32_t>(v.integer);
   return std::nullopt;
 }
 
@@ -639,6 +663,8 @@ constexpr KeySpec kSchema[] = {
    "most request header fields; more → 431", proxy_max_header_count},
   {S::Proxy, "client_header_timeout", T::Duration, "\"10s\"", false, "\"10s\"",
    "time a client has to send the whole request head", proxy_client_header_timeout},
+  {S::Proxy, "tls_handshake_timeout", T::Duration, "\"10s\"", false, "\"10s\"",
+   "time a client has to finish the TLS handshake, from the moment its connection is accepted; then it is closed", proxy_tls_handshake_timeout},
   {S::Proxy, "client_body_timeout", T::Duration, "\"30s\"", false, "\"30s\"",
    "longest pause between two reads of a request body", proxy_client_body_timeout},
   {S::Proxy, "client_body_min_rate", T::Size, "\"1KiB\"", false, "\"1KiB\"",
@@ -662,6 +688,10 @@ constexpr KeySpec kSchema[] = {
    "plaintext listener: answer every request with 308 to the https URL", listener_redirect_https},
   {S::Listener, "hsts", T::String, "", false, "\"max-age=31536000\"",
    "TLS listener: Strict-Transport-Security header added to responses", listener_hsts},
+  {S::Listener, "max_connections", T::Integer, "0", false, "10000",
+   "open client connections at once on this listener; one more is reset as soon as it is accepted (no TLS, no read); 0 = no limit of its own (the proxy's file descriptor limit, with accept back-off)", listener_max_connections},
+  {S::Listener, "max_connections_per_client", T::Integer, "0", false, "100",
+   "open connections at once from one client address (IPv4 address, IPv6 /64 prefix); one more is reset as soon as it is accepted; 0 = no limit (behind a load balancer every connection has its address)", listener_max_connections_per_client},
 
   {S::Route, "host", T::String, "", false, "\"shop.example.com\"",
    "Host header to match (case-insensitive, port ignored); absent = any host", route_host},

@@ -128,6 +128,7 @@ std::string to_snapshot(const Config& c) {
       {"max_header_size", p.max_header_size},
       {"max_header_count", p.max_header_count},
       {"client_header_timeout_ms", p.client_header_timeout.count()},
+      {"tls_handshake_timeout_ms", p.tls_handshake_timeout.count()},
       {"client_body_timeout_ms", p.client_body_timeout.count()},
       {"client_body_min_rate", p.client_body_min_rate},
       {"keepalive_timeout_ms", p.keepalive_timeout.count()},
@@ -150,7 +151,9 @@ std::string to_snapshot(const Config& c) {
                               {"tls_profile", l.tls_profile == TlsProfile::Modern ? "modern" : "intermediate"},
                               {"h2", l.h2},
                               {"redirect_https", l.redirect_https},
-                              {"hsts", l.hsts}});
+                              {"hsts", l.hsts},
+                              {"max_connections", l.max_connections},
+                              {"max_connections_per_client", l.max_connections_per_client}});
   }
   j["routes"] = json::array();
   for (auto& r : c.routes)
@@ -247,6 +250,7 @@ Result<Config> from_snapshot(std::string_view bytes) {
     r.integer("max_header_size", o.max_header_size);
     r.integer("max_header_count", o.max_header_count);
     r.millis("client_header_timeout_ms", o.client_header_timeout);
+    r.millis("tls_handshake_timeout_ms", o.tls_handshake_timeout);
     r.millis("client_body_timeout_ms", o.client_body_timeout);
     r.integer("client_body_min_rate", o.client_body_min_rate);
     r.millis("keepalive_timeout_ms", o.keepalive_timeout);
@@ -283,6 +287,8 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.boolean("h2", l.h2);
       r.boolean("redirect_https", l.redirect_https);
       r.str("hsts", l.hsts);
+      r.integer("max_connections", l.max_connections);
+      r.integer("max_connections_per_client", l.max_connections_per_client);
       c.listeners.push_back(std::move(l));
     }
   }

@@ -100,7 +100,8 @@ void ClientConnection::start() {
     // so a connection that never speaks holds no session and costs no empty read.
     phase_ = Phase::Sniff;
   }
-  timer_.arm(host_.runtime()->proxy.client_header_timeout);
+  const auto& settings = host_.runtime()->proxy;
+  timer_.arm(ssl_ ? settings.tls_handshake_timeout : settings.client_header_timeout);
   watch_.set(true, false);
 }
 
@@ -117,6 +118,7 @@ void ClientConnection::close() {
   watch_.set(false, false);
   timer_.cancel();
   fd_.reset();
+  slot_.release();  // after the fd is closed: a new connection may take the place at once
   host_.connection_closed(this);
 }
 

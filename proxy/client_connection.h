@@ -1,7 +1,7 @@
 #pragma once
 // One accepted client connection: the socket, TLS when the listener has it, and the
 // frontend session chosen once the protocol is known (nghttpx's ClientHandler). TLS:
-// handshake first (under the header timeout), then ALPN picks HTTP/2 ("h2") or HTTP/1.1.
+// handshake first (under tls_handshake_timeout), then ALPN picks HTTP/2 ("h2") or HTTP/1.1.
 // Plaintext: the first bytes are sniffed for the HTTP/2 connection preface (h2c prior
 // knowledge); anything else is HTTP/1.1. The session then does its I/O through read(),
 // write() and want(), which hide TLS (including TLS wanting to write during a read and the
@@ -16,6 +16,7 @@
 
 #include "common/base/unique_fd.h"
 #include "common/ev/loop.h"
+#include "proxy/connection_limiter.h"
 #include "proxy/io_buffer.h"
 #include "proxy/metrics/metrics.h"
 #include "proxy/session_host.h"
@@ -50,7 +51,10 @@ class ClientConnection {
   ClientConnection(const ClientConnection&) = delete;
   ClientConnection& operator=(const ClientConnection&) = delete;
 
-  /// Starts the TLS handshake or the protocol sniff, under the header timeout.
+  /// Takes the place the connection holds in its listener's limits (given back on close).
+  void hold(ConnectionSlot slot) { slot_ = std::move(slot); }
+  /// Starts the TLS handshake (under tls_handshake_timeout) or the protocol sniff (under the
+  /// header timeout).
   void start();
   /// Graceful stop (forwarded to the session; a connection without one closes now).
   void drain();
@@ -119,6 +123,7 @@ class ClientConnection {
   bool ports_known_ = false;
   uint16_t client_port_ = 0, server_port_ = 0;
   std::shared_ptr<const ListenerRuntime> listener_;
+  ConnectionSlot slot_;  // after listener_, which keeps its limiter alive
   ev::FdWatch watch_;
   // Before the session: the handshake / preface deadline. With a session: zero-delay, for
   // TLS bytes already decrypted while the session paused.

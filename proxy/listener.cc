@@ -11,8 +11,8 @@
 #include "common/base/log.h"
 
 namespace corral::proxy {
-namespace {
-std::string ip_of(const sockaddr_storage& ss) {
+
+std::string peer_ip(const sockaddr_storage& ss) {
   char buf[INET6_ADDRSTRLEN] = {0};
   if (ss.ss_family == AF_INET) {
     inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, buf, sizeof buf);
@@ -25,10 +25,14 @@ std::string ip_of(const sockaddr_storage& ss) {
   }
   return buf;
 }
-}  // namespace
 
-Listener::Listener(ev::Loop& loop, int fd, OnAccept on_accept, int batch)
-    : fd_(fd), on_accept_(std::move(on_accept)), batch_(batch), watch_(loop, fd, [this](bool, bool) { on_readable(); }) {
+Listener::Listener(ev::Loop& loop, int fd, OnAccept on_accept, int batch, OnPause on_pause)
+    : fd_(fd),
+      on_accept_(std::move(on_accept)),
+      on_pause_(std::move(on_pause)),
+      batch_(batch),
+      watch_(loop, fd, [this](bool, bool) { on_readable(); }),
+      resume_timer_(loop, [this] { resume(); }) {
   watch_.set(true, false);
 }
 
@@ -38,18 +42,47 @@ void Listener::on_readable() {
     socklen_t len = sizeof ss;
     int c = ::accept4(fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (c < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EAGAIN) return;  // another loop got it, or nothing left
-      // EMFILE/ENFILE/ENOBUFS: keep serving what we have; the next wake-up retries.
-      CORRAL_LOG(Warn, "listener") << "accept: " << std::strerror(errno);
-      return;
+      switch (errno) {
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM:  // refused by a firewall rule: that connection is gone, the next may be fine
+          continue;
+        case EAGAIN: return;  // another loop got it, or nothing left
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+          // The connection stays in the backlog and the fd stays readable: watching it now
+          // would spin. Serve what we have and look again after the back-off.
+          pause(errno);
+          return;
+        default:
+          CORRAL_LOG(Warn, "listener") << "accept: " << std::strerror(errno);
+          pause(errno);
+          return;
+      }
     }
+    backoff_ = kFirstBackoff;
     if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
       int one = 1;
       setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    on_accept_(UniqueFd(c), ip_of(ss));
+    on_accept_(UniqueFd(c), ss);
   }
+}
+
+void Listener::pause(int err) {
+  paused_ = true;
+  watch_.set(false, false);
+  resume_timer_.arm(backoff_);
+  if (on_pause_) on_pause_(err, backoff_);
+  backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+}
+
+void Listener::resume() {
+  paused_ = false;
+  watch_.set(true, false);  // level-triggered: fires at once when connections are waiting
 }
 
 }  // namespace corral::proxy

@@ -1,7 +1,14 @@
 #pragma once
 // Accepting on the listening sockets the supervisor handed over. Every loop thread watches
 // the same shared fds; each wake-up accepts (accept4, nonblocking, cloexec) until EAGAIN or
-// a bounded batch, so one busy listener cannot starve a loop. Loop-affine.
+// a bounded batch, so one busy listener cannot starve a loop. When the process or the system
+// is out of file descriptors (EMFILE, ENFILE) or socket memory (ENOBUFS, ENOMEM), the
+// listener stops watching for a short, growing back-off (10 ms doubling to 1 s, back to 10 ms
+// after an accept), so pending connections wait in the kernel's backlog instead of the loop
+// spinning on a level-triggered fd that accept() cannot empty. Loop-affine.
+#include <sys/socket.h>
+
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -19,22 +26,39 @@ struct ListenerSet {
   std::vector<std::string> addresses;
 };
 
+/// "1.2.3.4" / "2001:db8::1" (IPv4-mapped IPv6 addresses as IPv4); "" for other families.
+std::string peer_ip(const sockaddr_storage& peer);
+
 class Listener {
  public:
-  /// Fires for each accepted connection with its socket and the client's IP ("" for Unix).
-  using OnAccept = std::function<void(UniqueFd fd, std::string client_ip)>;
+  /// Fires for each accepted connection with its socket and the client's address.
+  using OnAccept = std::function<void(UniqueFd fd, const sockaddr_storage& peer)>;
+  /// Fires when accepting pauses for `backoff` (loop thread; count, log rate-limited).
+  using OnPause = std::function<void(int err, std::chrono::milliseconds backoff)>;
 
-  Listener(ev::Loop& loop, int fd, OnAccept on_accept, int batch = 64);
+  static constexpr std::chrono::milliseconds kFirstBackoff{10};
+  static constexpr std::chrono::milliseconds kMaxBackoff{1000};
+
+  Listener(ev::Loop& loop, int fd, OnAccept on_accept, int batch = 64, OnPause on_pause = nullptr);
   ~Listener() = default;
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
+  /// True while accepting is paused after EMFILE/ENFILE/ENOBUFS/ENOMEM.
+  bool paused() const { return paused_; }
+
  private:
   void on_readable();
+  void pause(int err);
+  void resume();
   int fd_;
   OnAccept on_accept_;
+  OnPause on_pause_;
   int batch_;
+  bool paused_ = false;
+  std::chrono::milliseconds backoff_ = kFirstBackoff;
   ev::FdWatch watch_;
+  ev::Timer resume_timer_;
 };
 
 }  // namespace corral::proxy

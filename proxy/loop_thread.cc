@@ -1,5 +1,11 @@
 #include "proxy/loop_thread.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
 #include "common/base/log.h"
 #include "proxy/frontend/http1_session.h"
 #include "proxy/static/open_file.h"
@@ -9,6 +15,15 @@ namespace {
 // Spare HTTP/1.1 sessions kept per loop: enough for the connections that are busy at once
 // on a loaded loop; the rest are freed (a spare session without buffers is ~3 KiB).
 constexpr size_t kMaxSpareSessions = 128;
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Accept pauses of every loop and listener: one log line per second at most, process-wide.
+std::atomic<int64_t> g_next_pause_log_ms{0};
+std::atomic<uint64_t> g_pauses_since_log{0};
 }  // namespace
 
 LoopThread::LoopThread(int index, LoopShared& shared)
@@ -81,14 +96,16 @@ void LoopThread::set_listeners(std::shared_ptr<const ListenerSet> ls) {
     if (!ls) return;
     // After the listeners' fds comes the admin listener's, when there is one.
     if (ls->fds.size() > ls->addresses.size())
-      admin_watch_ = std::make_unique<Listener>(loop_, ls->fds.back().get(), [this](UniqueFd c, std::string ip) {
-        adopt(std::move(c), std::move(ip), Runtime::kAdminListener);
-      });
+      admin_watch_ = std::make_unique<Listener>(
+          loop_, ls->fds.back().get(),
+          [this](UniqueFd c, const sockaddr_storage& peer) { adopt(std::move(c), peer_ip(peer), Runtime::kAdminListener); },
+          64, [this](int err, std::chrono::milliseconds backoff) { on_accept_paused(SIZE_MAX, err, backoff); });
     if (draining_) return;
     for (size_t i = 0; i < ls->addresses.size() && i < ls->fds.size(); ++i)
-      listeners_.push_back(std::make_unique<Listener>(loop_, ls->fds[i].get(), [this, i](UniqueFd c, std::string ip) {
-        adopt(std::move(c), std::move(ip), i);
-      }));
+      listeners_.push_back(std::make_unique<Listener>(
+          loop_, ls->fds[i].get(),
+          [this, i](UniqueFd c, const sockaddr_storage& peer) { accept_client(std::move(c), peer, i); }, 64,
+          [this, i](int err, std::chrono::milliseconds backoff) { on_accept_paused(i, err, backoff); }));
   });
 }
 
@@ -109,12 +126,68 @@ void LoopThread::begin_drain() {
   });
 }
 
-void LoopThread::adopt(UniqueFd fd, std::string client_ip, size_t listener_index) {
+void LoopThread::adopt(UniqueFd fd, std::string client_ip, size_t listener_index, ConnectionSlot slot) {
   // No config yet, or draining: the socket closes (the admin listener answers while draining).
   if (!runtime_ || (draining_ && listener_index != Runtime::kAdminListener)) return;
   auto* c = new ClientConnection(*this, std::move(fd), std::move(client_ip), runtime_->listener(listener_index));
+  c->hold(std::move(slot));
   link(c);  // owned by the list until connection_closed()
   c->start();
+}
+
+void LoopThread::accept_client(UniqueFd fd, const sockaddr_storage& peer, size_t index) {
+  if (!runtime_ || draining_) return;
+  const auto& l = runtime_->listener(index);
+  ConnectionSlot slot;
+  if (l->limiter) {
+    ClientKey key = client_key(peer);
+    auto verdict = l->limiter->admit(key, l->max_connections, l->max_connections_per_client, slot);
+    if (verdict != ConnectionLimiter::Verdict::Admitted) {
+      refuse(std::move(fd), *l, key, verdict);
+      return;
+    }
+  }
+  if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) {
+    int one = 1;
+    setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  adopt(std::move(fd), peer_ip(peer), index, std::move(slot));
+}
+
+void LoopThread::refuse(UniqueFd fd, const ListenerRuntime& l, const ClientKey& key, ConnectionLimiter::Verdict why) {
+  // A reset, not a FIN: the client learns at once, and no TIME_WAIT is left on our side for
+  // every connection of a flood.
+  linger lg{1, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  fd.reset();
+  bool per_client = why == ConnectionLimiter::Verdict::ClientFull;
+  if (l.metrics) l.metrics->counters.at(static_cast<size_t>(index_)).refused[per_client ? 1 : 0].add();
+  uint64_t total = 0, client = 0;
+  if (!l.limiter->note_refusal(steady_ms(), why, total, client)) return;
+  uint64_t n = total + client;
+  std::string why_text;
+  if (total) why_text = std::to_string(total) + " at max_connections = " + std::to_string(l.max_connections);
+  if (client)
+    why_text += std::string(total ? "; " : "") + std::to_string(client) + " at max_connections_per_client = " +
+                std::to_string(l.max_connections_per_client) +
+                (why == ConnectionLimiter::Verdict::ClientFull ? ", the latest from " + client_key_text(key) : "");
+  CORRAL_LOG(Warn, "listener") << "listener " << l.address << ": refused " << n << " connection" << (n == 1 ? "" : "s")
+                               << " since the last such line (" << why_text << ")";
+}
+
+void LoopThread::on_accept_paused(size_t index, int err, std::chrono::milliseconds backoff) {
+  counters_.accept_pauses.add();
+  g_pauses_since_log.fetch_add(1, std::memory_order_relaxed);
+  int64_t now = steady_ms();
+  int64_t next = g_next_pause_log_ms.load(std::memory_order_relaxed);
+  if (now < next || !g_next_pause_log_ms.compare_exchange_strong(next, now + 1000, std::memory_order_relaxed)) return;
+  uint64_t pauses = g_pauses_since_log.exchange(0, std::memory_order_relaxed);
+  std::string address = "admin";
+  if (index != SIZE_MAX && listener_set_ && index < listener_set_->addresses.size())
+    address = listener_set_->addresses[index];
+  CORRAL_LOG(Warn, "listener") << "accept on " << address << ": " << std::strerror(err) << "; not accepting for "
+                               << backoff.count() << " ms (" << pauses << " pause" << (pauses == 1 ? "" : "s")
+                               << " since the last such line; connections wait in the listen backlog)";
 }
 
 void LoopThread::link(ClientConnection* c) {

@@ -16,6 +16,7 @@
 #include "proxy/admin/admin.h"
 #include "proxy/forwarding_headers.h"
 #include "proxy/client_connection.h"
+#include "proxy/connection_limiter.h"
 #include "proxy/listener.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream/pool.h"
@@ -57,8 +58,9 @@ class LoopThread : public SessionHost {
   void begin_drain();
 
   /// Loop-affine: takes over an accepted connection from the listener at `listener_index`
-  /// (its TLS and HTTP/2 settings apply; tests use it with a socketpair end).
-  void adopt(UniqueFd fd, std::string client_ip, size_t listener_index = SIZE_MAX);
+  /// (its TLS and HTTP/2 settings apply; tests use it with a socketpair end). `slot` is the
+  /// place the connection holds in its listener's counts (see accept_client()).
+  void adopt(UniqueFd fd, std::string client_ip, size_t listener_index = SIZE_MAX, ConnectionSlot slot = {});
   /// Loop-affine.
   size_t connection_count() const { return connection_count_; }
   /// Loop-affine: connections waiting without a session, and sessions kept for reuse.
@@ -91,6 +93,11 @@ class LoopThread : public SessionHost {
   void check_drained();
   // Arms file_cache_timer_ while this thread's open-file cache holds entries.
   void watch_file_cache();
+  /// A connection accepted on listener `index`: admitted under the listener's limits and
+  /// adopted, or refused at once (reset, counted, logged at most once per second).
+  void accept_client(UniqueFd fd, const sockaddr_storage& peer, size_t index);
+  void refuse(UniqueFd fd, const ListenerRuntime& l, const ClientKey& key, ConnectionLimiter::Verdict why);
+  void on_accept_paused(size_t index, int err, std::chrono::milliseconds backoff);
 
   int index_;
   LoopShared& shared_;

@@ -90,6 +90,9 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
     lr->h2c = l.h2 && l.tls.empty();
     lr->redirect_https = l.redirect_https;
     lr->hsts = l.hsts;
+    lr->max_connections = l.max_connections;
+    lr->max_connections_per_client = l.max_connections_per_client;
+    lr->limiter = std::make_shared<ConnectionLimiter>();  // make_runtime(…, state) keeps the running one
     if (!l.tls.empty()) {
       // Fresh contexts per config: a reload picks up renewed certificates, and connections
       // already open keep the context they started with.
@@ -141,11 +144,17 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
     return m;
   };
   // The label is the configured address; two listeners written the same (port 0) get "#index".
+  // The connection counts are kept under the same key: connections accepted before a reload
+  // still count against the listener's limits, and give their place back to the same counts.
+  std::map<std::string, std::shared_ptr<ConnectionLimiter>> limiters;
   for (size_t i = 0; i < rt->listeners.size(); ++i) {
-    const std::string& address = rt->listeners[i]->address;
-    std::string key = listeners.count(address) ? address + "#" + std::to_string(i) : address;
-    std::const_pointer_cast<ListenerRuntime>(rt->listeners[i])->metrics = listener_metrics(key);
+    auto l = std::const_pointer_cast<ListenerRuntime>(rt->listeners[i]);
+    std::string key = listeners.count(l->address) ? l->address + "#" + std::to_string(i) : l->address;
+    l->metrics = listener_metrics(key);
+    if (auto old = state.limiters.find(key); old != state.limiters.end()) l->limiter = old->second;
+    limiters[key] = l->limiter;
   }
+  state.limiters.swap(limiters);
   if (!config.proxy.admin.empty() && config.proxy.admin != "off") {
     auto a = std::make_shared<ListenerRuntime>();
     a->address = config.proxy.admin;

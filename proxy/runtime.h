@@ -12,6 +12,7 @@
 
 #include "common/http1/parser.h"
 #include "conf/config.h"
+#include "proxy/connection_limiter.h"
 #include "proxy/dispatch/app_dispatcher.h"
 #include "proxy/metrics/metrics.h"
 #include "proxy/router.h"
@@ -43,6 +44,11 @@ struct ListenerRuntime {
   bool redirect_https = false;            ///< plaintext: answer 308 to the https URL
   std::string hsts;                       ///< Strict-Transport-Security value ("" = none)
   bool admin = false;                     ///< the admin listener: answered by AdminService, never routed
+  uint32_t max_connections = 0;             ///< 0 = no limit of its own
+  uint32_t max_connections_per_client = 0;  ///< 0 = no limit
+  /// The listener's open-connection counts, shared by every loop and kept across reloads;
+  /// null for the admin listener (never limited).
+  std::shared_ptr<ConnectionLimiter> limiter;
   std::shared_ptr<metrics::ListenerMetrics> metrics;  ///< may be null (tests)
 };
 
@@ -68,6 +74,7 @@ struct RuntimeState {
   std::map<std::string, std::shared_ptr<AppDispatcher>> dispatchers;
   std::map<std::string, std::shared_ptr<metrics::RouteMetrics>> routes;       ///< by app + "\n" + route label
   std::map<std::string, std::shared_ptr<metrics::ListenerMetrics>> listeners;  ///< by address
+  std::map<std::string, std::shared_ptr<ConnectionLimiter>> limiters;          ///< by address, as listeners
   size_t threads = 1;  ///< per-thread copies in each new metrics block
 };
 

@@ -150,6 +150,8 @@ std::vector<std::string> listener_changes(const conf::Listener& a, const conf::L
   note(out, "h2", a.h2, b.h2);
   note(out, "redirect_https", a.redirect_https, b.redirect_https);
   note(out, "hsts", a.hsts, b.hsts);
+  note_count(out, "max_connections", a.max_connections, b.max_connections);
+  note_count(out, "max_connections_per_client", a.max_connections_per_client, b.max_connections_per_client);
   return out;
 }
 
@@ -162,6 +164,7 @@ std::vector<std::string> proxy_changes(const conf::ProxySettings& a, const conf:
   note(out, "proxy.max_header_size", a.max_header_size, b.max_header_size);
   note(out, "proxy.max_header_count", a.max_header_count, b.max_header_count);
   note(out, "proxy.client_header_timeout", a.client_header_timeout, b.client_header_timeout);
+  note(out, "proxy.tls_handshake_timeout", a.tls_handshake_timeout, b.tls_handshake_timeout);
   note(out, "proxy.client_body_timeout", a.client_body_timeout, b.client_body_timeout);
   note(out, "proxy.client_body_min_rate", a.client_body_min_rate, b.client_body_min_rate);
   note(out, "proxy.keepalive_timeout", a.keepalive_timeout, b.keepalive_timeout);

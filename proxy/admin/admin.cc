@@ -414,6 +414,8 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
     const metrics::ListenerMetrics* m;
     bool tls = false;
     uint64_t accepted = 0, handshakes = 0, bytes_in = 0, bytes_out = 0;
+    uint64_t refused[2]{};
+    bool limited = false;  ///< a client listener (the admin listener has no limits)
     int64_t open[metrics::kConnProtocols]{};
     uint64_t tls_failures[metrics::kTlsFailures]{};
   };
@@ -429,7 +431,9 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
       s.bytes_out += c.bytes_out.get();
       for (size_t k = 0; k < metrics::kConnProtocols; ++k) s.open[k] += c.open[k].get();
       for (size_t k = 0; k < metrics::kTlsFailures; ++k) s.tls_failures[k] += c.tls_failures[k].get();
+      for (size_t k = 0; k < 2; ++k) s.refused[k] += c.refused[k].get();
     }
+    s.limited = l.limiter != nullptr;
     ls.push_back(s);
   };
   for (const auto& l : rt.listeners) add_listener(*l);
@@ -445,6 +449,16 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
   {
     Family f(out, "corral_connections_accepted_total", "counter", "Client connections accepted, by listener.");
     for (auto& s : ls) f.sample({{"listener", s.m->listener}}, s.accepted);
+  }
+  {
+    Family f(out, "corral_connections_refused_total", "counter",
+             "Client connections reset as soon as they were accepted, by listener and the limit they hit "
+             "(max_connections, max_connections_per_client).");
+    for (auto& s : ls)
+      if (s.limited) {
+        f.sample({{"listener", s.m->listener}, {"reason", "max_connections"}}, s.refused[0]);
+        f.sample({{"listener", s.m->listener}, {"reason", "max_connections_per_client"}}, s.refused[1]);
+      }
   }
   {
     Family f(out, "corral_tls_handshakes_total", "counter", "Completed TLS handshakes, by listener.");
@@ -537,6 +551,14 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
     Family f(out, "corral_request_bodies_streamed_total", "counter",
              "Request bodies streamed to a worker as they arrived (request_buffering = false).");
     f.sample({}, bodies_streamed);
+  }
+  {
+    Family f(out, "corral_accept_pauses_total", "counter",
+             "Times a loop stopped accepting for a short back-off because accept() failed for want of file "
+             "descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM).");
+    uint64_t pauses = 0;
+    for (const auto* lc : loops_) pauses += lc->accept_pauses.get();
+    f.sample({}, pauses);
   }
   {
     Family f(out, "corral_h2_goaways_total", "counter", "HTTP/2 GOAWAY frames by direction and error code.");

@@ -143,6 +143,8 @@ struct alignas(64) ListenerCounters {
   Counter tls_handshakes;                  ///< completed
   std::array<Counter, kTlsFailures> tls_failures;
   Counter bytes_in, bytes_out;
+  /// Connections reset when accepted: [0] max_connections, [1] max_connections_per_client.
+  std::array<Counter, 2> refused;
 };
 
 /// The counters of one listener (label "listener" = its configured address).
@@ -176,6 +178,7 @@ struct alignas(64) LoopCounters {
   Counter body_spilled_bytes;  ///< bytes written to request-body temp files
   Counter body_temp_errors;    ///< temp files that could not be made or written (answered 500)
   Counter bodies_streamed;     ///< request bodies streamed to a worker (request_buffering = false)
+  Counter accept_pauses;       ///< accepting paused for a back-off (EMFILE, ENFILE, ENOBUFS, ENOMEM)
   std::array<Counter, kH2Errors> goaway_sent, goaway_received, rst_sent, rst_received;
   std::atomic<size_t> reject_slots_used{0};
 

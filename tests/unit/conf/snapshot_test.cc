@@ -21,6 +21,7 @@ Config full_config() {
   c.proxy.max_header_size = 4096;
   c.proxy.max_header_count = 33;
   c.proxy.client_header_timeout = Millis(11);
+  c.proxy.tls_handshake_timeout = Millis(14);
   c.proxy.client_body_timeout = Millis(12);
   c.proxy.client_body_min_rate = 13;
   c.proxy.keepalive_timeout = Millis(0);
@@ -37,6 +38,8 @@ Config full_config() {
   tls.tls_profile = TlsProfile::Modern;
   tls.h2 = false;
   tls.hsts = "max-age=60";
+  tls.max_connections = 5000;
+  tls.max_connections_per_client = 50;
   c.listeners.push_back(tls);
   Listener plain;
   plain.address = "127.0.0.1:0";
