@@ -242,6 +242,18 @@ void ClientConnection::install(bool h2) {
     session_ = make_http2_session(*this);
   } else {
     h1_ = true;
+    if (ssl_ && !draining_ && !SSL_has_pending(ssl_)) {
+      // Nothing read past the handshake: a client that spoke at once has its request in the
+      // socket still. Wait for it without a session, as a parked connection does, under the
+      // header timeout: a handshaken connection that stays silent costs its SSL object and
+      // no more. Plaintext gets the same by waiting in the sniff.
+      awaiting_first_ = true;
+      want_read_ = true;
+      want_write_ = false;
+      watch_.set(true, false);
+      watch_.set_timeout(host_.runtime()->proxy.client_header_timeout);
+      return;
+    }
     auto s = host_.take_http1_session();
     if (!s) s = std::make_unique<Http1Session>(host_);
     s->attach(*this);
@@ -276,7 +288,9 @@ void ClientConnection::wake() {
       return;
     }
     // TLS wanting to write changed the socket interest, which dropped the timeout.
-    if (read_wants_write_) watch_.set_timeout(host_.runtime()->proxy.keepalive_timeout);
+    const auto& settings = host_.runtime()->proxy;
+    if (read_wants_write_)
+      watch_.set_timeout(awaiting_first_ ? settings.client_header_timeout : settings.keepalive_timeout);
     return;
   }
   if (n == 0) {
@@ -284,6 +298,7 @@ void ClientConnection::wake() {
     return;
   }
   watch_.clear_timeout();
+  awaiting_first_ = false;
   auto s = host_.take_http1_session();
   if (!s) s = std::make_unique<Http1Session>(host_);
   s->attach(*this);

@@ -61,7 +61,8 @@ class ClientConnection {
   /// Closes the socket at once; the host destroys the connection later. Idempotent.
   void close();
   bool closed() const { return closed_; }
-  /// Idle HTTP/1.1 keep-alive connection waiting without a session (see park()).
+  /// Idle HTTP/1.1 connection waiting without a session: kept alive (see park()), or TLS
+  /// waiting for its first request after the handshake.
   bool parked() const { return phase_ == Phase::Session && !session_ && !closed_; }
 
   // For the session.
@@ -138,6 +139,7 @@ class ClientConnection {
   bool read_wants_write_ = false, write_wants_read_ = false;
   bool closed_ = false;
   bool draining_ = false;
+  bool awaiting_first_ = false;  // TLS HTTP/1.1 waiting for its first request without a session
   // This loop's counters of the accepting listener (null: no metrics) and the protocol slot
   // this connection counts in.
   metrics::ListenerCounters* mc_ = nullptr;
