@@ -144,22 +144,17 @@ class ConnLimitsTest : public IntegrationTest {
   void add_listener(const std::string& keys, const std::string& address = "127.0.0.1:0") {
     config_.raw("\n[[listener]]\naddress = " + quote(address) + "\n" + keys);
   }
+  /// Reloads config_ and waits until the proxy serves the new generation (corralctl reload
+  /// may answer a moment before the proxy has applied it).
   void reload() {
-    rt_.write_file("corral.toml", config_.render());
-    ProcessResult r = ctl({"reload"});
+    const double before = sample_sum(metrics(), "corral_config_generation ");
+    ProcessResult r = reload_config();
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto t0 = Clock::now();
+    while (sample_sum(metrics(), "corral_config_generation ") <= before && Clock::now() - t0 < 5s)
+      std::this_thread::sleep_for(10ms);
+    ASSERT_GT(sample_sum(metrics(), "corral_config_generation "), before) << metrics();
   }
-  int admin_port() {
-    auto st = corral_->status();
-    std::string bound = st["admin"].value("bound", "");
-    return std::atoi(bound.substr(bound.rfind(':') + 1).c_str());
-  }
-  ProcessResult ctl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {bin_path("corralctl"), "--socket", rt_.runtime_dir() + "/control.sock"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, 30s);
-  }
-  pid_t proxy_pid() { return corral_->status()["proxy"]["pid"].get<pid_t>(); }
   std::string metrics() { return http_get(admin_, "/metrics").body; }
   /// Open connections on a listener (by its metrics label), as the proxy counts them.
   double open_on(const std::string& label) {
@@ -363,12 +358,7 @@ class TlsLimitsTest : public ConnLimitsTest {
  protected:
   void SetUp() override {
     ConnLimitsTest::SetUp();
-    ProcessResult r = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                   "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
-                                   "subjectAltName=DNS:localhost", "-keyout", rt_.path() + "/a.key", "-out",
-                                   rt_.path() + "/a.pem"},
-                                  20s);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_NO_FATAL_FAILURE(make_cert("a"));
   }
   void tls_config(const std::string& handshake_timeout) {
     base_config();

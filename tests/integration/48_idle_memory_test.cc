@@ -34,14 +34,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-long rss_kib(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-  return -1;
-}
-
 double sample_sum(const std::string& metrics, const std::string& prefix) {
   double sum = 0;
   std::istringstream in(metrics);
@@ -243,14 +235,6 @@ class IdleMemoryTest : public IntegrationTest {
         .proxy("keepalive_timeout", quote("5m"))
         .proxy("access_log", quote("off"));
   }
-  void tls_listener() {
-    ProcessResult r = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                   "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", rt_.path() + "/a.key",
-                                   "-out", rt_.path() + "/a.pem"},
-                                  20s);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    config_.raw("\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"a.pem\", key = \"a.key\" }\n");
-  }
   std::string metrics_url() { return "http://" + corral_->status()["admin"].value("bound", "") + "/metrics"; }
   /// Waits until the proxy counts `n` open HTTP/1.1 connections, then lets it settle.
   void wait_open(double n) {
@@ -269,7 +253,7 @@ class IdleMemoryTest : public IntegrationTest {
   /// Opens N connections on `port`, measures, requests, measures. Returns KiB per
   /// connection {after open, after one request}.
   std::pair<double, double> measure(int port, bool tls, const char* what) {
-    const pid_t pid = corral_->status()["proxy"]["pid"].get<pid_t>();
+    const pid_t pid = proxy_pid();
     {
       // Warm-up: the proxy's per-thread buffers, pools and TLS state exist before the baseline.
       Clients warm(tls);
@@ -314,7 +298,7 @@ class IdleMemoryTest : public IntegrationTest {
 // bounds leave ~1.5 KiB for malloc's rounding and fragmentation, and fail when an idle
 // connection keeps a session (~3 KiB) or a read buffer (2 to 16 KiB).
 TEST_F(IdleMemoryTest, IdleTlsConnectionsStaySmall) {
-  ASSERT_NO_FATAL_FAILURE(tls_listener());
+  ASSERT_NO_FATAL_FAILURE(add_tls_listener());
   ASSERT_NO_FATAL_FAILURE(start());
   auto [open, after_request] = measure(corral_->port(1), true, "tls");
   EXPECT_LT(open, 16.0) << "KiB per idle TLS connection after its handshake";
