@@ -34,59 +34,6 @@ http1::Limits head_limits() {
   return l;
 }
 
-// Idle FastCGI connections, shared by every loop thread. A FastCGI responder (libfcgi,
-// php-cgi) serves one connection at a time: after END_REQUEST on a kept connection it waits
-// for the next request on that same connection and accepts no other. A connection parked
-// in one loop's pool would therefore block every other loop's request to that slot in the
-// socket backlog. Here a slot's idle connection is available to whichever loop holds the
-// slot next, so a slot never has more connections than requests in flight (the dispatcher
-// bounds those by `concurrency`). O(1) work under the lock, no I/O.
-class SharedIdleConns {
- public:
-  static SharedIdleConns& instance() {
-    static SharedIdleConns s;
-    return s;
-  }
-  UniqueFd take(std::string_view path, uint64_t generation) {
-    std::lock_guard<std::mutex> g(mu_);
-    for (size_t i = 0; i < idle_.size();) {
-      Entry& e = idle_[i];
-      if (e.path != path) {
-        ++i;
-        continue;
-      }
-      if (e.generation != generation) {
-        // A replaced generation of this slot: its process is gone or going.
-        idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
-        continue;
-      }
-      UniqueFd fd = std::move(e.fd);
-      idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
-      return fd;
-    }
-    return {};
-  }
-  size_t size() {
-    std::lock_guard<std::mutex> g(mu_);
-    return idle_.size();
-  }
-  void put(std::string_view path, uint64_t generation, UniqueFd fd) {
-    std::lock_guard<std::mutex> g(mu_);
-    if (idle_.size() >= kMaxIdle) idle_.erase(idle_.begin());  // oldest first
-    idle_.push_back({std::string(path), generation, std::move(fd)});
-  }
-
- private:
-  static constexpr size_t kMaxIdle = 1024;
-  struct Entry {
-    std::string path;
-    uint64_t generation;
-    UniqueFd fd;
-  };
-  std::mutex mu_;
-  std::vector<Entry> idle_;
-};
-
 // Why a path has no script, once per app and file (or path) per minute, every loop thread
 // together: warn when the server's files are at fault, else info.
 void log_miss(const ScriptApp& app, const cgi::RootResult& r, std::string_view path) {
@@ -553,6 +500,7 @@ void FastcgiClient::finish(bool reusable) {
   std::unique_ptr<UpstreamConn> c = std::move(conn_);
   if (reusable) {
     c->set_reused();
+    pool_.watch_shared_idle();
     SharedIdleConns::instance().put(c->path(), c->generation(), c->release_fd());
   } else {
     c->want(false, false);

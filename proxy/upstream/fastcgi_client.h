@@ -16,7 +16,7 @@
 // STDOUT without a valid header block, or a body that disagrees with its Content-Length →
 // on_upstream_error (502 before the head) and the connection is closed. A clean
 // END_REQUEST with nothing after it keeps the connection for the slot's next request
-// (KEEP_CONN), on whichever loop thread that request runs (see SharedIdleConns in the .cc:
+// (KEEP_CONN), on whichever loop thread that request runs (see SharedIdleConns in pool.h:
 // a FastCGI responder serves one connection at a time).
 // One client per frontend connection, reused for each of its requests. Loop-affine.
 #include <sys/uio.h>

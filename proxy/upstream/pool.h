@@ -5,6 +5,7 @@
 // Loop-affine: one pool per loop thread, never shared.
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +67,9 @@ class UpstreamPool {
       : loop_(loop), max_idle_(max_idle_per_slot) {}
   ~UpstreamPool();
   ev::Loop& loop() const { return loop_; }
+  /// Makes this loop close connections of SharedIdleConns that their worker closes while
+  /// they wait (call before parking one there; cheap after the first call).
+  void watch_shared_idle();
 
   /// An idle connection to (path, generation), or nullptr.
   std::unique_ptr<UpstreamConn> take(std::string_view path, uint64_t generation);
@@ -103,6 +107,44 @@ class UpstreamPool {
   std::vector<Bucket> buckets_;
   std::unique_ptr<char[]> scratch_;
   bool scratch_busy_ = false;
+  std::unique_ptr<ev::FdWatch> shared_idle_watch_;
+};
+
+/// Idle connections shared by every loop thread (FastCGI's: a responder serves one
+/// connection at a time, so a connection parked in one loop's pool would hold back the
+/// other loops' requests to that slot). Keyed by (path, generation) like UpstreamPool.
+/// An idle connection that becomes readable (the worker closed it, or wrote out of turn)
+/// is closed at once: every descriptor waits in an epoll set of its own, which each loop
+/// that parks connections watches (UpstreamPool::watch_shared_idle), so a connection to a
+/// slot that no request will ask for again (its worker was recycled into a new slot, its
+/// app removed) goes with the worker's process instead of staying open for good.
+/// Thread-safe: O(1) work and one epoll_ctl under the lock.
+class SharedIdleConns {
+ public:
+  static SharedIdleConns& instance();
+  /// An idle connection to (path, generation), or an empty fd. Connections of another
+  /// generation of that path are closed on the way.
+  UniqueFd take(std::string_view path, uint64_t generation);
+  void put(std::string_view path, uint64_t generation, UniqueFd fd);
+  size_t size() const;
+  /// The epoll set: readable when some idle connection is.
+  int event_fd() const { return epfd_.get(); }
+  /// Closes every idle connection that is readable now.
+  void reap();
+
+ private:
+  SharedIdleConns();
+  struct Entry {
+    std::string path;
+    uint64_t generation;
+    UniqueFd fd;
+  };
+  // Mutex held.
+  void erase_locked(size_t i);
+  static constexpr size_t kMaxIdle = 1024;
+  mutable std::mutex mu_;
+  std::vector<Entry> idle_;
+  UniqueFd epfd_;
 };
 
 }  // namespace corral::proxy
