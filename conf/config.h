@@ -18,6 +18,9 @@ struct SupervisorSettings {
   log::Level log_level = log::Level::Info;
   Millis graceful_timeout{30'000};  ///< SIGTERM: how long in-flight requests may run on
   std::string user;                 ///< the proxy's user when started as root; empty = unchanged
+  /// The proxy reports on its control channel every second; silent this long (stopped,
+  /// stuck), it is killed and restarted. 0 = never.
+  Millis proxy_timeout{10'000};
 
   bool operator==(const SupervisorSettings&) const = default;
 };

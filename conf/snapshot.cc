@@ -116,6 +116,7 @@ std::string to_snapshot(const Config& c) {
       {"runtime_dir", c.supervisor.runtime_dir},
       {"log_level", std::string(log::level_name(c.supervisor.log_level))},
       {"graceful_timeout_ms", c.supervisor.graceful_timeout.count()},
+      {"proxy_timeout_ms", c.supervisor.proxy_timeout.count()},
       {"user", c.supervisor.user},
   };
   auto& p = c.proxy;
@@ -233,6 +234,7 @@ Result<Config> from_snapshot(std::string_view bytes) {
     r.str("log_level", level);
     if (err.empty() && !log::parse_level(level, c.supervisor.log_level)) r.fail("has an unknown log_level");
     r.millis("graceful_timeout_ms", c.supervisor.graceful_timeout);
+    r.millis("proxy_timeout_ms", c.supervisor.proxy_timeout);
     r.str("user", c.supervisor.user);
   }
   if (auto* p = top.field("proxy")) {

@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 
 #include "common/base/cached_utc.h"
+#include "common/base/log.h"
 #include "proxy/forwarding_headers.h"
 
 namespace corral::proxy {
@@ -161,11 +164,13 @@ Result<std::shared_ptr<AccessLog>> AccessLog::open(const std::string& spec, conf
   if (spec == "off") return log;
   if (spec == "-" || spec.empty()) {
     log->fd_ = 2;
+    log->name_ = "stderr";
     return log;
   }
   int fd = ::open(spec.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return fail_sys("open access log " + spec);
   log->fd_ = fd;
+  log->name_ = spec;
   log->owned_ = true;
   return log;
 }
@@ -181,16 +186,52 @@ void AccessLog::format(const AccessRecord& r, std::string& line) const {
     format_combined(r, line);
 }
 
-void AccessLog::write(std::string_view lines) const {
-  if (fd_ < 0) return;
-  while (!lines.empty()) {
-    ssize_t w = ::write(fd_, lines.data(), lines.size());
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return;  // a full disk must not stop the proxy; nothing better to do with the line
+bool AccessLog::write(std::string_view lines) const {
+  if (fd_ < 0 || lines.empty()) return true;
+  const size_t count = std::max<size_t>(1, static_cast<size_t>(std::count(lines.begin(), lines.end(), '\n')));
+  if (torn_.load(std::memory_order_relaxed)) {
+    // The last failure cut a line short: end it, so this one starts on a line of its own.
+    ssize_t w;
+    while ((w = ::write(fd_, "\n", 1)) < 0 && errno == EINTR) {
     }
-    lines.remove_prefix(static_cast<size_t>(w));
+    if (w != 1) {
+      on_write_failed(w < 0 ? errno : ENOSPC, false, count);
+      return false;
+    }
+    torn_.store(false, std::memory_order_relaxed);
   }
+  std::string_view rest = lines;
+  while (!rest.empty()) {
+    ssize_t w = ::write(fd_, rest.data(), rest.size());
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      // A full disk (or a file over RLIMIT_FSIZE: SIGXFSZ is ignored, see proxy/main.cc)
+      // must not stop the proxy: the line is dropped, counted and the failure logged.
+      on_write_failed(w < 0 ? errno : ENOSPC, rest.size() != lines.size(), count);
+      return false;
+    }
+    rest.remove_prefix(static_cast<size_t>(w));
+  }
+  if (failing_.load(std::memory_order_relaxed)) on_write_ok();
+  return true;
+}
+
+void AccessLog::on_write_failed(int err, bool torn, size_t lines) const {
+  if (torn) torn_.store(true, std::memory_order_relaxed);
+  failing_.store(true, std::memory_order_relaxed);
+  const uint64_t dropped = dropped_.fetch_add(lines, std::memory_order_relaxed) + lines;
+  if (!limit_.allow()) return;
+  CORRAL_LOG(Error, "access_log") << "cannot write to " << name_ << ": " << std::strerror(err) << "; " << dropped
+                                  << " line(s) dropped so far (requests are still served; "
+                                     "corral_access_log_dropped_lines_total counts them)";
+}
+
+void AccessLog::on_write_ok() const {
+  if (!failing_.exchange(false, std::memory_order_relaxed)) return;
+  const uint64_t dropped = dropped_.exchange(0, std::memory_order_relaxed);
+  limit_.reset();
+  CORRAL_LOG(Warn, "access_log") << "writing to " << name_ << " again; " << dropped
+                                 << " line(s) were dropped while it failed";
 }
 
 }  // namespace corral::proxy

@@ -5,12 +5,14 @@
 //     queue=0.000 upstream=0.002 rt=0.002
 // (one line), or JSON lines with the same fields ("trace_id" for trace). Formatting appends to a caller-owned
 // buffer (no allocation once it has grown); AccessLog::write() is one write(2) per line.
+#include <atomic>
 #include <cstdint>
 #include <ctime>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "common/base/log_throttle.h"
 #include "common/base/result.h"
 #include "common/base/unique_fd.h"
 #include "conf/config.h"
@@ -55,15 +57,28 @@ class AccessLog {
   conf::AccessLogFormat format() const { return format_; }
   /// Appends the record in this log's format to `line`.
   void format(const AccessRecord& r, std::string& line) const;
-  /// Writes bytes (one or more complete lines) with one write(2).
-  void write(std::string_view lines) const;
+  /// Writes bytes (one or more complete lines) with one write(2). A write that fails
+  /// (ENOSPC, EFBIG over RLIMIT_FSIZE, EIO, ...) drops the lines and returns false: requests
+  /// are served on, the caller counts the drop; the failure is logged at once and then at
+  /// most once a second, and the first write that works again logs how many lines were
+  /// dropped. A line cut short by the failure is ended with a newline before the next one.
+  bool write(std::string_view lines) const;
 
   ~AccessLog();
 
  private:
   AccessLog() = default;
+  void on_write_failed(int err, bool torn, size_t lines) const;
+  void on_write_ok() const;
+
   int fd_ = -1;
   bool owned_ = false;
+  std::string name_;  // the path, or "stderr"
+  // Failure state, shared by every loop thread writing here.
+  mutable std::atomic<bool> failing_{false};
+  mutable std::atomic<bool> torn_{false};          // the file ends inside a line
+  mutable std::atomic<uint64_t> dropped_{0};       // lines dropped since failing_ was set
+  mutable LogThrottle limit_;
   conf::AccessLogFormat format_ = conf::AccessLogFormat::Combined;
 };
 

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "common/base/log.h"
+#include "common/base/log_throttle.h"
 #include "proxy/admin/admin.h"
 #include "proxy/tunnel.h"
 
@@ -217,8 +218,14 @@ void Exchange::send_upstream(Clock::time_point now) {
 
 void Exchange::on_upstream_connect_failed(int err) noexcept {
   const AppRuntime& a = runtime->apps[static_cast<size_t>(app)];
-  CORRAL_LOG(Warn, "upstream") << "connect to " << a.name << "#" << slot << " (" << lease_.path()
-                               << ") failed: " << std::strerror(err);
+  // A worker that stopped listening fails every request sent its way until the supervisor
+  // replaces it (the proxy reports it): one line a second, not one per request.
+  static LogThrottle limit;
+  if (uint64_t held = 0; limit.allow(&held)) {
+    CORRAL_LOG(Warn, "upstream") << "connect to " << a.name << "#" << slot << " (" << lease_.path()
+                                 << ") failed: " << std::strerror(err) << "; trying another worker"
+                                 << (held ? " (" + std::to_string(held) + " more connect failures since the last line)" : "");
+  }
   clear_deadline();
   lease_.release_failed_connect();
   slot = -1;

@@ -279,7 +279,7 @@ void LoopThread::log_access(const AccessRecord& r) {
   if (!access_log_ || !access_log_->enabled()) return;
   log_line_.clear();
   access_log_->format(r, log_line_);
-  access_log_->write(log_line_);
+  if (!access_log_->write(log_line_)) counters_.access_log_dropped.add();
 }
 
 void LoopThread::report_hung(const std::string& app, int slot, uint64_t generation, std::string_view request_id) {

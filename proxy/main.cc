@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::signal(SIGPIPE, SIG_IGN);
+  // A file over RLIMIT_FSIZE (access log, body temp file) fails the write with EFBIG, which
+  // is handled like a full disk, instead of killing the proxy.
+  std::signal(SIGXFSZ, SIG_IGN);
   // Every client and upstream connection is an fd: use all the fds we are allowed (the soft
   // limit is often 1024 while the hard one is far higher), as HAProxy does by itself.
   if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

@@ -5,11 +5,27 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 
+#include "common/base/log.h"
+#include "common/base/log_throttle.h"
 #include "proxy/runtime.h"
 
 namespace corral::proxy {
+namespace {
+// Every upload fails alike when temp_dir's disk is full: one line a second, not one per request.
+LogThrottle g_temp_error_log;
+}  // namespace
+
+void RequestBody::temp_error() {
+  if (counters_) counters_->body_temp_errors.add();
+  uint64_t held = 0;
+  if (!g_temp_error_log.allow(&held)) return;
+  CORRAL_LOG(Error, "body") << "request body temp file in " << temp_dir_ << ": " << std::strerror(errno_)
+                            << "; the request is answered 500"
+                            << (held ? " (" + std::to_string(held) + " more since the last line)" : std::string());
+}
 
 int open_unlinked_temp(std::string_view dir) {
   std::string d(dir);
@@ -71,14 +87,14 @@ RequestBody::Status RequestBody::spill(std::string_view more) {
   int fd = open_unlinked_temp(temp_dir_);
   if (fd < 0) {
     errno_ = errno;
-    if (counters_) counters_->body_temp_errors.add();
+    temp_error();
     return Status::TempFileError;
   }
   fd_.reset(fd);
   if (counters_) counters_->bodies_spilled.add();
   if (!write_all(data_) || !write_all(more)) {
     fd_.reset();
-    if (counters_) counters_->body_temp_errors.add();
+    temp_error();
     return Status::TempFileError;
   }
   if (counters_) counters_->body_spilled_bytes.add(data_.size() + more.size());
@@ -106,7 +122,7 @@ RequestBody::Status RequestBody::append(std::string_view bytes) {
   if (fd_.get() >= 0) {
     if (!write_all(bytes)) {
       fd_.reset();
-      if (counters_) counters_->body_temp_errors.add();
+      temp_error();
       return Status::TempFileError;
     }
     if (counters_) counters_->body_spilled_bytes.add(bytes.size());

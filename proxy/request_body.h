@@ -70,7 +70,8 @@ class RequestBody {
   enum class Status { Ok, TooLarge, TempFileError };
   /// Appends received body bytes. TooLarge: max_size would be passed (nothing appended).
   /// TempFileError: the temp file could not be made or written (errno in error()); the body
-  /// is unusable (answer 500).
+  /// is unusable (answer 500). The failure is counted and logged here (at most one line a
+  /// second for all bodies: a full disk fails every upload alike).
   [[nodiscard]] Status append(std::string_view bytes);
   int error() const { return errno_; }
 
@@ -126,6 +127,7 @@ class RequestBody {
  private:
   Status spill(std::string_view more);
   bool write_all(std::string_view bytes);
+  void temp_error();
 
   std::string data_;       // memory part: bytes [base_, base_ + data_.size()) (streaming), or all (buffered)
   uint64_t base_ = 0;      // streaming: body offset of data_[0]

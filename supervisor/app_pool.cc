@@ -17,6 +17,7 @@
 #include "supervisor/exit_status.h"
 #include "supervisor/listeners.h"
 #include "supervisor/proc_stats.h"
+#include "supervisor/process_tree.h"
 #include "supervisor/readiness_probe.h"
 
 namespace corral::supervisor {
@@ -48,7 +49,7 @@ DeathRecord death_record(const WorkerSlot& s, pid_t pid, const std::string& reas
   r.incarnation = s.generation;
   r.reason = reason;
   r.exit = std::move(how);
-  r.expected = expected && reason != "timeout" && reason != "boot_timeout";
+  r.expected = expected && reason != "timeout" && reason != "boot_timeout" && reason != "socket_closed";
   r.uptime_seconds = std::chrono::duration<double>(uptime).count();
   r.requests = s.requests;
   r.in_flight = s.in_flight;
@@ -139,6 +140,9 @@ WorkerSlot* AppPool::add_worker() {
       return nullptr;
     }
     s->listen_fd = std::move(*fd);
+    s->listen_inode = socket_inode(s->listen_fd.get());
+    struct stat st {};
+    if (::stat(s->socket_path().c_str(), &st) == 0) s->path_inode = st.st_ino;
     if (socket_gid_ != static_cast<gid_t>(-1) && ::chown(s->socket_path().c_str(), static_cast<uid_t>(-1), socket_gid_) != 0) {
       CORRAL_LOG(Warn, s->tag()) << sys_error("chown " + s->socket_path()).message();
     }
@@ -192,14 +196,18 @@ void AppPool::spawn(WorkerSlot& s) {
   apply(s, WorkerSlot::Event::Spawn);
   if (s.generation > 0) ++s.restarts;
   ++s.generation;
-  s.term_sent = s.kill_sent = s.hung = false;
+  s.term_sent = s.kill_sent = s.hung = s.unreachable = false;
   s.stop_reason.clear();
   s.in_flight = s.requests = 0;
   s.max_requests = pick_max_requests();
   s.backoff.on_start();
   s.started_at = std::chrono::steady_clock::now();
   // A self-binding app cannot bind over the file its dead predecessor left behind.
-  if (s.self_binds) ::unlink(s.socket_path().c_str());
+  if (s.self_binds) {
+    ::unlink(s.socket_path().c_str());
+    s.path_inode = 0;  // known again once it is ready
+  }
+  s.waiting_checks = 0;
   // App binaries get a blocking listening socket, as systemd and spawn-fcgi hand them: FastCGI
   // responders (libfcgi, php-cgi) and plain accept() loops give up on EAGAIN. The supervisor
   // never accepts on it; corral-worker (cgi, wsgi) keeps its non-blocking one for epoll.
@@ -265,6 +273,10 @@ void AppPool::set_up(WorkerSlot& s) {
   s.poll_timer->cancel();
   s.probe->cancel();
   apply(s, WorkerSlot::Event::Up);
+  if (s.self_binds) {
+    struct stat st {};
+    if (::stat(s.socket_path().c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) s.path_inode = st.st_ino;
+  }
   CORRAL_LOG(Info, s.tag()) << "pid " << s.pid << " ready";
   retire_ready_ones();
   on_pool_changed_();
@@ -390,6 +402,10 @@ void AppPool::on_hung(int slot, uint64_t generation, const std::string& request_
 void AppPool::on_slot_event(const control::SlotEvent& e) {
   WorkerSlot* s = find(e.slot, e.generation);
   if (!s) return;
+  if (e.kind == control::SlotEvent::Kind::Refused) {
+    check_socket(*s, /*refused=*/true);
+    return;
+  }
   if (e.kind == control::SlotEvent::Kind::Drained) {
     if (s->state() == WorkerSlot::State::Draining) {
       CORRAL_LOG(Debug, s->tag()) << "drained";
@@ -456,7 +472,7 @@ void AppPool::retire_ready_ones() {
     switch (s->state()) {
       case WorkerSlot::State::Ready:
         // Make before break: it serves until the app is back at full ready capacity.
-        if (ready_active >= desired_ || s->hung) drain(*s);
+        if (ready_active >= desired_ || s->hung || s->unreachable) drain(*s);
         break;
       case WorkerSlot::State::Starting:
       case WorkerSlot::State::BackingOff:

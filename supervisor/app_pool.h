@@ -24,6 +24,7 @@
 #include "conf/config.h"
 #include "supervisor/app_totals.h"
 #include "supervisor/death_log.h"
+#include "supervisor/strays.h"
 #include "supervisor/worker_slot.h"
 #include "workers/launcher.h"
 
@@ -83,6 +84,21 @@ class AppPool {
   void on_app_stats(const control::AppStats& s, pid_t proxy_pid) { totals_.on_proxy_stats(s, proxy_pid); }
   /// Checks max_rss of every ready worker (periodic).
   void check_memory();
+  /// Checks every worker's socket (periodic, every second; app_pool_sockets.cc):
+  /// - its file is gone or is another file (runtime_dir removed, a cleanup job): the proxy
+  ///   cannot reach it, so the worker is replaced make before break with a new socket
+  ///   ("socket_removed"; it finishes what it holds over kept connections);
+  /// - connections wait in the backlog of the socket the supervisor keeps for it while no
+  ///   process of the worker holds that socket any more (it closed it): restarted in place
+  ///   ("socket_closed"), so the waiting requests are served by its next incarnation.
+  /// Returns how many workers were replaced for a removed socket.
+  int check_sockets();
+  /// The workers that run now, for the strays tracker.
+  void append_running(std::vector<WorkerRef>& out) const;
+  /// The worker whose process is `pid`, if it is one of ours.
+  std::optional<WorkerRef> worker_of(pid_t pid) const;
+  /// Notes on the death record of worker process `pid` what it left behind (killed).
+  void note_leftovers(pid_t pid, const std::string& leftovers) { deaths_log_->note_leftovers(pid, leftovers); }
 
   /// Applies a reloaded config of this app (the reload plan decided what it means):
   /// `new_generation` retires every worker for a new generation (make before break);
@@ -135,6 +151,12 @@ class AppPool {
   void replace(WorkerSlot& s, const std::string& reason);
   void drain(WorkerSlot& s);
   void terminate(WorkerSlot& s, int sig, std::chrono::milliseconds kill_after);
+  /// One worker's socket checks (see check_sockets); refused: the proxy's connect to it
+  /// failed, so a self-binding worker's socket is tried too. True when it was replaced
+  /// for a removed socket.
+  bool check_socket(WorkerSlot& s, bool refused);
+  /// Restarts a ready worker in place that no longer listens on its socket.
+  void restart_not_listening(WorkerSlot& s, const std::string& why);
   void retire_ready_ones();
   void remove_dead();
   void ensure_count();

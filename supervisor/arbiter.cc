@@ -1,6 +1,7 @@
 #include "supervisor/arbiter.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,6 +19,7 @@
 #include "conf/loader.h"
 #include "conf/snapshot.h"
 #include "supervisor/check.h"
+#include "supervisor/exit_status.h"
 #include "supervisor/proc_stats.h"
 #include "supervisor/sd_notify.h"
 
@@ -31,7 +33,7 @@ constexpr milliseconds kFastKillAfter{1'000};
 // keep the service "starting" forever.
 constexpr milliseconds kReadyFallback{30'000};
 constexpr milliseconds kWorkerKillAfter{5'000};  // graceful stop: SIGTERM → SIGKILL of workers
-constexpr milliseconds kMemoryCheckEvery{1'000};
+constexpr milliseconds kUpkeepEvery{1'000};
 constexpr milliseconds kRequestsWait{300};  // a death record waits this long for the proxy's request list
 
 std::string monotonic_usec() {
@@ -78,10 +80,9 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
         notify("READY=1");
       }),
       reload_timer_(loop, [this] { finish_reload(false); }),
-      memory_timer_(loop, [this] {
-        crash::Operation op("checking worker memory");
-        for (auto& p : pools_) p->check_memory();
-        memory_timer_.arm(kMemoryCheckEvery);
+      upkeep_timer_(loop, [this] {
+        upkeep();
+        upkeep_timer_.arm(kUpkeepEvery);
       }),
       watchdog_timer_(loop, [this] { watchdog(); }),
       queries_timer_(loop, [this] { expire_queries(); }),
@@ -100,6 +101,7 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
   hooks.on_slot_requests = [this](const control::SlotRequests& r) { on_slot_requests(r); };
   std::string binary = options.proxy_binary.empty() ? ProxyProcess::default_binary() : options.proxy_binary;
   proxy_ = std::make_unique<ProxyProcess>(loop_, launcher_, clock, std::move(binary), std::move(hooks));
+  proxy_->set_timeout(config_.supervisor.proxy_timeout);
 
   auto on = [this](int sig, void (Arbiter::*handler)()) {
     signals_.push_back(std::make_unique<ev::SignalWatch>(loop_, sig, [this, handler] { (this->*handler)(); }));
@@ -170,6 +172,11 @@ Result<void> Arbiter::prepare_temp_dir(const std::string& dir) {
 
 Result<void> Arbiter::start() {
   const auto& dir = config_.supervisor.runtime_dir;
+  // What workers fork away becomes our child when its parent dies, not init's (strays.h).
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    CORRAL_LOG(Warn, kTag) << sys_error("prctl(PR_SET_CHILD_SUBREAPER)").message()
+                           << ": processes that workers fork away are not cleaned up";
+  }
   if (auto r = make_dirs(dir, 0755); !r) return r;
   auto bound = bind_listeners(config_.listeners);
   if (!bound) return fail(bound.error());
@@ -188,16 +195,9 @@ Result<void> Arbiter::start() {
       socket_gid = id->gid;
       socket_gid_ = socket_gid;
       proxy_uid_ = id->uid;
-      // The proxy must also be able to enter runtime_dir to connect to the sockets in it
-      // (the directory may predate us with a stricter mode, e.g. 0700).
-      struct stat st {};
-      if (::stat(dir.c_str(), &st) == 0 && st.st_uid == 0 &&
-          (::chown(dir.c_str(), static_cast<uid_t>(-1), socket_gid) != 0 ||
-           ::chmod(dir.c_str(), (st.st_mode & 07777) | S_IXGRP) != 0)) {
-        CORRAL_LOG(Warn, kTag) << sys_error("giving the proxy's group access to " + dir).message();
-      }
     }
   }
+  if (auto r = prepare_runtime_dir(); !r) return r;
   if (auto r = prepare_temp_dir(config_.body_temp_dir()); !r) return r;
   if (config_.proxy.admin != "off") {
     auto admin = bind_admin(config_.proxy.admin);
@@ -217,7 +217,7 @@ Result<void> Arbiter::start() {
       return r;
     }
   }
-  memory_timer_.arm(kMemoryCheckEvery);
+  upkeep_timer_.arm(kUpkeepEvery);
   if (const char* usec = std::getenv("WATCHDOG_USEC"); usec && *usec) {
     const char* wpid = std::getenv("WATCHDOG_PID");
     if (!wpid || !*wpid || std::atol(wpid) == static_cast<long>(::getpid())) {
@@ -289,12 +289,27 @@ void Arbiter::handle_chld() { reap(); }
 
 void Arbiter::reap() {
   crash::Operation op("reaping children");
+  struct Exit {
+    pid_t pid;
+    int status;
+    rusage ru;
+  };
+  std::vector<Exit> exits;
   for (;;) {
-    int status = 0;
-    rusage ru{};
-    pid_t pid = ::wait4(-1, &status, WNOHANG, &ru);
-    if (pid < 0 && errno == EINTR) continue;
-    if (pid <= 0) break;
+    Exit e{};
+    e.pid = ::wait4(-1, &e.status, WNOHANG, &e.ru);
+    if (e.pid < 0 && errno == EINTR) continue;
+    if (e.pid <= 0) break;
+    exits.push_back(e);
+  }
+  // What the dead workers left running goes first: nothing may serve a worker's socket once
+  // the worker restarts in place below.
+  std::vector<WorkerRef> exited;
+  for (auto& e : exits)
+    if (auto w = worker_of(e.pid)) exited.push_back(*w);
+  std::vector<LeftoverNote> leftovers;
+  if (!exited.empty()) leftovers = sweep_strays(exited);
+  for (auto& [pid, status, ru] : exits) {
     if (proxy_->on_exit(pid, status)) {
       for (auto& p : pools_) p->on_proxy_gone();
       for (auto& p : retired_pools_) p->on_proxy_gone();
@@ -308,9 +323,11 @@ void Arbiter::reap() {
     for (auto& p : pools_) ours = ours || p->on_exit(pid, status, cpu);
     for (auto& p : retired_pools_) ours = ours || p->on_exit(pid, status, cpu);
     if (!ours) {
-      CORRAL_LOG(Debug, kTag) << "reaped unknown child " << pid;
+      // A stray (strays.h) that ended or was killed.
+      CORRAL_LOG(Debug, kTag) << "reaped pid " << pid << " (" << describe_exit(status, false) << ")";
     }
   }
+  note_leftovers(leftovers);  // their death records exist now
   check_stopped();
 }
 
@@ -394,6 +411,8 @@ void Arbiter::expire_queries() {
 
 void Arbiter::on_slot_event(const control::SlotEvent& e) {
   crash::Operation op("proxy event: app " + e.app.substr(0, 64));
+  // A refused connect may mean runtime_dir is gone: make it again before the pool looks.
+  if (e.kind == control::SlotEvent::Kind::Refused && phase_ == Phase::Running) check_runtime_dir();
   if (AppPool* p = find_pool(e.app)) p->on_slot_event(e);
 }
 
@@ -409,6 +428,7 @@ void Arbiter::on_stats(const control::ProxyStats& st) {
 
 void Arbiter::send_worker_figures() {
   crash::Operation op("sending worker figures to the proxy");
+  if (proxy_->backlogged()) return;  // it has not read the last ones yet; the next report paces the next
   nlohmann::json apps = nlohmann::json::array();
   for (auto& p : pools_) apps.push_back(p->status());
   proxy_->send(control::WorkerFigures{nlohmann::json{{"apps", std::move(apps)}}.dump()});
@@ -442,6 +462,7 @@ void Arbiter::send_pool() {
 
 Result<std::vector<std::string>> Arbiter::reload() {
   crash::Operation op("reload: reading the config");
+  check_runtime_dir();  // new workers' sockets go there
   notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
   auto rejected = [this](const std::string& why) -> Result<std::vector<std::string>> {
     CORRAL_LOG(Error, kTag) << "reload rejected, the running config keeps serving: " << why;
@@ -577,6 +598,7 @@ Result<std::vector<std::string>> Arbiter::apply_reload(const ReloadPlan& plan, c
     std::erase_if(retired_pools_, [](auto& p) { return p->idle(); });
     crash::set_operation("reload: switching config");
     log::set_level(next.supervisor.log_level);
+    proxy_->set_timeout(next.supervisor.proxy_timeout);
     config_ = std::move(next);
     ++config_generation_;
   }

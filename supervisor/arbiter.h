@@ -17,6 +17,11 @@
 // within graceful_timeout), SIGKILL if it is not gone after graceful_timeout + 5 s, then
 // SIGTERM to the workers, SIGKILL after 5 s, remove the sockets, exit 0. Fast (INT, QUIT):
 // SIGINT to the proxy and SIGTERM to the workers at once, SIGKILL after 1 s.
+//
+// Upkeep, every second (arbiter_upkeep.cc): max_rss; runtime_dir, control.sock and temp_dir
+// still there (removed: made and bound again, logged once); every worker's socket
+// (AppPool::check_sockets); leftovers of workers (Strays: the supervisor is their
+// subreaper), also looked for right after every reaped worker, before it restarts.
 #include <sys/types.h>
 
 #include <functional>
@@ -93,6 +98,23 @@ class Arbiter {
   };
 
   void reap();
+  /// Every second: memory, runtime_dir, worker sockets, strays.
+  void upkeep();
+  /// runtime_dir, control.sock and temp_dir are still where they were; recreates and
+  /// rebinds what is gone (logged once per event).
+  void check_runtime_dir();
+  /// Makes runtime_dir (0755) and, when the proxy runs as another user, lets its group in.
+  [[nodiscard]] Result<void> prepare_runtime_dir();
+  /// Kills the leftovers of workers that are gone (logged); `exited`: workers just reaped.
+  /// Returns what goes into their death records (note_leftovers, once the records exist).
+  struct LeftoverNote {
+    std::string app;
+    pid_t pid;
+    std::string note;
+  };
+  std::vector<LeftoverNote> sweep_strays(const std::vector<WorkerRef>& exited);
+  void note_leftovers(const std::vector<LeftoverNote>& notes);
+  std::optional<WorkerRef> worker_of(pid_t pid) const;
   void on_proxy_spawned();
   void on_proxy_ready();
   void on_worker_hung(const control::WorkerHung& h);
@@ -151,7 +173,11 @@ class Arbiter {
   };
   std::optional<PendingReload> reload_;
   ev::Timer reload_timer_;
-  ev::Timer memory_timer_;
+  ev::Timer upkeep_timer_;
+  Strays strays_;
+  dev_t runtime_dev_ = 0;  // runtime_dir as made at start (or last made again)
+  ino_t runtime_ino_ = 0;
+  bool runtime_dir_failing_ = false;  // logged that it cannot be made again
   ev::Timer watchdog_timer_;
   struct PendingQuery {
     std::chrono::steady_clock::time_point deadline;

@@ -1,6 +1,7 @@
 #include "supervisor/control_api.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -74,10 +75,27 @@ Result<void> ControlApi::listen(const std::string& path) {
   auto fd = net::listen_unix(path, 64, 0600);
   if (!fd) return fail(fd.error());
   path_ = path;
+  accept_watch_.reset();
   listen_fd_ = std::move(*fd);
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0) {
+    path_dev_ = st.st_dev;
+    path_ino_ = st.st_ino;
+  }
   accept_watch_ = std::make_unique<ev::FdWatch>(loop_, listen_fd_.get(), [this](bool, bool) { on_accept(); });
   accept_watch_->set(true, false);
   return {};
+}
+
+bool ControlApi::intact() const {
+  if (!listen_fd_) return true;  // not listening: nothing to keep
+  struct stat st {};
+  return ::stat(path_.c_str(), &st) == 0 && st.st_ino == path_ino_ && st.st_dev == path_dev_;
+}
+
+Result<void> ControlApi::rebind() {
+  if (path_.empty()) return fail(Errc::InvalidInput, "control socket was never bound");
+  return listen(path_);
 }
 
 void ControlApi::close() {

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include <sys/types.h>
+
 #include "common/base/result.h"
 #include "common/base/unique_fd.h"
 #include "common/ev/loop.h"
@@ -41,6 +43,12 @@ class ControlApi {
   [[nodiscard]] Result<void> listen(const std::string& path);
   /// Stops listening, drops open connections and removes the socket file.
   void close();
+  /// True while the socket file at the path is the one bound by listen() (false after it
+  /// was removed or replaced, e.g. runtime_dir deleted under us).
+  bool intact() const;
+  /// Binds the path again (a new socket; the old one, unreachable, is closed). Open
+  /// connections are kept.
+  [[nodiscard]] Result<void> rebind();
 
  private:
   struct Connection;
@@ -53,6 +61,8 @@ class ControlApi {
   Handler handler_;
   std::string path_;
   UniqueFd listen_fd_;
+  dev_t path_dev_ = 0;  // the socket file as bound
+  ino_t path_ino_ = 0;
   std::unique_ptr<ev::FdWatch> accept_watch_;
   std::list<std::unique_ptr<Connection>> connections_;
   uint64_t next_id_ = 1;

@@ -38,6 +38,14 @@ void DeathLog::complete(uint64_t id, std::optional<std::vector<control::SlotRequ
   }
 }
 
+void DeathLog::note_leftovers(pid_t pid, const std::string& leftovers) {
+  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
+    if (it->record.pid != pid) continue;
+    it->record.leftovers = leftovers.substr(0, DeathLog::kMaxLine);
+    return;
+  }
+}
+
 nlohmann::json DeathLog::json() const {
   nlohmann::json out = nlohmann::json::array();
   for (auto it = records_.rbegin(); it != records_.rend(); ++it) out.push_back(to_json(it->record));
@@ -52,7 +60,7 @@ nlohmann::json to_json(const DeathRecord& r) {
       serving.push_back({{"id", q.id}, {"trace_id", q.trace_id}, {"method", q.method}, {"path", q.path},
                          {"elapsed_ms", q.elapsed_ms}, {"state", q.state}});
   }
-  return {{"time_ms", r.time_ms},
+  nlohmann::json out = {{"time_ms", r.time_ms},
           {"worker", r.worker},
           {"pid", r.pid},
           {"generation", r.generation},
@@ -66,6 +74,8 @@ nlohmann::json to_json(const DeathRecord& r) {
           {"in_flight_requests", std::move(serving)},
           {"in_flight_requests_omitted", r.serving_omitted},
           {"line", r.line}};
+  if (!r.leftovers.empty()) out["leftovers"] = r.leftovers;
+  return out;
 }
 
 }  // namespace corral::supervisor

@@ -36,6 +36,8 @@ struct DeathRecord {
   std::optional<std::vector<control::SlotRequestInfo>> serving;
   uint64_t serving_omitted = 0;  ///< requests it was serving beyond DeathLog::kMaxRequests
   std::string line;              ///< the death-record log line (without the tag)
+  /// Processes it left running that the supervisor killed ("pid 812 (sleep 600), ..."); empty: none.
+  std::string leftovers;
 };
 
 class DeathLog {
@@ -53,6 +55,10 @@ class DeathLog {
   /// when the record was evicted meanwhile.
   void complete(uint64_t id, std::optional<std::vector<control::SlotRequestInfo>> serving, std::string line);
 
+  /// Notes the processes the worker `pid` left behind on its newest record. Does nothing
+  /// when there is none (evicted).
+  void note_leftovers(pid_t pid, const std::string& leftovers);
+
   /// Newest first.
   nlohmann::json json() const;
   size_t size() const { return records_.size(); }
@@ -69,7 +75,7 @@ class DeathLog {
 /// {"time_ms", "worker", "pid", "generation", "incarnation", "reason", "exit", "expected",
 /// "uptime_seconds", "requests", "in_flight", "in_flight_requests": [{"id", "trace_id", "method",
 /// "path", "elapsed_ms", "state"}] or null (no answer from the proxy),
-/// "in_flight_requests_omitted", "line"}.
+/// "in_flight_requests_omitted", "line", "leftovers" (only when it left processes behind)}.
 nlohmann::json to_json(const DeathRecord& r);
 
 }  // namespace corral::supervisor

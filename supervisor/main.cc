@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   }
   log::set_level(cfg->supervisor.log_level);
   ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGXFSZ, SIG_IGN);  // a log file over RLIMIT_FSIZE: EFBIG, not death
 
   ev::Loop loop;
   workers::SystemLauncher launcher;

@@ -5,16 +5,30 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <variant>
 
 #include "common/base/log.h"
+#include "common/base/units.h"
 #include "supervisor/exit_status.h"
 
 namespace corral::supervisor {
 namespace {
 constexpr const char* kTag = "proxy";
 constexpr int kControlFd = 3;
+constexpr std::chrono::milliseconds kHeartbeatCheck{1'000};
+// The proxy reports every second: this much silence is worth one warning.
+constexpr std::chrono::milliseconds kSilenceWarning{3'000};
+
+double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::string format_seconds(std::chrono::steady_clock::duration d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fs", seconds(d));
+  return buf;
+}
 }  // namespace
 
 ProxyProcess::ProxyProcess(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock, std::string binary,
@@ -27,7 +41,8 @@ ProxyProcess::ProxyProcess(ev::Loop& loop, workers::Launcher& launcher, const Cl
       restart_timer_(loop, [this] {
         auto r = start();
         (void)r;  // start() logs and reschedules on failure
-      }) {}
+      }),
+      heartbeat_timer_(loop, [this] { check_heartbeat(); }) {}
 
 ProxyProcess::~ProxyProcess() = default;
 
@@ -71,6 +86,11 @@ Result<void> ProxyProcess::start() {
   pid_ = child->pid;
   ready_ = false;
   kill_sent_ = false;
+  heard_at_ = std::chrono::steady_clock::now();
+  checked_at_ = {};
+  silence_warned_ = false;
+  unresponsive_.clear();
+  heartbeat_timer_.arm(kHeartbeatCheck);
   channel_ = std::make_unique<control::Channel>(
       loop_, std::move(ours), [this](control::Message&& m, std::vector<UniqueFd>&& fds) { on_message(std::move(m), std::move(fds)); },
       [this](const Error& e) {
@@ -86,7 +106,55 @@ Result<void> ProxyProcess::start() {
 
 bool ProxyProcess::send(const control::Message& m, const std::vector<int>& fds) {
   if (!channel_ || channel_->closed()) return false;
-  return channel_->send(m, fds);
+  if (channel_->send(m, fds)) return true;
+  // Refused: the proxy has not read for so long that the bounded queue is full. Dropping
+  // messages would leave it with a stale pool; a new proxy gets the whole state.
+  if (pid_ > 0 && unresponsive_.empty() && !channel_->closed()) {
+    CORRAL_LOG(Error, kTag) << "proxy pid " << pid_ << " does not read its control channel ("
+                            << channel_->queued() << " messages, " << (channel_->queued_bytes() >> 10)
+                            << " KiB waiting); killing it, it restarts (workers keep running)";
+    kill_unresponsive("control channel full");
+  }
+  return false;
+}
+
+void ProxyProcess::check_heartbeat() {
+  if (pid_ <= 0 || stopping_ || !unresponsive_.empty()) return;
+  heartbeat_timer_.arm(kHeartbeatCheck);
+  const auto now = std::chrono::steady_clock::now();
+  // Far later than planned: the supervisor itself was stopped or starved, and the proxy's
+  // reports may wait unread in the socket. Its silence is not known; count afresh.
+  const bool we_were_away = checked_at_ != std::chrono::steady_clock::time_point{} && now - checked_at_ > 3 * kHeartbeatCheck;
+  checked_at_ = now;
+  if (we_were_away) {
+    heard_at_ = now;
+    return;
+  }
+  const auto silent = now - heard_at_;
+  const size_t waiting = channel_ ? channel_->queued() : 0;
+  if (timeout_.count() > 0 && silent >= timeout_) {
+    CORRAL_LOG(Error, kTag) << "proxy pid " << pid_ << " has been silent on its control channel for "
+                            << format_seconds(silent) << " (proxy_timeout " << format_duration(timeout_)
+                            << "; stopped or stuck, " << waiting << " messages waiting for it); killing it, it "
+                            << "restarts (workers keep running)";
+    kill_unresponsive("silent for " + format_seconds(silent));
+    return;
+  }
+  const auto warn_after = timeout_.count() > 0 ? std::min<std::chrono::steady_clock::duration>(kSilenceWarning, timeout_ / 2)
+                                               : std::chrono::steady_clock::duration(kSilenceWarning);
+  if (!silence_warned_ && silent >= warn_after) {
+    silence_warned_ = true;
+    CORRAL_LOG(Warn, kTag) << "proxy pid " << pid_ << " has not reported for " << format_seconds(silent) << " ("
+                           << waiting << " messages waiting for it)"
+                           << (timeout_.count() > 0 ? "; it is restarted if silent for " + format_duration(timeout_)
+                                                    : std::string("; proxy_timeout = 0: it is left alone"));
+  }
+}
+
+void ProxyProcess::kill_unresponsive(const std::string& why) {
+  unresponsive_ = why;
+  heartbeat_timer_.cancel();
+  kill_now();
 }
 
 void ProxyProcess::on_message(control::Message&& m, std::vector<UniqueFd>&& fds) {
@@ -95,6 +163,13 @@ void ProxyProcess::on_message(control::Message&& m, std::vector<UniqueFd>&& fds)
     CORRAL_LOG(Warn, kTag) << "ignoring " << fds.size() << " fd(s) sent with " << control::type_name(m);
     fds.clear();
   }
+  const auto now = std::chrono::steady_clock::now();
+  if (silence_warned_) {
+    CORRAL_LOG(Info, kTag) << "proxy pid " << pid_ << " reports again after " << format_seconds(now - heard_at_)
+                           << " of silence";
+    silence_warned_ = false;
+  }
+  heard_at_ = now;
   if (auto* ready = std::get_if<control::ProxyReady>(&m)) {
     ready_ = true;
     backoff_.reset();
@@ -122,16 +197,32 @@ bool ProxyProcess::on_exit(pid_t pid, int wait_status) {
   pid_ = 0;
   ready_ = false;
   channel_.reset();
+  heartbeat_timer_.cancel();
   ::kill(-pid, SIGKILL);  // nothing of the proxy's group may linger
   const bool oom = WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL && !kill_sent_ &&
                    oom_evidence().consume();
+  const std::string how = describe_exit(wait_status, oom);
+  const std::string reason = !unresponsive_.empty() ? "unresponsive" : stopping_ ? "stop"
+                             : WIFSIGNALED(wait_status)                     ? (oom ? "oom" : "signal")
+                                                                            : "exit";
+  last_exit_ = {{"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch()).count()},
+                {"pid", pid}, {"reason", reason}, {"exit", how},
+                {"uptime_seconds", std::chrono::duration<double>(uptime).count()}};
+  if (!unresponsive_.empty()) last_exit_["note"] = unresponsive_;
   if (stopping_) {
-    CORRAL_LOG(Info, kTag) << "pid " << pid << " exited: " << describe_exit(wait_status, oom) << " after "
-                           << format_uptime(uptime);
+    CORRAL_LOG(Info, kTag) << "pid " << pid << " exited: " << how << " after " << format_uptime(uptime);
     return true;
   }
-  CORRAL_LOG(Error, kTag) << "PROXY DIED: pid " << pid << " " << describe_exit(wait_status, oom) << " after "
-                          << format_uptime(uptime) << "; restarting it";
+  if (!unresponsive_.empty()) {
+    // The kill was logged with its reason; this is the expected end of it.
+    CORRAL_LOG(Warn, kTag) << "unresponsive proxy pid " << pid << " " << how << " after " << format_uptime(uptime)
+                           << "; restarting it";
+    unresponsive_.clear();
+  } else {
+    CORRAL_LOG(Error, kTag) << "PROXY DIED: pid " << pid << " " << how << " after " << format_uptime(uptime)
+                            << "; restarting it";
+  }
   schedule_restart();
   return true;
 }
@@ -158,7 +249,7 @@ void ProxyProcess::kill_now() {
 }
 
 nlohmann::json ProxyProcess::status() const {
-  nlohmann::json st{{"pid", pid_}, {"restarts", restarts_}, {"ready", ready_},
+  nlohmann::json st{{"pid", pid_}, {"restarts", restarts_}, {"ready", ready_}, {"last_exit", last_exit_},
                     {"requests", stats_.requests}, {"in_flight", stats_.in_flight},
                     {"queued", stats_.queued}, {"connections", stats_.connections}};
   // How old the figures are (the workers' in_flight and requests come with them); null
@@ -167,6 +258,11 @@ nlohmann::json ProxyProcess::status() const {
     st["stats_age_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - stats_at_).count();
   else
     st["stats_age_ms"] = nullptr;
+  // How long the running proxy has been silent on its channel (its heartbeat is 1 s).
+  if (pid_ > 0)
+    st["silent_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - heard_at_).count();
+  else
+    st["silent_ms"] = nullptr;
   return st;
 }
 

@@ -4,6 +4,12 @@
 // messages the proxy may send, and restarts it with back-off when it dies (new channel;
 // the owner resends listeners, config and pool from on_spawned). The proxy's stderr is
 // inherited. Loop-affine.
+//
+// A proxy that stops reading or answering its channel (SIGSTOP, a stuck control loop) never
+// blocks the supervisor: the channel is non-blocking and bounded (control::Channel), and the
+// proxy's once-a-second report is its heartbeat. Silent for a few seconds: one warning;
+// silent for `proxy_timeout`, or its channel full: one error, SIGKILL to its process
+// group, and the usual restart (new channel, state resent). Workers are not touched.
 #include <sys/types.h>
 
 #include <functional>
@@ -46,6 +52,9 @@ class ProxyProcess {
     gid_ = gid;
   }
 
+  /// Silence after which the proxy is killed and restarted (0 = never). Applies at once.
+  void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
+
   /// Starts the proxy now. On failure (exec error) it is retried with back-off and the
   /// error is returned for the caller to log or abort on.
   [[nodiscard]] Result<void> start();
@@ -64,12 +73,18 @@ class ProxyProcess {
   /// The proxy reported ProxyReady since its last start.
   bool ready() const { return ready_; }
   int restarts() const { return restarts_; }
-  /// {"pid":..,"restarts":..,"ready":..}
+  /// True while messages wait in the channel because the proxy does not read them.
+  bool backlogged() const { return channel_ && channel_->queued() > 0; }
+  /// {"pid":..,"restarts":..,"ready":..,"silent_ms":..,"last_exit":{...}|null}
   nlohmann::json status() const;
 
  private:
   void on_message(control::Message&& m, std::vector<UniqueFd>&& fds);
   void schedule_restart();
+  /// Every second while a proxy runs: warns once when it went silent, kills it at timeout_.
+  void check_heartbeat();
+  /// Kills an unresponsive proxy (logged once by the caller); it is restarted on its exit.
+  void kill_unresponsive(const std::string& why);
 
   ev::Loop& loop_;
   workers::Launcher& launcher_;
@@ -78,6 +93,13 @@ class ProxyProcess {
   Backoff backoff_;
   std::unique_ptr<control::Channel> channel_;
   ev::Timer restart_timer_;
+  ev::Timer heartbeat_timer_;
+  std::chrono::milliseconds timeout_{10'000};
+  std::chrono::steady_clock::time_point heard_at_{};  // the proxy's last message (or its start)
+  std::chrono::steady_clock::time_point checked_at_{};  // the last check_heartbeat()
+  bool silence_warned_ = false;
+  std::string unresponsive_;  // why we killed it, until its exit is reaped
+  nlohmann::json last_exit_ = nullptr;
   pid_t pid_ = 0;
   bool ready_ = false;
   bool stopping_ = false;

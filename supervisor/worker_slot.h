@@ -85,6 +85,7 @@ class WorkerSlot {
   bool kill_sent = false;      ///< we sent SIGKILL (so a SIGKILL death is not an OOM guess)
   bool term_sent = false;      ///< we asked it to stop
   bool hung = false;           ///< a request timed out on it: no new requests
+  bool unreachable = false;    ///< its socket file is gone: drained at once, not after its replacement is ready
   std::string retire_reason;   ///< why it is being replaced: reload, scale, max_requests, max_rss, timeout, stop
   std::string stop_reason;     ///< why the current process was asked to stop (boot_timeout, ...) when not retiring
   uint64_t max_requests = 0;   ///< this incarnation's max_requests (jitter applied); 0 = never
@@ -94,6 +95,9 @@ class WorkerSlot {
   std::chrono::steady_clock::time_point started_at{};
   double cpu_wait_seen = 0;    ///< run-queue wait of the current process when last measured (status)
   UniqueFd listen_fd;          ///< the kept listening socket (empty when self_binds)
+  ino_t listen_inode = 0;      ///< listen_fd's socket inode (who else holds it); 0 when self_binds
+  ino_t path_inode = 0;        ///< the file at socket_path when bound (ours) or found ready (self_binds); 0 = unknown
+  int waiting_checks = 0;      ///< periodic checks in a row that saw connections waiting in listen_fd's backlog
   Backoff backoff;
   std::unique_ptr<ChildOutput> out, err;  ///< capture of the current process's stdout/stderr
   std::unique_ptr<ReadinessProbe> probe;

@@ -24,7 +24,9 @@ bool Channel::send(const Message& m, const std::vector<int>& fds) {
   if (!fd_) return false;
   Pending p;
   p.bytes = encode(m);
+  if (!out_.empty() && queued_bytes_ + p.bytes.size() > kMaxQueued) return false;
   for (int f : fds) p.fds.emplace_back(::fcntl(f, F_DUPFD_CLOEXEC, 3));
+  queued_bytes_ += p.bytes.size();
   out_.push_back(std::move(p));
   flush();
   return fd_.get() >= 0;
@@ -41,6 +43,7 @@ void Channel::flush() {
       close_with(r.error());
       return;
     }
+    queued_bytes_ -= p.bytes.size();
     out_.pop_front();
   }
   if (fd_) watch_->set(true, !out_.empty());
@@ -74,6 +77,7 @@ void Channel::close_with(const Error& e) {
   watch_.reset();
   fd_.reset();
   out_.clear();
+  queued_bytes_ = 0;
   if (on_close_) on_close_(e);
 }
 

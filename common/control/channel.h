@@ -24,9 +24,19 @@ class Channel {
   ~Channel();
 
   /// Queues a message; written as soon as the socket accepts it. fds are dup'ed, so the
-  /// caller keeps its own. Returns false when the channel is already closed.
+  /// caller keeps its own. Returns false when the channel is already closed, or when the
+  /// peer has stopped reading and kMaxQueued bytes already wait (the message is dropped:
+  /// the queue never grows without bound; the owner decides what a stuck peer means).
   bool send(const Message& m, const std::vector<int>& fds = {});
   bool closed() const { return !fd_; }
+  /// Bytes queued because the socket did not take them (the peer is not reading).
+  size_t queued_bytes() const { return queued_bytes_; }
+  /// Messages queued, not yet written.
+  size_t queued() const { return out_.size(); }
+
+  /// Above this many queued bytes send() refuses (16 MiB: far more than any burst of
+  /// messages between two reads of a live peer).
+  static constexpr size_t kMaxQueued = 16u << 20;
 
  private:
   void on_io(bool readable, bool writable);
@@ -43,6 +53,7 @@ class Channel {
   OnClose on_close_;
   std::unique_ptr<ev::FdWatch> watch_;
   std::deque<Pending> out_;
+  size_t queued_bytes_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

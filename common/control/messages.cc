@@ -44,7 +44,14 @@ SlotInfo slot_from_json(const json& j) {
   return s;
 }
 
-const char* kind_name(SlotEvent::Kind k) { return k == SlotEvent::Kind::Drained ? "drained" : "max_requests"; }
+const char* kind_name(SlotEvent::Kind k) {
+  switch (k) {
+    case SlotEvent::Kind::Drained: return "drained";
+    case SlotEvent::Kind::MaxRequests: return "max_requests";
+    case SlotEvent::Kind::Refused: return "refused";
+  }
+  return "drained";
+}
 }  // namespace
 
 std::string_view type_name(const Message& m) {
@@ -178,6 +185,7 @@ Result<Message> decode(std::string_view bytes) {
       const std::string kind = j.at("event").get<std::string>();
       if (kind == "drained") e.kind = SlotEvent::Kind::Drained;
       else if (kind == "max_requests") e.kind = SlotEvent::Kind::MaxRequests;
+      else if (kind == "refused") e.kind = SlotEvent::Kind::Refused;
       else return fail(Errc::Protocol, "slot_event: unknown event '" + kind + "'");
       e.requests = j.value("requests", uint64_t{0});
       return Message{std::move(e)};

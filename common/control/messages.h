@@ -127,6 +127,7 @@ struct SlotEvent {
   enum class Kind {
     Drained,      ///< not accepting and nothing in flight any more: safe to stop
     MaxRequests,  ///< it was sent its SlotInfo::max_requests-th request
+    Refused,      ///< a connect to its socket failed at once (at most once per second per slot)
   };
   std::string app;
   int slot = 0;

@@ -485,6 +485,7 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
   // ---- per loop ----
   uint64_t h2_streams = 0;
   uint64_t bodies_spilled = 0, body_spilled_bytes = 0, body_temp_errors = 0, bodies_streamed = 0;
+  uint64_t access_log_dropped = 0;
   uint64_t goaway_sent[metrics::kH2Errors]{}, goaway_received[metrics::kH2Errors]{};
   uint64_t rst_sent[metrics::kH2Errors]{}, rst_received[metrics::kH2Errors]{};
   struct RejectKey {
@@ -502,6 +503,7 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
     body_spilled_bytes += lc->body_spilled_bytes.get();
     body_temp_errors += lc->body_temp_errors.get();
     bodies_streamed += lc->bodies_streamed.get();
+    access_log_dropped += lc->access_log_dropped.get();
     for (size_t k = 0; k < metrics::kH2Errors; ++k) {
       goaway_sent[k] += lc->goaway_sent[k].get();
       goaway_received[k] += lc->goaway_received[k].get();
@@ -546,6 +548,11 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
     Family f(out, "corral_request_body_temp_errors_total", "counter",
              "Request-body temp files that could not be created or written (answered 500).");
     f.sample({}, body_temp_errors);
+  }
+  {
+    Family f(out, "corral_access_log_dropped_lines_total", "counter",
+             "Access-log lines that could not be written (disk full, file size limit, I/O error) and were dropped.");
+    f.sample({}, access_log_dropped);
   }
   {
     Family f(out, "corral_request_bodies_streamed_total", "counter",

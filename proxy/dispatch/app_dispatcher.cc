@@ -364,7 +364,13 @@ void AppDispatcher::release(int slot, uint64_t generation, uint64_t ticket, Rele
       if (!moved && s.in_flight > 0) --s.in_flight;
       if (mark == Lease::Mark::Reserved && s.tunnel_reserved > 0) --s.tunnel_reserved;
       if ((mark == Lease::Mark::Held || moved) && s.tunnels > 0) --s.tunnels;
-      if (kind == ReleaseKind::FailedConnect) s.down_until = now + settings_.connect_down_time;
+      if (kind == ReleaseKind::FailedConnect) {
+        // The supervisor checks the worker's socket itself (a closed or removed socket gets
+        // the worker replaced); told at most once per down period.
+        if (s.down_until <= now)
+          events_.push_back(control::SlotEvent{settings_.app, s.slot, s.generation, control::SlotEvent::Kind::Refused, s.requests});
+        s.down_until = now + settings_.connect_down_time;
+      }
       if (kind == ReleaseKind::Hung) s.hung = true;
       if (s.removed && s.in_flight == 0 && s.tunnels == 0 && s.tunnel_reserved == 0) erase_slot_locked(i);
       break;

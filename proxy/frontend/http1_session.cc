@@ -353,9 +353,7 @@ bool Http1Session::read_body() {
           ex_.reject_reason = "body too large";
           body_failed(413);
           return false;
-        case RequestBody::Status::TempFileError:
-          CORRAL_LOG(Error, "http1") << "request body temp file in " << proxy.temp_dir << ": "
-                                     << std::strerror(body_.error()) << " [rid=" << ex_.request_id << "]";
+        case RequestBody::Status::TempFileError:  // logged (rate-limited) and counted by RequestBody
           ex_.reject_reason = "body temp file error";
           body_failed(500);
           return false;

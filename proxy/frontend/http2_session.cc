@@ -736,9 +736,7 @@ int Http2Session::on_data_chunk(int32_t id, std::string_view data) {
       body_error(*s, 413);
       return 0;
     case RequestBody::Status::TempFileError:
-      nghttp2_session_consume(session_, id, data.size());
-      CORRAL_LOG(Error, "h2") << "request body temp file in " << runtime_->proxy.temp_dir << ": "
-                              << std::strerror(s->body.error());
+      nghttp2_session_consume(session_, id, data.size());  // logged (rate-limited) by RequestBody
       s->ex.reject_reason = "body temp file error";
       body_error(*s, 500);
       return 0;

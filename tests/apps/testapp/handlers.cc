@@ -1,5 +1,7 @@
 #include "handlers.h"
 
+#include "leftovers.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -258,6 +260,13 @@ Response handle(const Request& req, const Counters& counters, uint64_t connectio
     const char* v = std::getenv("WHOAMI");
     r.body = std::string(v ? v : "") + " " + req.body;  // req.body: "HEX BYTES\n" (main.cc)
     r.body.append(static_cast<size_t>(query_number(req, "pad", 0, 16L << 20)), 'p');
+  } else if (path == "/fork-away") {
+    const pid_t pid = fork_away(req.query("serve") == "1");
+    r.status = pid > 0 ? 200 : 500;
+    r.body = std::to_string(pid);
+  } else if (path == "/close-listener") {
+    r.close_listener = true;
+    r.body = std::to_string(::getpid());
   } else if (path.size() >= 7 && path.compare(path.size() - 7, 7, "/whoami") == 0) {
     // Under any mount point: $WHOAMI, which tests set per app and generation.
     const char* v = std::getenv("WHOAMI");

@@ -30,6 +30,7 @@ struct Response {
   bool exit_now = false;     ///< /exit: terminate without answering
   std::string interim;       ///< raw interim responses (1xx) written before the head
   std::string raw;           ///< /bad-response: these bytes instead of a response, then close
+  bool close_listener = false;  ///< /close-listener: stop accepting (after answering), stay alive
 };
 
 /// Dispatches on the request path:
@@ -49,6 +50,10 @@ struct Response {
 ///   /exit         _exit(3) without answering
 ///   /early-hints  a 103 Early Hints (Link: </hint.css>; rel=preload) before a 200
 ///   /bad-response?kind=K  a canned, mostly malformed response (handlers.cc lists K), then close
+///   /fork-away[?serve=1]  double-forks a daemon (setsid) and answers its pid; serve=1: it
+///                 holds the listening socket and answers "stray" once this worker is gone
+///   /close-listener  answers its pid, then closes the listening socket; keeps serving the open
+///                 connections and stays alive (a worker that stopped listening)
 ///   .../whoami    $WHOAMI, under any prefix (which app and generation answered)
 ///   ...?body_delay_ms=N  any path: waits N ms before reading the body (a slow app; main.cc)
 ///   .../soak?ms=N&pad=P  sleeps N ms, then "$WHOAMI HEX BYTES\n" (the body's SHA-256 and

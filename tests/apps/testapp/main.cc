@@ -42,6 +42,7 @@
 
 #include "connections.h"
 #include "handlers.h"
+#include "leftovers.h"
 #include "request_reader.h"
 
 namespace testapp {
@@ -214,6 +215,10 @@ void serve_connection(int fd) {
       counted = false;
       ok = write_all(fd, head, req.method == "HEAD" ? std::string() : resp.body);
       req.keep_alive = keep;
+      if (resp.close_listener) {
+        unsigned char b = 'C';  // the accept loop closes it
+        [[maybe_unused]] ssize_t n = ::write(g_signal_pipe[1], &b, 1);
+      }
     }
     if (counted) --g_counters.in_flight;
     if (!ok || !req.keep_alive) break;
@@ -306,6 +311,7 @@ int run(int argc, char** argv) {
     return 2;
   }
 
+  set_listen_fd(lfd);
   if (::pipe2(g_signal_pipe, O_CLOEXEC) < 0) die("pipe");
   ::signal(SIGPIPE, SIG_IGN);
   struct sigaction sa{};
@@ -330,6 +336,11 @@ int run(int argc, char** argv) {
     if (p[1].revents != 0) {
       unsigned char sig = 0;
       [[maybe_unused]] ssize_t r = ::read(g_signal_pipe[0], &sig, 1);
+      if (sig == 'C') {  // /close-listener: stop listening, stay alive
+        if (lfd >= 0) ::close(lfd);
+        lfd = -1;
+        continue;
+      }
       if (sig != SIGTERM) ::_exit(0);
       break;
     }
@@ -358,7 +369,7 @@ int run(int argc, char** argv) {
   }
 
   // Graceful stop: no new connections, idle ones closed, busy ones finish their request.
-  ::close(lfd);
+  if (lfd >= 0) ::close(lfd);
   g_connections.stop();
   bool drained = g_connections.wait_empty(std::chrono::seconds(120));
   if (g_log) {

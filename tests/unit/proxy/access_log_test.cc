@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -108,6 +110,43 @@ TEST(AccessLogTest, WritesToAFileAndOffIsDisabled) {
   auto off = AccessLog::open("off", conf::AccessLogFormat::Json);
   ASSERT_TRUE(off);
   EXPECT_FALSE((*off)->enabled());
+}
+
+TEST(AccessLogTest, AFullDiskDropsLinesAndReportsFailure) {
+  auto log = AccessLog::open("/dev/full", conf::AccessLogFormat::Combined);  // every write: ENOSPC
+  ASSERT_TRUE(log) << log.error().message();
+  std::string line;
+  (*log)->format(sample(), line);
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE((*log)->write(line));
+}
+
+// A write cut by the file size limit (EFBIG, as a disk filling up mid-line) leaves a torn
+// line; once writes work again the torn line is ended first, so the next line is whole.
+TEST(AccessLogTest, WritingResumesOnALineOfItsOwnAfterTheLimitIsRaised) {
+  char path[] = "/tmp/corral-accesslog-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  auto log = AccessLog::open(path, conf::AccessLogFormat::Combined);
+  ASSERT_TRUE(log);
+  std::string line;
+  (*log)->format(sample(), line);
+  ASSERT_TRUE((*log)->write(line));
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  rlimit before{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &before), 0);
+  rlimit tight{static_cast<rlim_t>(line.size() + 20), before.rlim_max};
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tight), 0);
+  EXPECT_FALSE((*log)->write(line));  // 20 bytes go, then EFBIG
+  EXPECT_FALSE((*log)->write(line));
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &before), 0);
+  ::signal(SIGXFSZ, old_handler);
+  EXPECT_TRUE((*log)->write(line));
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(ss.str(), line + line.substr(0, 20) + "\n" + line);
+  ::unlink(path);
 }
 
 }  // namespace

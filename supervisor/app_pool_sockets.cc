@@ -1,0 +1,122 @@
+// AppPool's socket checks: a worker socket removed from runtime_dir, a worker that closed its
+// listening socket. See check_sockets() in app_pool.h.
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/base/log.h"
+#include "common/base/units.h"
+#include "supervisor/app_pool.h"
+#include "supervisor/process_tree.h"
+
+namespace corral::supervisor {
+namespace {
+
+// Connections wait unaccepted in the backlog of a socket we hold.
+bool backlog_waiting(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+}
+
+// What a client connecting to `path` now gets: 0 (taken, or queued in a backlog), or the
+// errno of an immediate failure (ECONNREFUSED: nobody listens; ENOENT; EAGAIN: backlog full).
+int try_connect(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.c_str(), std::min(path.size() + 1, sizeof sa.sun_path - 1));
+  int err = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 ? 0 : errno;
+  ::close(fd);
+  return err == EINPROGRESS ? 0 : err;
+}
+
+// The worker's process group still has the socket open.
+bool worker_holds(pid_t pid, ino_t inode) {
+  if (holds_socket(pid, inode)) return true;
+  for (pid_t p : group_members(pid))
+    if (p != pid && holds_socket(p, inode)) return true;
+  return false;
+}
+
+}  // namespace
+
+int AppPool::check_sockets() {
+  if (stopping_) return 0;
+  int replaced = 0;
+  // check_socket may add workers: iterate over a copy of the current ones.
+  std::vector<WorkerSlot*> current;
+  for (auto& s : slots_) current.push_back(s.get());
+  for (WorkerSlot* s : current) replaced += check_socket(*s, false) ? 1 : 0;
+  return replaced;
+}
+
+bool AppPool::check_socket(WorkerSlot& s, bool refused) {
+  if (stopping_ || s.retiring()) return false;
+  const auto state = s.state();
+  // The file: ours from the start, a self-binding worker's once it is ready.
+  const bool path_known = s.path_inode != 0 && (!s.self_binds || state == WorkerSlot::State::Ready);
+  if (path_known) {
+    struct stat st {};
+    const bool there = ::stat(s.socket_path().c_str(), &st) == 0;
+    if (!there || st.st_ino != s.path_inode) {
+      CORRAL_LOG(Warn, s.tag()) << "its socket " << s.socket_path()
+                                << (there ? " was replaced by another file" : " was removed")
+                                << "; replacing the worker with one on a new socket (requests wait in the queue meanwhile)";
+      // The proxy cannot open connections to it: it takes nothing new from now on and
+      // finishes what it holds over the connections already open.
+      s.unreachable = true;
+      replace(s, "socket_removed");
+      return true;
+    }
+  }
+  if (state != WorkerSlot::State::Ready || s.pid <= 0 || s.hung || s.term_sent) return false;
+  if (s.listen_fd) {
+    // Requests wait in the backlog of the socket we keep for it. Only when they keep waiting
+    // is it worth reading /proc: a busy worker holds its socket.
+    if (!backlog_waiting(s.listen_fd.get())) {
+      s.waiting_checks = 0;
+      return false;
+    }
+    if (++s.waiting_checks < 2 || worker_holds(s.pid, s.listen_inode)) return false;
+    restart_not_listening(s, "no process of it holds its listening socket any more while connections wait on it");
+    return false;
+  }
+  if (refused) {
+    // A self-binding worker: what the proxy saw, tried again from here.
+    const int err = try_connect(s.socket_path());
+    if (err == ECONNREFUSED)
+      restart_not_listening(s, "connections to " + s.socket_path() + " are refused (it closed its socket)");
+  }
+  return false;
+}
+
+void AppPool::restart_not_listening(WorkerSlot& s, const std::string& why) {
+  CORRAL_LOG(Error, s.tag()) << "pid " << s.pid << " does not listen any more: " << why
+                             << "; restarting it (SIGTERM, SIGKILL after " << format_duration(s.config().kill_timeout)
+                             << ")" << (s.listen_fd ? "; the waiting requests go to its next process" : "");
+  s.stop_reason = "socket_closed";
+  s.term_sent = true;  // takes nothing new (accepting = false)
+  ::kill(-s.pid, SIGTERM);
+  s.kill_timer->arm(s.config().kill_timeout);
+  on_pool_changed_();
+}
+
+void AppPool::append_running(std::vector<WorkerRef>& out) const {
+  for (auto& s : slots_)
+    if (s->pid > 0) out.push_back(WorkerRef{app_->name, s->index(), s->pid, s->listen_inode});
+}
+
+std::optional<WorkerRef> AppPool::worker_of(pid_t pid) const {
+  for (auto& s : slots_)
+    if (s->pid == pid) return WorkerRef{app_->name, s->index(), s->pid, s->listen_inode};
+  return std::nullopt;
+}
+
+}  // namespace corral::supervisor

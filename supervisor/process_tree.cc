@@ -1,0 +1,175 @@
+#include "supervisor/process_tree.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+
+namespace corral::supervisor {
+namespace {
+
+bool read_file(const std::string& path, std::string& out, size_t max = 1 << 16) {
+  out.clear();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() >= max) break;
+  }
+  ::close(fd);
+  return true;
+}
+
+std::optional<unsigned long long> number(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  unsigned long long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<unsigned long long>(c - '0');
+  }
+  return v;
+}
+
+// Every numeric entry of /proc.
+std::vector<pid_t> all_pids() {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (auto n = number(e->d_name)) out.push_back(static_cast<pid_t>(*n));
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace
+
+std::optional<ProcEntry> parse_proc_entry(pid_t pid, std::string_view text) {
+  // "pid (comm) state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime
+  //  stime cutime cstime priority nice num_threads itrealvalue starttime ..."
+  const auto close = text.rfind(')');
+  if (close == std::string_view::npos) return std::nullopt;
+  std::string_view rest = text.substr(close + 1);
+  std::vector<std::string_view> f;  // f[0] = state (field 3): field N is f[N - 3]
+  size_t i = 0;
+  while (i < rest.size() && f.size() < 20) {
+    while (i < rest.size() && rest[i] == ' ') ++i;
+    size_t j = i;
+    while (j < rest.size() && rest[j] != ' ' && rest[j] != '\n') ++j;
+    if (j > i) f.push_back(rest.substr(i, j - i));
+    i = j + 1;
+  }
+  if (f.size() < 20 || f[0].size() != 1) return std::nullopt;
+  auto ppid = number(f[1]), pgrp = number(f[2]), session = number(f[3]), start = number(f[19]);
+  if (!ppid || !pgrp || !session || !start) return std::nullopt;
+  ProcEntry e;
+  e.pid = pid;
+  e.state = f[0][0];
+  e.ppid = static_cast<pid_t>(*ppid);
+  e.pgrp = static_cast<pid_t>(*pgrp);
+  e.session = static_cast<pid_t>(*session);
+  e.start_ticks = *start;
+  return e;
+}
+
+std::optional<ProcEntry> read_proc_entry(pid_t pid) {
+  std::string text;
+  if (!read_file("/proc/" + std::to_string(pid) + "/stat", text) || text.empty()) return std::nullopt;
+  return parse_proc_entry(pid, text);
+}
+
+std::string proc_cmdline(pid_t pid, size_t max) {
+  std::string text;
+  if (!read_file("/proc/" + std::to_string(pid) + "/cmdline", text, max + 1)) return {};
+  while (!text.empty() && text.back() == '\0') text.pop_back();
+  std::replace(text.begin(), text.end(), '\0', ' ');
+  if (text.size() > max) text.resize(max);
+  return text;
+}
+
+std::vector<pid_t> own_children() {
+  std::vector<pid_t> out;
+  const pid_t self = ::getpid();
+  bool any_file = false;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (dirent* e = ::readdir(d)) {
+      if (!number(e->d_name)) continue;
+      std::string text;
+      if (!read_file(std::string("/proc/self/task/") + e->d_name + "/children", text)) continue;
+      any_file = true;
+      size_t at = 0;
+      while (at < text.size()) {
+        size_t end = text.find(' ', at);
+        if (end == std::string::npos) end = text.size();
+        if (auto n = number(text.substr(at, end - at))) out.push_back(static_cast<pid_t>(*n));
+        at = end + 1;
+      }
+    }
+    ::closedir(d);
+  }
+  if (any_file) return out;
+  // Kernels built without CONFIG_PROC_CHILDREN: the long way.
+  for (pid_t p : all_pids())
+    if (auto e = read_proc_entry(p); e && e->ppid == self) out.push_back(p);
+  return out;
+}
+
+std::vector<pid_t> descendants(pid_t root) {
+  std::multimap<pid_t, pid_t> children;  // ppid → pid
+  for (pid_t p : all_pids())
+    if (auto e = read_proc_entry(p); e && e->state != 'Z') children.emplace(e->ppid, p);
+  std::vector<pid_t> out;
+  std::vector<pid_t> todo{root};
+  while (!todo.empty() && out.size() < 4096) {
+    pid_t parent = todo.back();
+    todo.pop_back();
+    auto [b, e] = children.equal_range(parent);
+    for (auto it = b; it != e; ++it) {
+      out.push_back(it->second);
+      todo.push_back(it->second);
+    }
+  }
+  return out;
+}
+
+std::vector<pid_t> group_members(pid_t pgid) {
+  std::vector<pid_t> out;
+  for (pid_t p : all_pids())
+    if (auto e = read_proc_entry(p); e && e->pgrp == pgid && e->state != 'Z') out.push_back(p);
+  return out;
+}
+
+ino_t socket_inode(int fd) {
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return 0;
+  return st.st_ino;
+}
+
+bool holds_socket(pid_t pid, ino_t inode) {
+  if (inode == 0) return false;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  const std::string want = "socket:[" + std::to_string(inode) + "]";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return false;
+  bool found = false;
+  char link[64];
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    ssize_t n = ::readlinkat(::dirfd(d), e->d_name, link, sizeof link);
+    if (n > 0 && static_cast<size_t>(n) == want.size() && want.compare(0, want.size(), link, static_cast<size_t>(n)) == 0) {
+      found = true;
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+}  // namespace corral::supervisor

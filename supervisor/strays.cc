@@ -1,0 +1,89 @@
+#include "supervisor/strays.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "supervisor/process_tree.h"
+
+namespace corral::supervisor {
+
+std::vector<Strays::Killed> Strays::scan(const std::vector<pid_t>& known, const std::vector<WorkerRef>& running,
+                                         const std::vector<WorkerRef>& exited) {
+  std::vector<Killed> out;
+  const std::set<pid_t> ours(known.begin(), known.end());
+  std::set<pid_t> alive_workers;
+  for (auto& w : running) alive_workers.insert(w.pid);
+  std::vector<WorkerRef> candidates = running;
+  candidates.insert(candidates.end(), exited.begin(), exited.end());
+  // When each running worker started, read once and only when a new stray needs it: a
+  // process cannot descend from a worker that started after it.
+  std::map<pid_t, unsigned long long> started;
+  auto started_before = [&](const WorkerRef& w, unsigned long long stray_start) {
+    if (!alive_workers.count(w.pid)) return true;  // exited: /proc no longer says
+    auto it = started.find(w.pid);
+    if (it == started.end()) {
+      auto e = read_proc_entry(w.pid);
+      it = started.emplace(w.pid, e ? e->start_ticks : 0).first;
+    }
+    return it->second <= stray_start;
+  };
+
+  std::map<pid_t, Stray> now;
+  for (pid_t pid : own_children()) {
+    if (ours.count(pid)) continue;
+    auto e = read_proc_entry(pid);
+    if (!e || e->state == 'Z') continue;  // reaped by the caller's wait loop
+    auto it = strays_.find(pid);
+    if (it != strays_.end() && it->second.start_ticks == e->start_ticks) {
+      now.emplace(pid, std::move(it->second));
+      continue;
+    }
+    Stray s;
+    s.start_ticks = e->start_ticks;
+    for (auto& w : candidates)
+      if (e->pgrp == w.pid || (w.socket != 0 && holds_socket(pid, w.socket))) {
+        s.owners = {w};
+        s.certain = true;
+        break;
+      }
+    if (!s.certain)
+      for (auto& w : candidates)
+        if (started_before(w, e->start_ticks)) s.owners.push_back(w);
+    now.emplace(pid, std::move(s));
+  }
+  strays_.clear();
+
+  for (auto& [pid, s] : now) {
+    const bool maker_alive = std::any_of(s.owners.begin(), s.owners.end(),
+                                         [&](const WorkerRef& w) { return alive_workers.count(w.pid) > 0; });
+    if (maker_alive) {
+      strays_.emplace(pid, std::move(s));
+      continue;
+    }
+    // Charged to the worker that went last: one reaped in this round if any.
+    WorkerRef owner;
+    for (auto& w : s.owners)
+      if (std::any_of(exited.begin(), exited.end(), [&](const WorkerRef& x) { return x.pid == w.pid; })) owner = w;
+    if (owner.pid == 0 && !s.owners.empty()) owner = s.owners.front();
+    auto group = std::find_if(out.begin(), out.end(), [&](const Killed& k) { return k.owner.pid == owner.pid; });
+    if (group == out.end()) {
+      out.push_back(Killed{owner, s.certain, {}});
+      group = out.end() - 1;
+    }
+    // What it started goes with it: its descendants, and its process group when it leads
+    // one of its own (never ours or a running worker's).
+    std::vector<pid_t> victims = descendants(pid);
+    group->processes.emplace_back(pid, proc_cmdline(pid));
+    for (pid_t d : victims) group->processes.emplace_back(d, proc_cmdline(d));
+    ::kill(pid, SIGKILL);
+    for (pid_t d : victims) ::kill(d, SIGKILL);
+    if (auto e = read_proc_entry(pid); e && e->pgrp == pid && e->pgrp != ::getpgrp() && !alive_workers.count(e->pgrp))
+      ::kill(-e->pgrp, SIGKILL);
+  }
+  return out;
+}
+
+}  // namespace corral::supervisor

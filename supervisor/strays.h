@@ -1,0 +1,55 @@
+#pragma once
+// Leftovers of workers. The supervisor is its children's subreaper (PR_SET_CHILD_SUBREAPER),
+// so a process a worker forked away (a daemonizing double fork, a child that called setsid,
+// a child still running when its worker died) becomes the supervisor's child instead of
+// init's, and cannot outlive its worker unseen. Each such stray is tied, when first seen, to
+// the workers that may have made it: the one whose process group it is in, or whose listening
+// socket it holds; otherwise every worker alive then (and started before it) or just exited.
+// Once all of them are
+// gone it is killed (SIGKILL, with its process group and descendants) and reported, charged
+// to the worker that went last. So a helper a running worker daemonized keeps running while
+// that worker runs, and nothing serves a slot's socket after its worker died. Loop-affine.
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace corral::supervisor {
+
+/// A worker process as the tracker sees it.
+struct WorkerRef {
+  std::string app;
+  int worker = 0;     ///< worker id
+  pid_t pid = 0;      ///< its process (and process group)
+  ino_t socket = 0;   ///< sockfs inode of the listening socket the supervisor keeps for it; 0 = none
+};
+
+class Strays {
+ public:
+  /// Processes killed together, charged to one worker.
+  struct Killed {
+    WorkerRef owner;
+    bool certain = false;  ///< tied to this worker alone (process group or socket), not guessed
+    std::vector<std::pair<pid_t, std::string>> processes;  ///< pid, command line
+  };
+
+  /// Looks at the supervisor's children. known: the ones it started (proxy, workers);
+  /// running: workers alive now; exited: workers reaped since the last scan. Kills the
+  /// strays whose possible makers are all gone and returns them.
+  std::vector<Killed> scan(const std::vector<pid_t>& known, const std::vector<WorkerRef>& running,
+                           const std::vector<WorkerRef>& exited);
+  /// Strays being watched (alive, their maker still running).
+  size_t watched() const { return strays_.size(); }
+
+ private:
+  struct Stray {
+    unsigned long long start_ticks = 0;
+    std::vector<WorkerRef> owners;
+    bool certain = false;
+  };
+  std::map<pid_t, Stray> strays_;
+};
+
+}  // namespace corral::supervisor
