@@ -219,6 +219,14 @@ TEST_F(HardTimesTest, RemovedRuntimeDirIsMadeAgain) {
   std::thread load([&] {
     while (!done) (http_get(port(), "/").status == 200 ? ok : failed)++;
   });
+  struct Join {
+    std::atomic<bool>& done;
+    std::thread& t;
+    ~Join() {
+      done = true;
+      if (t.joinable()) t.join();
+    }
+  } join{done, load};
   std::this_thread::sleep_for(200ms);
   std::filesystem::remove_all(rt_.runtime_dir());
   const auto removed_at = std::chrono::steady_clock::now();
