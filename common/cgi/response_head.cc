@@ -1,6 +1,7 @@
 #include "common/cgi/response_head.h"
 
 #include "common/base/strings.h"
+#include "common/http1/parser.h"
 
 namespace corral::cgi {
 namespace {
@@ -63,6 +64,8 @@ ResponseHeadParser::Status ResponseHeadParser::parse(std::string_view buf, Respo
     size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) return fail("CGI header line without a name");
     std::string_view name = line.substr(0, colon);
+    // The proxy reads worker responses with common/http1, which refuses longer names.
+    if (name.size() > http1::kMaxFieldNameSize) return fail("CGI header name too long");
     for (char c : name)
       if (!is_tchar(c)) return fail("invalid CGI header name");
     std::string_view value = trim_ows(line.substr(colon + 1));

@@ -35,6 +35,20 @@ TEST(CgiHeadLimits, TooManyLinesAreRefusedByTheWorker) {
   EXPECT_STREQ(p.error(), "too many CGI header lines");
 }
 
+// Found by fuzz_cgi_head and fuzz_fastcgi: a field name longer than common/http1 accepts
+// (http1::kMaxFieldNameSize) made a head the proxy refused (cgi) or sent on (fastcgi).
+TEST(CgiHeadLimits, ALongerFieldNameThanHttp1TakesIsRefused) {
+  cgi::ResponseHeadParser p;
+  cgi::ResponseHead h;
+  EXPECT_EQ(p.parse(std::string(http1::kMaxFieldNameSize + 1, 'n') + ": v\n\n", h), S::Error);
+  EXPECT_STREQ(p.error(), "CGI header name too long");
+  cgi::ResponseHeadParser q;
+  ASSERT_EQ(q.parse(std::string(http1::kMaxFieldNameSize, 'n') + ": v\n\n", h), S::Done);
+  http1::ResponseHead out;
+  std::string wire;
+  EXPECT_EQ(parse_at_proxy(h, out, wire).status, http1::ParseStatus::Done);
+}
+
 TEST(CgiHeadLimits, TheLargestAcceptedBlocksParseAtTheProxy) {
   // Most lines, each as short as can be (LF ends: the re-framed head grows most).
   std::string many;
