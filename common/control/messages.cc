@@ -1,5 +1,7 @@
 #include "common/control/messages.h"
 
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 
 namespace corral::control {
@@ -19,6 +21,23 @@ std::string trace_id_field(const json& x) {
   return v;
 }
 
+// Integer fields must be JSON integers within range. nlohmann's get<>() converts a float
+// with a static_cast (undefined behaviour out of range: 1e20 as a uint64_t) and wraps or
+// truncates other integers; a message from the proxy is not trusted.
+uint64_t u64(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
+  throw json::type_error::create(302, "expected an integer from 0 to 2^64-1", &v);
+}
+int i32(const json& v) {
+  if (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX)
+    return static_cast<int>(v.get<int64_t>());
+  if (v.is_number_unsigned() && v.get<uint64_t>() <= INT32_MAX) return static_cast<int>(v.get<uint64_t>());
+  throw json::type_error::create(302, "expected a 32-bit integer", &v);
+}
+uint64_t opt_u64(const json& j, const char* key) { return j.contains(key) ? u64(j.at(key)) : 0; }
+int opt_i32(const json& j, const char* key) { return j.contains(key) ? i32(j.at(key)) : 0; }
+
 template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
@@ -34,13 +53,13 @@ json slot_to_json(const SlotInfo& s) {
 SlotInfo slot_from_json(const json& j) {
   SlotInfo s;
   s.app = j.at("app").get<std::string>();
-  s.slot = j.at("slot").get<int>();
-  s.generation = j.at("generation").get<uint64_t>();
+  s.slot = i32(j.at("slot"));
+  s.generation = u64(j.at("generation"));
   s.path = j.at("path").get<std::string>();
-  s.concurrency = j.at("concurrency").get<int>();
+  s.concurrency = i32(j.at("concurrency"));
   s.accepting = j.at("accepting").get<bool>();
-  s.pid = j.value("pid", 0);
-  s.max_requests = j.value("max_requests", uint64_t{0});
+  s.pid = opt_i32(j, "pid");
+  s.max_requests = opt_u64(j, "max_requests");
   return s;
 }
 
@@ -139,7 +158,7 @@ std::string encode(const Message& m) {
 Result<Message> decode(std::string_view bytes) {
   json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return fail(Errc::Protocol, "control message is not a JSON object");
-  if (!j.contains("v") || !j["v"].is_number_integer() || j["v"].get<int>() != kProtocolVersion)
+  if (!j.contains("v") || !j["v"].is_number_integer() || j["v"] != kProtocolVersion)
     return fail(Errc::Protocol, "control message has an unsupported protocol version");
   if (!j.contains("type") || !j["type"].is_string()) return fail(Errc::Protocol, "control message without type");
   const std::string type = j["type"].get<std::string>();
@@ -149,57 +168,57 @@ Result<Message> decode(std::string_view bytes) {
       return Message{SetListeners{j.at("addresses").get<std::vector<std::string>>(), j.value("admin", std::string())}};
     if (type == "worker_figures") return Message{WorkerFigures{j.at("figures").get<std::string>()}};
     if (type == "set_config")
-      return Message{SetConfig{j.at("generation").get<uint64_t>(), j.at("snapshot").get<std::string>()}};
+      return Message{SetConfig{u64(j.at("generation")), j.at("snapshot").get<std::string>()}};
     if (type == "set_pool") {
       SetPool p;
       for (auto& s : j.at("slots")) p.slots.push_back(slot_from_json(s));
       if (j.contains("failing")) p.failing = j.at("failing").get<std::vector<std::string>>();
       return Message{std::move(p)};
     }
-    if (type == "proxy_ready") return Message{ProxyReady{j.at("config_generation").get<uint64_t>()}};
+    if (type == "proxy_ready") return Message{ProxyReady{u64(j.at("config_generation"))}};
     if (type == "worker_hung")
-      return Message{WorkerHung{j.at("app").get<std::string>(), j.at("slot").get<int>(),
-                                j.at("generation").get<uint64_t>(), j.at("request_id").get<std::string>()}};
+      return Message{WorkerHung{j.at("app").get<std::string>(), i32(j.at("slot")),
+                                u64(j.at("generation")), j.at("request_id").get<std::string>()}};
     if (type == "proxy_stats") {
-      ProxyStats st{j.at("requests").get<uint64_t>(), j.at("in_flight").get<uint64_t>(),
-                    j.at("queued").get<uint64_t>(), j.at("connections").get<uint64_t>(), {}};
+      ProxyStats st{u64(j.at("requests")), u64(j.at("in_flight")),
+                    u64(j.at("queued")), u64(j.at("connections")), {}};
       if (j.contains("slots"))
         for (auto& s : j.at("slots"))
-          st.slots.push_back(SlotStats{s.at("app").get<std::string>(), s.at("slot").get<int>(),
-                                       s.at("generation").get<uint64_t>(), s.at("in_flight").get<uint64_t>(),
-                                       s.at("requests").get<uint64_t>()});
-      st.query = j.value("query", uint64_t{0});
+          st.slots.push_back(SlotStats{s.at("app").get<std::string>(), i32(s.at("slot")),
+                                       u64(s.at("generation")), u64(s.at("in_flight")),
+                                       u64(s.at("requests"))});
+      st.query = opt_u64(j, "query");
       if (j.contains("apps"))
         for (auto& a : j.at("apps"))
-          st.apps.push_back(AppStats{a.at("app").get<std::string>(), a.at("requests").get<uint64_t>(),
-                                     a.at("busy_us").get<uint64_t>(), a.at("queue_us").get<uint64_t>(),
-                                     a.at("queued").get<uint64_t>(), a.at("rejected").get<uint64_t>(),
-                                     a.at("peak_in_flight").get<uint64_t>()});
+          st.apps.push_back(AppStats{a.at("app").get<std::string>(), u64(a.at("requests")),
+                                     u64(a.at("busy_us")), u64(a.at("queue_us")),
+                                     u64(a.at("queued")), u64(a.at("rejected")),
+                                     u64(a.at("peak_in_flight"))});
       return Message{std::move(st)};
     }
     if (type == "slot_event") {
       SlotEvent e;
       e.app = j.at("app").get<std::string>();
-      e.slot = j.at("slot").get<int>();
-      e.generation = j.at("generation").get<uint64_t>();
+      e.slot = i32(j.at("slot"));
+      e.generation = u64(j.at("generation"));
       const std::string kind = j.at("event").get<std::string>();
       if (kind == "drained") e.kind = SlotEvent::Kind::Drained;
       else if (kind == "max_requests") e.kind = SlotEvent::Kind::MaxRequests;
       else if (kind == "refused") e.kind = SlotEvent::Kind::Refused;
       else return fail(Errc::Protocol, "slot_event: unknown event '" + kind + "'");
-      e.requests = j.value("requests", uint64_t{0});
+      e.requests = opt_u64(j, "requests");
       return Message{std::move(e)};
     }
-    if (type == "stats_query") return Message{StatsQuery{j.at("query").get<uint64_t>()}};
+    if (type == "stats_query") return Message{StatsQuery{u64(j.at("query"))}};
     if (type == "slot_requests_query")
-      return Message{SlotRequestsQuery{j.at("query").get<uint64_t>(), j.at("app").get<std::string>(),
-                                       j.at("slot").get<int>(), j.at("generation").get<uint64_t>()}};
+      return Message{SlotRequestsQuery{u64(j.at("query")), j.at("app").get<std::string>(),
+                                       i32(j.at("slot")), u64(j.at("generation"))}};
     if (type == "slot_requests") {
-      SlotRequests r{j.at("query").get<uint64_t>(), j.at("app").get<std::string>(), j.at("slot").get<int>(),
-                     j.at("generation").get<uint64_t>(), {}};
+      SlotRequests r{u64(j.at("query")), j.at("app").get<std::string>(), i32(j.at("slot")),
+                     u64(j.at("generation")), {}};
       for (auto& x : j.at("requests"))
         r.requests.push_back(SlotRequestInfo{x.at("id").get<std::string>(), x.at("method").get<std::string>(),
-                                             x.at("path").get<std::string>(), x.at("elapsed_ms").get<uint64_t>(),
+                                             x.at("path").get<std::string>(), u64(x.at("elapsed_ms")),
                                              x.at("state").get<std::string>(),
                                              trace_id_field(x)});
       return Message{std::move(r)};

@@ -153,5 +153,21 @@ TEST(ControlMessages, StringsThatAreNotUtf8StillEncode) {
   EXPECT_EQ(std::get<WorkerHung>(*decode(encode(WorkerHung{"a\xff", 1, 2, "r"}))).app, "a\xef\xbf\xbd");
 }
 
+// Found by fuzz_control: a number that is not an integer in range (1e20 for a uint64_t
+// field) was converted with undefined behaviour; now it is a rejected message, like a string.
+TEST(ControlMessages, IntegerFieldsTakeOnlyIntegersInRange) {
+  for (const char* bad : {R"({"v":1,"type":"stats_query","query":1e20})", R"({"v":1,"type":"stats_query","query":-1})",
+                          R"({"v":1,"type":"stats_query","query":1.5})",
+                          R"({"v":1,"type":"worker_hung","app":"a","slot":4294967296,"generation":1,"request_id":"r"})",
+                          R"({"v":1,"type":"slot_event","app":"a","slot":1,"generation":1,"event":"drained","requests":-5})"}) {
+    auto m = decode(bad);
+    EXPECT_FALSE(m.has_value()) << bad;
+  }
+  auto ok = decode(R"({"v":1,"type":"worker_hung","app":"a","slot":-3,"generation":18446744073709551615,"request_id":"r"})");
+  ASSERT_TRUE(ok.has_value()) << ok.error().message();
+  EXPECT_EQ(std::get<WorkerHung>(*ok).slot, -3);
+  EXPECT_EQ(std::get<WorkerHung>(*ok).generation, UINT64_MAX);
+}
+
 }  // namespace
 }  // namespace corral::control
