@@ -114,7 +114,12 @@ void check_client_head(const cgi::ResponseHead& cgi_head, bool head_request) {
   ClientFraming framing = choose_framing(resp, 1, head_request);
   std::string wire;
   append_response_head(resp, framing, 1, true, wire);
-  http1::ResponseParser p;
+  // A client's limits, not the proxy's request limits: the head may carry every field a
+  // CGI header block holds (cgi::ResponseHeadParser::kMaxFields, kMaxHeadSize).
+  http1::Limits limits;
+  limits.max_head_size = 64 * 1024;
+  limits.max_header_count = 256;
+  http1::ResponseParser p(limits);
   http1::ResponseHead back;
   http1::HeadResult r = p.parse(wire, head_request ? "HEAD" : "GET", back);
   if (r.status != http1::ParseStatus::Done) {
