@@ -19,6 +19,7 @@
 #include "supervisor/proc_stats.h"
 #include "supervisor/process_tree.h"
 #include "supervisor/readiness_probe.h"
+#include "supervisor/usage_sampler.h"
 
 namespace corral::supervisor {
 namespace {
@@ -434,7 +435,7 @@ void AppPool::check_memory() {
   if (app_->max_rss == 0) return;
   for (auto& s : slots_) {
     if (s->state() != WorkerSlot::State::Ready || s->retiring() || s->pid <= 0) continue;
-    auto u = group_usage(s->pid, /*run_queue=*/false);  // every second: PSS is all it needs
+    const GroupUsage u = UsageSampler::instance().usage(s->pid);  // sampled off the loop, at most 1 s old
     if (u.pss_bytes <= s->config().max_rss) continue;
     CORRAL_LOG(Warn, s->tag()) << "pid " << s->pid << " uses " << (u.pss_bytes >> 20) << " MiB (PSS, " << u.processes
                                << " process(es)), above max_rss " << (s->config().max_rss >> 20) << " MiB; replacing it";
@@ -644,6 +645,11 @@ void AppPool::remove_sockets() {
   }
 }
 
+void AppPool::append_pids(std::vector<pid_t>& out) const {
+  for (auto& s : slots_)
+    if (s->pid > 0) out.push_back(s->pid);
+}
+
 void AppPool::append_slots(std::vector<control::SlotInfo>& out) const {
   for (auto& s : slots_) {
     const auto st = s->state();
@@ -669,7 +675,7 @@ nlohmann::json AppPool::status() const {
   const auto now = std::chrono::steady_clock::now();
   double live_cpu = 0, live_wait = 0;
   for (auto& s : slots_) {
-    GroupUsage u = s->pid > 0 ? group_usage(s->pid) : GroupUsage{};
+    const GroupUsage u = s->pid > 0 ? UsageSampler::instance().usage(s->pid) : GroupUsage{};
     live_cpu += u.cpu_seconds;
     live_wait += u.cpu_wait_seconds;
     if (s->pid > 0) s->cpu_wait_seen = u.cpu_wait_seconds;

@@ -134,6 +134,8 @@ class AppPool {
 
   /// Appends this app's proxy-visible workers for a SetPool message.
   void append_slots(std::vector<control::SlotInfo>& out) const;
+  /// Appends the pids (= process groups) of this app's running workers.
+  void append_pids(std::vector<pid_t>& out) const;
   /// {"name", "kind", "worker_class" (wsgi), "concurrency", "desired", "generation", "failing",
   ///  "deaths": {reason: n}, "workers": [...], "recent_deaths": [DeathLog records, newest
   ///  first], "totals": AppTotals::to_json}

@@ -22,6 +22,7 @@
 #include "supervisor/exit_status.h"
 #include "supervisor/proc_stats.h"
 #include "supervisor/sd_notify.h"
+#include "supervisor/usage_sampler.h"
 
 namespace corral::supervisor {
 namespace {
@@ -34,6 +35,7 @@ constexpr milliseconds kFastKillAfter{1'000};
 constexpr milliseconds kReadyFallback{30'000};
 constexpr milliseconds kWorkerKillAfter{5'000};  // graceful stop: SIGTERM → SIGKILL of workers
 constexpr milliseconds kUpkeepEvery{1'000};
+constexpr milliseconds kStatusWait{1000};   // a status answer waits this long for live figures
 constexpr milliseconds kRequestsWait{300};  // a death record waits this long for the proxy's request list
 
 std::string monotonic_usec() {
@@ -117,6 +119,7 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
 }
 
 Arbiter::~Arbiter() {
+  UsageSampler::instance().forget_refreshes();  // nothing more is posted to this loop
   // Exit paths that skip the stop sequence still leave no child behind.
   if (proxy_) proxy_->kill_now();
   for (auto& p : pools_) p->stop(SIGKILL, milliseconds{0});
@@ -421,7 +424,10 @@ void Arbiter::on_stats(const control::ProxyStats& st) {
     if (AppPool* p = find_pool(s.app)) p->on_stats(s);
   for (auto& a : st.apps)
     if (AppPool* p = find_pool(a.app)) p->on_app_stats(a, proxy_->pid());
-  if (st.query != 0 && st.query == status_query_) answer_status();
+  if (st.query != 0 && st.query == status_query_) {
+    status_proxy_in_ = true;
+    maybe_answer_status();
+  }
   // The proxy's periodic report (every second) paces the figures that go back to it.
   if (st.query == 0 && admin_) send_worker_figures();
 }
@@ -432,6 +438,10 @@ void Arbiter::send_worker_figures() {
   nlohmann::json apps = nlohmann::json::array();
   for (auto& p : pools_) apps.push_back(p->status());
   proxy_->send(control::WorkerFigures{nlohmann::json{{"apps", std::move(apps)}}.dump()});
+}
+
+void Arbiter::maybe_answer_status() {
+  if (status_proxy_in_ && status_sample_in_) answer_status();
 }
 
 void Arbiter::answer_status() {
@@ -711,17 +721,23 @@ ControlApi::Response Arbiter::on_control(const ControlApi::Request& r) {
   crash::Operation op("control API: " + r.method + " " + r.path.substr(0, 64));
   if (r.path == "/status") {
     if (r.method != "GET") return {405, R"({"error":"use GET"})"};
-    // Live figures: ask the proxy for its counters now and answer when they arrive (or
-    // after kRequestsWait with the last ones, whose age the status shows).
+    // Live figures: ask the proxy for its counters and the sampler for the workers' /proc
+    // figures now, and answer when both are in (or after kStatusWait with the last ones,
+    // whose age the status shows).
     if (!proxy_ || !proxy_->ready()) return {200, status().dump()};
     status_waiters_.push_back(r.id);
     if (status_query_ == 0) {
-      status_query_ = ++next_query_;
-      if (!proxy_->send(control::StatsQuery{status_query_})) {
-        loop_.post([this] { answer_status(); });
-      } else {
-        status_timer_.arm(kRequestsWait);
-      }
+      const uint64_t q = status_query_ = ++next_query_;
+      status_proxy_in_ = !proxy_->send(control::StatsQuery{q});
+      status_sample_in_ = false;
+      std::vector<pid_t> pids;
+      for (auto& p : pools_) p->append_pids(pids);
+      UsageSampler::instance().refresh(pids, loop_, [this, q] {
+        if (q != status_query_) return;
+        status_sample_in_ = true;
+        maybe_answer_status();
+      });
+      status_timer_.arm(kStatusWait);
     }
     return {0, {}};  // answered by answer_status()
   }

@@ -124,6 +124,8 @@ class Arbiter {
   void on_stats(const control::ProxyStats& st);
   /// Answers every GET /status waiting for the proxy's live counters.
   void answer_status();
+  /// Answers the status waiters once the proxy's counters and fresh /proc figures are in.
+  void maybe_answer_status();
   /// Sends the workers' figures to the proxy (its /metrics and /status show them).
   void send_worker_figures();
   /// AppPool::RequestsQuery for the pools: SlotRequestsQuery to the proxy, answered by
@@ -187,6 +189,8 @@ class Arbiter {
   uint64_t next_query_ = 0;
   ev::Timer queries_timer_;
   uint64_t status_query_ = 0;            // the StatsQuery in flight; 0 = none
+  bool status_proxy_in_ = false;         // the proxy answered it (or cannot)
+  bool status_sample_in_ = false;        // the workers' /proc figures were sampled for it
   std::vector<uint64_t> status_waiters_;  // GET /status control request ids
   ev::Timer status_timer_;
   std::chrono::milliseconds watchdog_every_{0};

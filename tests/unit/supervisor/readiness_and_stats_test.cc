@@ -6,6 +6,7 @@
 #include "supervisor/app_pool.h"
 #include "supervisor/reload_plan.h"
 #include "supervisor/proc_stats.h"
+#include "supervisor/usage_sampler.h"
 #include "supervisor/readiness_probe.h"
 
 namespace corral::supervisor {
@@ -69,6 +70,19 @@ TEST(ProcStats, MeasuresOurOwnGroup) {
   EXPECT_GE(u.processes, 1);
   EXPECT_GT(u.pss_bytes, 0u);
   EXPECT_EQ(group_usage(0).processes, 0);
+}
+
+// The loop's view: zeros until the sampler's thread has read the group, then its figures,
+// however long the reads take (they happen on that thread).
+TEST(ProcStats, TheSamplerReadsAGroupOffTheCallersThread) {
+  UsageSampler& sampler = UsageSampler::instance();
+  const pid_t group = ::getpgrp();
+  ASSERT_TRUE(sampler.wait_fresh(group, std::chrono::seconds(10)));
+  const GroupUsage u = sampler.usage(group);
+  EXPECT_GE(u.processes, 1);
+  EXPECT_GT(u.pss_bytes, 0u);
+  EXPECT_EQ(sampler.usage(0).processes, 0);
+  EXPECT_FALSE(sampler.wait_fresh(0, std::chrono::milliseconds(10)));
 }
 
 TEST(Reload, OnlyProcessLevelChangesNeedANewGeneration) {
