@@ -12,51 +12,33 @@ usage: h2_hostile.py HOST PORT CASE [CASE...]   prints one JSON object: {case: r
        h2_hostile.py list                       the case names
 """
 import json
-import socket
+import os
 import struct
 import sys
-import time
 
-import hpack
+# The frame writer and reader are shared with the integration tests' HTTP/2 scripts.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration", "h2raw"))
 
-DATA, HEADERS, PRIORITY, RST, SETTINGS, PUSH, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
-END_STREAM, ACK, END_HEADERS, PADDED, PRIO = 0x1, 0x1, 0x4, 0x8, 0x20
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+from h2raw import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED,  # noqa: E402
+                   PING, PREFACE, PRIORITY, PUSH, RST, SETTINGS, WINDOW_UPDATE, FrameConn, frame)
+
 # SETTINGS identifiers
 ENABLE_PUSH, INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 2, 4, 5
-
-
-def frame(ftype, flags, sid, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
 
 
 def b(s):
     return s if isinstance(s, bytes) else s.encode("latin-1")
 
 
-class Conn:
+class Conn(FrameConn):
     def __init__(self, host, port, ack_settings=True):
-        self.s = socket.create_connection((host, port), timeout=5)
-        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.enc = hpack.Encoder()
-        self.dec = hpack.Decoder()
-        self.buf = b""
-        self.result = {"rst": [], "goaway": None, "goaway_last": None, "closed": False, "status": {},
-                       "body": {}}
+        super().__init__(host, port, nodelay=True)
+        self.result.update({"rst": [], "goaway": None, "goaway_last": None, "status": {}, "body": {}})
         self.ended = set()
         self.server_settings = False
         self.settings_acked = False
         self.ack_settings = ack_settings
-        self.authority = "%s:%d" % (host, port)
         self.send(PREFACE + frame(SETTINGS, 0, 0))
-
-    def send(self, data):
-        try:
-            self.s.sendall(data)
-            return True
-        except OSError:
-            self.result["closed"] = True
-            return False
 
     def block(self, fields):
         """An HPACK block for `fields` ((name, value) pairs, str or bytes), no validation."""
@@ -75,31 +57,7 @@ class Conn:
 
     def read(self, seconds, until=None):
         """Reads frames for up to `seconds`, or until `until(self)` is true."""
-        deadline = time.time() + seconds
-        while time.time() < deadline and not self.result["closed"]:
-            if until and until(self):
-                return
-            self.s.settimeout(max(0.01, deadline - time.time()))
-            try:
-                chunk = self.s.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                self.result["closed"] = True
-                return
-            if not chunk:
-                self.result["closed"] = True
-                return
-            self.buf += chunk
-            while len(self.buf) >= 9:
-                length = struct.unpack(">I", b"\0" + self.buf[:3])[0]
-                if len(self.buf) < 9 + length:
-                    break
-                ftype, flags = self.buf[3], self.buf[4]
-                sid = struct.unpack(">I", self.buf[5:9])[0] & 0x7FFFFFFF
-                payload = self.buf[9:9 + length]
-                self.buf = self.buf[9 + length:]
-                self.on_frame(ftype, flags, sid, payload)
+        self.pump(seconds, until and (lambda: until(self)))
 
     def on_frame(self, ftype, flags, sid, payload):
         r = self.result

@@ -15,40 +15,34 @@ in X-Capture). "valid" marks a request drawn from the valid sets only.
 usage: h2_random_requests.py HOST PORT SEED COUNT
 """
 import json
+import os
 import random
-import socket
 import struct
 import sys
-import time
 
-import hpack
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-DATA, HEADERS, RST, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
-END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+from h2raw import (ACK, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING, PREFACE, RST,  # noqa: E402
+                   SETTINGS, WINDOW_UPDATE, FrameConn, frame)
 
 
-def frame(ftype, flags, sid, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
-
-
-class Conn:
+class Conn(FrameConn):
     def __init__(self, host, port):
-        self.s = socket.create_connection((host, port), timeout=5)
-        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.enc = hpack.Encoder()
-        self.dec = hpack.Decoder()
-        self.buf = b""
+        super().__init__(host, port, nodelay=True)
         self.next_sid = 1
-        self.dead = False
         self.goaway = None
-        self.s.sendall(PREFACE + frame(SETTINGS, 0, 0) + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 24)))
+        self.out = None  # the outcome of the stream being exchanged
+        self.send(PREFACE + frame(SETTINGS, 0, 0) + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 24)))
+
+    @property
+    def dead(self):
+        return self.result["closed"] or self.goaway is not None
 
     def exchange(self, fields, body, trailers, content_chunks):
         """Sends one request on a new stream; returns its outcome."""
         sid = self.next_sid
         self.next_sid += 2
-        out = {"status": None, "rst": None, "goaway": None, "capture": None}
+        out = self.out = {"sid": sid, "status": None, "rst": None, "goaway": None, "capture": None}
         block = self.enc.encode(fields)
         end = not body and trailers is None
         wire = frame(HEADERS, END_HEADERS | (END_STREAM if end else 0), sid, block)
@@ -57,62 +51,40 @@ class Conn:
             wire += frame(DATA, END_STREAM if last else 0, sid, chunk)
         if trailers is not None:
             wire += frame(HEADERS, END_HEADERS | END_STREAM, sid, self.enc.encode(trailers))
-        try:
-            self.s.sendall(wire)
-        except OSError:
-            self.dead = True
+        if not self.send(wire):
             out["goaway"] = self.goaway if self.goaway is not None else -1
-            return out
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            try:
-                self.s.settimeout(max(0.01, deadline - time.time()))
-                chunk = self.s.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self.dead = True
-                break
-            self.buf += chunk
-            while len(self.buf) >= 9:
-                length = struct.unpack(">I", b"\0" + self.buf[:3])[0]
-                if len(self.buf) < 9 + length:
-                    break
-                ftype, flags = self.buf[3], self.buf[4]
-                fsid = struct.unpack(">I", self.buf[5:9])[0] & 0x7FFFFFFF
-                payload = self.buf[9:9 + length]
-                self.buf = self.buf[9 + length:]
-                if ftype == SETTINGS and not flags & ACK:
-                    self.s.sendall(frame(SETTINGS, ACK, 0))
-                elif ftype == PING and not flags & ACK:
-                    self.s.sendall(frame(PING, ACK, 0, payload))
-                elif ftype == GOAWAY:
-                    self.goaway = struct.unpack(">I", payload[4:8])[0]
-                    out["goaway"] = self.goaway
-                    self.dead = True
-                elif fsid == sid and ftype == HEADERS:
-                    for k, v in self.dec.decode(payload):
-                        if k == ":status" and not v.startswith("1"):
-                            out["status"] = int(v)
-                        elif k == "x-capture":
-                            out["capture"] = v
-                    if flags & END_STREAM:
-                        out["done"] = True
-                elif fsid == sid and ftype == DATA:
-                    if payload:
-                        self.s.sendall(frame(WINDOW_UPDATE, 0, sid, struct.pack(">I", len(payload))))
-                    if flags & END_STREAM:
-                        out["done"] = True
-                elif fsid == sid and ftype == RST:
-                    out["rst"] = struct.unpack(">I", payload)[0]
-            if out.get("done") or out["rst"] is not None or self.dead:
-                break
-        out.pop("done", None)
+        else:
+            self.pump(5, lambda: out.get("done") or out["rst"] is not None or self.dead)
+        for k in ("done", "sid"):
+            out.pop(k, None)
         if self.next_sid > 1999:
-            self.dead = True  # a fresh connection now and then (and HPACK tables with it)
+            self.result["closed"] = True  # a fresh connection now and then (and HPACK tables with it)
         return out
+
+    def on_frame(self, ftype, flags, fsid, payload):
+        out, sid = self.out, self.out["sid"]
+        if ftype == SETTINGS and not flags & ACK:
+            self.send(frame(SETTINGS, ACK, 0))
+        elif ftype == PING and not flags & ACK:
+            self.send(frame(PING, ACK, 0, payload))
+        elif ftype == GOAWAY:
+            self.goaway = struct.unpack(">I", payload[4:8])[0]
+            out["goaway"] = self.goaway
+        elif fsid == sid and ftype == HEADERS:
+            for k, v in self.dec.decode(payload):
+                if k == ":status" and not v.startswith("1"):
+                    out["status"] = int(v)
+                elif k == "x-capture":
+                    out["capture"] = v
+            if flags & END_STREAM:
+                out["done"] = True
+        elif fsid == sid and ftype == DATA:
+            if payload:
+                self.send(frame(WINDOW_UPDATE, 0, sid, struct.pack(">I", len(payload))))
+            if flags & END_STREAM:
+                out["done"] = True
+        elif fsid == sid and ftype == RST:
+            out["rst"] = struct.unpack(">I", payload)[0]
 
 
 # ---- the generator -------------------------------------------------------------------------

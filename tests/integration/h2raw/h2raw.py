@@ -24,9 +24,28 @@ def frame(ftype, flags, sid, payload=b""):
     return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
 
 
-class Conn:
-    def __init__(self, host, port, tls, window=None):
+def parse_frames(buf):
+    """Splits `buf` into whole frames: ([(type, flags, stream id, payload)], the rest)."""
+    frames = []
+    while len(buf) >= 9:
+        length = struct.unpack(">I", b"\0" + buf[:3])[0]
+        if len(buf) < 9 + length:
+            break
+        sid = struct.unpack(">I", buf[5:9])[0] & 0x7FFFFFFF
+        frames.append((buf[3], buf[4], sid, buf[9:9 + length]))
+        buf = buf[9 + length:]
+    return frames, buf
+
+
+class FrameConn:
+    """A client connection that writes frames as given and hands each frame it reads to
+    on_frame(). result["closed"] turns true when the connection fails or ends. The other
+    scripts (tests/hostile/h2_hostile.py, h2_random_requests.py, h2body.py) build on it."""
+
+    def __init__(self, host, port, tls=False, nodelay=False):
         raw = socket.create_connection((host, port), timeout=5)
+        if nodelay:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
@@ -37,12 +56,7 @@ class Conn:
         self.enc = hpack.Encoder()
         self.dec = hpack.Decoder()
         self.buf = b""
-        self.result = {"status": {}, "rst": [], "goaway": None, "closed": False, "data": {}, "body": {}}
-        self.ended = set()
-        settings = b""
-        if window is not None:
-            settings += struct.pack(">HI", 4, window)
-        self.send(PREFACE + frame(SETTINGS, 0, 0, settings))
+        self.result = {"closed": False}
         self.authority = "%s:%d" % (host, port)
 
     def send(self, b):
@@ -53,6 +67,41 @@ class Conn:
             self.result["closed"] = True
             return False
 
+    def pump(self, seconds, until=None):
+        """Reads frames for up to `seconds`, or until `until()` is true or the connection ends."""
+        deadline = time.time() + seconds
+        while time.time() < deadline and not self.result["closed"]:
+            if until and until():
+                return
+            self.s.settimeout(max(0.01, deadline - time.time()))
+            try:
+                chunk = self.s.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                self.result["closed"] = True
+                return
+            if not chunk:
+                self.result["closed"] = True
+                return
+            frames, self.buf = parse_frames(self.buf + chunk)
+            for f in frames:
+                self.on_frame(*f)
+
+    def on_frame(self, ftype, flags, sid, payload):
+        pass
+
+
+class Conn(FrameConn):
+    def __init__(self, host, port, tls, window=None):
+        super().__init__(host, port, tls)
+        self.result.update({"status": {}, "rst": [], "goaway": None, "data": {}, "body": {}})
+        self.ended = set()
+        settings = b""
+        if window is not None:
+            settings += struct.pack(">HI", 4, window)
+        self.send(PREFACE + frame(SETTINGS, 0, 0, settings))
+
     def headers(self, sid, extra=(), method="GET", path="/", end_stream=True, authority=None, raw_block=None):
         hs = [(":method", method), (":scheme", "https"), (":path", path),
               (":authority", authority or self.authority)] + list(extra)
@@ -61,31 +110,7 @@ class Conn:
 
     def read(self, seconds, until=None):
         """Reads frames for up to `seconds` (or until `until(result)` is true)."""
-        deadline = time.time() + seconds
-        while time.time() < deadline and not self.result["closed"]:
-            if until and until(self.result):
-                return
-            self.s.settimeout(max(0.01, deadline - time.time()))
-            try:
-                chunk = self.s.recv(65536)
-            except socket.timeout:
-                continue
-            except (ConnectionResetError, ssl.SSLError, OSError):
-                self.result["closed"] = True
-                return
-            if not chunk:
-                self.result["closed"] = True
-                return
-            self.buf += chunk
-            while len(self.buf) >= 9:
-                length = struct.unpack(">I", b"\0" + self.buf[:3])[0]
-                if len(self.buf) < 9 + length:
-                    break
-                ftype, flags = self.buf[3], self.buf[4]
-                sid = struct.unpack(">I", self.buf[5:9])[0] & 0x7FFFFFFF
-                payload = self.buf[9:9 + length]
-                self.buf = self.buf[9 + length:]
-                self.on_frame(ftype, flags, sid, payload)
+        self.pump(seconds, until and (lambda: until(self.result)))
 
     def on_frame(self, ftype, flags, sid, payload):
         r = self.result
