@@ -136,35 +136,39 @@ def rf(c, name, **kw):
     return c.request_fields(extra=extra, **kw)
 
 
+def goaway_seen(c):
+    return c.result["goaway"] is not None
+
+
+def conn_error(name, wire):
+    """A case that sends `wire(c)` and expects a connection error (GOAWAY, connection closed)."""
+    def run(c):
+        c.send(wire(c))
+        c.read(2, goaway_seen)
+    CASES[name] = run
+
+
+def stream_after_first(name, first, bad, before=lambda c: b""):
+    """Stream `first` (after the frames `before(c)`) is served, then a request on stream `bad`
+    breaks the stream id rules: a connection error."""
+    def run(c):
+        c.send(before(c) + c.get(first, "/?first=%d" % first))
+        c.read(3, lambda c: first in c.ended)
+        c.send(c.headers(bad, rf(c, name)))
+        c.read(2, goaway_seen)
+    CASES[name] = run
+
+
 # -- §5.1.1 stream identifiers, §5.1 stream states, §5.1.2 concurrency -----------------------
 
-@case
-def even_stream_id(c):
-    c.send(c.headers(2, rf(c, "even_stream_id")))
-    c.read(2, lambda c: c.result["goaway"] is not None)
+conn_error("even_stream_id", lambda c: c.headers(2, rf(c, "even_stream_id")))
+conn_error("stream_id_zero", lambda c: c.headers(0, rf(c, "stream_id_zero")))
+
+stream_after_first("lower_stream_id", 5, 3)
 
 
-@case
-def stream_id_zero(c):
-    c.send(c.headers(0, rf(c, "stream_id_zero")))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def lower_stream_id(c):
-    c.send(c.get(5, "/?first=5"))
-    c.read(3, lambda c: 5 in c.ended)
-    c.send(c.headers(3, rf(c, "lower_stream_id")))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def skipped_stream_id(c):
-    # Stream 1 is skipped (implicitly closed by stream 3) and then used.
-    c.send(c.get(3, "/?first=3"))
-    c.read(3, lambda c: 3 in c.ended)
-    c.send(c.headers(1, rf(c, "skipped_stream_id")))
-    c.read(2, lambda c: c.result["goaway"] is not None)
+# Stream 1 is skipped (implicitly closed by stream 3) and then used.
+stream_after_first("skipped_stream_id", 3, 1)
 
 
 @case
@@ -178,24 +182,13 @@ def reused_closed_stream(c):
         c.send(b"".join(c.get(sid, "/?filler=%d" % sid) for sid in batch))
         c.read(3, lambda c: all(s in c.ended for s in batch))
     c.send(c.headers(1, rf(c, "reused_closed_stream")))
-    c.read(2, lambda c: c.result["goaway"] is not None)
+    c.read(2, goaway_seen)
 
 
-@case
-def idle_stream_skipped(c):
-    # Stream 3 is named by PRIORITY (idle), stream 5 opens and implicitly closes it.
-    c.send(frame(PRIORITY, 0, 3, struct.pack(">IB", 0, 15)) + c.get(5, "/?first=5"))
-    c.read(3, lambda c: 5 in c.ended)
-    c.send(c.headers(3, rf(c, "idle_stream_skipped")))
-    c.read(2, lambda c: c.result["goaway"] is not None)
+# Stream 3 is named by PRIORITY (idle), stream 5 opens and implicitly closes it.
+stream_after_first("idle_stream_skipped", 5, 3, before=lambda c: frame(PRIORITY, 0, 3, struct.pack(">IB", 0, 15)))
 
-
-@case
-def reused_stream_just_closed(c):
-    c.send(c.get(1, "/?first=1"))
-    c.read(3, lambda c: 1 in c.ended)
-    c.send(c.headers(1, rf(c, "reused_stream_just_closed")))
-    c.read(2, lambda c: c.result["goaway"] is not None)
+stream_after_first("reused_stream_just_closed", 1, 1)
 
 
 @case
@@ -217,22 +210,9 @@ def trailers_after_reset_are_ignored(c):
     return 3
 
 
-@case
-def data_on_idle_stream(c):
-    c.send(frame(DATA, END_STREAM, 7, b"x"))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def rst_on_idle_stream(c):
-    c.send(frame(RST, 0, 9, struct.pack(">I", 8)))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def window_update_on_idle_stream(c):
-    c.send(frame(WINDOW_UPDATE, 0, 9, struct.pack(">I", 100)))
-    c.read(2, lambda c: c.result["goaway"] is not None)
+conn_error("data_on_idle_stream", lambda c: frame(DATA, END_STREAM, 7, b"x"))
+conn_error("rst_on_idle_stream", lambda c: frame(RST, 0, 9, struct.pack(">I", 8)))
+conn_error("window_update_on_idle_stream", lambda c: frame(WINDOW_UPDATE, 0, 9, struct.pack(">I", 100)))
 
 
 @case
@@ -275,76 +255,21 @@ NO_ACK = {"concurrent_streams_before_ack"}
 
 # -- frame rules (§4, §6) ---------------------------------------------------------------------
 
-@case
-def data_on_stream_zero(c):
-    c.send(frame(DATA, 0, 0, b"x"))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def settings_on_stream(c):
-    c.send(frame(SETTINGS, 0, 1, b""))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def settings_bad_length(c):
-    c.send(frame(SETTINGS, 0, 0, b"\x00\x04\x00\x00\x10"))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def settings_ack_with_payload(c):
-    c.send(frame(SETTINGS, ACK, 0, struct.pack(">HI", INITIAL_WINDOW_SIZE, 100)))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def settings_enable_push_2(c):
-    c.send(frame(SETTINGS, 0, 0, struct.pack(">HI", ENABLE_PUSH, 2)))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def settings_window_too_large(c):
-    c.send(frame(SETTINGS, 0, 0, struct.pack(">HI", INITIAL_WINDOW_SIZE, 1 << 31)))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def settings_frame_size_too_small(c):
-    c.send(frame(SETTINGS, 0, 0, struct.pack(">HI", MAX_FRAME_SIZE, 16383)))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def ping_bad_length(c):
-    c.send(frame(PING, 0, 0, b"1234567"))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def ping_on_stream(c):
-    c.send(frame(PING, 0, 1, b"12345678"))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def goaway_on_stream(c):
-    c.send(frame(GOAWAY, 0, 1, struct.pack(">II", 0, 0)))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def push_promise_from_client(c):
-    c.send(frame(PUSH, END_HEADERS, 1, struct.pack(">I", 2) + c.block(rf(c, "push_promise_from_client"))))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def continuation_without_headers(c):
-    c.send(frame(CONTINUATION, END_HEADERS, 1, c.block(rf(c, "continuation_without_headers"))))
-    c.read(2, lambda c: c.result["goaway"] is not None)
+conn_error("data_on_stream_zero", lambda c: frame(DATA, 0, 0, b"x"))
+conn_error("settings_on_stream", lambda c: frame(SETTINGS, 0, 1, b""))
+conn_error("settings_bad_length", lambda c: frame(SETTINGS, 0, 0, b"\x00\x04\x00\x00\x10"))
+conn_error("settings_ack_with_payload", lambda c: frame(SETTINGS, ACK, 0, struct.pack(">HI", INITIAL_WINDOW_SIZE, 100)))
+conn_error("settings_enable_push_2", lambda c: frame(SETTINGS, 0, 0, struct.pack(">HI", ENABLE_PUSH, 2)))
+conn_error("settings_window_too_large",
+           lambda c: frame(SETTINGS, 0, 0, struct.pack(">HI", INITIAL_WINDOW_SIZE, 1 << 31)))
+conn_error("settings_frame_size_too_small", lambda c: frame(SETTINGS, 0, 0, struct.pack(">HI", MAX_FRAME_SIZE, 16383)))
+conn_error("ping_bad_length", lambda c: frame(PING, 0, 0, b"1234567"))
+conn_error("ping_on_stream", lambda c: frame(PING, 0, 1, b"12345678"))
+conn_error("goaway_on_stream", lambda c: frame(GOAWAY, 0, 1, struct.pack(">II", 0, 0)))
+conn_error("push_promise_from_client",
+           lambda c: frame(PUSH, END_HEADERS, 1, struct.pack(">I", 2) + c.block(rf(c, "push_promise_from_client"))))
+conn_error("continuation_without_headers",
+           lambda c: frame(CONTINUATION, END_HEADERS, 1, c.block(rf(c, "continuation_without_headers"))))
 
 
 @case
@@ -352,33 +277,20 @@ def frame_inside_header_block(c):
     block = c.block(rf(c, "frame_inside_header_block"))
     c.send(frame(HEADERS, END_STREAM, 1, block[:5]) + frame(PING, 0, 0, b"12345678")
            + frame(CONTINUATION, END_HEADERS, 1, block[5:]))
-    c.read(2, lambda c: c.result["goaway"] is not None)
+    c.read(2, goaway_seen)
 
 
-@case
-def hpack_garbage(c):
-    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, b"\xff\xff\xff\xff\xff\xff\xff"))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
-@case
-def frame_too_large(c):
-    c.send(c.headers(1, rf(c, "frame_too_large", method="POST"), end_stream=False)
+conn_error("hpack_garbage", lambda c: frame(HEADERS, END_HEADERS | END_STREAM, 1, b"\xff\xff\xff\xff\xff\xff\xff"))
+conn_error("frame_too_large", lambda c: c.headers(1, rf(c, "frame_too_large", method="POST"), end_stream=False)
            + frame(DATA, END_STREAM, 1, b"x" * 16385))
-    c.read(2, lambda c: c.result["goaway"] is not None)
-
-
 @case
 def headers_padding_too_long(c):
     block = c.block(rf(c, "headers_padding_too_long"))
     c.send(frame(HEADERS, END_HEADERS | END_STREAM | PADDED, 1, bytes([len(block) + 10]) + block))
-    c.read(2, lambda c: c.result["goaway"] is not None)
+    c.read(2, goaway_seen)
 
 
-@case
-def window_update_zero_connection(c):
-    c.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0)))
-    c.read(2, lambda c: c.result["goaway"] is not None)
+conn_error("window_update_zero_connection", lambda c: frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0)))
 
 
 @case
@@ -388,10 +300,7 @@ def window_update_zero_stream(c):
     c.read(2, c.answered(1))
 
 
-@case
-def window_overflow_connection(c):
-    c.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7FFFFFFF)))
-    c.read(2, lambda c: c.result["goaway"] is not None)
+conn_error("window_overflow_connection", lambda c: frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7FFFFFFF)))
 
 
 @case
@@ -492,129 +401,59 @@ malformed("extended_connect_bad_path", lambda c: [(":method", "CONNECT"), (":pro
                                                   ("sec-websocket-version", "13"), ("x-case", "extended_connect_bad_path")])
 
 
-@case
-def method_too_long(c):
-    return bad_request(c, "method_too_long", rf(c, "method_too_long", method="M" * 33))
+malformed("method_too_long", lambda c: rf(c, "method_too_long", method="M" * 33))
+malformed("field_name_too_long", lambda c: rf(c, "field_name_too_long", extra=[("x-" + "n" * 300, "1")]))
+malformed("options_max_forwards_zero",
+          lambda c: rf(c, "options_max_forwards_zero", method="OPTIONS", extra=[("max-forwards", "0")]))
+malformed("trace_max_forwards_zero",
+          lambda c: rf(c, "trace_max_forwards_zero", method="TRACE", extra=[("max-forwards", "0")]))
+malformed("max_forwards_invalid",
+          lambda c: rf(c, "max_forwards_invalid", method="OPTIONS", extra=[("max-forwards", "x")]))
+malformed("too_many_fields", lambda c: rf(c, "too_many_fields", extra=[("x-f%d" % i, "v") for i in range(150)]))
+# A well-formed CONNECT (RFC 9113 §8.5): corral is no forward proxy.
+malformed("connect_plain", lambda c: [(":method", "CONNECT"), (":authority", "example.com:443"),
+                                      ("x-case", "connect_plain")], end_stream=False)
 
 
-@case
-def field_name_too_long(c):
-    return bad_request(c, "field_name_too_long", rf(c, "field_name_too_long", extra=[("x-" + "n" * 300, "1")]))
+def with_trailers(name, trailers, fields_fn=None, trailers_end_stream=True, seconds=2):
+    """A POST with a 5-byte body in DATA, then the header section `trailers` on the stream."""
+    def run(c):
+        fields = fields_fn(c) if fields_fn else rf(c, name, method="POST")
+        c.send(c.headers(1, fields, end_stream=False) + frame(DATA, 0, 1, b"hello")
+               + c.headers(1, trailers, end_stream=trailers_end_stream))
+        c.read(seconds, c.answered(1))
+        return 3
+    CASES[name] = run
 
 
-@case
-def options_max_forwards_zero(c):
-    return bad_request(c, "options_max_forwards_zero",
-                       rf(c, "options_max_forwards_zero", method="OPTIONS", extra=[("max-forwards", "0")]))
-
-
-@case
-def trace_max_forwards_zero(c):
-    return bad_request(c, "trace_max_forwards_zero",
-                       rf(c, "trace_max_forwards_zero", method="TRACE", extra=[("max-forwards", "0")]))
-
-
-@case
-def max_forwards_invalid(c):
-    return bad_request(c, "max_forwards_invalid",
-                       rf(c, "max_forwards_invalid", method="OPTIONS", extra=[("max-forwards", "x")]))
-
-
-@case
-def max_forwards_decremented(c):
-    return bad_request(c, "max_forwards_decremented",
-                       c.request_fields(method="OPTIONS", path="/?case=max_forwards_decremented",
-                                        extra=[("max-forwards", "5")]))
-
-
-@case
-def via_names_http2(c):
-    return bad_request(c, "via_names_http2", c.request_fields(path="/?case=via_names_http2"))
-
-
-@case
-def too_many_fields(c):
-    extra = [("x-f%d" % i, "v") for i in range(150)]
-    return bad_request(c, "too_many_fields", rf(c, "too_many_fields", extra=extra))
-
-
-@case
-def authority_host_case_differs(c):
-    return bad_request(c, "authority_host_case_differs",
-                       c.request_fields(path="/?case=authority_host_case_differs", authority=c.authority.upper(),
-                                        extra=[("host", c.authority)]))
-
-
-@case
-def te_trailers_any_case(c):
-    return bad_request(c, "te_trailers_any_case", c.request_fields(path="/?case=te_trailers_any_case",
-                                                                   extra=[("te", "Trailers")]))
-
-
-@case
-def connect_plain(c):
-    # A well-formed CONNECT (RFC 9113 §8.5): corral is no forward proxy.
-    return bad_request(c, "connect_plain", [(":method", "CONNECT"), (":authority", "example.com:443"),
-                                            ("x-case", "connect_plain")], end_stream=False)
-
-
-@case
-def trailers_with_pseudo_header(c):
-    c.send(c.headers(1, rf(c, "trailers_with_pseudo_header", method="POST"), end_stream=False)
-           + frame(DATA, 0, 1, b"hello") + c.headers(1, [(":path", "/x")], end_stream=True))
-    c.read(2, c.answered(1))
-    return 3
-
-
-@case
-def trailers_without_end_stream(c):
-    c.send(c.headers(1, rf(c, "trailers_without_end_stream", method="POST"), end_stream=False)
-           + frame(DATA, 0, 1, b"hello") + c.headers(1, [("x-t", "1")], end_stream=False))
-    c.read(2, c.answered(1))
-    return 3
-
-
-@case
-def trailers_connection_specific(c):
-    c.send(c.headers(1, rf(c, "trailers_connection_specific", method="POST"), end_stream=False)
-           + frame(DATA, 0, 1, b"hello") + c.headers(1, [("connection", "close")], end_stream=True))
-    c.read(2, c.answered(1))
-    return 3
+with_trailers("trailers_with_pseudo_header", [(":path", "/x")])
+with_trailers("trailers_without_end_stream", [("x-t", "1")], trailers_end_stream=False)
+with_trailers("trailers_connection_specific", [("connection", "close")])
 
 
 # -- requests that are fine (the sanitised form reaches the worker) ---------------------------
 
-@case
-def te_trailers_is_dropped(c):
-    return bad_request(c, "te_trailers_is_dropped", c.request_fields(path="/?case=te_trailers_is_dropped",
-                                                                     extra=[("te", "trailers")]))
+def forwarded(name, **kw):
+    """A request to /?case=<name> (`kw` as for Conn.request_fields) that reaches the worker."""
+    malformed(name, lambda c: c.request_fields(path="/?case=" + name, **kw))
 
 
-@case
-def options_asterisk(c):
-    return bad_request(c, "options_asterisk", c.request_fields(method="OPTIONS", path="*",
-                                                               extra=[("x-case", "options_asterisk")]))
-
-
-@case
-def host_without_authority(c):
-    fields = [x for x in c.request_fields(path="/?case=host_without_authority") if x[0] != ":authority"]
-    return bad_request(c, "host_without_authority", fields + [("host", c.authority)])
-
-
-@case
-def cookie_crumbs_joined(c):
-    return bad_request(c, "cookie_crumbs_joined", c.request_fields(path="/?case=cookie_crumbs_joined",
-                                                                   extra=[("cookie", "a=1"), ("cookie", "b=2")]))
-
-
-@case
-def trailers_are_dropped(c):
-    c.send(c.headers(1, c.request_fields(method="POST", path="/?case=trailers_are_dropped",
-                                         extra=[("content-length", "5")]), end_stream=False)
-           + frame(DATA, 0, 1, b"hello") + c.headers(1, [("x-trailer", "1")], end_stream=True))
-    c.read(3, c.answered(1))
-    return 3
+forwarded("max_forwards_decremented", method="OPTIONS", extra=[("max-forwards", "5")])
+forwarded("via_names_http2")
+malformed("authority_host_case_differs",
+          lambda c: c.request_fields(path="/?case=authority_host_case_differs", authority=c.authority.upper(),
+                                     extra=[("host", c.authority)]))
+forwarded("te_trailers_any_case", extra=[("te", "Trailers")])
+forwarded("te_trailers_is_dropped", extra=[("te", "trailers")])
+malformed("options_asterisk",
+          lambda c: c.request_fields(method="OPTIONS", path="*", extra=[("x-case", "options_asterisk")]))
+malformed("host_without_authority",
+          lambda c: [x for x in c.request_fields(path="/?case=host_without_authority") if x[0] != ":authority"]
+          + [("host", c.authority)])
+forwarded("cookie_crumbs_joined", extra=[("cookie", "a=1"), ("cookie", "b=2")])
+with_trailers("trailers_are_dropped", [("x-trailer", "1")], seconds=3,
+              fields_fn=lambda c: c.request_fields(method="POST", path="/?case=trailers_are_dropped",
+                                                   extra=[("content-length", "5")]))
 
 
 def run(host, port, name):
