@@ -54,6 +54,40 @@ bool is_framing(const Header& h) {
   return iequals(h.name, "content-length") || iequals(h.name, "transfer-encoding");
 }
 
+/// The framing corral's serializer gives a parsed message of body kind `kind` and `body`.
+BodyFraming framing_of(BodyKind kind, const std::string& body) {
+  if (kind == BodyKind::ContentLength) return BodyFraming::content_length(body.size());
+  if (kind == BodyKind::Chunked) return BodyFraming::chunked();
+  return BodyFraming::none();
+}
+
+/// Appends `body` as framed by `kind`: one chunk and the last chunk, as it is, or nothing for a
+/// message without a body.
+void append_body(std::string& wire, BodyKind kind, const std::string& body) {
+  if (kind == BodyKind::Chunked) {
+    if (!body.empty()) {
+      append_chunk_header(wire, body.size());
+      wire += body;
+      append_chunk_end(wire);
+    }
+    append_last_chunk(wire);
+  } else if (kind != BodyKind::None) {
+    wire += body;
+  }
+}
+
+/// The header fields of `sent` and `got` are the same, in order, framing fields aside.
+void require_same_fields(const std::vector<Header>& sent, const std::vector<Header>& got, const char* count_what,
+                         const char* field_what) {
+  std::vector<Header> a, b;
+  for (const Header& x : sent)
+    if (!is_framing(x)) a.push_back(x);
+  for (const Header& x : got)
+    if (!is_framing(x)) b.push_back(x);
+  require(a.size() == b.size(), count_what);
+  for (size_t i = 0; i < a.size(); ++i) require(a[i].name == b[i].name && a[i].value == b[i].value, field_what);
+}
+
 void round_trip(const RequestHead& h, const std::string& body) {
   if (h.version_minor == 0) {
     // Re-serialized as HTTP/1.1, which requires the Host that HTTP/1.0 may omit.
@@ -61,9 +95,7 @@ void round_trip(const RequestHead& h, const std::string& body) {
     for (const Header& x : h.headers) has_host |= iequals(x.name, "host");
     if (!has_host) return;
   }
-  BodyFraming framing = BodyFraming::none();
-  if (h.body == BodyKind::ContentLength) framing = BodyFraming::content_length(body.size());
-  if (h.body == BodyKind::Chunked) framing = BodyFraming::chunked();
+  const BodyFraming framing = framing_of(h.body, body);
 
   // An HTTP/1.0 request's expectations are ignored (RFC 9110 §10.1.1); as HTTP/1.1 they
   // would count, so they are left out (the proxy never forwards Expect anyway).
@@ -76,16 +108,7 @@ void round_trip(const RequestHead& h, const std::string& body) {
   wire.clear();
   append_request_head(wire, h.method, h.target, fields, framing);
   const size_t head_size = wire.size();
-  if (h.body == BodyKind::Chunked) {
-    if (!body.empty()) {
-      append_chunk_header(wire, body.size());
-      wire += body;
-      append_chunk_end(wire);
-    }
-    append_last_chunk(wire);
-  } else {
-    wire += body;
-  }
+  append_body(wire, h.body, body);
 
   RequestParser p;
   RequestHead again;
@@ -100,14 +123,7 @@ void round_trip(const RequestHead& h, const std::string& body) {
   require(again.host == h.host, "host differs");
   require(again.body == h.body, "body kind differs");
   require(again.expect_continue == h.expect_continue, "expect differs");
-  std::vector<Header> a, b;
-  for (const Header& x : fields)
-    if (!is_framing(x)) a.push_back(x);
-  for (const Header& x : again.headers)
-    if (!is_framing(x)) b.push_back(x);
-  require(a.size() == b.size(), "header count differs");
-  for (size_t i = 0; i < a.size(); ++i)
-    require(a[i].name == b[i].name && a[i].value == b[i].value, "header differs");
+  require_same_fields(fields, again.headers, "header count differs", "header differs");
   std::string body2;
   require(decode_body(again.body, again.content_length, std::string_view(wire).substr(r.consumed), body2, false),
           "re-framed body does not decode");
@@ -137,9 +153,7 @@ void fuzz_request(std::string_view in) {
 }
 
 void response_round_trip(const ResponseHead& h, std::string_view method, const std::string& body) {
-  BodyFraming framing = BodyFraming::none();
-  if (h.body == BodyKind::ContentLength) framing = BodyFraming::content_length(body.size());
-  if (h.body == BodyKind::Chunked) framing = BodyFraming::chunked();
+  BodyFraming framing = framing_of(h.body, body);
   // A HEAD or 304 response passes on the length it announced for the body it does not carry.
   if (h.body == BodyKind::None && h.has_content_length) framing = BodyFraming::content_length(h.content_length);
 
@@ -147,16 +161,7 @@ void response_round_trip(const ResponseHead& h, std::string_view method, const s
   wire.clear();
   append_response_head(wire, h.status, h.headers, framing, h.reason);
   const size_t head_size = wire.size();
-  if (h.body == BodyKind::Chunked) {
-    if (!body.empty()) {
-      append_chunk_header(wire, body.size());
-      wire += body;
-      append_chunk_end(wire);
-    }
-    append_last_chunk(wire);
-  } else if (h.body != BodyKind::None) {
-    wire += body;
-  }
+  append_body(wire, h.body, body);
 
   ResponseParser p;
   ResponseHead again;
@@ -175,14 +180,7 @@ void response_round_trip(const ResponseHead& h, std::string_view method, const s
     require(again.content_length == h.content_length, "announced length differs");
   // HTTP/1.0 is re-serialized as HTTP/1.1, whose default persistence differs.
   if (h.version_minor == 1) require(again.keep_alive == h.keep_alive, "keep-alive differs");
-  std::vector<Header> a, b;
-  for (const Header& x : h.headers)
-    if (!is_framing(x)) a.push_back(x);
-  for (const Header& x : again.headers)
-    if (!is_framing(x)) b.push_back(x);
-  require(a.size() == b.size(), "response header count differs");
-  for (size_t i = 0; i < a.size(); ++i)
-    require(a[i].name == b[i].name && a[i].value == b[i].value, "response header differs");
+  require_same_fields(h.headers, again.headers, "response header count differs", "response header differs");
   std::string body2;
   require(decode_body(again.body, again.content_length, std::string_view(wire).substr(r.consumed), body2, true),
           "re-framed response body does not decode");
