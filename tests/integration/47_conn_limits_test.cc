@@ -43,30 +43,12 @@ class Conn {
 
   bool connect(int port, const std::string& src = "127.0.0.1", const std::string& dst = "127.0.0.1") {
     close();
-    bool v6 = dst.find(':') != std::string::npos;
+    const bool v6 = dst.find(':') != std::string::npos;
     fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) return false;
     sockaddr_storage s{}, d{};
-    socklen_t len = 0;
-    if (v6) {
-      auto& a = reinterpret_cast<sockaddr_in6&>(s);
-      a.sin6_family = AF_INET6;
-      inet_pton(AF_INET6, src.c_str(), &a.sin6_addr);
-      auto& b = reinterpret_cast<sockaddr_in6&>(d);
-      b.sin6_family = AF_INET6;
-      b.sin6_port = htons(static_cast<uint16_t>(port));
-      inet_pton(AF_INET6, dst.c_str(), &b.sin6_addr);
-      len = sizeof(sockaddr_in6);
-    } else {
-      auto& a = reinterpret_cast<sockaddr_in&>(s);
-      a.sin_family = AF_INET;
-      inet_pton(AF_INET, src.c_str(), &a.sin_addr);
-      auto& b = reinterpret_cast<sockaddr_in&>(d);
-      b.sin_family = AF_INET;
-      b.sin_port = htons(static_cast<uint16_t>(port));
-      inet_pton(AF_INET, dst.c_str(), &b.sin_addr);
-      len = sizeof(sockaddr_in);
-    }
+    const socklen_t len = address(s, v6, src, 0);
+    address(d, v6, dst, port);
     if (::bind(fd_, reinterpret_cast<sockaddr*>(&s), len) != 0 ||
         ::connect(fd_, reinterpret_cast<sockaddr*>(&d), len) != 0) {
       close();
@@ -119,18 +101,24 @@ class Conn {
   }
 
  private:
+  /// Fills `ss` with `ip` (IPv6 when `v6`) and `port`; the length of the address.
+  static socklen_t address(sockaddr_storage& ss, bool v6, const std::string& ip, int port) {
+    if (v6) {
+      auto& a = reinterpret_cast<sockaddr_in6&>(ss);
+      a.sin6_family = AF_INET6;
+      a.sin6_port = htons(static_cast<uint16_t>(port));
+      inet_pton(AF_INET6, ip.c_str(), &a.sin6_addr);
+      return sizeof(sockaddr_in6);
+    }
+    auto& a = reinterpret_cast<sockaddr_in&>(ss);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+    return sizeof(sockaddr_in);
+  }
+
   int fd_ = -1;
 };
-
-/// The sum of every sample whose line starts with `prefix` (a name and the first labels).
-double sample_sum(const std::string& metrics, const std::string& prefix) {
-  double sum = 0;
-  std::istringstream in(metrics);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(prefix, 0) == 0) sum += std::atof(line.substr(line.rfind(' ') + 1).c_str());
-  return sum;
-}
 
 class ConnLimitsTest : public IntegrationTest {
  protected:
@@ -147,18 +135,18 @@ class ConnLimitsTest : public IntegrationTest {
   /// Reloads config_ and waits until the proxy serves the new generation (corralctl reload
   /// may answer a moment before the proxy has applied it).
   void reload() {
-    const double before = sample_sum(metrics(), "corral_config_generation ");
+    const double before = metric_sum(metrics(), "corral_config_generation ");
     ProcessResult r = reload_config();
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     auto t0 = Clock::now();
-    while (sample_sum(metrics(), "corral_config_generation ") <= before && Clock::now() - t0 < 5s)
+    while (metric_sum(metrics(), "corral_config_generation ") <= before && Clock::now() - t0 < 5s)
       std::this_thread::sleep_for(10ms);
-    ASSERT_GT(sample_sum(metrics(), "corral_config_generation "), before) << metrics();
+    ASSERT_GT(metric_sum(metrics(), "corral_config_generation "), before) << metrics();
   }
   std::string metrics() { return http_get(admin_, "/metrics").body; }
   /// Open connections on a listener (by its metrics label), as the proxy counts them.
   double open_on(const std::string& label) {
-    return sample_sum(metrics(), "corral_connections{listener=\"" + label + "\"");
+    return metric_sum(metrics(), "corral_connections{listener=\"" + label + "\"");
   }
   bool wait_open(const std::string& label, double n, std::chrono::milliseconds timeout = 5s) {
     auto t0 = Clock::now();
@@ -169,7 +157,7 @@ class ConnLimitsTest : public IntegrationTest {
     return false;
   }
   double refused(const std::string& label, const std::string& reason) {
-    return sample_sum(metrics(), "corral_connections_refused_total{listener=\"" + label + "\",reason=\"" + reason + "\"}");
+    return metric_sum(metrics(), "corral_connections_refused_total{listener=\"" + label + "\",reason=\"" + reason + "\"}");
   }
   void start_all() {
     ASSERT_NO_FATAL_FAILURE(start());
@@ -348,7 +336,7 @@ TEST_F(ConnLimitsTest, OutOfFileDescriptorsTheProxyWaitsWithoutSpinningAndThenSe
   std::printf("[ figures ] all %d waiting connections served %ld ms after the fd limit was raised\n", kClients,
               ms_since(t1));
   waiting.clear();
-  EXPECT_GT(sample_sum(metrics(), "corral_accept_pauses_total"), 0) << metrics();
+  EXPECT_GT(metric_sum(metrics(), "corral_accept_pauses_total"), 0) << metrics();
   auto lines = log_lines_with("not accepting for");
   EXPECT_FALSE(lines.empty()) << corral_->log();
   EXPECT_LE(lines.size(), 5u) << "logged at most once per second";
@@ -384,7 +372,7 @@ TEST_F(TlsLimitsTest, HandshakeDeadlineClosesSilentAndHalfHelloClients) {
   EXPECT_LT(ms_silent, 3000) << "closed by tls_handshake_timeout (1s), not client_header_timeout (20s)";
   EXPECT_GE(ms_half, 800);
   EXPECT_LT(ms_half, 3000);
-  EXPECT_EQ(sample_sum(metrics(), "corral_tls_handshake_failures_total{listener=\"" + label_ + "\",reason=\"timeout\"}"), 2)
+  EXPECT_EQ(metric_sum(metrics(), "corral_tls_handshake_failures_total{listener=\"" + label_ + "\",reason=\"timeout\"}"), 2)
       << metrics();
   HttpResponse ok = curl({"-k", https("/")});
   EXPECT_EQ(ok.status, 200) << ok.error;

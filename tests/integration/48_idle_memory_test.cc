@@ -34,15 +34,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-double sample_sum(const std::string& metrics, const std::string& prefix) {
-  double sum = 0;
-  std::istringstream in(metrics);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(prefix, 0) == 0) sum += std::atof(line.substr(line.rfind(' ') + 1).c_str());
-  return sum;
-}
-
 size_t conns_from_env() {
   const char* v = std::getenv("CORRAL_IDLE_CONNS");
   long n = v ? std::atol(v) : 2000;
@@ -242,7 +233,7 @@ class IdleMemoryTest : public IntegrationTest {
     auto t0 = Clock::now();
     double got = -1;
     while (Clock::now() - t0 < 30s) {
-      got = sample_sum(curl({url}).body, "corral_connections{listener=\"127.0.0.1:0");
+      got = metric_sum(curl({url}).body, "corral_connections{listener=\"127.0.0.1:0");
       if (got == n) break;
       std::this_thread::sleep_for(100ms);
     }

@@ -107,29 +107,13 @@ TEST_F(UpstreamPoolTest, RecycledWorkersLeaveNoConnectionsBehind) {
   pid_t proxy = proxy_pid();
   ASSERT_GT(proxy, 0);
 
-  std::atomic<int> failed{0};
-  std::vector<std::thread> clients;
-  for (int t = 0; t < 4; ++t) {
-    clients.emplace_back([&] {
-      for (int i = 0; i < 15; ++i) {
-        HttpResponse r = http_get(port(), "/pid");
-        if (r.status != 200) ++failed;
-      }
-    });
-  }
-  for (auto& t : clients) t.join();
-  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(load(port(), "/pid", 4, 15), 0);
   auto recycled = [&] { return log_lines_with("reason=max_requests").size(); };
   ASSERT_GE(recycled(), 2u) << "no worker was recycled";
 
   // The recycled processes are gone (their exit is logged): within a moment the proxy has
   // closed every connection they had, pooled or not.
-  std::map<std::string, int> socks;
-  auto deadline = Clock::now() + 3s;
-  do {
-    std::this_thread::sleep_for(100ms);
-    socks = unix_sockets_of(proxy);
-  } while (socks.count("peer closed") && Clock::now() < deadline);
+  std::map<std::string, int> socks = settle(proxy);
   EXPECT_EQ(socks.count("peer closed"), 0u)
       << "the proxy keeps connections to workers that closed them: " << describe(socks)
       << "(after " << recycled() << " recycles)";

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/harness/subprocess.h"
@@ -119,6 +120,15 @@ std::vector<HttpResponse> parallel(int n, const std::function<HttpResponse(int)>
   for (int i = 0; i < n; ++i) threads.emplace_back([&, i] { out[static_cast<size_t>(i)] = fn(i); });
   for (auto& t : threads) t.join();
   return out;
+}
+
+double metric_sum(const std::string& metrics, std::string_view prefix) {
+  double sum = 0;
+  std::istringstream in(metrics);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0) sum += std::atof(line.substr(line.rfind(' ') + 1).c_str());
+  return sum;
 }
 
 std::vector<RawResponse> parse_responses(std::string_view bytes) {

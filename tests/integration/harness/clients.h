@@ -54,6 +54,10 @@ struct RawResponse {
 /// without either, the body runs to the end of `bytes`). Stops at the first incomplete one.
 std::vector<RawResponse> parse_responses(std::string_view bytes);
 
+/// The sum of every sample in a Prometheus text `metrics` whose line starts with `prefix` (a
+/// metric name and the first of its labels, e.g. `corral_connections{listener="a"`).
+double metric_sum(const std::string& metrics, std::string_view prefix);
+
 /// The parsed body of a testapp /echo response; null json when it is not JSON.
 nlohmann::json parse_echo(const std::string& body);
 /// The header values named `name` (case-insensitive) in an /echo document, in order.
