@@ -180,6 +180,7 @@ Result<void> Arbiter::start() {
     CORRAL_LOG(Warn, kTag) << sys_error("prctl(PR_SET_CHILD_SUBREAPER)").message()
                            << ": processes that workers fork away are not cleaned up";
   }
+  strays_.start();  // children we had before any worker (inherited across exec) are not strays
   if (auto r = make_dirs(dir, 0755); !r) return r;
   auto bound = bind_listeners(config_.listeners);
   if (!bound) return fail(bound.error());

@@ -113,10 +113,6 @@ std::vector<Arbiter::LeftoverNote> Arbiter::sweep_strays(const std::vector<Worke
     for (auto& [pid, cmd] : k.processes)
       list += (list.empty() ? "" : ", ") + std::to_string(pid) + (cmd.empty() ? std::string() : " (" + cmd + ")");
     const std::string note = std::to_string(k.processes.size()) + " process(es) left running: " + list;
-    if (k.owner.pid == 0) {
-      CORRAL_LOG(Warn, kTag) << "killed " << note;
-      continue;
-    }
     CORRAL_LOG(Warn, "app=" + k.owner.app + " worker=" + std::to_string(k.owner.worker))
         << "worker pid " << k.owner.pid << " left " << note << (k.certain ? "" : " (made by this app's workers, which one is not known)")
         << "; killed them";

@@ -6,9 +6,15 @@
 #include <algorithm>
 #include <set>
 
+#include "common/base/log.h"
 #include "supervisor/process_tree.h"
 
 namespace corral::supervisor {
+
+void Strays::start() {
+  for (pid_t pid : own_children())
+    if (auto e = read_proc_entry(pid)) ignored_[pid] = e->start_ticks;
+}
 
 std::vector<Strays::Killed> Strays::scan(const std::vector<pid_t>& known, const std::vector<WorkerRef>& running,
                                          const std::vector<WorkerRef>& exited) {
@@ -32,10 +38,15 @@ std::vector<Strays::Killed> Strays::scan(const std::vector<pid_t>& known, const 
   };
 
   std::map<pid_t, Stray> now;
+  std::map<pid_t, unsigned long long> ignored;
   for (pid_t pid : own_children()) {
     if (ours.count(pid)) continue;
     auto e = read_proc_entry(pid);
     if (!e || e->state == 'Z') continue;  // reaped by the caller's wait loop
+    if (auto it = ignored_.find(pid); it != ignored_.end() && it->second == e->start_ticks) {
+      ignored.emplace(pid, e->start_ticks);
+      continue;
+    }
     auto it = strays_.find(pid);
     if (it != strays_.end() && it->second.start_ticks == e->start_ticks) {
       now.emplace(pid, std::move(it->second));
@@ -52,9 +63,18 @@ std::vector<Strays::Killed> Strays::scan(const std::vector<pid_t>& known, const 
     if (!s.certain)
       for (auto& w : candidates)
         if (started_before(w, e->start_ticks)) s.owners.push_back(w);
+    if (s.owners.empty()) {
+      // No worker ran before it: not a worker's leftover (an orphan handed to us as PID 1,
+      // a child of what exec'd us). Not ours to kill.
+      CORRAL_LOG(Debug, "supervisor") << "pid " << pid << " (" << proc_cmdline(pid)
+                                      << ") is a child no worker can have made; leaving it alone";
+      ignored.emplace(pid, e->start_ticks);
+      continue;
+    }
     now.emplace(pid, std::move(s));
   }
   strays_.clear();
+  ignored_ = std::move(ignored);
 
   for (auto& [pid, s] : now) {
     const bool maker_alive = std::any_of(s.owners.begin(), s.owners.end(),
@@ -67,7 +87,7 @@ std::vector<Strays::Killed> Strays::scan(const std::vector<pid_t>& known, const 
     WorkerRef owner;
     for (auto& w : s.owners)
       if (std::any_of(exited.begin(), exited.end(), [&](const WorkerRef& x) { return x.pid == w.pid; })) owner = w;
-    if (owner.pid == 0 && !s.owners.empty()) owner = s.owners.front();
+    if (owner.pid == 0) owner = s.owners.front();  // not empty: those are ignored
     auto group = std::find_if(out.begin(), out.end(), [&](const Killed& k) { return k.owner.pid == owner.pid; });
     if (group == out.end()) {
       out.push_back(Killed{owner, s.certain, {}});

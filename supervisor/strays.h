@@ -8,7 +8,9 @@
 // Once all of them are
 // gone it is killed (SIGKILL, with its process group and descendants) and reported, charged
 // to the worker that went last. So a helper a running worker daemonized keeps running while
-// that worker runs, and nothing serves a slot's socket after its worker died. Loop-affine.
+// that worker runs, and nothing serves a slot's socket after its worker died. A child no
+// worker can have made (inherited across exec, already there at start(), or an orphan handed
+// to the supervisor as PID 1 of a container while no worker ran) is left alone. Loop-affine.
 #include <sys/types.h>
 
 #include <map>
@@ -28,6 +30,10 @@ struct WorkerRef {
 
 class Strays {
  public:
+  /// Notes the processes that are already the caller's children (inherited across exec):
+  /// never strays. Call once, before the first worker starts.
+  void start();
+
   /// Processes killed together, charged to one worker.
   struct Killed {
     WorkerRef owner;
@@ -42,6 +48,8 @@ class Strays {
                            const std::vector<WorkerRef>& exited);
   /// Strays being watched (alive, their maker still running).
   size_t watched() const { return strays_.size(); }
+  /// Children left alone: there at start(), or no worker can have made them.
+  size_t ignored() const { return ignored_.size(); }
 
  private:
   struct Stray {
@@ -50,6 +58,7 @@ class Strays {
     bool certain = false;
   };
   std::map<pid_t, Stray> strays_;
+  std::map<pid_t, unsigned long long> ignored_;  ///< pid → start_ticks (pid reuse check)
 };
 
 }  // namespace corral::supervisor
