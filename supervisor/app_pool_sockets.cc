@@ -37,12 +37,19 @@ int try_connect(const std::string& path) {
   return err == EINPROGRESS ? 0 : err;
 }
 
-// The worker's process group still has the socket open.
-bool worker_holds(pid_t pid, ino_t inode) {
-  if (holds_socket(pid, inode)) return true;
-  for (pid_t p : group_members(pid))
-    if (p != pid && holds_socket(p, inode)) return true;
-  return false;
+// Whether the worker's process group still has the socket open: Yes when one of them
+// does; Unknown when none is seen to and the fds of some cannot be read (workers of another
+// user, non-dumpable ones).
+Holding worker_holds(pid_t pid, ino_t inode) {
+  Holding h = holds_socket(pid, inode);
+  if (h == Holding::Yes) return h;
+  for (pid_t p : group_members(pid)) {
+    if (p == pid) continue;
+    const Holding ph = holds_socket(p, inode);
+    if (ph == Holding::Yes) return ph;
+    if (ph == Holding::Unknown) h = ph;
+  }
+  return h;
 }
 
 }  // namespace
@@ -84,7 +91,17 @@ bool AppPool::check_socket(WorkerSlot& s, bool refused) {
       s.waiting_checks = 0;
       return false;
     }
-    if (++s.waiting_checks < 2 || worker_holds(s.pid, s.listen_inode)) return false;
+    if (++s.waiting_checks < 2) return false;
+    const Holding h = worker_holds(s.pid, s.listen_inode);
+    if (h == Holding::Yes) return false;
+    if (h == Holding::Unknown) {
+      // A busy worker with a backlog looks the same: never restart on a guess.
+      if (s.waiting_checks == 2) {
+        CORRAL_LOG(Debug, s.tag()) << "pid " << s.pid << ": connections wait on its socket and its fds cannot be read "
+                                   << "from /proc (another user, or not dumpable); not checking whether it still listens";
+      }
+      return false;
+    }
     restart_not_listening(s, "no process of it holds its listening socket any more while connections wait on it");
     return false;
   }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <map>
 
@@ -152,19 +153,20 @@ ino_t socket_inode(int fd) {
   return st.st_ino;
 }
 
-bool holds_socket(pid_t pid, ino_t inode) {
-  if (inode == 0) return false;
+Holding holds_socket(pid_t pid, ino_t inode) {
+  if (inode == 0) return Holding::No;
   const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
   const std::string want = "socket:[" + std::to_string(inode) + "]";
   DIR* d = ::opendir(dir.c_str());
-  if (!d) return false;
-  bool found = false;
+  if (!d) return errno == ENOENT || errno == ESRCH ? Holding::No : Holding::Unknown;
+  Holding found = Holding::No;
   char link[64];
   while (dirent* e = ::readdir(d)) {
     if (e->d_name[0] == '.') continue;
     ssize_t n = ::readlinkat(::dirfd(d), e->d_name, link, sizeof link);
+    if (n < 0 && (errno == EACCES || errno == EPERM)) found = Holding::Unknown;
     if (n > 0 && static_cast<size_t>(n) == want.size() && want.compare(0, want.size(), link, static_cast<size_t>(n)) == 0) {
-      found = true;
+      found = Holding::Yes;
       break;
     }
   }

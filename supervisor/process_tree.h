@@ -39,7 +39,14 @@ std::vector<pid_t> group_members(pid_t pgid);
 
 /// The sockfs inode of a socket fd (what /proc/PID/fd shows as "socket:[INODE]"); 0 on error.
 ino_t socket_inode(int fd);
-/// True when process `pid` has an fd open on the socket with sockfs inode `inode`.
-bool holds_socket(pid_t pid, ino_t inode);
+/// Whether a process holds a socket, as far as /proc lets us see.
+enum class Holding {
+  Yes,
+  No,       ///< none of its fds is the socket, or the process is gone
+  Unknown,  ///< its fds cannot be read (another user and no CAP_SYS_PTRACE, not dumpable)
+};
+/// Whether process `pid` has an fd open on the socket with sockfs inode `inode` (No when
+/// inode is 0).
+Holding holds_socket(pid_t pid, ino_t inode);
 
 }  // namespace corral::supervisor

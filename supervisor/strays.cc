@@ -55,7 +55,7 @@ std::vector<Strays::Killed> Strays::scan(const std::vector<pid_t>& known, const 
     Stray s;
     s.start_ticks = e->start_ticks;
     for (auto& w : candidates)
-      if (e->pgrp == w.pid || (w.socket != 0 && holds_socket(pid, w.socket))) {
+      if (e->pgrp == w.pid || holds_socket(pid, w.socket) == Holding::Yes) {
         s.owners = {w};
         s.certain = true;
         break;

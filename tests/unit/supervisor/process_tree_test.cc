@@ -1,6 +1,7 @@
 #include "supervisor/process_tree.h"
 
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,7 +33,7 @@ TEST(ProcessTreeTest, ChildrenDescendantsAndSocketHolders) {
   UniqueFd a(sv[0]), b(sv[1]);
   const ino_t inode = socket_inode(a.get());
   ASSERT_NE(inode, 0u);
-  EXPECT_TRUE(holds_socket(::getpid(), inode));
+  EXPECT_EQ(holds_socket(::getpid(), inode), Holding::Yes);
   int go[2];
   ASSERT_EQ(::pipe(go), 0);
   pid_t child = ::fork();
@@ -57,11 +58,55 @@ TEST(ProcessTreeTest, ChildrenDescendantsAndSocketHolders) {
     if (below.empty()) ::usleep(10'000);
   }
   ASSERT_EQ(below.size(), 1u);
-  EXPECT_TRUE(holds_socket(below[0], inode));  // inherited across fork (CLOEXEC only matters at exec)
-  EXPECT_FALSE(holds_socket(below[0], inode + 1000000));
+  EXPECT_EQ(holds_socket(below[0], inode), Holding::Yes);  // inherited across fork (CLOEXEC only matters at exec)
+  EXPECT_EQ(holds_socket(below[0], inode + 1000000), Holding::No);
   ::close(go[1]);  // both exit
   int st = 0;
   ::waitpid(child, &st, 0);
+}
+
+// A process whose fds we may not read (another user without CAP_SYS_PTRACE, or not
+// dumpable) is not known to hold nothing: restarting a busy worker on that guess is wrong.
+TEST(ProcessTreeTest, SocketHolderUnknownWhenItsFdsCannotBeRead) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  UniqueFd a(sv[0]), b(sv[1]);
+  const ino_t inode = socket_inode(a.get());
+  ASSERT_NE(inode, 0u);
+  int res[2], go[2];
+  ASSERT_EQ(::pipe(res), 0);
+  ASSERT_EQ(::pipe(go), 0);
+  const bool root = ::geteuid() == 0;
+  const pid_t parent = ::getpid();
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(res[0]);
+    ::close(go[1]);  // or the read below never sees the parent's end close
+    char c = 'x';
+    if (root) {
+      // Root reads everything: look at the parent as an unprivileged user instead.
+      if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(1);
+      c = static_cast<char>('0' + static_cast<int>(holds_socket(parent, inode)));
+    } else {
+      ::prctl(PR_SET_DUMPABLE, 0);
+    }
+    [[maybe_unused]] ssize_t n = ::write(res[1], &c, 1);
+    n = ::read(go[0], &c, 1);
+    ::_exit(0);
+  }
+  ::close(res[1]);
+  ::close(go[0]);
+  char c = 0;
+  ASSERT_EQ(::read(res[0], &c, 1), 1);
+  const Holding seen = root ? static_cast<Holding>(c - '0') : holds_socket(child, inode);
+  ::close(go[1]);
+  ::close(res[0]);
+  int st = 0;
+  ::waitpid(child, &st, 0);
+  EXPECT_EQ(seen, Holding::Unknown);
+  const pid_t gone = child;  // reaped: its /proc entry is gone
+  EXPECT_EQ(holds_socket(gone, inode), Holding::No);
 }
 
 TEST(DeathLogTest, LeftoversAreNotedOnTheWorkersNewestRecord) {
