@@ -143,7 +143,10 @@ WorkerSlot* AppPool::add_worker() {
     s->listen_fd = std::move(*fd);
     s->listen_inode = socket_inode(s->listen_fd.get());
     struct stat st {};
-    if (::stat(s->socket_path().c_str(), &st) == 0) s->path_inode = st.st_ino;
+    if (::stat(s->socket_path().c_str(), &st) == 0) {
+      s->path_inode = st.st_ino;
+      s->path_dev = st.st_dev;
+    }
     if (socket_gid_ != static_cast<gid_t>(-1) && ::chown(s->socket_path().c_str(), static_cast<uid_t>(-1), socket_gid_) != 0) {
       CORRAL_LOG(Warn, s->tag()) << sys_error("chown " + s->socket_path()).message();
     }
@@ -207,6 +210,7 @@ void AppPool::spawn(WorkerSlot& s) {
   if (s.self_binds) {
     ::unlink(s.socket_path().c_str());
     s.path_inode = 0;  // known again once it is ready
+    s.path_dev = 0;
   }
   s.waiting_checks = 0;
   // App binaries get a blocking listening socket, as systemd and spawn-fcgi hand them: FastCGI
@@ -276,7 +280,10 @@ void AppPool::set_up(WorkerSlot& s) {
   apply(s, WorkerSlot::Event::Up);
   if (s.self_binds) {
     struct stat st {};
-    if (::stat(s.socket_path().c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) s.path_inode = st.st_ino;
+    if (::stat(s.socket_path().c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      s.path_inode = st.st_ino;
+      s.path_dev = st.st_dev;
+    }
   }
   CORRAL_LOG(Info, s.tag()) << "pid " << s.pid << " ready";
   retire_ready_ones();
@@ -374,7 +381,7 @@ void AppPool::remove_dead() {
       WorkerSlot& s = *slots_[i];
       if (s.state() != WorkerSlot::State::Stopped || s.pid > 0 || stopping_) continue;
       s.listen_fd.reset();
-      ::unlink(s.socket_path().c_str());
+      remove_socket_file(s);
       slots_.erase(slots_.begin() + static_cast<long>(i));
     }
     retire_ready_ones();
@@ -641,8 +648,20 @@ bool AppPool::failing() const {
 void AppPool::remove_sockets() {
   for (auto& s : slots_) {
     s->listen_fd.reset();
-    ::unlink(s->socket_path().c_str());
+    remove_socket_file(*s);
   }
+}
+
+void AppPool::remove_socket_file(const WorkerSlot& s) {
+  if (s.path_inode != 0) {
+    // Only the file bound there (ours, or the self-binding worker's once ready): one that
+    // replaced it since belongs to someone else.
+    remove_own_file(s.socket_path(), s.path_dev, s.path_inode);
+    return;
+  }
+  // A self-binding worker that never became ready: what it bound at the path given to it.
+  struct stat st {};
+  if (s.self_binds && ::lstat(s.socket_path().c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(s.socket_path().c_str());
 }
 
 void AppPool::append_pids(std::vector<pid_t>& out) const {

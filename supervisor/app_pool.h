@@ -161,6 +161,8 @@ class AppPool {
   void restart_not_listening(WorkerSlot& s, const std::string& why);
   void retire_ready_ones();
   void remove_dead();
+  /// Removes the worker's socket file, unless another file took its place.
+  void remove_socket_file(const WorkerSlot& s);
   void ensure_count();
   void apply(WorkerSlot& s, WorkerSlot::Event e);
   uint64_t pick_max_requests();

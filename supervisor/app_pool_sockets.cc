@@ -72,7 +72,7 @@ bool AppPool::check_socket(WorkerSlot& s, bool refused) {
   if (path_known) {
     struct stat st {};
     const bool there = ::stat(s.socket_path().c_str(), &st) == 0;
-    if (!there || st.st_ino != s.path_inode) {
+    if (!there || st.st_ino != s.path_inode || st.st_dev != s.path_dev) {
       CORRAL_LOG(Warn, s.tag()) << "its socket " << s.socket_path()
                                 << (there ? " was replaced by another file" : " was removed")
                                 << "; replacing the worker with one on a new socket (requests wait in the queue meanwhile)";

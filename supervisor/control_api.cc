@@ -9,6 +9,7 @@
 #include "common/base/log.h"
 #include "common/http1/parser.h"
 #include "common/net/socket.h"
+#include "supervisor/listeners.h"
 
 namespace corral::supervisor {
 namespace {
@@ -95,6 +96,9 @@ bool ControlApi::intact() const {
 
 Result<void> ControlApi::rebind() {
   if (path_.empty()) return fail(Errc::InvalidInput, "control socket was never bound");
+  struct stat st {};
+  if (::lstat(path_.c_str(), &st) == 0 && (st.st_ino != path_ino_ || st.st_dev != path_dev_))
+    return fail(Errc::Unavailable, path_ + " is another file now (not the socket bound there); left alone");
   return listen(path_);
 }
 
@@ -103,7 +107,7 @@ void ControlApi::close() {
   connections_.clear();
   if (listen_fd_) {
     listen_fd_.reset();
-    ::unlink(path_.c_str());
+    remove_own_file(path_, path_dev_, path_ino_);
   }
 }
 

@@ -41,13 +41,14 @@ class ControlApi {
 
   /// Binds and listens on path (mode 0600), replacing a stale socket file.
   [[nodiscard]] Result<void> listen(const std::string& path);
-  /// Stops listening, drops open connections and removes the socket file.
+  /// Stops listening, drops open connections and removes the socket file (unless another
+  /// file took its place).
   void close();
   /// True while the socket file at the path is the one bound by listen() (false after it
   /// was removed or replaced, e.g. runtime_dir deleted under us).
   bool intact() const;
   /// Binds the path again (a new socket; the old one, unreachable, is closed). Open
-  /// connections are kept.
+  /// connections are kept. Fails, leaving it alone, when another file took the path.
   [[nodiscard]] Result<void> rebind();
 
  private:

@@ -1,6 +1,7 @@
 #include "supervisor/listeners.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -47,6 +48,12 @@ Result<void> make_dirs(const std::string& path, unsigned mode) {
   if (::stat(path.c_str(), &st) != 0) return fail_sys("stat " + path);
   if (!S_ISDIR(st.st_mode)) return fail(Errc::InvalidInput, path + " exists and is not a directory");
   return {};
+}
+
+bool remove_own_file(const std::string& path, dev_t dev, ino_t ino) {
+  struct stat st {};
+  if (ino == 0 || ::lstat(path.c_str(), &st) != 0 || st.st_dev != dev || st.st_ino != ino) return false;
+  return ::unlink(path.c_str()) == 0;
 }
 
 std::string slot_socket_path(const std::string& runtime_dir, const std::string& app, int slot) {

@@ -2,6 +2,8 @@
 // The sockets the supervisor owns: TCP listeners (bound here, possibly as root, and handed
 // to the proxy) and the per-slot Unix sockets under runtime_dir. Called on the loop thread
 // at start-up; the functions themselves have no shared state.
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -27,6 +29,11 @@ struct BoundListener {
 
 /// mkdir -p with `mode` for the directories it creates.
 [[nodiscard]] Result<void> make_dirs(const std::string& path, unsigned mode = 0755);
+
+/// Removes the file at `path` only while it is the one that was bound there (device `dev`,
+/// inode `ino`): a file that replaced it since (another process's socket, an operator's)
+/// is left alone. True when it was removed.
+bool remove_own_file(const std::string& path, dev_t dev, ino_t ino);
 
 /// "<runtime_dir>/<app>.<slot>.sock".
 std::string slot_socket_path(const std::string& runtime_dir, const std::string& app, int slot);

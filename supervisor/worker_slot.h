@@ -97,6 +97,7 @@ class WorkerSlot {
   UniqueFd listen_fd;          ///< the kept listening socket (empty when self_binds)
   ino_t listen_inode = 0;      ///< listen_fd's socket inode (who else holds it); 0 when self_binds
   ino_t path_inode = 0;        ///< the file at socket_path when bound (ours) or found ready (self_binds); 0 = unknown
+  dev_t path_dev = 0;          ///< and its device
   int waiting_checks = 0;      ///< periodic checks in a row that saw connections waiting in listen_fd's backlog
   Backoff backoff;
   std::unique_ptr<ChildOutput> out, err;  ///< capture of the current process's stdout/stderr

@@ -13,6 +13,8 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -268,6 +270,45 @@ TEST_F(HardTimesTest, RemovedRuntimeDirIsMadeAgain) {
   EXPECT_EQ(up.status, 200) << up.body;
   expect_back_to_normal();
   expect_back_to_normal("/self/whoami");
+}
+
+// Another process put its own socket where a worker's was (a second supervisor on the same
+// runtime_dir, a cleanup job): the worker is replaced on a new socket, and the file that took
+// the old path is not removed with the old worker.
+TEST_F(HardTimesTest, ASocketThatTookAWorkersPathIsLeftThere) {
+  config_.app("demo").workers(1);
+  ASSERT_NO_FATAL_FAILURE(start());
+  const auto before = CorralProcess::worker_pids(corral_->status(), "demo");
+  const auto sockets = CorralProcess::worker_sockets(corral_->status(), "demo");
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(sockets.size(), 1u);
+  const std::string path = sockets[0];
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  const int other = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(other, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  ASSERT_LT(path.size(), sizeof sa.sun_path);
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(::bind(other, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(other, 4), 0);
+  struct stat theirs {};
+  ASSERT_EQ(::stat(path.c_str(), &theirs), 0);
+  // Replaced, and the old worker gone from the app (its socket file removed then, if ours).
+  EXPECT_TRUE(wait_status(
+      [&](const nlohmann::json& s) {
+        auto now = CorralProcess::worker_pids(s, "demo");
+        auto socks = CorralProcess::worker_sockets(s, "demo");
+        return now.size() == 1 && now[0] > 0 && now[0] != before[0] && socks.size() == 1 && socks[0] != path;
+      },
+      15s))
+      << corral_->status().dump();
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << "the socket that took the old worker's path was removed";
+  EXPECT_EQ(st.st_ino, theirs.st_ino);
+  ::close(other);
+  ::unlink(path.c_str());
+  expect_back_to_normal();
 }
 
 // ---- workers that fork away ----

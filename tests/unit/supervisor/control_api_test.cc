@@ -81,5 +81,38 @@ TEST_F(ControlApiTest, CloseRemovesTheSocketFile) {
   EXPECT_NE(::access(path_.c_str(), F_OK), 0);
 }
 
+// Another socket took the path (another supervisor on the same runtime_dir): neither
+// rebind() nor close() removes it.
+TEST_F(ControlApiTest, ASocketThatTookThePathIsLeftAlone) {
+  ASSERT_TRUE(api_.listen(path_));
+  ASSERT_EQ(::unlink(path_.c_str()), 0);
+  auto other = net::listen_unix(path_, 4, 0600);
+  ASSERT_TRUE(other);
+  struct stat before {};
+  ASSERT_EQ(::stat(path_.c_str(), &before), 0);
+  EXPECT_FALSE(api_.intact());
+  EXPECT_FALSE(api_.rebind());
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0) << "rebind removed a socket it did not bind";
+  EXPECT_EQ(st.st_ino, before.st_ino);
+  api_.close();
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0) << "close removed a socket it did not bind";
+  EXPECT_EQ(st.st_ino, before.st_ino);
+  ::unlink(path_.c_str());
+}
+
+// Its own file gone (runtime_dir removed): bound again.
+TEST_F(ControlApiTest, RebindsWhenItsFileIsGone) {
+  ASSERT_TRUE(api_.listen(path_));
+  ASSERT_EQ(::unlink(path_.c_str()), 0);
+  EXPECT_FALSE(api_.intact());
+  ASSERT_TRUE(api_.rebind());
+  EXPECT_TRUE(api_.intact());
+  std::string resp = run_client("GET /status HTTP/1.1\r\nHost: corral\r\n\r\n");
+  EXPECT_EQ(resp.substr(0, 15), "HTTP/1.1 200 OK");
+  api_.close();
+  EXPECT_NE(::access(path_.c_str(), F_OK), 0);
+}
+
 }  // namespace
 }  // namespace corral::supervisor
