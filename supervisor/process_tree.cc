@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -122,11 +124,11 @@ std::vector<pid_t> own_children() {
   return out;
 }
 
-std::vector<pid_t> descendants(pid_t root) {
-  std::multimap<pid_t, pid_t> children;  // ppid → pid
+std::vector<ProcEntry> descendants(pid_t root) {
+  std::multimap<pid_t, ProcEntry> children;  // ppid → entry
   for (pid_t p : all_pids())
-    if (auto e = read_proc_entry(p); e && e->state != 'Z') children.emplace(e->ppid, p);
-  std::vector<pid_t> out;
+    if (auto e = read_proc_entry(p); e && e->state != 'Z') children.emplace(e->ppid, *e);
+  std::vector<ProcEntry> out;
   std::vector<pid_t> todo{root};
   while (!todo.empty() && out.size() < 4096) {
     pid_t parent = todo.back();
@@ -134,10 +136,25 @@ std::vector<pid_t> descendants(pid_t root) {
     auto [b, e] = children.equal_range(parent);
     for (auto it = b; it != e; ++it) {
       out.push_back(it->second);
-      todo.push_back(it->second);
+      todo.push_back(it->second.pid);
     }
   }
   return out;
+}
+
+bool signal_if_same(pid_t pid, unsigned long long start_ticks, int sig) {
+  if (pid <= 0) return false;
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0 && errno == ESRCH) return false;
+  // With a pidfd, the process it names cannot change: check that one, signal that one.
+  auto e = read_proc_entry(pid);
+  const bool same = e && e->start_ticks == start_ticks && e->state != 'Z';
+  bool sent = false;
+  if (same) {
+    sent = fd >= 0 ? ::syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) == 0 : ::kill(pid, sig) == 0;
+  }
+  if (fd >= 0) ::close(fd);
+  return sent;
 }
 
 std::vector<pid_t> group_members(pid_t pgid) {

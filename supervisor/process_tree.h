@@ -33,9 +33,15 @@ std::string proc_cmdline(pid_t pid, size_t max = 120);
 /// that file, a scan of /proc for ppid = getpid()). Zombies included.
 std::vector<pid_t> own_children();
 /// Every live process whose parent chain leads to `root` (not root itself), parents first.
-std::vector<pid_t> descendants(pid_t root);
+std::vector<ProcEntry> descendants(pid_t root);
 /// Every process in process group `pgid`.
 std::vector<pid_t> group_members(pid_t pgid);
+
+/// Sends `sig` to `pid` only while it is the process that started at `start_ticks` (its pid
+/// may have been reused since it was seen): through a pidfd, so the check and the signal
+/// reach the same process; on kernels without pidfd_open (before 5.3), checked right before
+/// kill(). True when sent.
+bool signal_if_same(pid_t pid, unsigned long long start_ticks, int sig);
 
 /// The sockfs inode of a socket fd (what /proc/PID/fd shows as "socket:[INODE]"); 0 on error.
 ino_t socket_inode(int fd);

@@ -95,11 +95,13 @@ std::vector<Strays::Killed> Strays::scan(const std::vector<pid_t>& known, const 
     }
     // What it started goes with it: its descendants, and its process group when it leads
     // one of its own (never ours or a running worker's).
-    std::vector<pid_t> victims = descendants(pid);
+    // Its descendants are not our children: one may exit and its pid go to another process
+    // before the signal, so each is signalled only while it is the process seen.
+    const std::vector<ProcEntry> victims = descendants(pid);
     group->processes.emplace_back(pid, proc_cmdline(pid));
-    for (pid_t d : victims) group->processes.emplace_back(d, proc_cmdline(d));
-    ::kill(pid, SIGKILL);
-    for (pid_t d : victims) ::kill(d, SIGKILL);
+    for (auto& d : victims) group->processes.emplace_back(d.pid, proc_cmdline(d.pid));
+    signal_if_same(pid, s.start_ticks, SIGKILL);
+    for (auto& d : victims) signal_if_same(d.pid, d.start_ticks, SIGKILL);
     if (auto e = read_proc_entry(pid); e && e->pgrp == pid && e->pgrp != ::getpgrp() && !alive_workers.count(e->pgrp))
       ::kill(-e->pgrp, SIGKILL);
   }

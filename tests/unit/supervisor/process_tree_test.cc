@@ -1,6 +1,7 @@
 #include "supervisor/process_tree.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -52,14 +53,14 @@ TEST(ProcessTreeTest, ChildrenDescendantsAndSocketHolders) {
   ::close(go[0]);
   auto kids = own_children();
   EXPECT_NE(std::find(kids.begin(), kids.end(), child), kids.end());
-  std::vector<pid_t> below;
+  std::vector<ProcEntry> below;
   for (int i = 0; i < 100 && below.empty(); ++i) {
     below = descendants(child);
     if (below.empty()) ::usleep(10'000);
   }
   ASSERT_EQ(below.size(), 1u);
-  EXPECT_EQ(holds_socket(below[0], inode), Holding::Yes);  // inherited across fork (CLOEXEC only matters at exec)
-  EXPECT_EQ(holds_socket(below[0], inode + 1000000), Holding::No);
+  EXPECT_EQ(holds_socket(below[0].pid, inode), Holding::Yes);  // inherited across fork (CLOEXEC only matters at exec)
+  EXPECT_EQ(holds_socket(below[0].pid, inode + 1000000), Holding::No);
   ::close(go[1]);  // both exit
   int st = 0;
   ::waitpid(child, &st, 0);
@@ -107,6 +108,25 @@ TEST(ProcessTreeTest, SocketHolderUnknownWhenItsFdsCannotBeRead) {
   EXPECT_EQ(seen, Holding::Unknown);
   const pid_t gone = child;  // reaped: its /proc entry is gone
   EXPECT_EQ(holds_socket(gone, inode), Holding::No);
+}
+
+// A pid seen earlier may name another process by the time it is signalled: only the
+// process that started at the time seen gets the signal.
+TEST(ProcessTreeTest, SignalsOnlyTheProcessThatWasSeen) {
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    for (;;) ::pause();
+  }
+  auto e = read_proc_entry(child);
+  ASSERT_TRUE(e.has_value());
+  int st = 0;
+  EXPECT_FALSE(signal_if_same(child, e->start_ticks + 1, SIGKILL)) << "signalled a process that started later";
+  EXPECT_EQ(::waitpid(child, &st, WNOHANG), 0) << "the other process was killed";
+  EXPECT_TRUE(signal_if_same(child, e->start_ticks, SIGKILL));
+  ASSERT_EQ(::waitpid(child, &st, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  EXPECT_FALSE(signal_if_same(child, e->start_ticks, SIGKILL)) << "gone and reaped";
 }
 
 TEST(DeathLogTest, LeftoversAreNotedOnTheWorkersNewestRecord) {
