@@ -856,7 +856,9 @@ nlohmann::json Arbiter::status() const {
   return {{"pid", ::getpid()}, {"version", CORRAL_VERSION}, {"config", config_.file}, {"state", state},
           {"config_generation", config_generation_}, {"reloading", reload_.has_value()},
           {"listeners", listeners}, {"admin", admin}, {"proxy", proxy_->status()}, {"apps", apps},
-          {"host", host_status()}};
+          {"host", host_status()},
+          {"unattributed_leftovers", nlohmann::json(std::vector<std::string>(unattributed_leftovers_.rbegin(),
+                                                                             unattributed_leftovers_.rend()))}};
 }
 
 }  // namespace corral::supervisor

@@ -24,6 +24,7 @@
 // subreaper), also looked for right after every reaped worker, before it restarts.
 #include <sys/types.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -177,6 +178,9 @@ class Arbiter {
   ev::Timer reload_timer_;
   ev::Timer upkeep_timer_;
   Strays strays_;
+  /// Leftovers killed that no one worker can be charged with (newest last), for the status.
+  std::deque<std::string> unattributed_leftovers_;
+  static constexpr size_t kUnattributedKept = 20;
   dev_t runtime_dev_ = 0;  // runtime_dir as made at start (or last made again)
   ino_t runtime_ino_ = 0;
   bool runtime_dir_failing_ = false;  // logged that it cannot be made again

@@ -113,9 +113,20 @@ std::vector<Arbiter::LeftoverNote> Arbiter::sweep_strays(const std::vector<Worke
     for (auto& [pid, cmd] : k.processes)
       list += (list.empty() ? "" : ", ") + std::to_string(pid) + (cmd.empty() ? std::string() : " (" + cmd + ")");
     const std::string note = std::to_string(k.processes.size()) + " process(es) left running: " + list;
+    if (k.owner.pid == 0) {
+      // Which worker made them is not known: on no worker's death record, in the status.
+      std::string makers;
+      for (auto& w : k.makers)
+        makers += (makers.empty() ? "" : ", ") + std::string("app=") + w.app + " worker=" + std::to_string(w.worker) +
+                  " pid " + std::to_string(w.pid);
+      const std::string line = note + "; made by one of the workers " + makers + " (which one is not known); killed";
+      CORRAL_LOG(Warn, kTag) << line;
+      unattributed_leftovers_.push_back(line.substr(0, DeathLog::kMaxLine));
+      while (unattributed_leftovers_.size() > kUnattributedKept) unattributed_leftovers_.pop_front();
+      continue;
+    }
     CORRAL_LOG(Warn, "app=" + k.owner.app + " worker=" + std::to_string(k.owner.worker))
-        << "worker pid " << k.owner.pid << " left " << note << (k.certain ? "" : " (made by this app's workers, which one is not known)")
-        << "; killed them";
+        << "worker pid " << k.owner.pid << " left " << note << "; killed them";
     notes.push_back({k.owner.app, k.owner.pid, note + "; killed"});
   }
   return notes;

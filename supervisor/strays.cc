@@ -83,16 +83,19 @@ std::vector<Strays::Killed> Strays::scan(const std::vector<pid_t>& known, const 
       strays_.emplace(pid, std::move(s));
       continue;
     }
-    // Charged to the worker that went last: one reaped in this round if any.
-    WorkerRef owner;
-    for (auto& w : s.owners)
-      if (std::any_of(exited.begin(), exited.end(), [&](const WorkerRef& x) { return x.pid == w.pid; })) owner = w;
-    if (owner.pid == 0) owner = s.owners.front();  // not empty: those are ignored
+    // Charged to a worker only when it is the one that made it (process group, socket) or the
+    // only one that can have; otherwise to nobody, with the workers that may have made it.
+    WorkerRef owner;  // pid 0: not known
+    if (s.certain || s.owners.size() == 1) owner = s.owners.front();  // not empty: those are ignored
     auto group = std::find_if(out.begin(), out.end(), [&](const Killed& k) { return k.owner.pid == owner.pid; });
     if (group == out.end()) {
-      out.push_back(Killed{owner, s.certain, {}});
+      out.push_back(Killed{owner, s.certain, {}, {}});
       group = out.end() - 1;
     }
+    if (owner.pid == 0)
+      for (auto& w : s.owners)
+        if (std::none_of(group->makers.begin(), group->makers.end(), [&](const WorkerRef& x) { return x.pid == w.pid; }))
+          group->makers.push_back(w);
     // What it started goes with it: its descendants, and its process group when it leads
     // one of its own (never ours or a running worker's).
     // Its descendants are not our children: one may exit and its pid go to another process

@@ -7,7 +7,8 @@
 // socket it holds; otherwise every worker alive then (and started before it) or just exited.
 // Once all of them are
 // gone it is killed (SIGKILL, with its process group and descendants) and reported, charged
-// to the worker that went last. So a helper a running worker daemonized keeps running while
+// to its worker when that is known (process group, socket, or the only possible one), and
+// to no worker otherwise. So a helper a running worker daemonized keeps running while
 // that worker runs, and nothing serves a slot's socket after its worker died. A child no
 // worker can have made (inherited across exec, already there at start(), or an orphan handed
 // to the supervisor as PID 1 of a container while no worker ran) is left alone. Loop-affine.
@@ -34,11 +35,13 @@ class Strays {
   /// never strays. Call once, before the first worker starts.
   void start();
 
-  /// Processes killed together, charged to one worker.
+  /// Processes killed together, charged to one worker, or to none (owner.pid == 0) when
+  /// several may have made them.
   struct Killed {
-    WorkerRef owner;
+    WorkerRef owner;       ///< pid 0: which worker made them is not known (see makers)
     bool certain = false;  ///< tied to this worker alone (process group or socket), not guessed
     std::vector<std::pair<pid_t, std::string>> processes;  ///< pid, command line
+    std::vector<WorkerRef> makers;  ///< owner not known: the workers that may have made them
   };
 
   /// Looks at the supervisor's children. known: the ones it started (proxy, workers);

@@ -88,5 +88,34 @@ TEST(StraysTest, AStrayIsKilledOnceTheWorkersThatMayHaveMadeItAreGone) {
   EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
 
+// Two workers ran before it and neither is tied to it: it is charged to neither of them.
+TEST(StraysTest, AStrayTwoWorkersMayHaveMadeIsChargedToNeither) {
+  Strays strays;
+  strays.start();
+  const pid_t w1 = sleeper(), w2 = sleeper();
+  ASSERT_GT(w1, 0);
+  ASSERT_GT(w2, 0);
+  next_tick();
+  const pid_t stray = sleeper();
+  ASSERT_GT(stray, 0);
+  const WorkerRef a{"demo", 0, w1, 0}, b{"other", 1, w2, 0};
+  EXPECT_TRUE(strays.scan({w1, w2}, {a, b}, {}).empty());
+  reap(w1);
+  EXPECT_TRUE(strays.scan({w2}, {b}, {a}).empty()) << "killed while a worker that may have made it runs";
+  EXPECT_TRUE(running(stray));
+  reap(w2);
+  auto killed = strays.scan({}, {}, {b});
+  ASSERT_EQ(killed.size(), 1u);
+  EXPECT_EQ(killed[0].owner.pid, 0) << "charged to worker pid " << killed[0].owner.pid << " on a guess";
+  EXPECT_FALSE(killed[0].certain);
+  ASSERT_EQ(killed[0].makers.size(), 2u);
+  EXPECT_EQ(killed[0].makers[0].pid + killed[0].makers[1].pid, w1 + w2);
+  ASSERT_EQ(killed[0].processes.size(), 1u);
+  EXPECT_EQ(killed[0].processes[0].first, stray);
+  int st = 0;
+  ASSERT_EQ(::waitpid(stray, &st, 0), stray);
+  EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
 }  // namespace
 }  // namespace corral::supervisor
