@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
+#include <deque>
 #include <random>
 #include <set>
 #include <thread>
@@ -597,6 +599,80 @@ TEST(AppDispatcher, AWorkerWithTunnelsIsNotDrainedUntilTheyClose) {
   t.release();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, control::SlotEvent::Kind::Drained);
+}
+
+// ---- cost under the lock ----
+
+// What one request costs the dispatcher with 16 workers, in the two states that make its
+// critical sections scan the most: every worker restarted in its slot with a request still
+// out on its old process (each socket carries one), and an app removed by a reload whose
+// draining workers serve a queue. Printed, not asserted (machines differ); the assertions
+// check the dispatcher did what those states require.
+TEST(AppDispatcher, CostPerRequestWithSixteenWorkers) {
+  using Clock = std::chrono::steady_clock;
+  constexpr int kSlots = 16;
+  constexpr int kRounds = 100000;
+  auto per_request = [](Clock::duration d) {
+    return static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()) / kRounds;
+  };
+  {
+    std::vector<control::SlotInfo> gen1, gen2;
+    for (int i = 0; i < kSlots; ++i) {
+      gen1.push_back(slot(i, 1, 1));
+      gen2.push_back(slot(i, 1, 2));
+    }
+    auto d = make(4, gen1);
+    std::vector<Lease> left(kSlots);
+    for (auto& l : left) ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Granted);
+    d->update_slots(gen2);  // every worker restarted in its slot, one request still on each socket
+    const int free_slot = left[5].slot();
+    left[5].release();
+    auto w = std::make_shared<StoreWaiter>();
+    const auto t0 = Clock::now();
+    for (int r = 0; r < kRounds; ++r) {
+      Lease l;
+      ASSERT_EQ(d->acquire(w, l), AppDispatcher::Outcome::Granted);
+      ASSERT_EQ(l.slot(), free_slot);
+      l.release();
+    }
+    const double ns = per_request(Clock::now() - t0);
+    std::printf("[ cost     ] restarted workers carrying requests: %.0f ns per acquire+release\n", ns);
+    RecordProperty("restarted_ns_per_request", static_cast<int>(ns));
+  }
+  {
+    std::vector<control::SlotInfo> live, draining;
+    for (int i = 0; i < kSlots; ++i) {
+      live.push_back(slot(i));
+      draining.push_back(slot(i, 1, 1, /*accepting=*/false));
+    }
+    auto d = make(4, live);
+    std::vector<control::SlotEvent> events;
+    d->set_observer([&](control::SlotEvent e) { events.push_back(std::move(e)); });
+    std::deque<Lease> held;
+    for (int i = 0; i < kSlots; ++i) {
+      Lease l;
+      ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), l), AppDispatcher::Outcome::Granted);
+      held.push_back(std::move(l));
+    }
+    d->update_slots(draining);  // the app is removed: its draining workers serve what comes
+    auto w = std::make_shared<StoreWaiter>();
+    const auto t0 = Clock::now();
+    for (int r = 0; r < kRounds; ++r) {
+      Lease none;
+      ASSERT_EQ(d->acquire(w, none), AppDispatcher::Outcome::Queued);
+      held.front().release();  // its worker takes the queued request
+      held.pop_front();
+      ASSERT_EQ(w->got.size(), 1u);
+      held.push_back(std::move(w->got[0]));
+      w->got.clear();
+    }
+    const double ns = per_request(Clock::now() - t0);
+    std::printf("[ cost     ] draining workers serving a queue: %.0f ns per queued acquire+release\n", ns);
+    RecordProperty("draining_ns_per_request", static_cast<int>(ns));
+    EXPECT_TRUE(events.empty());
+    held.clear();
+    EXPECT_EQ(events.size(), static_cast<size_t>(kSlots));
+  }
 }
 
 }  // namespace
