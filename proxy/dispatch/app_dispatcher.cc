@@ -93,11 +93,7 @@ void AppDispatcher::set_failing(bool failing) {
   failing_ = failing;
 }
 
-bool AppDispatcher::draining_serve_locked() const {
-  for (const auto& s : slots_)
-    if (s.accepting && !s.removed && !s.hung) return false;
-  return true;
-}
+bool AppDispatcher::draining_serve_locked() const { return accepting_live_ == 0; }
 
 void AppDispatcher::note_idle_locked(SlotState& s) {
   // A worker with open tunnels is not idle: it is stopped when the last one closes (or when
@@ -107,7 +103,38 @@ void AppDispatcher::note_idle_locked(SlotState& s) {
   // Nor is a draining worker that still has requests queued for it to serve.
   if (!queue_.empty() && !s.hung && draining_serve_locked()) return;
   s.drained_reported = true;
+  if (draining_unreported_ > 0) --draining_unreported_;
   events_.push_back(control::SlotEvent{settings_.app, s.slot, s.generation, control::SlotEvent::Kind::Drained, s.requests});
+}
+
+void AppDispatcher::note_idle_all_locked() {
+  // Only a draining slot with no Drained event out can get one.
+  if (draining_unreported_ == 0) return;
+  for (auto& s : slots_) note_idle_locked(s);
+}
+
+void AppDispatcher::recount_locked() {
+  accepting_live_ = 0;
+  draining_unreported_ = 0;
+  for (auto& s : slots_) {
+    s.carried = 0;
+    if (live(s)) ++accepting_live_;
+    if (!s.accepting && !s.removed && !s.drained_reported) ++draining_unreported_;
+  }
+  for (const auto& r : slots_) {
+    if (!r.removed || r.in_flight == 0) continue;
+    for (auto& s : slots_)
+      if (!s.removed && s.path == r.path) s.carried += r.in_flight;
+  }
+}
+
+void AppDispatcher::drop_in_flight_locked(size_t i) {
+  SlotState& s = slots_[i];
+  if (s.in_flight == 0) return;
+  --s.in_flight;
+  if (!s.removed) return;
+  for (auto& o : slots_)
+    if (!o.removed && o.carried > 0 && o.path == s.path) --o.carried;
 }
 
 void AppDispatcher::flush_events() {
@@ -125,10 +152,7 @@ void AppDispatcher::flush_events() {
 
 int AppDispatcher::load_locked(size_t i) const {
   const SlotState& s = slots_[i];
-  int load = s.in_flight;
-  for (size_t j = 0; j < slots_.size(); ++j)
-    if (j != i && slots_[j].removed && slots_[j].path == s.path) load += slots_[j].in_flight;
-  return load;
+  return s.in_flight + s.carried;
 }
 
 int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now, bool tunnel) {
@@ -139,8 +163,9 @@ int AppDispatcher::pick_locked(std::chrono::steady_clock::time_point now, bool t
   const bool draining_serve = draining_serve_locked();
   // Least in flight wins; among equals, the first after the round-robin cursor, so idle
   // workers share sequential traffic instead of slot 0 taking all of it.
-  for (size_t k = 0; k < n; ++k) {
-    size_t i = (rr_ + k) % n;
+  // (One division, not one per slot: the cursor is stepped and wrapped by hand.)
+  size_t i = rr_ % n;
+  for (size_t k = 0; k < n; ++k, i = i + 1 == n ? 0 : i + 1) {
     const SlotState& s = slots_[i];
     if ((!s.accepting && !draining_serve) || s.removed || s.hung) continue;
     const int load = load_locked(i);
@@ -225,9 +250,7 @@ AppDispatcher::Outcome AppDispatcher::acquire(const std::shared_ptr<Waiter>& wai
   }
   if (failing_) {
     // Crash-looping app with nothing up: 503 now rather than after queue_timeout.
-    bool any_usable = false;
-    for (auto& s : slots_) any_usable |= (s.accepting && !s.removed && !s.hung);
-    if (!any_usable) {
+    if (accepting_live_ == 0) {
       ++totals_.rejected;
       return Outcome::NoWorkers;
     }
@@ -255,7 +278,7 @@ bool AppDispatcher::cancel(const Waiter* waiter, bool timed_out) {
     if (it->tunnel) --queued_tunnels_;
     queue_.erase(it);
     // An emptied queue may leave a draining worker idle.
-    for (auto& s : slots_) note_idle_locked(s);
+    note_idle_all_locked();
   }
   flush_events();
   return true;
@@ -309,14 +332,15 @@ Lease::Mark AppDispatcher::to_tunnel(int slot, uint64_t generation, Lease::Mark 
     std::lock_guard<std::mutex> g(mu_);
     auto now = std::chrono::steady_clock::now();
     ++totals_.tunnels;
-    for (auto& s : slots_) {
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      SlotState& s = slots_[i];
       if (s.slot != slot || s.generation != generation) continue;
       ++s.tunnels;
       if (next == Lease::Mark::Moved) {
         // The request is done as far as concurrency goes: counted now (its busy time ends
         // here), and its slot is free for the queue.
         if (s.tunnel_reserved > 0) --s.tunnel_reserved;
-        if (s.in_flight > 0) --s.in_flight;
+        drop_in_flight_locked(i);
         if (in_flight_ > 0) --in_flight_;
         ++totals_.requests;
         if (granted != std::chrono::steady_clock::time_point{} && now > granted) totals_.busy += now - granted;
@@ -361,7 +385,7 @@ void AppDispatcher::release(int slot, uint64_t generation, uint64_t ticket, Rele
     for (size_t i = 0; i < slots_.size(); ++i) {
       SlotState& s = slots_[i];
       if (s.slot != slot || s.generation != generation) continue;
-      if (!moved && s.in_flight > 0) --s.in_flight;
+      if (!moved) drop_in_flight_locked(i);
       if (mark == Lease::Mark::Reserved && s.tunnel_reserved > 0) --s.tunnel_reserved;
       if ((mark == Lease::Mark::Held || moved) && s.tunnels > 0) --s.tunnels;
       if (kind == ReleaseKind::FailedConnect) {
@@ -371,13 +395,16 @@ void AppDispatcher::release(int slot, uint64_t generation, uint64_t ticket, Rele
           events_.push_back(control::SlotEvent{settings_.app, s.slot, s.generation, control::SlotEvent::Kind::Refused, s.requests});
         s.down_until = now + settings_.connect_down_time;
       }
-      if (kind == ReleaseKind::Hung) s.hung = true;
+      if (kind == ReleaseKind::Hung) {
+        if (live(s)) --accepting_live_;
+        s.hung = true;
+      }
       if (s.removed && s.in_flight == 0 && s.tunnels == 0 && s.tunnel_reserved == 0) erase_slot_locked(i);
       break;
     }
     grant_queued_locked(now, grants);
     // After the queue had its turn: a draining worker may have taken a queued request.
-    for (auto& s : slots_) note_idle_locked(s);
+    note_idle_all_locked();
   }
   // Outside the lock: grant() posts to the waiter's loop, and a dropped Lease re-enters release().
   for (auto& [w, l] : grants) w->grant(std::move(l));
@@ -389,14 +416,19 @@ void AppDispatcher::update_slots(const std::vector<control::SlotInfo>& infos) {
   {
     std::lock_guard<std::mutex> g(mu_);
     for (auto& s : slots_) s.removed = true;
+    // Kept as the slots are listed: note_idle_locked below sees the pool as listed so far.
+    accepting_live_ = 0;
     for (auto& info : infos) {
       if (info.app != settings_.app) continue;
       auto it = std::find_if(slots_.begin(), slots_.end(), [&](const SlotState& s) {
         return s.slot == info.slot && s.generation == info.generation;
       });
       if (it != slots_.end()) {
+        const bool was_live = live(*it);
         it->removed = false;
         it->accepting = info.accepting;
+        if (live(*it) && !was_live) ++accepting_live_;
+        if (!live(*it) && was_live) --accepting_live_;
         if (info.accepting) it->drained_reported = false;
         if (it->max_requests != info.max_requests) it->max_reported = false;
         it->max_requests = info.max_requests;
@@ -417,6 +449,7 @@ void AppDispatcher::update_slots(const std::vector<control::SlotInfo>& infos) {
       s.max_requests = info.max_requests;
       note_idle_locked(s);
       slots_.push_back(s);
+      if (live(s)) ++accepting_live_;
       paths_.push_back(std::make_shared<const std::string>(info.path));
       max_seen_.push_back(0);
     }
@@ -425,6 +458,7 @@ void AppDispatcher::update_slots(const std::vector<control::SlotInfo>& infos) {
       const SlotState& s = slots_[i];
       if (s.removed && s.in_flight == 0 && s.tunnels == 0 && s.tunnel_reserved == 0) erase_slot_locked(i);
     }
+    recount_locked();
     // Keep a stable order so the round-robin cursor means something.
     // (Insertion order is by arrival; the pool message lists slots in order.)
     grant_queued_locked(std::chrono::steady_clock::now(), grants);

@@ -31,6 +31,10 @@ struct SlotState {
   bool removed = false;  ///< no longer in the pool: drains, never chosen
   bool hung = false;     ///< a request timed out on it: never chosen again (its replacement is a new generation)
   int in_flight = 0;
+  /// Requests still out on earlier processes of this slot's socket (removed slots with the
+  /// same path: the worker was restarted in its slot): the new process serves them. Kept for
+  /// slots in the pool; 0 on removed ones.
+  int carried = 0;
   /// Open tunnels (WebSocket/Upgrade) on this worker: those that moved out of in_flight
   /// (max_tunnels set) and those that keep their request slot (max_tunnels = 0).
   int tunnels = 0;
@@ -225,11 +229,18 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   // Picks the least-loaded usable slot below concurrency; -1 when none. Mutex held.
   // tunnel: the slot must also have a free tunnel place (max_tunnels).
   int pick_locked(std::chrono::steady_clock::time_point now, bool tunnel = false);
-  // The requests on slot i's socket: its own leases, and those still out on an earlier
-  // process of the same socket (removed: the worker died and was restarted in its slot),
-  // whose requests were resent to that socket or wait in its backlog, so the new process
-  // serves them. Mutex held.
+  // The requests on the socket of slot i (in the pool): its own leases, and those still out
+  // on an earlier process of the same socket (removed: the worker died and was restarted in
+  // its slot), whose requests were resent to that socket or wait in its backlog, so the new
+  // process serves them (SlotState::carried). Mutex held.
   int load_locked(size_t i) const;
+  // One request less on slot i; when i was removed, one less carried by the slots in the
+  // pool on its socket. Mutex held.
+  void drop_in_flight_locked(size_t i);
+  // Counts accepting_live_, draining_unreported_ and every slot's carried afresh. Mutex held.
+  void recount_locked();
+  // Takes new requests: accepting, in the pool, not hung.
+  static bool live(const SlotState& s) { return s.accepting && !s.removed && !s.hung; }
   Lease make_lease_locked(int index, std::chrono::steady_clock::time_point now, bool tunnel = false);
   // Grants queued waiters in order while slots are free (an upgrade that finds no tunnel
   // place is passed over). Mutex held.
@@ -245,6 +256,8 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   // Queues a Drained event when s is idle, not accepting and has no queued request to
   // serve. Mutex held.
   void note_idle_locked(SlotState& s);
+  // note_idle_locked on every slot, when one may be due. Mutex held.
+  void note_idle_all_locked();
   // Hands the queued events to the observer. Mutex NOT held.
   void flush_events();
 
@@ -264,6 +277,10 @@ class AppDispatcher : public std::enable_shared_from_this<AppDispatcher> {
   Totals totals_;
   metrics::PerThread<metrics::TunnelBytes> tunnel_bytes_;  // not under mu_: per-thread counters
   uint64_t in_flight_ = 0;  // leases out, all slots
+  // Maintained so that a request costs O(1) per slot under the mutex, whatever state the
+  // slots are in (no slot scan per slot):
+  size_t accepting_live_ = 0;       // slots that are live()
+  size_t draining_unreported_ = 0;  // slots not accepting, in the pool, with no Drained event out
   size_t rr_ = 0;  // round-robin start for ties, so idle slots share the load
   bool failing_ = false;
   Observer observer_;

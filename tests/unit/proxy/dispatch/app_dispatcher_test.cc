@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <deque>
@@ -509,6 +510,30 @@ TEST(AppDispatcher, ARemovedAppsDrainingWorkersServeWhatWasRoutedToIt) {
   EXPECT_EQ(events[0].kind, control::SlotEvent::Kind::Drained);
 }
 
+// A worker that stops accepting while a request waits, with another worker still in the
+// pool to serve it, is not kept for the queue: it is reported drained at the pool update.
+TEST(AppDispatcher, ADrainingWorkerBesideALiveOneIsNotKeptForTheQueue) {
+  auto d = AppDispatcher::create({"a", 4, std::chrono::milliseconds(60000)});
+  d->update_slots({slot(0), slot(1)});
+  std::vector<control::SlotEvent> events;
+  d->set_observer([&](control::SlotEvent e) { events.push_back(std::move(e)); });
+  Lease a, b, none;
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), a), AppDispatcher::Outcome::Granted);
+  ASSERT_EQ(d->acquire(std::make_shared<StoreWaiter>(), b), AppDispatcher::Outcome::Granted);
+  const int live = a.slot();
+  b.release_failed_connect();  // its worker is down for a while: idle, and takes nothing
+  auto w = std::make_shared<StoreWaiter>();
+  ASSERT_EQ(d->acquire(w, none), AppDispatcher::Outcome::Queued);
+  events.clear();  // the Refused event
+  d->update_slots({slot(live), slot(1 - live, 1, 1, /*accepting=*/false)});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, control::SlotEvent::Kind::Drained);
+  EXPECT_EQ(events[0].slot, 1 - live);
+  a.release();
+  ASSERT_EQ(w->got.size(), 1u);
+  EXPECT_EQ(w->got[0].slot(), live);
+}
+
 TEST(AppDispatcher, ReportsMaxRequestsOnceAndKeepsServing) {
   auto s = slot(0);
   s.max_requests = 3;
@@ -599,6 +624,164 @@ TEST(AppDispatcher, AWorkerWithTunnelsIsNotDrainedUntilTheyClose) {
   t.release();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, control::SlotEvent::Kind::Drained);
+}
+
+// ---- bookkeeping under random operations ----
+
+// Random acquires (plain and upgrades), releases of every kind, tunnels, cancels and pool
+// updates (workers restarted in their slot, removed, re-listed, accepting or draining), with
+// what the dispatcher must hold after each one checked against its slot table: each worker's
+// requests and those carried over from earlier processes on its socket, no waiter left
+// queued while a worker could take it, a Drained event out for every draining worker with
+// nothing left to serve, and no removed worker kept once it has nothing out.
+TEST(AppDispatcher, RandomOperationsKeepTheBookkeeping) {
+  using Clock = std::chrono::steady_clock;
+  for (uint32_t max_tunnels : {0u, 1u}) {
+    for (unsigned seed = 1; seed <= 4; ++seed) {
+      SCOPED_TRACE(testing::Message() << "max_tunnels " << max_tunnels << " seed " << seed);
+      std::mt19937 rng(seed);
+      constexpr int kIds = 4;
+      auto d = AppDispatcher::create({"a", 6, std::chrono::milliseconds(0)});
+      d->set_max_tunnels(max_tunnels);
+      int concurrency[kIds], gen[kIds];
+      bool listed[kIds], accepting[kIds];
+      for (int i = 0; i < kIds; ++i) {
+        concurrency[i] = 1 + i % 2;
+        gen[i] = 1;
+        listed[i] = true;
+        accepting[i] = true;
+      }
+      auto pool = [&] {
+        std::vector<control::SlotInfo> infos;
+        for (int i = 0; i < kIds; ++i)
+          if (listed[i]) infos.push_back(slot(i, concurrency[i], static_cast<uint64_t>(gen[i]), accepting[i]));
+        std::shuffle(infos.begin(), infos.end(), rng);
+        return infos;
+      };
+      d->update_slots(pool());
+      struct Held {
+        Lease lease;
+        bool tunnel;     // granted as an upgrade under max_tunnels
+        bool switched;   // to_tunnel() called
+      };
+      struct Waiting {
+        std::shared_ptr<StoreWaiter> w;
+        bool tunnel;
+      };
+      std::vector<Held> held;
+      std::vector<Waiting> waiting;
+      auto collect = [&] {
+        for (size_t k = 0; k < waiting.size();) {
+          if (waiting[k].w->got.empty()) {
+            ++k;
+            continue;
+          }
+          held.push_back(Held{std::move(waiting[k].w->got[0]), waiting[k].tunnel, false});
+          waiting.erase(waiting.begin() + static_cast<long>(k));
+        }
+      };
+      for (int op = 0; op < 4000; ++op) {
+        const auto before = Clock::now();
+        const unsigned r = rng() % 100;
+        bool idle_noted = false;  // the operation ran the Drained check on every slot
+        if (r < 35) {
+          const bool upgrade = rng() % 5 == 0;
+          auto w = std::make_shared<StoreWaiter>();
+          Lease l;
+          auto o = d->acquire(w, l, upgrade);
+          if (o == AppDispatcher::Outcome::Granted) held.push_back(Held{std::move(l), upgrade && max_tunnels > 0, false});
+          if (o == AppDispatcher::Outcome::Queued) waiting.push_back(Waiting{w, upgrade && max_tunnels > 0});
+        } else if (r < 70) {
+          if (held.empty()) continue;
+          const size_t k = rng() % held.size();
+          Lease l = std::move(held[k].lease);
+          held.erase(held.begin() + static_cast<long>(k));
+          const unsigned kind = rng() % 20;
+          if (kind == 0)
+            l.release_hung();
+          else if (kind < 3)
+            l.release_failed_connect();
+          else if (kind < 5)
+            l.release_lost();
+          else
+            l.release();
+          idle_noted = true;
+        } else if (r < 80) {
+          if (held.empty()) continue;
+          Held& h = held[rng() % held.size()];
+          if (h.switched) continue;
+          h.lease.to_tunnel();
+          h.switched = true;
+        } else if (r < 90) {
+          if (waiting.empty()) continue;
+          const size_t k = rng() % waiting.size();
+          if (d->cancel(waiting[k].w.get(), rng() % 2 == 0)) {
+            waiting.erase(waiting.begin() + static_cast<long>(k));
+            idle_noted = true;
+          }
+        } else {
+          for (int i = 0; i < kIds; ++i) {
+            const unsigned c = rng() % 10;
+            if (c < 2) {
+              ++gen[i];  // restarted in its slot: same socket, new generation
+              listed[i] = true;
+              accepting[i] = rng() % 3 != 0;
+            } else if (c == 2) {
+              listed[i] = false;
+            } else if (c < 5) {
+              listed[i] = true;
+              accepting[i] = !accepting[i];
+            }
+          }
+          d->update_slots(pool());
+        }
+        collect();
+        const auto slots = d->slots();
+        const size_t queued = d->queued();
+        ASSERT_EQ(queued, waiting.size());
+        bool any_live = false;
+        for (const auto& s : slots) any_live |= s.accepting && !s.removed && !s.hung;
+        for (const auto& s : slots) {
+          // The leases the test holds on this worker.
+          int in_flight = 0, tunnels = 0, reserved = 0;
+          for (const auto& h : held) {
+            if (h.lease.slot() != s.slot || h.lease.generation() != s.generation) continue;
+            if (!(h.tunnel && h.switched)) ++in_flight;
+            if (h.switched) ++tunnels;
+            if (h.tunnel && !h.switched) ++reserved;
+          }
+          ASSERT_EQ(s.in_flight, in_flight) << "slot " << s.slot << " generation " << s.generation;
+          ASSERT_EQ(s.tunnels, tunnels) << "slot " << s.slot << " generation " << s.generation;
+          ASSERT_EQ(s.tunnel_reserved, reserved) << "slot " << s.slot << " generation " << s.generation;
+          if (s.removed) {
+            ASSERT_GT(s.in_flight + s.tunnels + s.tunnel_reserved, 0) << "a removed worker with nothing out is dropped";
+            continue;
+          }
+          int carried = 0;
+          for (const auto& o : slots)
+            if (o.removed && o.path == s.path) carried += o.in_flight;
+          ASSERT_EQ(s.carried, carried) << "slot " << s.slot << " generation " << s.generation;
+          if (s.in_flight > 0) {
+            ASSERT_LE(s.in_flight + s.carried, s.concurrency) << "slot " << s.slot;
+          }
+          // Could this worker take a queued request now?
+          const bool free = (s.accepting || !any_live) && !s.hung && s.in_flight + s.carried < s.concurrency &&
+                            s.down_until <= before;
+          for (const auto& q : waiting) {
+            const bool place = !q.tunnel || static_cast<uint32_t>(s.tunnels + s.tunnel_reserved) < max_tunnels;
+            ASSERT_FALSE(free && place) << "a waiter is queued while slot " << s.slot << " could take it";
+          }
+          if (idle_noted) {
+            const bool idle = !s.accepting && s.in_flight == 0 && s.tunnels == 0 && s.tunnel_reserved == 0;
+            const bool serves_queue = queued > 0 && !s.hung && !any_live;
+            if (idle && !serves_queue) {
+              ASSERT_TRUE(s.drained_reported) << "slot " << s.slot << " is drained";
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 // ---- cost under the lock ----
