@@ -16,7 +16,6 @@ set(CORRAL_PKG_OUT ${PROJECT_BINARY_DIR}/packaging)
 set(CORRAL_PACKAGE_LICENSE "MIT" CACHE STRING "License named in the packages (see packaging/copyright)")
 set(CORRAL_MAINTAINER "corral maintainers <maintainers@users.noreply.r-seed-5daeaf1b.example>")
 set(CORRAL_SYSCONFDIR ${CMAKE_INSTALL_FULL_SYSCONFDIR})
-set(CORRAL_LIBEXECDIR lib/corral)   # internal executables, as /usr/lib/corral/
 
 # corral-placeholder: the app the default /etc/corral/corral.toml serves until an operator
 # configures theirs (a C++ binary, so the package needs no Python).
@@ -60,6 +59,9 @@ install(TARGETS corralctl DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS corral-placeholder DESTINATION ${CORRAL_LIBEXECDIR})
 if(TARGET corral-worker)
   install(TARGETS corral-worker DESTINATION ${CORRAL_LIBEXECDIR})
+endif()
+if(TARGET corral_wsgi_module)  # next to corral-worker, where it looks first
+  install(TARGETS corral_wsgi_module DESTINATION ${CORRAL_LIBEXECDIR})
 endif()
 
 set(CORRAL_CONFFILES ${CORRAL_SYSCONFDIR}/corral/corral.toml ${CORRAL_SYSCONFDIR}/logrotate.d/corral)

@@ -2,7 +2,6 @@
 // corral-supervisor through the launcher with the slot's listening socket as fd 3.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include "workers/exit_codes.h"
 #include "workers/http_server.h"
 #include "workers/options.h"
+#include "workers/wsgi/interpreter.h"
 #include "workers/wsgi/wsgi_host.h"
 
 extern char** environ;
@@ -34,9 +34,8 @@ int main(int argc, char** argv) {
     CORRAL_LOG(Error, "worker") << opts.error().message();
     return kExitBootError;
   }
-  const std::string tag = "app=" + opts->app + " worker=" + std::to_string(opts->slot);
-  std::string title = "corral-worker: " + opts->app + "#" + std::to_string(opts->slot);
-  ::prctl(PR_SET_NAME, title.substr(15).c_str());  // "<app>#<slot>" (15 bytes) for ps -L / top
+  const std::string tag = log_tag(*opts);
+  set_thread_name(*opts);
 
   // The socket handed over by the supervisor (systemd convention: fd 3, LISTEN_FDS=1).
   const char* fds = std::getenv("LISTEN_FDS");
@@ -45,8 +44,10 @@ int main(int argc, char** argv) {
     CORRAL_LOG(Error, tag) << "no listening socket on fd 3 (LISTEN_FDS=1); corral-worker is started by corral-supervisor";
     return kExitBootError;
   }
-  ::fcntl(3, F_SETFD, FD_CLOEXEC);  // never inherited by CGI programs
   ::fcntl(3, F_SETFL, ::fcntl(3, F_GETFL) | O_NONBLOCK);
+  // Returns only when the app is to run on the embedded interpreter (logged why).
+  if (opts->kind == "wsgi") wsgi::exec_interpreter(*opts, tag, std::vector<std::string>(argv, argv + argc));
+  ::fcntl(3, F_SETFD, FD_CLOEXEC);  // never inherited by CGI programs or app subprocesses
   if (opts->kind == "wsgi") return wsgi::run_wsgi_worker(*opts, tag, 3);
 
   // What CGI programs get: our clean environment (PATH plus the app's env) minus our own.

@@ -1,5 +1,6 @@
 #include "workers/options.h"
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -74,6 +75,13 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
   if (have_root == !o.command.empty())
     return fail(Errc::InvalidInput, "give either --root DIR or -- PROGRAM ARGS..., not both or neither");
   return o;
+}
+
+std::string log_tag(const Options& o) { return "app=" + o.app + " worker=" + std::to_string(o.slot); }
+
+void set_thread_name(const Options& o) {
+  std::string name = o.app + "#" + std::to_string(o.slot);
+  ::prctl(PR_SET_NAME, name.substr(0, 15).c_str());
 }
 
 std::string worker_binary() {

@@ -36,6 +36,12 @@ struct Options {
 /// Parses argv (argv[0] is skipped). Errors name the offending argument.
 [[nodiscard]] Result<Options> parse_options(const std::vector<std::string>& args);
 
+/// The tag of the worker's log lines: "app=NAME worker=SLOT".
+std::string log_tag(const Options& o);
+
+/// The worker's thread name, "<app>#<slot>" cut to 15 bytes (ps -L, top): prctl(PR_SET_NAME).
+void set_thread_name(const Options& o);
+
 /// Builds the argv that parse_options() reads back (the supervisor's side).
 std::vector<std::string> to_args(const Options& o);
 

@@ -339,6 +339,11 @@ void register_corral_module() {
   PyImport_AppendInittab("_corral", &init_module);
 }
 
+bool install_corral_module() {
+  PyRef m(init_module());
+  return m && PyDict_SetItemString(PyImport_GetModuleDict(), "_corral", m.get()) == 0;
+}
+
 }  // namespace corral::worker::wsgi
 
 // Under LeakSanitizer (make test-asan): CPython keeps interned strings, type caches and module

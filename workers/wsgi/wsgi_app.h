@@ -61,4 +61,8 @@ void log_python_error(const std::string& tag, std::string_view what);
 /// Connection type). Call before the interpreter is initialized.
 void register_corral_module();
 
+/// The same "_corral" module for a running interpreter (the extension module path): created
+/// and put into sys.modules. False with a Python error set on failure. GIL held.
+bool install_corral_module();
+
 }  // namespace corral::worker::wsgi

@@ -10,6 +10,7 @@
 #include "workers/exit_codes.h"
 #include "workers/http_server.h"
 #include "workers/wsgi/gevent_server.h"
+#include "workers/wsgi/interpreter.h"
 #include "workers/wsgi/python.h"
 #include "workers/wsgi/wsgi_app.h"
 
@@ -180,8 +181,7 @@ int run_wsgi_worker(const Options& opts, const std::string& tag, int listen_fd) 
   config.install_signal_handlers = 0;  // SIGTERM/SIGINT belong to the server loop
   config.buffered_stdio = 0;           // print() reaches the supervisor's log at once
   config.parse_argv = 0;
-  bool ok = set_wide(config, &config.program_name,
-                     opts.virtualenv.empty() ? std::string("/usr/bin/python3") : opts.virtualenv + "/bin/python3");
+  bool ok = set_wide(config, &config.program_name, interpreter_path(opts));
   std::string argv0 = "corral-worker";
   char* argv[] = {argv0.data()};
   if (ok) ok = !PyStatus_Exception(PyConfig_SetBytesArgv(&config, 1, argv));
@@ -191,7 +191,12 @@ int run_wsgi_worker(const Options& opts, const std::string& tag, int listen_fd) 
     CORRAL_LOG(Error, tag) << "cannot start Python: " << (st.err_msg ? st.err_msg : "unknown error");
     return kExitBootError;
   }
+  int code = serve_wsgi(opts, tag, listen_fd, "embedded libpython");
+  Py_FinalizeEx();  // runs atexit handlers; their errors are printed by Python
+  return code;
+}
 
+int serve_wsgi(const Options& opts, const std::string& tag, int listen_fd, std::string_view host) {
   const bool gevent = opts.worker_class == "gevent";
   AppSettings settings;
   settings.tag = tag;
@@ -224,7 +229,7 @@ int run_wsgi_worker(const Options& opts, const std::string& tag, int listen_fd) 
   auto app = std::make_unique<WsgiApp>(callable.get(), settings);
   callable = PyRef();
   CORRAL_LOG(Info, tag) << "serving WSGI app " << opts.module << " (" << opts.worker_class << ", concurrency "
-                        << opts.concurrency << ", Python " << Py_GetVersion() << ")";
+                        << opts.concurrency << ", Python " << Py_GetVersion() << ", " << host << ")";
 
   int code = kExitOk;
   if (gevent) {
@@ -247,7 +252,6 @@ int run_wsgi_worker(const Options& opts, const std::string& tag, int listen_fd) 
     }
   }
   app.reset();
-  Py_FinalizeEx();  // runs atexit handlers; their errors are printed by Python
   return code;
 }
 

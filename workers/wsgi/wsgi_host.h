@@ -12,10 +12,14 @@
 // the virtualenv (if any) is the interpreter's prefix (its pyvenv.cfg decides whether the
 // system site-packages are visible).
 //
+// Which interpreter: workers/wsgi/interpreter.h (the distribution's python3 binary with this
+// host as an extension module, else CPython embedded in corral-worker).
+//
 // Exit codes (workers/exit_codes.h): the interpreter cannot start → kExitBootError; the app
 // cannot be imported / is not callable / gevent is missing → kExitAppLoadError, with the
 // traceback logged, so the supervisor backs off instead of respawning hot.
 #include <string>
+#include <string_view>
 
 #include "workers/options.h"
 
@@ -25,5 +29,11 @@ namespace corral::worker::wsgi {
 /// inherited listening socket (non-blocking, close-on-exec). Returns the process exit
 /// code. Call once, from the main thread.
 int run_wsgi_worker(const Options& opts, const std::string& tag, int listen_fd);
+
+/// The part after the interpreter is up, shared by the embedded interpreter and the extension
+/// module (module.cc): sys.path, gevent's monkey-patch, the app import, the server loop until
+/// SIGTERM/SIGINT. Returns the exit code; does not finalize. `host` ends the "serving" log
+/// line (which interpreter). GIL held, main thread, "_corral" importable.
+int serve_wsgi(const Options& opts, const std::string& tag, int listen_fd, std::string_view host);
 
 }  // namespace corral::worker::wsgi
