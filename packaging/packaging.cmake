@@ -108,7 +108,9 @@ set(CPACK_PACKAGE_DIRECTORY ${PROJECT_BINARY_DIR}/packages)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "init-system-helpers (>= 1.54~), adduser")
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "logrotate, media-types")  # media-types: /etc/mime.types for static routes
+# media-types: /etc/mime.types for static routes; python3-minimal: /usr/bin/python3, which WSGI
+# workers run on (without it they embed libpython3.11, slower; workers/wsgi/interpreter.h).
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "logrotate, media-types, python3-minimal")
 set(CPACK_DEBIAN_PACKAGE_SECTION httpd)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://corral.invalid/")
