@@ -76,11 +76,12 @@ gunicorn_flags() {
 
 # The app's processes: corral's workers (from the status at $app_sock), Gunicorn's (the
 # children of $app_master).
+# Never fails: a missing figure must not end the run.
 app_pids() {  # server
   case $1 in
-    gunicorn+nginx) pgrep -P "$app_master" | tr '\n' ' ' ;;
-    *) "$bin/corralctl" --socket "$app_sock" status --json | "$python" -c 'import json, sys
-print(" ".join(str(w["pid"]) for a in json.load(sys.stdin)["apps"] for w in a["workers"] if w.get("pid", 0) > 0))' ;;
+    gunicorn+nginx) { pgrep -P "$app_master" || true; } | tr '\n' ' ' ;;
+    *) { "$bin/corralctl" --socket "$app_sock" status --json || echo '{"apps": []}'; } | "$python" -c 'import json, sys
+print(" ".join(str(w["pid"]) for a in json.load(sys.stdin)["apps"] for w in a["workers"] if w.get("pid", 0) > 0))' || true ;;
   esac
 }
 
