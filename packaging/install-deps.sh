@@ -14,8 +14,9 @@ build_pkgs="g++ make cmake pkg-config libevent-dev libssl-dev libnghttp2-dev lib
 test_pkgs="curl wrk nghttp2-client procps brotli gzip media-types clang-14 libclang-rt-14-dev python3-flask python3-gevent python3-venv php-cgi perl libfcgi-dev openssl python3-hpack
  python3-websockets python3-h2
  prometheus chromium fonts-dejavu-core brotli python3-brotli"
-# bench: the proxies corral is compared with, and the tools the bench script drives
-bench_pkgs="nginx-light haproxy nghttp2-proxy openssl python3 util-linux gunicorn fcgiwrap spawn-fcgi"
+# bench: the proxies corral is compared with (h2o is the HTTP/2 anchor), the tools the bench
+# scripts drive, and linux-perf for the flame graphs of tests/bench/profile.sh
+bench_pkgs="nginx-light haproxy nghttp2-proxy h2o openssl python3 util-linux gunicorn fcgiwrap spawn-fcgi linux-perf"
 # fuzz: clang-14 with libFuzzer and the sanitizer runtimes (libclang-rt-14-dev), and
 # llvm-symbolizer (llvm-14) for readable crash stacks
 fuzz_pkgs="clang-14 libclang-rt-14-dev llvm-14"

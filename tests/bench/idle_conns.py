@@ -2,10 +2,13 @@
 """Opens N keep-alive connections to HOST:PORT from source address SRC, sends one small
 request on each and reads its response, then holds them all idle. Prints "ready OK FAILED"
 once every connection has its response (or failed), then waits until stdin closes or
---hold seconds pass. Used by run.sh for scenario 5 (proxy RSS per idle connection)."""
+--hold seconds pass. With --tls every connection first does a TLS 1.3 handshake (HTTP/1.1 by
+ALPN, certificate not checked). Used by run.sh for scenario 5 (proxy RSS per idle connection,
+plaintext and TLS)."""
 import argparse
 import selectors
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -23,7 +26,15 @@ def main():
     ap.add_argument("--path", default="/big?bytes=100")
     ap.add_argument("--deadline", type=float, default=60.0, help="seconds to get every response")
     ap.add_argument("--hold", type=float, default=120.0, help="longest idle hold")
+    ap.add_argument("--tls", action="store_true")
     a = ap.parse_args()
+    ctx = None
+    if a.tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.set_alpn_protocols(["http/1.1"])
 
     req = ("GET %s HTTP/1.1\r\nHost: bench\r\n\r\n" % a.path).encode()
     sel = selectors.DefaultSelector()
@@ -49,13 +60,14 @@ def main():
             s.close()
             continue
         socks.append(s)
-        pending[s] = [b"", False]
+        # state: buffer, phase (0 connecting, 1 TLS handshake, 2 request sent), TLS socket
+        pending[s] = [b"", 0, None]
         sel.register(s, selectors.EVENT_WRITE)
         # Keep the connect backlog shallow so a proxy's accept queue never overflows.
         while len(pending) > 256 and time.monotonic() < end:
-            failed += step(sel, pending, req)
+            failed += step(sel, pending, req, ctx)
     while pending and time.monotonic() < end:
-        failed += step(sel, pending, req)
+        failed += step(sel, pending, req, ctx)
     failed += len(pending)
     print("ready %d %d" % (len(socks) - failed, failed + early), flush=True)
     sel.close()
@@ -65,9 +77,14 @@ def main():
             break
     for s in socks:
         s.close()
+    for s in tls_socks:
+        s.close()
 
 
-def step(sel, pending, req):
+tls_socks = []  # the TLS wrappers, kept open with their sockets
+
+
+def step(sel, pending, req, ctx):
     failed = 0
     for key, ev in sel.select(timeout=0.5):
         s = key.fileobj
@@ -75,14 +92,35 @@ def step(sel, pending, req):
         if st is None:
             continue
         try:
-            if ev & selectors.EVENT_WRITE and not st[1]:
+            if st[1] == 0:
                 if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
                     raise OSError("connect failed")
-                s.send(req)
-                st[1] = True
+                if ctx is not None:
+                    st[2] = ctx.wrap_socket(s, server_hostname="localhost", do_handshake_on_connect=False)
+                    tls_socks.append(st[2])
+                    st[1] = 1
+                else:
+                    s.send(req)
+                    st[1] = 2
+                    sel.modify(s, selectors.EVENT_READ)
+                    continue
+            if st[1] == 1:
+                try:
+                    st[2].do_handshake()
+                except ssl.SSLWantReadError:
+                    sel.modify(s, selectors.EVENT_READ)
+                    continue
+                except ssl.SSLWantWriteError:
+                    sel.modify(s, selectors.EVENT_WRITE)
+                    continue
+                st[2].send(req)
+                st[1] = 2
                 sel.modify(s, selectors.EVENT_READ)
                 continue
-            data = s.recv(65536)
+            try:
+                data = (st[2] or s).recv(65536)
+            except ssl.SSLWantReadError:
+                continue
             if not data:
                 raise OSError("closed")
             st[0] += data
@@ -96,7 +134,7 @@ def step(sel, pending, req):
                 if len(body) >= length:
                     sel.unregister(s)
                     del pending[s]
-        except OSError:
+        except (OSError, ssl.SSLError):
             sel.unregister(s)
             del pending[s]
             failed += 1

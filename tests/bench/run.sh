@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# make bench: corral side by side with nginx, HAProxy and nghttpx (Debian packages, our own
+# make bench: corral side by side with nginx, HAProxy, nghttpx and h2o (Debian packages, our own
 # configs from tests/bench/peers/), all in front of the same pool of corral-testapp workers on
-# Unix sockets (the ones corral's supervisor runs), and the app directly as the baseline.
+# Unix sockets (the ones corral's supervisor runs; h2o 2.2 uses the first one only), and the app
+# directly as the baseline.
 #
 #   1  HTTP/1.1 keep-alive, small responses (wrk)           /big?bytes=100
 #   2  HTTP/2 over TLS (h2load -c32 -m8)                    /big?bytes=100
 #   3  HTTP/1.1 keep-alive, 16 KiB responses (wrk)          /big?bytes=16384
 #   4  sync workers (concurrency = 1), mixed: fast requests from FAST_CONNS connections while
 #      SLOW_CONNS connections keep a 200 ms request in flight; p50/p99/p99.9 of the fast ones
-#   5  IDLE_CONNS idle keep-alive connections (one request each, then idle): proxy RSS
+#   5  IDLE_CONNS idle keep-alive connections (one request each, then idle): proxy RSS,
+#      plaintext and TLS
+#   6  HTTP/2 over TLS (h2load -c32 -m8), 16 KiB responses  /big?bytes=16384
+#   7  new TLS 1.3 connections (tls_conns.py, one request each): proxy CPU µs per connection
+#      with full handshakes (ECDSA P-256, RSA 2048 by SNI rsa.bench) and resumed ones
 #
 # Every target runs at the same time (idle when not measured), each proxy pinned to core 0,
 # load generators and workers on the other cores. Runs are interleaved (run 1 of every target,
@@ -18,22 +23,25 @@
 # Starts everything it measures itself, on loopback, and stops only that.
 #
 # usage: tests/bench/run.sh [BUILD_DIR]
-# env:   BENCH_QUICK=1 (one 2 s run per target, 1000 idle connections: a smoke run of ~2 min)
-#        RUNS (3)  SECONDS_PER_RUN (10)  SCENARIOS ("1 2 3 4 5")  TARGETS ("corral nginx
-#        haproxy nghttpx direct")  WORKERS (4)  CONCURRENCY (8)  CONNS (32)  H2_STREAMS (8)
-#        FAST_CONNS (16)  SLOW_CONNS (2)  SLOW_MS (200)  IDLE_CONNS (10000)
+# env:   BENCH_QUICK=1 (one 2 s run per target, 1000 idle connections: a smoke run)
+#        RUNS (3)  SECONDS_PER_RUN (10)  HANDSHAKE_SECONDS (4, scenario 7's runs)
+#        SCENARIOS ("1 2 3 4 5 6 7")  TARGETS ("corral nginx haproxy nghttpx h2o direct")
+#        WORKERS (4)  CONCURRENCY (8)  CONNS (32)  H2_STREAMS (8)  FAST_CONNS (16)
+#        SLOW_CONNS (2)  SLOW_MS (200)  IDLE_CONNS (10000)  TLS_CLIENTS (4)
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 bin=$(cd "$build/bin" && pwd)
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-  runs=${RUNS:-1}; dur=${SECONDS_PER_RUN:-2}; idle_conns=${IDLE_CONNS:-1000}; warm=0
+  runs=${RUNS:-1}; dur=${SECONDS_PER_RUN:-2}; idle_conns=${IDLE_CONNS:-1000}; warm=0; hs_dur=${HANDSHAKE_SECONDS:-2}
 else
-  runs=${RUNS:-3}; dur=${SECONDS_PER_RUN:-10}; idle_conns=${IDLE_CONNS:-10000}; warm=1
+  runs=${RUNS:-3}; dur=${SECONDS_PER_RUN:-10}; idle_conns=${IDLE_CONNS:-10000}; warm=1; hs_dur=${HANDSHAKE_SECONDS:-4}
 fi
-scenarios=${SCENARIOS:-1 2 3 4 5}
-targets=${TARGETS:-corral nginx haproxy nghttpx direct}
+base_dur=$dur
+scenarios=${SCENARIOS:-1 2 3 4 5 6 7}
+targets=${TARGETS:-corral nginx haproxy nghttpx h2o direct}
+tls_clients=${TLS_CLIENTS:-4}
 workers=${WORKERS:-4}
 concurrency=${CONCURRENCY:-8}
 conns=${CONNS:-32}
@@ -114,11 +122,16 @@ subst() {  # template -> stdout, @NAME@ replaced from the variables named in SUB
   printf '%s\n' "$content"
 }
 
-# ---- TLS material (self-signed, for the HTTP/2 rows) --------------------------------------
+# ---- TLS material (self-signed): ECDSA P-256 for localhost (every TLS listener's default), RSA
+# 2048 for SNI rsa.bench (scenario 7's RSA handshakes) ---------------------------------------
 CERT=$tmp/cert.pem KEY=$tmp/key.pem PEM=$tmp/combined.pem
+RSA_CERT=$tmp/rsa-cert.pem RSA_KEY=$tmp/rsa-key.pem RSA_PEM=$tmp/rsa-combined.pem
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
-  -keyout "$KEY" -out "$CERT" > "$raw/openssl.log" 2>&1
+  -addext subjectAltName=DNS:localhost -keyout "$KEY" -out "$CERT" > "$raw/openssl.log" 2>&1
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=rsa.bench \
+  -addext subjectAltName=DNS:rsa.bench -keyout "$RSA_KEY" -out "$RSA_CERT" >> "$raw/openssl.log" 2>&1
 cat "$CERT" "$KEY" > "$PEM"
+cat "$RSA_CERT" "$RSA_KEY" > "$RSA_PEM"
 TMP=$tmp RUN=$tmp/run TESTAPP=$bin/corral-testapp WORKERS=$workers CONCURRENCY=$concurrency
 NOFILE=$nofile MAXCONN=$maxconn HAPROXY_MAXCONN=$haproxy_maxconn
 
@@ -129,7 +142,7 @@ TLS_LISTENER=""
 SUBST_VARS="RUN TESTAPP WORKERS CONCURRENCY TLS_LISTENER"
 TLS_LISTENER="[[listener]]
 address = \"127.0.0.1:0\"
-tls = { cert = \"$CERT\", key = \"$KEY\" }
+tls = { certs = [{ cert = \"$CERT\", key = \"$KEY\" }, { cert = \"$RSA_CERT\", key = \"$RSA_KEY\" }] }
 "
 subst "$here/peers/corral.toml.in" > "$tmp/corral.toml"
 corral_tls=1
@@ -182,11 +195,14 @@ for s in "${sync_socks[@]}"; do
   NGHTTPX_BACKENDS+="backend=unix:$s;sync.bench/"$'\n'
   i=$((i + 1))
 done
+H2O_UPSTREAM=${pool_socks[0]}
 USER=$(id -un)
-SUBST_VARS="USER TMP NOFILE MAXCONN HAPROXY_MAXCONN CERT KEY PEM PORT_H1 PORT_H2 PORT_SYNC NGINX_POOL_SERVERS NGINX_SYNC_SERVERS
- HAPROXY_POOL_SERVERS HAPROXY_SYNC_SERVERS NGHTTPX_BACKENDS"
+SUBST_VARS="USER TMP NOFILE MAXCONN HAPROXY_MAXCONN CERT KEY PEM RSA_CERT RSA_KEY RSA_PEM PORT_H1 PORT_H2 PORT_SYNC
+ NGINX_POOL_SERVERS NGINX_SYNC_SERVERS HAPROXY_POOL_SERVERS HAPROXY_SYNC_SERVERS NGHTTPX_BACKENDS H2O_UPSTREAM"
 
-start_peer() {  # name binary -> starts it pinned to the proxy core, fills port_*/pids
+# Starts a peer pinned to the proxy core (fills port_*/pids); peer_ready checks it once every
+# peer has been started, so their start-ups overlap.
+start_peer() {  # name binary
   local name=$1 exe
   exe=$(command -v "$2" || true)
   if [ -z "$exe" ]; then
@@ -203,22 +219,30 @@ start_peer() {  # name binary -> starts it pinned to the proxy core, fills port_
     nghttpx) conf=$tmp/nghttpx.conf; subst "$here/peers/nghttpx.conf.in" > "$conf"
            PORT_SYNC=$PORT_H1
            taskset -c "$proxy_cpu" "$exe" --conf="$conf" > "$raw/nghttpx.log" 2>&1 & ;;
+    h2o) conf=$tmp/h2o.conf; subst "$here/peers/h2o.conf.in" > "$conf"
+           PORT_SYNC=-
+           taskset -c "$proxy_cpu" "$exe" -c "$conf" > "$raw/h2o.log" 2>&1 & ;;
   esac
   local pid=$!
   started+=("$name $pid")
   cp "$conf" "$raw/"
-  if ! wait_port "$PORT_H1" || ! wait_port "$PORT_H2"; then
-    na_all[$name]="n/a: $name did not start (see raw/$name.log)"
-    return
-  fi
-  sleep 0.3
   port_h1[$name]=$PORT_H1; port_h2[$name]=$PORT_H2; port_sync[$name]=$PORT_SYNC; pids[$name]=$pid
   [ "$name" = nghttpx ] && host_sync[$name]=sync.bench
   return 0
 }
+peer_ready() {  # name
+  [ -n "${na_all[$1]:-}" ] && return 0
+  if ! wait_port "${port_h1[$1]}" || ! wait_port "${port_h2[$1]}" || ! kill -0 "${pids[$1]}" 2>/dev/null; then
+    na_all[$1]="n/a: $1 did not start (see raw/$1.log)"
+  fi
+}
 for t in $targets; do
-  case $t in nginx|haproxy|nghttpx) start_peer "$t" "$t" ;; esac
+  case $t in nginx|haproxy|nghttpx|h2o) start_peer "$t" "$t" ;; esac
 done
+for t in $targets; do
+  case $t in nginx|haproxy|nghttpx|h2o) peer_ready "$t" ;; esac
+done
+sleep 0.3  # worker processes forked after the listeners are bound
 na_h2[direct]="n/a: the test app has no TLS"
 if [[ " $targets " == *" direct "* ]]; then
   port_h1[direct]=$(free_port)
@@ -272,12 +296,12 @@ run_h1() {  # scenario target run path
   [ "$t" = direct ] && m_cpu="app:$m_cpu"
   echo "$rps $p50 $p99 $m_cpu $m_peak $errs" >> "$raw/S$s.$t.runs"
 }
-run_h2() {  # scenario target run
-  local s=$1 t=$2 i=$3 f reqs rps p50 p99 errs
+run_h2() {  # scenario target run path
+  local s=$1 t=$2 i=$3 path=$4 f reqs rps p50 p99 errs
   f=$raw/S$s.$t.$i.h2load
   measure_begin "$t"
   timeout $((dur + 30)) taskset -c "$load_cpus" h2load -t1 -c"$conns" -m"$h2_streams" -D "$dur" \
-    --log-file="$f.log" "https://127.0.0.1:${port_h2[$t]}$small_path" > "$f" 2>&1 || echo "h2load exit $?" >> "$f"
+    --log-file="$f.log" "https://127.0.0.1:${port_h2[$t]}$path" > "$f" 2>&1 || echo "h2load exit $?" >> "$f"
   read -r reqs errs < <(awk '/^requests:/ {gsub(",", ""); print $8, $10 + $12 + $14; f = 1} END {if (!f) print "0 -1"}' "$f")
   measure_end "$t" "$reqs"
   rps=$(awk -v r="$reqs" -v d="$dur" 'BEGIN {printf "%.0f", r / d}')
@@ -290,7 +314,7 @@ run_mixed() {  # scenario target run
   local s=$1 t=$2 i=$3 f slowf reqs rps p50 p99 p999 errs sreqs serrs x slow_pid
   f=$raw/S$s.$t.$i.fast.wrk slowf=$raw/S$s.$t.$i.slow.wrk
   local base="http://127.0.0.1:${port_sync[$t]}"
-  wrk_run "$slowf" "$slow_conns" $((dur + 2)) "$base/sleep?ms=$slow_ms" "${host_sync[$t]}" &
+  wrk_run "$slowf" "$slow_conns" $((dur + 1)) "$base/sleep?ms=$slow_ms" "${host_sync[$t]}" &
   slow_pid=$!
   sleep 0.5
   measure_begin "$t"
@@ -298,20 +322,19 @@ run_mixed() {  # scenario target run
   read -r reqs rps p50 p99 p999 errs < <(wrk_line "$f")
   wait "$slow_pid" || true
   read -r sreqs x x x x serrs < <(wrk_line "$slowf")
-  measure_end "$t" $((reqs + sreqs * dur / (dur + 2)))
+  measure_end "$t" $((reqs + sreqs * dur / (dur + 1)))
   echo "$rps $p50 $p99 $p999 $sreqs $m_cpu $m_peak $((errs + serrs))" >> "$raw/S$s.$t.runs"
 }
 declare -A idle_base
-run_idle() {  # scenario target run
-  local s=$1 t=$2 i=$3 tree rss line ok failed per
+idle_once() {  # scenario target run port tls(0/1) -> sets idle_result="held rss_kib per_conn_bytes failed"
+  local s=$1 t=$2 i=$3 port=$4 tls=$5 tree rss line ok failed per
   tree=$(proc_tree "$t" | tr '\n' ' ')
-  # shellcheck disable=SC2086
-  [ -z "${idle_base[$t]:-}" ] && idle_base[$t]=$(status_kib VmRSS $tree)
-  coproc IDLE { exec timeout 150 taskset -c "$load_cpus" "$python" "$here/idle_conns.py" --port "${port_h1[$t]}" \
-                  --src "127.0.0.$((i + 1))" --conns "$idle_conns" --deadline 60 --hold 120 2> "$raw/S$s.$t.$i.idle.log"; }
+  coproc IDLE { exec timeout 150 taskset -c "$load_cpus" "$python" "$here/idle_conns.py" --port "$port" \
+                  $([ "$tls" = 1 ] && echo --tls) --src "127.0.$tls.$((i + 1))" --conns "$idle_conns" --deadline 90 --hold 120 \
+                  2> "$raw/S$s.$t.$i.idle$([ "$tls" = 1 ] && echo -tls).log"; }
   local idle_pid=$IDLE_PID
   line=""
-  read -r -t 90 -u "${IDLE[0]}" line || true
+  read -r -t 120 -u "${IDLE[0]}" line || true
   read -r _ ok failed <<< "${line:-x 0 $idle_conns}"
   sleep 0.5
   # shellcheck disable=SC2086
@@ -320,8 +343,47 @@ run_idle() {  # scenario target run
   exec {wfd}>&-
   wait "$idle_pid" 2>/dev/null || true
   per=$(awk -v a="$rss" -v b="${idle_base[$t]}" -v n="$ok" 'BEGIN {if (n > 0) printf "%.0f", (a - b) * 1024 / n; else print "-"}')
-  echo "$ok $rss $per $failed" >> "$raw/S$s.$t.runs"
-  sleep 1  # let the proxy close its side before the next target's run
+  idle_result="$ok $rss $per $failed"
+}
+# Plaintext, then TLS (a handshake and one request on each): both against the RSS the proxy
+# had before its first idle connection.
+run_idle() {  # scenario target run
+  local s=$1 t=$2 i=$3 plain tls="- - - -"
+  # shellcheck disable=SC2046
+  [ -z "${idle_base[$t]:-}" ] && idle_base[$t]=$(status_kib VmRSS $(proc_tree "$t"))
+  idle_once "$s" "$t" "$i" "${port_h1[$t]}" 0
+  plain=$idle_result
+  sleep 0.5  # let the proxy close its side
+  if [ -z "${na_h2[$t]:-}" ]; then
+    idle_once "$s" "$t" "$i" "${port_h2[$t]}" 1
+    tls=$idle_result
+    sleep 0.5
+  fi
+  echo "$plain $tls" >> "$raw/S$s.$t.runs"
+}
+# Scenario 7: new TLS connections, each one handshake and one small request (Connection: close),
+# from TLS_CLIENTS processes on the load CPUs: full handshakes with the ECDSA certificate (SNI
+# localhost), with the RSA one (SNI rsa.bench), and resumed ones (the previous connection's
+# ticket). Proxy CPU µs per connection = utime+stime ÷ completed connections.
+run_tls() {  # scenario target run
+  local s=$1 t=$2 i=$3 v f conns resumed errs line="" rates="" shares="" errsum=0 k=0
+  for v in ec rsa resume; do
+    f=$raw/S$s.$t.$i.$v.tls
+    k=$((k + 1))
+    measure_begin "$t"
+    timeout $((dur + 30)) taskset -c "$load_cpus" "$python" "$here/tls_conns.py" --port "${port_h2[$t]}" \
+      --src "127.0.1.$((i * 3 + k))" --procs "$tls_clients" --seconds "$dur" \
+      --sni "$([ "$v" = rsa ] && echo rsa.bench || echo localhost)" $([ "$v" = resume ] && echo --resume) \
+      > "$f" 2>&1 || echo "tls_conns exit $?" >> "$f"
+    read -r conns resumed errs < <(awk '/^BENCH / {for (k = 2; k <= NF; k++) {split($k, kv, "="); v[kv[1]] = kv[2]}
+      print v["conns"], v["resumed"], v["errors"]; f = 1} END {if (!f) print "0 0 -1"}' "$f")
+    measure_end "$t" "$conns"
+    line+="$m_cpu "
+    rates+="$(awk -v n="$conns" -v d="$dur" 'BEGIN {printf "%.0f", n / d}') "
+    [ "$v" = resume ] && shares=$(awk -v r="$resumed" -v n="$conns" 'BEGIN {if (n > 0) printf "%.0f", r * 100 / n; else print "-"}')
+    errsum=$((errsum + errs))
+  done
+  echo "$line$rates$shares $errsum" >> "$raw/S$s.$t.runs"
 }
 
 # ---- the scenarios --------------------------------------------------------------------------
@@ -329,8 +391,9 @@ applies() {  # scenario target -> 0 when the target is measured in that scenario
   local s=$1 t=$2
   if [ -n "${na_all[$t]:-}" ]; then echo "${na_all[$t]}"; return 1; fi
   case $s in
-    2) if [ -n "${na_h2[$t]:-}" ]; then echo "${na_h2[$t]}"; return 1; fi ;;
-    4) [ "$t" = direct ] && { echo "n/a: needs a balancer"; return 1; } ;;
+    2|6|7) if [ -n "${na_h2[$t]:-}" ]; then echo "${na_h2[$t]}"; return 1; fi ;;
+    4) [ "$t" = direct ] && { echo "n/a: needs a balancer"; return 1; }
+       [ "$t" = h2o ] && { echo "n/a: one upstream socket (h2o 2.2), no balancing"; return 1; } ;;
     5) [ "$t" = direct ] && { echo "n/a: no proxy"; return 1; } ;;
   esac
   return 0
@@ -338,16 +401,20 @@ applies() {  # scenario target -> 0 when the target is measured in that scenario
 one_run() {  # scenario target run
   case $1 in
     1) run_h1 "$1" "$2" "$3" "$small_path" ;;
-    2) run_h2 "$1" "$2" "$3" ;;
+    2) run_h2 "$1" "$2" "$3" "$small_path" ;;
     3) run_h1 "$1" "$2" "$3" "$big_path" ;;
     4) run_mixed "$1" "$2" "$3" ;;
     5) run_idle "$1" "$2" "$3" ;;
+    6) run_h2 "$1" "$2" "$3" "$big_path" ;;
+    7) run_tls "$1" "$2" "$3" ;;
   esac
 }
 # Scenario 5 runs first, on proxies that have not served anything yet: memory a proxy kept from
 # earlier load would otherwise hide part of what idle connections cost.
 run_order="$(for s in $scenarios; do [ "$s" = 5 ] && echo 5; done; true) $(for s in $scenarios; do [ "$s" != 5 ] && echo "$s"; done; true)"
 for s in $run_order; do
+  dur=$base_dur
+  [ "$s" = 7 ] && dur=$hs_dur
   measured=()
   for t in $targets; do applies "$s" "$t" > /dev/null && measured+=("$t"); done
   if [ "$warm" = 1 ] && [ "$s" != 5 ]; then
@@ -381,7 +448,9 @@ title() {
     2) echo "2. HTTP/2 over TLS, ${small_path#*=} B responses — h2load -t1 -c$conns -m$h2_streams -D $dur" ;;
     3) echo "3. HTTP/1.1 keep-alive, 16 KiB responses — wrk -t1 -c$conns -d${dur}s" ;;
     4) echo "4. sync workers (concurrency = 1), mixed — fast: wrk -c$fast_conns $small_path; slow: $slow_conns connections of /sleep?ms=$slow_ms" ;;
-    5) echo "5. $idle_conns idle keep-alive connections (one request each, then idle)" ;;
+    5) echo "5. $idle_conns idle keep-alive connections (one request each, then idle), plaintext and TLS" ;;
+    6) echo "6. HTTP/2 over TLS, 16 KiB responses — h2load -t1 -c$conns -m$h2_streams -D $dur on $big_path" ;;
+    7) echo "7. new TLS 1.3 connections per second per proxy core — $tls_clients client processes, one request per connection, ${hs_dur}s per run" ;;
   esac
 }
 {
@@ -389,10 +458,13 @@ title() {
   echo
   echo "corral from $bin (source tree $(git -C "$here" describe --always --dirty 2>/dev/null || echo '?')), $(nginx -v 2>&1 | sed 's/.*: //'),"\
        "HAProxy $(haproxy -v 2>/dev/null | awk 'NR == 1 {print $3}'), $(nghttpx --version 2>/dev/null | awk '{print $2}'),"\
-       "$(wrk -v 2>&1 | awk 'NR == 1 {print $1, $2}'), h2load; $ncpu CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))."
+       "$(h2o --version 2>/dev/null | awk 'NR == 1 {print $1 "/" $3}'), $(wrk -v 2>&1 | awk 'NR == 1 {print $1, $2}'), h2load; $ncpu CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))."
   echo "$workers test-app workers on Unix sockets (concurrency $concurrency; sync pool: concurrency 1), proxy pinned to CPU $proxy_cpu,"
   echo "load and workers on CPU $load_cpus. Median of $runs interleaved run(s) of ${dur}s, (min–max). CPU = the proxy's"
   echo "utime+stime ÷ completed requests; peak RSS = the proxy's VmHWM during the run (all its processes)."
+  echo "h2o 2.2 proxies a path to one upstream URL: it sends every request to the first worker's socket (one"
+  echo "upstream socket, no balancing), the others spread them over the $workers workers. TLS: TLS 1.3, ECDSA P-256"
+  echo "certificate (RSA 2048 by SNI in scenario 7), the same files for every proxy."
   for s in $scenarios; do
     echo
     echo "## $(title "$s")"
@@ -402,22 +474,29 @@ title() {
              echo "|---|---|---|---|---|---|---|" ;;
       4) echo "| target | fast req/s | fast p50 µs | fast p99 µs | fast p99.9 µs | slow requests | proxy CPU µs/req | proxy peak RSS MiB | errors |"
          echo "|---|---|---|---|---|---|---|---|---|" ;;
-      5) echo "| target | connections held | proxy RSS MiB with them | RSS per connection, bytes | failed |"
-         echo "|---|---|---|---|---|" ;;
+      5) echo "| target | plaintext: held | RSS MiB with them | per connection, bytes | failed | TLS: held | RSS MiB with them | per connection, bytes | failed |"
+         echo "|---|---|---|---|---|---|---|---|---|" ;;
+      6) echo "| target | req/s | p50 µs | p99 µs | proxy CPU µs/req | proxy peak RSS MiB | errors |"
+         echo "|---|---|---|---|---|---|---|" ;;
+      7) echo "| target | ECDSA P-256 full: proxy CPU µs/conn | handshakes/s per core | RSA 2048 full: µs/conn | handshakes/s per core | resumed: µs/conn | handshakes/s per core | resumed share % | conns/s (ECDSA, RSA, resumed) | errors |"
+         echo "|---|---|---|---|---|---|---|---|---|---|" ;;
     esac
     for t in $targets; do
       f=$raw/S$s.$t.runs
       if ! why=$(applies "$s" "$t"); then
-        case $s in 4) row_na "$t" "$why" 9 ;; 5) row_na "$t" "$why" 5 ;; *) row_na "$t" "$why" 7 ;; esac
+        case $s in 4|5) row_na "$t" "$why" 9 ;; 7) row_na "$t" "$why" 10 ;; *) row_na "$t" "$why" 7 ;; esac
         continue
       fi
       [ -s "$f" ] || { row_na "$t" "no result" 7; continue; }
       case $s in
-        1|2|3) cpu=$(col "$f" 4); rss=$(med "$f" 5 | mib)
+        1|2|3|6) cpu=$(col "$f" 4); rss=$(med "$f" 5 | mib)
                [ "$t" = direct ] && { cpu="– (the app itself: $cpu)"; rss="– (the app: $rss)"; }
                echo "| $t | $(col "$f" 1) | $(col "$f" 2) | $(col "$f" 3) | $cpu | $rss | $(col "$f" 6) |" ;;
         4) echo "| $t | $(col "$f" 1) | $(col "$f" 2) | $(col "$f" 3) | $(col "$f" 4) | $(col "$f" 5) | $(col "$f" 6) | $(med "$f" 7 | mib) | $(col "$f" 8) |" ;;
-        5) echo "| $t | $(col "$f" 1) | $(med "$f" 2 | mib) | $(col "$f" 3) | $(col "$f" 4) |" ;;
+        5) echo "| $t | $(col "$f" 1) | $(med "$f" 2 | mib) | $(col "$f" 3) | $(col "$f" 4) | $(col "$f" 5) | $(med "$f" 6 | mib) | $(col "$f" 7) | $(col "$f" 8) |" ;;
+        7) per_core() { awk -v u="$(med "$f" "$1")" 'BEGIN {if (u > 0) printf "%.0f", 1e6 / u; else print "-"}'; }
+           echo "| $t | $(col "$f" 1) | $(per_core 1) | $(col "$f" 2) | $(per_core 2) | $(col "$f" 3) | $(per_core 3) | $(col "$f" 7) |" \
+                "$(med "$f" 4), $(med "$f" 5), $(med "$f" 6) | $(col "$f" 8) |" ;;
       esac
     done
   done
@@ -427,21 +506,33 @@ title() {
   verdict() {  # label corral_value peer_values... (lower is better) -> line
     local label=$1 mine=$2; shift 2
     local best="" p
-    for p in "$@"; do [ -n "$p" ] && { [ -z "$best" ] || awk -v a="$p" -v b="$best" 'BEGIN {exit !(a < b)}'; } && best=$p; done
-    if [ -z "$mine" ] || [ -z "$best" ]; then echo "- $label: not measured"; return; fi
+    for p in "$@"; do [[ "$p" =~ ^[0-9.]+$ ]] && { [ -z "$best" ] || awk -v a="$p" -v b="$best" 'BEGIN {exit !(a < b)}'; } && best=$p; done
+    if ! [[ "$mine" =~ ^[0-9.]+$ ]] || [ -z "$best" ]; then echo "- $label: not measured"; return; fi
     if awk -v a="$mine" -v b="$best" 'BEGIN {exit !(a <= b)}'; then echo "- $label: met (corral $mine, target $best)"
     else echo "- $label: **not met** (corral $mine, target $best)"; fi
   }
   m() { [ -s "$raw/S$1.$2.runs" ] && med "$raw/S$1.$2.runs" "$3" || true; }
   [[ " $scenarios " == *" 1 "* ]] && verdict "HTTP/1.1 small, CPU µs/req ≤ HAProxy" "$(m 1 corral 4)" "$(m 1 haproxy 4)"
-  [[ " $scenarios " == *" 2 "* ]] && verdict "HTTP/2 TLS, CPU µs/req ≤ best of nghttpx, HAProxy" "$(m 2 corral 4)" "$(m 2 nghttpx 4)" "$(m 2 haproxy 4)"
+  if [[ " $scenarios " == *" 2 "* ]]; then
+    best2=$(for p in nghttpx haproxy h2o; do m 2 "$p" 4; done | sort -g | head -1)
+    verdict "HTTP/2 TLS, CPU µs/req ≤ 0.9 × best of nghttpx, HAProxy, h2o" "$(m 2 corral 4)" "$([ -n "$best2" ] && awk -v v="$best2" 'BEGIN {print v * 0.9}')"
+  fi
   [[ " $scenarios " == *" 3 "* ]] && verdict "16 KiB, CPU µs/req ≤ HAProxy" "$(m 3 corral 4)" "$(m 3 haproxy 4)"
+  [[ " $scenarios " == *" 6 "* ]] && verdict "HTTP/2 TLS 16 KiB, CPU µs/req ≤ best peer" "$(m 6 corral 4)" "$(m 6 nginx 4)" "$(m 6 haproxy 4)" "$(m 6 nghttpx 4)" "$(m 6 h2o 4)"
+  if [[ " $scenarios " == *" 7 "* ]]; then
+    verdict "TLS full handshake ECDSA, proxy CPU µs/conn ≤ best peer" "$(m 7 corral 1)" "$(m 7 nginx 1)" "$(m 7 haproxy 1)" "$(m 7 nghttpx 1)" "$(m 7 h2o 1)"
+    verdict "TLS full handshake RSA, proxy CPU µs/conn ≤ best peer" "$(m 7 corral 2)" "$(m 7 nginx 2)" "$(m 7 haproxy 2)" "$(m 7 nghttpx 2)" "$(m 7 h2o 2)"
+    verdict "TLS resumed handshake, proxy CPU µs/conn ≤ best peer" "$(m 7 corral 3)" "$(m 7 nginx 3)" "$(m 7 haproxy 3)" "$(m 7 nghttpx 3)" "$(m 7 h2o 3)"
+  fi
   if [[ " $scenarios " == *" 4 "* ]]; then
     ng=$(m 4 nginx 3)
     verdict "mixed sync, fast p99 µs ≤ nginx's ÷ 5" "$(m 4 corral 3)" "$([ -n "$ng" ] && awk -v v="$ng" 'BEGIN {print v / 5}')"
     verdict "mixed sync, fast p99 µs ≤ HAProxy maxconn 1" "$(m 4 corral 3)" "$(m 4 haproxy 3)"
   fi
-  [[ " $scenarios " == *" 5 "* ]] && verdict "idle connections, RSS with them ≤ nginx (KiB)" "$(m 5 corral 2)" "$(m 5 nginx 2)"
+  if [[ " $scenarios " == *" 5 "* ]]; then
+    verdict "idle connections, plaintext, RSS with them ≤ nginx (KiB)" "$(m 5 corral 2)" "$(m 5 nginx 2)"
+    verdict "idle connections, TLS, RSS with them ≤ nginx (KiB)" "$(m 5 corral 6)" "$(m 5 nginx 6)"
+  fi
   true
 } > "$out/summary.md"
 cat "$out/summary.md"
