@@ -11,7 +11,7 @@ ifneq ($(SANITIZE),)
   BUILD := build-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps configure build run test test-unit test-uploads test-idle-memory test-asan bench fuzz soak soak-reload clean package package-test
+.PHONY: all deps configure build run test test-unit test-uploads test-idle-memory test-asan bench bench-profile fuzz soak soak-reload clean package package-test
 
 all: build
 
@@ -55,6 +55,12 @@ test-asan:
 bench: build
 	@packaging/install-deps.sh bench
 	BENCH_QUICK=$(BENCH_QUICK) tests/bench/run.sh $(BUILD)
+
+# make bench-profile: flame graphs (perf, cpu-clock) of corral-proxy under the h1 keep-alive and
+# the h2/TLS loads of make bench: $(BUILD)/bench/profiles/{h1,h2tls}-COMMIT.svg.
+bench-profile: build
+	@packaging/install-deps.sh bench
+	BENCH_QUICK=$(BENCH_QUICK) tests/bench/profile.sh $(BUILD)
 
 # make fuzz: every libFuzzer target of tests/fuzz (HTTP/1.1, HTTP/2 front end, FastCGI, CGI
 # head, config loader, control messages) built with clang-14 under ASan+UBSan in build-fuzz,
