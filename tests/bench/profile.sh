@@ -14,7 +14,8 @@
 # usage: tests/bench/profile.sh [BUILD_DIR]
 # env:   PROFILE_SECONDS (10; BENCH_QUICK=1: 3)  PERF_FREQ (997)  CALL_GRAPH (dwarf: unwinds through
 #        the distribution's libraries built without frame pointers; fp is lighter)  WORKERS (4)
-#        CONCURRENCY (8)  CONNS (32)  H2_STREAMS (8)
+#        CONCURRENCY (8)  CONNS (32)  H2_STREAMS (8)  PROFILE_COMMIT (the name in the file names;
+#        default: the source tree's short hash)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
@@ -32,7 +33,7 @@ h2_streams=${H2_STREAMS:-8}
 
 need_tools "bench profile" perf wrk h2load openssl taskset python3
 bench_begin "bench profile" profile-raw crl-prof
-commit=$(git -C "$here" describe --always --dirty 2>/dev/null || echo unknown)
+commit=${PROFILE_COMMIT:-$(git -C "$here" describe --always --dirty 2>/dev/null || echo unknown)}
 profiles=$out/profiles
 mkdir -p "$profiles"
 

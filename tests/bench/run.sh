@@ -412,7 +412,14 @@ one_run() {  # scenario target run
 # Scenario 5 runs first, on proxies that have not served anything yet: memory a proxy kept from
 # earlier load would otherwise hide part of what idle connections cost.
 run_order="$(for s in $scenarios; do [ "$s" = 5 ] && echo 5; done; true) $(for s in $scenarios; do [ "$s" != 5 ] && echo "$s"; done; true)"
+# Wall time of each part, for the table at the end: "part seconds measured_seconds".
+wall=$out/wall.txt
+: > "$wall"
+part_start=$SECONDS
+log "set-up done in ${part_start}s"
+echo "set-up $part_start 0" >> "$wall"
 for s in $run_order; do
+  part_start=$SECONDS
   dur=$base_dur
   [ "$s" = 7 ] && dur=$hs_dur
   measured=()
@@ -431,6 +438,9 @@ for s in $run_order; do
       one_run "$s" "$t" "$i"
     done
   done
+  # measured: the seconds of load in the recorded runs (scenario 5: none fixed)
+  case $s in 5) mdur=0 ;; 7) mdur=$((3 * dur)) ;; 4) mdur=$((dur + 1)) ;; *) mdur=$dur ;; esac
+  echo "scenario-$s $((SECONDS - part_start)) $((runs * ${#measured[@]} * mdur))" >> "$wall"
 done
 
 # ---- summary ---------------------------------------------------------------------------------
@@ -549,9 +559,25 @@ cat "$out/summary.md"
 #   compress   a 100 KiB JSON answer compressed by corral, gzip and brotli at several levels,
 #              and by nginx's gzip at the same levels
 #   static     a 1 KiB and a 1 MiB file served by corral-proxy itself against nginx's sendfile
+part_start=$SECONDS
 cleanup
 trap - EXIT
+echo "stop $((SECONDS - part_start)) 0" >> "$wall"
+failed_sides=""
 for side in wsgi legacy admin websocket compress static; do
   enabled=${side^^}_BENCH
-  if [ "${!enabled:-1}" = 1 ]; then "$here/$side.sh" "$build"; fi
+  if [ "${!enabled:-1}" = 1 ]; then
+    part_start=$SECONDS
+    "$here/$side.sh" "$build" || { echo "bench: $side.sh failed" >&2; failed_sides+=" $side"; }
+    echo "$side.sh $((SECONDS - part_start)) -" >> "$wall"
+  fi
 done
+{
+  echo
+  echo "## Wall time"
+  echo
+  echo "| part | seconds | of which load in recorded runs |"
+  echo "|---|---|---|"
+  awk '{printf "| %s | %d | %s |\n", $1, $2, $3; t += $2} END {printf "| total | %d (%.1f min) | |\n", t, t / 60}' "$wall"
+} | tee -a "$out/summary.md"
+[ -z "$failed_sides" ] || { echo "bench: failed:$failed_sides" >&2; exit 1; }
