@@ -33,6 +33,7 @@ workers=${WORKERS:-4}
 concurrency=${CONCURRENCY:-8}
 conns=${CONNS:-32}
 scrapes=${SCRAPES:-200}
+[ "${BENCH_QUICK:-0}" = 1 ] && scrapes=${SCRAPES:-50}  # a smoke run: 200 curl starts per URL are most of its time
 path='/big?bytes=100'
 target_pct=3
 

@@ -27,7 +27,7 @@
 #        RUNS (3)  SECONDS_PER_RUN (10)  HANDSHAKE_SECONDS (4, scenario 7's runs)
 #        SCENARIOS ("1 2 3 4 5 6 7")  TARGETS ("corral nginx haproxy nghttpx h2o direct")
 #        WORKERS (4)  CONCURRENCY (8)  CONNS (32)  H2_STREAMS (8)  FAST_CONNS (16)
-#        SLOW_CONNS (2)  SLOW_MS (200)  IDLE_CONNS (10000)  TLS_CLIENTS (4)
+#        SLOW_CONNS (2)  SLOW_MS (200)  IDLE_CONNS (10000)  IDLE_TLS_CONNS (2000)  TLS_CLIENTS (4)
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,8 +35,12 @@ build=${1:-build}
 bin=$(cd "$build/bin" && pwd)
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   runs=${RUNS:-1}; dur=${SECONDS_PER_RUN:-2}; idle_conns=${IDLE_CONNS:-1000}; warm=0; hs_dur=${HANDSHAKE_SECONDS:-2}
+  idle_tls_conns=${IDLE_TLS_CONNS:-500}
 else
   runs=${RUNS:-3}; dur=${SECONDS_PER_RUN:-10}; idle_conns=${IDLE_CONNS:-10000}; warm=1; hs_dur=${HANDSHAKE_SECONDS:-4}
+  # A Python client does a few hundred TLS handshakes a second on one load CPU: 10,000 would
+  # take minutes per target and run; 2000 hold 30 MB of TLS state, plenty for a per-connection figure.
+  idle_tls_conns=${IDLE_TLS_CONNS:-2000}
 fi
 base_dur=$dur
 scenarios=${SCENARIOS:-1 2 3 4 5 6 7}
@@ -326,16 +330,16 @@ run_mixed() {  # scenario target run
   echo "$rps $p50 $p99 $p999 $sreqs $m_cpu $m_peak $((errs + serrs))" >> "$raw/S$s.$t.runs"
 }
 declare -A idle_base
-idle_once() {  # scenario target run port tls(0/1) -> sets idle_result="held rss_kib per_conn_bytes failed"
-  local s=$1 t=$2 i=$3 port=$4 tls=$5 tree rss line ok failed per
+idle_once() {  # scenario target run port tls(0/1) count -> sets idle_result="held rss_kib per_conn_bytes failed"
+  local s=$1 t=$2 i=$3 port=$4 tls=$5 count=$6 tree rss line ok failed per
   tree=$(proc_tree "$t" | tr '\n' ' ')
   coproc IDLE { exec timeout 150 taskset -c "$load_cpus" "$python" "$here/idle_conns.py" --port "$port" \
-                  $([ "$tls" = 1 ] && echo --tls) --src "127.0.$tls.$((i + 1))" --conns "$idle_conns" --deadline 90 --hold 120 \
+                  $([ "$tls" = 1 ] && echo --tls) --src "127.0.$tls.$((i + 1))" --conns "$count" --deadline 90 --hold 120 \
                   2> "$raw/S$s.$t.$i.idle$([ "$tls" = 1 ] && echo -tls).log"; }
   local idle_pid=$IDLE_PID
   line=""
   read -r -t 120 -u "${IDLE[0]}" line || true
-  read -r _ ok failed <<< "${line:-x 0 $idle_conns}"
+  read -r _ ok failed <<< "${line:-x 0 $count}"
   sleep 0.5
   # shellcheck disable=SC2086
   rss=$(status_kib VmRSS $tree)
@@ -351,11 +355,11 @@ run_idle() {  # scenario target run
   local s=$1 t=$2 i=$3 plain tls="- - - -"
   # shellcheck disable=SC2046
   [ -z "${idle_base[$t]:-}" ] && idle_base[$t]=$(status_kib VmRSS $(proc_tree "$t"))
-  idle_once "$s" "$t" "$i" "${port_h1[$t]}" 0
+  idle_once "$s" "$t" "$i" "${port_h1[$t]}" 0 "$idle_conns"
   plain=$idle_result
   sleep 0.5  # let the proxy close its side
   if [ -z "${na_h2[$t]:-}" ]; then
-    idle_once "$s" "$t" "$i" "${port_h2[$t]}" 1
+    idle_once "$s" "$t" "$i" "${port_h2[$t]}" 1 "$idle_tls_conns"
     tls=$idle_result
     sleep 0.5
   fi
@@ -458,7 +462,7 @@ title() {
     2) echo "2. HTTP/2 over TLS, ${small_path#*=} B responses — h2load -t1 -c$conns -m$h2_streams -D $dur" ;;
     3) echo "3. HTTP/1.1 keep-alive, 16 KiB responses — wrk -t1 -c$conns -d${dur}s" ;;
     4) echo "4. sync workers (concurrency = 1), mixed — fast: wrk -c$fast_conns $small_path; slow: $slow_conns connections of /sleep?ms=$slow_ms" ;;
-    5) echo "5. $idle_conns idle keep-alive connections (one request each, then idle), plaintext and TLS" ;;
+    5) echo "5. idle keep-alive connections (one request each, then idle): $idle_conns plaintext, then $idle_tls_conns TLS" ;;
     6) echo "6. HTTP/2 over TLS, 16 KiB responses — h2load -t1 -c$conns -m$h2_streams -D $dur on $big_path" ;;
     7) echo "7. new TLS 1.3 connections per second per proxy core — $tls_clients client processes, one request per connection, ${hs_dur}s per run" ;;
   esac
