@@ -544,8 +544,8 @@ title() {
     verdict "mixed sync, fast p99 µs ≤ HAProxy maxconn 1" "$(m 4 corral 3)" "$(m 4 haproxy 3)"
   fi
   if [[ " $scenarios " == *" 5 "* ]]; then
-    verdict "idle connections, plaintext, RSS with them ≤ nginx (KiB)" "$(m 5 corral 2)" "$(m 5 nginx 2)"
-    verdict "idle connections, TLS, RSS with them ≤ nginx (KiB)" "$(m 5 corral 6)" "$(m 5 nginx 6)"
+    verdict "idle connections, plaintext, RSS per connection ≤ nginx (bytes)" "$(m 5 corral 3)" "$(m 5 nginx 3)"
+    verdict "idle connections, TLS, RSS per connection ≤ nginx (bytes)" "$(m 5 corral 7)" "$(m 5 nginx 7)"
   fi
   true
 } > "$out/summary.md"
