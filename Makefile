@@ -50,8 +50,10 @@ test-idle-memory: build
 test-asan:
 	$(MAKE) test SANITIZE=address,undefined
 
-# make bench: every scenario against corral, nginx, HAProxy, nghttpx and the app (~12 min);
-# BENCH_QUICK=1 make bench: a ~2 min smoke run. Results in $(BUILD)/bench/summary.md.
+# make bench: every scenario against corral, nginx, HAProxy, nghttpx, h2o and the app, then the
+# side runs (about 32 min of load: tests/bench/README.md, "Wall time of a default run");
+# BENCH_QUICK=1 make bench: a smoke run (~9 min on a busy 2-CPU machine). Results and the wall
+# time of every part in $(BUILD)/bench/summary.md.
 bench: build
 	@packaging/install-deps.sh bench
 	BENCH_QUICK=$(BENCH_QUICK) tests/bench/run.sh $(BUILD)
