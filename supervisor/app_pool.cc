@@ -137,9 +137,14 @@ WorkerSlot* AppPool::add_worker() {
   } else {
     auto fd = net::listen_unix(s->socket_path(), 1024, 0660);
     if (!fd) {
-      CORRAL_LOG(Error, s->tag()) << fd.error().message();
+      // Tried again every second while a worker waits for this replacement: logged once a minute.
+      if (uint64_t held = 0; socket_errors_.allow(&held)) {
+        CORRAL_LOG(Error, s->tag()) << "cannot create its socket: " << fd.error().message()
+                                    << (held ? " (" + std::to_string(held) + " more failures since the last line)" : "");
+      }
       return nullptr;
     }
+    socket_errors_.reset();
     s->listen_fd = std::move(*fd);
     s->listen_inode = socket_inode(s->listen_fd.get());
     struct stat st {};
@@ -473,14 +478,19 @@ void AppPool::ensure_count() {
 
 void AppPool::retire_ready_ones() {
   if (stopping_) return;
-  int ready_active = 0;
-  for (auto& s : slots_) ready_active += !s->retiring() && s->state() == WorkerSlot::State::Ready;
+  int ready_active = 0, active = 0;
+  for (auto& s : slots_) {
+    ready_active += !s->retiring() && s->state() == WorkerSlot::State::Ready;
+    active += !s->retiring();
+  }
   for (auto& s : slots_) {
     if (!s->retiring()) continue;
     switch (s->state()) {
       case WorkerSlot::State::Ready:
-        // Make before break: it serves until the app is back at full ready capacity.
-        if (ready_active >= desired_ || s->hung || s->unreachable) drain(*s);
+        // Make before break: it serves until the app is back at full ready capacity. One
+        // the proxy cannot reach any more (or hung) goes once its replacement is started;
+        // with none (its socket could not be made) it serves on over the open connections.
+        if (ready_active >= desired_ || ((s->hung || s->unreachable) && active >= desired_)) drain(*s);
         break;
       case WorkerSlot::State::Starting:
       case WorkerSlot::State::BackingOff:

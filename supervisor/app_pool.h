@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/base/log_throttle.h"
 #include "common/control/messages.h"
 #include "common/ev/loop.h"
 #include "conf/config.h"
@@ -87,7 +88,9 @@ class AppPool {
   /// Checks every worker's socket (periodic, every second; app_pool_sockets.cc):
   /// - its file is gone or is another file (runtime_dir removed, a cleanup job): the proxy
   ///   cannot reach it, so the worker is replaced make before break with a new socket
-  ///   ("socket_removed"; it finishes what it holds over kept connections);
+  ///   ("socket_removed"; it finishes what it holds over kept connections, and drains only
+  ///   once its replacement is started: while none can be made, it serves on and the
+  ///   replacement is tried again at every check);
   /// - connections wait in the backlog of the socket the supervisor keeps for it while no
   ///   process of the worker holds that socket any more (it closed it): restarted in place
   ///   ("socket_closed"), so the waiting requests are served by its next incarnation.
@@ -189,6 +192,7 @@ class AppPool {
   bool self_binds_ = false;
   bool stopping_ = false;
   bool sweep_posted_ = false;
+  LogThrottle socket_errors_{std::chrono::minutes(1)};  ///< add_worker: a socket that cannot be made
   std::mt19937_64 rng_{std::random_device{}()};
 };
 

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -61,6 +62,14 @@ int AppPool::check_sockets() {
   std::vector<WorkerSlot*> current;
   for (auto& s : slots_) current.push_back(s.get());
   for (WorkerSlot* s : current) replaced += check_socket(*s, false) ? 1 : 0;
+  // A worker the proxy cannot reach whose replacement could not be made (its socket: runtime_dir
+  // not there again yet) still serves: try again.
+  if (replaced == 0 && std::any_of(slots_.begin(), slots_.end(), [](auto& s) {
+        return s->unreachable && s->state() == WorkerSlot::State::Ready;
+      })) {
+    ensure_count();
+    retire_ready_ones();
+  }
   return replaced;
 }
 

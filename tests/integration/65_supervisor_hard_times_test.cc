@@ -311,6 +311,36 @@ TEST_F(HardTimesTest, ASocketThatTookAWorkersPathIsLeftThere) {
   expect_back_to_normal();
 }
 
+// A worker's socket file is removed and its replacement's socket cannot be made at first (a
+// file that is not a socket holds the next worker's path): the worker is not drained with
+// nothing to take over; it serves on until a replacement, tried again every second, runs.
+TEST_F(HardTimesTest, AnUnreachableWorkerServesOnUntilItsReplacementStarts) {
+  config_.app("demo").workers(1);
+  allowed_errors_ = {"cannot create its socket"};
+  ASSERT_NO_FATAL_FAILURE(start());
+  const auto before = CorralProcess::worker_pids(corral_->status(), "demo");
+  const auto sockets = CorralProcess::worker_sockets(corral_->status(), "demo");
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(sockets.size(), 1u);
+  const std::string dir = sockets[0].substr(0, sockets[0].rfind('/'));
+  std::ofstream(dir + "/demo.1.sock") << "not a socket";
+  ASSERT_EQ(::unlink(sockets[0].c_str()), 0);
+  ASSERT_TRUE(wait_until([&] { return count_log("cannot create its socket") > 0; }, 5s));
+  EXPECT_TRUE(wait_status(
+      [&](const nlohmann::json& s) {
+        auto now = CorralProcess::worker_pids(s, "demo");
+        return now.size() == 1 && now[0] > 0 && now[0] != before[0];
+      },
+      15s))
+      << "the app did not get its worker back: " << corral_->status().dump();
+  auto deaths = app_status("demo")["recent_deaths"];
+  ASSERT_FALSE(deaths.empty());
+  EXPECT_EQ(deaths[0].value("pid", 0), before[0]);
+  EXPECT_EQ(deaths[0].value("reason", ""), "socket_removed") << deaths.dump();
+  ::unlink((dir + "/demo.1.sock").c_str());
+  expect_back_to_normal();
+}
+
 // ---- workers that fork away ----
 
 // A worker daemonizes two processes (double fork + setsid, out of its process group); one of
