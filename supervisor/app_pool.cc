@@ -205,7 +205,7 @@ void AppPool::spawn(WorkerSlot& s) {
   apply(s, WorkerSlot::Event::Spawn);
   if (s.generation > 0) ++s.restarts;
   ++s.generation;
-  s.term_sent = s.kill_sent = s.hung = s.unreachable = false;
+  s.term_sent = s.kill_sent = false;
   s.stop_reason.clear();
   s.in_flight = s.requests = 0;
   s.max_requests = pick_max_requests();
@@ -401,11 +401,10 @@ WorkerSlot* AppPool::find(int slot, uint64_t generation) {
 
 void AppPool::on_hung(int slot, uint64_t generation, const std::string& request_id) {
   WorkerSlot* s = find(slot, generation);
-  if (!s || s->pid <= 0 || s->hung) return;  // already replaced or being killed
+  if (!s || s->pid <= 0 || s->hung() || s->term_sent) return;  // already replaced or being stopped
   CORRAL_LOG(Warn, s->tag()) << "worker pid " << s->pid << " timed out request " << request_id
                              << "; replacing it (SIGTERM, SIGKILL after " << format_duration(s->config().kill_timeout)
                              << ")";
-  s->hung = true;
   replace(*s, "timeout");
   // It takes no new requests and what it holds has timed out: no point waiting for the replacement.
   terminate(*s, SIGTERM, s->config().kill_timeout);
@@ -490,7 +489,7 @@ void AppPool::retire_ready_ones() {
         // Make before break: it serves until the app is back at full ready capacity. One
         // the proxy cannot reach any more (or hung) goes once its replacement is started;
         // with none (its socket could not be made) it serves on over the open connections.
-        if (ready_active >= desired_ || ((s->hung || s->unreachable) && active >= desired_)) drain(*s);
+        if (ready_active >= desired_ || ((s->hung() || s->unreachable()) && active >= desired_)) drain(*s);
         break;
       case WorkerSlot::State::Starting:
       case WorkerSlot::State::BackingOff:
@@ -692,7 +691,7 @@ void AppPool::append_slots(std::vector<control::SlotInfo>& out) const {
     i.generation = s->generation;
     i.path = s->socket_path();
     i.concurrency = s->config().concurrency;
-    i.accepting = st == WorkerSlot::State::Ready && !s->hung && !s->term_sent;
+    i.accepting = st == WorkerSlot::State::Ready && !s->hung() && !s->term_sent;
     i.pid = s->pid;
     i.max_requests = s->retiring() ? 0 : s->max_requests;
     out.push_back(std::move(i));

@@ -65,7 +65,7 @@ int AppPool::check_sockets() {
   // A worker the proxy cannot reach whose replacement could not be made (its socket: runtime_dir
   // not there again yet) still serves: try again.
   if (replaced == 0 && std::any_of(slots_.begin(), slots_.end(), [](auto& s) {
-        return s->unreachable && s->state() == WorkerSlot::State::Ready;
+        return s->unreachable() && s->state() == WorkerSlot::State::Ready;
       })) {
     ensure_count();
     retire_ready_ones();
@@ -87,12 +87,11 @@ bool AppPool::check_socket(WorkerSlot& s, bool refused) {
                                 << "; replacing the worker with one on a new socket (requests wait in the queue meanwhile)";
       // The proxy cannot open connections to it: it takes nothing new from now on and
       // finishes what it holds over the connections already open.
-      s.unreachable = true;
       replace(s, "socket_removed");
       return true;
     }
   }
-  if (state != WorkerSlot::State::Ready || s.pid <= 0 || s.hung || s.term_sent) return false;
+  if (state != WorkerSlot::State::Ready || s.pid <= 0 || s.hung() || s.term_sent) return false;
   if (s.listen_fd) {
     // Requests wait in the backlog of the socket we keep for it. Only when they keep waiting
     // is it worth reading /proc: a busy worker holds its socket.

@@ -76,6 +76,11 @@ class WorkerSlot {
   std::string tag() const;
   /// Retired: it will not be restarted and goes once its replacement is ready.
   bool retiring() const { return !retire_reason.empty(); }
+  /// Replaced because a request timed out on it: takes no new requests.
+  bool hung() const { return retire_reason == "timeout"; }
+  /// Replaced because its socket file is gone (the proxy cannot reach it): drained once its
+  /// replacement is started, not once that one is ready.
+  bool unreachable() const { return retire_reason == "socket_removed"; }
 
   // Process bookkeeping, written by AppPool.
   pid_t pid = 0;
@@ -84,8 +89,6 @@ class WorkerSlot {
   bool self_binds = false;     ///< "{socket}" in command/env: the app binds socket_path itself
   bool kill_sent = false;      ///< we sent SIGKILL (so a SIGKILL death is not an OOM guess)
   bool term_sent = false;      ///< we asked it to stop
-  bool hung = false;           ///< a request timed out on it: no new requests
-  bool unreachable = false;    ///< its socket file is gone: drained at once, not after its replacement is ready
   std::string retire_reason;   ///< why it is being replaced: reload, scale, max_requests, max_rss, timeout, stop
   std::string stop_reason;     ///< why the current process was asked to stop (boot_timeout, ...) when not retiring
   uint64_t max_requests = 0;   ///< this incarnation's max_requests (jitter applied); 0 = never
