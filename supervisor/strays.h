@@ -49,8 +49,6 @@ class Strays {
   /// strays whose possible makers are all gone and returns them.
   std::vector<Killed> scan(const std::vector<pid_t>& known, const std::vector<WorkerRef>& running,
                            const std::vector<WorkerRef>& exited);
-  /// Strays being watched (alive, their maker still running).
-  size_t watched() const { return strays_.size(); }
   /// Children left alone: there at start(), or no worker can have made them.
   size_t ignored() const { return ignored_.size(); }
 

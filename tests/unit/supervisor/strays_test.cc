@@ -43,7 +43,6 @@ TEST(StraysTest, AChildNoWorkerCanHaveMadeIsLeftAlone) {
   EXPECT_TRUE(strays.scan({}, {}, {}).empty());
   EXPECT_TRUE(running(orphan)) << "a child with no possible owner was killed";
   EXPECT_EQ(strays.ignored(), 1u);
-  EXPECT_EQ(strays.watched(), 0u);
   reap(orphan);
 }
 
@@ -74,8 +73,7 @@ TEST(StraysTest, AStrayIsKilledOnceTheWorkersThatMayHaveMadeItAreGone) {
   ASSERT_GT(stray, 0);
   const WorkerRef w{"demo", 3, worker, 0};
   EXPECT_TRUE(strays.scan({worker}, {w}, {}).empty());
-  EXPECT_EQ(strays.watched(), 1u);
-  EXPECT_TRUE(running(stray));
+  EXPECT_TRUE(running(stray)) << "killed while the worker that may have made it runs";
   reap(worker);
   auto killed = strays.scan({}, {}, {w});
   ASSERT_EQ(killed.size(), 1u);
