@@ -2,17 +2,15 @@
 // listening socket. See check_sockets() in app_pool.h.
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
 #include "common/base/log.h"
 #include "common/base/units.h"
+#include "common/net/socket.h"
 #include "supervisor/app_pool.h"
 #include "supervisor/process_tree.h"
 
@@ -23,19 +21,6 @@ namespace {
 bool backlog_waiting(int fd) {
   pollfd p{fd, POLLIN, 0};
   return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
-}
-
-// What a client connecting to `path` now gets: 0 (taken, or queued in a backlog), or the
-// errno of an immediate failure (ECONNREFUSED: nobody listens; ENOENT; EAGAIN: backlog full).
-int try_connect(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return errno;
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::memcpy(sa.sun_path, path.c_str(), std::min(path.size() + 1, sizeof sa.sun_path - 1));
-  int err = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 ? 0 : errno;
-  ::close(fd);
-  return err == EINPROGRESS ? 0 : err;
 }
 
 // Whether the worker's process group still has the socket open: Yes when one of them
@@ -115,8 +100,8 @@ bool AppPool::check_socket(WorkerSlot& s, bool refused) {
   }
   if (refused) {
     // A self-binding worker: what the proxy saw, tried again from here.
-    const int err = try_connect(s.socket_path());
-    if (err == ECONNREFUSED)
+    auto c = net::connect_unix(s.socket_path());  // taken or queued: fine
+    if (!c && c.error().sys_errno == ECONNREFUSED)
       restart_not_listening(s, "connections to " + s.socket_path() + " are refused (it closed its socket)");
   }
   return false;
