@@ -8,17 +8,12 @@
 
 #include "common/base/crash.h"
 #include "common/base/log.h"
+#include "common/base/strings.h"
 #include "supervisor/arbiter.h"
 
 namespace corral::supervisor {
 namespace {
 constexpr const char* kTag = "supervisor";
-
-std::string join(const std::vector<std::string>& parts, const char* sep) {
-  std::string out;
-  for (auto& p : parts) out += (out.empty() ? "" : sep) + p;
-  return out;
-}
 }  // namespace
 
 void Arbiter::upkeep() {
@@ -109,17 +104,16 @@ std::vector<Arbiter::LeftoverNote> Arbiter::sweep_strays(const std::vector<Worke
   });
   std::vector<LeftoverNote> notes;
   for (auto& k : strays_.scan(known, running, exited)) {
-    std::string list;
-    for (auto& [pid, cmd] : k.processes)
-      list += (list.empty() ? "" : ", ") + std::to_string(pid) + (cmd.empty() ? std::string() : " (" + cmd + ")");
+    std::vector<std::string> procs;
+    for (auto& [pid, cmd] : k.processes) procs.push_back(std::to_string(pid) + (cmd.empty() ? std::string() : " (" + cmd + ")"));
+    const std::string list = join(procs, ", ");
     const std::string note = std::to_string(k.processes.size()) + " process(es) left running: " + list;
     if (k.owner.pid == 0) {
       // Which worker made them is not known: on no worker's death record, in the status.
-      std::string makers;
+      std::vector<std::string> makers;
       for (auto& w : k.makers)
-        makers += (makers.empty() ? "" : ", ") + std::string("app=") + w.app + " worker=" + std::to_string(w.worker) +
-                  " pid " + std::to_string(w.pid);
-      const std::string line = note + "; made by one of the workers " + makers + " (which one is not known); killed";
+        makers.push_back("app=" + w.app + " worker=" + std::to_string(w.worker) + " pid " + std::to_string(w.pid));
+      const std::string line = note + "; made by one of the workers " + join(makers, ", ") + " (which one is not known); killed";
       CORRAL_LOG(Warn, kTag) << line;
       unattributed_leftovers_.push_back(line.substr(0, DeathLog::kMaxLine));
       while (unattributed_leftovers_.size() > kUnattributedKept) unattributed_leftovers_.pop_front();

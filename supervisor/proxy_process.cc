@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <variant>
 
@@ -22,12 +21,9 @@ constexpr std::chrono::milliseconds kHeartbeatCheck{1'000};
 // The proxy reports every second: this much silence is worth one warning.
 constexpr std::chrono::milliseconds kSilenceWarning{3'000};
 
-double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
+// "3.2s", "2m05s" (format_uptime).
 std::string format_seconds(std::chrono::steady_clock::duration d) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1fs", seconds(d));
-  return buf;
+  return format_uptime(std::chrono::duration_cast<std::chrono::milliseconds>(d));
 }
 }  // namespace
 

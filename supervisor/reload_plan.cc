@@ -4,6 +4,8 @@
 #include <map>
 #include <set>
 
+#include "common/base/strings.h"
+
 namespace corral::supervisor {
 namespace {
 
@@ -245,18 +247,13 @@ const AppDiff* ReloadPlan::app(const std::string& name) const {
 
 std::vector<std::string> ReloadPlan::describe() const {
   std::vector<std::string> out;
-  auto join = [](const std::vector<std::string>& v) {
-    std::string s;
-    for (auto& x : v) s += (s.empty() ? "" : ", ") + x;
-    return s;
-  };
   if (!refused.empty()) out.push_back("refused: " + refused);
   for (auto& l : listeners) {
     switch (l.action) {
       case ListenerDiff::Action::Keep: break;
       case ListenerDiff::Action::Add: out.push_back("listener added: " + l.address); break;
       case ListenerDiff::Action::Remove: out.push_back("listener removed: " + l.address); break;
-      case ListenerDiff::Action::Update: out.push_back("listener " + l.address + ": " + join(l.reasons)); break;
+      case ListenerDiff::Action::Update: out.push_back("listener " + l.address + ": " + join(l.reasons, ", ")); break;
     }
   }
   for (auto& a : apps) {
@@ -264,13 +261,13 @@ std::vector<std::string> ReloadPlan::describe() const {
       case AppDiff::Action::Keep: break;
       case AppDiff::Action::Add: out.push_back("app " + a.name + ": added"); break;
       case AppDiff::Action::Remove: out.push_back("app " + a.name + ": removed (draining)"); break;
-      case AppDiff::Action::Replace: out.push_back("app " + a.name + ": new generation (" + join(a.reasons) + ")"); break;
-      case AppDiff::Action::Update: out.push_back("app " + a.name + ": " + join(a.reasons)); break;
+      case AppDiff::Action::Replace: out.push_back("app " + a.name + ": new generation (" + join(a.reasons, ", ") + ")"); break;
+      case AppDiff::Action::Update: out.push_back("app " + a.name + ": " + join(a.reasons, ", ")); break;
     }
   }
   for (auto& r : routes) out.push_back(r);
-  if (!proxy.empty()) out.push_back("proxy settings updated: " + join(proxy));
-  if (!supervisor.empty()) out.push_back("supervisor settings updated: " + join(supervisor));
+  if (!proxy.empty()) out.push_back("proxy settings updated: " + join(proxy, ", "));
+  if (!supervisor.empty()) out.push_back("supervisor settings updated: " + join(supervisor, ", "));
   for (auto& r : on_restart) out.push_back(r + ": applies when corral restarts");
   if (out.empty()) out.push_back("nothing changed");
   return out;

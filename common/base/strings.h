@@ -42,6 +42,16 @@ inline std::optional<uint64_t> parse_decimal(std::string_view s) {
   return v;
 }
 
+/// The parts with `sep` between them ("a, b, c").
+inline std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
 /// True when the comma-separated list `list` holds `token` (any case). Each element is
 /// trimmed and cut at the first of `cut` ("gzip;q=1" is gzip; with "/" too, "websocket/13"
 /// is websocket).
