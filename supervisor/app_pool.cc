@@ -272,10 +272,18 @@ void AppPool::on_boot_timeout(WorkerSlot& s) {
                              << (s.last_probe.empty() ? std::string() : "; readiness probe " + s.last_probe);
   s.probe->cancel();
   s.poll_timer->cancel();
-  s.stop_reason = "boot_timeout";
-  s.term_sent = true;
-  ::kill(-s.pid, SIGTERM);
-  s.kill_timer->arm(s.config().kill_timeout);
+  restart_in_place(s, "boot_timeout");
+}
+
+void AppPool::restart_in_place(WorkerSlot& s, const std::string& reason) {
+  s.stop_reason = reason;
+  signal_group(s, SIGTERM, s.config().kill_timeout);
+}
+
+void AppPool::signal_group(WorkerSlot& s, int sig, std::chrono::milliseconds kill_after) {
+  s.term_sent = true;  // takes nothing new (accepting = false)
+  ::kill(-s.pid, sig);
+  s.kill_timer->arm(kill_after);
 }
 
 void AppPool::set_up(WorkerSlot& s) {
@@ -528,9 +536,7 @@ void AppPool::terminate(WorkerSlot& s, int sig, std::chrono::milliseconds kill_a
   s.drain_timer->cancel();
   if (s.state() == WorkerSlot::State::Draining || s.state() == WorkerSlot::State::Ready) apply(s, WorkerSlot::Event::Stop);
   if (s.pid <= 0 || s.term_sent) return;
-  s.term_sent = true;
-  ::kill(-s.pid, sig);
-  s.kill_timer->arm(kill_after);
+  signal_group(s, sig, kill_after);
 }
 
 void AppPool::reconfigure(conf::App app, bool new_generation) {
@@ -624,11 +630,7 @@ void AppPool::stop(int sig, std::chrono::milliseconds kill_after) {
     s->boot_timer->cancel();
     s->drain_timer->cancel();
     if (s->state() != WorkerSlot::State::Stopping) apply(*s, WorkerSlot::Event::Stop);
-    if (s->pid > 0) {
-      s->term_sent = true;
-      ::kill(-s->pid, sig);
-      s->kill_timer->arm(kill_after);
-    }
+    if (s->pid > 0) signal_group(*s, sig, kill_after);
   }
 }
 

@@ -156,6 +156,11 @@ class AppPool {
   void replace(WorkerSlot& s, const std::string& reason);
   void drain(WorkerSlot& s);
   void terminate(WorkerSlot& s, int sig, std::chrono::milliseconds kill_after);
+  /// The stop sequence of a process: `sig` to its process group, SIGKILL after kill_after.
+  void signal_group(WorkerSlot& s, int sig, std::chrono::milliseconds kill_after);
+  /// Stops the current process so that the worker restarts in place (same id and socket):
+  /// `reason` is its death record's (boot_timeout, socket_closed).
+  void restart_in_place(WorkerSlot& s, const std::string& reason);
   /// One worker's socket checks (see check_sockets); refused: the proxy's connect to it
   /// failed, so a self-binding worker's socket is tried too. True when it was replaced
   /// for a removed socket.

@@ -1,7 +1,6 @@
 // AppPool's socket checks: a worker socket removed from runtime_dir, a worker that closed its
 // listening socket. See check_sockets() in app_pool.h.
 #include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,10 +110,7 @@ void AppPool::restart_not_listening(WorkerSlot& s, const std::string& why) {
   CORRAL_LOG(Error, s.tag()) << "pid " << s.pid << " does not listen any more: " << why
                              << "; restarting it (SIGTERM, SIGKILL after " << format_duration(s.config().kill_timeout)
                              << ")" << (s.listen_fd ? "; the waiting requests go to its next process" : "");
-  s.stop_reason = "socket_closed";
-  s.term_sent = true;  // takes nothing new (accepting = false)
-  ::kill(-s.pid, SIGTERM);
-  s.kill_timer->arm(s.config().kill_timeout);
+  restart_in_place(s, "socket_closed");
   on_pool_changed_();
 }
 
