@@ -181,7 +181,6 @@ Result<void> Arbiter::start() {
                            << ": processes that workers fork away are not cleaned up";
   }
   strays_.start();  // children we had before any worker (inherited across exec) are not strays
-  if (auto r = make_dirs(dir, 0755); !r) return r;
   auto bound = bind_listeners(config_.listeners);
   if (!bound) return fail(bound.error());
   listeners_ = std::move(*bound);

@@ -19,7 +19,7 @@
 // SIGINT to the proxy and SIGTERM to the workers at once, SIGKILL after 1 s.
 //
 // Upkeep, every second (arbiter_upkeep.cc): max_rss; runtime_dir, control.sock and temp_dir
-// still there (removed: made and bound again, logged once); every worker's socket
+// still there (removed: made and bound again, logged once; what cannot be, once a minute); every worker's socket
 // (AppPool::check_sockets); leftovers of workers (Strays: the supervisor is their
 // subreaper), also looked for right after every reaped worker, before it restarts.
 #include <sys/types.h>
@@ -34,6 +34,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/base/log_throttle.h"
 #include "common/ev/loop.h"
 #include "conf/config.h"
 #include "supervisor/app_pool.h"
@@ -184,6 +185,8 @@ class Arbiter {
   dev_t runtime_dev_ = 0;  // runtime_dir as made at start (or last made again)
   ino_t runtime_ino_ = 0;
   bool runtime_dir_failing_ = false;  // logged that it cannot be made again
+  LogThrottle control_sock_failures_{std::chrono::minutes(1)};  // control.sock cannot be bound again
+  LogThrottle temp_dir_failures_{std::chrono::minutes(1)};      // temp_dir cannot be made again
   ev::Timer watchdog_timer_;
   struct PendingQuery {
     std::chrono::steady_clock::time_point deadline;

@@ -61,19 +61,26 @@ void Arbiter::check_runtime_dir() {
     done.push_back(std::string(dir_there ? "runtime_dir " + dir + " was replaced" : "runtime_dir " + dir + " was removed") +
                    " while corral runs: made it again");
   }
+  // Tried again every second; a failure is logged at once, then once a minute.
+  auto failed = [&](LogThrottle& limit, const std::string& what) {
+    if (uint64_t held = 0; limit.allow(&held))
+      done.push_back(what + (held ? " (" + std::to_string(held) + " more failures since the last line)" : ""));
+  };
   if (!control_.intact()) {
     if (auto r = control_.rebind(); r) {
       done.push_back("control.sock bound again");
+      control_sock_failures_.reset();
     } else {
-      done.push_back("control.sock cannot be bound again: " + r.error().message());
+      failed(control_sock_failures_, "control.sock cannot be bound again: " + r.error().message());
     }
   }
   const std::string temp = config_.body_temp_dir();
   if (struct stat ts {}; ::stat(temp.c_str(), &ts) != 0 && errno == ENOENT) {
     if (auto r = prepare_temp_dir(temp); r) {
       done.push_back("temp_dir " + temp + " made again");
+      temp_dir_failures_.reset();
     } else {
-      done.push_back("temp_dir " + temp + " cannot be made again (" + r.error().message() + ")");
+      failed(temp_dir_failures_, "temp_dir " + temp + " cannot be made again (" + r.error().message() + ")");
     }
   }
   if (done.empty()) return;
