@@ -764,7 +764,7 @@ constexpr KeySpec kSchema[] = {
   {S::App, "python_path", T::StringArray, "", false, "[\"/srv/site\"]",
    "wsgi: folders put first on sys.path (relative = to the config file's folder)", app_python_path},
   {S::App, "virtualenv", T::String, "", false, "\"/srv/site/.venv\"",
-   "wsgi: virtualenv whose site-packages the app uses (relative = to the config file's folder)", app_virtualenv},
+   "wsgi: virtualenv whose bin/python3 runs the app, with its site-packages (relative = to the config file's folder)", app_virtualenv},
   {S::App, "worker_class", T::String, "", false, "\"gthread\"",
    "wsgi: \"sync\" (one request at a time), \"gthread\" (concurrency threads) or \"gevent\" (concurrency greenlets); default sync when concurrency = 1, else gthread", app_worker_class},
   {S::App, "request_buffering", T::Boolean, "true", false, "false",

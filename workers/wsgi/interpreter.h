@@ -1,9 +1,10 @@
 #pragma once
 // Which Python runs a kind = "wsgi" worker. Debian's libpython3.11.so, which corral-worker
 // embeds, is built without the profile-guided and link-time optimisation /usr/bin/python3
-// gets, so app code runs 25-35 % slower in it. corral-worker therefore execs the interpreter
-// binary (<virtualenv>/bin/python3, else /usr/bin/python3) with the same arguments and fds,
-// and the WSGI host, built a second time as the extension module _corral_wsgi, serves the app
+// gets, so app code runs slower in it (about 30 % more CPU for the CPU-bound Flask route of
+// tests/bench/wsgi.sh). corral-worker therefore execs the interpreter binary
+// (<virtualenv>/bin/python3, else /usr/bin/python3) with the same arguments and fds, and the
+// WSGI host, built a second time as the extension module _corral_wsgi, serves the app
 // from inside it (workers/wsgi/module.cc): the same C++ server, parser and WSGI calling code,
 // on the interpreter Gunicorn would run on.
 //
