@@ -6,6 +6,7 @@
 #include "common/base/log.h"
 #include "conf/cores.h"
 #include "conf/snapshot.h"
+#include "proxy/upstream/pool.h"
 
 namespace corral::proxy {
 namespace {
@@ -158,9 +159,11 @@ void Server::apply_pool() {
   if (!pool_ || !runtime_) return;
   std::map<std::string, std::vector<control::SlotInfo>> by_app;
   auto live = std::make_shared<std::vector<std::pair<std::string, uint64_t>>>();
+  std::vector<std::pair<std::string, uint64_t>> accepting;
   for (const auto& s : pool_->slots) {
     by_app[s.app].push_back(s);
     live->emplace_back(s.path, s.generation);
+    if (s.accepting) accepting.emplace_back(s.path, s.generation);
   }
   std::set<std::string> failing(pool_->failing.begin(), pool_->failing.end());
   for (auto& [name, d] : dispatchers_) {
@@ -182,6 +185,8 @@ void Server::apply_pool() {
     }
   }
   for (auto& l : loops_) l->retain_upstreams(live);
+  // FastCGI's shared idle connections: only those of slots that take requests (see pool.h).
+  SharedIdleConns::instance().retain(accepting);
 }
 
 void Server::on_slot_requests_query(control::SlotRequestsQuery&& m) {

@@ -500,7 +500,6 @@ void FastcgiClient::finish(bool reusable) {
   std::unique_ptr<UpstreamConn> c = std::move(conn_);
   if (reusable) {
     c->set_reused();
-    pool_.watch_shared_idle();
     SharedIdleConns::instance().put(c->path(), c->generation(), c->release_fd());
   } else {
     c->want(false, false);

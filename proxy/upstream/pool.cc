@@ -1,13 +1,10 @@
 #include "proxy/upstream/pool.h"
 
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include "common/base/log.h"
 
 namespace corral::proxy {
 
@@ -111,13 +108,6 @@ void UpstreamPool::retain(const std::vector<std::pair<std::string, uint64_t>>& l
   }
 }
 
-void UpstreamPool::watch_shared_idle() {
-  if (shared_idle_watch_) return;
-  SharedIdleConns& s = SharedIdleConns::instance();
-  shared_idle_watch_ = std::make_unique<ev::FdWatch>(loop_, s.event_fd(), [&s](bool, bool) { s.reap(); });
-  shared_idle_watch_->set(true, false);
-}
-
 char* UpstreamPool::borrow_scratch() {
   if (scratch_busy_) return nullptr;
   if (!scratch_) scratch_.reset(new char[kScratchSize]);
@@ -136,33 +126,18 @@ SharedIdleConns& SharedIdleConns::instance() {
   return s;
 }
 
-SharedIdleConns::SharedIdleConns() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
-  CORRAL_CHECK(epfd_, "epoll_create1 failed for the shared idle connections");
-}
-
-void SharedIdleConns::erase_locked(size_t i) {
-  // Out of the set before it is closed, so a ready event never names a reused number.
-  ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, idle_[i].fd.get(), nullptr);
-  idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
-}
-
 UniqueFd SharedIdleConns::take(std::string_view path, uint64_t generation) {
   std::lock_guard<std::mutex> g(mu_);
   for (size_t i = 0; i < idle_.size();) {
-    Entry& e = idle_[i];
-    if (e.path != path) {
+    if (idle_[i].path != path) {
       ++i;
       continue;
     }
-    if (e.generation != generation) {
-      // A replaced generation of this slot: its process is gone or going.
-      erase_locked(i);
-      continue;
-    }
-    ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, e.fd.get(), nullptr);
-    UniqueFd fd = std::move(e.fd);
+    bool same = idle_[i].generation == generation;
+    UniqueFd fd = std::move(idle_[i].fd);
     idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
-    return fd;
+    if (same) return fd;
+    // Else a replaced generation of this slot (its process is gone or going): fd closes here.
   }
   return {};
 }
@@ -172,28 +147,27 @@ size_t SharedIdleConns::size() const {
   return idle_.size();
 }
 
+bool SharedIdleConns::accepting_locked(std::string_view path, uint64_t generation) const {
+  if (!pool_known_) return true;
+  for (const auto& [p, g] : accepting_)
+    if (g == generation && p == path) return true;
+  return false;
+}
+
 void SharedIdleConns::put(std::string_view path, uint64_t generation, UniqueFd fd) {
   std::lock_guard<std::mutex> g(mu_);
-  if (idle_.size() >= kMaxIdle) erase_locked(0);  // oldest first
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP;
-  ev.data.fd = fd.get();
-  // Not watched, it could outlive its worker; closing it now costs one reconnect at most.
-  if (::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) return;
+  // A request that was in flight when its worker began to drain: the worker will not be
+  // asked again, and is waiting for this connection to close before it exits.
+  if (!accepting_locked(path, generation)) return;  // fd closes
+  if (idle_.size() >= kMaxIdle) idle_.erase(idle_.begin());  // oldest first
   idle_.push_back({std::string(path), generation, std::move(fd)});
 }
 
-void SharedIdleConns::reap() {
+void SharedIdleConns::retain(const std::vector<std::pair<std::string, uint64_t>>& accepting) {
   std::lock_guard<std::mutex> g(mu_);
-  epoll_event ready[64];
-  int n = ::epoll_wait(epfd_.get(), ready, 64, 0);
-  for (int k = 0; k < n; ++k) {
-    for (size_t i = 0; i < idle_.size(); ++i) {
-      if (idle_[i].fd.get() != ready[k].data.fd) continue;
-      erase_locked(i);
-      break;
-    }
-  }
+  pool_known_ = true;
+  accepting_ = accepting;
+  std::erase_if(idle_, [&](const Entry& e) { return !accepting_locked(e.path, e.generation); });
 }
 
 }  // namespace corral::proxy

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/base/unique_fd.h"
@@ -67,9 +68,6 @@ class UpstreamPool {
       : loop_(loop), max_idle_(max_idle_per_slot) {}
   ~UpstreamPool();
   ev::Loop& loop() const { return loop_; }
-  /// Makes this loop close connections of SharedIdleConns that their worker closes while
-  /// they wait (call before parking one there; cheap after the first call).
-  void watch_shared_idle();
 
   /// An idle connection to (path, generation), or nullptr.
   std::unique_ptr<UpstreamConn> take(std::string_view path, uint64_t generation);
@@ -107,44 +105,49 @@ class UpstreamPool {
   std::vector<Bucket> buckets_;
   std::unique_ptr<char[]> scratch_;
   bool scratch_busy_ = false;
-  std::unique_ptr<ev::FdWatch> shared_idle_watch_;
 };
 
 /// Idle connections shared by every loop thread (FastCGI's: a responder serves one
 /// connection at a time, so a connection parked in one loop's pool would hold back the
 /// other loops' requests to that slot). Keyed by (path, generation) like UpstreamPool.
-/// An idle connection that becomes readable (the worker closed it, or wrote out of turn)
-/// is closed at once: every descriptor waits in an epoll set of its own, which each loop
-/// that parks connections watches (UpstreamPool::watch_shared_idle), so a connection to a
-/// slot that no request will ask for again (its worker was recycled into a new slot, its
-/// app removed) goes with the worker's process instead of staying open for good.
-/// Thread-safe: O(1) work and one epoll_ctl under the lock.
+/// Nothing watches a connection while it waits: the taker checks it is still quiet
+/// (FastcgiClient::take_idle), and retain(), called with every pool update as
+/// UpstreamPool::retain is, keeps only the connections of slots that accept requests. A
+/// draining worker gets no new request, and it must not wait for its kept connections to
+/// close: libfcgi and php-cgi end a connection with a lingering close (shut down their side,
+/// then read until the proxy closes), which would hold a recycled or stopping worker for
+/// seconds, and leave its socket open here for good once its slot is gone.
+/// Thread-safe: the lock is held for a scan of at most kMaxIdle entries, with no I/O but
+/// close(2).
 class SharedIdleConns {
  public:
+  /// The proxy's store (an object of its own in tests).
   static SharedIdleConns& instance();
+  SharedIdleConns() = default;
   /// An idle connection to (path, generation), or an empty fd. Connections of another
   /// generation of that path are closed on the way.
   UniqueFd take(std::string_view path, uint64_t generation);
+  /// Parks an idle connection (the oldest one is closed when kMaxIdle are waiting); closes
+  /// it instead when retain() was called and did not list its slot.
   void put(std::string_view path, uint64_t generation, UniqueFd fd);
+  /// The slots (path, generation) that accept requests now: idle connections to others are
+  /// closed, now and when put() later.
+  void retain(const std::vector<std::pair<std::string, uint64_t>>& accepting);
   size_t size() const;
-  /// The epoll set: readable when some idle connection is.
-  int event_fd() const { return epfd_.get(); }
-  /// Closes every idle connection that is readable now.
-  void reap();
 
  private:
-  SharedIdleConns();
   struct Entry {
     std::string path;
     uint64_t generation;
     UniqueFd fd;
   };
   // Mutex held.
-  void erase_locked(size_t i);
+  bool accepting_locked(std::string_view path, uint64_t generation) const;
   static constexpr size_t kMaxIdle = 1024;
   mutable std::mutex mu_;
   std::vector<Entry> idle_;
-  UniqueFd epfd_;
+  bool pool_known_ = false;  // retain() was called: accepting_ is the pool
+  std::vector<std::pair<std::string, uint64_t>> accepting_;
 };
 
 }  // namespace corral::proxy

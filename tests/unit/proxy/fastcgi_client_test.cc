@@ -567,5 +567,36 @@ TEST_F(FastcgiClientTest, ConnectFailureIsReported) {
   EXPECT_EQ(rec_.error, "connect failed");
 }
 
+// The shared idle store keeps only the connections of slots that accept requests: a worker
+// that drains (recycled, stopped, its app removed) is never asked again and waits for its
+// kept connections to close before it exits, so they are closed when its slot stops
+// accepting, and one that comes back from a request still in flight then is closed at once.
+TEST(SharedIdleConnsTest, RetainKeepsOnlyTheConnectionsOfAcceptingSlots) {
+  SharedIdleConns s;  // the proxy's is SharedIdleConns::instance()
+  int gone[2], kept[2], late[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, gone), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, kept), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, late), 0);
+  UniqueFd gone_peer(gone[1]), kept_peer(kept[1]), late_peer(late[1]);
+  s.put("/retain-test/gone", 1, UniqueFd(gone[0]));
+  s.put("/retain-test/kept", 2, UniqueFd(kept[0]));
+  EXPECT_EQ(s.size(), 2u) << "before the first pool update every connection is kept";
+
+  std::vector<std::pair<std::string, uint64_t>> accepting{{"/retain-test/kept", 2}};
+  s.retain(accepting);
+  EXPECT_EQ(s.size(), 1u) << "retain closes every connection of a slot not in the list";
+  char c;
+  EXPECT_EQ(::recv(gone_peer.get(), &c, 1, MSG_DONTWAIT), 0) << "the worker sees its connection closed";
+  EXPECT_TRUE(s.take("/retain-test/gone", 1).get() < 0);
+
+  s.put("/retain-test/gone", 1, UniqueFd(late[0]));
+  EXPECT_EQ(s.size(), 1u) << "a connection to a slot not accepting is not parked";
+  EXPECT_EQ(::recv(late_peer.get(), &c, 1, MSG_DONTWAIT), 0);
+
+  UniqueFd k = s.take("/retain-test/kept", 2);
+  EXPECT_TRUE(k.get() >= 0) << "an accepting slot's connection stays";
+  EXPECT_EQ(::recv(kept_peer.get(), &c, 1, MSG_DONTWAIT), -1);
+}
+
 }  // namespace
 }  // namespace corral::proxy
