@@ -26,6 +26,12 @@ std::string peer_ip(const sockaddr_storage& ss) {
   return buf;
 }
 
+void set_nodelay(int fd, const sockaddr_storage& peer) {
+  if (peer.ss_family != AF_INET && peer.ss_family != AF_INET6) return;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 Listener::Listener(ev::Loop& loop, int fd, OnAccept on_accept, int batch, OnPause on_pause)
     : fd_(fd),
       on_accept_(std::move(on_accept)),
@@ -64,10 +70,6 @@ void Listener::on_readable() {
       }
     }
     backoff_ = kFirstBackoff;
-    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
-      int one = 1;
-      setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
     on_accept_(UniqueFd(c), ss);
   }
 }

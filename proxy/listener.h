@@ -29,6 +29,10 @@ struct ListenerSet {
 /// "1.2.3.4" / "2001:db8::1" (IPv4-mapped IPv6 addresses as IPv4); "" for other families.
 std::string peer_ip(const sockaddr_storage& peer);
 
+/// Sets TCP_NODELAY on an accepted TCP connection (responses are written whole, so Nagle
+/// only delays them); nothing for other families. Called once per admitted connection.
+void set_nodelay(int fd, const sockaddr_storage& peer);
+
 class Listener {
  public:
   /// Fires for each accepted connection with its socket and the client's address.

@@ -1,7 +1,6 @@
 #include "proxy/loop_thread.h"
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -98,7 +97,10 @@ void LoopThread::set_listeners(std::shared_ptr<const ListenerSet> ls) {
     if (ls->fds.size() > ls->addresses.size())
       admin_watch_ = std::make_unique<Listener>(
           loop_, ls->fds.back().get(),
-          [this](UniqueFd c, const sockaddr_storage& peer) { adopt(std::move(c), peer_ip(peer), Runtime::kAdminListener); },
+          [this](UniqueFd c, const sockaddr_storage& peer) {
+            set_nodelay(c.get(), peer);
+            adopt(std::move(c), peer_ip(peer), Runtime::kAdminListener);
+          },
           64, [this](int err, std::chrono::milliseconds backoff) { on_accept_paused(SIZE_MAX, err, backoff); });
     if (draining_) return;
     for (size_t i = 0; i < ls->addresses.size() && i < ls->fds.size(); ++i)
@@ -147,10 +149,7 @@ void LoopThread::accept_client(UniqueFd fd, const sockaddr_storage& peer, size_t
       return;
     }
   }
-  if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) {
-    int one = 1;
-    setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
+  set_nodelay(fd.get(), peer);  // admitted: a refused connection is reset without it
   adopt(std::move(fd), peer_ip(peer), index, std::move(slot));
 }
 
