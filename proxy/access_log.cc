@@ -188,14 +188,13 @@ void AccessLog::format(const AccessRecord& r, std::string& line) const {
 
 bool AccessLog::write(std::string_view lines) const {
   if (fd_ < 0 || lines.empty()) return true;
-  const size_t count = std::max<size_t>(1, static_cast<size_t>(std::count(lines.begin(), lines.end(), '\n')));
   if (torn_.load(std::memory_order_relaxed)) {
     // The last failure cut a line short: end it, so this one starts on a line of its own.
     ssize_t w;
     while ((w = ::write(fd_, "\n", 1)) < 0 && errno == EINTR) {
     }
     if (w != 1) {
-      on_write_failed(w < 0 ? errno : ENOSPC, false, count);
+      on_write_failed(w < 0 ? errno : ENOSPC, false, lines);
       return false;
     }
     torn_.store(false, std::memory_order_relaxed);
@@ -207,7 +206,7 @@ bool AccessLog::write(std::string_view lines) const {
     if (w <= 0) {
       // A full disk (or a file over RLIMIT_FSIZE: SIGXFSZ is ignored, see proxy/main.cc)
       // must not stop the proxy: the line is dropped, counted and the failure logged.
-      on_write_failed(w < 0 ? errno : ENOSPC, rest.size() != lines.size(), count);
+      on_write_failed(w < 0 ? errno : ENOSPC, rest.size() != lines.size(), lines);
       return false;
     }
     rest.remove_prefix(static_cast<size_t>(w));
@@ -216,10 +215,12 @@ bool AccessLog::write(std::string_view lines) const {
   return true;
 }
 
-void AccessLog::on_write_failed(int err, bool torn, size_t lines) const {
+void AccessLog::on_write_failed(int err, bool torn, std::string_view lines) const {
   if (torn) torn_.store(true, std::memory_order_relaxed);
   failing_.store(true, std::memory_order_relaxed);
-  const uint64_t dropped = dropped_.fetch_add(lines, std::memory_order_relaxed) + lines;
+  // Counted only here: a write that works never needs to know how many lines it held.
+  const auto n = std::max<uint64_t>(1, static_cast<uint64_t>(std::count(lines.begin(), lines.end(), '\n')));
+  const uint64_t dropped = dropped_.fetch_add(n, std::memory_order_relaxed) + n;
   if (!limit_.allow()) return;
   CORRAL_LOG(Error, "access_log") << "cannot write to " << name_ << ": " << std::strerror(err) << "; " << dropped
                                   << " line(s) dropped so far (requests are still served; "

@@ -68,7 +68,7 @@ class AccessLog {
 
  private:
   AccessLog() = default;
-  void on_write_failed(int err, bool torn, size_t lines) const;
+  void on_write_failed(int err, bool torn, std::string_view lines) const;
   void on_write_ok() const;
 
   int fd_ = -1;
