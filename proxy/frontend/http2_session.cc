@@ -1084,7 +1084,7 @@ std::vector<nghttp2_nv>& start_fields() {
 
 }  // namespace
 
-void Http2Session::submit(Stream& s, int status, bool body) {
+void Http2Session::submit(Stream& s, int status, bool body, bool has_date) {
   if (s.submitted || s.rejected || closed_) return;
   s.submitted = true;
   s.send_progress = host_.loop().now();
@@ -1098,10 +1098,7 @@ void Http2Session::submit(Stream& s, int status, bool body) {
   if (l && conn_.tls() && !l->hsts.empty()) nv.push_back(make_nv("strict-transport-security", l->hsts));
   // RFC 9110 §6.6.1: a Date for every answer that has none (the proxy's own, or a worker's
   // without one). nghttp2 copies the fields, so the per-second buffer may change after.
-  bool have_date = false;
-  for (size_t i = 1; i < nv.size() && !have_date; ++i)
-    have_date = nv[i].namelen == 4 && std::memcmp(nv[i].name, "date", 4) == 0;
-  if (!have_date) nv.push_back(make_nv("date", http_date_now()));
+  if (!has_date) nv.push_back(make_nv("date", http_date_now()));
   nghttp2_data_provider prd;
   prd.source.ptr = &s;
   prd.read_callback = cb_read;
@@ -1128,9 +1125,11 @@ void Http2Session::stream_head(Stream& s, const http1::ResponseHead& head) {
   constexpr size_t kDigits = 20;  // room for the content-length value
   names.reserve(total + kDigits);  // appended below without reallocating: the views into it stay valid
   ConnectionTokens conn = connection_tokens(head.headers);
+  bool has_date = false;  // learnt here, as the fields are copied
   for (const auto& f : head.headers) {
     if (is_hop_by_hop(f.name) || iequals(f.name, "transfer-encoding") || iequals(f.name, "content-length")) continue;
     if (conn.count && conn.contains(f.name)) continue;
+    has_date = has_date || iequals(f.name, "date");
     size_t off = names.size();
     for (char c : f.name) names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
     nv.push_back(make_nv(std::string_view(names).substr(off, f.name.size()), f.value));
@@ -1145,7 +1144,7 @@ void Http2Session::stream_head(Stream& s, const http1::ResponseHead& head) {
     nv.push_back(make_nv("content-length", std::string_view(names).substr(off)));
   }
   bool body = !(head_request || head.status == 204 || head.status == 304);
-  submit(s, head.status, body);
+  submit(s, head.status, body, has_date);
   if (!body) s.resp_complete = true;
   if (s.tunnel) stream_tunnel_writable(s);  // no tunnel: data sent before the answer is dropped
 }
@@ -1200,7 +1199,7 @@ void Http2Session::respond_error(Stream& s, int status, bool retry_after) {
   nv.push_back(make_nv("content-type", "text/plain"));
   nv.push_back(make_nv("content-length", std::string_view(len, static_cast<size_t>(n))));
   if (retry_after) nv.push_back(make_nv("retry-after", "1"));
-  submit(s, status, true);
+  submit(s, status, true, false);
 }
 
 long Http2Session::read_response(int32_t id, uint8_t* buf, size_t len, uint32_t* flags) {
@@ -1402,14 +1401,16 @@ void Http2Session::stream_upgrade(Stream& s, const http1::ResponseHead& head) {
   for (const auto& f : head.headers) total += f.name.size();
   names.reserve(total);  // no reallocation below: the views into it stay valid
   ConnectionTokens conn = connection_tokens(head.headers);
+  bool has_date = false;
   for (const auto& f : head.headers) {
     if (is_hop_by_hop(f.name) || iequals(f.name, "content-length") || iequals(f.name, "sec-websocket-accept")) continue;
     if (conn.count && conn.contains(f.name)) continue;
+    has_date = has_date || iequals(f.name, "date");
     size_t off = names.size();
     for (char c : f.name) names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
     nv.push_back(make_nv(std::string_view(names).substr(off, f.name.size()), f.value));
   }
-  submit(s, 200, true);
+  submit(s, 200, true, has_date);
   bool room = true;
   if (!s.tunnel_pending.empty()) {
     room = s.ex.tunnel_send(s.tunnel_pending);

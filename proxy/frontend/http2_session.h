@@ -122,8 +122,9 @@ class Http2Session final : public FrontendSession {
   void body_error(Stream& s, int status);
   void respond_error(Stream& s, int status, bool retry_after = false);
   /// Submits the response head whose fields were built in the thread's field scratch (see
-  /// the .cc) after a :status slot.
-  void submit(Stream& s, int status, bool body);
+  /// the .cc) after a :status slot. `has_date`: the fields hold a date (else the proxy adds
+  /// its own).
+  void submit(Stream& s, int status, bool body, bool has_date);
   void consume(Stream& s, size_t n);
   void release_budget(Stream& s);
   /// True when nghttp2 knows stream `id` (not idle): see StreamIds::on_headers.
