@@ -117,9 +117,13 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   /// A static route whose answer needs no worker unless it falls back to an app: the
   /// frontends build the worker's head only when needs_upstream_head().
   bool is_static() const { return app == kStatic; }
-  /// The frontends capture static_req from the request's fields: a static route answers
-  /// from them, a compressing route picks its coding from their Accept-Encoding.
-  bool captures_fields() const { return app == kStatic || (route_entry_ && route_entry_->compress); }
+  /// Which of the request's fields the frontends capture into static_req: a static route
+  /// answers from all of them, a compressing route reads only Accept-Encoding.
+  statics::StaticRequest::Fields captured_fields() const {
+    using F = statics::StaticRequest::Fields;
+    if (app == kStatic) return F::All;
+    return route_entry_ && route_entry_->compress ? F::AcceptEncoding : F::None;
+  }
   bool needs_upstream_head() const { return app != kStatic || (route_entry_ && route_entry_->fallback >= 0); }
   /// Picks the request's traceparent: `client` (the value of its traceparent field) when
   /// the client sent exactly one (`client_fields`) and it is valid, else a new one from this
@@ -172,7 +176,7 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   std::string traceparent;         ///< sent to the worker (set_trace); keeps its capacity
   bool trace_from_client = false;  ///< traceparent is the client's (its tracestate goes along)
   std::string upstream_head;  ///< the re-framed request head sent to the worker
-  statics::StaticRequest static_req;  ///< the fields a static answer or the compressor reads (captures_fields())
+  statics::StaticRequest static_req;  ///< the fields a static answer or the compressor reads (captured_fields())
   int status = 0;
   bool response_started = false;  ///< a response head was produced (by the worker or the proxy)
   uint64_t bytes_sent = 0;        ///< response body bytes

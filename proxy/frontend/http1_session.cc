@@ -269,8 +269,8 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
     respond_error(404, ex_.had_body);
     return;
   }
-  if (ex_.captures_fields())
-    for (const auto& h : head.headers) ex_.static_req.capture(h.name, h.value);
+  if (auto which = ex_.captured_fields(); which != statics::StaticRequest::Fields::None)
+    for (const auto& h : head.headers) ex_.static_req.capture(h.name, h.value, which);
   if (ex_.needs_upstream_head()) {
     Forwarding fwd;
     fwd.client_ip = conn_->client_ip();

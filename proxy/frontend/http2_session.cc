@@ -1019,8 +1019,8 @@ void Http2Session::start_exchange(Stream& s) {
     respond_error(s, 404);
     return;
   }
-  if (ex.captures_fields())
-    for (const auto& f : s.fields) ex.static_req.capture(s.field_name(f), s.field_value(f));
+  if (auto which = ex.captured_fields(); which != statics::StaticRequest::Fields::None)
+    for (const auto& f : s.fields) ex.static_req.capture(s.field_name(f), s.field_value(f), which);
   if (ex.is_static()) {
     if (!ex.needs_upstream_head()) {
       ex.submit({}, conn_.client_ip(), conn_.tls());  // answered from the route's folder

@@ -40,10 +40,11 @@ void StaticRequest::clear() {
   has_if_none_match = false;
 }
 
-void StaticRequest::capture(std::string_view name, std::string_view value) {
-  if (name.size() < 5) return;
+void StaticRequest::capture(std::string_view name, std::string_view value, Fields which) {
+  if (name.size() < 5 || which == Fields::None) return;
   switch (name[0] | 0x20) {
     case 'i':
+      if (which != Fields::All) return;
       if (iequals(name, "if-none-match")) {
         // Several fields form one list.
         if (has_if_none_match) if_none_match.push_back(',');
@@ -56,7 +57,7 @@ void StaticRequest::capture(std::string_view name, std::string_view value) {
       }
       return;
     case 'r':
-      if (iequals(name, "range")) {
+      if (which == Fields::All && iequals(name, "range")) {
         if (!range.empty()) range.push_back(',');  // two Range fields: treated as several ranges
         range.append(value);
       }

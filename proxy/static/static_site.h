@@ -31,15 +31,18 @@
 namespace corral::proxy::statics {
 
 /// The request fields a static answer depends on, and the Accept-Encoding the compressor
-/// reads (captured by the frontends when Exchange::captures_fields(); strings keep their
+/// reads (captured by the frontends as Exchange::field_capture() says; strings keep their
 /// capacity).
 struct StaticRequest {
+  /// Which fields capture() keeps: a compressing route reads only Accept-Encoding, a
+  /// static answer all of them.
+  enum class Fields { None, AcceptEncoding, All };
   std::string if_none_match, if_modified_since, range, if_range;
   compress::AcceptEncoding accept;  ///< the Accept-Encoding fields (which sibling or coding to send)
   bool has_if_none_match = false;
   void clear();
-  /// Keeps `value` when `name` (any case) is one of the fields above.
-  void capture(std::string_view name, std::string_view value);
+  /// Keeps `value` when `name` (any case) is one of the fields above that `which` covers.
+  void capture(std::string_view name, std::string_view value, Fields which);
 };
 
 class StaticSite {

@@ -25,7 +25,7 @@ Policy policy() {
 // The request's Accept-Encoding as the frontends capture it (one field, or none).
 AcceptEncoding request(std::string_view accept_encoding) {
   statics::StaticRequest r;
-  if (!accept_encoding.empty()) r.capture("Accept-Encoding", accept_encoding);
+  if (!accept_encoding.empty()) r.capture("Accept-Encoding", accept_encoding, statics::StaticRequest::Fields::AcceptEncoding);
   return r.accept;
 }
 
@@ -71,15 +71,47 @@ TEST(CompressTypes, Patterns) {
 }
 
 TEST(RequestFields, EveryAcceptEncodingFieldIsCaptured) {
+  constexpr auto kAe = statics::StaticRequest::Fields::AcceptEncoding;
   statics::StaticRequest r;
-  r.capture("accept-encoding", "gzip;q=0.5");
-  r.capture("X", "y");
-  r.capture("ACCEPT-ENCODING", "br");
+  r.capture("accept-encoding", "gzip;q=0.5", kAe);
+  r.capture("X", "y", kAe);
+  r.capture("ACCEPT-ENCODING", "br", kAe);
   EXPECT_EQ(r.accept.q(Coding::Gzip), 500);
   EXPECT_EQ(r.accept.q(Coding::Br), 1000);
   statics::StaticRequest other;
-  other.capture("X-Accept-Encoding", "br");
+  other.capture("X-Accept-Encoding", "br", kAe);
   EXPECT_FALSE(other.accept.present);
+}
+
+// A compressing route reads only Accept-Encoding: the conditional and range fields, which
+// only a static answer uses, are not copied for it.
+TEST(RequestFields, ACompressingRouteCapturesOnlyAcceptEncoding) {
+  using F = statics::StaticRequest::Fields;
+  auto fill = [](statics::StaticRequest& r, F which) {
+    r.capture("Accept-Encoding", "gzip", which);
+    r.capture("Range", "bytes=0-1", which);
+    r.capture("If-Range", "\"a\"", which);
+    r.capture("If-None-Match", "\"a\"", which);
+    r.capture("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT", which);
+  };
+  statics::StaticRequest compressing;
+  fill(compressing, F::AcceptEncoding);
+  EXPECT_TRUE(compressing.accept.present);
+  EXPECT_EQ(compressing.range, "");
+  EXPECT_EQ(compressing.if_range, "");
+  EXPECT_FALSE(compressing.has_if_none_match);
+  EXPECT_EQ(compressing.if_none_match, "");
+  EXPECT_EQ(compressing.if_modified_since, "");
+  statics::StaticRequest serving;
+  fill(serving, F::All);
+  EXPECT_TRUE(serving.accept.present);
+  EXPECT_EQ(serving.range, "bytes=0-1");
+  EXPECT_EQ(serving.if_range, "\"a\"");
+  EXPECT_EQ(serving.if_none_match, "\"a\"");
+  EXPECT_EQ(serving.if_modified_since, "Sun, 06 Nov 1994 08:49:37 GMT");
+  statics::StaticRequest none;
+  fill(none, F::None);
+  EXPECT_FALSE(none.accept.present);
 }
 
 TEST(Filter, CompressesAndRewritesTheHead) {
