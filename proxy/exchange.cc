@@ -6,6 +6,7 @@
 
 #include "common/base/log.h"
 #include "common/base/log_throttle.h"
+#include "common/http1/serializer.h"
 #include "proxy/admin/admin.h"
 #include "proxy/tunnel.h"
 
@@ -135,7 +136,7 @@ void Exchange::respond_local() {
   }
   http1::ResponseHead head;
   head.status = r.status;
-  head.reason = status_reason(r.status);
+  head.reason = http1::reason_phrase(r.status);
   head.headers.push_back({"content-type", r.content_type});
   for (const auto& [n, v] : r.headers) head.headers.push_back({n, v});
   head.body = http1::BodyKind::ContentLength;

@@ -7,6 +7,7 @@
 
 #include "common/base/cached_utc.h"
 #include "common/base/strings.h"
+#include "common/http1/serializer.h"
 
 namespace corral::proxy {
 namespace {
@@ -227,43 +228,12 @@ std::string_view header_value(const std::vector<http1::Header>& headers, std::st
   return {};
 }
 
-std::string_view status_reason(int status) {
-  switch (status) {
-    case 100: return "Continue";
-    case 103: return "Early Hints";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "";
-  }
-}
-
 void append_response_head(const http1::ResponseHead& resp, ClientFraming framing, int client_minor, bool keep_alive,
                           std::string& out) {
   out.append("HTTP/1.1 ", 9);
   append_decimal(out, static_cast<uint64_t>(resp.status));
   out.push_back(' ');
-  out.append(resp.reason.empty() ? status_reason(resp.status) : resp.reason);
+  out.append(resp.reason.empty() ? http1::reason_phrase(resp.status) : resp.reason);
   out.append("\r\n", 2);
   ConnectionTokens conn = connection_tokens(resp.headers);
   bool have_date = false;

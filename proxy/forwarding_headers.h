@@ -107,10 +107,6 @@ void append_header(std::string& out, std::string_view name, std::string_view val
 /// The value of the first field called `name` (any case) in `headers`, or empty.
 std::string_view header_value(const std::vector<http1::Header>& headers, std::string_view name);
 
-/// The reason phrase of a status: for the statuses corral generates itself, and for a
-/// worker's status line that came without one. "" for others (HTTP/1.1 allows it).
-std::string_view status_reason(int status);
-
 /// Appends the status line ("HTTP/1.1 <status> <reason>"), every end-to-end header of
 /// `resp` (hop-by-hop and framing headers removed), Date when the worker sent none (RFC 9110
 /// §6.6.1), the framing header and a Connection header when needed (close; or keep-alive for

@@ -10,6 +10,7 @@
 #include "common/base/cached_utc.h"
 #include "common/base/log.h"
 #include "common/base/strings.h"
+#include "common/http1/serializer.h"
 #include "proxy/tunnel.h"
 #include "proxy/upgrade.h"
 
@@ -436,7 +437,7 @@ void Http1Session::on_response_interim(const http1::ResponseHead& head) noexcept
   out_.append("HTTP/1.1 ", 9);
   append_decimal(out_, static_cast<uint64_t>(head.status));
   out_.push_back(' ');
-  out_.append(head.reason.empty() ? status_reason(head.status) : head.reason);
+  out_.append(head.reason.empty() ? http1::reason_phrase(head.status) : head.reason);
   out_.append("\r\n", 2);
   ConnectionTokens conn = connection_tokens(head.headers);
   for (const auto& h : head.headers) {
@@ -568,7 +569,7 @@ void Http1Session::respond_redirect(const http1::RequestHead& head) {
 void Http1Session::respond_error(int status, bool close_after, bool retry_after) {
   client_timer_.cancel();
   if (close_after || draining()) keep_alive_ = false;
-  std::string_view reason = status_reason(status);
+  std::string_view reason = http1::reason_phrase(status);
   ex_.status = status;
   out_.append("HTTP/1.1 ", 9);
   append_decimal(out_, static_cast<uint64_t>(status));

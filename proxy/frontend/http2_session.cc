@@ -11,6 +11,7 @@
 #include "common/base/cached_utc.h"
 #include "common/base/log.h"
 #include "common/base/strings.h"
+#include "common/http1/serializer.h"
 #include "proxy/request_body.h"
 #include "proxy/forwarding_headers.h"
 #include "proxy/upgrade.h"
@@ -1182,7 +1183,7 @@ void Http2Session::respond_error(Stream& s, int status, bool retry_after) {
   if (s.submitted || s.rejected) return;
   s.discard_body = true;  // answered: the rest of the upload is dropped
   s.body.close();         // its temp file goes now
-  std::string_view reason = status_reason(status);
+  std::string_view reason = http1::reason_phrase(status);
   s.ex.status = status;
   s.resp.assign(reason);
   s.resp.push_back('\n');

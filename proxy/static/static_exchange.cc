@@ -1,6 +1,7 @@
 // Exchange::serve_static(): the end of the request pipeline for a static route. Kept apart
 // from exchange.cc: the answer comes from proxy/static/, the body is the open file.
 #include "common/base/log.h"
+#include "common/http1/serializer.h"
 #include "proxy/exchange.h"
 
 namespace corral::proxy {
@@ -19,7 +20,7 @@ void Exchange::serve_static() {
   t_sent = t_queued;
   http1::ResponseHead head;
   head.status = a.status;
-  head.reason = status_reason(a.status);
+  head.reason = http1::reason_phrase(a.status);
   head.headers.swap(a.headers);  // the answer's vector keeps its capacity (swapped back below)
   const bool no_body = a.status == 304;
   head.body = no_body ? http1::BodyKind::None : http1::BodyKind::ContentLength;
