@@ -138,6 +138,12 @@ bool valid_pct_run(std::string_view s) {
   return true;
 }
 
+bool valid_path_query(std::string_view s) {
+  for (char c : s)
+    if (!chars::is(c, chars::kTarget) || c == '[' || c == ']') return false;
+  return valid_pct_run(s);
+}
+
 bool valid_authority(std::string_view a, bool allow_empty, bool require_port) {
   if (a.empty()) return allow_empty && !require_port;
   std::string_view host = a;

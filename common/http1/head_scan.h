@@ -49,6 +49,11 @@ const char* apply_field(const Header& h, FieldFacts& facts);
 /// True when every '%' in s starts a "%" HEXDIG HEXDIG triplet.
 bool valid_pct_run(std::string_view s);
 
+/// True when `s` is made of the characters a path and query may hold (pchar / "/" / "?",
+/// no "[" or "]") with every '%' starting a %XX triplet: the part of a request-target after
+/// the authority (origin-form, or the rest of an absolute-form target).
+bool valid_path_query(std::string_view s);
+
 bool valid_authority(std::string_view host, bool allow_empty, bool require_port);
 
 }  // namespace corral::http1::detail

@@ -5,6 +5,7 @@
 #include "common/base/strings.h"
 #include "common/http1/chars.h"
 #include "common/http1/head_scan.h"
+#include "common/http1/request_checks.h"
 
 namespace corral::http1 {
 namespace {
@@ -25,12 +26,6 @@ int parse_version(std::string_view v) {
   if (v[5] < '0' || v[5] > '9' || v[7] < '0' || v[7] > '9') return -2;
   if (v[5] == '1' && (v[7] == '0' || v[7] == '1')) return v[7] - '0';
   return -1;
-}
-
-bool valid_path_query(std::string_view s) {
-  for (char c : s)
-    if (!chars::is(c, chars::kTarget) || c == '[' || c == ']') return false;
-  return detail::valid_pct_run(s);
 }
 
 /// Parses the header lines between the start line and the final CRLF into `headers`,
@@ -69,7 +64,7 @@ const char* check_target(std::string_view method, std::string_view target, Reque
     out.authority = target;
     return nullptr;
   }
-  if (target[0] == '/') return valid_path_query(target) ? nullptr : "invalid character in request-target";
+  if (target[0] == '/') return valid_origin_form(target) ? nullptr : "invalid character in request-target";
   if (target == "*") return method == "OPTIONS" ? nullptr : "asterisk-form target on a method other than OPTIONS";
   // absolute-form: scheme "://" authority [path-abempty] ["?" query]
   size_t colon = target.find(':');
@@ -82,7 +77,7 @@ const char* check_target(std::string_view method, std::string_view target, Reque
   std::string_view authority = rest.substr(0, end);
   if (authority.find('@') != std::string_view::npos) return "userinfo in request-target";
   if (!detail::valid_authority(authority, false, false)) return "invalid authority in request-target";
-  if (end != std::string_view::npos && !valid_path_query(rest.substr(end)))
+  if (end != std::string_view::npos && !detail::valid_path_query(rest.substr(end)))
     return "invalid character in request-target";
   out.authority = authority;
   return nullptr;
@@ -104,9 +99,8 @@ HeadResult RequestParser::parse(std::string_view buf, RequestHead& out) {
 
   // Request line: method SP request-target SP HTTP-version, single spaces only.
   std::string_view line = buf.substr(scan_.start, scan_.first_line_end - 2 - scan_.start);
-  size_t i = 0;
-  while (i < line.size() && chars::is_token(line[i])) ++i;
-  if (i == 0 || i == line.size() || line[i] != ' ') return error_result(scan_, 400, "invalid method");
+  const size_t i = line.find(' ');
+  if (i == std::string_view::npos || !valid_method(line.substr(0, i))) return error_result(scan_, 400, "invalid method");
   // RFC 9112 §3: a method longer than any a server implements gets 501. No registered
   // method comes near the bound; a longer token is not forwarded to an app.
   if (i > kMaxMethodSize) return error_result(scan_, 501, "method too long");

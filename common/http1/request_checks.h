@@ -1,8 +1,9 @@
 #pragma once
-// The character and syntax rules RequestParser applies to the parts of a request head, one
-// function each, for code that builds an HTTP/1.1 request out of another protocol's fields
-// (the HTTP/2 front end): a value passing these checks makes a request line and Host field
-// that corral's own strict parser accepts. Pure functions; thread-safe.
+// The character and syntax rules of a request line and Host field, one function each:
+// RequestParser applies them (the method, an origin-form target and the Host share their
+// code with these), and so does code that builds an HTTP/1.1 request out of another
+// protocol's fields (the HTTP/2 front end), so a value passing them makes a request line and
+// Host field that corral's own strict parser accepts. Pure functions; thread-safe.
 #include <string_view>
 
 namespace corral::http1 {
@@ -20,12 +21,5 @@ bool valid_origin_form(std::string_view target);
 /// takes a Host field: not empty, no userinfo, an IP-literal in brackets or a reg-name of
 /// unreserved / sub-delims / %XX, and an optional port of at most 5 digits.
 bool valid_host(std::string_view host);
-
-/// True when `name` is a field name (RFC 9110 §5.1): non-empty, tchar only.
-bool valid_field_name(std::string_view name);
-
-/// True when `value` is a field value with no leading or trailing whitespace (RFC 9110
-/// §5.5): VCHAR, obs-text, and SP / HTAB inside.
-bool valid_field_value(std::string_view value);
 
 }  // namespace corral::http1
