@@ -84,18 +84,25 @@ ConnectionTokens connection_tokens(const std::vector<http1::Header>& headers) {
   return t;
 }
 
-MaxForwards max_forwards(const http1::RequestHead& req) {
-  if (req.method != "OPTIONS" && req.method != "TRACE") return MaxForwards::Forward;
-  const http1::Header* found = nullptr;
-  for (const auto& h : req.headers) {
-    if (!iequals(h.name, "max-forwards")) continue;
-    if (found) return MaxForwards::Invalid;  // two values: no way to tell which counts
-    found = &h;
+MaxForwardsFields max_forwards_fields(const http1::RequestHead& req) {
+  MaxForwardsFields mf;
+  if (req.method != "OPTIONS" && req.method != "TRACE") return mf;
+  for (const auto& h : req.headers)
+    if (iequals(h.name, "max-forwards") && mf.count++ == 0) mf.first = h.value;
+  return mf;
+}
+
+LocalAnswer local_answer(std::string_view method, std::string_view target, MaxForwardsFields max_forwards) {
+  if (max_forwards.count > 0 && (method == "OPTIONS" || method == "TRACE")) {
+    // Two values: no way to tell which counts.
+    if (max_forwards.count > 1) return {400, "invalid Max-Forwards"};
+    auto n = parse_decimal(max_forwards.first);
+    if (!n) return {400, "invalid Max-Forwards"};
+    if (*n == 0) return {method == "TRACE" ? 501 : 200};
   }
-  if (!found) return MaxForwards::Forward;
-  auto n = parse_decimal(found->value);
-  if (!n) return MaxForwards::Invalid;
-  return *n == 0 ? MaxForwards::Answer : MaxForwards::Forward;
+  if (method == "CONNECT") return {501, "CONNECT is not supported"};
+  if (target == "*") return {200};
+  return {};
 }
 
 bool is_hop_by_hop(std::string_view name) {
@@ -145,7 +152,7 @@ void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, s
       continue;
     }
     if (count_hops && iequals(h.name, "max-forwards")) {
-      // max_forwards() sent 0 and invalid values elsewhere: this one is above 0.
+      // local_answer() answered 0 and invalid values: this one is above 0.
       if (auto n = parse_decimal(h.value); n && *n > 0) {
         out.append("Max-Forwards: ", 14);
         append_decimal(out, *n - 1);

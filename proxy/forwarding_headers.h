@@ -61,13 +61,30 @@ struct Forwarding {
   std::string_view received_protocol;
 };
 
-/// RFC 9110 §7.6.2: what an OPTIONS or TRACE request's Max-Forwards asks of the proxy.
-enum class MaxForwards {
-  Forward,  ///< no Max-Forwards, another method, or a value above 0: forward (decremented)
-  Answer,   ///< Max-Forwards: 0 on OPTIONS/TRACE: the proxy is the final recipient
-  Invalid,  ///< OPTIONS/TRACE with a Max-Forwards that is not one decimal number: 400
+/// The Max-Forwards fields of a request: the first one's value, and how many there were.
+struct MaxForwardsFields {
+  std::string_view first;
+  int count = 0;
 };
-MaxForwards max_forwards(const http1::RequestHead& req);
+/// Those of `req` when it is an OPTIONS or TRACE (the only methods they mean anything to);
+/// none for others.
+MaxForwardsFields max_forwards_fields(const http1::RequestHead& req);
+
+/// What the proxy answers itself instead of forwarding, the same whatever protocol the
+/// request came in on:
+///   - OPTIONS or TRACE with Max-Forwards 0: the proxy is the final recipient (RFC 9110
+///     §7.6.2): 200 for OPTIONS, 501 for TRACE (which corral does not implement itself);
+///     with two Max-Forwards fields or one that is not a decimal number: 400;
+///   - CONNECT: a tunnel, which corral's apps do not offer (§9.3.6; WebSocket comes as an
+///     Upgrade, or over HTTP/2 as an extended CONNECT, which the caller does not pass here): 501;
+///   - "OPTIONS *" asks about the server, not a resource of an app (§9.3.7): 200.
+struct LocalAnswer {
+  int status = 0;           ///< 0: forward the request (a Max-Forwards above 0 is decremented)
+  const char* reason = "";  ///< why it is refused, for logs and the rejection counter ("" for a plain answer)
+};
+/// `target` "*" must come with OPTIONS (both frontends refuse it on other methods first).
+/// Pure; thread-safe.
+LocalAnswer local_answer(std::string_view method, std::string_view target, MaxForwardsFields max_forwards);
 
 /// Appends "METHOD target HTTP/1.1\r\n" and every end-to-end header of `req`, then Host
 /// (kept from the request; for an absolute-form target its authority, and the target sent in

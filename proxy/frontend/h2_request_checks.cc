@@ -5,12 +5,19 @@
 #include "common/base/strings.h"
 #include "common/http1/parser.h"
 #include "common/http1/request_checks.h"
+#include "proxy/forwarding_headers.h"
 
 namespace corral::proxy::h2 {
 namespace {
 
 HeadCheck malformed(const char* why) { return {HeadVerdict::Malformed, why, 0}; }
 HeadCheck answer(int status, const char* why = "") { return {HeadVerdict::Answer, why, status}; }
+
+// What the proxy answers itself (proxy/forwarding_headers.h local_answer), else Ok.
+HeadCheck answer_locally(const RequestFields& f) {
+  LocalAnswer a = local_answer(f.method, f.path, {f.max_forwards, f.max_forwards_count});
+  return a.status ? answer(a.status, a.reason) : HeadCheck{};
+}
 
 }  // namespace
 
@@ -36,7 +43,7 @@ HeadCheck check_request_head(const RequestFields& f) {
     if (f.authority.empty() || f.authority.rfind(':') == std::string_view::npos ||
         f.authority.back() == ']' || f.authority.back() == ':')
       return malformed("CONNECT without host and port");
-    return answer(501, "CONNECT is not supported");
+    return answer_locally(f);
   }
   if (!f.protocol.empty() && f.method != "CONNECT") return malformed(":protocol on a method other than CONNECT");
   if (f.authority.empty() && f.host.empty()) return malformed("missing :authority and host");
@@ -50,19 +57,9 @@ HeadCheck check_request_head(const RequestFields& f) {
     if (f.path[0] != '/') return malformed(":path is not an absolute path");
     if (!http1::valid_origin_form(f.path)) return malformed("invalid character in :path");
   }
-  if (f.method == "OPTIONS" || f.method == "TRACE") {
-    // RFC 9110 §7.6.2: with Max-Forwards 0 the proxy is the final recipient (OPTIONS: 200;
-    // TRACE, which corral does not implement itself: 501); two values or a non-number: 400.
-    if (f.max_forwards_count > 1) return answer(400, "invalid Max-Forwards");
-    if (f.max_forwards_count == 1) {
-      auto n = parse_decimal(f.max_forwards);
-      if (!n) return answer(400, "invalid Max-Forwards");
-      if (*n == 0) return answer(f.method == "TRACE" ? 501 : 200);
-    }
-  }
-  // "OPTIONS *" asks about the server, not a resource of an app (RFC 9110 §9.3.7).
-  if (f.path == "*") return answer(200);
-  return {};
+  // An extended CONNECT (RFC 8441) is a WebSocket for an app, not the proxy's to answer.
+  if (!f.protocol.empty()) return {};
+  return answer_locally(f);
 }
 
 bool StreamIds::on_headers(int32_t id, bool known) {

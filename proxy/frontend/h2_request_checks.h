@@ -4,9 +4,9 @@
 // connection-specific fields, content-length against DATA, and trailers itself):
 //   - check_request_head(): pseudo-header values that would not make a valid HTTP/1.1
 //     request line and Host field (§8.3.1); and the requests the proxy answers itself, as
-//     for an HTTP/1.1 client: a plain CONNECT (§8.5, 501), a method longer than the HTTP/1.1
-//     parser takes (501), OPTIONS * and OPTIONS/TRACE with Max-Forwards 0 (RFC 9110 §9.3.7,
-//     §7.6.2) or an invalid Max-Forwards (400);
+//     for an HTTP/1.1 client: a method longer than the HTTP/1.1 parser takes (501), and
+//     local_answer() (proxy/forwarding_headers.h): a plain CONNECT (§8.5, 501), OPTIONS *
+//     and OPTIONS/TRACE with Max-Forwards 0 or an invalid Max-Forwards (400);
 //   - StreamIds: a HEADERS frame on a stream identifier that is not new and not open
 //     (§5.1.1: lower than one already used, skipped, or closed), which nghttp2 ignores.
 // Sans-I/O, no nghttp2 types: unit-tested in tests/unit/proxy/h2_request_checks_test.cc.

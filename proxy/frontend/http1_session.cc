@@ -229,28 +229,12 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
   keep_alive_ = head.keep_alive && !draining();
   ex_.had_body = head.body != http1::BodyKind::None;
 
-  // RFC 9110 §7.6.2: OPTIONS or TRACE with Max-Forwards: 0 stops here, the proxy answering as
-  // the final recipient (OPTIONS: 200; TRACE, which corral does not implement itself: 501).
-  if (MaxForwards mf = max_forwards(head); mf != MaxForwards::Forward) {
+  // Max-Forwards 0, CONNECT, OPTIONS * (the parser allows "*" on OPTIONS only).
+  if (LocalAnswer a = local_answer(head.method, head.target, max_forwards_fields(head)); a.status) {
     in_.consume(head_size);
-    if (mf == MaxForwards::Invalid) ex_.reject_reason = "invalid Max-Forwards";
-    respond_error(mf == MaxForwards::Invalid ? 400 : head.method == "TRACE" ? 501 : 200,
-                  ex_.had_body || mf == MaxForwards::Invalid);
-    return;
-  }
-  if (head.method == "CONNECT") {
-    // RFC 9110 §9.3.6: CONNECT asks for a tunnel, which corral's apps do not offer (WebSocket
-    // comes as an Upgrade). Whatever follows the head would be tunnel bytes: close after.
-    in_.consume(head_size);
-    ex_.reject_reason = "CONNECT is not supported";
-    respond_error(501, true);
-    return;
-  }
-  if (head.target == "*") {
-    // "OPTIONS *" (the parser allows "*" on OPTIONS only) asks about the server, not a
-    // resource of an app (RFC 9110 §9.3.7): the proxy answers it.
-    in_.consume(head_size);
-    respond_error(200, ex_.had_body);
+    if (*a.reason) ex_.reject_reason = a.reason;
+    // After a CONNECT head come tunnel bytes, after a 400 nothing can be trusted: close.
+    respond_error(a.status, ex_.had_body || head.method == "CONNECT" || a.status == 400);
     return;
   }
   const ListenerRuntime* l = conn_->listener();

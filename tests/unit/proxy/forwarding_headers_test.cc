@@ -199,24 +199,41 @@ TEST(ForwardingHeadersTest, MaxForwardsOnOptionsAndTrace) {
   http1::RequestHead req;
   req.method = "OPTIONS";
   req.target = "/";
-  EXPECT_EQ(max_forwards(req), MaxForwards::Forward);
+  // The proxy's own answer (0: forwarded), as both frontends ask for it.
+  auto answer = [&] { return local_answer(req.method, req.target, max_forwards_fields(req)).status; };
+  EXPECT_EQ(answer(), 0);
   req.headers = {{"Max-Forwards", "0"}};
-  EXPECT_EQ(max_forwards(req), MaxForwards::Answer);
+  EXPECT_EQ(answer(), 200);
+  req.method = "TRACE";
+  EXPECT_EQ(answer(), 501);
+  req.method = "OPTIONS";
   req.headers = {{"Max-Forwards", "x"}};
-  EXPECT_EQ(max_forwards(req), MaxForwards::Invalid);
+  EXPECT_EQ(answer(), 400);
+  EXPECT_STREQ(local_answer(req.method, req.target, max_forwards_fields(req)).reason, "invalid Max-Forwards");
   req.headers = {{"Max-Forwards", "3"}, {"Max-Forwards", "3"}};
-  EXPECT_EQ(max_forwards(req), MaxForwards::Invalid);
+  EXPECT_EQ(answer(), 400);
   req.headers = {{"Max-Forwards", "3"}};
-  EXPECT_EQ(max_forwards(req), MaxForwards::Forward);
+  EXPECT_EQ(answer(), 0);
   std::string out;
   append_request_head(req, Forwarding{}, out);
   EXPECT_NE(out.find("\r\nMax-Forwards: 2\r\n"), std::string::npos) << out;
   req.method = "GET";  // other methods: neither answered nor decremented
   req.headers = {{"Max-Forwards", "0"}};
-  EXPECT_EQ(max_forwards(req), MaxForwards::Forward);
+  EXPECT_EQ(max_forwards_fields(req).count, 0);
+  EXPECT_EQ(answer(), 0);
   out.clear();
   append_request_head(req, Forwarding{}, out);
   EXPECT_NE(out.find("\r\nMax-Forwards: 0\r\n"), std::string::npos) << out;
+}
+
+TEST(ForwardingHeadersTest, ConnectAndOptionsAsteriskAreAnsweredByTheProxy) {
+  EXPECT_EQ(local_answer("CONNECT", "example.com:443", {}).status, 501);
+  EXPECT_STREQ(local_answer("CONNECT", "example.com:443", {}).reason, "CONNECT is not supported");
+  EXPECT_EQ(local_answer("OPTIONS", "*", {}).status, 200);
+  EXPECT_STREQ(local_answer("OPTIONS", "*", {}).reason, "");
+  EXPECT_EQ(local_answer("OPTIONS", "*", {"x", 1}).status, 400) << "an invalid Max-Forwards first";
+  EXPECT_EQ(local_answer("OPTIONS", "/x", {}).status, 0);
+  EXPECT_EQ(local_answer("GET", "/", {"0", 1}).status, 0);
 }
 
 TEST(ForwardingHeadersTest, EveryConnectionOptionIsRemovedHoweverMany) {
