@@ -235,8 +235,11 @@ std::string_view header_value(const std::vector<http1::Header>& headers, std::st
   return {};
 }
 
-void append_response_head(const http1::ResponseHead& resp, ClientFraming framing, int client_minor, bool keep_alive,
-                          std::string& out) {
+namespace {
+
+// The status line and the end-to-end fields of a response head, for a final and an interim
+// head alike. Returns whether a Date field was among them.
+bool append_status_and_fields(const http1::ResponseHead& resp, std::string& out) {
   out.append("HTTP/1.1 ", 9);
   append_decimal(out, static_cast<uint64_t>(resp.status));
   out.push_back(' ');
@@ -250,8 +253,20 @@ void append_response_head(const http1::ResponseHead& resp, ClientFraming framing
     have_date = have_date || iequals(h.name, "date");
     append_header(out, h.name, h.value);
   }
+  return have_date;
+}
+
+}  // namespace
+
+void append_interim_head(const http1::ResponseHead& resp, std::string& out) {
+  append_status_and_fields(resp, out);
+  out.append("\r\n", 2);
+}
+
+void append_response_head(const http1::ResponseHead& resp, ClientFraming framing, int client_minor, bool keep_alive,
+                          std::string& out) {
   // RFC 9110 §6.6.1: a recipient with a clock adds the Date a response came without.
-  if (!have_date) append_header(out, "Date", http_date_now());
+  if (!append_status_and_fields(resp, out)) append_header(out, "Date", http_date_now());
   switch (framing) {
     case ClientFraming::ContentLength:
       out.append("Content-Length: ", 16);

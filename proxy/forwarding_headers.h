@@ -131,6 +131,10 @@ std::string_view header_value(const std::vector<http1::Header>& headers, std::st
 void append_response_head(const http1::ResponseHead& resp, ClientFraming framing, int client_minor, bool keep_alive,
                           std::string& out);
 
+/// Appends an interim (1xx) response head: the status line and the end-to-end fields as
+/// append_response_head() writes them, then CRLF (no Date, framing or Connection field).
+void append_interim_head(const http1::ResponseHead& resp, std::string& out);
+
 /// Request ids: a per-process random prefix plus a counter, in hex ("5f3a9c1e-00000000002a").
 /// Cheap (one relaxed atomic increment). Thread-safe.
 class RequestIdGenerator {

@@ -418,18 +418,7 @@ void Http1Session::on_response_interim(const http1::ResponseHead& head) noexcept
   // RFC 9110 §15.2: never a 1xx to an HTTP/1.0 client. Hop-by-hop fields are removed as in a
   // final head; an interim response has no framing.
   if (ex_.version_minor == 0 || head.status == 101) return;
-  out_.append("HTTP/1.1 ", 9);
-  append_decimal(out_, static_cast<uint64_t>(head.status));
-  out_.push_back(' ');
-  out_.append(head.reason.empty() ? http1::reason_phrase(head.status) : head.reason);
-  out_.append("\r\n", 2);
-  ConnectionTokens conn = connection_tokens(head.headers);
-  for (const auto& h : head.headers) {
-    if (is_hop_by_hop(h.name) || iequals(h.name, "content-length")) continue;
-    if (conn.count && conn.contains(h.name)) continue;
-    append_header(out_, h.name, h.value);
-  }
-  out_.append("\r\n", 2);
+  append_interim_head(head, out_);
   flush();
 }
 
