@@ -118,9 +118,7 @@ size_t ConnectionLimiter::clients() {
 
 bool ConnectionLimiter::note_refusal(int64_t now_ms, Verdict why, uint64_t& refused_total, uint64_t& refused_client) {
   (why == Verdict::ClientFull ? refused_client_ : refused_total_).fetch_add(1, std::memory_order_relaxed);
-  int64_t next = next_log_ms_.load(std::memory_order_relaxed);
-  if (now_ms < next) return false;
-  if (!next_log_ms_.compare_exchange_strong(next, now_ms + 1000, std::memory_order_relaxed)) return false;
+  if (!log_limit_.allow_at(now_ms)) return false;
   refused_total = refused_total_.exchange(0, std::memory_order_relaxed);
   refused_client = refused_client_.exchange(0, std::memory_order_relaxed);
   return true;

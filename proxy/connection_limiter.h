@@ -19,6 +19,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "common/base/log_throttle.h"
+
 namespace corral::proxy {
 
 /// What the per-client limit counts a connection against: an IPv4 address (IPv4-mapped IPv6
@@ -99,10 +101,10 @@ class ConnectionLimiter {
 
   alignas(64) std::atomic<int64_t> open_{0};
   std::array<Shard, kShards> shards_;
-  // Refusals since the last log line, and when the next line may be written.
+  // Refusals since the last log line, by reason, and when the next line may be written.
   alignas(64) std::atomic<uint64_t> refused_total_{0};
   std::atomic<uint64_t> refused_client_{0};
-  std::atomic<int64_t> next_log_ms_{0};
+  LogThrottle log_limit_;
 };
 
 }  // namespace corral::proxy

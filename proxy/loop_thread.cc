@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "common/base/log.h"
+#include "common/base/log_throttle.h"
 #include "proxy/frontend/http1_session.h"
 #include "proxy/static/open_file.h"
 
@@ -21,8 +22,7 @@ int64_t steady_ms() {
 }
 
 // Accept pauses of every loop and listener: one log line per second at most, process-wide.
-std::atomic<int64_t> g_next_pause_log_ms{0};
-std::atomic<uint64_t> g_pauses_since_log{0};
+LogThrottle g_pause_log;
 }  // namespace
 
 LoopThread::LoopThread(int index, LoopShared& shared)
@@ -176,11 +176,9 @@ void LoopThread::refuse(UniqueFd fd, const ListenerRuntime& l, const ClientKey& 
 
 void LoopThread::on_accept_paused(size_t index, int err, std::chrono::milliseconds backoff) {
   counters_.accept_pauses.add();
-  g_pauses_since_log.fetch_add(1, std::memory_order_relaxed);
-  int64_t now = steady_ms();
-  int64_t next = g_next_pause_log_ms.load(std::memory_order_relaxed);
-  if (now < next || !g_next_pause_log_ms.compare_exchange_strong(next, now + 1000, std::memory_order_relaxed)) return;
-  uint64_t pauses = g_pauses_since_log.exchange(0, std::memory_order_relaxed);
+  uint64_t held = 0;
+  if (!g_pause_log.allow(&held)) return;
+  const uint64_t pauses = held + 1;  // this one included
   std::string address = "admin";
   if (index != SIZE_MAX && listener_set_ && index < listener_set_->addresses.size())
     address = listener_set_->addresses[index];

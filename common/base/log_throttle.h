@@ -22,8 +22,11 @@ class LogThrottle {
 
   /// True when this occurrence is to be logged; then `*held` (when given) is the number of
   /// occurrences not logged since the last logged one.
-  bool allow(uint64_t* held = nullptr) {
-    const int64_t now = now_ms();
+  bool allow(uint64_t* held = nullptr) { return allow_at(now_ms(), held); }
+
+  /// The same at `now` (milliseconds on a monotonic clock: the same clock for every call on
+  /// one throttle), for a caller that has read the time already or a test that sets it.
+  bool allow_at(int64_t now, uint64_t* held = nullptr) {
     int64_t next = next_ms_.load(std::memory_order_relaxed);
     if (now >= next && next_ms_.compare_exchange_strong(next, now + every_ms_, std::memory_order_relaxed)) {
       const uint64_t h = held_.exchange(0, std::memory_order_relaxed);
