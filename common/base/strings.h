@@ -67,18 +67,6 @@ inline bool list_contains(std::string_view list, std::string_view token, std::st
   return false;
 }
 
-/// Appends `v` in lower-case hexadecimal (a chunk size); no allocation.
-inline void append_hex(std::string& out, uint64_t v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  char tmp[16];
-  int n = 0;
-  do {
-    tmp[n++] = kHex[v & 0xf];
-    v >>= 4;
-  } while (v);
-  while (n) out.push_back(tmp[--n]);
-}
-
 /// Splits on a single character; empty pieces are kept.
 std::vector<std::string_view> split(std::string_view s, char sep);
 

@@ -425,10 +425,10 @@ void Http1Session::on_response_interim(const http1::ResponseHead& head) noexcept
 void Http1Session::on_response_body(std::string_view data) noexcept {
   if (framing_ == ClientFraming::None || framing_ == ClientFraming::Empty) return;
   if (framing_ == ClientFraming::Chunked) {
-    append_hex(out_, data.size());
-    out_.append("\r\n", 2);
+    if (data.empty()) return;  // a chunk of size 0 would end the body
+    http1::append_chunk_header(out_, data.size());
     out_.append(data);
-    out_.append("\r\n", 2);
+    http1::append_chunk_end(out_);
   } else {
     out_.append(data);
   }
@@ -438,7 +438,7 @@ void Http1Session::on_response_body(std::string_view data) noexcept {
 void Http1Session::on_response_flush() noexcept { flush(); }
 
 void Http1Session::on_response_complete() noexcept {
-  if (framing_ == ClientFraming::Chunked) out_.append("0\r\n\r\n", 5);
+  if (framing_ == ClientFraming::Chunked) http1::append_last_chunk(out_);
   response_done();
 }
 

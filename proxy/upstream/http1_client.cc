@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/base/strings.h"
+#include "common/http1/serializer.h"
 
 namespace corral::proxy {
 namespace {
@@ -102,16 +103,15 @@ bool Http1Client::write_request() {
           p = body_peek(body_off_, 1 << 20);
           if (p.len) {
             // The CRLF that ends the previous chunk's data goes with the next size line.
-            if (chunks_started_) frame_.append("\r\n", 2);
-            append_hex(frame_, p.len);
-            frame_.append("\r\n", 2);
+            if (chunks_started_) http1::append_chunk_end(frame_);
+            http1::append_chunk_header(frame_, p.len);
             chunks_started_ = true;
             chunk_left_ = p.len;
             continue;
           }
           if (body_complete()) {
-            if (chunks_started_) frame_.append("\r\n", 2);
-            frame_.append("0\r\n\r\n", 5);
+            if (chunks_started_) http1::append_chunk_end(frame_);
+            http1::append_last_chunk(frame_);
             last_chunk_ = true;
             continue;
           }

@@ -16,13 +16,5 @@ TEST(StringsTest, ListContainsFindsATokenInACommaList) {
   EXPECT_FALSE(list_contains("websocket/13", "websocket"));
 }
 
-TEST(StringsTest, AppendHex) {
-  std::string s = "x";
-  append_hex(s, 0);
-  append_hex(s, 0x1f);
-  append_hex(s, UINT64_MAX);
-  EXPECT_EQ(s, "x01fffffffffffffffff");
-}
-
 }  // namespace
 }  // namespace corral
