@@ -51,9 +51,10 @@ void put_hex(char* out, uint64_t v) {
 
 }  // namespace
 
-bool ConnectionTokens::contains(std::string_view name) const {
-  if (fields) {
-    for (const auto& h : *fields)
+bool ConnectionTokens::contains(std::string_view name, const std::vector<http1::Header>& headers) const {
+  if (count == kMax) {
+    // Perhaps more than were kept: the fields say.
+    for (const auto& h : headers)
       if (iequals(h.name, "connection") && list_contains(h.value, name, "")) return true;
     return false;
   }
@@ -71,11 +72,8 @@ ConnectionTokens connection_tokens(const std::vector<http1::Header>& headers) {
       size_t comma = v.find(',');
       std::string_view tok = trim_ows(v.substr(0, comma));
       if (!tok.empty()) {
-        if (t.count == ConnectionTokens::kMax) {
-          t.fields = &headers;  // too many to keep: contains() reads the fields
-          return t;
-        }
         t.names[t.count++] = tok;
+        if (t.count == ConnectionTokens::kMax) return t;  // the rest: contains() reads the fields
       }
       if (comma == std::string_view::npos) break;
       v.remove_prefix(comma + 1);
@@ -144,7 +142,7 @@ void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, s
     if (is_hop_by_hop(h.name) || is_framing(h.name) || is_forwarding(h.name)) continue;
     if (iequals(h.name, "expect") || iequals(h.name, "traceparent")) continue;
     if (!fwd.keep_tracestate && iequals(h.name, "tracestate")) continue;
-    if ((conn.count || conn.fields) && conn.contains(h.name)) continue;
+    if (conn.count && conn.contains(h.name, req.headers)) continue;
     if (iequals(h.name, "host")) {
       if (have_host) continue;
       have_host = true;
@@ -249,7 +247,7 @@ bool append_status_and_fields(const http1::ResponseHead& resp, std::string& out)
   bool have_date = false;
   for (const auto& h : resp.headers) {
     if (is_hop_by_hop(h.name) || is_framing(h.name)) continue;
-    if ((conn.count || conn.fields) && conn.contains(h.name)) continue;
+    if (conn.count && conn.contains(h.name, resp.headers)) continue;
     have_date = have_date || iequals(h.name, "date");
     append_header(out, h.name, h.value);
   }

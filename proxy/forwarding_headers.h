@@ -18,15 +18,15 @@
 
 namespace corral::proxy {
 
-/// The tokens listed in a message's Connection headers. The first kMax are kept here; past
-/// that, contains() reads the fields themselves (`fields`), so every listed field is removed
-/// (RFC 9110 §7.6.1), however many a client names.
+/// The tokens listed in a message's Connection headers. The first kMax are kept here; when
+/// the list is that long, contains() reads the fields themselves, so every listed field is
+/// removed (RFC 9110 §7.6.1), however many a client names.
 struct ConnectionTokens {
   static constexpr size_t kMax = 16;
   std::array<std::string_view, kMax> names{};
-  size_t count = 0;
-  const std::vector<http1::Header>* fields = nullptr;  ///< set when more than kMax were listed
-  bool contains(std::string_view name) const;
+  size_t count = 0;  ///< 0: no Connection option, nothing to look up
+  /// True when `name` is listed; `headers` are the ones the tokens were collected from.
+  bool contains(std::string_view name, const std::vector<http1::Header>& headers) const;
 };
 
 /// Collects the Connection header tokens of a head.

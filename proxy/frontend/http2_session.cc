@@ -1129,7 +1129,7 @@ void Http2Session::stream_head(Stream& s, const http1::ResponseHead& head) {
   bool has_date = false;  // learnt here, as the fields are copied
   for (const auto& f : head.headers) {
     if (is_hop_by_hop(f.name) || iequals(f.name, "transfer-encoding") || iequals(f.name, "content-length")) continue;
-    if (conn.count && conn.contains(f.name)) continue;
+    if (conn.count && conn.contains(f.name, head.headers)) continue;
     has_date = has_date || iequals(f.name, "date");
     size_t off = names.size();
     for (char c : f.name) names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
@@ -1405,7 +1405,7 @@ void Http2Session::stream_upgrade(Stream& s, const http1::ResponseHead& head) {
   bool has_date = false;
   for (const auto& f : head.headers) {
     if (is_hop_by_hop(f.name) || iequals(f.name, "content-length") || iequals(f.name, "sec-websocket-accept")) continue;
-    if (conn.count && conn.contains(f.name)) continue;
+    if (conn.count && conn.contains(f.name, head.headers)) continue;
     has_date = has_date || iequals(f.name, "date");
     size_t off = names.size();
     for (char c : f.name) names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
