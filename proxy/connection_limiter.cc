@@ -78,8 +78,7 @@ ConnectionLimiter::Verdict ConnectionLimiter::admit(const ClientKey& key, uint32
     Shard& s = shard_of(key);
     std::lock_guard<std::mutex> g(s.mu);
     uint32_t& n = s.counts[key];
-    if (n >= max_per_client) {
-      if (n == 0) s.counts.erase(key);
+    if (n >= max_per_client) {  // so n > 0: the entry stays, it counts open connections
       open_.fetch_sub(1, std::memory_order_relaxed);
       return Verdict::ClientFull;
     }

@@ -328,13 +328,12 @@ void Http2Session::read_client() {
     ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n));
     if (rv < 0) {
       if (!terminated_) {
-        CORRAL_LOG(Debug, "h2") << "connection from " << conn_.client_ip() << ": " << nghttp2_strerror(static_cast<int>(rv));
         uint32_t code = rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR;
         if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
           close();
           return;
         }
-        abuse(code, nghttp2_strerror(static_cast<int>(rv)));
+        end_connection(code, nghttp2_strerror(static_cast<int>(rv)));
       }
       return;
     }
@@ -443,21 +442,17 @@ void Http2Session::update_interest() {
   conn_.want(want_read, want_write);
 }
 
-void Http2Session::abuse(uint32_t error_code, const char* why) {
+void Http2Session::end_connection(uint32_t error_code, const char* why) {
   if (terminated_) return;
   terminated_ = true;
-  CORRAL_LOG(Info, "h2") << "closing connection from " << conn_.client_ip() << ": " << why;
+  // A flood is worth an operator's eye; a malformed frame is the client's bug (debug).
+  if (error_code == NGHTTP2_ENHANCE_YOUR_CALM) {
+    CORRAL_LOG(Info, "h2") << "closing connection from " << conn_.client_ip() << ": " << why;
+  } else {
+    CORRAL_LOG(Debug, "h2") << "closing connection from " << conn_.client_ip() << ": " << why;
+  }
   nghttp2_session_terminate_session(session_, error_code);
   // Nothing of this connection reaches a worker any more.
-  for (auto& s : streams_) s->ex.cancel();
-  write_soon();
-}
-
-void Http2Session::connection_error(uint32_t error_code, const char* why) {
-  if (terminated_) return;
-  terminated_ = true;
-  CORRAL_LOG(Debug, "h2") << "connection from " << conn_.client_ip() << ": " << why;
-  nghttp2_session_terminate_session(session_, error_code);
   for (auto& s : streams_) s->ex.cancel();
   write_soon();
 }
@@ -507,13 +502,13 @@ bool Http2Session::known_stream(int32_t id) {
 
 bool Http2Session::count_reset() {
   if (resets_.take(host_.loop().now())) return true;
-  abuse(NGHTTP2_ENHANCE_YOUR_CALM, "stream reset rate exceeded");
+  end_connection(NGHTTP2_ENHANCE_YOUR_CALM, "stream reset rate exceeded");
   return false;
 }
 
 bool Http2Session::count_flood() {
   if (floods_.take(host_.loop().now())) return true;
-  abuse(NGHTTP2_ENHANCE_YOUR_CALM, "control frame flood");
+  end_connection(NGHTTP2_ENHANCE_YOUR_CALM, "control frame flood");
   return false;
 }
 
@@ -530,7 +525,7 @@ int Http2Session::on_begin_frame(const void* p) {
       // connection error; nghttp2 ignores it (and answers 0 and even ids itself).
       if (hd->stream_id > 0 && hd->stream_id % 2 == 1 && !going_away_ &&
           !stream_ids_.on_headers(hd->stream_id, known_stream(hd->stream_id))) {
-        connection_error(NGHTTP2_PROTOCOL_ERROR, "HEADERS on a stream id that is not new");
+        end_connection(NGHTTP2_PROTOCOL_ERROR, "HEADERS on a stream id that is not new");
         return NGHTTP2_ERR_CALLBACK_FAILURE;
       }
       break;
@@ -538,7 +533,7 @@ int Http2Session::on_begin_frame(const void* p) {
       header_block_bytes_ += hd->length;
       // A header block far beyond the decoded limit (HPACK only shrinks) is a flood.
       if (++continuations_ > kMaxContinuations || header_block_bytes_ > 4 * runtime_->proxy.max_header_size + 65536) {
-        abuse(NGHTTP2_ENHANCE_YOUR_CALM, "CONTINUATION flood");
+        end_connection(NGHTTP2_ENHANCE_YOUR_CALM, "CONTINUATION flood");
         return NGHTTP2_ERR_CALLBACK_FAILURE;
       }
       break;
@@ -786,12 +781,12 @@ void Http2Session::headers_before_body(Stream& s) {
   // The head of a request with a body: what can be answered without the body is answered
   // now (RFC 9110 §10.1.1), before the client sends it. The head passed valid_head already;
   // the body's length is checked by request_complete once the stream ends.
+  // valid_head() saw a method, a :path and a host, and answered a plain CONNECT itself.
   std::string_view host = s.authority.empty() ? std::string_view(s.host_header) : std::string_view(s.authority);
-  const bool checkable = !s.method.empty() && !s.path.empty() && !host.empty() && s.method != "CONNECT";
   const ListenerRuntime* l = conn_.listener();
   const bool admin = l && l->admin;
   const auto& rt = host_.runtime();
-  const Router::Entry* route = checkable && !admin ? rt->router.find(host, s.path) : nullptr;
+  const Router::Entry* route = !admin ? rt->router.find(host, s.path) : nullptr;
   // -1: a static route.
   const AppRuntime* app = route && route->app >= 0 ? &rt->apps[static_cast<size_t>(route->app)] : nullptr;
   // request_buffering = false: the worker is chosen now and gets the body as it arrives.
@@ -800,7 +795,6 @@ void Http2Session::headers_before_body(Stream& s) {
                          (s.content_length >= 0 || app->kind == conf::AppKind::Http || app->kind == conf::AppKind::Wsgi);
   // Set up once, in its final mode (an answer below closes it again).
   s.body.reset(RequestBody::settings(*runtime_, host_.counters(), streaming));
-  if (!checkable) return;
   std::string_view expect;
   int expects = 0;
   for (const auto& f : s.fields)
@@ -1286,7 +1280,7 @@ void Http2Session::on_timer() {
     if (s->rejected) continue;
     if (!s->headers_done) {
       if (now - s->t_begin > p.client_header_timeout) {
-        abuse(NGHTTP2_ENHANCE_YOUR_CALM, "header block timeout");
+        end_connection(NGHTTP2_ENHANCE_YOUR_CALM, "header block timeout");
         return;
       }
     } else if (!s->end_stream && !s->discard_body && !s->tunnel && (!s->submitted || s->streaming) &&

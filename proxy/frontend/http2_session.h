@@ -96,9 +96,9 @@ class Http2Session final : public FrontendSession {
   void linger();
   /// Counts frames nghttp2 drops silently (extension types); false once over the limit.
   bool scan(std::string_view bytes);
-  void abuse(uint32_t error_code, const char* why);
-  /// A protocol violation that ends the connection (GOAWAY with `error_code`), logged at debug.
-  void connection_error(uint32_t error_code, const char* why);
+  /// Ends the connection (GOAWAY with `error_code`) and cancels its exchanges: a flood or a
+  /// limit (ENHANCE_YOUR_CALM, logged at info) or a protocol violation (logged at debug).
+  void end_connection(uint32_t error_code, const char* why);
   void close();
   void on_timer();
   void reset_stream(Stream& s, uint32_t error_code, const char* why);
