@@ -75,7 +75,6 @@ void Listener::on_readable() {
 }
 
 void Listener::pause(int err) {
-  paused_ = true;
   watch_.set(false, false);
   resume_timer_.arm(backoff_);
   if (on_pause_) on_pause_(err, backoff_);
@@ -83,7 +82,6 @@ void Listener::pause(int err) {
 }
 
 void Listener::resume() {
-  paused_ = false;
   watch_.set(true, false);  // level-triggered: fires at once when connections are waiting
 }
 

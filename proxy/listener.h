@@ -49,7 +49,7 @@ class Listener {
   Listener& operator=(const Listener&) = delete;
 
   /// True while accepting is paused after EMFILE/ENFILE/ENOBUFS/ENOMEM.
-  bool paused() const { return paused_; }
+  bool paused() const { return !watch_.wants_read(); }
 
  private:
   void on_readable();
@@ -59,7 +59,6 @@ class Listener {
   OnAccept on_accept_;
   OnPause on_pause_;
   int batch_;
-  bool paused_ = false;
   std::chrono::milliseconds backoff_ = kFirstBackoff;
   ev::FdWatch watch_;
   ev::Timer resume_timer_;

@@ -134,34 +134,36 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
     e.metrics = it->second;
   }
   state.routes.swap(routes);
-  std::map<std::string, std::shared_ptr<metrics::ListenerMetrics>> listeners;
-  auto listener_metrics = [&](const std::string& address) {
+  std::map<std::string, RuntimeState::Listener> listeners;
+  auto listener_state = [&](const std::string& address) -> RuntimeState::Listener& {
     auto it = listeners.find(address);
     if (it != listeners.end()) return it->second;
     auto old = state.listeners.find(address);
-    auto m = old != state.listeners.end() ? old->second : std::make_shared<metrics::ListenerMetrics>(address, state.threads);
-    listeners.emplace(address, m);
-    return m;
+    RuntimeState::Listener kept = old != state.listeners.end()
+                                      ? old->second
+                                      : RuntimeState::Listener{std::make_shared<metrics::ListenerMetrics>(address, state.threads), nullptr};
+    return listeners.emplace(address, std::move(kept)).first->second;
   };
   // The label is the configured address; two listeners written the same (port 0) get "#index".
   // The connection counts are kept under the same key: connections accepted before a reload
   // still count against the listener's limits, and give their place back to the same counts.
-  std::map<std::string, std::shared_ptr<ConnectionLimiter>> limiters;
   for (size_t i = 0; i < rt->listeners.size(); ++i) {
     auto l = std::const_pointer_cast<ListenerRuntime>(rt->listeners[i]);
     std::string key = listeners.count(l->address) ? l->address + "#" + std::to_string(i) : l->address;
-    l->metrics = listener_metrics(key);
-    if (auto old = state.limiters.find(key); old != state.limiters.end()) l->limiter = old->second;
-    limiters[key] = l->limiter;
+    RuntimeState::Listener& kept = listener_state(key);
+    l->metrics = kept.metrics;
+    if (kept.limiter)
+      l->limiter = kept.limiter;
+    else
+      kept.limiter = l->limiter;
   }
-  state.limiters.swap(limiters);
   if (!config.proxy.admin.empty() && config.proxy.admin != "off") {
     auto a = std::make_shared<ListenerRuntime>();
     a->address = config.proxy.admin;
     a->admin = true;
     a->h2 = false;
     a->h2c = false;
-    a->metrics = listener_metrics(a->address);
+    a->metrics = listener_state(a->address).metrics;
     rt->admin_listener = std::move(a);
   }
   state.listeners.swap(listeners);

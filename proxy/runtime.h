@@ -68,13 +68,19 @@ struct Runtime {
   std::shared_ptr<const ListenerRuntime> listener(size_t index) const;
 };
 
-/// What make_runtime keeps across snapshots by name: dispatchers, and the metrics blocks of
-/// routes and listeners (so counters keep counting across reloads). Control-thread only.
+/// What make_runtime keeps across snapshots by name: dispatchers, the metrics blocks of
+/// routes and listeners (so counters keep counting across reloads), and the listeners'
+/// connection counts. Control-thread only.
 struct RuntimeState {
+  /// A listener's (or the admin listener's) metrics, and its connection limiter: connections
+  /// accepted before a reload still count against its limits.
+  struct Listener {
+    std::shared_ptr<metrics::ListenerMetrics> metrics;
+    std::shared_ptr<ConnectionLimiter> limiter;  ///< null for the admin listener
+  };
   std::map<std::string, std::shared_ptr<AppDispatcher>> dispatchers;
-  std::map<std::string, std::shared_ptr<metrics::RouteMetrics>> routes;       ///< by app + "\n" + route label
-  std::map<std::string, std::shared_ptr<metrics::ListenerMetrics>> listeners;  ///< by address
-  std::map<std::string, std::shared_ptr<ConnectionLimiter>> limiters;          ///< by address, as listeners
+  std::map<std::string, std::shared_ptr<metrics::RouteMetrics>> routes;  ///< by app + "\n" + route label
+  std::map<std::string, Listener> listeners;                             ///< by address
   size_t threads = 1;  ///< per-thread copies in each new metrics block
 };
 
