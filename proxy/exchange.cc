@@ -459,6 +459,21 @@ void Exchange::cancel() {
   end_body();
 }
 
+bool Exchange::client_gone(std::string_view client_ip) {
+  if (state != ExchangeState::Queued && state != ExchangeState::Upstream) {
+    cancel();
+    return false;
+  }
+  CORRAL_LOG(Debug, "proxy") << "client " << client_ip << " went away; cancelling its request"
+                             << (state == ExchangeState::Queued ? " (queued)" : "") << " [rid=" << request_id << "]";
+  cancel();
+  if (status == 0) status = kClientClosedStatus;
+  if (t_sent != Clock::time_point{} && t_upstream_done == Clock::time_point{}) t_upstream_done = host_.loop().now();
+  state = ExchangeState::Closing;
+  log(client_ip);
+  return true;
+}
+
 void Exchange::count() {
   metrics::LoopCounters* lc = host_.counters();
   const metrics::Protocol proto = version_major == 2 ? metrics::Protocol::Http2 : metrics::Protocol::Http1;

@@ -154,6 +154,15 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   void cancel();
   /// Writes the access-log line for this request.
   void log(std::string_view client_ip);
+  /// The access-log status of a request whose client went away (closed the connection, or
+  /// reset the stream) before the proxy had a response head for it (nginx's 499).
+  static constexpr int kClientClosedStatus = 499;
+  /// The client went away: a request still queued or with its worker (its response not
+  /// complete) is cancelled (leaves the queue; the worker connection is closed, not drained,
+  /// so the worker is free at once) and gets its access-log line, with kClientClosedStatus
+  /// when no response head was produced. Returns whether there was such a request; the
+  /// state is Closing afterwards (nothing is logged twice). Otherwise the same as cancel().
+  bool client_gone(std::string_view client_ip);
   /// Forgets the request (keeps string capacity); cancels whatever is in flight.
   void reset();
   /// Frees per-request buffers while the connection waits for its next request.

@@ -146,15 +146,23 @@ void Http1Session::read_client() {
       case ExchangeState::Idle:
       case ExchangeState::ReadingHead:
       case ExchangeState::ReadingBody:
-      case ExchangeState::Queued:
-        // Nothing was sent to a worker yet (a queued request is cancelled in close()).
+        // Nothing was sent to a worker yet.
         close();
         return;
+      case ExchangeState::Queued:
       case ExchangeState::Upstream:
+        // The client went away while its request waits in the queue or is with a worker
+        // (nginx's "client prematurely closed connection"): the request is cancelled in
+        // close() and the worker freed now, not when its response is finally written to a
+        // socket nobody reads. A client that only half-closed is treated the same, as nginx
+        // does: the end of its stream cannot be told from a close.
+        close();
+        return;
       case ExchangeState::Responding:
       case ExchangeState::Closing:
       case ExchangeState::Tunnel:
-        // A half-closed client may still read the answer; it is closed afterwards.
+        // The worker is done (or the tunnel relays the half-close): a half-closed client may
+        // still read the answer; it is closed afterwards.
         update_read_interest();
         return;
     }
@@ -722,7 +730,9 @@ void Http1Session::close() {
     ex_.log(conn_->client_ip());
   }
   if (streaming_) body_.fail();
-  ex_.cancel();
+  // A request still queued or with its worker is cancelled and logged (499 when no response
+  // head came yet); one whose answer was complete was logged already.
+  ex_.client_gone(conn_->client_ip());
   file_.reset();
   file_left_ = 0;
   body_.close();

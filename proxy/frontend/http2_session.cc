@@ -472,7 +472,9 @@ void Http2Session::close() {
   timer_.cancel();
   write_timer_.cancel();
   write_armed_ = false;
-  for (auto& s : streams_) s->ex.cancel();
+  // The client is gone (or the connection failed): its queued and in-flight requests are
+  // cancelled and logged, like a reset stream's.
+  for (auto& s : streams_) s->ex.client_gone(conn_.client_ip());
   conn_.close();
 }
 
@@ -869,14 +871,9 @@ int Http2Session::on_stream_close(int32_t id, uint32_t error_code) {
     // Reset by the client (or by us) before the response was done: the worker's slot is
     // freed now, not left busy (the upstream request is aborted).
     if (s.ex.state == ExchangeState::Upstream || s.ex.state == ExchangeState::Queued) {
-      CORRAL_LOG(Debug, "h2") << "stream " << id << " closed (" << nghttp2_http2_strerror(error_code)
-                              << "); cancelling its request [rid=" << s.ex.request_id << "]";
-      if (s.ex.status == 0) s.ex.status = 499;
-      s.ex.cancel();
-      s.ex.log(conn_.client_ip());
-    } else {
-      s.ex.cancel();
+      CORRAL_LOG(Debug, "h2") << "stream " << id << " closed (" << nghttp2_http2_strerror(error_code) << ")";
     }
+    s.ex.client_gone(conn_.client_ip());
   }
   for (auto u = unconsumed_.begin(); u != unconsumed_.end();) u = u->first == id ? unconsumed_.erase(u) : u + 1;
   release_budget(s);

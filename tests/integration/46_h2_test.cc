@@ -157,6 +157,47 @@ TEST_F(H2Test, ZeroWindowReaderIsResetAndOthersAreServed) {
   slow.join();
 }
 
+class H2ClientGoneTest : public H2Test, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(H2ClientGoneTest, CancelsQueuedAndInFlightRequests) {
+  // A client resets its streams (or closes its connection) while one request keeps a worker
+  // busy, one's response streams and one is queued: the workers are freed at once (the
+  // worker connections closed), the queued request never reaches a worker, and each gets its
+  // access-log line (499 before a response head, else the worker's status).
+  config_.app("demo").workers(2).concurrency(1).timeout("60s").queue_timeout("60s");
+  ASSERT_NO_FATAL_FAILURE(start());
+  const std::string s = GetParam();
+  nlohmann::json j = h2raw(s);
+  EXPECT_EQ(j["status"]["3"], 200) << j.dump();
+  EXPECT_FALSE(j["status"].contains("1")) << j.dump();
+  // Both workers take a request each that they would hold for 30 s (or until their 64 MiB
+  // response is read): served at once only when the aborted requests freed both.
+  std::vector<HttpResponse> rs = parallel(2, [&](int i) {
+    return curl({"http://127.0.0.1:" + std::to_string(port()) + "/sleep?ms=2000&m=" + s + "-after" + std::to_string(i)},
+                10s);
+  });
+  for (auto& r : rs) EXPECT_EQ(r.status, 200) << r.error;
+  auto logged = [&](const std::string& what) {
+    for (int i = 0; i < 100; ++i, std::this_thread::sleep_for(50ms))
+      for (auto& l : log_lines_with("m=" + s + "-" + what + " HTTP/"))
+        if (l.find("testapp pid=") == std::string::npos) return l;
+    return std::string();
+  };
+  auto worker_of = [](const std::string& line) {
+    size_t w = line.find(" worker=");
+    return w == std::string::npos ? std::string() : line.substr(w, line.find(' ', w + 1) - w);
+  };
+  // Side by side, so on both workers: the two were free.
+  EXPECT_NE(worker_of(logged("after0")), worker_of(logged("after1"))) << logged("after0") << "\n" << logged("after1");
+  EXPECT_NE(logged("busy").find("\" 499 "), std::string::npos) << logged("busy");
+  EXPECT_NE(logged("queued").find("\" 499 "), std::string::npos) << logged("queued");
+  EXPECT_NE(logged("stream").find("\" 200 "), std::string::npos) << logged("stream");
+  EXPECT_TRUE(app_lines_with("m=" + s + "-queued").empty()) << "a request whose client had gone reached a worker";
+}
+
+INSTANTIATE_TEST_SUITE_P(ResetOrClose, H2ClientGoneTest, ::testing::Values("gone_reset", "gone_close"),
+                         [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });
+
 TEST_F(H2Test, StreamsOneAfterAnotherShareNothing) {
   ASSERT_NO_FATAL_FAILURE(start());
   // Closed streams are recycled for the next ones on the connection: a POST with cookies, a

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <thread>
 
 #include "tests/integration/harness/integration_test.h"
@@ -17,7 +18,30 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-class ProxyEdgesTest : public IntegrationTest {};
+class ProxyEdgesTest : public IntegrationTest {
+ protected:
+  /// Waits up to `timeout` for the access-log line of `request_line` ("GET /x HTTP/1.1");
+  /// returns it, or "" when none came.
+  std::string access_line(const std::string& request_line, std::chrono::milliseconds timeout = 5s) {
+    for (auto until = Clock::now() + timeout;; std::this_thread::sleep_for(50ms)) {
+      for (auto& l : log_lines_with("\"" + request_line + "\""))
+        if (l.find("testapp pid=") == std::string::npos) return l;
+      if (Clock::now() > until) return "";
+    }
+  }
+  /// Waits up to `timeout` for the testapp to log a request whose target contains `needle`.
+  bool app_saw(const std::string& needle, std::chrono::milliseconds timeout = 10s) {
+    for (auto until = Clock::now() + timeout; app_lines_with(needle).empty(); std::this_thread::sleep_for(50ms))
+      if (Clock::now() > until) return false;
+    return true;
+  }
+};
+
+/// The status in an access-log line ("... \"GET / HTTP/1.1\" 499 0 ..."); 0 when none.
+int logged_status(const std::string& line) {
+  size_t q = line.find("\" ");
+  return q == std::string::npos ? 0 : std::atoi(line.c_str() + q + 2);
+}
 
 std::string post_head(const std::string& path, size_t length) {
   return "POST " + path + " HTTP/1.1\r\nHost: t.example\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
@@ -97,10 +121,107 @@ TEST_F(ProxyEdgesTest, SlowReaderOfAHugeResponseKeepsProxyMemoryBounded) {
   long after = rss_kib(proxy);
   // 4 × 256 MiB requested; the proxy may hold about its response buffer per request.
   EXPECT_LT(after - before, 32 * 1024) << "proxy RSS grew from " << before << " KiB to " << after << " KiB";
-  // Other clients are still served (the second worker is free or freed).
+  // All four clients go away: two with their response streaming, two queued (or, when a
+  // worker freed by the first two took them before their close arrived, with a worker). Each
+  // request is cancelled and logged at once; none keeps a worker generating 256 MiB for
+  // nobody, so other clients are served at once (a queued one would wait queue_timeout).
   readers.clear();
+  for (auto until = Clock::now() + 5s; Clock::now() < until; std::this_thread::sleep_for(50ms)) {
+    size_t n = 0;
+    for (auto& l : log_lines_with("\"GET /big?bytes=268435456 HTTP/1.1\""))
+      if (l.find("testapp pid=") == std::string::npos) ++n;
+    if (n == 4) break;
+  }
+  std::vector<std::string> logged;
+  for (auto& l : log_lines_with("\"GET /big?bytes=268435456 HTTP/1.1\""))
+    if (l.find("testapp pid=") == std::string::npos) logged.push_back(l);
+  EXPECT_EQ(logged.size(), 4u) << "every aborted request has its access-log line";
+  for (auto& l : logged) {
+    int st = logged_status(l);
+    EXPECT_TRUE(st == 200 || st == 499) << l;
+  }
   HttpResponse r = http_get(port(), "/pid");
   EXPECT_EQ(r.status, 200) << r.error;
+}
+
+TEST_F(ProxyEdgesTest, ClientClosingWhileItsRequestIsWithAWorkerFreesTheWorker) {
+  // One sync worker with a request that would keep it 30 s. Its client closes: the request
+  // is cancelled (the worker's connection closed), so the next client is served at once, not
+  // after the 30 s (the queue and the app allow far longer than curl waits).
+  config_.app("demo").workers(1).concurrency(1).timeout("60s").queue_timeout("60s");
+  ASSERT_NO_FATAL_FAILURE(start());
+  RawClient gone;
+  ASSERT_TRUE(gone.connect_tcp(port()));
+  ASSERT_TRUE(gone.send("GET /sleep?ms=30000&m=gone HTTP/1.1\r\nHost: t.example\r\n\r\n"));
+  ASSERT_TRUE(app_saw("/sleep?ms=30000&m=gone"));
+  gone.close();
+  HttpResponse r = curl({"http://127.0.0.1:" + std::to_string(port()) + "/pid?m=next"}, 10s);
+  EXPECT_EQ(r.status, 200) << "the worker stayed busy for a client that was gone: " << r.error;
+  std::string line = access_line("GET /sleep?ms=30000&m=gone HTTP/1.1");
+  EXPECT_EQ(logged_status(line), 499) << line;
+}
+
+TEST_F(ProxyEdgesTest, ClientHalfClosingWhileItsRequestIsWithAWorkerCancelsIt) {
+  // As nginx: the end of the client's stream before its response is complete is the client
+  // going away (a half-close cannot be told from a close).
+  config_.app("demo").workers(1).concurrency(1).timeout("60s").queue_timeout("60s");
+  ASSERT_NO_FATAL_FAILURE(start());
+  RawClient gone;
+  ASSERT_TRUE(gone.connect_tcp(port()));
+  ASSERT_TRUE(gone.send("GET /sleep?ms=30000&m=half HTTP/1.1\r\nHost: t.example\r\n\r\n"));
+  ASSERT_TRUE(app_saw("/sleep?ms=30000&m=half"));
+  gone.shutdown_write();
+  gone.read_until_close(10s);
+  EXPECT_TRUE(gone.closed());
+  EXPECT_TRUE(gone.received().empty()) << gone.received();
+  HttpResponse r = curl({"http://127.0.0.1:" + std::to_string(port()) + "/pid?m=next"}, 10s);
+  EXPECT_EQ(r.status, 200) << r.error;
+  std::string line = access_line("GET /sleep?ms=30000&m=half HTTP/1.1");
+  EXPECT_EQ(logged_status(line), 499) << line;
+}
+
+TEST_F(ProxyEdgesTest, ClientClosingWhileQueuedLeavesTheQueue) {
+  // The worker is busy for 2 s; a second client queues and closes. Its request never
+  // reaches the worker, and it is logged as 499.
+  config_.app("demo").workers(1).concurrency(1).timeout("60s").queue_timeout("60s");
+  ASSERT_NO_FATAL_FAILURE(start());
+  RawClient busy;
+  ASSERT_TRUE(busy.connect_tcp(port()));
+  ASSERT_TRUE(busy.send("GET /sleep?ms=2000&m=busy HTTP/1.1\r\nHost: t.example\r\n\r\n"));
+  ASSERT_TRUE(app_saw("/sleep?ms=2000&m=busy"));
+  RawClient queued;
+  ASSERT_TRUE(queued.connect_tcp(port()));
+  ASSERT_TRUE(queued.send("GET /pid?m=queued HTTP/1.1\r\nHost: t.example\r\n\r\n"));
+  std::this_thread::sleep_for(300ms);
+  queued.close();
+  std::string line = access_line("GET /pid?m=queued HTTP/1.1");
+  EXPECT_EQ(logged_status(line), 499) << line;
+  auto rs = busy.read_responses(1, 10s);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].status, 200);
+  EXPECT_EQ(http_get(port(), "/pid?m=after").status, 200);
+  EXPECT_TRUE(app_lines_with("m=queued").empty()) << "a request whose client had gone reached the worker";
+}
+
+TEST_F(ProxyEdgesTest, ClientClosingWhileItsResponseStreamsFreesTheWorker) {
+  // A 64 MiB response to a client that reads a little and closes: the worker's connection is
+  // closed (not drained), the next client is served, and the request has its log line with
+  // the worker's status and the bytes the proxy took until then.
+  config_.app("demo").workers(1).concurrency(1).timeout("60s").queue_timeout("60s");
+  ASSERT_NO_FATAL_FAILURE(start());
+  RawClient gone;
+  ASSERT_TRUE(gone.connect_tcp(port(), 4096));
+  ASSERT_TRUE(gone.send("GET /big?bytes=67108864&m=stream HTTP/1.1\r\nHost: t.example\r\n\r\n"));
+  for (auto until = Clock::now() + 10s; gone.received().empty() && Clock::now() < until;) gone.read_some(100ms);
+  ASSERT_FALSE(gone.received().empty());
+  gone.close();
+  HttpResponse r = curl({"http://127.0.0.1:" + std::to_string(port()) + "/pid?m=next"}, 10s);
+  EXPECT_EQ(r.status, 200) << r.error;
+  std::string line = access_line("GET /big?bytes=67108864&m=stream HTTP/1.1");
+  EXPECT_EQ(logged_status(line), 200) << line;
+  size_t q = line.find("\" 200 ");
+  ASSERT_NE(q, std::string::npos) << line;
+  EXPECT_LT(std::strtoull(line.c_str() + q + 6, nullptr, 10), 67108864u) << line;
 }
 
 TEST_F(ProxyEdgesTest, ConnectFailureMovesTheRequestToAnotherWorker) {

@@ -220,6 +220,20 @@ def run(host, port, tls, scenario):
             if not c.send(out[i:i + step]):
                 break
         c.read(5, lambda r: r["goaway"] is not None)
+    elif scenario in ("gone_reset", "gone_close"):
+        # Three requests, then the client goes away (resets each stream, or closes the
+        # connection): one a worker is busy with (no response yet), one whose response is
+        # streaming (the 64 KiB windows are full), one queued (two workers, concurrency 1).
+        c.send(c.headers(1, path="/sleep?ms=30000&m=" + scenario + "-busy")
+               + c.headers(3, path="/big?bytes=67108864&m=" + scenario + "-stream"))
+        c.read(10, lambda r: "3" in r["status"] and r["data"].get("3", 0) >= 65535)
+        c.send(c.headers(5, path="/pid?m=" + scenario + "-queued"))
+        c.read(0.5)
+        if scenario == "gone_reset":
+            c.send(b"".join(frame(RST, 0, sid, struct.pack(">I", 8)) for sid in (1, 3, 5)))
+            c.read(0.5)
+        c.s.close()
+        c.result["closed"] = True
     elif scenario == "zero_window":
         c.send(c.headers(1, path="/big?bytes=4000000&m=" + marker))
         c.read(8, lambda r: r["rst"])
