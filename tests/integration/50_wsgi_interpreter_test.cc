@@ -55,7 +55,10 @@ std::string host_module_file() {
 class WsgiInterpreterTest : public IntegrationTest {
  protected:
   void SetUp() override {
-    if (host_module_file().empty()) GTEST_SKIP() << "this build has no _corral_wsgi module (sanitizers): embedded only";
+    if (host_module_file().empty()) {
+      if (CORRAL_WSGI_MODULE_EXPECTED) FAIL() << "this build has no _corral_wsgi module in " << CORRAL_BIN_DIR;
+      GTEST_SKIP() << "this build has no _corral_wsgi module (sanitizers): embedded only";
+    }
   }
   void TearDown() override {
     IntegrationTest::TearDown();
