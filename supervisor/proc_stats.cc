@@ -7,10 +7,10 @@
 #include <cstdlib>
 #include <string>
 
-namespace corral::supervisor {
-namespace {
+#include "common/base/strings.h"
 
-bool read_small_file(const std::string& path, std::string& out) {
+namespace corral::supervisor {
+bool read_proc_file(const std::string& path, std::string& out, size_t max) {
   out.clear();
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -19,46 +19,43 @@ bool read_small_file(const std::string& path, std::string& out) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n <= 0) break;
     out.append(buf, static_cast<size_t>(n));
-    if (out.size() > (1 << 20)) break;
+    if (out.size() >= max) break;
   }
   ::close(fd);
-  return !out.empty();
+  return true;
 }
 
-std::optional<uint64_t> to_u64(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return v;
-}
-
-}  // namespace
-
-std::optional<ProcStat> parse_proc_stat(std::string_view text) {
-  // "pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ..."
-  auto close = text.rfind(')');
-  if (close == std::string_view::npos) return std::nullopt;
-  std::string_view rest = text.substr(close + 1);
+std::vector<std::string_view> proc_stat_fields(std::string_view text, size_t count) {
   std::vector<std::string_view> fields;
+  const auto close = text.rfind(')');
+  if (close == std::string_view::npos) return fields;
+  std::string_view rest = text.substr(close + 1);
   size_t i = 0;
-  while (i < rest.size() && fields.size() < 16) {
+  while (i < rest.size() && fields.size() < count) {
     while (i < rest.size() && rest[i] == ' ') ++i;
     size_t j = i;
     while (j < rest.size() && rest[j] != ' ' && rest[j] != '\n') ++j;
     if (j > i) fields.push_back(rest.substr(i, j - i));
     i = j + 1;
   }
+  return fields;
+}
+
+namespace {
+bool read_small_file(const std::string& path, std::string& out) { return read_proc_file(path, out) && !out.empty(); }
+}  // namespace
+
+std::optional<ProcStat> parse_proc_stat(std::string_view text) {
+  // "pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ..."
+  const std::vector<std::string_view> fields = proc_stat_fields(text, 16);
   // fields[0] = state (field 3), so field N is fields[N - 3].
   if (fields.size() < 13) return std::nullopt;
-  auto pgrp = to_u64(fields[2]);
-  auto utime = to_u64(fields[11]);
-  auto stime = to_u64(fields[12]);
+  auto pgrp = parse_decimal(fields[2]);
+  auto utime = parse_decimal(fields[11]);
+  auto stime = parse_decimal(fields[12]);
   if (!pgrp || !utime || !stime) return std::nullopt;
-  return ProcStat{static_cast<pid_t>(*pgrp), *utime, *stime, to_u64(fields[13]).value_or(0),
-                  fields.size() > 14 ? to_u64(fields[14]).value_or(0) : 0};
+  return ProcStat{static_cast<pid_t>(*pgrp), *utime, *stime, parse_decimal(fields[13]).value_or(0),
+                  fields.size() > 14 ? parse_decimal(fields[14]).value_or(0) : 0};
 }
 
 namespace {
@@ -72,7 +69,7 @@ std::optional<uint64_t> kib_field(std::string_view text, std::string_view name) 
       std::string_view v = line.substr(name.size() + 1);
       while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
       size_t end = v.find(' ');
-      auto kib = to_u64(v.substr(0, end));
+      auto kib = parse_decimal(v.substr(0, end));
       if (!kib) return std::nullopt;
       return *kib * 1024;
     }
@@ -89,7 +86,7 @@ std::optional<uint64_t> parse_schedstat_wait_ns(std::string_view text) {
   size_t a = text.find(' ');
   if (a == std::string_view::npos) return std::nullopt;
   size_t b = text.find_first_of(" \n", a + 1);
-  return to_u64(text.substr(a + 1, b == std::string_view::npos ? std::string_view::npos : b - a - 1));
+  return parse_decimal(text.substr(a + 1, b == std::string_view::npos ? std::string_view::npos : b - a - 1));
 }
 
 std::optional<HostMemory> parse_meminfo(std::string_view text) {
@@ -116,7 +113,7 @@ GroupUsage group_usage(pid_t pgid, bool run_queue) {
   if (!d) return u;
   std::string text;
   while (dirent* e = ::readdir(d)) {
-    auto pid = to_u64(e->d_name);
+    auto pid = parse_decimal(e->d_name);
     if (!pid) continue;
     std::string base = std::string("/proc/") + e->d_name;
     if (!read_small_file(base + "/stat", text)) continue;
@@ -130,7 +127,7 @@ GroupUsage group_usage(pid_t pgid, bool run_queue) {
       if (auto pss = parse_pss_bytes(text)) u.pss_bytes += *pss;
     if (DIR* tasks = run_queue ? ::opendir((base + "/task").c_str()) : nullptr) {
       while (dirent* t = ::readdir(tasks)) {
-        if (!to_u64(t->d_name)) continue;
+        if (!parse_decimal(t->d_name)) continue;
         if (!read_small_file(base + "/task/" + t->d_name + "/schedstat", text)) continue;
         if (auto ns = parse_schedstat_wait_ns(text)) u.cpu_wait_seconds += static_cast<double>(*ns) / 1e9;
       }

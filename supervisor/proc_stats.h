@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -20,6 +21,13 @@ struct ProcStat {
   uint64_t cutime_ticks = 0;  ///< children it waited for (a CGI program run per request)
   uint64_t cstime_ticks = 0;
 };
+
+/// Reads a /proc file (at most about `max` bytes) into `out`; false when it cannot be opened.
+bool read_proc_file(const std::string& path, std::string& out, size_t max = 1 << 20);
+/// The space-separated fields of a /proc/PID/stat text after the command "(comm)", which may
+/// hold spaces and parentheses: [0] is the state (field 3), so field N is [N - 3]; at most
+/// `count`. Pure.
+std::vector<std::string_view> proc_stat_fields(std::string_view text, size_t count);
 
 /// Parses the text of /proc/PID/stat (the command may contain spaces and parentheses).
 /// nullopt when malformed. Pure.

@@ -12,33 +12,11 @@
 #include <cstdlib>
 #include <map>
 
+#include "common/base/strings.h"
+#include "supervisor/proc_stats.h"
+
 namespace corral::supervisor {
 namespace {
-
-bool read_file(const std::string& path, std::string& out, size_t max = 1 << 16) {
-  out.clear();
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() >= max) break;
-  }
-  ::close(fd);
-  return true;
-}
-
-std::optional<unsigned long long> number(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  unsigned long long v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + static_cast<unsigned long long>(c - '0');
-  }
-  return v;
-}
 
 // Every numeric entry of /proc.
 std::vector<pid_t> all_pids() {
@@ -46,7 +24,7 @@ std::vector<pid_t> all_pids() {
   DIR* d = ::opendir("/proc");
   if (!d) return out;
   while (dirent* e = ::readdir(d)) {
-    if (auto n = number(e->d_name)) out.push_back(static_cast<pid_t>(*n));
+    if (auto n = parse_decimal(e->d_name)) out.push_back(static_cast<pid_t>(*n));
   }
   ::closedir(d);
   return out;
@@ -57,20 +35,9 @@ std::vector<pid_t> all_pids() {
 std::optional<ProcEntry> parse_proc_entry(pid_t pid, std::string_view text) {
   // "pid (comm) state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime
   //  stime cutime cstime priority nice num_threads itrealvalue starttime ..."
-  const auto close = text.rfind(')');
-  if (close == std::string_view::npos) return std::nullopt;
-  std::string_view rest = text.substr(close + 1);
-  std::vector<std::string_view> f;  // f[0] = state (field 3): field N is f[N - 3]
-  size_t i = 0;
-  while (i < rest.size() && f.size() < 20) {
-    while (i < rest.size() && rest[i] == ' ') ++i;
-    size_t j = i;
-    while (j < rest.size() && rest[j] != ' ' && rest[j] != '\n') ++j;
-    if (j > i) f.push_back(rest.substr(i, j - i));
-    i = j + 1;
-  }
+  const std::vector<std::string_view> f = proc_stat_fields(text, 20);  // field N is f[N - 3]
   if (f.size() < 20 || f[0].size() != 1) return std::nullopt;
-  auto ppid = number(f[1]), pgrp = number(f[2]), session = number(f[3]), start = number(f[19]);
+  auto ppid = parse_decimal(f[1]), pgrp = parse_decimal(f[2]), session = parse_decimal(f[3]), start = parse_decimal(f[19]);
   if (!ppid || !pgrp || !session || !start) return std::nullopt;
   ProcEntry e;
   e.pid = pid;
@@ -84,13 +51,13 @@ std::optional<ProcEntry> parse_proc_entry(pid_t pid, std::string_view text) {
 
 std::optional<ProcEntry> read_proc_entry(pid_t pid) {
   std::string text;
-  if (!read_file("/proc/" + std::to_string(pid) + "/stat", text) || text.empty()) return std::nullopt;
+  if (!read_proc_file("/proc/" + std::to_string(pid) + "/stat", text) || text.empty()) return std::nullopt;
   return parse_proc_entry(pid, text);
 }
 
 std::string proc_cmdline(pid_t pid, size_t max) {
   std::string text;
-  if (!read_file("/proc/" + std::to_string(pid) + "/cmdline", text, max + 1)) return {};
+  if (!read_proc_file("/proc/" + std::to_string(pid) + "/cmdline", text, max + 1)) return {};
   while (!text.empty() && text.back() == '\0') text.pop_back();
   std::replace(text.begin(), text.end(), '\0', ' ');
   if (text.size() > max) text.resize(max);
@@ -103,15 +70,15 @@ std::vector<pid_t> own_children() {
   bool any_file = false;
   if (DIR* d = ::opendir("/proc/self/task")) {
     while (dirent* e = ::readdir(d)) {
-      if (!number(e->d_name)) continue;
+      if (!parse_decimal(e->d_name)) continue;
       std::string text;
-      if (!read_file(std::string("/proc/self/task/") + e->d_name + "/children", text)) continue;
+      if (!read_proc_file(std::string("/proc/self/task/") + e->d_name + "/children", text)) continue;
       any_file = true;
       size_t at = 0;
       while (at < text.size()) {
         size_t end = text.find(' ', at);
         if (end == std::string::npos) end = text.size();
-        if (auto n = number(text.substr(at, end - at))) out.push_back(static_cast<pid_t>(*n));
+        if (auto n = parse_decimal(text.substr(at, end - at))) out.push_back(static_cast<pid_t>(*n));
         at = end + 1;
       }
     }
