@@ -19,7 +19,10 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-class UpstreamPoolTest : public IntegrationTest {};
+class UpstreamPoolTest : public IntegrationTest {
+ protected:
+  void expect_recycles_leave_no_connections(const std::string& path);
+};
 
 // The Unix sockets of `pid`, counted by what their peer is (as `ss -xan` reports them):
 // "peer closed" for a connected socket whose other end no longer exists, "-> NAME" for a
@@ -95,6 +98,20 @@ std::map<std::string, int> settle(pid_t proxy) {
   return socks;
 }
 
+// Loads `path` until workers are recycled (max_requests). The recycled processes are gone (their
+// exit is logged): within a moment the proxy has closed every connection they had, pooled or not.
+void UpstreamPoolTest::expect_recycles_leave_no_connections(const std::string& path) {
+  pid_t proxy = proxy_pid();
+  ASSERT_GT(proxy, 0);
+  EXPECT_EQ(load(port(), path, 4, 15), 0);
+  auto recycled = [&] { return log_lines_with("reason=max_requests").size(); };
+  ASSERT_GE(recycled(), 2u) << "no worker was recycled";
+  std::map<std::string, int> socks = settle(proxy);
+  EXPECT_EQ(socks.count("peer closed"), 0u)
+      << "the proxy keeps connections to workers that closed them: " << describe(socks)
+      << "(after " << recycled() << " recycles)";
+}
+
 TEST_F(UpstreamPoolTest, RecycledWorkersLeaveNoConnectionsBehind) {
   // Two proxy threads, each with its own pool, and several kept connections per worker:
   // every recycle leaves idle connections in both pools.
@@ -104,19 +121,7 @@ TEST_F(UpstreamPoolTest, RecycledWorkersLeaveNoConnectionsBehind) {
   a.set("max_requests", "10");
   a.set("max_requests_jitter", "0");
   ASSERT_NO_FATAL_FAILURE(start());
-  pid_t proxy = proxy_pid();
-  ASSERT_GT(proxy, 0);
-
-  EXPECT_EQ(load(port(), "/pid", 4, 15), 0);
-  auto recycled = [&] { return log_lines_with("reason=max_requests").size(); };
-  ASSERT_GE(recycled(), 2u) << "no worker was recycled";
-
-  // The recycled processes are gone (their exit is logged): within a moment the proxy has
-  // closed every connection they had, pooled or not.
-  std::map<std::string, int> socks = settle(proxy);
-  EXPECT_EQ(socks.count("peer closed"), 0u)
-      << "the proxy keeps connections to workers that closed them: " << describe(socks)
-      << "(after " << recycled() << " recycles)";
+  expect_recycles_leave_no_connections("/pid");
 }
 
 // FastCGI keeps idle connections in one store shared by the loop threads. Each recycled
@@ -131,16 +136,7 @@ TEST_F(UpstreamPoolTest, RecycledFastcgiWorkersLeaveNoConnectionsBehind) {
   a.set("max_requests", "10");
   a.set("max_requests_jitter", "0");
   ASSERT_NO_FATAL_FAILURE(start());
-  pid_t proxy = proxy_pid();
-  ASSERT_GT(proxy, 0);
-
-  EXPECT_EQ(load(port(), "/", 4, 15), 0);
-  auto recycled = [&] { return log_lines_with("reason=max_requests").size(); };
-  ASSERT_GE(recycled(), 2u) << "no worker was recycled";
-  std::map<std::string, int> socks = settle(proxy);
-  EXPECT_EQ(socks.count("peer closed"), 0u)
-      << "the proxy keeps connections to workers that closed them: " << describe(socks)
-      << "(after " << recycled() << " recycles)";
+  expect_recycles_leave_no_connections("/");
 }
 
 }  // namespace
