@@ -11,7 +11,7 @@ ifneq ($(SANITIZE),)
   BUILD := build-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps configure build run test test-unit test-uploads test-idle-memory test-asan bench bench-profile fuzz soak soak-reload clean package package-test
+.PHONY: all deps configure build run test test-unit test-uploads test-idle-memory test-asan bench bench-side bench-all bench-profile fuzz soak soak-reload clean package package-test
 
 all: build
 
@@ -50,13 +50,26 @@ test-idle-memory: build
 test-asan:
 	$(MAKE) test SANITIZE=address,undefined
 
-# make bench: every scenario against corral, nginx, HAProxy, nghttpx, h2o and the app, then the
-# side runs (about 32 min of load: tests/bench/README.md, "Wall time of a default run");
-# BENCH_QUICK=1 make bench: a smoke run (~9 min on a busy 2-CPU machine). Results and the wall
-# time of every part in $(BUILD)/bench/summary.md.
+# make bench: scenarios 1-7 against corral, nginx, HAProxy, nghttpx, h2o and the app, then the
+# WSGI run against Gunicorn (about 12 min: tests/bench/README.md, "Wall time of a default run");
+# BENCH_QUICK=1 make bench: a smoke run. Results and the wall time of every part in
+# $(BUILD)/bench/summary.md. make bench-side: the other side runs (legacy CGI/FastCGI, admin
+# listener, WebSocket, compression, static files, and WSGI's three worker classes), each on its
+# own; make bench-all: both.
+BENCH_SIDES := legacy admin websocket compress static
 bench: build
 	@packaging/install-deps.sh bench
 	BENCH_QUICK=$(BENCH_QUICK) tests/bench/run.sh $(BUILD)
+
+bench-side: build
+	@packaging/install-deps.sh bench
+	@failed=""; for side in wsgi $(BENCH_SIDES); do \
+	  BENCH_QUICK=$(BENCH_QUICK) tests/bench/$$side.sh $(BUILD) || failed="$$failed $$side"; \
+	done; [ -z "$$failed" ] || { echo "bench-side: failed:$$failed" >&2; exit 1; }
+
+bench-all: build
+	@packaging/install-deps.sh bench
+	BENCH_QUICK=$(BENCH_QUICK) SIDES="wsgi $(BENCH_SIDES)" WSGI_CLASSES="sync gthread gevent" tests/bench/run.sh $(BUILD)
 
 # make bench-profile: flame graphs (perf, cpu-clock) of corral-proxy under the h1 keep-alive and
 # the h2/TLS loads of make bench: $(BUILD)/bench/profiles/{h1,h2tls}-COMMIT.svg.

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # make bench-profile: where corral-proxy spends its CPU under scenario 1's load (HTTP/1.1
-# keep-alive, 100 B, wrk -t1 -c32) and scenario 2's (HTTP/2 over TLS 1.3, 100 B, h2load -t1
-# -c32 -m8), as SVG flame graphs. One corral (one proxy thread pinned to CPU 0, access log off,
+# keep-alive, 100 B, wrk -t1 -c32), scenario 2's (HTTP/2 over TLS 1.3, 100 B, h2load -t1
+# -c32 -m8) and scenario 7's (new TLS 1.3 connections with full ECDSA handshakes, one request
+# each, tls_conns.py), as SVG flame graphs. One corral (one proxy thread pinned to CPU 0, access log off,
 # app `pool`: WORKERS corral-testapp workers, concurrency CONCURRENCY, as in peers/corral.toml.in)
 # with a plaintext and a TLS listener (ECDSA P-256); the load on the other CPUs. For each load:
 # a 1 s warm-up, then `perf record -e cpu-clock` on the proxy process for PROFILE_SECONDS while the
 # load runs, `perf script`, and flamegraph.py. cpu-clock because the hardware counters are missing
 # on many virtual machines; it samples where the CPU time goes, at PERF_FREQ Hz.
 #
-# Writes BUILD/bench/profiles/{h1,h2tls}-COMMIT.svg (COMMIT: the source tree's short hash, with
+# Writes BUILD/bench/profiles/{h1,h2tls,handshake}-COMMIT.svg (COMMIT: the source tree's short hash, with
 # -dirty when it has changes), the folded stacks next to them, and the load's figures.
 #
 # usage: tests/bench/profile.sh [BUILD_DIR]
@@ -89,8 +90,13 @@ h2_load() {  # seconds
   timeout $(($1 + 30)) taskset -c "$load_cpus" h2load -t1 -c"$conns" -m"$h2_streams" -D "$1" \
     "https://127.0.0.1:$tls_port/big?bytes=100"
 }
+hs_load() {  # seconds
+  timeout $(($1 + 30)) taskset -c "$load_cpus" python3 "$here/tls_conns.py" --port "$tls_port" --procs 4 --seconds "$1"
+}
 profile h1 "HTTP/1.1 keep-alive, 100 B (wrk -t1 -c$conns), corral-proxy on 1 CPU" h1_load
 profile h2tls "HTTP/2 over TLS 1.3, 100 B (h2load -t1 -c$conns -m$h2_streams), corral-proxy on 1 CPU" h2_load
-grep -h "^Requests/sec\|^requests:\|^finished in" "$raw/h1.load" "$raw/h2tls.load" >&2 || true
+profile handshake "New TLS 1.3 connections, full ECDSA P-256 handshakes, one request each (tls_conns.py, 4 clients), corral-proxy on 1 CPU" hs_load
+grep -h "^Requests/sec\|^requests:\|^finished in\|^BENCH" "$raw/h1.load" "$raw/h2tls.load" "$raw/handshake.load" >&2 || true
 echo "$profiles/h1-$commit.svg"
 echo "$profiles/h2tls-$commit.svg"
+echo "$profiles/handshake-$commit.svg"

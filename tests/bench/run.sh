@@ -24,10 +24,10 @@
 #
 # usage: tests/bench/run.sh [BUILD_DIR]
 # env:   BENCH_QUICK=1 (one 2 s run per target, 1000 idle connections: a smoke run)
-#        RUNS (3)  SECONDS_PER_RUN (10)  HANDSHAKE_SECONDS (4, scenario 7's runs)
+#        RUNS (3)  SECONDS_PER_RUN (4)  HANDSHAKE_SECONDS (2, scenario 7's runs)
 #        SCENARIOS ("1 2 3 4 5 6 7")  TARGETS ("corral nginx haproxy nghttpx h2o direct")
 #        WORKERS (4)  CONCURRENCY (8)  CONNS (32)  H2_STREAMS (8)  FAST_CONNS (16)
-#        SLOW_CONNS (2)  SLOW_MS (200)  IDLE_CONNS (10000)  IDLE_TLS_CONNS (2000)  TLS_CLIENTS (4)
+#        SLOW_CONNS (2)  SLOW_MS (200)  IDLE_CONNS (10000)  IDLE_TLS_CONNS (1000)  TLS_CLIENTS (4)
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,10 +37,13 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
   runs=${RUNS:-1}; dur=${SECONDS_PER_RUN:-2}; idle_conns=${IDLE_CONNS:-1000}; warm=0; hs_dur=${HANDSHAKE_SECONDS:-2}
   idle_tls_conns=${IDLE_TLS_CONNS:-500}
 else
-  runs=${RUNS:-3}; dur=${SECONDS_PER_RUN:-10}; idle_conns=${IDLE_CONNS:-10000}; warm=1; hs_dur=${HANDSHAKE_SECONDS:-4}
+  # 4 s runs: at 20,000-60,000 requests a second a run counts 80,000+ requests and 400 ticks
+  # of proxy CPU, so a median of 3 stays as tight as with the 10 s runs it replaced (their
+  # min–max spreads were the same), and the default run fits in 12 minutes.
+  runs=${RUNS:-3}; dur=${SECONDS_PER_RUN:-4}; idle_conns=${IDLE_CONNS:-10000}; warm=1; hs_dur=${HANDSHAKE_SECONDS:-2}
   # A Python client does a few hundred TLS handshakes a second on one load CPU: 10,000 would
-  # take minutes per target and run; 2000 hold 30 MB of TLS state, plenty for a per-connection figure.
-  idle_tls_conns=${IDLE_TLS_CONNS:-2000}
+  # take minutes per target and run; 1000 hold 15 MB of TLS state, plenty for a per-connection figure.
+  idle_tls_conns=${IDLE_TLS_CONNS:-1000}
 fi
 base_dur=$dur
 scenarios=${SCENARIOS:-1 2 3 4 5 6 7}
@@ -68,6 +71,14 @@ clk=$(getconf CLK_TCK)
 # 10,000 idle connections: HAProxy wants two descriptors per connection it may hold.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 nofile=$(ulimit -n)
+# HAProxy takes two descriptors per idle connection (it keeps the worker connection): under a
+# hard limit too low for 10,000 of them, the default count is what every target can hold, in
+# thousands. Past it, HAProxy's last connections would wait in its backlog until its idle
+# ones time out.
+if [ -z "${IDLE_CONNS:-}" ] && [ "$nofile" != unlimited ] && [ $(((idle_conns + 1024) * 2 + 256)) -gt "$nofile" ]; then
+  idle_conns=$(((nofile - 256) / 2 - 1024))
+  idle_conns=$((idle_conns / 1000 * 1000))
+fi
 maxconn=$((idle_conns + 2048))
 haproxy_maxconn=$maxconn
 [ "$nofile" != unlimited ] && [ $((maxconn * 2 + 256)) -gt "$nofile" ] && haproxy_maxconn=$(((nofile - 256) / 2))
@@ -311,7 +322,7 @@ run_h2() {  # scenario target run path
   rps=$(awk -v r="$reqs" -v d="$dur" 'BEGIN {printf "%.0f", r / d}')
   read -r p50 p99 < <(awk '{print $3}' "$f.log" 2>/dev/null | sort -n |
     awk '{a[NR] = $1} END {if (NR == 0) print "0 0"; else print a[int(NR * 0.5) + (NR * 0.5 > int(NR * 0.5))], a[int(NR * 0.99) + (NR * 0.99 > int(NR * 0.99))]}')
-  gzip -f "$f.log"
+  gzip -1f "$f.log"
   echo "$rps $p50 $p99 $m_cpu $m_peak $errs" >> "$raw/S$s.$t.runs"
 }
 run_mixed() {  # scenario target run
@@ -349,22 +360,26 @@ idle_once() {  # scenario target run port tls(0/1) count -> sets idle_result="he
   per=$(awk -v a="$rss" -v b="${idle_base[$t]}" -v n="$ok" 'BEGIN {if (n > 0) printf "%.0f", (a - b) * 1024 / n; else print "-"}')
   idle_result="$ok $rss $per $failed"
 }
-# Plaintext, then TLS (a handshake and one request on each): both against the RSS the proxy
-# had before its first idle connection.
+# Every target's plaintext rounds first, then its TLS rounds (run numbers runs+1..2×runs; a
+# handshake and one request on each): both against the RSS the proxy had before its first idle
+# connection. A proxy keeps the heap a round grew to, so a plaintext round after a TLS one
+# would count the TLS round's memory; a TLS round after plaintext ones grows past it.
 run_idle() {  # scenario target run
-  local s=$1 t=$2 i=$3 plain tls="- - - -"
+  local s=$1 t=$2 i=$3
   # shellcheck disable=SC2046
   [ -z "${idle_base[$t]:-}" ] && idle_base[$t]=$(status_kib VmRSS $(proc_tree "$t"))
-  idle_once "$s" "$t" "$i" "${port_h1[$t]}" 0 "$idle_conns"
-  plain=$idle_result
-  sleep 0.5  # let the proxy close its side
-  if [ -z "${na_h2[$t]:-}" ]; then
+  if [ "$i" -le "$runs" ]; then
+    idle_once "$s" "$t" "$i" "${port_h1[$t]}" 0 "$idle_conns"
+    echo "$idle_result" >> "$raw/S$s.$t.plain"
+  elif [ -z "${na_h2[$t]:-}" ]; then
     idle_once "$s" "$t" "$i" "${port_h2[$t]}" 1 "$idle_tls_conns"
-    tls=$idle_result
-    sleep 0.5
+    echo "$idle_result" >> "$raw/S$s.$t.tls"
+  else
+    echo "- - - -" >> "$raw/S$s.$t.tls"
   fi
-  echo "$plain $tls" >> "$raw/S$s.$t.runs"
+  sleep 0.5  # let the proxy close its side
 }
+
 # Scenario 7: new TLS connections, each one handshake and one small request (Connection: close),
 # from TLS_CLIENTS processes on the load CPUs: full handshakes with the ECDSA certificate (SNI
 # localhost), with the RSA one (SNI rsa.bench), and resumed ones (the previous connection's
@@ -396,6 +411,7 @@ applies() {  # scenario target -> 0 when the target is measured in that scenario
   if [ -n "${na_all[$t]:-}" ]; then echo "${na_all[$t]}"; return 1; fi
   case $s in
     2|6|7) if [ -n "${na_h2[$t]:-}" ]; then echo "${na_h2[$t]}"; return 1; fi ;;
+    3) [ "$t" = direct ] && { echo "n/a: the app's own cost is scenario 1's"; return 1; } ;;
     4) [ "$t" = direct ] && { echo "n/a: needs a balancer"; return 1; }
        [ "$t" = h2o ] && { echo "n/a: one upstream socket (h2o 2.2), no balancing"; return 1; } ;;
     5) [ "$t" = direct ] && { echo "n/a: no proxy"; return 1; } ;;
@@ -428,20 +444,27 @@ for s in $run_order; do
   [ "$s" = 7 ] && dur=$hs_dur
   measured=()
   for t in $targets; do applies "$s" "$t" > /dev/null && measured+=("$t"); done
-  if [ "$warm" = 1 ] && [ "$s" != 5 ]; then
+  # Scenario 5 measures cold proxies; scenario 7 runs last, on proxies the others warmed, and
+  # measures new connections, which a warm-up would not change.
+  if [ "$warm" = 1 ] && [ "$s" != 5 ] && [ "$s" != 7 ]; then
     for t in "${measured[@]}"; do  # a short unrecorded run each: pools, caches, TLS sessions
       saved_dur=$dur dur=1; one_run "$s" "$t" 0 > /dev/null 2>&1 || true; dur=$saved_dur
       rm -f "$raw/S$s.$t.runs" "$raw/S$s.$t.0".*
     done
   fi
-  for i in $(seq 1 "$runs"); do
+  last=$runs
+  [ "$s" = 5 ] && last=$((2 * runs))  # plaintext rounds, then TLS rounds
+  for i in $(seq 1 "$last"); do
     n=${#measured[@]}
     for k in $(seq 0 $((n - 1))); do  # rotate the order each run
       t=${measured[$(((k + i - 1) % n))]}
-      log "scenario $s run $i/$runs: $t"
+      log "scenario $s run $i/$last: $t"
       one_run "$s" "$t" "$i"
     done
   done
+  if [ "$s" = 5 ]; then
+    for t in "${measured[@]}"; do paste -d' ' "$raw/S5.$t.plain" "$raw/S5.$t.tls" > "$raw/S5.$t.runs"; done
+  fi
   # measured: the seconds of load in the recorded runs (scenario 5: none fixed)
   case $s in 5) mdur=0 ;; 7) mdur=$((3 * dur)) ;; 4) mdur=$((dur + 1)) ;; *) mdur=$dur ;; esac
   echo "scenario-$s $((SECONDS - part_start)) $((runs * ${#measured[@]} * mdur))" >> "$wall"
@@ -458,12 +481,12 @@ mib() { awk '{printf "%.1f", $1 / 1024}'; }
 row_na() { local t=$1 why=$2 cols=$3; printf '| %s | %s |%s\n' "$t" "$why" "$(printf ' |%.0s' $(seq 2 "$cols"))"; }
 title() {
   case $1 in
-    1) echo "1. HTTP/1.1 keep-alive, ${small_path#*=} B responses — wrk -t1 -c$conns -d${dur}s" ;;
-    2) echo "2. HTTP/2 over TLS, ${small_path#*=} B responses — h2load -t1 -c$conns -m$h2_streams -D $dur" ;;
-    3) echo "3. HTTP/1.1 keep-alive, 16 KiB responses — wrk -t1 -c$conns -d${dur}s" ;;
+    1) echo "1. HTTP/1.1 keep-alive, ${small_path#*=} B responses — wrk -t1 -c$conns -d${base_dur}s" ;;
+    2) echo "2. HTTP/2 over TLS, ${small_path#*=} B responses — h2load -t1 -c$conns -m$h2_streams -D $base_dur" ;;
+    3) echo "3. HTTP/1.1 keep-alive, 16 KiB responses — wrk -t1 -c$conns -d${base_dur}s" ;;
     4) echo "4. sync workers (concurrency = 1), mixed — fast: wrk -c$fast_conns $small_path; slow: $slow_conns connections of /sleep?ms=$slow_ms" ;;
     5) echo "5. idle keep-alive connections (one request each, then idle): $idle_conns plaintext, then $idle_tls_conns TLS" ;;
-    6) echo "6. HTTP/2 over TLS, 16 KiB responses — h2load -t1 -c$conns -m$h2_streams -D $dur on $big_path" ;;
+    6) echo "6. HTTP/2 over TLS, 16 KiB responses — h2load -t1 -c$conns -m$h2_streams -D $base_dur on $big_path" ;;
     7) echo "7. new TLS 1.3 connections per second per proxy core — $tls_clients client processes, one request per connection, ${hs_dur}s per run" ;;
   esac
 }
@@ -474,7 +497,7 @@ title() {
        "HAProxy $(haproxy -v 2>/dev/null | awk 'NR == 1 {print $3}'), $(nghttpx --version 2>/dev/null | awk '{print $2}'),"\
        "$(h2o --version 2>/dev/null | awk 'NR == 1 {print $1 "/" $3}'), $(wrk -v 2>&1 | awk 'NR == 1 {print $1, $2}'), h2load; $ncpu CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))."
   echo "$workers test-app workers on Unix sockets (concurrency $concurrency; sync pool: concurrency 1), proxy pinned to CPU $proxy_cpu,"
-  echo "load and workers on CPU $load_cpus. Median of $runs interleaved run(s) of ${dur}s, (min–max). CPU = the proxy's"
+  echo "load and workers on CPU $load_cpus. Median of $runs interleaved run(s) of ${base_dur}s, (min–max). CPU = the proxy's"
   echo "utime+stime ÷ completed requests; peak RSS = the proxy's VmHWM during the run (all its processes)."
   echo "h2o 2.2 proxies a path to one upstream URL: it sends every request to the first worker's socket (one"
   echo "upstream socket, no balancing), the others spread them over the $workers workers. TLS: TLS 1.3, ECDSA P-256"
@@ -552,8 +575,10 @@ title() {
 cat "$out/summary.md"
 
 # The side benchmarks, each once everything above is stopped, so that it has the machine to
-# itself; NAME_BENCH=0 skips one (WSGI_BENCH=0 skips wsgi.sh):
-#   wsgi       a Flask app under corral and under Gunicorn + nginx
+# itself. SIDES (default "wsgi") lists them; `make bench-side` runs the others on their own:
+#   wsgi       a Flask app under corral and under Gunicorn + nginx; here the sync class (the
+#              one the targets are about), 3 interleaved rounds of 4 s (WSGI_CLASSES,
+#              WSGI_ROUNDS, WSGI_SECONDS change them)
 #   legacy     the same C program as CGI and as a FastCGI pool, under corral and under
 #              nginx + fcgiwrap / nginx + spawn-fcgi
 #   admin      proxy CPU per request with `[proxy] admin` on and scraped every second against
@@ -568,13 +593,17 @@ cleanup
 trap - EXIT
 echo "stop $((SECONDS - part_start)) 0" >> "$wall"
 failed_sides=""
-for side in wsgi legacy admin websocket compress static; do
-  enabled=${side^^}_BENCH
-  if [ "${!enabled:-1}" = 1 ]; then
-    part_start=$SECONDS
+for side in ${SIDES-wsgi}; do
+  part_start=$SECONDS
+  rm -f "$out/$side.md"
+  if [ "$side" = wsgi ]; then
+    CLASSES=${WSGI_CLASSES:-sync} ROUNDS=${WSGI_ROUNDS:-3} SECONDS_PER_RUN=${WSGI_SECONDS:-4} \
+      "$here/wsgi.sh" "$build" || { echo "bench: wsgi.sh failed" >&2; failed_sides+=" wsgi"; }
+  else
     "$here/$side.sh" "$build" || { echo "bench: $side.sh failed" >&2; failed_sides+=" $side"; }
-    echo "$side.sh $((SECONDS - part_start)) -" >> "$wall"
   fi
+  echo "$side.sh $((SECONDS - part_start)) -" >> "$wall"
+  if [ -f "$out/$side.md" ]; then { echo; cat "$out/$side.md"; } >> "$out/summary.md"; fi
 done
 {
   echo
