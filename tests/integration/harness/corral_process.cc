@@ -18,8 +18,8 @@
 
 namespace corral::itest {
 
-CorralProcess::CorralProcess(const TempRuntime& rt, std::string config_path)
-    : rt_(rt), config_path_(std::move(config_path)), log_path_(rt.file("corral.log")),
+CorralProcess::CorralProcess(const TempRuntime& rt, std::string config_path, std::vector<std::string> launcher)
+    : rt_(rt), config_path_(std::move(config_path)), launcher_(std::move(launcher)), log_path_(rt.file("corral.log")),
       notify_path_(rt.file("notify.sock")) {}
 
 CorralProcess::~CorralProcess() {
@@ -54,7 +54,8 @@ bool CorralProcess::start(std::chrono::milliseconds ready_timeout, std::string* 
   posix_spawnattr_setsigdefault(&attr, &all);
 
   std::string bin = bin_path("corral-supervisor");
-  std::vector<std::string> argv = {bin, "-c", config_path_};
+  std::vector<std::string> argv = launcher_;
+  argv.insert(argv.end(), {bin, "-c", config_path_});
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
@@ -63,12 +64,12 @@ bool CorralProcess::start(std::chrono::milliseconds ready_timeout, std::string* 
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
 
-  int rc = ::posix_spawn(&pid_, bin.c_str(), &fa, &attr, args.data(), envp.data());
+  int rc = ::posix_spawnp(&pid_, args[0], &fa, &attr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     pid_ = -1;
-    if (error) *error = "spawn " + bin + ": " + std::strerror(rc);
+    if (error) *error = "spawn " + argv[0] + ": " + std::strerror(rc);
     return false;
   }
   seen_.insert(pid_);

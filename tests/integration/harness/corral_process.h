@@ -23,8 +23,9 @@ using namespace std::chrono_literals;
 
 class CorralProcess {
  public:
-  /// `config_path` is the file passed with -c.
-  CorralProcess(const TempRuntime& rt, std::string config_path);
+  /// `config_path` is the file passed with -c. `launcher` runs before the supervisor's argv
+  /// and must exec it in place (same pid), e.g. {"ip", "netns", "exec", NAME}.
+  CorralProcess(const TempRuntime& rt, std::string config_path, std::vector<std::string> launcher = {});
   ~CorralProcess();
   CorralProcess(const CorralProcess&) = delete;
   CorralProcess& operator=(const CorralProcess&) = delete;
@@ -69,6 +70,7 @@ class CorralProcess {
 
   const TempRuntime& rt_;
   std::string config_path_;
+  std::vector<std::string> launcher_;
   std::string log_path_;
   std::string notify_path_;
   int notify_fd_ = -1;
