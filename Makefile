@@ -11,7 +11,7 @@ ifneq ($(SANITIZE),)
   BUILD := build-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps configure build run test test-unit test-uploads test-idle-memory test-asan bench bench-side bench-all bench-profile fuzz soak soak-reload clean package package-test
+.PHONY: all deps configure build run test test-unit test-uploads test-idle-memory test-asan bench bench-side bench-all bench-ab bench-profile fuzz soak soak-reload clean package package-test
 
 all: build
 
@@ -70,6 +70,15 @@ bench-side: build
 bench-all: build
 	@packaging/install-deps.sh bench
 	BENCH_QUICK=$(BENCH_QUICK) SIDES="wsgi $(BENCH_SIDES)" WSGI_CLASSES="sync gthread gevent" tests/bench/run.sh $(BUILD)
+
+# make bench-ab AB_A=old/corral-proxy AB_B=new/corral-proxy: two proxy binaries side by side under
+# the h1, h2/TLS and new-TLS-connection loads, interleaved (tests/bench/ab.sh; AB_THREADS_A/_B
+# compare proxy thread counts). Both default to this build's proxy.
+AB_A ?= $(BUILD)/bin/corral-proxy
+AB_B ?= $(BUILD)/bin/corral-proxy
+bench-ab: build
+	@packaging/install-deps.sh bench
+	tests/bench/ab.sh $(AB_A) $(AB_B) $(BUILD)
 
 # make bench-profile: flame graphs (perf, cpu-clock) of corral-proxy under the h1 keep-alive and
 # the h2/TLS loads of make bench: $(BUILD)/bench/profiles/{h1,h2tls}-COMMIT.svg.
