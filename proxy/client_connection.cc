@@ -264,7 +264,7 @@ void ClientConnection::install(bool h2) {
 }
 
 bool ClientConnection::can_park() const {
-  return h1_ && !closed_ && !draining_ && (!pre_ || pre_->empty()) && (!ssl_ || SSL_pending(ssl_) == 0);
+  return h1_ && !closed_ && !draining_ && (!pre_ || pre_->empty()) && (!ssl_ || !SSL_has_pending(ssl_));
 }
 
 void ClientConnection::park(std::chrono::milliseconds keepalive) {
@@ -333,12 +333,16 @@ ssize_t ClientConnection::read(char* buf, size_t len) {
   read_wants_write_ = false;
   int n = SSL_read(ssl_, buf, static_cast<int>(len > 1 << 30 ? 1 << 30 : len));
   if (n > 0) {
+    ssl_starved_ = false;
     if (mc_) mc_->bytes_in.add(static_cast<uint64_t>(n));
     return n;
   }
   int err = SSL_get_error(ssl_, n);
   switch (err) {
-    case SSL_ERROR_WANT_READ: errno = EAGAIN; return -1;
+    case SSL_ERROR_WANT_READ:
+      ssl_starved_ = true;
+      errno = EAGAIN;
+      return -1;
     case SSL_ERROR_WANT_WRITE:
       read_wants_write_ = true;
       update_interest();
@@ -424,8 +428,10 @@ void ClientConnection::update_interest() {
   bool r = want_read_ || (want_write_ && write_wants_read_);
   bool w = want_write_ || (want_read_ && read_wants_write_);
   watch_.set(r, w);
-  // Bytes OpenSSL already decrypted do not make the socket readable again.
-  if (ssl_ && want_read_ && SSL_pending(ssl_) > 0 && !timer_.armed()) timer_.arm(std::chrono::milliseconds(0));
+  // Bytes OpenSSL already holds (decrypted, or whole records read ahead) do not make the
+  // socket readable again.
+  if (ssl_ && want_read_ && !timer_.armed() && (SSL_pending(ssl_) > 0 || (!ssl_starved_ && SSL_has_pending(ssl_))))
+    timer_.arm(std::chrono::milliseconds(0));
 }
 
 void ClientConnection::lookup_ports() {

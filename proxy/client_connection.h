@@ -137,6 +137,9 @@ class ClientConnection {
   const char* protocol_ = "";
   bool want_read_ = false, want_write_ = false;
   bool read_wants_write_ = false, write_wants_read_ = false;
+  // The last SSL_read wanted more bytes: what OpenSSL holds (read ahead) is part of a record,
+  // and the socket becomes readable when the rest comes.
+  bool ssl_starved_ = false;
   bool closed_ = false;
   bool draining_ = false;
   bool awaiting_first_ = false;  // TLS HTTP/1.1 waiting for its first request without a session

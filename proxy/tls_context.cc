@@ -107,6 +107,13 @@ int on_servername(SSL* ssl, int*, void* arg) {
   return SSL_TLSEXT_ERR_OK;
 }
 
+// AES-256-CBC fetched once: EVP_aes_256_cbc() makes EVP_EncryptInit_ex look the
+// implementation up by name for every ticket.
+const EVP_CIPHER* ticket_cipher() {
+  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  return cipher ? cipher : EVP_aes_256_cbc();
+}
+
 int on_ticket(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx, int enc) {
   auto* keys = static_cast<TicketKeys*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), 0));
   if (!keys) return 0;
@@ -160,10 +167,10 @@ int TicketKeys::on_ticket(unsigned char* key_name, unsigned char* iv, void* ciph
       OSSL_PARAM_construct_end()};
   if (EVP_MAC_CTX_set_params(hctx, params) != 1) return -1;
   if (enc) {
-    if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k->aes, iv) != 1) return -1;
+    if (EVP_EncryptInit_ex(cctx, ticket_cipher(), nullptr, k->aes, iv) != 1) return -1;
     return 1;
   }
-  if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k->aes, iv) != 1) return -1;
+  if (EVP_DecryptInit_ex(cctx, ticket_cipher(), nullptr, k->aes, iv) != 1) return -1;
   return newest ? 1 : 2;  // 2: valid, but issue a ticket under the current key
 }
 
@@ -187,6 +194,10 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::create(const std::vector<C
     }
     SSL_CTX_set1_groups_list(ctx, kGroups);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    // Read what the socket has, not a record header and then its body: one read() per
+    // flight instead of two per record. What OpenSSL then holds unprocessed is seen with
+    // SSL_has_pending (ClientConnection).
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, alpn_h2 ? tc.get() : nullptr);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
     SSL_CTX_set_tlsext_servername_arg(ctx, tc.get());

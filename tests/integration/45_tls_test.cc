@@ -158,6 +158,51 @@ TEST_F(TlsTest, SessionsResumeWithTickets) {
   }
 }
 
+// OpenSSL reads ahead (whole flights, not a record at a time): requests whose TLS records
+// came in one read are all answered, right after the handshake and on a parked keep-alive
+// connection, though the socket never becomes readable again for the later ones.
+TEST_F(TlsTest, PipelinedRequestsInSeparateRecordsAreAllAnswered) {
+  add_sni_listener();
+  ASSERT_NO_FATAL_FAILURE(start_tls());
+  const std::string script = R"PY(
+import socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_alpn_protocols(["http/1.1"])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="a.test")
+s.settimeout(5)
+req = lambda n, last=False: ("GET /echo?n=%d HTTP/1.1\r\nHost: a\r\n%s\r\n" % (n, "Connection: close\r\n" if last else "")).encode()
+def answers(want):  # reads `want` whole responses (Content-Length bodies)
+    global buf
+    got = 0
+    while got < want:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head = buf[:end].decode()
+            length = int([l.split(":")[1] for l in head.split("\r\n") if l.lower().startswith("content-length:")][0])
+            if len(buf) >= end + 4 + length:
+                got += head.startswith("HTTP/1.1 200")
+                buf = buf[end + 4 + length:]
+                continue
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return got
+buf = b""
+s.sendall(req(1)); s.sendall(req(2))          # two records, at once after the handshake
+print("first", answers(2), flush=True)
+time.sleep(0.3)                                # parked
+s.sendall(req(3)); s.sendall(req(4)); s.sendall(req(5, True))
+print("parked", answers(3), flush=True)
+)PY";
+  ProcessResult r = run_process({"/usr/bin/python3", "-c", script, std::to_string(tls_port_)}, 20s);
+  EXPECT_NE(r.out.find("first 2"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("parked 3"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(log_lines_with("\"GET /echo?n=").size(), 5u);
+}
+
 TEST_F(TlsTest, RedirectHttpsAnswers308ToTheTlsPort) {
   config_.raw("\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"a.pem\", key = \"a.key\" }\n"
               "\n[[listener]]\naddress = \"127.0.0.1:0\"\nredirect_https = true\n");
