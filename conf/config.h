@@ -21,6 +21,9 @@ struct SupervisorSettings {
   /// The proxy reports on its control channel every second; silent this long (stopped,
   /// stuck), it is killed and restarted. 0 = never.
   Millis proxy_timeout{10'000};
+  /// SIGTERM / POST /stop: /readyz fails and connections are told to go away this long
+  /// before the graceful stop begins (the listeners keep serving meanwhile). 0 = none.
+  Millis drain_delay{0};
 
   bool operator==(const SupervisorSettings&) const = default;
 };

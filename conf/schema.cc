@@ -60,6 +60,11 @@ P supervisor_graceful_timeout(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P supervisor_drain_delay(const Value& v, Target& t) {
+  t.supervisor->drain_delay = v.duration;
+  return std::nullopt;
+}
+
 P supervisor_proxy_timeout(const Value& v, Target& t) {
   if (v.duration.count() != 0 && v.duration < Millis(2'000))
     return problem("proxy_timeout must be \"0\" (never) or at least \"2s\": the proxy reports once a second",
@@ -648,6 +653,8 @@ constexpr KeySpec kSchema[] = {
    "\"debug\", \"info\", \"warn\" or \"error\"", supervisor_log_level},
   {S::Supervisor, "graceful_timeout", T::Duration, "\"30s\"", false, "\"30s\"",
    "on stop and reload, how long in-flight requests may still run", supervisor_graceful_timeout},
+  {S::Supervisor, "drain_delay", T::Duration, "\"0s\"", false, "\"5s\"",
+   "on SIGTERM or corralctl stop, how long /readyz fails (503 \"draining\") while the listeners keep serving, with keep-alive ended (Connection: close, HTTP/2 GOAWAY), before the graceful stop; set it above your load balancer's health-check interval × fall count", supervisor_drain_delay},
   {S::Supervisor, "proxy_timeout", T::Duration, "\"10s\"", false, "\"10s\"",
    "the proxy reports on its control channel every second; silent this long (stopped, stuck) it is killed and restarted, workers keep running; \"0\" = never (e.g. while debugging it)", supervisor_proxy_timeout},
   {S::Supervisor, "user", T::String, "", false, "\"corral\"",

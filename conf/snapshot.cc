@@ -117,6 +117,7 @@ std::string to_snapshot(const Config& c) {
       {"log_level", std::string(log::level_name(c.supervisor.log_level))},
       {"graceful_timeout_ms", c.supervisor.graceful_timeout.count()},
       {"proxy_timeout_ms", c.supervisor.proxy_timeout.count()},
+      {"drain_delay_ms", c.supervisor.drain_delay.count()},
       {"user", c.supervisor.user},
   };
   auto& p = c.proxy;
@@ -235,6 +236,7 @@ Result<Config> from_snapshot(std::string_view bytes) {
     if (err.empty() && !log::parse_level(level, c.supervisor.log_level)) r.fail("has an unknown log_level");
     r.millis("graceful_timeout_ms", c.supervisor.graceful_timeout);
     r.millis("proxy_timeout_ms", c.supervisor.proxy_timeout);
+    r.millis("drain_delay_ms", c.supervisor.drain_delay);
     r.str("user", c.supervisor.user);
   }
   if (auto* p = top.field("proxy")) {

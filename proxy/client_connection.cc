@@ -111,6 +111,10 @@ void ClientConnection::drain() {
   else close();
 }
 
+void ClientConnection::announce_drain() {
+  if (session_ && !closed_) session_->announce_drain();
+}
+
 void ClientConnection::close() {
   if (closed_) return;
   closed_ = true;

@@ -39,6 +39,10 @@ class FrontendSession {
   virtual void on_io(bool readable, bool writable) = 0;
   /// Graceful stop: finish what is in flight, accept nothing new, then close.
   virtual void drain() = 0;
+  /// The process drains but keeps serving (SessionHost::drain_announced()): end the
+  /// connection politely once what is in flight is done. HTTP/1.1 needs nothing here (its
+  /// next response carries Connection: close); HTTP/2 sends GOAWAY.
+  virtual void announce_drain() {}
 };
 
 class ClientConnection {
@@ -58,6 +62,8 @@ class ClientConnection {
   void start();
   /// Graceful stop (forwarded to the session; a connection without one closes now).
   void drain();
+  /// The process drains but keeps serving: forwarded to the session (see FrontendSession).
+  void announce_drain();
   /// Closes the socket at once; the host destroys the connection later. Idempotent.
   void close();
   bool closed() const { return closed_; }

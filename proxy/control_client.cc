@@ -20,6 +20,8 @@ ControlClient::ControlClient(ev::Loop& loop, UniqueFd fd, ControlHandler& handle
           handler.on_stats_query(std::move(*sq));
         } else if (auto* f = std::get_if<control::WorkerFigures>(&m)) {
           handler.on_worker_figures(std::move(*f));
+        } else if (auto* d = std::get_if<control::SetDraining>(&m)) {
+          handler.on_set_draining(std::move(*d));
         } else {
           CORRAL_LOG(Warn, "control") << "unexpected message " << control::type_name(m);
         }

@@ -24,6 +24,8 @@ class ControlHandler {
   virtual void on_stats_query(control::StatsQuery&& m) = 0;
   /// The supervisor's worker figures (for /metrics and /status).
   virtual void on_worker_figures(control::WorkerFigures&& m) = 0;
+  /// Drain on or off (corralctl drain / undrain, or the start of a stop with drain_delay).
+  virtual void on_set_draining(control::SetDraining&& m) = 0;
   /// The supervisor is gone (channel closed or broken).
   virtual void on_control_closed(const Error& e) = 0;
 };

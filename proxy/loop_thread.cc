@@ -128,6 +128,18 @@ void LoopThread::begin_drain() {
   });
 }
 
+void LoopThread::set_drain_announced(bool on) {
+  loop_.post([this, on] {
+    if (drain_announced_ == on) return;
+    drain_announced_ = on;
+    if (!on) return;
+    std::vector<ClientConnection*> all;
+    all.reserve(connection_count_);
+    for (ClientConnection* c = first_connection_; c; c = c->host_next_) all.push_back(c);
+    for (auto* c : all) c->announce_drain();
+  });
+}
+
 void LoopThread::adopt(UniqueFd fd, std::string client_ip, size_t listener_index, ConnectionSlot slot) {
   // No config yet, or draining: the socket closes (the admin listener answers while draining).
   if (!runtime_ || (draining_ && listener_index != Runtime::kAdminListener)) return;

@@ -56,6 +56,9 @@ class LoopThread : public SessionHost {
   /// Stop accepting; close idle connections; close the others after their response.
   /// The admin listener keeps accepting (its /readyz answers 503).
   void begin_drain();
+  /// Drain announced (on) or withdrawn (off) while the listeners keep serving: from now on
+  /// HTTP/1.1 responses carry Connection: close and HTTP/2 connections get GOAWAY.
+  void set_drain_announced(bool on);
 
   /// Loop-affine: takes over an accepted connection from the listener at `listener_index`
   /// (its TLS and HTTP/2 settings apply; tests use it with a socketpair end). `slot` is the
@@ -75,6 +78,7 @@ class LoopThread : public SessionHost {
   void log_access(const AccessRecord& r) override;
   void report_hung(const std::string& app, int slot, uint64_t generation, std::string_view request_id) override;
   bool draining() const override { return draining_; }
+  bool drain_announced() const override { return drain_announced_; }
   void connection_closed(ClientConnection* c) override;
   std::unique_ptr<Http1Session> take_http1_session() override;
   void give_back_http1_session(std::unique_ptr<Http1Session> s) override;
@@ -126,6 +130,7 @@ class LoopThread : public SessionHost {
   std::string log_line_;
   std::thread thread_;
   bool draining_ = false;
+  bool drain_announced_ = false;
   bool drained_reported_ = false;
   std::atomic<bool> stop_{false};
 };

@@ -49,6 +49,14 @@ void Server::on_stats_query(control::StatsQuery&& m) { send_stats_now(m.query); 
 
 void Server::on_worker_figures(control::WorkerFigures&& m) { admin_->set_worker_figures(std::move(m.json)); }
 
+void Server::on_set_draining(control::SetDraining&& m) {
+  if (admin_->draining() == m.draining) return;
+  admin_->set_draining(m.draining);
+  CORRAL_LOG(Info, "proxy") << (m.draining ? "draining: /readyz fails, connections are asked to go away, the listeners keep serving"
+                                           : "drain withdrawn: ready again");
+  for (auto& l : loops_) l->set_drain_announced(m.draining);
+}
+
 void Server::sample_status() {
   if (runtime_ && runtime_->admin_listener)
     admin_->history().sample(admin_->app_totals(*runtime_), std::chrono::system_clock::now());
@@ -143,6 +151,8 @@ void Server::on_set_config(control::SetConfig&& m) {
     if (!dispatchers_.count(name)) retired_dispatchers_[name] = d;
   if (first) start_threads(threads);
   for (auto& l : loops_) l->set_runtime(runtime_);
+  if (first && admin_->draining())
+    for (auto& l : loops_) l->set_drain_announced(true);
   if (first && listeners_ && !stopping_)
     for (auto& l : loops_) l->set_listeners(listeners_);
   apply_pool();

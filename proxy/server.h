@@ -3,6 +3,7 @@
 // per-app dispatchers and the listener set, and applies what the supervisor sends:
 // SetListeners → every loop accepts on the new fds; SetConfig → a new Runtime snapshot
 // posted to every loop, then ProxyReady; SetPool → dispatcher slot sets and pool pruning.
+// SetDraining fails /readyz and ends keep-alive while the listeners keep serving.
 // SIGTERM drains gracefully (exit 0), SIGINT and a closed control channel exit at once.
 // Loop-affine to the main loop.
 #include <map>
@@ -35,6 +36,7 @@ class Server : public ControlHandler {
   void on_slot_requests_query(control::SlotRequestsQuery&& m) override;
   void on_stats_query(control::StatsQuery&& m) override;
   void on_worker_figures(control::WorkerFigures&& m) override;
+  void on_set_draining(control::SetDraining&& m) override;
   void on_control_closed(const Error& e) override;
 
   /// SIGTERM: stop accepting, finish in-flight requests, exit 0 (or at graceful_timeout).

@@ -33,6 +33,10 @@ class SessionHost {
   virtual void report_hung(const std::string& app, int slot, uint64_t generation, std::string_view request_id) = 0;
   /// True after SIGTERM: no new keep-alive rounds, HTTP/2 sends GOAWAY.
   virtual bool draining() const = 0;
+  /// True while the process drains before a stop or for maintenance (SetDraining): the
+  /// listeners still serve, but HTTP/1.1 responses end their connection (Connection: close)
+  /// and HTTP/2 connections are sent GOAWAY, so clients move to other hosts.
+  virtual bool drain_announced() const { return false; }
   /// ":PORT" of the first TLS listener as bound (for redirect_https), "" when it is 443 or
   /// there is none.
   virtual std::string https_port() const { return {}; }

@@ -75,6 +75,10 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
           proxy_->kill_now();
         }
       }),
+      drain_timer_(loop, [this] {
+        CORRAL_LOG(Info, kTag) << "drain_delay passed: graceful stop";
+        begin_stop(true);
+      }),
       ready_fallback_(loop, [this] {
         if (ready_sent_ || !proxy_->ready()) return;
         CORRAL_LOG(Warn, kTag) << "some workers are still starting; reporting ready anyway";
@@ -242,10 +246,7 @@ int Arbiter::run() {
 
 // ---- signals ----
 
-void Arbiter::handle_term() {
-  CORRAL_LOG(Info, kTag) << "SIGTERM: graceful stop";
-  begin_stop(true);
-}
+void Arbiter::handle_term() { stop_after_drain("SIGTERM"); }
 
 void Arbiter::handle_int() {
   CORRAL_LOG(Info, kTag) << "SIGINT: fast stop";
@@ -350,6 +351,7 @@ void Arbiter::on_proxy_spawned() {
   proxy_->send(set_listeners, fds);
   proxy_->send(control::SetConfig{config_generation_, conf::to_snapshot(config_)});
   send_pool();
+  if (drain_since_) proxy_->send(control::SetDraining{true});
 }
 
 void Arbiter::send_all() { on_proxy_spawned(); }
@@ -656,6 +658,7 @@ void Arbiter::maybe_notify_ready() {
 
 void Arbiter::begin_stop(bool graceful) {
   crash::Operation op(graceful ? "graceful stop" : "fast stop");
+  drain_timer_.cancel();
   if (phase_ != Phase::Running) {
     if (graceful || !graceful_) return;
     // A fast stop overrides a graceful one in progress.
@@ -743,10 +746,13 @@ ControlApi::Response Arbiter::on_control(const ControlApi::Request& r) {
   }
   if (r.path == "/stop") {
     if (r.method != "POST") return {405, R"({"error":"use POST"})"};
-    CORRAL_LOG(Info, kTag) << "stop requested over the control API";
     // After this response is on its way: the handler runs inside the connection's callback.
-    loop_.post([this] { begin_stop(true); });
+    loop_.post([this] { stop_after_drain("stop requested over the control API"); });
     return {202, R"({"status":"stopping"})"};
+  }
+  if (r.path == "/drain" || r.path == "/undrain") {
+    if (r.method != "POST") return {405, R"({"error":"use POST"})"};
+    return on_drain_request(r.path == "/drain");
   }
   if (r.path == "/reload") {
     if (r.method != "POST") return {405, R"({"error":"use POST"})"};
@@ -851,11 +857,11 @@ nlohmann::json Arbiter::status() const {
     a["removed"] = true;
     apps.push_back(std::move(a));
   }
-  const char* state = phase_ == Phase::Running ? (ready_sent_ ? "running" : "starting") : "stopping";
+  const char* state = phase_ != Phase::Running ? "stopping" : drain_since_ ? "draining" : ready_sent_ ? "running" : "starting";
   return {{"pid", ::getpid()}, {"version", CORRAL_VERSION}, {"config", config_.file}, {"state", state},
           {"config_generation", config_generation_}, {"reloading", reload_.has_value()},
           {"listeners", listeners}, {"admin", admin}, {"proxy", proxy_->status()}, {"apps", apps},
-          {"host", host_status()},
+          {"host", host_status()}, {"drain", drain_status()},
           {"unattributed_leftovers", nlohmann::json(std::vector<std::string>(unattributed_leftovers_.rbegin(),
                                                                              unattributed_leftovers_.rend()))}};
 }

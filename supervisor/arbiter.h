@@ -13,7 +13,10 @@
 // it; POST /reload answers once every pool settled (or the longest boot_timeout of the
 // changed apps passed).
 //
-// Stop sequence. Graceful (TERM, POST /stop): STOPPING=1, SIGTERM to the proxy (it drains
+// Drain (arbiter_drain.cc): POST /drain fails the proxy's /readyz and ends keep-alive while
+// everything keeps serving; TERM and POST /stop do the same for drain_delay before the stop.
+//
+// Stop sequence. Graceful (TERM, POST /stop, after the drain): STOPPING=1, SIGTERM to the proxy (it drains
 // within graceful_timeout), SIGKILL if it is not gone after graceful_timeout + 5 s, then
 // SIGTERM to the workers, SIGKILL after 5 s, remove the sockets, exit 0. Fast (INT, QUIT):
 // SIGINT to the proxy and SIGTERM to the workers at once, SIGKILL after 1 s.
@@ -143,6 +146,15 @@ class Arbiter {
   void watchdog();
   void maybe_notify_ready();
   void begin_stop(bool graceful);
+  /// TERM, POST /stop: drain for what is left of drain_delay, then begin_stop(true); a
+  /// second one during the delay stops at once. `why` names the request in the log.
+  void stop_after_drain(const char* why);
+  /// Drain on or off: the proxy is told (and told again after a restart).
+  void set_draining(bool on);
+  /// POST /drain (on) and POST /undrain (off).
+  ControlApi::Response on_drain_request(bool on);
+  /// {"draining", "drain_seconds", "stop_in_seconds"} for the status.
+  nlohmann::json drain_status() const;
   void stop_workers();
   void check_stopped();
   void finish();
@@ -169,6 +181,9 @@ class Arbiter {
   ControlApi control_;
   std::vector<std::unique_ptr<ev::SignalWatch>> signals_;
   ev::Timer stop_timer_;
+  ev::Timer drain_timer_;  // armed while a stop waits for drain_delay
+  std::optional<TimePoint> drain_since_;  // draining since (corralctl drain, or a stop's delay)
+  TimePoint drain_stop_at_{};             // when drain_timer_ fires
   ev::Timer ready_fallback_;
   // A reload in progress: answered (POST /reload) once the pools settled.
   struct PendingReload {

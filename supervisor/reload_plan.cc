@@ -293,6 +293,7 @@ ReloadPlan plan_reload(const conf::Config& running, const conf::Config& next) {
   note(plan.supervisor, "supervisor.graceful_timeout", running.supervisor.graceful_timeout,
        next.supervisor.graceful_timeout);
   note(plan.supervisor, "supervisor.proxy_timeout", running.supervisor.proxy_timeout, next.supervisor.proxy_timeout);
+  note(plan.supervisor, "supervisor.drain_delay", running.supervisor.drain_delay, next.supervisor.drain_delay);
   plan.proxy = proxy_changes(running.proxy, next.proxy);
 
   // Listeners, matched by the address as written (its socket is kept); the same address

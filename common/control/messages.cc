@@ -86,6 +86,7 @@ std::string_view type_name(const Message& m) {
                         [](const SlotRequests&) { return std::string_view("slot_requests"); },
                         [](const StatsQuery&) { return std::string_view("stats_query"); },
                         [](const WorkerFigures&) { return std::string_view("worker_figures"); },
+                        [](const SetDraining&) { return std::string_view("set_draining"); },
                     },
                     m);
 }
@@ -146,6 +147,7 @@ std::string encode(const Message& m) {
           },
           [](const StatsQuery& x) { return json{{"query", x.query}}; },
           [](const WorkerFigures& x) { return json{{"figures", x.json}}; },
+          [](const SetDraining& x) { return json{{"draining", x.draining}}; },
       },
       m);
   j["v"] = kProtocolVersion;
@@ -210,6 +212,7 @@ Result<Message> decode(std::string_view bytes) {
       return Message{std::move(e)};
     }
     if (type == "stats_query") return Message{StatsQuery{u64(j.at("query"))}};
+    if (type == "set_draining") return Message{SetDraining{j.at("draining").get<bool>()}};
     if (type == "slot_requests_query")
       return Message{SlotRequestsQuery{u64(j.at("query")), j.at("app").get<std::string>(),
                                        i32(j.at("slot")), u64(j.at("generation"))}};

@@ -67,6 +67,14 @@ struct StatsQuery {
   uint64_t query = 0;
 };
 
+/// Drain (corralctl drain, or the first part of a stop with drain_delay): while `draining`
+/// the proxy's /readyz answers 503 "draining", HTTP/1.1 responses carry Connection: close
+/// and HTTP/2 connections get GOAWAY; the listeners keep accepting and serving. `false`
+/// (corralctl undrain) serves as before. Sent again after every proxy (re)start while on.
+struct SetDraining {
+  bool draining = false;
+};
+
 /// What the supervisor knows about the workers (state, PSS, CPU, exits by reason, recent
 /// death records), for the proxy's /metrics and /status. Sent every second while the proxy
 /// runs. `json` is a JSON object {"apps": [...]} with each app as GET /status shows it
@@ -157,7 +165,7 @@ struct SlotRequests {
 };
 
 using Message = std::variant<SetListeners, SetConfig, SetPool, ProxyReady, WorkerHung, ProxyStats, SlotEvent,
-                             SlotRequestsQuery, SlotRequests, StatsQuery, WorkerFigures>;
+                             SlotRequestsQuery, SlotRequests, StatsQuery, WorkerFigures, SetDraining>;
 
 /// The "type" string of a message, e.g. "set_pool".
 std::string_view type_name(const Message& m);

@@ -141,6 +141,7 @@ std::shared_ptr<const Runtime> AdminService::runtime() const {
 std::string AdminService::not_ready_reasons(const Runtime& rt) const {
   std::string why;
   if (stopping()) why += "stopping\n";
+  else if (draining()) why += "draining\n";
   for (const auto& a : rt.apps) {
     bool any = false;
     for (const auto& s : a.dispatcher->slots()) any = any || slot_usable(s);
@@ -226,6 +227,11 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
   {
     Family f(out, "corral_ready", "gauge", "1 when /readyz answers 200 (config applied, every app has a ready worker).");
     f.sample({}, uint64_t{not_ready_reasons(rt).empty() ? 1u : 0u});
+  }
+  {
+    Family f(out, "corral_draining", "gauge",
+             "1 while draining (corralctl drain, or the drain_delay of a stop): /readyz fails, keep-alive ends, the listeners keep serving.");
+    f.sample({}, uint64_t{draining() ? 1u : 0u});
   }
 
   // ---- per app and route ----

@@ -44,6 +44,10 @@ class AdminService {
   /// The process is stopping: /readyz fails from now on. Any thread.
   void set_stopping() { stopping_.store(true); }
   bool stopping() const { return stopping_.load(); }
+  /// Drain announced (control::SetDraining): /readyz fails with "draining" while the
+  /// listeners keep serving. Any thread.
+  void set_draining(bool on) { draining_.store(on); }
+  bool draining() const { return draining_.load(); }
   /// When the proxy started (this object was made).
   std::chrono::system_clock::time_point started() const { return started_; }
   /// The current snapshot (for the status sampler and requests without one). Any thread.
@@ -83,6 +87,7 @@ class AdminService {
   std::chrono::steady_clock::time_point figures_at_{};
   std::shared_ptr<const Runtime> runtime_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> draining_{false};
   std::unique_ptr<StatusHistory> history_;
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
 };

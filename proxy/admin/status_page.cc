@@ -178,6 +178,7 @@ std::string status_json(const StatusInputs& in, const Runtime& rt, int64_t since
               {"ready", in.ready},
               {"not_ready", in.not_ready},
               {"stopping", in.stopping},
+              {"draining", in.draining},
               {"listeners", std::move(listeners)},
               {"routes", std::move(routes)},
               {"apps", std::move(apps)},
@@ -200,6 +201,7 @@ std::string status_json(const AdminService& admin, const Runtime& rt, int64_t si
     in.not_ready.replace(at, 1, "; ");
   in.ready = in.not_ready.empty();
   in.stopping = admin.stopping();
+  in.draining = admin.draining();
   const std::shared_ptr<const nlohmann::json> figures = admin.worker_figures();
   in.figures = figures.get();
   if (figures)

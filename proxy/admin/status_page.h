@@ -54,6 +54,7 @@ struct StatusInputs {
   bool ready = false;
   std::string not_ready;   ///< why not ready ("" when ready)
   bool stopping = false;
+  bool draining = false;  ///< drain announced, the listeners still serve
   /// The supervisor's worker figures ({"apps": [AppPool::status()...]}); null = none yet.
   const nlohmann::json* figures = nullptr;
   std::optional<int64_t> figures_age_ms;  ///< nullopt = none received yet

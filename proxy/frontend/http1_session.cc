@@ -96,6 +96,10 @@ void Http1Session::resume(std::string_view first) {
 
 bool Http1Session::draining() const { return draining_ || host_.draining(); }
 
+// Also while the process only announces a drain: the connection ends after this response,
+// but one that waits for its next request is not closed under a client that may be sending it.
+bool Http1Session::ends_keepalive() const { return draining() || host_.drain_announced(); }
+
 void Http1Session::start() {
   ex_.state = ExchangeState::Idle;
   // A new connection must send its first head within the header timeout.
@@ -234,7 +238,7 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
   }
   ex_.set_trace(traceparent, traceparents);
   ex_.version_minor = head.version_minor;
-  keep_alive_ = head.keep_alive && !draining();
+  keep_alive_ = head.keep_alive && !ends_keepalive();
   ex_.had_body = head.body != http1::BodyKind::None;
 
   // Max-Forwards 0, CONNECT, OPTIONS * (the parser allows "*" on OPTIONS only).
@@ -413,7 +417,7 @@ void Http1Session::body_complete() {
 
 void Http1Session::on_response_head(const http1::ResponseHead& head) noexcept {
   framing_ = choose_framing(head, ex_.version_minor, ex_.method == "HEAD");
-  if (draining()) keep_alive_ = false;
+  if (ends_keepalive()) keep_alive_ = false;
   if (framing_ == ClientFraming::UntilClose) keep_alive_ = false;
   append_response_head(head, framing_, ex_.version_minor, keep_alive_, out_);
   const ListenerRuntime* l = conn_->listener();
@@ -524,7 +528,7 @@ void Http1Session::arm_send_stall() {
 void Http1Session::respond_redirect(const http1::RequestHead& head) {
   client_timer_.cancel();
   // The body is not read: the connection cannot be reused when there is one.
-  if (ex_.had_body || draining()) keep_alive_ = false;
+  if (ex_.had_body || ends_keepalive()) keep_alive_ = false;
   ex_.status = 308;
   std::string_view host = head.host;
   // Host without its port; the https port of the TLS listener (if not 443) is added.
@@ -549,7 +553,7 @@ void Http1Session::respond_redirect(const http1::RequestHead& head) {
 
 void Http1Session::respond_error(int status, bool close_after, bool retry_after) {
   client_timer_.cancel();
-  if (close_after || draining()) keep_alive_ = false;
+  if (close_after || ends_keepalive()) keep_alive_ = false;
   std::string_view reason = http1::reason_phrase(status);
   ex_.status = status;
   out_.append("HTTP/1.1 ", 9);

@@ -96,6 +96,8 @@ class Http1Session final : public FrontendSession, public ExchangeSink, public B
   void start_linger();
   void linger_read();
   bool draining() const;
+  /// No keep-alive after the current response: draining, or a drain announced.
+  bool ends_keepalive() const;
 
   ClientConnection* conn_ = nullptr;
   SessionHost& host_;

@@ -466,6 +466,23 @@ void Http2Session::drain() {
   flush();
 }
 
+namespace {
+// The PING sent with the GOAWAY notice (its ACK carries the same 8 bytes).
+constexpr uint8_t kDrainPing[8] = {'c', 'o', 'r', 'r', 'a', 'l', 'g', 'a'};
+// A client that never answers the PING still gets the final GOAWAY after this long.
+constexpr std::chrono::milliseconds kDrainAckWait{1000};
+}  // namespace
+
+void Http2Session::announce_drain() {
+  if (going_away_ || drain_noticed_ || closed_ || terminated_) return;
+  drain_noticed_ = true;
+  drain_noticed_at_ = host_.loop().now();
+  nghttp2_submit_shutdown_notice(session_);
+  nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, kDrainPing);
+  if (in_io_) return;
+  flush();
+}
+
 void Http2Session::close() {
   if (closed_) return;
   closed_ = true;
@@ -578,6 +595,11 @@ int Http2Session::on_begin_headers(const void* p) {
   if (going_away_ || host_.draining()) {
     // After GOAWAY nghttp2 ignores new streams itself; this is for a drain racing the frame.
     s->rejected = true;
+  } else if (host_.drain_announced()) {
+    // A connection made while the process drains: its first requests are served, then it
+    // goes away like the others (a notice before any request could leave a client that
+    // waits for SETTINGS with nothing sent and nowhere to send it).
+    announce_drain();
   }
   nghttp2_session_set_stream_user_data(session_, f->hd.stream_id, s.get());
   block_stream_ = s.get();
@@ -708,6 +730,11 @@ int Http2Session::on_frame_recv(const void* p) {
         s->end_stream = true;
         request_complete(*s);
       }
+      return 0;
+    case NGHTTP2_PING:
+      if ((f->hd.flags & NGHTTP2_FLAG_ACK) && drain_noticed_ &&
+          std::memcmp(f->ping.opaque_data, kDrainPing, sizeof kDrainPing) == 0)
+        drain();  // every stream the client opened before the notice is in
       return 0;
     default: return 0;
   }
@@ -1253,6 +1280,10 @@ void Http2Session::on_timer() {
   const auto& p = runtime_->proxy;
   auto now = host_.loop().now();
   timer_.arm(1s);
+  if (drain_noticed_ && !going_away_ && now - drain_noticed_at_ >= kDrainAckWait) {
+    drain();
+    if (closed_) return;
+  }
   if (out_pos_ < out_.size() && now - write_progress_ > p.client_body_timeout) {
     close();  // the client stopped reading the socket
     return;

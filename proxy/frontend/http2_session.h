@@ -62,6 +62,11 @@ class Http2Session final : public FrontendSession {
   void on_io(bool readable, bool writable) override;
   /// GOAWAY (last stream id = the last one processed); open streams finish, then close.
   void drain() override;
+  /// Graceful GOAWAY as nghttp2 describes it: first a notice (last stream id 2^31-1) with a
+  /// PING; when the PING's ACK comes back, every stream the client opened before it saw the
+  /// notice has arrived, and drain() sends the final GOAWAY with the last one processed.
+  /// Without an ACK, the final GOAWAY follows after kDrainAckWait.
+  void announce_drain() override;
 
   // Called by streams (their ExchangeSink callbacks); never re-enters nghttp2 synchronously
   // beyond submit/resume calls: output is written from a zero-delay timer.
@@ -160,6 +165,8 @@ class Http2Session final : public FrontendSession {
   Exchange::Clock::time_point idle_since_{}, write_progress_{}, flush_now_{};
   bool closed_ = false;
   bool going_away_ = false;
+  bool drain_noticed_ = false;  // announce_drain() sent the notice; drain() follows
+  std::chrono::steady_clock::time_point drain_noticed_at_{};
   bool terminated_ = false;
   bool in_io_ = false;
   bool lingering_ = false;

@@ -3,6 +3,7 @@
 //   corralctl [--socket PATH | -c CONFIG] reload [--json]
 //   corralctl [--socket PATH | -c CONFIG] scale APP N
 //   corralctl [--socket PATH | -c CONFIG] stop
+//   corralctl [--socket PATH | -c CONFIG] drain | undrain
 //   corralctl [--socket PATH | -c CONFIG] advise [APP] [--window 60s] [--json] [--apply [--yes]]
 //   corralctl check CONFIG
 //   corralctl --version
@@ -31,6 +32,7 @@ int usage() {
              "       corralctl [--socket PATH | -c CONFIG] reload [--json]\n"
              "       corralctl [--socket PATH | -c CONFIG] scale APP N\n"
              "       corralctl [--socket PATH | -c CONFIG] stop\n"
+             "       corralctl [--socket PATH | -c CONFIG] drain | undrain\n"
              "       corralctl [--socket PATH | -c CONFIG] advise [APP] [--window 60s] [--json] [--apply [--yes]]\n"
              "       corralctl check CONFIG\n"
              "       corralctl --version\n"
@@ -38,7 +40,10 @@ int usage() {
              "queued, concurrency used, memory per worker, usable cores and available memory. It recommends\n"
              "workers, concurrency and worker_class: processes for CPU-bound apps (a Python process uses one\n"
              "core), threads or gevent for apps that mostly wait, never more than memory allows. --apply\n"
-             "replaces the app's workers make-before-break (asks first on a terminal; --yes does not).\n", stderr);
+             "replaces the app's workers make-before-break (asks first on a terminal; --yes does not).\n"
+             "drain fails /readyz (503 \"draining\") so load balancers stop sending new clients, and ends\n"
+             "keep-alive (Connection: close, HTTP/2 GOAWAY) while everything keeps serving; undrain withdraws\n"
+             "it. stop (like SIGTERM) drains for [supervisor] drain_delay first, then stops gracefully.\n", stderr);
   return 2;
 }
 
@@ -100,6 +105,13 @@ void print_table(const json& s) {
   std::printf("corral-supervisor %s  pid %d  %s  config %s (generation %llu)\n", s.value("version", "?").c_str(),
               s.value("pid", 0), s.value("state", "?").c_str(), s.value("config", "?").c_str(),
               static_cast<unsigned long long>(s.value("config_generation", 0ull)));
+  if (s.contains("drain") && s["drain"].is_object() && s["drain"].value("draining", false)) {
+    const json& d = s["drain"];
+    std::printf("draining for %s: /readyz fails, keep-alive ends, the listeners keep serving",
+                human_duration(d.value("drain_seconds", 0.0)).c_str());
+    if (d.contains("stop_in_seconds")) std::printf("; stopping in %s\n", human_duration(d.value("stop_in_seconds", 0.0)).c_str());
+    else std::printf(" (corralctl undrain to end it)\n");
+  }
   for (auto& l : s["listeners"])
     std::printf("listener %s -> %s\n", l.value("address", "").c_str(), l.value("bound", "").c_str());
   if (s.contains("admin") && s["admin"].is_object())
@@ -171,7 +183,9 @@ int main(int argc, char** argv) {
       socket = corral::supervisor::control_socket_path(where.dir);
     } else if (a == "--json") as_json = true;
     else if (a == "check" && command.empty()) return i + 1 < argc ? corral::supervisor::check_config(argv[i + 1]) : usage();
-    else if ((a == "status" || a == "stop" || a == "reload" || a == "scale" || a == "advise") && command.empty())
+    else if ((a == "status" || a == "stop" || a == "reload" || a == "scale" || a == "advise" || a == "drain" ||
+              a == "undrain") &&
+             command.empty())
       command = a;
     else if (!command.empty()) args.push_back(a);
     else return usage();
@@ -208,6 +222,12 @@ int main(int argc, char** argv) {
   json s = json::parse(body, nullptr, false);
   if (s.is_discarded()) return std::fprintf(stderr, "corralctl: the supervisor's answer is not JSON\n"), 1;
   if (command == "stop") return std::puts("stopping") < 0;
+  if (command == "drain" || command == "undrain") {
+    if (command == "undrain") return std::puts(s.value("changed", false) ? "ready again" : "was not draining") < 0;
+    std::printf("%s: /readyz fails, keep-alive ends, the listeners keep serving (corralctl undrain to end it)\n",
+                s.value("changed", false) ? "draining" : "already draining");
+    return 0;
+  }
   if (command == "scale") {
     std::printf("%s: %d -> %d workers\n", s.value("app", "").c_str(), s.value("before", 0), s.value("workers", 0));
     return 0;

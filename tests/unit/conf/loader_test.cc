@@ -64,6 +64,7 @@ TEST(Loader, EveryKeySet) {
 runtime_dir = "/tmp/crl-x/"
 log_level = "debug"
 graceful_timeout = 5
+drain_delay = "2500ms"
 
 [proxy]
 threads = 3
@@ -111,6 +112,7 @@ cwd = "/opt/api"
   EXPECT_EQ(c.supervisor.runtime_dir, "/tmp/crl-x");
   EXPECT_EQ(c.supervisor.log_level, log::Level::Debug);
   EXPECT_EQ(c.supervisor.graceful_timeout, Millis(5000));
+  EXPECT_EQ(c.supervisor.drain_delay, Millis(2500));
   EXPECT_EQ(c.proxy.threads, 3);
   EXPECT_EQ(c.proxy.access_log, "/var/log/corral/access.log");
   EXPECT_EQ(c.proxy.access_log_format, AccessLogFormat::Json);

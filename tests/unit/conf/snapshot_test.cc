@@ -13,6 +13,7 @@ Config full_config() {
   c.supervisor.runtime_dir = "/tmp/crl-abc";
   c.supervisor.log_level = log::Level::Warn;
   c.supervisor.graceful_timeout = Millis(1234);
+  c.supervisor.drain_delay = Millis(5678);
   c.supervisor.user = "corral";
   c.proxy.threads = 7;
   c.proxy.access_log = "off";

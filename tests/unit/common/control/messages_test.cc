@@ -24,7 +24,8 @@ TEST(Messages, RoundTripEveryType) {
                                             SlotRequestInfo{"r2", "GET", "/", 1, "in_flight", ""}}},
                               StatsQuery{11},
                               ProxyStats{1, 2, 3, 4, {SlotStats{"shop", 2, 7, 1, 9}}, 11},
-                              ProxyStats{1, 2, 3, 4, {}, 0, {AppStats{"shop", 40, 1'250'000, 300'000, 12, 3, 6}}}};
+                              ProxyStats{1, 2, 3, 4, {}, 0, {AppStats{"shop", 40, 1'250'000, 300'000, 12, 3, 6}}},
+                              SetDraining{true}, SetDraining{false}};
   pool.failing = {"broken"};
   pool.slots[0].max_requests = 1017;
   for (auto& m : all) {
@@ -70,6 +71,12 @@ TEST(Messages, RoundTripEveryType) {
   EXPECT_EQ(std::get<StatsQuery>(*decode(encode(all[11]))).query, 11u);
   EXPECT_EQ(std::get<ProxyStats>(*decode(encode(all[12]))).query, 11u);
   EXPECT_EQ(std::get<ProxyStats>(*decode(encode(all[6]))).query, 0u);  // periodic
+  EXPECT_TRUE(std::get<SetDraining>(*decode(encode(all[14]))).draining);
+  EXPECT_FALSE(std::get<SetDraining>(*decode(encode(all[15]))).draining);
+  // Only a JSON boolean: anything else closes the channel like any malformed record.
+  for (const char* bad : {R"({"v":1,"type":"set_draining"})", R"({"v":1,"type":"set_draining","draining":1})",
+                          R"({"v":1,"type":"set_draining","draining":"true"})"})
+    EXPECT_FALSE(decode(bad).has_value()) << bad;
   auto with_apps = std::get<ProxyStats>(*decode(encode(all[13])));
   ASSERT_EQ(with_apps.apps.size(), 1u);
   EXPECT_EQ(with_apps.apps[0].app, "shop");
