@@ -85,6 +85,8 @@ install(FILES ${PROJECT_SOURCE_DIR}/README.md ${CORRAL_PKG_DIR}/copyright ${CORR
 install(FILES ${CORRAL_PKG_DIR}/systemd/strict.conf DESTINATION ${CORRAL_DOCDIR}/examples)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/conf/examples/ DESTINATION ${CORRAL_DOCDIR}/examples
         FILES_MATCHING PATTERN "*.toml")
+install(DIRECTORY ${CORRAL_PKG_DIR}/kubernetes/ DESTINATION ${CORRAL_DOCDIR}/examples/kubernetes
+        FILES_MATCHING PATTERN "*.yaml")
 
 # --- CPack ----------------------------------------------------------------------------------
 set(CPACK_GENERATOR DEB RPM)
