@@ -13,6 +13,7 @@
 #include "common/base/crash.h"
 #include "common/base/log.h"
 #include "supervisor/arbiter.h"
+#include "supervisor/sd_notify.h"
 
 namespace corral::supervisor {
 namespace {
@@ -46,6 +47,10 @@ void Arbiter::stop_after_drain(const char* why) {
   CORRAL_LOG(Info, kTag) << why << ": draining for " << left.count()
                          << "ms (drain_delay; /readyz fails, the listeners keep serving), then a graceful stop";
   set_draining(true);
+  // The service manager learns now that this is a stop (systemctl shows it deactivating).
+  if (auto r = sd_notify("STOPPING=1"); !r) {
+    CORRAL_LOG(Warn, kTag) << r.error().message();
+  }
   drain_stop_at_ = clock_.now() + left;
   drain_timer_.arm(left);
 }
