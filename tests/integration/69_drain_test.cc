@@ -359,5 +359,21 @@ TEST(KubernetesManifests, ParseAndAgreeWithTheConfig) {
   EXPECT_LE(lines, 3u) << all;
 }
 
+// README "Deployment": the haproxy.cfg it shows is one HAProxy accepts (haproxy -c).
+TEST(DeploymentDocs, HaproxyExampleIsValid) {
+  const std::string readme = read_file(std::string(CORRAL_SOURCE_DIR) + "/README.md");
+  const size_t start = readme.find("\n# haproxy.cfg\n");
+  ASSERT_NE(start, std::string::npos) << "README has no haproxy.cfg example";
+  const size_t end = readme.find("\n```", start + 1);
+  ASSERT_NE(end, std::string::npos);
+  const std::string cfg = readme.substr(start + 1, end - start);
+  EXPECT_NE(cfg.find("option httpchk GET /readyz"), std::string::npos) << cfg;
+  EXPECT_NE(cfg.find("send-proxy-v2"), std::string::npos) << cfg;
+  TempRuntime rt;
+  const std::string path = rt.write_file("haproxy.cfg", cfg);
+  ProcessResult r = run_process({"haproxy", "-c", "-f", path}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << cfg;
+}
+
 }  // namespace
 }  // namespace corral::itest
