@@ -107,8 +107,15 @@ void ClientConnection::start() {
 
 void ClientConnection::drain() {
   draining_ = true;
-  if (session_) session_->drain();
-  else close();
+  if (session_) {
+    session_->drain();
+  } else if (phase_ != Phase::Session) {
+    timer_.arm(kFirstRequestGraceOnDrain);  // handshake or sniff: its first request may be on its way
+  } else if (awaiting_first_) {
+    watch_.set_timeout(kFirstRequestGraceOnDrain);  // handshaken: likewise
+  } else {
+    close();  // parked: idle between requests
+  }
 }
 
 void ClientConnection::announce_drain() {

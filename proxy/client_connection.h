@@ -60,7 +60,12 @@ class ClientConnection {
   /// Starts the TLS handshake (under tls_handshake_timeout) or the protocol sniff (under the
   /// header timeout).
   void start();
-  /// Graceful stop (forwarded to the session; a connection without one closes now).
+  /// A connection accepted before a graceful stop whose first request has not come yet gets
+  /// this long for it (a load balancer sends it right after connecting), then closes.
+  static constexpr std::chrono::milliseconds kFirstRequestGraceOnDrain{1000};
+  /// Graceful stop (forwarded to the session). A connection without one closes now when it
+  /// is idle between requests, or after kFirstRequestGraceOnDrain unless its first request
+  /// comes.
   void drain();
   /// The process drains but keeps serving: forwarded to the session (see FrontendSession).
   void announce_drain();

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "common/base/log.h"
 
@@ -55,6 +56,10 @@ void Listener::on_readable() {
         case EPERM:  // refused by a firewall rule: that connection is gone, the next may be fine
           continue;
         case EAGAIN: return;  // another loop got it, or nothing left
+        case EINVAL:
+          // No longer listening: another loop shut the socket down (stop_listening).
+          watch_.set(false, false);
+          return;
         case EMFILE:
         case ENFILE:
         case ENOBUFS:
@@ -72,6 +77,16 @@ void Listener::on_readable() {
     backoff_ = kFirstBackoff;
     on_accept_(UniqueFd(c), ss);
   }
+}
+
+void Listener::stop_listening() {
+  const int batch = batch_;
+  batch_ = std::numeric_limits<int>::max();  // the backlog bounds it
+  on_readable();
+  batch_ = batch;
+  ::shutdown(fd_, SHUT_RD);
+  watch_.set(false, false);
+  resume_timer_.cancel();
 }
 
 void Listener::pause(int err) {

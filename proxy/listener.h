@@ -50,6 +50,12 @@ class Listener {
 
   /// True while accepting is paused after EMFILE/ENFILE/ENOBUFS/ENOMEM.
   bool paused() const { return !watch_.wants_read(); }
+  /// For a graceful stop: accepts every connection already waiting, then shuts the listening
+  /// socket down (shutdown(SHUT_RD): for every process that holds it, the supervisor too), so
+  /// a new connection is refused at once and its client (a load balancer) tries another
+  /// host, instead of waiting in the backlog for an accept that never comes and being reset
+  /// when the supervisor exits. Stops watching.
+  void stop_listening();
 
  private:
   void on_readable();

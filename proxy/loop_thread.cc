@@ -117,6 +117,8 @@ void LoopThread::retain_upstreams(std::shared_ptr<const std::vector<std::pair<st
 
 void LoopThread::begin_drain() {
   loop_.post([this] {
+    // What waits in the backlog is served; later connections are refused (stop_listening).
+    for (auto& l : listeners_) l->stop_listening();
     draining_ = true;
     listeners_.clear();  // the admin listener keeps answering (/readyz says "stopping")
     if (!admin_watch_) listener_set_.reset();

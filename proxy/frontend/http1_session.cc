@@ -52,7 +52,7 @@ Http1Session::~Http1Session() = default;
 
 void Http1Session::attach(ClientConnection& conn) {
   conn_ = &conn;
-  closed_ = client_eof_ = draining_ = in_process_ = linger_ = lingering_ = streaming_ = false;
+  closed_ = client_eof_ = draining_ = in_process_ = linger_ = lingering_ = streaming_ = answered_ = false;
   tunnel_worker_eof_ = tunnel_done_ = tunnel_blocked_ = tunnel_logged_ = tunnel_shut_client_ = false;
   keep_alive_ = true;
   framing_ = ClientFraming::None;
@@ -111,7 +111,16 @@ void Http1Session::start() {
 
 void Http1Session::drain() {
   draining_ = true;
-  if (lingering_ || (ex_.state == ExchangeState::Idle && in_.empty() && out_pos_ == out_.size())) close();
+  if (lingering_) {
+    close();
+    return;
+  }
+  if (ex_.state != ExchangeState::Idle || !in_.empty() || out_pos_ != out_.size()) return;
+  // Idle after an answer: closed now. Before its first request (a connection accepted just
+  // before the stop), the request may be on its way: it gets a moment, then the Idle timer
+  // closes it; once it comes it is answered with Connection: close.
+  if (answered_) close();
+  else client_timer_.arm(ClientConnection::kFirstRequestGraceOnDrain);
 }
 
 void Http1Session::on_io(bool readable, bool writable) {
@@ -683,6 +692,7 @@ void Http1Session::linger_read() {
 }
 
 void Http1Session::next_request() {
+  answered_ = true;
   ex_.reset();
   framing_ = ClientFraming::None;
   keep_alive_ = true;

@@ -124,6 +124,7 @@ class Http1Session final : public FrontendSession, public ExchangeSink, public B
   bool closed_ = false;
   bool client_eof_ = false;
   bool draining_ = false;
+  bool answered_ = false;  // a request was answered since attach(): idle now means between requests
   bool in_process_ = false;
   bool linger_ = false;     // the current answer leaves request bytes unread: linger after it
   bool lingering_ = false;  // answered and half-closed; reading and discarding until close

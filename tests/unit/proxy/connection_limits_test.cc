@@ -1,6 +1,7 @@
 // Connection limits and accept back-off: ConnectionLimiter's counts (exact under threads),
 // the client key (IPv4 address, IPv6 /64), the once-a-second refusal log, and a Listener that
-// runs out of file descriptors pausing instead of spinning.
+// runs out of file descriptors pausing instead of spinning, and one that stops listening for a
+// graceful stop.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -210,6 +211,49 @@ TEST(Listener, BacksOffWhileOutOfFileDescriptorsAndResumes) {
   EXPECT_EQ(accepted, 1) << "the waiting connection is accepted once fds are free";
   EXPECT_FALSE(listener.paused());
   ::close(client);
+  ::close(lfd);
+}
+
+// A graceful stop: the connections waiting in the backlog are accepted, and afterwards a new
+// one is refused at once although another process (the supervisor: here a dup) still holds
+// the listening socket; a second Listener on the same socket stops watching quietly.
+TEST(Listener, StopListeningServesTheBacklogThenRefuses) {
+  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  ASSERT_GE(lfd, 0);
+  sockaddr_storage addr = v4("127.0.0.1");
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof(sockaddr_in)), 0);
+  ASSERT_EQ(::listen(lfd, 16), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int held = ::dup(lfd);  // the supervisor's copy
+  ASSERT_GE(held, 0);
+  std::vector<int> clients;
+  for (int i = 0; i < 3; ++i) {
+    int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof(sockaddr_in)), 0);
+    clients.push_back(c);
+  }
+
+  ev::Loop loop;
+  int accepted = 0, accepted_other = 0;
+  // Batch 1: a wake-up would take one connection; stop_listening takes them all.
+  Listener listener(loop, lfd, [&](UniqueFd, const sockaddr_storage&) { ++accepted; }, 1);
+  Listener other(loop, lfd, [&](UniqueFd, const sockaddr_storage&) { ++accepted_other; }, 1);
+  listener.stop_listening();
+  EXPECT_EQ(accepted, 3) << "every connection waiting in the backlog is accepted";
+
+  int late = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_EQ(::connect(late, reinterpret_cast<sockaddr*>(&addr), sizeof(sockaddr_in)), -1);
+  EXPECT_EQ(errno, ECONNREFUSED) << "a connection after the stop is refused, not left in a backlog";
+
+  ev::Timer stop(loop, [&] { loop.break_loop(); });
+  stop.arm(std::chrono::milliseconds(100));
+  ASSERT_TRUE(loop.run());
+  EXPECT_EQ(accepted_other, 0);
+  EXPECT_TRUE(other.paused()) << "the other watch of the socket stopped";
+  for (int c : clients) ::close(c);
+  ::close(late);
+  ::close(held);
   ::close(lfd);
 }
 
