@@ -12,7 +12,8 @@
 // stream module (TCP, PROXY v1). Under a steady load from the client namespace (keep-alive and
 // new-connection loops, every failure counted with its error), the test does a rolling restart
 // of both hosts, a reload of each with a real config change, and a kill -9 of one host's
-// proxy: no request may fail in the first two, and no more than were in flight in the third.
+// proxy: no request may fail in the first two (each host drains for drain_delay first: HAProxy
+// must take it out while it still serves), and in the third only what the dead proxy held.
 // The app must see the load client's address (through the PROXY header), not the balancer's.
 //
 // Skipped only when this machine cannot make network namespaces (not root, no CAP_NET_ADMIN).
@@ -59,7 +60,7 @@ constexpr int kAdminPort = 9180;  // every host's admin listener (/readyz)
 // it from the balancer's addresses only.
 constexpr bool kProxyProtocol = false;
 // SIGTERM drains first: /readyz fails while the listeners keep serving for drain_delay.
-constexpr bool kDrain = false;
+constexpr bool kDrain = true;
 
 double ms(std::chrono::microseconds us) { return static_cast<double>(us.count()) / 1000.0; }
 
@@ -631,6 +632,13 @@ void MultiHostTest::run_scenario(Balancer b) {
   // Rolling restart: one host at a time, TERM → exited → started → the balancer sees it up.
   for (auto& h : hosts_) {
     h->corral->signal(SIGTERM);
+    if (b == Balancer::HAProxy) {
+      // The drain: /readyz fails at once, so HAProxy takes the host out while it still serves.
+      auto deadline = Clock::now() + 5s;
+      while (haproxy_state(h->name).rfind("DOWN", 0) != 0 && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+      EXPECT_EQ(haproxy_state(h->name).rfind("DOWN", 0), 0u) << "HAProxy never saw " << h->name << " draining";
+      EXPECT_TRUE(h->corral->running()) << h->name << " stopped before HAProxy took it out (drain_delay)";
+    }
     std::optional<int> code = h->corral->wait_exit(20s);
     ASSERT_EQ(code, std::optional<int>(0)) << h->name << ": exit status after SIGTERM";
     audit(*h);
