@@ -91,7 +91,7 @@ bench-profile: build
 # each run for FUZZ_SECONDS (default 100: about 10 min in all); FUZZ_TARGETS="fuzz_h2 ..."
 # picks some; FUZZ_MERGE=1 merges what the runs found into tests/fuzz/corpus. See
 # tests/fuzz/README.md.
-FUZZ_TARGETS_ALL = fuzz_http1 fuzz_h2 fuzz_fastcgi fuzz_cgi_head fuzz_config fuzz_control
+FUZZ_TARGETS_ALL = fuzz_http1 fuzz_h2 fuzz_fastcgi fuzz_cgi_head fuzz_config fuzz_control fuzz_proxy_protocol
 fuzz:
 	@packaging/install-deps.sh fuzz
 	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang-14 \

@@ -52,6 +52,9 @@ struct ProxySettings {
   /// Folder for request-body temp files (absolute once loaded); "" = runtime_dir + "/body"
   /// (see body_temp_dir()). Created by the supervisor, writable by the proxy.
   std::string temp_dir;
+  /// CIDRs of HTTP proxies in front of corral: their X-Forwarded-For is extended (not
+  /// replaced) and the client is its rightmost address outside these ranges.
+  std::vector<std::string> trusted_proxies;
 
   bool operator==(const ProxySettings&) const = default;
 };
@@ -81,6 +84,10 @@ struct Listener {
   std::string hsts;             ///< TLS: Strict-Transport-Security value; empty = none
   uint32_t max_connections = 0;             ///< open connections at once; 0 = no limit of its own (the fd limit)
   uint32_t max_connections_per_client = 0;  ///< open connections per IPv4 address / IPv6 /64; 0 = no limit
+  /// A PROXY protocol (v1 or v2) header comes first on every connection, from a peer in
+  /// proxy_protocol_trusted (CIDRs, non-empty when on); its client address is the client's.
+  bool proxy_protocol = false;
+  std::vector<std::string> proxy_protocol_trusted;
 
   bool operator==(const Listener&) const = default;
 };

@@ -539,6 +539,14 @@ class Loader {
     for (size_t i = 0; i < c.listeners.size(); ++i) check_listener_tls(c.listeners[i], "listener[" + std::to_string(i) + "]");
     for (size_t i = 0; i < c.listeners.size(); ++i) {
       const auto& l = c.listeners[i];
+      const std::string at = "listener[" + std::to_string(i) + "]";
+      if (l.proxy_protocol && l.proxy_protocol_trusted.empty())
+        error(at + ".proxy_protocol", position(at + ".proxy_protocol"),
+              "proxy_protocol = true needs proxy_protocol_trusted: the balancers' addresses (anyone else could claim any client address)",
+              "add proxy_protocol_trusted = [\"10.0.0.0/8\"] with your load balancers' ranges");
+      if (!l.proxy_protocol && !l.proxy_protocol_trusted.empty())
+        error(at + ".proxy_protocol_trusted", position(at + ".proxy_protocol_trusted"),
+              "proxy_protocol_trusted applies only with proxy_protocol = true", "add proxy_protocol = true or remove it");
       if (l.max_connections && l.max_connections_per_client > l.max_connections) {
         std::string path = "listener[" + std::to_string(i) + "].max_connections_per_client";
         error(path, position(path),

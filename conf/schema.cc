@@ -5,6 +5,7 @@
 #include "common/base/log.h"
 #include "common/base/strings.h"
 #include "common/net/address.h"
+#include "common/net/cidr.h"
 #include "conf/diagnostics.h"
 
 namespace corral::conf {
@@ -197,6 +198,22 @@ P proxy_keepalive_timeout(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+// A list of CIDRs: each must parse; the first bad one is named.
+P cidr_list(std::string_view key, const std::vector<std::string>& list) {
+  for (const auto& e : list) {
+    if (auto c = net::parse_cidr(e); !c)
+      return problem("'" + e + "' in " + std::string(key) + " " + c.error().context,
+                     "write \"10.0.0.0/8\", \"192.0.2.7\" (one address) or \"2001:db8::/32\"");
+  }
+  return std::nullopt;
+}
+
+P proxy_trusted_proxies(const Value& v, Target& t) {
+  if (auto p = cidr_list("trusted_proxies", v.list)) return p;
+  t.proxy->trusted_proxies = v.list;
+  return std::nullopt;
+}
+
 // ---- [[listener]] ------------------------------------------------------------------------
 
 P listener_address(const Value& v, Target& t) {
@@ -284,6 +301,17 @@ P listener_max_connections_per_client(const Value& v, Target& t) {
     return p;
   }
   t.listener->max_connections_per_client = static_cast<uint32_t>(v.integer);
+  return std::nullopt;
+}
+
+P listener_proxy_protocol(const Value& v, Target& t) {
+  t.listener->proxy_protocol = v.boolean;  // proxy_protocol_trusted is required with it (loader)
+  return std::nullopt;
+}
+
+P listener_proxy_protocol_trusted(const Value& v, Target& t) {
+  if (auto p = cidr_list("proxy_protocol_trusted", v.list)) return p;
+  t.listener->proxy_protocol_trusted = v.list;
   return std::nullopt;
 }
 
@@ -694,6 +722,8 @@ constexpr KeySpec kSchema[] = {
    "HTTP/2 stream resets per second per connection (sent or received, burst 10×); more → GOAWAY", proxy_h2_reset_rate},
   {S::Proxy, "h2_flood_rate", T::Integer, "1000", false, "1000",
    "HTTP/2 control and empty frames per second per connection (burst 10×); more → GOAWAY", proxy_h2_flood_rate},
+  {S::Proxy, "trusted_proxies", T::StringArray, "[]", false, "[\"10.0.0.0/8\"]",
+   "CIDRs of HTTP proxies in front of corral: from a peer in them X-Forwarded-For is extended (the peer appended) and X-Forwarded-Proto kept, and the client (REMOTE_ADDR, access log) is the rightmost address of X-Forwarded-For outside them; from anyone else both are replaced; [] = trust none", proxy_trusted_proxies},
 
   {S::Listener, "address", T::String, "", true, "\"127.0.0.1:8080\"",
    "numeric \"ip:port\" or \"[ipv6]:port\"; port 0 = any free port", listener_address},
@@ -709,6 +739,10 @@ constexpr KeySpec kSchema[] = {
    "open client connections at once on this listener; one more is reset as soon as it is accepted (no TLS, no read); 0 = no limit of its own (the proxy's file descriptor limit, with accept back-off)", listener_max_connections},
   {S::Listener, "max_connections_per_client", T::Integer, "0", false, "100",
    "open connections at once from one client address (IPv4 address, IPv6 /64 prefix); one more is reset as soon as it is accepted; 0 = no limit (behind a load balancer every connection has its address)", listener_max_connections_per_client},
+  {S::Listener, "proxy_protocol", T::Boolean, "false", false, "true",
+   "every connection starts with a PROXY protocol header (v1 or v2, as HAProxy's send-proxy / send-proxy-v2 sends) giving the client's address and port; only from peers in proxy_protocol_trusted, others are reset unread; a missing or malformed header closes the connection", listener_proxy_protocol},
+  {S::Listener, "proxy_protocol_trusted", T::StringArray, "[]", false, "[\"10.0.0.0/8\", \"::1/128\"]",
+   "CIDRs of the load balancers allowed to connect to a proxy_protocol listener (required with it); a peer outside them is reset before any read, counted (corral_connections_refused_total reason proxy_protocol_untrusted) and logged once a second at most", listener_proxy_protocol_trusted},
 
   {S::Route, "host", T::String, "", false, "\"shop.example.com\"",
    "Host header to match (case-insensitive, port ignored); absent = any host", route_host},

@@ -139,6 +139,7 @@ std::string to_snapshot(const Config& c) {
       {"h2_flood_rate", p.h2_flood_rate},
       {"client_body_buffer_size", p.client_body_buffer_size},
       {"temp_dir", p.temp_dir},
+      {"trusted_proxies", p.trusted_proxies},
   };
   j["listeners"] = json::array();
   for (auto& l : c.listeners) {
@@ -155,7 +156,9 @@ std::string to_snapshot(const Config& c) {
                               {"redirect_https", l.redirect_https},
                               {"hsts", l.hsts},
                               {"max_connections", l.max_connections},
-                              {"max_connections_per_client", l.max_connections_per_client}});
+                              {"max_connections_per_client", l.max_connections_per_client},
+                              {"proxy_protocol", l.proxy_protocol},
+                              {"proxy_protocol_trusted", l.proxy_protocol_trusted}});
   }
   j["routes"] = json::array();
   for (auto& r : c.routes)
@@ -263,6 +266,7 @@ Result<Config> from_snapshot(std::string_view bytes) {
     r.integer("h2_flood_rate", o.h2_flood_rate);
     r.integer("client_body_buffer_size", o.client_body_buffer_size);
     r.str("temp_dir", o.temp_dir);
+    r.strings("trusted_proxies", o.trusted_proxies);
   }
   if (auto* ls = top.array("listeners")) {
     for (auto& item : *ls) {
@@ -293,6 +297,8 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.str("hsts", l.hsts);
       r.integer("max_connections", l.max_connections);
       r.integer("max_connections_per_client", l.max_connections_per_client);
+      r.boolean("proxy_protocol", l.proxy_protocol);
+      r.strings("proxy_protocol_trusted", l.proxy_protocol_trusted);
       c.listeners.push_back(std::move(l));
     }
   }

@@ -12,8 +12,9 @@ build_pkgs="g++ make cmake pkg-config libevent-dev libssl-dev libnghttp2-dev lib
 # brotli and python3-brotli decode what the proxy compresses; brotli and gzip make the precompressed
 # siblings static routes serve; media-types has /etc/mime.types; the multi-host test makes network
 # namespaces with iproute2 and balances two corral hosts with haproxy and with nginx's stream
-# module (libnginx-mod-stream: nginx-light has it only as a module); python3-yaml parses the
-# Kubernetes manifests in packaging/kubernetes
+# module (libnginx-mod-stream: nginx-light has it only as a module), and haproxy also sends PROXY
+# protocol headers to corral in tests/integration/68_proxy_protocol_test.cc; python3-yaml parses
+# the Kubernetes manifests in packaging/kubernetes
 test_pkgs="curl wrk nghttp2-client procps brotli gzip media-types clang-14 libclang-rt-14-dev python3-flask python3-gevent python3-venv php-cgi perl libfcgi-dev openssl python3-hpack
  python3-websockets python3-h2
  prometheus chromium fonts-dejavu-core brotli python3-brotli

@@ -88,6 +88,20 @@ void ClientConnection::start() {
     close();  // never fall back to plaintext on a TLS port
     return;
   }
+  const auto& settings = host_.runtime()->proxy;
+  // One deadline from accept: the PROXY header, then the handshake or the first bytes.
+  timer_.arm(listener_ && listener_->tls ? settings.tls_handshake_timeout : settings.client_header_timeout);
+  if (listener_ && listener_->proxy_protocol) {
+    phase_ = Phase::ProxyHeader;
+    proxy_header_ = std::make_unique<ProxyHeaderReader>();
+    watch_.set(true, false);
+    return;
+  }
+  forwarded_trusted_ = !host_.runtime()->trusted_proxies.empty() && host_.runtime()->trusted_proxies.contains_text(client_ip_);
+  begin_protocol();
+}
+
+void ClientConnection::begin_protocol() {
   if (listener_ && listener_->tls) {
     ssl_ = listener_->tls->new_ssl(fd_.get());
     if (!ssl_) {
@@ -100,8 +114,6 @@ void ClientConnection::start() {
     // so a connection that never speaks holds no session and costs no empty read.
     phase_ = Phase::Sniff;
   }
-  const auto& settings = host_.runtime()->proxy;
-  timer_.arm(ssl_ ? settings.tls_handshake_timeout : settings.client_header_timeout);
   watch_.set(true, false);
 }
 
@@ -140,6 +152,10 @@ void ClientConnection::on_timer() {
     if (session_ && want_read_) session_->on_io(true, false);
     return;
   }
+  if (phase_ == Phase::ProxyHeader) {
+    proxy_header_failed("no complete PROXY header in time");
+    return;
+  }
   CORRAL_LOG(Debug, "tls") << "handshake/preface timeout from " << client_ip_;
   if (phase_ == Phase::Handshake && mc_) mc_->tls_failures[static_cast<size_t>(metrics::TlsFailure::Timeout)].add();
   close();
@@ -148,6 +164,7 @@ void ClientConnection::on_timer() {
 void ClientConnection::on_io(bool readable, bool writable) {
   if (closed_) return;
   switch (phase_) {
+    case Phase::ProxyHeader: proxy_header(); return;
     case Phase::Handshake: handshake(); return;
     case Phase::Sniff: sniff(); return;
     case Phase::Session: break;

@@ -1,6 +1,8 @@
 #pragma once
 // One accepted client connection: the socket, TLS when the listener has it, and the
-// frontend session chosen once the protocol is known (nghttpx's ClientHandler). TLS:
+// frontend session chosen once the protocol is known (nghttpx's ClientHandler). On a
+// proxy_protocol listener the PROXY header is read first (client_proxy_header.cc), under the
+// same deadline as what follows it, and its client address replaces the peer's. TLS:
 // handshake first (under tls_handshake_timeout), then ALPN picks HTTP/2 ("h2") or HTTP/1.1.
 // Plaintext: the first bytes are sniffed for the HTTP/2 connection preface (h2c prior
 // knowledge); anything else is HTTP/1.1. The session then does its I/O through read(),
@@ -19,6 +21,7 @@
 #include "proxy/connection_limiter.h"
 #include "proxy/io_buffer.h"
 #include "proxy/metrics/metrics.h"
+#include "proxy/proxy_protocol.h"
 #include "proxy/session_host.h"
 
 typedef struct ssl_st SSL;
@@ -58,7 +61,7 @@ class ClientConnection {
   /// Takes the place the connection holds in its listener's limits (given back on close).
   void hold(ConnectionSlot slot) { slot_ = std::move(slot); }
   /// Starts the TLS handshake (under tls_handshake_timeout) or the protocol sniff (under the
-  /// header timeout).
+  /// header timeout), after the PROXY header on a proxy_protocol listener (same deadline).
   void start();
   /// A connection accepted before a graceful stop whose first request has not come yet gets
   /// this long for it (a load balancer sends it right after connecting), then closes.
@@ -105,14 +108,23 @@ class ClientConnection {
   uint16_t client_port();
   uint16_t server_port();
   bool tls() const { return ssl_ != nullptr; }
+  /// The peer (after the PROXY header) is in [proxy] trusted_proxies of the snapshot the
+  /// connection started with: its X-Forwarded-For is extended and believed.
+  bool forwarded_trusted() const { return forwarded_trusted_; }
   const ListenerRuntime* listener() const { return listener_.get(); }
   /// "h2", "http/1.1" or "" (before the choice).
   const char* protocol() const { return protocol_; }
   int fd() const { return fd_.get(); }
 
  private:
-  enum class Phase { Handshake, Sniff, Session };
+  enum class Phase { ProxyHeader, Handshake, Sniff, Session };
   void on_io(bool readable, bool writable);
+  /// After the PROXY header (or at once without one): TLS handshake or sniff.
+  void begin_protocol();
+  // client_proxy_header.cc: one read step of the PROXY header; closing on a bad one.
+  void proxy_header();
+  void proxy_header_failed(const char* why);
+  void apply_proxy_header();
   void handshake();
   void sniff();
   /// recv(2) for the sniff: > 0 bytes, else 0: nothing now (EAGAIN) or closed (EOF, error).
@@ -142,6 +154,8 @@ class ClientConnection {
   ev::Timer timer_;
   SSL* ssl_ = nullptr;
   std::unique_ptr<IoBuffer> pre_;  // bytes read before the session was chosen (h2c preface)
+  std::unique_ptr<ProxyHeaderReader> proxy_header_;  // while the PROXY header is read
+  bool forwarded_trusted_ = false;
   std::unique_ptr<FrontendSession> session_;
   Phase phase_ = Phase::Sniff;
   bool h1_ = false;      // session_ is an Http1Session (a null session_ in Phase::Session: parked)

@@ -74,18 +74,29 @@ ConnectionLimiter::Verdict ConnectionLimiter::admit(const ClientKey& key, uint32
     return Verdict::ListenerFull;
   }
   bool per_client = max_per_client && key.family != 0;
-  if (per_client) {
-    Shard& s = shard_of(key);
-    std::lock_guard<std::mutex> g(s.mu);
-    uint32_t& n = s.counts[key];
-    if (n >= max_per_client) {  // so n > 0: the entry stays, it counts open connections
-      open_.fetch_sub(1, std::memory_order_relaxed);
-      return Verdict::ClientFull;
-    }
-    ++n;
+  if (per_client && !add_client(key, max_per_client)) {
+    open_.fetch_sub(1, std::memory_order_relaxed);
+    return Verdict::ClientFull;
   }
   slot = ConnectionSlot(this, key, per_client);
   return Verdict::Admitted;
+}
+
+bool ConnectionLimiter::add_client(const ClientKey& key, uint32_t max_per_client) {
+  Shard& s = shard_of(key);
+  std::lock_guard<std::mutex> g(s.mu);
+  uint32_t& n = s.counts[key];
+  if (n >= max_per_client) return false;  // so n > 0: the entry stays, it counts open connections
+  ++n;
+  return true;
+}
+
+LimitVerdict ConnectionSlot::count_client(const ClientKey& key, uint32_t max_per_client) {
+  if (!limiter_ || per_client_ || !max_per_client || key.family == 0) return LimitVerdict::Admitted;
+  if (!limiter_->add_client(key, max_per_client)) return LimitVerdict::ClientFull;
+  key_ = key;
+  per_client_ = true;
+  return LimitVerdict::Admitted;
 }
 
 void ConnectionLimiter::release(const ClientKey& key, bool per_client) {

@@ -38,6 +38,7 @@ ClientKey client_key(const sockaddr_storage& peer);
 std::string client_key_text(const ClientKey& k);
 
 class ConnectionLimiter;
+enum class LimitVerdict { Admitted, ListenerFull, ClientFull };
 
 /// The place an admitted connection holds in its listener's counts; given back exactly once
 /// (release(), or the destructor). Movable, loop-affine (like the connection that holds it).
@@ -51,6 +52,10 @@ class ConnectionSlot {
   ~ConnectionSlot() { release(); }
   void release();
   bool held() const { return limiter_ != nullptr; }
+  /// A slot admitted without a per-client count (a proxy_protocol listener, where the peer
+  /// is the balancer) now counts against `key`, the client the PROXY header named, within
+  /// `max_per_client` (0: no limit, nothing counted). ClientFull leaves the slot as it was.
+  LimitVerdict count_client(const ClientKey& key, uint32_t max_per_client);
 
  private:
   ConnectionLimiter* limiter_ = nullptr;  // outlives the slot (the connection keeps its listener's runtime)
@@ -60,7 +65,7 @@ class ConnectionSlot {
 
 class ConnectionLimiter {
  public:
-  enum class Verdict { Admitted, ListenerFull, ClientFull };
+  using Verdict = LimitVerdict;
 
   ConnectionLimiter() = default;
   ConnectionLimiter(const ConnectionLimiter&) = delete;
@@ -85,6 +90,8 @@ class ConnectionLimiter {
  private:
   friend class ConnectionSlot;
   void release(const ClientKey& key, bool per_client);
+  /// The per-client half of admit(): counts one more from `key` unless it has max_per_client.
+  bool add_client(const ClientKey& key, uint32_t max_per_client);
 
   struct KeyHash {
     size_t operator()(const ClientKey& k) const noexcept {

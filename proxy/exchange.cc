@@ -106,7 +106,7 @@ void Exchange::set_trace(std::string_view client, int client_fields) {
 
 void Exchange::submit(RequestBody* body, std::string_view client_ip, bool tls) {
   body_ = body;
-  client_ip_ = client_ip;
+  client_ip_ = forwarded_client.empty() ? client_ip : std::string_view(forwarded_client);
   tls_ = tls;
   t_queued = host_.loop().now();
   if (app == kLocal) {
@@ -517,7 +517,7 @@ void Exchange::log(std::string_view client_ip) {
   // access_log = "off": nothing to build (the record costs two clock reads).
   if (runtime && runtime->proxy.access_log == "off") return;
   AccessRecord r;
-  r.client_ip = client_ip;
+  r.client_ip = forwarded_client.empty() ? client_ip : std::string_view(forwarded_client);
   r.method = method;
   r.target = target;
   r.version_major = version_major;
@@ -567,6 +567,7 @@ void Exchange::reset() {
   trace_from_client = false;
   static_req.clear();
   upstream_head.clear();
+  forwarded_client.clear();
   status = 0;
   response_started = false;
   bytes_sent = 0;

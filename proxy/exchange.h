@@ -185,6 +185,10 @@ class Exchange final : public UpstreamHandler, private compress::Output {
   std::string traceparent;         ///< sent to the worker (set_trace); keeps its capacity
   bool trace_from_client = false;  ///< traceparent is the client's (its tracestate goes along)
   std::string upstream_head;  ///< the re-framed request head sent to the worker
+  /// The client named by a trusted proxy's X-Forwarded-For ([proxy] trusted_proxies), set by
+  /// the frontend before submit(); it replaces the connection's address for the access log
+  /// and the worker. Empty = the connection's.
+  std::string forwarded_client;
   statics::StaticRequest static_req;  ///< the fields a static answer or the compressor reads (captured_fields())
   int status = 0;
   bool response_started = false;  ///< a response head was produced (by the worker or the proxy)

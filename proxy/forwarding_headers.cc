@@ -19,7 +19,8 @@ bool is_framing(std::string_view name) {
 bool is_forwarding(std::string_view name) {
   return iequals(name, "x-forwarded-for") || iequals(name, "x-forwarded-proto") ||
          iequals(name, "x-forwarded-host") || iequals(name, "x-request-id") || iequals(name, "forwarded") ||
-         iequals(name, "x-forwarded-port") || iequals(name, "x-forwarded-prefix") || iequals(name, "x-remote-port");
+         iequals(name, "x-forwarded-port") || iequals(name, "x-forwarded-prefix") || iequals(name, "x-remote-port") ||
+         iequals(name, "x-real-ip");
 }
 
 bool is_lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
@@ -169,8 +170,23 @@ void append_request_head(const http1::RequestHead& req, const Forwarding& fwd, s
     out.append(req.version_minor == 0 ? "1.0" : "1.1", 3);
   }
   out.append(" corral\r\n", 9);
-  if (!fwd.client_ip.empty()) append_header(out, "X-Forwarded-For", fwd.client_ip);
-  append_header(out, "X-Forwarded-Proto", fwd.proto);
+  if (fwd.trusted_peer && !fwd.forwarded_for.empty()) {
+    out.append("X-Forwarded-For: ", 17);
+    out.append(fwd.forwarded_for);
+    if (!fwd.client_ip.empty()) out.append(", ", 2).append(fwd.client_ip);
+    out.append("\r\n", 2);
+  } else if (!fwd.client_ip.empty()) {
+    append_header(out, "X-Forwarded-For", fwd.client_ip);
+  }
+  if (!fwd.real_ip.empty() && fwd.real_ip != fwd.client_ip) append_header(out, "X-Real-IP", fwd.real_ip);
+  std::string_view proto = fwd.proto;
+  if (fwd.trusted_peer) {
+    // The scheme the trusted proxy saw (only its two meaningful values; the first field).
+    std::string_view theirs = trim_ows(header_value(req.headers, "x-forwarded-proto"));
+    if (iequals(theirs, "https")) proto = "https";
+    else if (iequals(theirs, "http")) proto = "http";
+  }
+  append_header(out, "X-Forwarded-Proto", proto);
   if (!fwd.host.empty()) append_header(out, "X-Forwarded-Host", fwd.host);
   if (!fwd.request_id.empty()) append_header(out, "X-Request-Id", fwd.request_id);
   if (fwd.server_port) {
@@ -376,6 +392,33 @@ void append_decimal(std::string& out, uint64_t v) {
   char tmp[24];
   auto r = std::to_chars(tmp, tmp + sizeof tmp, v);
   out.append(tmp, static_cast<size_t>(r.ptr - tmp));
+}
+
+void append_forwarded_for(std::string& chain, std::string_view value) {
+  value = trim_ows(value);
+  if (value.empty()) return;
+  if (!chain.empty()) chain.append(", ", 2);
+  chain.append(value);
+}
+
+std::string_view forwarded_client(std::string_view chain, std::string_view peer, const net::CidrSet& trusted) {
+  std::string_view client = peer;
+  while (!chain.empty()) {
+    size_t comma = chain.rfind(',');
+    std::string_view entry = trim_ows(comma == std::string_view::npos ? chain : chain.substr(comma + 1));
+    chain = comma == std::string_view::npos ? std::string_view() : chain.substr(0, comma);
+    if (entry.empty()) continue;  // "a, , b": an empty list element (RFC 9110 §5.6.1)
+    net::IpAddress a = net::parse_ip(entry);
+    if (a.family == 0) return client;  // not an address: the trusted one to its right
+    client = entry;
+    if (!trusted.contains(a)) return client;
+  }
+  return client;
+}
+
+std::string& forwarded_for_scratch() {
+  static thread_local std::string s;
+  return s;
 }
 
 }  // namespace corral::proxy

@@ -3,7 +3,9 @@
 // (RFC 9110 §7.6.1: Connection and the names it lists, Keep-Alive, Proxy-Connection, TE,
 // Trailer, Transfer-Encoding, Upgrade), the client's body framing replaced by the proxy's
 // own, and the edge proxy's X-Forwarded-For/-Proto/-Host and X-Request-Id set (incoming
-// ones are replaced, never trusted). W3C Trace Context: the client's traceparent goes on
+// ones are replaced, not trusted, except from a peer in [proxy] trusted_proxies, whose
+// X-Forwarded-For is extended and X-Forwarded-Proto kept; X-Real-IP then carries the client
+// the chain names, for corral-worker's REMOTE_ADDR). W3C Trace Context: the client's traceparent goes on
 // when valid, otherwise a new one replaces it (and its tracestate is dropped). Pure
 // functions appending to caller-owned buffers, so the hot path reuses capacity and
 // allocates nothing. Thread-safe (no shared state) except RequestIdGenerator, which is
@@ -15,6 +17,7 @@
 #include <string_view>
 
 #include "common/http1/parser.h"
+#include "common/net/cidr.h"
 
 namespace corral::proxy {
 
@@ -38,6 +41,13 @@ bool is_hop_by_hop(std::string_view name);
 /// What the edge proxy adds to every forwarded request.
 struct Forwarding {
   std::string_view client_ip;  ///< empty: X-Forwarded-For is dropped, not set
+  /// The peer is in trusted_proxies: `forwarded_for` (its X-Forwarded-For values, joined) is
+  /// kept with client_ip appended, and a valid X-Forwarded-Proto of its own is kept.
+  bool trusted_peer = false;
+  std::string_view forwarded_for;
+  /// The client the trusted chain names (forwarded_client()); sent as X-Real-IP when it is not
+  /// client_ip. Empty = client_ip.
+  std::string_view real_ip;
   std::string_view proto = "http";
   std::string_view host;       ///< the request's Host
   std::string_view request_id;
@@ -184,6 +194,18 @@ class TraceParentGenerator {
   uint64_t next64();
   uint64_t s_[4];
 };
+
+/// Appends one X-Forwarded-For field value to `chain` (", " between values: RFC 9110 §5.3).
+void append_forwarded_for(std::string& chain, std::string_view value);
+
+/// The client of a request from a trusted `peer` whose X-Forwarded-For values are `chain`
+/// (nginx's realip with real_ip_recursive on): walking from the right, the first address
+/// not in `trusted`; an entry that is not a plain IP address ends the walk at the trusted
+/// address to its right; all trusted: the leftmost. A view into `chain` or `peer`. Pure.
+std::string_view forwarded_client(std::string_view chain, std::string_view peer, const net::CidrSet& trusted);
+
+/// A per-thread string for the joined X-Forwarded-For of the request being framed.
+std::string& forwarded_for_scratch();
 
 /// Appends a decimal number (no allocation).
 void append_decimal(std::string& out, uint64_t v);

@@ -23,6 +23,8 @@ int64_t steady_ms() {
 
 // Accept pauses of every loop and listener: one log line per second at most, process-wide.
 LogThrottle g_pause_log;
+// Connections to a proxy_protocol listener from outside proxy_protocol_trusted: the same.
+LogThrottle g_untrusted_log;
 }  // namespace
 
 LoopThread::LoopThread(int index, LoopShared& shared)
@@ -154,10 +156,16 @@ void LoopThread::adopt(UniqueFd fd, std::string client_ip, size_t listener_index
 void LoopThread::accept_client(UniqueFd fd, const sockaddr_storage& peer, size_t index) {
   if (!runtime_ || draining_) return;
   const auto& l = runtime_->listener(index);
+  if (l->proxy_protocol && !l->proxy_protocol_trusted.contains(peer)) {
+    refuse_untrusted(std::move(fd), *l, peer);
+    return;
+  }
   ConnectionSlot slot;
   if (l->limiter) {
     ClientKey key = client_key(peer);
-    auto verdict = l->limiter->admit(key, l->max_connections, l->max_connections_per_client, slot);
+    // Behind PROXY protocol the peer is the balancer: the client is counted once the header
+    // names it (ClientConnection::apply_proxy_header).
+    auto verdict = l->limiter->admit(key, l->max_connections, l->proxy_protocol ? 0 : l->max_connections_per_client, slot);
     if (verdict != ConnectionLimiter::Verdict::Admitted) {
       refuse(std::move(fd), *l, key, verdict);
       return;
@@ -186,6 +194,18 @@ void LoopThread::refuse(UniqueFd fd, const ListenerRuntime& l, const ClientKey& 
                 (why == ConnectionLimiter::Verdict::ClientFull ? ", the latest from " + client_key_text(key) : "");
   CORRAL_LOG(Warn, "listener") << "listener " << l.address << ": refused " << n << " connection" << (n == 1 ? "" : "s")
                                << " since the last such line (" << why_text << ")";
+}
+
+void LoopThread::refuse_untrusted(UniqueFd fd, const ListenerRuntime& l, const sockaddr_storage& peer) {
+  linger lg{1, 0};  // a reset, unread: nothing of the peer's bytes is looked at
+  setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  fd.reset();
+  if (l.metrics) l.metrics->counters.at(static_cast<size_t>(index_)).refused[2].add();
+  if (uint64_t held = 0; g_untrusted_log.allow(&held)) {
+    CORRAL_LOG(Warn, "listener") << "listener " << l.address << ": reset a connection from " << peer_ip(peer)
+                                 << ", which is not in proxy_protocol_trusted (" << held
+                                 << " more such since the last line)";
+  }
 }
 
 void LoopThread::on_accept_paused(size_t index, int err, std::chrono::milliseconds backoff) {

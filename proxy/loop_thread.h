@@ -102,6 +102,9 @@ class LoopThread : public SessionHost {
   void accept_client(UniqueFd fd, const sockaddr_storage& peer, size_t index);
   void refuse(UniqueFd fd, const ListenerRuntime& l, const ClientKey& key, ConnectionLimiter::Verdict why);
   void on_accept_paused(size_t index, int err, std::chrono::milliseconds backoff);
+  /// A peer outside a proxy_protocol listener's proxy_protocol_trusted: reset, counted, logged
+  /// at most once per second.
+  void refuse_untrusted(UniqueFd fd, const ListenerRuntime& l, const sockaddr_storage& peer);
 
   int index_;
   LoopShared& shared_;

@@ -71,6 +71,7 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
     return -1;
   };
   rt->router = Router(config.routes, app_index);
+  rt->trusted_proxies = net::CidrSet(config.proxy.trusted_proxies);
   // One entry per [[route]], in file order. A static route's folder is opened once per
   // snapshot, and /etc/mime.types read once for all of them.
   std::shared_ptr<const statics::MimeTypes> mime;
@@ -92,6 +93,8 @@ std::shared_ptr<const Runtime> make_runtime(const conf::Config& config, uint64_t
     lr->hsts = l.hsts;
     lr->max_connections = l.max_connections;
     lr->max_connections_per_client = l.max_connections_per_client;
+    lr->proxy_protocol = l.proxy_protocol;
+    lr->proxy_protocol_trusted = net::CidrSet(l.proxy_protocol_trusted);
     lr->limiter = std::make_shared<ConnectionLimiter>();  // make_runtime(…, state) keeps the running one
     if (!l.tls.empty()) {
       // Fresh contexts per config: a reload picks up renewed certificates, and connections

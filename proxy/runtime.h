@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/http1/parser.h"
+#include "common/net/cidr.h"
 #include "conf/config.h"
 #include "proxy/connection_limiter.h"
 #include "proxy/dispatch/app_dispatcher.h"
@@ -46,6 +47,10 @@ struct ListenerRuntime {
   bool admin = false;                     ///< the admin listener: answered by AdminService, never routed
   uint32_t max_connections = 0;             ///< 0 = no limit of its own
   uint32_t max_connections_per_client = 0;  ///< 0 = no limit
+  /// A PROXY protocol header first, from a peer in proxy_protocol_trusted (others are reset
+  /// at accept); the per-client limit then counts the header's client, not the balancer.
+  bool proxy_protocol = false;
+  net::CidrSet proxy_protocol_trusted;
   /// The listener's open-connection counts, shared by every loop and kept across reloads;
   /// null for the admin listener (never limited).
   std::shared_ptr<ConnectionLimiter> limiter;
@@ -59,6 +64,8 @@ struct Runtime {
   Router router;  ///< route → index into apps
   std::vector<AppRuntime> apps;
   http1::Limits limits;
+  /// [proxy] trusted_proxies: peers whose X-Forwarded-For is extended and believed.
+  net::CidrSet trusted_proxies;
   std::vector<std::shared_ptr<const ListenerRuntime>> listeners;
   /// The admin listener ([proxy] admin), null when off.
   std::shared_ptr<const ListenerRuntime> admin_listener;

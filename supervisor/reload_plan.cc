@@ -154,6 +154,8 @@ std::vector<std::string> listener_changes(const conf::Listener& a, const conf::L
   note(out, "hsts", a.hsts, b.hsts);
   note_count(out, "max_connections", a.max_connections, b.max_connections);
   note_count(out, "max_connections_per_client", a.max_connections_per_client, b.max_connections_per_client);
+  note(out, "proxy_protocol", a.proxy_protocol, b.proxy_protocol);
+  note(out, "proxy_protocol_trusted", a.proxy_protocol_trusted, b.proxy_protocol_trusted);
   return out;
 }
 
@@ -175,6 +177,7 @@ std::vector<std::string> proxy_changes(const conf::ProxySettings& a, const conf:
   note(out, "proxy.h2_flood_rate", a.h2_flood_rate, b.h2_flood_rate);
   note(out, "proxy.client_body_buffer_size", a.client_body_buffer_size, b.client_body_buffer_size);
   note(out, "proxy.temp_dir", a.temp_dir, b.temp_dir);
+  note(out, "proxy.trusted_proxies", a.trusted_proxies, b.trusted_proxies);
   conf::ProxySettings x = b;
   x.threads = a.threads;
   if (out.empty() && !(x == a)) out.push_back("proxy settings changed");

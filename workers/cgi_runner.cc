@@ -252,7 +252,14 @@ void CgiRunner::run(const http1::RequestHead& head, std::string_view body, bool 
   // ---- environment ----
   std::string_view proto = header(head, "x-forwarded-proto");
   cgi::RequestContext ctx;
-  ctx.remote_addr = header(head, "x-forwarded-for");
+  // X-Real-IP: the client a trusted proxy's X-Forwarded-For chain names (sent only then);
+  // otherwise the last X-Forwarded-For address, the one the proxy saw.
+  ctx.remote_addr = header(head, "x-real-ip");
+  if (ctx.remote_addr.empty()) {
+    ctx.remote_addr = header(head, "x-forwarded-for");
+    if (auto comma = ctx.remote_addr.rfind(','); comma != std::string_view::npos)
+      ctx.remote_addr = trim_ows(ctx.remote_addr.substr(comma + 1));
+  }
   ctx.remote_port = header(head, "x-remote-port");
   ctx.server_port = header(head, "x-forwarded-port");
   ctx.https = iequals(proto, "https");

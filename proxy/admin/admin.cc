@@ -420,7 +420,8 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
     const metrics::ListenerMetrics* m;
     bool tls = false;
     uint64_t accepted = 0, handshakes = 0, bytes_in = 0, bytes_out = 0;
-    uint64_t refused[2]{};
+    uint64_t refused[4]{};
+    bool proxy_protocol = false;
     bool limited = false;  ///< a client listener (the admin listener has no limits)
     int64_t open[metrics::kConnProtocols]{};
     uint64_t tls_failures[metrics::kTlsFailures]{};
@@ -437,9 +438,10 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
       s.bytes_out += c.bytes_out.get();
       for (size_t k = 0; k < metrics::kConnProtocols; ++k) s.open[k] += c.open[k].get();
       for (size_t k = 0; k < metrics::kTlsFailures; ++k) s.tls_failures[k] += c.tls_failures[k].get();
-      for (size_t k = 0; k < 2; ++k) s.refused[k] += c.refused[k].get();
+      for (size_t k = 0; k < 4; ++k) s.refused[k] += c.refused[k].get();
     }
     s.limited = l.limiter != nullptr;
+    s.proxy_protocol = l.proxy_protocol;
     ls.push_back(s);
   };
   for (const auto& l : rt.listeners) add_listener(*l);
@@ -459,11 +461,16 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
   {
     Family f(out, "corral_connections_refused_total", "counter",
              "Client connections reset as soon as they were accepted, by listener and the limit they hit "
-             "(max_connections, max_connections_per_client).");
+             "(max_connections, max_connections_per_client), or closed for the PROXY protocol: a peer outside "
+             "proxy_protocol_trusted (proxy_protocol_untrusted), a missing, malformed or late header (proxy_protocol_invalid).");
     for (auto& s : ls)
       if (s.limited) {
         f.sample({{"listener", s.m->listener}, {"reason", "max_connections"}}, s.refused[0]);
         f.sample({{"listener", s.m->listener}, {"reason", "max_connections_per_client"}}, s.refused[1]);
+        if (s.proxy_protocol) {
+          f.sample({{"listener", s.m->listener}, {"reason", "proxy_protocol_untrusted"}}, s.refused[2]);
+          f.sample({{"listener", s.m->listener}, {"reason", "proxy_protocol_invalid"}}, s.refused[3]);
+        }
       }
   }
   {

@@ -277,9 +277,19 @@ void Http1Session::head_accepted(const http1::RequestHead& head, size_t head_siz
   }
   if (auto which = ex_.captured_fields(); which != statics::StaticRequest::Fields::None)
     for (const auto& h : head.headers) ex_.static_req.capture(h.name, h.value, which);
+  std::string& xff = forwarded_for_scratch();
+  xff.clear();
+  if (conn_->forwarded_trusted()) {
+    for (const auto& h : head.headers)
+      if (iequals(h.name, "x-forwarded-for")) append_forwarded_for(xff, h.value);
+    if (!xff.empty()) ex_.forwarded_client.assign(forwarded_client(xff, conn_->client_ip(), ex_.runtime->trusted_proxies));
+  }
   if (ex_.needs_upstream_head()) {
     Forwarding fwd;
     fwd.client_ip = conn_->client_ip();
+    fwd.trusted_peer = conn_->forwarded_trusted();
+    fwd.forwarded_for = xff;
+    fwd.real_ip = ex_.forwarded_client;
     fwd.proto = conn_->tls() ? "https" : "http";
     fwd.host = head.host;
     fwd.request_id = ex_.request_id;

@@ -966,9 +966,21 @@ bool Http2Session::valid_head(Stream& s) {
   return false;
 }
 
+void Http2Session::trust_forwarded(Stream& s) {
+  std::string& xff = forwarded_for_scratch();
+  xff.clear();
+  if (!conn_.forwarded_trusted()) return;
+  for (const auto& f : s.fields)
+    if (s.field_name(f) == "x-forwarded-for") append_forwarded_for(xff, s.field_value(f));
+  if (!xff.empty()) s.ex.forwarded_client.assign(forwarded_client(xff, conn_.client_ip(), s.ex.runtime->trusted_proxies));
+}
+
 Forwarding Http2Session::forwarding(const Exchange& ex, std::string_view host) {
   Forwarding fwd;
   fwd.client_ip = conn_.client_ip();
+  fwd.trusted_peer = conn_.forwarded_trusted();
+  fwd.forwarded_for = forwarded_for_scratch();  // trust_forwarded() of this request
+  fwd.real_ip = ex.forwarded_client;
   fwd.proto = conn_.tls() ? "https" : "http";
   fwd.host = host;
   fwd.request_id = ex.request_id;
@@ -1040,6 +1052,7 @@ void Http2Session::start_exchange(Stream& s) {
   }
   if (auto which = ex.captured_fields(); which != statics::StaticRequest::Fields::None)
     for (const auto& f : s.fields) ex.static_req.capture(s.field_name(f), s.field_value(f), which);
+  trust_forwarded(s);
   if (ex.is_static()) {
     if (!ex.needs_upstream_head()) {
       ex.submit({}, conn_.client_ip(), conn_.tls());  // answered from the route's folder
@@ -1355,6 +1368,7 @@ void Http2Session::connect_request(Stream& s) {
     respond_error(s, 404);
     return;
   }
+  trust_forwarded(s);
   const AppRuntime* a = ex.routed_app();
   // Only WebSocket has an HTTP/1.1 form to translate to, and only an http app can switch.
   if (s.protocol != "websocket" || !a || a->kind != conf::AppKind::Http) {

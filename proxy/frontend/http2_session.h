@@ -109,6 +109,9 @@ class Http2Session final : public FrontendSession {
   void reset_stream(Stream& s, uint32_t error_code, const char* why);
   void request_complete(Stream& s);
   /// The X-Forwarded-* / X-Request-Id / traceparent settings of a stream's request to the worker.
+  /// From a peer in trusted_proxies: the stream's X-Forwarded-For into forwarded_for_scratch()
+  /// and the client it names into its exchange (before forwarding() and submit()).
+  void trust_forwarded(Stream& s);
   Forwarding forwarding(const Exchange& ex, std::string_view host);
   /// An extended CONNECT (:protocol websocket) becomes an HTTP/1.1 GET with Upgrade for an
   /// http app; any other answers 501 (see http2_tunnel.cc).

@@ -143,8 +143,11 @@ struct alignas(64) ListenerCounters {
   Counter tls_handshakes;                  ///< completed
   std::array<Counter, kTlsFailures> tls_failures;
   Counter bytes_in, bytes_out;
-  /// Connections reset when accepted: [0] max_connections, [1] max_connections_per_client.
-  std::array<Counter, 2> refused;
+  /// Connections refused: [0] max_connections, [1] max_connections_per_client (reset when
+  /// accepted, or after the PROXY header named the client), [2] proxy_protocol_untrusted
+  /// (a peer outside proxy_protocol_trusted, reset unread), [3] proxy_protocol_invalid (a
+  /// missing, malformed or late PROXY header).
+  std::array<Counter, 4> refused;
 };
 
 /// The counters of one listener (label "listener" = its configured address).

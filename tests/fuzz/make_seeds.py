@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the hand-made seeds of the binary fuzz targets into tests/fuzz/corpus/<target>/:
-HTTP/2 frame sequences for fuzz_h2 (what a client sends after the preface) and FastCGI
-records for fuzz_fastcgi. Run once when a seed is added; libFuzzer grows the corpus from
+HTTP/2 frame sequences for fuzz_h2 (what a client sends after the preface), FastCGI
+records for fuzz_fastcgi and PROXY protocol headers for fuzz_proxy_protocol. Run once when a seed is added; libFuzzer grows the corpus from
 these (see README.md). Needs python3-hpack."""
 import os
 import struct
@@ -143,7 +143,45 @@ def fastcgi_seeds():
         write("fuzz_fastcgi", name, data)
 
 
+# ---- PROXY protocol -----------------------------------------------------------------------
+
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def v2(ver_cmd, fam, payload):
+    return V2_SIG + bytes([ver_cmd, fam]) + struct.pack(">H", len(payload)) + payload
+
+
+def tlv(type_, value):
+    return bytes([type_]) + struct.pack(">H", len(value)) + value
+
+
+def proxy_protocol_seeds():
+    a4 = bytes([192, 0, 2, 1, 198, 51, 100, 2]) + struct.pack(">HH", 40000, 443)
+    a6 = bytes(15) + b"\x01" + bytes(15) + b"\x02" + struct.pack(">HH", 1, 8443)
+    ssl = b"\x07" + bytes(4) + tlv(0x21, b"TLSv1.3") + tlv(0x22, b"cn") + tlv(0x23, b"TLS_AES_128_GCM_SHA256")
+    req = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    seeds = {
+        "v1-tcp4": b"PROXY TCP4 192.0.2.10 198.51.100.1 56324 443\r\n" + req,
+        "v1-tcp6": b"PROXY TCP6 2001:db8::1 2001:db8::2 65535 0\r\n" + req,
+        "v1-unknown": b"PROXY UNKNOWN\r\n",
+        "v1-bad-port": b"PROXY TCP4 192.0.2.1 192.0.2.2 01 2\r\n",
+        "v1-no-crlf": b"PROXY UNKNOWN " + b"x" * 120,
+        "v2-tcp4": v2(0x21, 0x11, a4) + req,
+        "v2-tcp6-tlvs": v2(0x21, 0x21, a6 + tlv(0x01, b"h2") + tlv(0x02, b"shop.example") + tlv(0x20, ssl)
+                           + tlv(0x04, b"pad") + tlv(0xE0, b"vendor")),
+        "v2-local": v2(0x20, 0x00, b""),
+        "v2-unix": v2(0x21, 0x31, bytes(216)),
+        "v2-crc": v2(0x21, 0x11, a4 + tlv(0x03, bytes(4))),
+        "v2-truncated-tlv": v2(0x21, 0x11, a4 + b"\x01\x00"),
+        "v2-udp": v2(0x21, 0x12, a4),
+    }
+    for name, data in seeds.items():
+        write("fuzz_proxy_protocol", name, data)
+
+
 if __name__ == "__main__":
     h2_seeds()
     fastcgi_seeds()
+    proxy_protocol_seeds()
     sys.exit(0)

@@ -11,7 +11,7 @@
 set -u
 build=${1:?usage: run.sh BUILD_DIR}
 seconds=${FUZZ_SECONDS:-100}
-all="fuzz_http1 fuzz_h2 fuzz_fastcgi fuzz_cgi_head fuzz_config fuzz_control"
+all="fuzz_http1 fuzz_h2 fuzz_fastcgi fuzz_cgi_head fuzz_config fuzz_control fuzz_proxy_protocol"
 targets=${FUZZ_TARGETS:-$all}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)

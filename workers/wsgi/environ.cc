@@ -112,7 +112,7 @@ CgiEnviron build_cgi_environ(const http1::RequestHead& head, size_t body_size, b
   v.emplace_back("GATEWAY_INTERFACE", "CGI/1.1");
   if (has_body || body_size > 0) v.emplace_back("CONTENT_LENGTH", std::to_string(body_size));
 
-  std::string_view forwarded_port, remote_addr, remote_port;
+  std::string_view forwarded_port, remote_addr, remote_port, real_ip;
   // Headers, in order; repeated names are joined. The forwarding headers the proxy set are
   // also visible as HTTP_X_FORWARDED_* (gunicorn does the same).
   std::vector<std::pair<std::string, std::string>> http;
@@ -126,6 +126,7 @@ CgiEnviron build_cgi_environ(const http1::RequestHead& head, size_t body_size, b
     if (iequals(h.name, "x-forwarded-proto")) env.url_scheme = iequals(trim(h.value), "https") ? "https" : "http";
     else if (iequals(h.name, "x-forwarded-port")) forwarded_port = trim(h.value);
     else if (iequals(h.name, "x-remote-port")) remote_port = trim(h.value);
+    else if (iequals(h.name, "x-real-ip")) real_ip = trim(h.value);
     else if (iequals(h.name, "x-forwarded-for")) {
       std::string_view xff = h.value;
       if (auto comma = xff.rfind(','); comma != std::string_view::npos) xff = xff.substr(comma + 1);
@@ -148,6 +149,9 @@ CgiEnviron build_cgi_environ(const http1::RequestHead& head, size_t body_size, b
   std::string port(!forwarded_port.empty() ? forwarded_port : host_port);
   if (port.empty()) port = env.url_scheme == "https" ? "443" : "80";
   v.emplace_back("SERVER_PORT", std::move(port));
+  // X-Real-IP: the client a trusted proxy's X-Forwarded-For chain names (the proxy sends it
+  // only then); otherwise the proxy's X-Forwarded-For is the one address it saw.
+  if (!real_ip.empty()) remote_addr = real_ip;
   if (!remote_addr.empty()) v.emplace_back("REMOTE_ADDR", std::string(remote_addr));
   if (!remote_port.empty()) v.emplace_back("REMOTE_PORT", std::string(remote_port));
   return env;

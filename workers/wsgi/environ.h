@@ -5,7 +5,8 @@
 //
 // What comes from where (the proxy is trusted: it replaces the forwarding headers a client
 // sends, see proxy/forwarding_headers.h):
-//   REMOTE_ADDR / REMOTE_PORT   X-Forwarded-For / X-Remote-Port
+//   REMOTE_ADDR / REMOTE_PORT   X-Real-IP (sent for a trusted proxy's chain), else the last
+//                               X-Forwarded-For address / X-Remote-Port
 //   wsgi.url_scheme             X-Forwarded-Proto ("https" or "http")
 //   SERVER_NAME / SERVER_PORT   the Host header; the port from X-Forwarded-Port, else Host's,
 //                               else 80/443 by scheme

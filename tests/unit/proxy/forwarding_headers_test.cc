@@ -74,6 +74,69 @@ TEST(ForwardingHeadersTest, RequestHeadDropsHopByHopAndFramingAndReplacesForward
             "\r\n");
 }
 
+TEST(ForwardingHeadersTest, TrustedProxyChainIsExtendedAndItsProtoKept) {
+  auto req = request({{"Host", "shop.example"},
+                      {"X-Forwarded-For", "203.0.113.9, 10.0.0.7"},
+                      {"X-Forwarded-Proto", "HTTPS"},
+                      {"X-Real-IP", "6.6.6.6"}});
+  Forwarding fwd;
+  fwd.client_ip = "10.0.0.1";
+  fwd.host = "shop.example";
+  fwd.trusted_peer = true;
+  fwd.forwarded_for = "203.0.113.9, 10.0.0.7";
+  fwd.real_ip = "203.0.113.9";
+  std::string out;
+  append_request_head(req, fwd, out);
+  EXPECT_NE(out.find("X-Forwarded-For: 203.0.113.9, 10.0.0.7, 10.0.0.1\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("X-Real-IP: 203.0.113.9\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("6.6.6.6"), std::string::npos) << "the client's own X-Real-IP is dropped: " << out;
+  EXPECT_NE(out.find("X-Forwarded-Proto: https\r\n"), std::string::npos) << out;
+
+  // Not trusted: replaced, the proto is the connection's, no X-Real-IP at all.
+  Forwarding plain;
+  plain.client_ip = "10.0.0.1";
+  out.clear();
+  append_request_head(req, plain, out);
+  EXPECT_NE(out.find("X-Forwarded-For: 10.0.0.1\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("203.0.113.9"), std::string::npos) << out;
+  EXPECT_EQ(out.find("X-Real-IP"), std::string::npos) << out;
+  EXPECT_NE(out.find("X-Forwarded-Proto: http\r\n"), std::string::npos) << out;
+
+  // Trusted, but an X-Forwarded-Proto that is neither http nor https: ours.
+  auto odd = request({{"Host", "a"}, {"X-Forwarded-Proto", "gopher"}});
+  Forwarding t;
+  t.client_ip = "10.0.0.1";
+  t.trusted_peer = true;
+  t.proto = "https";
+  out.clear();
+  append_request_head(odd, t, out);
+  EXPECT_NE(out.find("X-Forwarded-For: 10.0.0.1\r\n"), std::string::npos) << out;  // no chain: the peer alone
+  EXPECT_NE(out.find("X-Forwarded-Proto: https\r\n"), std::string::npos) << out;
+}
+
+TEST(ForwardingHeadersTest, ForwardedClientIsTheRightmostUntrustedAddress) {
+  net::CidrSet trusted({"10.0.0.0/8", "2001:db8::/32"});
+  EXPECT_EQ(forwarded_client("203.0.113.9", "10.0.0.1", trusted), "203.0.113.9");
+  EXPECT_EQ(forwarded_client("198.51.100.1, 203.0.113.9, 10.0.0.7", "10.0.0.1", trusted), "203.0.113.9");
+  // A client cannot hide behind a forged entry on the left: the rightmost untrusted one wins.
+  EXPECT_EQ(forwarded_client("10.9.9.9, 203.0.113.9", "10.0.0.1", trusted), "203.0.113.9");
+  // All trusted: the leftmost.
+  EXPECT_EQ(forwarded_client("10.0.0.9, 10.0.0.8", "10.0.0.1", trusted), "10.0.0.9");
+  // Not an address: the walk stops at the trusted one to its right.
+  EXPECT_EQ(forwarded_client("203.0.113.9, unknown, 10.0.0.7", "10.0.0.1", trusted), "10.0.0.7");
+  EXPECT_EQ(forwarded_client("garbage", "10.0.0.1", trusted), "10.0.0.1");
+  EXPECT_EQ(forwarded_client("203.0.113.9:4711", "10.0.0.1", trusted), "10.0.0.1");
+  // Empty elements are skipped; spaces trimmed; IPv6.
+  EXPECT_EQ(forwarded_client(" 2001:db9::1 , , 2001:db8::7", "10.0.0.1", trusted), "2001:db9::1");
+  EXPECT_EQ(forwarded_client("", "10.0.0.1", trusted), "10.0.0.1");
+
+  std::string chain;
+  append_forwarded_for(chain, " 203.0.113.9 ");
+  append_forwarded_for(chain, "");
+  append_forwarded_for(chain, "10.0.0.7, 10.0.0.8");
+  EXPECT_EQ(chain, "203.0.113.9, 10.0.0.7, 10.0.0.8");
+}
+
 TEST(ForwardingHeadersTest, BodylessRequestHasNoContentLengthAndHttp10GetsHost) {
   http1::RequestHead req;
   req.method = "GET";

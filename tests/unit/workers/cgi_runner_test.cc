@@ -130,6 +130,21 @@ TEST_F(WorkerTest, MetaVariablesReachTheProgram) {
   EXPECT_EQ(r.find("LISTEN_FDS"), std::string::npos) << r;
 }
 
+TEST_F(WorkerTest, RemoteAddrFromXRealIpThenTheLastForwardedFor) {
+  ASSERT_NO_FATAL_FAILURE(start(root_settings()));
+  {
+    Client c(path_);
+    c.send("GET /cgi-bin/env.sh HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"
+           "X-Real-IP: 203.0.113.9\r\n\r\n");
+    std::string r = c.response();
+    EXPECT_NE(r.find("REMOTE_ADDR=203.0.113.9\n"), std::string::npos) << r;
+  }
+  Client c(path_);
+  c.send("GET /cgi-bin/env.sh HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n\r\n");
+  std::string r = c.response();
+  EXPECT_NE(r.find("REMOTE_ADDR=10.0.0.1\n"), std::string::npos) << r;
+}
+
 TEST_F(WorkerTest, BodyRoundTripAndKeepAlive) {
   ASSERT_NO_FATAL_FAILURE(start(root_settings()));
   std::string body(1 << 20, '\0');

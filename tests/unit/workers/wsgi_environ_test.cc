@@ -51,6 +51,15 @@ TEST(WsgiEnviron, CgiVariables) {
   EXPECT_EQ(e["HTTP_X_FORWARDED_FOR"], "203.0.113.9") << "an underscore header must not override the proxy's";
 }
 
+TEST(WsgiEnviron, RemoteAddrFromXRealIpThenTheLastForwardedFor) {
+  // A trusted proxy's chain: the proxy names the client in X-Real-IP.
+  auto e = environ_of("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.7, 10.0.0.1\r\n"
+                      "X-Real-IP: 203.0.113.9\r\n\r\n", 0, false);
+  EXPECT_EQ(e["REMOTE_ADDR"], "203.0.113.9");
+  e = environ_of("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n\r\n", 0, false);
+  EXPECT_EQ(e["REMOTE_ADDR"], "10.0.0.1");
+}
+
 TEST(WsgiEnviron, DefaultsAndMountPoint) {
   EnvironSettings s;
   s.script_name = "/app";
