@@ -97,7 +97,8 @@ void ClientConnection::start() {
     watch_.set(true, false);
     return;
   }
-  forwarded_trusted_ = !host_.runtime()->trusted_proxies.empty() && host_.runtime()->trusted_proxies.contains_text(client_ip_);
+  const auto& trusted = host_.runtime()->trusted_proxies;
+  forwarded_trusted_ = !trusted.empty() && trusted.contains_text(client_ip_);
   begin_protocol();
 }
 

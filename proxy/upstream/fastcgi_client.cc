@@ -101,7 +101,10 @@ int FastcgiClient::encode_request(const UpstreamRequest& req, std::string& wire,
   ctx.remote_addr = req.client_ip;
   ctx.remote_port = header_value(head.headers, "x-remote-port");
   ctx.server_port = header_value(head.headers, "x-forwarded-port");
-  ctx.https = req.tls;
+  // The scheme the proxy forwards (its own, or a trusted proxy's: trusted_proxies), as for
+  // CGI and WSGI apps; the connection's when the head has none.
+  std::string_view proto = header_value(head.headers, "x-forwarded-proto");
+  ctx.https = proto.empty() ? req.tls : iequals(proto, "https");
   ctx.server_software = app.server_software;
   ctx.document_root = app.document_root;
   bool has_body = head.body == http1::BodyKind::ContentLength;

@@ -2,8 +2,8 @@
 // proxy_protocol_trusted) and [proxy] trusted_proxies, end to end. HAProxy (Debian's) in TCP
 // mode in front of corral on loopback sends send-proxy-v2 and send-proxy (v1) over plaintext
 // and TLS listeners; curl connects to HAProxy from 127.0.0.5, so the address HAProxy puts in
-// the header differs from its own (127.0.0.1). An HTTP app, a CGI script and a WSGI app in
-// one config must each see 127.0.0.5 and curl's own source port, over HTTP/1.1, h2c (prior
+// the header differs from its own (127.0.0.1). An HTTP app, a CGI script, a WSGI app and a
+// FastCGI responder in one config must each see 127.0.0.5 and curl's own source port, over HTTP/1.1, h2c (prior
 // knowledge) and h2 over TLS (ALPN); the access log has it. Raw sockets: a peer outside the
 // trusted ranges is reset unread and counted, garbage and a late header close the
 // connection, a header split byte by byte works, v2 LOCAL keeps the balancer's address, IPv6
@@ -232,8 +232,12 @@ class ProxyProtocolTest : public IntegrationTest {
     w.set("python_path", "[" + quote(kApps + "/wsgi_pep3333") + "]");
     w.set("worker_class", quote("gthread"));
     w.workers(1).concurrency(4);
+    AppSpec& f = config_.app("fcgi");
+    f.kind = "fastcgi";
+    f.command = {bin_path("corral-fcgi-hello")};
+    f.workers(1);
     config_.app("demo");
-    config_.route("cgi", "/cgi-bin").route("wsgi", "/wsgi").route("demo", "/");
+    config_.route("cgi", "/cgi-bin").route("wsgi", "/wsgi").route("fcgi", "/fcgi").route("demo", "/");
   }
   void add_listener(const std::string& keys, const std::string& address = "127.0.0.1:0") {
     config_.raw("\n[[listener]]\naddress = " + quote(address) + "\n" + keys);
@@ -290,6 +294,12 @@ class ProxyProtocolTest : public IntegrationTest {
     ASSERT_FALSE(j.is_discarded()) << wsgi.body;
     EXPECT_EQ(j.value("REMOTE_ADDR", ""), "127.0.0.5") << wsgi.body;
     EXPECT_EQ(j.value("REMOTE_PORT", ""), std::to_string(wsgi.local_port)) << wsgi.body;
+
+    CurlResult fcgi = curl_from("127.0.0.5", url_base + "/fcgi/x?env", extra);
+    ASSERT_EQ(fcgi.error, "");
+    auto fenv = env_lines(fcgi.body);
+    EXPECT_EQ(fenv["REMOTE_ADDR"], "127.0.0.5") << fcgi.body;
+    EXPECT_EQ(fenv["REMOTE_PORT"], std::to_string(fcgi.local_port)) << fcgi.body;
   }
   int admin_ = 0;
 };
@@ -326,10 +336,10 @@ TEST_F(ProxyProtocolTest, HaproxySendProxyV2AndV1OverPlaintextAndTls) {
   expect_client_everywhere(t2, {"--http1.1"}, "1.1", "v2, TLS HTTP/1.1");
   expect_client_everywhere(t2, {"--http2"}, "2", "v2, TLS h2 by ALPN");
 
-  // The access log has the client HAProxy saw for every request (6 runs x 3 apps).
+  // The access log has the client HAProxy saw for every request (6 runs x 4 apps).
   auto t0 = Clock::now();
-  while (log_lines_with("127.0.0.5 - - [").size() < 18 && Clock::now() - t0 < 5s) std::this_thread::sleep_for(20ms);
-  EXPECT_EQ(log_lines_with("127.0.0.5 - - [").size(), 18u) << corral_->log();
+  while (log_lines_with("127.0.0.5 - - [").size() < 24 && Clock::now() - t0 < 5s) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(log_lines_with("127.0.0.5 - - [").size(), 24u) << corral_->log();
   EXPECT_EQ(refused("127.0.0.1:0#1", "proxy_protocol_invalid"), 0) << metrics();
   EXPECT_EQ(refused("127.0.0.1:0#2", "proxy_protocol_invalid"), 0) << metrics();
 }
@@ -519,6 +529,10 @@ TEST_F(ProxyProtocolTest, TrustedProxiesExtendTheChainForEveryAppKind) {
     auto j = nlohmann::json::parse(wsgi.body, nullptr, false);
     EXPECT_EQ(j.value("REMOTE_ADDR", ""), "203.0.113.9") << wsgi.body;
     EXPECT_EQ(j.value("wsgi.url_scheme", ""), "https") << wsgi.body;
+    CurlResult fcgi = curl_from("127.0.0.1", base + "/fcgi/x?env", args);
+    ASSERT_EQ(fcgi.error, "");
+    EXPECT_EQ(env_lines(fcgi.body)["REMOTE_ADDR"], "203.0.113.9") << fcgi.body;
+    EXPECT_EQ(env_lines(fcgi.body)["HTTPS"], "on") << fcgi.body;
 
     // From 127.0.0.2 (not trusted): replaced, as without trusted_proxies.
     CurlResult other = curl_from("127.0.0.2", base + "/echo", args);
@@ -530,7 +544,7 @@ TEST_F(ProxyProtocolTest, TrustedProxiesExtendTheChainForEveryAppKind) {
     CurlResult cgi2 = curl_from("127.0.0.2", base + "/cgi-bin/env.sh", args);
     EXPECT_EQ(env_lines(cgi2.body)["REMOTE_ADDR"], "127.0.0.2") << cgi2.body;
   }
-  EXPECT_EQ(log_lines_with("203.0.113.9 - - [").size(), 6u) << corral_->log();
+  EXPECT_EQ(log_lines_with("203.0.113.9 - - [").size(), 8u) << corral_->log();
   EXPECT_TRUE(log_lines_with("6.6.6.6").empty());
 }
 

@@ -34,7 +34,7 @@ int main(void) {
       printf("Location: /hello\r\n\r\n");
     } else if (strcmp(q, "env") == 0) {
       static const char* names[] = {"GATEWAY_INTERFACE", "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO",
-                                    "QUERY_STRING", "REMOTE_ADDR", "SERVER_PORT", "HTTP_PROXY",
+                                    "QUERY_STRING", "REMOTE_ADDR", "REMOTE_PORT", "HTTPS", "SERVER_PORT", "HTTP_PROXY",
                                     "HTTP_TRACEPARENT", "HTTP_TRACESTATE", NULL};
       printf("Content-Type: text/plain\r\n\r\n");
       for (int i = 0; names[i]; ++i) printf("%s=%s\n", names[i], env_or(names[i], "<unset>"));
