@@ -5,7 +5,9 @@
 // stream processed) and their in-flight streams finish; no request fails; a stop then exits 0.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <regex>
@@ -25,23 +27,41 @@ const std::string kLoad = std::string(CORRAL_SOURCE_DIR) + "/tests/integration/d
 
 double mono_seconds(Clock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
 
-/// The keep-alive load client, run on a thread (it prints its summary when done).
+/// The keep-alive load client, run on a thread until stop() (it prints its summary then).
+/// Files in `dir` tell it when to stop and tell us when it has had its first answer, so a
+/// loaded machine that starts Python late changes nothing in the schedule.
 struct KeepaliveLoad {
   std::thread thread;
   ProcessResult result;
-  void start(int port, double seconds, int conns, const std::string& path) {
-    thread = std::thread([this, port, seconds, conns, path] {
-      result = run_process({"/usr/bin/python3", kLoad, std::to_string(port), std::to_string(seconds),
-                            std::to_string(conns), path},
-                           std::chrono::seconds(60));
+  std::string stop_file, ready_file;
+  void start(int port, int conns, const std::string& path, const std::string& dir) {
+    stop_file = dir + "/load.stop";
+    ready_file = dir + "/load.ready";
+    thread = std::thread([this, port, conns, path] {
+      result = run_process({"/usr/bin/python3", kLoad, std::to_string(port), stop_file, std::to_string(conns), path,
+                            ready_file},
+                           std::chrono::seconds(90));
     });
   }
+  /// True once the load had its first answer (within `limit`).
+  bool wait_ready(std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    for (auto until = Clock::now() + limit; Clock::now() < until;) {
+      if (::access(ready_file.c_str(), F_OK) == 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+  void stop() {
+    if (!stop_file.empty()) ::close(::open(stop_file.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+  }
   nlohmann::json finish() {
+    stop();
     if (thread.joinable()) thread.join();
     auto j = nlohmann::json::parse(result.out, nullptr, false);
     return j.is_discarded() ? nlohmann::json() : j;
   }
   ~KeepaliveLoad() {
+    stop();
     if (thread.joinable()) thread.join();
   }
 };
@@ -81,9 +101,9 @@ class DrainTest : public IntegrationTest {
   }
 };
 
-// SIGTERM with drain_delay = 2s under HTTP/1.1 keep-alive and HTTP/2 (TLS) load.
+// SIGTERM with drain_delay = 3s under HTTP/1.1 keep-alive and HTTP/2 (TLS) load.
 TEST_F(DrainTest, SigtermDrainsUnderLoadThenStops) {
-  config_.supervisor("drain_delay", quote("2s"));
+  config_.supervisor("drain_delay", quote("3s"));
   config_.supervisor("graceful_timeout", quote("10s"));
   ASSERT_NO_FATAL_FAILURE(add_tls_listener());
   ASSERT_NO_FATAL_FAILURE(start());
@@ -93,24 +113,25 @@ TEST_F(DrainTest, SigtermDrainsUnderLoadThenStops) {
   ASSERT_EQ(http_get(admin, "/readyz").status, 200);
   const std::string h2url = "https://127.0.0.1:" + std::to_string(tls);
 
-  // Four keep-alive clients for 2 s; SIGTERM comes 0.5 s in, so they run 1.5 s into the
-  // 2 s delay (a balancer stops sending once /readyz failed; here: the load ends first).
+  // Four keep-alive clients, from before the SIGTERM until 1.5 s into the 3 s delay (a
+  // balancer stops sending once /readyz failed; here the load stops first).
   KeepaliveLoad load;
-  load.start(port(), 2.0, 4, "/");
+  load.start(port(), 4, "/", rt_.path());
   // An HTTP/2 stream in flight across the drain, on a connection made before it.
   ProcessResult slow_h2;
   std::thread slow([&] {
     slow_h2 = run_process({"nghttp", "-nv", h2url + "/sleep?ms=1500"}, 20s);
   });
-  // An HTTP/2 client that keeps going (curl, 100 requests a second over one connection at a
-  // time, reconnecting after GOAWAY as browsers do): 150 requests, through the drain.
+  ASSERT_TRUE(load.wait_ready()) << "the keep-alive load never got an answer";
+  // An HTTP/2 client that keeps going (curl, 50 requests a second over one connection at a
+  // time, reconnecting after GOAWAY as browsers do): 80 requests, through the drain.
   ProcessResult h2_loop;
   std::thread h2_loop_thread([&] {
-    h2_loop = run_process({"curl", "-sk", "--http2", "--rate", "100/s", "-o", "/dev/null", "-w",
-                           "%{http_code} %{num_connects}\n", h2url + "/?[1-150]"},
+    h2_loop = run_process({"curl", "-sk", "--http2", "--rate", "50/s", "-o", "/dev/null", "-w",
+                           "%{http_code} %{num_connects}\n", h2url + "/?[1-80]"},
                           30s);
   });
-  std::this_thread::sleep_for(500ms);
+  std::this_thread::sleep_for(400ms);
 
   const Clock::time_point term = Clock::now();
   corral_->signal(SIGTERM);
@@ -133,6 +154,7 @@ TEST_F(DrainTest, SigtermDrainsUnderLoadThenStops) {
   EXPECT_EQ(bench.exit_code, 0) << bench.err;
   EXPECT_NE(bench.out.find("40 succeeded, 0 failed, 0 errored"), std::string::npos) << bench.out;
 
+  std::this_thread::sleep_until(term + 1500ms);
   nlohmann::json l = load.finish();
   ASSERT_TRUE(l.is_object()) << load.result.out << load.result.err;
   EXPECT_TRUE(l["failures"].empty()) << l["failures"].dump();
@@ -164,7 +186,7 @@ TEST_F(DrainTest, SigtermDrainsUnderLoadThenStops) {
     if (line.rfind("200 ", 0) == 0) ++h2_ok;
     if (line.size() > 4) h2_connects += std::atoi(line.c_str() + 4);
   }
-  EXPECT_EQ(h2_ok, 150) << h2_loop.out;
+  EXPECT_EQ(h2_ok, 80) << h2_loop.out;
   EXPECT_GE(h2_connects, 2) << "curl moved to a new connection after the GOAWAY";
 
   slow.join();
@@ -182,8 +204,8 @@ TEST_F(DrainTest, SigtermDrainsUnderLoadThenStops) {
   const auto took = Clock::now() - term;
   stopped_ = true;
   EXPECT_EQ(code, std::optional<int>(0));
-  EXPECT_GE(took, 2s) << "the stop waited for drain_delay";
-  EXPECT_FALSE(log_lines_with("draining for 2000ms").empty());
+  EXPECT_GE(took, 3s) << "the stop waited for drain_delay";
+  EXPECT_FALSE(log_lines_with("draining for 3000ms").empty());
 }
 
 // corralctl drain: out of the balancer but still serving, through a reload and a proxy
@@ -203,8 +225,8 @@ TEST_F(DrainTest, CorralctlDrainKeepsServingUntilUndrain) {
   EXPECT_EQ(first[0].header("Connection"), "");
 
   KeepaliveLoad load;
-  load.start(port(), 1.5, 2, "/");
-  std::this_thread::sleep_for(300ms);
+  load.start(port(), 2, "/", rt_.path());
+  ASSERT_TRUE(load.wait_ready());
   const Clock::time_point asked = Clock::now();
   ProcessResult d = ctl({"drain"});
   ASSERT_EQ(d.exit_code, 0) << d.out << d.err;
@@ -225,12 +247,14 @@ TEST_F(DrainTest, CorralctlDrainKeepsServingUntilUndrain) {
   idle.read_until_close(5s);
   EXPECT_TRUE(idle.closed());
 
-  // HTTP/2 (h2c): served, then the GOAWAY pair, then the connection ends.
+  // HTTP/2 (h2c): served, then told to go away.
   ProcessResult h2 = run_process({"nghttp", "-nv", "http://127.0.0.1:" + std::to_string(port()) + "/"}, 20s);
   EXPECT_EQ(h2.exit_code, 0) << h2.out << h2.err;
   EXPECT_NE(h2.out.find(":status: 200"), std::string::npos) << h2.out;
+  // The notice at least (nghttp may be done with its one stream and gone before the final
+  // GOAWAY: the SIGTERM test checks the pair with a stream in flight).
   std::vector<long> ids = goaways(h2.out);
-  ASSERT_GE(ids.size(), 2u) << h2.out;
+  ASSERT_GE(ids.size(), 1u) << h2.out;
   EXPECT_EQ(ids[0], 2147483647);
 
   nlohmann::json l = load.finish();

@@ -1,26 +1,28 @@
 #!/usr/bin/python3
 """HTTP/1.1 keep-alive load for corral's drain tests: CONNS threads, each sending GET PATH in a
 loop on one persistent connection (http.client, as a balancer or an API client would), opening
-a new connection when the server ends one (Connection: close or a close). Runs SECONDS seconds,
-then prints one JSON object:
+a new connection when the server ends one (Connection: close or a close). Creates READY_FILE
+after the first answer, runs until STOP_FILE exists (at most a minute), then prints one JSON
+object:
 
   requests, ok (2xx), failures [[t, error]], connections (opened), close_responses [t] (answers
   with Connection: close), keepalive_at [t] (answers without it), statuses {status: count}.
 
 Times are time.monotonic() seconds (CLOCK_MONOTONIC, the clock of the C++ test's steady_clock).
 
-usage: keepalive_load.py PORT SECONDS CONNS PATH
+usage: keepalive_load.py PORT STOP_FILE CONNS PATH READY_FILE
 """
 import http.client
 import json
+import os
 import sys
 import threading
 import time
 
 
-def worker(port, deadline, path, out, lock):
+def worker(port, stop_file, deadline, path, ready_file, out, lock):
     conn = None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not os.path.exists(stop_file):
         try:
             if conn is None:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -41,6 +43,9 @@ def worker(port, deadline, path, out, lock):
                     out["close_responses"].append(t)
                 else:
                     out["keepalive_at"].append(t)
+                if out["requests"] == 1:
+                    with open(ready_file, "w", encoding="utf-8"):
+                        pass
             if close or resp.will_close:
                 conn.close()
                 conn = None
@@ -55,12 +60,13 @@ def worker(port, deadline, path, out, lock):
 
 
 def main():
-    port, seconds, conns, path = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    port, stop_file, conns, path, ready_file = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
     out = {"requests": 0, "ok": 0, "failures": [], "connections": 0, "close_responses": [], "keepalive_at": [],
            "statuses": {}}
     lock = threading.Lock()
-    deadline = time.monotonic() + seconds
-    threads = [threading.Thread(target=worker, args=(port, deadline, path, out, lock)) for _ in range(conns)]
+    deadline = time.monotonic() + 60
+    threads = [threading.Thread(target=worker, args=(port, stop_file, deadline, path, ready_file, out, lock))
+               for _ in range(conns)]
     for t in threads:
         t.start()
     for t in threads:
