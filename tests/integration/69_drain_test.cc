@@ -399,5 +399,36 @@ TEST(DeploymentDocs, HaproxyExampleIsValid) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err << cfg;
 }
 
+// README "Deployment": the corral.toml shown for hosts behind HAProxy is a valid config (with
+// this machine's certificate, loopback addresses and an app added: the snippet shows only
+// the settings the balancer needs).
+TEST(DeploymentDocs, HostBehindHaproxyConfigIsValid) {
+  const std::string readme = read_file(std::string(CORRAL_SOURCE_DIR) + "/README.md");
+  const size_t start = readme.find("\n# corral.toml on each host");
+  ASSERT_NE(start, std::string::npos) << "README has no corral.toml example for HAProxy";
+  const size_t end = readme.find("\n```", start + 1);
+  ASSERT_NE(end, std::string::npos);
+  std::string toml = readme.substr(start + 1, end - start);
+  EXPECT_NE(toml.find("drain_delay"), std::string::npos) << toml;
+  EXPECT_NE(toml.find("proxy_protocol = true"), std::string::npos) << toml;
+  TempRuntime rt;
+  ProcessResult cert = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                    "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", rt.file("t.key"),
+                                    "-out", rt.file("t.pem")},
+                                   30s);
+  ASSERT_EQ(cert.exit_code, 0) << cert.err;
+  auto replace_all = [&](const std::string& from, const std::string& to) {
+    for (size_t at = toml.find(from); at != std::string::npos; at = toml.find(from, at + to.size()))
+      toml.replace(at, from.size(), to);
+  };
+  replace_all("/etc/corral/tls/cert.pem", rt.file("t.pem"));
+  replace_all("/etc/corral/tls/key.pem", rt.file("t.key"));
+  replace_all("10.0.0.11:", "127.0.0.1:");
+  toml += "\n[[route]]\napp = \"shop\"\n\n[app.shop]\ncommand = [\"/bin/true\"]\n";
+  const std::string path = rt.write_file("corral.toml", toml);
+  ProcessResult r = run_process({bin_path("corral-supervisor"), "--check", "-c", path}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << toml;
+}
+
 }  // namespace
 }  // namespace corral::itest
