@@ -58,7 +58,7 @@ constexpr int kPort = 8080;       // the balancer's and every host's listener
 constexpr int kAdminPort = 9180;  // every host's admin listener (/readyz)
 // The balancers send the PROXY header (HAProxy v2, nginx v1) and the hosts' listeners expect
 // it from the balancer's addresses only.
-constexpr bool kProxyProtocol = false;
+constexpr bool kProxyProtocol = true;
 // SIGTERM drains first: /readyz fails while the listeners keep serving for drain_delay.
 constexpr bool kDrain = true;
 
@@ -341,7 +341,8 @@ class MultiHostTest : public ::testing::Test {
 
   // The host's config: a listener on every address of its namespace, the admin listener
   // (/readyz for the balancer's checks), the testapp answering /whoami with "hN vV".
-  void write_config(Host& h, Balancer b) {
+  void write_config(Host& h) {
+    h.config = ConfigBuilder(h.rt.path());
     h.config.listeners({});
     h.config.proxy("admin", quote("0.0.0.0:" + std::to_string(kAdminPort)));
     h.config.proxy("threads", "1");
@@ -350,9 +351,11 @@ class MultiHostTest : public ::testing::Test {
     h.config.app("demo").workers(2).concurrency(4);
     h.config.app("demo").env["WHOAMI"] = h.whoami();
     std::string listener = "[[listener]]\naddress = " + quote("0.0.0.0:" + std::to_string(kPort)) + "\n";
+    // A reload adds a CIDR (TEST-NET-1, where nothing is) to the trusted list: the listener's
+    // settings change while its socket stays.
     if (kProxyProtocol)
-      listener += "proxy_protocol = true\nproxy_protocol_trusted = [" + quote(h.lb_addr + "/32") + "]\n";
-    (void)b;
+      listener += "proxy_protocol = true\nproxy_protocol_trusted = [" + quote(h.lb_addr + "/32") +
+                  (h.version > 1 ? ", " + quote("192.0.2.0/24") : "") + "]\n";
     h.config.raw(listener);
     h.rt.write_file("corral.toml", h.config.render());
   }
@@ -586,6 +589,12 @@ class MultiHostTest : public ::testing::Test {
         EXPECT_EQ(l.rfind(from + " - - [", 0), 0u) << h->name << "'s access log: " << l;
       }
       EXPECT_GT(lines, 0) << h->name << " logged no /echo request";
+      // Every header the balancer sent was well-formed and came from a trusted address.
+      ProcessResult m = net_->run("lb", {"curl", "-s", "--max-time", "5",
+                                         "http://" + h->addr + ":" + std::to_string(kAdminPort) + "/metrics"}, 10s);
+      ASSERT_EQ(m.exit_code, 0) << h->name << " /metrics: " << m.err;
+      EXPECT_EQ(metric_sum(m.out, "corral_connections_refused_total{listener="), 0.0)
+          << h->name << " refused connections from the balancer";
     }
     std::printf("[%s] the app saw the client as %s\n", balancer, seen.empty() ? "?" : seen[0].c_str());
   }
@@ -610,7 +619,7 @@ class MultiHostTest : public ::testing::Test {
 void MultiHostTest::run_scenario(Balancer b) {
   const char* name = b == Balancer::HAProxy ? "haproxy" : "nginx";
   for (auto& h : hosts_) {
-    write_config(*h, b);
+    write_config(*h);
     ASSERT_NO_FATAL_FAILURE(start_host(*h));
   }
   if (b == Balancer::HAProxy) {
@@ -652,11 +661,10 @@ void MultiHostTest::run_scenario(Balancer b) {
   EXPECT_EQ(rolling.failed, 0) << "requests failed during the rolling restart:\n" << join(rolling.failures);
 
   // A reload of each host with a real change: the app's environment (a new generation of
-  // workers answering "hN v2").
+  // workers answering "hN-v2") and the listener's trusted balancers.
   for (auto& h : hosts_) {
     ++h->version;
-    h->config.app("demo").env["WHOAMI"] = h->whoami();
-    h->rt.write_file("corral.toml", h->config.render());
+    write_config(*h);
     ProcessResult r = ctl(*h, {"reload"});
     ASSERT_EQ(r.exit_code, 0) << h->name << ": corralctl reload: " << r.out << r.err;
     ASSERT_TRUE(load_->wait_body(h->whoami(), 5, 5s)) << h->name << " does not answer with its new config";
