@@ -42,10 +42,11 @@ void ClientConnection::proxy_header() {
   }
   apply_proxy_header();
   if (closed_) return;
+  const bool more = proxy_header_->more_ready();
   proxy_header_.reset();
   begin_protocol();
-  if (closed_) return;
-  // What follows the header may be here already (the balancer sends both at once).
+  if (closed_ || !more) return;  // else wait: a balancer often sends the header on its own
+  // What follows the header is here already (the balancer sent both at once).
   if (phase_ == Phase::Handshake) handshake();
   else if (phase_ == Phase::Sniff) sniff();
 }

@@ -285,6 +285,7 @@ ProxyHeaderReader::Step ProxyHeaderReader::read(int fd) {
   } while (k < 0 && errno == EINTR);
   if (k != static_cast<ssize_t>(take)) return Step::Closed;  // peeked bytes are there: cannot happen
   if (r.status == ProxyParse::Done) {
+    more_ready_ = had + static_cast<size_t>(n) > r.size;
     header_.alpn = header_.authority = header_.ssl_version = {};  // they viewed the buffers
     got_.clear();
     got_.shrink_to_fit();

@@ -69,11 +69,15 @@ class ProxyHeaderReader {
   const char* error() const { return error_; }
   /// Header bytes consumed so far (for logs).
   size_t consumed() const { return got_.size(); }
+  /// After Done: bytes past the header had arrived already (else the next step waits until
+  /// the socket is readable, saving a read that would find nothing).
+  bool more_ready() const { return more_ready_; }
 
  private:
   std::string got_;
   ProxyHeader header_;
   const char* error_ = "";
+  bool more_ready_ = false;
 };
 
 }  // namespace corral::proxy

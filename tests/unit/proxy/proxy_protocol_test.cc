@@ -369,6 +369,7 @@ TEST(ProxyHeaderReader, TakesTheHeaderAndNothingAfterItWhereverItIsSplit) {
         sp.send(kAfter);
       }
       ASSERT_EQ(r.read(sp.b), ProxyHeaderReader::Step::Done) << "split at " << k << ": " << r.error();
+      EXPECT_TRUE(r.more_ready());
       EXPECT_EQ(sp.rest(), kAfter) << "split at " << k;
     }
   }
@@ -382,8 +383,10 @@ TEST(ProxyHeaderReader, ByteByByte) {
     sp.send(h.substr(i, 1));
     ASSERT_EQ(r.read(sp.b), ProxyHeaderReader::Step::Again) << i;
   }
-  sp.send(h.substr(h.size() - 1) + "x");
+  sp.send(h.substr(h.size() - 1));
   ASSERT_EQ(r.read(sp.b), ProxyHeaderReader::Step::Done);
+  EXPECT_FALSE(r.more_ready()) << "nothing after the header yet";
+  sp.send("x");
   EXPECT_EQ(ip_of(r.header().source), "203.0.113.7");
   EXPECT_EQ(port_of(r.header().source), 40000);
   EXPECT_EQ(sp.rest(), "x");
