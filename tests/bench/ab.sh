@@ -35,25 +35,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 declare -A port tls_port proxy
 for v in A B; do
   mkdir -p "$tmp/$v"
-  {
-    corral_toml_head "$tmp/$v"
-    cat <<TOML
-
-[[listener]]
-address = "127.0.0.1:0"
-tls = { cert = "$tmp/cert.pem", key = "$tmp/key.pem" }
-
-[[route]]
-path = "/"
-app = "pool"
-
-[app.pool]
-kind = "http"
-command = ["$bin/corral-testapp"]
-workers = $workers
-concurrency = $concurrency
-TOML
-  } > "$tmp/$v/corral.toml"
+  corral_pool_toml "$tmp/$v" "" "$tmp/cert.pem" "$tmp/key.pem" > "$tmp/$v/corral.toml"
   threads_var=AB_THREADS_$v
   threads=${!threads_var:-1}
   sed -i "s/^threads = 1\$/threads = $threads/" "$tmp/$v/corral.toml"

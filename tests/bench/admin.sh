@@ -56,18 +56,7 @@ declare -A c_port c_proxy c_admin
 start_corral() {  # name admin-value -> fills c_port c_proxy c_admin for name
   local name=$1 dir=$tmp/$1
   mkdir -p "$dir"
-  { corral_toml_head "$dir" "admin = \"$2\""; cat <<TOML; } > "$dir/corral.toml"
-
-[[route]]
-path = "/"
-app = "pool"
-
-[app.pool]
-kind = "http"
-command = ["$bin/corral-testapp"]
-workers = $workers
-concurrency = $concurrency
-TOML
+  corral_pool_toml "$dir" "admin = \"$2\"" > "$dir/corral.toml"
   corral_start "corral.$name" "$dir"
   wait_http "$corral_port" "$path" || { echo "corral ($name) does not answer $path" >&2; tail -20 "$raw/corral.$name.log" >&2; exit 1; }
   c_port[$name]=$corral_port c_proxy[$name]=$corral_proxy c_admin[$name]=$corral_admin

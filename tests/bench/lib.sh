@@ -100,6 +100,26 @@ address = "127.0.0.1:0"
 TOML
 }
 
+# A whole config: the head, a TLS listener (listener 1) when CERT and KEY are given, and every
+# path routed to app `pool`: WORKERS corral-testapp workers of CONCURRENCY (the variables of
+# the caller).
+corral_pool_toml() {  # dir [proxy_lines] [cert key]
+  corral_toml_head "$1" "${2:-}"
+  [ -n "${3:-}" ] && printf '\n[[listener]]\naddress = "127.0.0.1:0"\ntls = { cert = "%s", key = "%s" }\n' "$3" "$4"
+  cat <<TOML
+
+[[route]]
+path = "/"
+app = "pool"
+
+[app.pool]
+kind = "http"
+command = ["$bin/corral-testapp"]
+workers = $workers
+concurrency = $concurrency
+TOML
+}
+
 # Starts corral-supervisor -c DIR/corral.toml on the load CPUs, waits until its status shows
 # READY (default: every app running), checks the proxy is its child and pins every thread of
 # the proxy to proxy_cpu. Keeps raw/LABEL.toml, raw/LABEL.log and raw/LABEL.status.json. Sets

@@ -40,25 +40,7 @@ mkdir -p "$profiles"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost -keyout "$tmp/key.pem" -out "$tmp/cert.pem" > "$raw/openssl.log" 2>&1
-{
-  corral_toml_head "$tmp"
-  cat <<TOML
-
-[[listener]]
-address = "127.0.0.1:0"
-tls = { cert = "$tmp/cert.pem", key = "$tmp/key.pem" }
-
-[[route]]
-path = "/"
-app = "pool"
-
-[app.pool]
-kind = "http"
-command = ["$bin/corral-testapp"]
-workers = $workers
-concurrency = $concurrency
-TOML
-} > "$tmp/corral.toml"
+corral_pool_toml "$tmp" "" "$tmp/cert.pem" "$tmp/key.pem" > "$tmp/corral.toml"
 corral_start corral "$tmp"
 tls_port=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["listeners"][1]["bound"].rsplit(":", 1)[-1])' \
   "$raw/corral.status.json")
