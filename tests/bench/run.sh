@@ -37,9 +37,9 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
   runs=${RUNS:-1}; dur=${SECONDS_PER_RUN:-2}; idle_conns=${IDLE_CONNS:-1000}; warm=0; hs_dur=${HANDSHAKE_SECONDS:-2}
   idle_tls_conns=${IDLE_TLS_CONNS:-500}
 else
-  # 4 s runs: at 20,000-60,000 requests a second a run counts 80,000+ requests and 400 ticks
-  # of proxy CPU, so a median of 3 stays as tight as with the 10 s runs it replaced (their
-  # min–max spreads were the same), and the default run fits in 12 minutes.
+  # 4 s runs: at 20,000-60,000 requests a second a run still counts 80,000+ requests and 400
+  # ticks of proxy CPU (a tick is 0.25 % of it), and the default run fits in 12 minutes. The
+  # spread that remains comes from the machine, which the median of 3 interleaved runs is for.
   runs=${RUNS:-3}; dur=${SECONDS_PER_RUN:-4}; idle_conns=${IDLE_CONNS:-10000}; warm=1; hs_dur=${HANDSHAKE_SECONDS:-2}
   # A Python client does a few hundred TLS handshakes a second on one load CPU: 10,000 would
   # take minutes per target and run; 1000 hold 15 MB of TLS state, plenty for a per-connection figure.
