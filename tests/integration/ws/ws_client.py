@@ -202,8 +202,15 @@ async def reload(args):
     t_reloaded = time.monotonic()
     await ws.send("after-reload")
     out["old_works_after_reload"] = await ws.recv() == "after-reload"
-    async with websockets.connect(args.url, ping_interval=None) as ws2:
-        out["new_pid"] = json.loads(await ws2.recv())["pid"]
+    # `corralctl reload` answers once the new workers are ready; the proxy applies their pool
+    # from its control channel a moment later (not a barrier), so a tunnel opened at once may
+    # still reach the old worker. Within 3 s new tunnels must reach the new one.
+    while True:
+        async with websockets.connect(args.url, ping_interval=None) as ws2:
+            out["new_pid"] = json.loads(await ws2.recv())["pid"]
+        if out["new_pid"] != out["old_pid"] or time.monotonic() - t_reloaded > 3:
+            break
+        await asyncio.sleep(0.05)
     if args.close_after > 0:
         # The client leaves first: the old worker has nothing left to finish.
         await asyncio.sleep(args.close_after)
