@@ -46,8 +46,15 @@ std::string NetNamespaces::unavailable_reason() {
   const std::string probe = "crl" + std::to_string(::getpid()) + "-probe";
   std::string error;
   if (!ip({"netns", "add", probe}, &error)) return "cannot create a network namespace here: " + error;
+  // A container may let a namespace be made and not configured (systemd-nspawn sharing the
+  // host's network has no CAP_NET_ADMIN over it): try what the test does, a link up and a
+  // veth pair.
+  std::string reason;
+  if (!ip({"-n", probe, "link", "set", "lo", "up"}, &error) ||
+      !ip({"-n", probe, "link", "add", "probe-a", "type", "veth", "peer", "name", "probe-b"}, &error))
+    reason = "cannot configure a network namespace here: " + error;
   ip({"netns", "del", probe}, nullptr);
-  return "";
+  return reason;
 }
 
 NetNamespaces::NetNamespaces() : prefix_("crl" + std::to_string(::getpid()) + "-") { remove_stale(); }
