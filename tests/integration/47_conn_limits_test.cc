@@ -34,90 +34,30 @@ long ms_since(Clock::time_point t0) {
 }
 
 /// A client socket from a chosen source address ("127.0.0.2", "::1") to a local port.
-class Conn {
+class Conn : public RawClient {
  public:
-  Conn() = default;
-  ~Conn() { close(); }
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-
   bool connect(int port, const std::string& src = "127.0.0.1", const std::string& dst = "127.0.0.1") {
-    close();
-    const bool v6 = dst.find(':') != std::string::npos;
-    fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return false;
-    sockaddr_storage s{}, d{};
-    const socklen_t len = address(s, v6, src, 0);
-    address(d, v6, dst, port);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&s), len) != 0 ||
-        ::connect(fd_, reinterpret_cast<sockaddr*>(&d), len) != 0) {
-      close();
-      return false;
-    }
-    return true;
+    return connect_from(port, src, dst);
   }
 
   /// One GET / on the connection: its status, or 0 when the connection was closed or reset.
   int request(std::chrono::milliseconds timeout = 5s) {
-    std::string req = "GET / HTTP/1.1\r\nHost: limits.test\r\n\r\n";
-    if (fd_ < 0 || ::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return 0;
-    std::string got;
-    auto t0 = Clock::now();
-    while (Clock::now() - t0 < timeout) {
-      auto rs = parse_responses(got);
-      if (!rs.empty()) return rs[0].status;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) return 0;
-      got.append(buf, static_cast<size_t>(n));
-    }
-    return 0;
+    const size_t before = parse_responses(received()).size();
+    if (!send("GET / HTTP/1.1\r\nHost: limits.test\r\n\r\n")) return 0;
+    auto rs = read_responses(before + 1, timeout);
+    return rs.size() > before ? rs[before].status : 0;
   }
 
   /// True when the proxy closes (or resets) the connection within `timeout` without sending
   /// a byte; `ms` tells how long it took.
   bool closed_silently(std::chrono::milliseconds timeout, long* ms = nullptr) {
-    auto t0 = Clock::now();
-    while (Clock::now() - t0 < timeout) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      char buf[256];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n > 0) return false;
-      if (ms) *ms = ms_since(t0);
-      return true;
-    }
-    return false;
+    const auto t0 = Clock::now();
+    const size_t before = received().size();
+    const size_t after = read_until_close(timeout).size();
+    if (!closed() || after != before) return false;
+    if (ms) *ms = ms_since(t0);
+    return true;
   }
-
-  bool send(std::string_view bytes) {
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
-  }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  /// Fills `ss` with `ip` (IPv6 when `v6`) and `port`; the length of the address.
-  static socklen_t address(sockaddr_storage& ss, bool v6, const std::string& ip, int port) {
-    if (v6) {
-      auto& a = reinterpret_cast<sockaddr_in6&>(ss);
-      a.sin6_family = AF_INET6;
-      a.sin6_port = htons(static_cast<uint16_t>(port));
-      inet_pton(AF_INET6, ip.c_str(), &a.sin6_addr);
-      return sizeof(sockaddr_in6);
-    }
-    auto& a = reinterpret_cast<sockaddr_in&>(ss);
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-    return sizeof(sockaddr_in);
-  }
-
-  int fd_ = -1;
 };
 
 class ConnLimitsTest : public IntegrationTest {

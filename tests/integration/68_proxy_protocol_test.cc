@@ -55,42 +55,19 @@ std::string v2_tcp4(const char* src, uint16_t sport, const char* dst = "192.0.2.
 std::string v2_local() { return std::string("\r\n\r\n\0\r\nQUIT\n", 12) + std::string("\x20\x00\x00\x00", 4); }
 
 /// A client socket from a chosen source address to a local port.
-class Conn {
+class Conn : public RawClient {
  public:
-  ~Conn() { close(); }
   bool connect(int port, const std::string& src = "127.0.0.1", const std::string& dst = "127.0.0.1") {
-    close();
-    const bool v6 = dst.find(':') != std::string::npos;
-    fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return false;
-    sockaddr_storage s{}, d{};
-    socklen_t len = fill(s, v6, src, 0);
-    fill(d, v6, dst, port);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&s), len) != 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&d), len) != 0) {
-      close();
-      return false;
-    }
-    return true;
+    seen_ = 0;
+    return connect_from(port, src, dst);
   }
-  bool send(std::string_view b) {
-    return fd_ >= 0 && ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(b.size());
-  }
-  /// Reads until the peer closes or `timeout`; `closed` tells whether it closed.
+  /// What arrives after the last call, until the peer closes or `timeout`; `closed` tells
+  /// whether it closed.
   std::string read_all(std::chrono::milliseconds timeout, bool* closed = nullptr) {
-    std::string got;
-    auto t0 = Clock::now();
-    while (Clock::now() - t0 < timeout) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      char buf[16384];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) {
-        if (closed) *closed = true;
-        return got;
-      }
-      got.append(buf, static_cast<size_t>(n));
-    }
-    if (closed) *closed = false;
+    const std::string& all = read_until_close(timeout);
+    if (closed) *closed = this->closed();
+    std::string got = all.substr(seen_);
+    seen_ = all.size();
     return got;
   }
   /// Sends a GET with Connection: close and returns the one response (status 0: none).
@@ -99,27 +76,9 @@ class Conn {
     auto rs = parse_responses(read_all(5s));
     return rs.empty() ? RawResponse{} : rs[0];
   }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
 
  private:
-  static socklen_t fill(sockaddr_storage& ss, bool v6, const std::string& ip, int port) {
-    if (v6) {
-      auto& a = reinterpret_cast<sockaddr_in6&>(ss);
-      a.sin6_family = AF_INET6;
-      a.sin6_port = htons(static_cast<uint16_t>(port));
-      inet_pton(AF_INET6, ip.c_str(), &a.sin6_addr);
-      return sizeof(sockaddr_in6);
-    }
-    auto& a = reinterpret_cast<sockaddr_in&>(ss);
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-    return sizeof(sockaddr_in);
-  }
-  int fd_ = -1;
+  size_t seen_ = 0;
 };
 
 int free_port() {

@@ -225,6 +225,37 @@ bool RawClient::connect_tcp(int port, int rcvbuf) {
   return true;
 }
 
+bool RawClient::connect_from(int port, const std::string& src, const std::string& dst) {
+  close();
+  const bool v6 = dst.find(':') != std::string::npos;
+  auto fill = [v6](sockaddr_storage& ss, const std::string& ip, int p) -> socklen_t {
+    if (v6) {
+      auto& a = reinterpret_cast<sockaddr_in6&>(ss);
+      a.sin6_family = AF_INET6;
+      a.sin6_port = htons(static_cast<uint16_t>(p));
+      inet_pton(AF_INET6, ip.c_str(), &a.sin6_addr);
+      return sizeof(sockaddr_in6);
+    }
+    auto& a = reinterpret_cast<sockaddr_in&>(ss);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(p));
+    inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+    return sizeof(sockaddr_in);
+  };
+  fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return false;
+  sockaddr_storage s{}, d{};
+  const socklen_t len = fill(s, src, 0);
+  fill(d, dst, port);
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&s), len) != 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&d), len) != 0) {
+    close();
+    return false;
+  }
+  closed_ = false;
+  received_.clear();
+  return true;
+}
+
 bool RawClient::send(std::string_view bytes) {
   size_t off = 0;
   while (off < bytes.size()) {

@@ -74,6 +74,9 @@ class RawClient {
   /// Connects to 127.0.0.1:port. False on failure. rcvbuf > 0 sets SO_RCVBUF first (a
   /// small one makes a slow reader whose kernel buffers cannot absorb a response).
   bool connect_tcp(int port, int rcvbuf = 0);
+  /// Connects to dst:port from the source address `src` (IPv6 when `dst` has a colon), as a
+  /// client with its own address would: connection limits per client, PROXY protocol peers.
+  bool connect_from(int port, const std::string& src, const std::string& dst = "127.0.0.1");
   /// Sends all of `bytes` (MSG_NOSIGNAL). False when the peer is gone.
   bool send(std::string_view bytes);
   /// Half-closes: the peer reads EOF, this side can still read.
