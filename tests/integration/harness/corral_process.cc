@@ -38,40 +38,10 @@ bool CorralProcess::start(std::chrono::milliseconds ready_timeout, std::string* 
     return false;
   }
 
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-
-  std::string bin = bin_path("corral-supervisor");
   std::vector<std::string> argv = launcher_;
-  argv.insert(argv.end(), {bin, "-c", config_path_});
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  std::vector<std::string> env = make_env({"NOTIFY_SOCKET=" + notify_path_});
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  int rc = ::posix_spawnp(&pid_, args[0], &fa, &attr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    pid_ = -1;
-    if (error) *error = "spawn " + argv[0] + ": " + std::strerror(rc);
-    return false;
-  }
+  argv.insert(argv.end(), {bin_path("corral-supervisor"), "-c", config_path_});
+  pid_ = spawn_logged(argv, log_path_, {"NOTIFY_SOCKET=" + notify_path_}, error);
+  if (pid_ < 0) return false;
   seen_.insert(pid_);
   ProcInfo info;
   if (proc_info(pid_, info)) start_ticks_ = info.start_ticks;

@@ -3,6 +3,8 @@
 // deadline (SIGKILL when passed). Used for curl and corralctl.
 //
 // Thread-safe: several threads may run processes at once (pipes are CLOEXEC).
+#include <sys/types.h>
+
 #include <chrono>
 #include <string>
 #include <vector>
@@ -23,6 +25,13 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
 
 /// envp for posix_spawn: the current environment with `extra` ("NAME=value") overriding.
 std::vector<std::string> make_env(const std::vector<std::string>& extra);
+
+/// Starts argv[0] (searched in PATH) in the background, in its own process group, with
+/// default signal dispositions and an empty mask, stdin from /dev/null and stdout + stderr
+/// appended to `log_path`, the environment being the current one plus `extra_env`. The pid,
+/// or -1 with `error` set.
+pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log_path,
+                   const std::vector<std::string>& extra_env = {}, std::string* error = nullptr);
 
 /// Path of a built corral binary (CORRAL_BIN_DIR/name).
 std::string bin_path(const std::string& name);
