@@ -11,7 +11,7 @@ ifneq ($(SANITIZE),)
   BUILD := build-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps configure build run test test-unit test-uploads test-idle-memory test-asan bench bench-side bench-all bench-ab bench-profile fuzz soak soak-reload clean package package-test
+.PHONY: all deps configure build run test test-unit test-uploads test-idle-memory test-asan bench bench-side bench-all bench-ab bench-transitions bench-profile fuzz soak soak-reload clean package package-test
 
 all: build
 
@@ -79,6 +79,13 @@ AB_B ?= $(BUILD)/bin/corral-proxy
 bench-ab: build
 	@packaging/install-deps.sh bench
 	tests/bench/ab.sh $(AB_A) $(AB_B) $(BUILD)
+
+# make bench-transitions: failed requests and worst latency at 100 requests/s across a reload,
+# corralctl upgrade, corralctl restart-proxy and a restart, for an app that boots in 2 s
+# (tests/bench/transitions.sh): $(BUILD)/bench/transitions.md.
+bench-transitions: build
+	@packaging/install-deps.sh bench
+	tests/bench/transitions.sh $(BUILD)
 
 # make bench-profile: flame graphs (perf, cpu-clock) of corral-proxy under the h1 keep-alive and
 # the h2/TLS loads of make bench: $(BUILD)/bench/profiles/{h1,h2tls}-COMMIT.svg.
