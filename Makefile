@@ -11,7 +11,7 @@ ifneq ($(SANITIZE),)
   BUILD := build-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps configure build run test test-unit test-uploads test-idle-memory test-asan bench bench-side bench-all bench-ab bench-transitions bench-profile fuzz soak soak-reload clean package package-test
+.PHONY: all deps configure build run test test-unit test-uploads test-idle-memory test-asan bench bench-side bench-all bench-ab bench-transitions bench-instr bench-profile fuzz soak soak-reload clean package package-test
 
 all: build
 
@@ -86,6 +86,13 @@ bench-ab: build
 bench-transitions: build
 	@packaging/install-deps.sh bench
 	tests/bench/transitions.sh $(BUILD)
+
+# make bench-instr: user-space instructions (callgrind) and system calls (strace) per request of
+# corral-proxy, HAProxy and nginx under the h1, h2/TLS and new-TLS-connection loads: counted, not
+# timed, so it holds on a busy machine (tests/bench/instructions.sh): $(BUILD)/bench/instructions.md.
+bench-instr: build
+	@packaging/install-deps.sh bench
+	tests/bench/instructions.sh $(BUILD)
 
 # make bench-profile: flame graphs (perf, cpu-clock) of corral-proxy under the h1 keep-alive and
 # the h2/TLS loads of make bench: $(BUILD)/bench/profiles/{h1,h2tls}-COMMIT.svg.

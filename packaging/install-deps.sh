@@ -22,7 +22,7 @@ test_pkgs="curl wrk nghttp2-client procps brotli gzip media-types clang-14 libcl
 # bench: the proxies corral is compared with (h2o is the HTTP/2 anchor; nginx and haproxy come
 # with test), the tools the bench scripts drive, and linux-perf for the flame graphs of
 # tests/bench/profile.sh
-bench_pkgs="nghttp2-proxy h2o openssl python3 util-linux gunicorn fcgiwrap spawn-fcgi linux-perf"
+bench_pkgs="nghttp2-proxy h2o openssl python3 util-linux gunicorn fcgiwrap spawn-fcgi linux-perf valgrind strace"
 # fuzz: clang-14 with libFuzzer and the sanitizer runtimes (libclang-rt-14-dev), and
 # llvm-symbolizer (llvm-14) for readable crash stacks
 fuzz_pkgs="clang-14 libclang-rt-14-dev llvm-14"
