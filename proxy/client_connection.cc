@@ -303,6 +303,7 @@ void ClientConnection::park(std::chrono::milliseconds keepalive) {
   want_write_ = false;
   watch_.set(true, false);
   watch_.set_timeout(keepalive);
+  parked_until_ = host_.loop().now() + keepalive;
   // OpenSSL gives its record buffers back (SSL_MODE_RELEASE_BUFFERS) once they are empty.
 }
 

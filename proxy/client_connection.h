@@ -17,6 +17,7 @@
 #include <string>
 
 #include "common/base/unique_fd.h"
+#include "common/control/messages.h"
 #include "common/ev/loop.h"
 #include "proxy/connection_limiter.h"
 #include "proxy/io_buffer.h"
@@ -48,6 +49,12 @@ class FrontendSession {
   virtual void announce_drain() {}
 };
 
+/// An idle connection leaving a retiring proxy, with what its successor needs to adopt it.
+struct HandedOff {
+  UniqueFd fd;
+  control::HandedConnection info;
+};
+
 class ClientConnection {
  public:
   /// `listener` describes the accepting listener (TLS context, redirect, HSTS); null means
@@ -72,6 +79,21 @@ class ClientConnection {
   void drain();
   /// The process drains but keeps serving: forwarded to the session (see FrontendSession).
   void announce_drain();
+  /// Retiring proxy (proxy/retire.cc): an idle plaintext HTTP/1.1 connection (parked between
+  /// requests, or accepted with no byte read yet) gives its socket up into `out` (accepted on
+  /// the listener bound at `listener`) and is finished here as if closed, but the socket
+  /// stays open. False (nothing changes) for any other: TLS, HTTP/2, a request in progress.
+  bool hand_off(const std::string& listener, HandedOff& out);
+  /// Retiring proxy, for the connections not handed over: end after what is in flight
+  /// (HTTP/2: notice + PING + GOAWAY; HTTP/1.1: its next response says Connection: close);
+  /// idle without a session (TLS): kFirstRequestGraceOnDrain for a request on its way.
+  void retire();
+  /// Instead of start(), for a connection a retiring proxy handed over: `info.fresh` waits
+  /// for its first request as a new one (no PROXY header again), else it parks for
+  /// `info.idle_ms` (at most keepalive_timeout). `proxy_header`: the client's address and
+  /// ports come from `info` (they were read from the PROXY header).
+  void start_adopted(const control::HandedConnection& info, bool proxy_header);
+
   /// Closes the socket at once; the host destroys the connection later. Idempotent.
   void close();
   bool closed() const { return closed_; }
@@ -168,6 +190,7 @@ class ClientConnection {
   bool closed_ = false;
   bool draining_ = false;
   bool awaiting_first_ = false;  // TLS HTTP/1.1 waiting for its first request without a session
+  std::chrono::steady_clock::time_point parked_until_{};  // parked: when keep-alive ends
   // This loop's counters of the accepting listener (null: no metrics) and the protocol slot
   // this connection counts in.
   metrics::ListenerCounters* mc_ = nullptr;

@@ -22,6 +22,10 @@ ControlClient::ControlClient(ev::Loop& loop, UniqueFd fd, ControlHandler& handle
           handler.on_worker_figures(std::move(*f));
         } else if (auto* d = std::get_if<control::SetDraining>(&m)) {
           handler.on_set_draining(std::move(*d));
+        } else if (std::get_if<control::Retire>(&m)) {
+          handler.on_retire();
+        } else if (auto* a = std::get_if<control::AdoptConnections>(&m)) {
+          handler.on_adopt_connections(std::move(*a), std::move(fds));
         } else {
           CORRAL_LOG(Warn, "control") << "unexpected message " << control::type_name(m);
         }
@@ -30,6 +34,10 @@ ControlClient::ControlClient(ev::Loop& loop, UniqueFd fd, ControlHandler& handle
 }
 
 ControlClient::~ControlClient() { *alive_ = false; }
+
+bool ControlClient::send_with_fds(const control::Message& m, const std::vector<int>& fds) {
+  return channel_ && channel_->send(m, fds);
+}
 
 void ControlClient::send(control::Message m) {
   if (loop_.is_current()) {

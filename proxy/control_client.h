@@ -26,6 +26,10 @@ class ControlHandler {
   virtual void on_worker_figures(control::WorkerFigures&& m) = 0;
   /// Drain on or off (corralctl drain / undrain, or the start of a stop with drain_delay).
   virtual void on_set_draining(control::SetDraining&& m) = 0;
+  /// Make-before-break replacement: stop accepting, hand idle connections over, leave.
+  virtual void on_retire() = 0;
+  /// Idle connections a retiring proxy handed over (one fd per entry, checked by the supervisor).
+  virtual void on_adopt_connections(control::AdoptConnections&& m, std::vector<UniqueFd>&& fds) = 0;
   /// The supervisor is gone (channel closed or broken).
   virtual void on_control_closed(const Error& e) = 0;
 };
@@ -38,6 +42,10 @@ class ControlClient {
 
   /// Thread-safe.
   void send(control::Message m);
+  /// Control loop only: sends with fds (dup'ed; the caller closes its own). False when refused.
+  bool send_with_fds(const control::Message& m, const std::vector<int>& fds);
+  /// Control loop only: nothing waits to be written.
+  bool flushed() const { return !channel_ || channel_->closed() || channel_->queued() == 0; }
 
  private:
   ev::Loop& loop_;

@@ -91,6 +91,7 @@ void LoopThread::set_access_log(std::shared_ptr<AccessLog> log) {
 
 void LoopThread::set_listeners(std::shared_ptr<const ListenerSet> ls) {
   loop_.post([this, ls = std::move(ls)] {
+    if (retiring_) return;  // a successor accepts now
     listeners_.clear();  // unwatch before the old set may close its fds
     admin_watch_.reset();
     listener_set_ = ls;
@@ -146,7 +147,7 @@ void LoopThread::set_drain_announced(bool on) {
 
 void LoopThread::adopt(UniqueFd fd, std::string client_ip, size_t listener_index, ConnectionSlot slot) {
   // No config yet, or draining: the socket closes (the admin listener answers while draining).
-  if (!runtime_ || (draining_ && listener_index != Runtime::kAdminListener)) return;
+  if (!runtime_ || retiring_ || (draining_ && listener_index != Runtime::kAdminListener)) return;
   auto* c = new ClientConnection(*this, std::move(fd), std::move(client_ip), runtime_->listener(listener_index));
   c->hold(std::move(slot));
   link(c);  // owned by the list until connection_closed()
@@ -154,7 +155,7 @@ void LoopThread::adopt(UniqueFd fd, std::string client_ip, size_t listener_index
 }
 
 void LoopThread::accept_client(UniqueFd fd, const sockaddr_storage& peer, size_t index) {
-  if (!runtime_ || draining_) return;
+  if (!runtime_ || draining_ || retiring_) return;
   const auto& l = runtime_->listener(index);
   if (l->proxy_protocol && !l->proxy_protocol_trusted.contains(peer)) {
     refuse_untrusted(std::move(fd), *l, peer);
@@ -288,7 +289,7 @@ void LoopThread::reap() {
 }
 
 void LoopThread::check_drained() {
-  if (draining_ && connection_count_ == 0 && !drained_reported_) {
+  if ((draining_ || retiring_) && connection_count_ == 0 && !drained_reported_) {
     drained_reported_ = true;
     if (shared_.on_drained) shared_.on_drained(index_);
   }

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/control/messages.h"
 #include "common/ev/loop.h"
 #include "proxy/access_log.h"
 #include "proxy/admin/admin.h"
@@ -59,6 +60,18 @@ class LoopThread : public SessionHost {
   /// Drain announced (on) or withdrawn (off) while the listeners keep serving: from now on
   /// HTTP/1.1 responses carry Connection: close and HTTP/2 connections get GOAWAY.
   void set_drain_announced(bool on);
+  /// Make-before-break (proxy/retire.cc): a successor accepts on the same sockets. Stops
+  /// watching the listeners and lets go of this loop's copy of the set (never shutdown():
+  /// the sockets are shared); idle plaintext HTTP/1.1 connections (parked between requests,
+  /// or accepted with no byte read yet) leave for `done`; the others end after what is in
+  /// flight (HTTP/1.1 with Connection: close, HTTP/2 with the notice + PING + GOAWAY pair;
+  /// an idle TLS one gets kFirstRequestGraceOnDrain for a request on its way, then closes).
+  /// `done` runs on this loop with those connections and the number still open. The loop
+  /// reports on_drained once none is left.
+  void retire(std::function<void(std::vector<HandedOff>&&, size_t kept)> done);
+  /// Takes over an idle connection a retiring proxy handed over, accepted on the listener
+  /// at `listener_index` (plaintext only; counted under its limits like an accepted one).
+  void adopt_handed(UniqueFd fd, control::HandedConnection info, size_t listener_index);
 
   /// Loop-affine: takes over an accepted connection from the listener at `listener_index`
   /// (its TLS and HTTP/2 settings apply; tests use it with a socketpair end). `slot` is the
@@ -135,6 +148,7 @@ class LoopThread : public SessionHost {
   bool draining_ = false;
   bool drain_announced_ = false;
   bool drained_reported_ = false;
+  bool retiring_ = false;
   std::atomic<bool> stop_{false};
 };
 

@@ -106,6 +106,7 @@ void Server::on_set_listeners(control::SetListeners&& m, std::vector<UniqueFd>&&
   ls->fds = std::move(fds);
   ls->addresses = std::move(m.addresses);
   for (const auto& a : ls->addresses) CORRAL_LOG(Info, "proxy") << "listening on " << a;
+  if (retiring_) return;  // a successor accepts on them: our copies close here
   listeners_ = std::move(ls);
   if (stopping_) return;
   for (auto& l : loops_) l->set_listeners(listeners_);
@@ -239,7 +240,8 @@ void Server::begin_graceful_stop() {
 void Server::on_loop_drained() {
   if (++drained_ == loops_.size()) {
     CORRAL_LOG(Info, "proxy") << "all connections finished";
-    stop_now(0);
+    if (retiring_) exit_when_flushed(0);
+    else stop_now(0);
   }
 }
 

@@ -38,6 +38,9 @@ class Server : public ControlHandler {
   void on_worker_figures(control::WorkerFigures&& m) override;
   void on_set_draining(control::SetDraining&& m) override;
   void on_control_closed(const Error& e) override;
+  /// proxy/retire.cc: a successor serves; stop accepting, hand idle connections over, leave.
+  void on_retire() override;
+  void on_adopt_connections(control::AdoptConnections&& m, std::vector<UniqueFd>&& fds) override;
 
   /// SIGTERM: stop accepting, finish in-flight requests, exit 0 (or at graceful_timeout).
   void begin_graceful_stop();
@@ -48,6 +51,11 @@ class Server : public ControlHandler {
   void start_threads(int n);
   void apply_pool();
   void on_loop_drained();
+  /// One loop's connections handed over (retire): sent in batches once every loop reported.
+  void on_loop_handoff(std::vector<HandedOff>&& handed, size_t kept);
+  /// Exits once what the control channel holds is written (the hand-over must reach the
+  /// supervisor), at most kFlushWait later.
+  void exit_when_flushed(int code);
   /// Sends ProxyStats (totals and per slot) to the supervisor; re-arms itself.
   void send_stats();
   /// Sends ProxyStats now, answering StatsQuery `query` (0 = periodic).
@@ -77,6 +85,13 @@ class Server : public ControlHandler {
   std::unique_ptr<ev::Timer> graceful_timer_;
   std::unique_ptr<ev::Timer> stats_timer_;
   size_t drained_ = 0;
+  bool retiring_ = false;
+  size_t handoff_reports_ = 0;        // loops that reported their hand-over
+  std::vector<HandedOff> handoff_;    // until every loop reported
+  size_t handoff_kept_ = 0;
+  size_t adopt_next_ = 0;             // round-robin over the loops for adopted connections
+  std::unique_ptr<ev::Timer> exit_timer_;
+  std::chrono::steady_clock::time_point exit_by_{};
   bool stopping_ = false;
   int exit_code_ = 0;
 };

@@ -92,21 +92,16 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
       }),
       watchdog_timer_(loop, [this] { watchdog(); }),
       queries_timer_(loop, [this] { expire_queries(); }),
-      status_timer_(loop, [this] { answer_status(); }) {
+      status_timer_(loop, [this] { answer_status(); }),
+      swap_timer_(loop, [this] { on_swap_timer(); }) {
   for (auto& app : config_.apps) {
     pools_.push_back(std::make_unique<AppPool>(loop_, launcher_, clock, app, config_.supervisor.runtime_dir,
                                                [this] { send_pool(); }));
     wire(*pools_.back());
   }
-  ProxyProcess::Hooks hooks;
-  hooks.on_spawned = [this] { on_proxy_spawned(); };
-  hooks.on_ready = [this](const control::ProxyReady&) { on_proxy_ready(); };
-  hooks.on_worker_hung = [this](const control::WorkerHung& h) { on_worker_hung(h); };
-  hooks.on_stats = [this](const control::ProxyStats& st) { on_stats(st); };
-  hooks.on_slot_event = [this](const control::SlotEvent& e) { on_slot_event(e); };
-  hooks.on_slot_requests = [this](const control::SlotRequests& r) { on_slot_requests(r); };
   std::string binary = options.proxy_binary.empty() ? ProxyProcess::default_binary() : options.proxy_binary;
-  proxy_ = std::make_unique<ProxyProcess>(loop_, launcher_, clock, std::move(binary), std::move(hooks));
+  proxy_ = std::make_unique<ProxyProcess>(loop_, launcher_, clock, std::move(binary), ProxyProcess::Hooks{});
+  proxy_->set_hooks(proxy_hooks(proxy_.get()));
   proxy_->set_timeout(config_.supervisor.proxy_timeout);
 
   auto on = [this](int sig, void (Arbiter::*handler)()) {
@@ -126,6 +121,8 @@ Arbiter::~Arbiter() {
   UsageSampler::instance().forget_refreshes();  // nothing more is posted to this loop
   // Exit paths that skip the stop sequence still leave no child behind.
   if (proxy_) proxy_->kill_now();
+  if (swap_ && swap_->candidate) swap_->candidate->kill_now();
+  for (auto& o : outgoing_) o->kill_now();
   for (auto& p : pools_) p->stop(SIGKILL, milliseconds{0});
   for (auto& p : retired_pools_) p->stop(SIGKILL, milliseconds{0});
 }
@@ -314,6 +311,10 @@ void Arbiter::reap() {
   std::vector<LeftoverNote> leftovers;
   if (!exited.empty()) leftovers = sweep_strays(exited);
   for (auto& [pid, status, ru] : exits) {
+    if (reap_other_proxy(pid, status)) {
+      check_stopped();
+      continue;
+    }
     if (proxy_->on_exit(pid, status)) {
       for (auto& p : pools_) p->on_proxy_gone();
       for (auto& p : retired_pools_) p->on_proxy_gone();
@@ -337,7 +338,7 @@ void Arbiter::reap() {
 
 // ---- proxy ----
 
-void Arbiter::on_proxy_spawned() {
+void Arbiter::send_state(ProxyProcess& to) {
   std::vector<int> fds;
   control::SetListeners set_listeners;
   for (auto& l : listeners_) {
@@ -348,13 +349,26 @@ void Arbiter::on_proxy_spawned() {
     fds.push_back(admin_->fd.get());
     set_listeners.admin = admin_->bound;
   }
-  proxy_->send(set_listeners, fds);
-  proxy_->send(control::SetConfig{config_generation_, conf::to_snapshot(config_)});
-  send_pool();
-  if (drain_since_) proxy_->send(control::SetDraining{true});
+  to.send(set_listeners, fds);
+  to.send(control::SetConfig{config_generation_, conf::to_snapshot(config_)});
+  to.send(make_pool());
+  if (drain_since_) to.send(control::SetDraining{true});
 }
 
-void Arbiter::send_all() { on_proxy_spawned(); }
+void Arbiter::on_proxy_spawned() {
+  send_state(*proxy_);
+  maybe_notify_ready();
+  if (reload_) loop_.post([this] { check_reload_settled(); });
+}
+
+void Arbiter::send_all() {
+  // A replacement being started gets the new state too; retiring proxies only the pool.
+  on_proxy_spawned();
+  if (swap_ && swap_->candidate && swap_->candidate->running()) send_state(*swap_->candidate);
+  const control::SetPool pool = make_pool();
+  for (auto& o : outgoing_)
+    if (o->retiring() && o->running()) o->send(pool);
+}
 
 void Arbiter::on_proxy_ready() { maybe_notify_ready(); }
 
@@ -459,13 +473,8 @@ void Arbiter::answer_status() {
 void Arbiter::send_pool() {
   crash::Operation op("sending the worker pool to the proxy");
   if (batching_) return;  // the batch's owner sends once at its end
-  control::SetPool pool;
-  for (auto& p : pools_) {
-    p->append_slots(pool.slots);
-    if (p->failing()) pool.failing.push_back(p->app().name);
-  }
-  for (auto& p : retired_pools_) p->append_slots(pool.slots);
-  proxy_->send(pool);
+  const control::SetPool pool = make_pool();
+  for (ProxyProcess* p : pool_receivers()) p->send(pool);
   maybe_notify_ready();
   if (reload_) loop_.post([this] { check_reload_settled(); });
 }
@@ -611,6 +620,7 @@ Result<std::vector<std::string>> Arbiter::apply_reload(const ReloadPlan& plan, c
     crash::set_operation("reload: switching config");
     log::set_level(next.supervisor.log_level);
     proxy_->set_timeout(next.supervisor.proxy_timeout);
+    if (swap_ && swap_->candidate) swap_->candidate->set_timeout(next.supervisor.proxy_timeout);
     config_ = std::move(next);
     ++config_generation_;
   }
@@ -659,11 +669,16 @@ void Arbiter::maybe_notify_ready() {
 void Arbiter::begin_stop(bool graceful) {
   crash::Operation op(graceful ? "graceful stop" : "fast stop");
   drain_timer_.cancel();
+  if (swap_ && !swap_->promoted) fail_swap(503, "the supervisor is stopping");
+  // Retiring proxies are leaving anyway: a fast stop hurries them (the kernel queues nothing for them).
+  if (!graceful)
+    for (auto& o : outgoing_) o->stop(SIGINT);
   if (phase_ != Phase::Running) {
     if (graceful || !graceful_) return;
     // A fast stop overrides a graceful one in progress.
     graceful_ = false;
     proxy_->stop(SIGINT);
+    for (auto& o : outgoing_) o->stop(SIGINT);
     if (phase_ == Phase::StoppingProxy) stop_timer_.arm(kFastKillAfter);
     if (phase_ == Phase::StoppingWorkers) stop_workers();
     return;
@@ -695,6 +710,8 @@ void Arbiter::stop_workers() {
 
 void Arbiter::check_stopped() {
   if (phase_ != Phase::StoppingWorkers || proxy_->running()) return;
+  for (auto& o : outgoing_)
+    if (o->running()) return;
   for (auto& p : pools_)
     if (!p->all_stopped()) return;
   for (auto& p : retired_pools_)
@@ -749,6 +766,10 @@ ControlApi::Response Arbiter::on_control(const ControlApi::Request& r) {
     // After this response is on its way: the handler runs inside the connection's callback.
     loop_.post([this] { stop_after_drain("stop requested over the control API"); });
     return {202, R"({"status":"stopping"})"};
+  }
+  if (r.path == "/proxy/restart") {
+    if (r.method != "POST") return {405, R"({"error":"use POST"})"};
+    return on_restart_proxy_request(r.id);
   }
   if (r.path == "/drain" || r.path == "/undrain") {
     if (r.method != "POST") return {405, R"({"error":"use POST"})"};
@@ -860,7 +881,8 @@ nlohmann::json Arbiter::status() const {
   const char* state = phase_ != Phase::Running ? "stopping" : drain_since_ ? "draining" : ready_sent_ ? "running" : "starting";
   return {{"pid", ::getpid()}, {"version", CORRAL_VERSION}, {"config", config_.file}, {"state", state},
           {"config_generation", config_generation_}, {"reloading", reload_.has_value()},
-          {"listeners", listeners}, {"admin", admin}, {"proxy", proxy_->status()}, {"apps", apps},
+          {"listeners", listeners}, {"admin", admin}, {"proxy", proxy_->status()},
+          {"proxy_replacement", proxy_swap_status()}, {"apps", apps},
           {"host", host_status()}, {"drain", drain_status()},
           {"unattributed_leftovers", nlohmann::json(std::vector<std::string>(unattributed_leftovers_.rbegin(),
                                                                              unattributed_leftovers_.rend()))}};

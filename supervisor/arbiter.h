@@ -21,6 +21,13 @@
 // SIGTERM to the workers, SIGKILL after 5 s, remove the sockets, exit 0. Fast (INT, QUIT):
 // SIGINT to the proxy and SIGTERM to the workers at once, SIGKILL after 1 s.
 //
+// Proxy replacement (arbiter_proxy_swap.cc): replace_proxy() starts a new corral-proxy next
+// to the serving one, gives it the whole state (the same listening sockets), and once it is
+// ready tells the old one to retire: it stops accepting, hands its idle keep-alive
+// connections over through us, finishes the rest and exits (reaped as a retirement, not a
+// crash). For a moment two or three proxies live: the pool goes to all of them, a worker is
+// stopped as drained only once every one of them says so.
+//
 // Upkeep, every second (arbiter_upkeep.cc): max_rss; runtime_dir, control.sock and temp_dir
 // still there (removed: made and bound again, logged once; what cannot be, once a minute); every worker's socket
 // (AppPool::check_sockets); leftovers of workers (Strays: the supervisor is their
@@ -33,6 +40,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -73,6 +81,26 @@ class Arbiter {
   /// apply_reload() applies it. Returns what changed, or the reason it was rejected (then
   /// nothing changed).
   [[nodiscard]] Result<std::vector<std::string>> reload();
+
+  /// How a proxy replacement ended. status: 200 replaced; 409 one is already in progress;
+  /// 503 the supervisor stops or no proxy runs; 500 the new proxy failed (the old one serves).
+  struct ProxySwapOutcome {
+    int status = 200;
+    std::string error;               ///< empty when replaced
+    pid_t old_pid = 0, new_pid = 0;  ///< new_pid 0 when it failed
+    uint64_t handed_over = 0;        ///< idle connections the new proxy adopted
+    uint64_t refused = 0;            ///< handed connections that failed our checks (closed)
+    uint64_t kept = 0;               ///< connections the old one still finishes
+    double seconds = 0;
+    bool ok() const { return status == 200; }
+  };
+  /// Replaces corral-proxy make-before-break with the binary on disk now (corralctl
+  /// restart-proxy; the end of a supervisor upgrade). `done` fires exactly once, always
+  /// later on the loop (also when refused at once): when the new proxy serves and the old
+  /// one handed its idle connections over, or when it failed (then the old one still serves).
+  void replace_proxy(std::function<void(const ProxySwapOutcome&)> done);
+  /// A replacement is between its start and `done`.
+  bool replacing_proxy() const { return swap_ != nullptr; }
 
  private:
   enum class Phase { Running, StoppingProxy, StoppingWorkers, Done };
@@ -121,6 +149,40 @@ class Arbiter {
   void note_leftovers(const std::vector<LeftoverNote>& notes);
   std::optional<WorkerRef> worker_of(pid_t pid) const;
   void on_proxy_spawned();
+  // ---- proxy replacement (arbiter_proxy_swap.cc) ----
+  struct ProxySwap {
+    std::unique_ptr<ProxyProcess> candidate;  // until it is ready (then it is proxy_)
+    std::vector<std::function<void(const ProxySwapOutcome&)>> done;
+    std::chrono::steady_clock::time_point started{};
+    pid_t old_pid = 0;
+    ProxyProcess* retiring = nullptr;  // the old one (in outgoing_) until its last hand-over batch
+    bool promoted = false;
+    ProxySwapOutcome result;
+  };
+  /// The hooks of a proxy process; `p` is the process they belong to, whose role (serving,
+  /// replacement being started, retiring) decides where each message goes.
+  ProxyProcess::Hooks proxy_hooks(ProxyProcess* p);
+  /// Listeners, config, pool and drain state to one proxy (a new one, or after a reload).
+  void send_state(ProxyProcess& to);
+  control::SetPool make_pool() const;
+  /// Every running proxy that must hear of pool changes: the serving one, a replacement
+  /// being started, retiring ones (they still finish requests on the workers).
+  std::vector<ProxyProcess*> pool_receivers() const;
+  void on_swap_ready(ProxyProcess* p);
+  void on_swap_timer();
+  void promote_replacement();
+  void fail_swap(int status, const std::string& why);
+  void finish_swap(const std::string& note);
+  void on_handoff(ProxyProcess* from, control::HandoffConnections&& h, std::vector<UniqueFd>&& fds);
+  /// A hand-over entry and its fd: what is wrong with it, or "" when it may pass.
+  std::string check_handed(const control::HandedConnection& c, int fd) const;
+  /// Drained events: with more than one proxy, forwarded once every running one said so.
+  void on_proxy_slot_event(ProxyProcess* from, const control::SlotEvent& e);
+  void recheck_drained();
+  /// reap(): a replacement or retiring proxy that exited. True when pid was one of them.
+  bool reap_other_proxy(pid_t pid, int status);
+  nlohmann::json proxy_swap_status() const;
+  ControlApi::Response on_restart_proxy_request(uint64_t id);
   void on_proxy_ready();
   void on_worker_hung(const control::WorkerHung& h);
   void send_pool();
@@ -178,6 +240,9 @@ class Arbiter {
   std::vector<std::unique_ptr<AppPool>> retired_pools_;  // removed by a reload, draining
   const Clock& clock_;
   std::unique_ptr<ProxyProcess> proxy_;
+  std::unique_ptr<ProxySwap> swap_;                       // a replacement in progress
+  std::vector<std::unique_ptr<ProxyProcess>> outgoing_;   // retiring proxies, failed replacements: until reaped
+  std::map<std::tuple<std::string, int, uint64_t>, std::vector<pid_t>> drained_by_;  // (app, slot, gen) → proxies
   ControlApi control_;
   std::vector<std::unique_ptr<ev::SignalWatch>> signals_;
   ev::Timer stop_timer_;
@@ -215,6 +280,7 @@ class Arbiter {
   bool status_sample_in_ = false;        // the workers' /proc figures were sampled for it
   std::vector<uint64_t> status_waiters_;  // GET /status control request ids
   ev::Timer status_timer_;
+  ev::Timer swap_timer_;  // a proxy replacement's readiness bound, then its hand-over bound
   std::chrono::milliseconds watchdog_every_{0};
   Phase phase_ = Phase::Running;
   bool graceful_ = true;

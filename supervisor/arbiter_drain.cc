@@ -28,6 +28,7 @@ void Arbiter::set_draining(bool on) {
   if (on) drain_since_ = clock_.now();
   else drain_since_.reset();
   proxy_->send(control::SetDraining{on});  // not running: on_proxy_spawned() sends it
+  if (swap_ && swap_->candidate) swap_->candidate->send(control::SetDraining{on});
 }
 
 void Arbiter::stop_after_drain(const char* why) {

@@ -100,6 +100,9 @@ std::vector<Arbiter::LeftoverNote> Arbiter::sweep_strays(const std::vector<Worke
   crash::Operation op("looking for processes workers left behind");
   std::vector<pid_t> known;
   if (proxy_->pid() > 0) known.push_back(proxy_->pid());
+  if (swap_ && swap_->candidate && swap_->candidate->pid() > 0) known.push_back(swap_->candidate->pid());
+  for (auto& o : outgoing_)
+    if (o->pid() > 0) known.push_back(o->pid());
   std::vector<WorkerRef> running;
   for (auto& p : pools_) p->append_running(running);
   for (auto& p : retired_pools_) p->append_running(running);

@@ -38,7 +38,12 @@ ProxyProcess::ProxyProcess(ev::Loop& loop, workers::Launcher& launcher, const Cl
         auto r = start();
         (void)r;  // start() logs and reschedules on failure
       }),
-      heartbeat_timer_(loop, [this] { check_heartbeat(); }) {}
+      heartbeat_timer_(loop, [this] { check_heartbeat(); }),
+      retire_timer_(loop, [this] {
+        if (pid_ <= 0) return;
+        CORRAL_LOG(Warn, kTag) << "retiring proxy pid " << pid_ << " is still there after its graceful_timeout; killing it";
+        kill_now();
+      }) {}
 
 ProxyProcess::~ProxyProcess() = default;
 
@@ -155,6 +160,12 @@ void ProxyProcess::kill_unresponsive(const std::string& why) {
 
 void ProxyProcess::on_message(control::Message&& m, std::vector<UniqueFd>&& fds) {
   // Privilege rule: accept only what a proxy may send; it may be compromised by traffic.
+  // The one message that carries fds is a retiring proxy's hand-over (checked by the hook).
+  if (auto* h = std::get_if<control::HandoffConnections>(&m); h && retiring_ && hooks_.on_handoff) {
+    heard_at_ = std::chrono::steady_clock::now();
+    hooks_.on_handoff(std::move(*h), std::move(fds));
+    return;
+  }
   if (!fds.empty()) {
     CORRAL_LOG(Warn, kTag) << "ignoring " << fds.size() << " fd(s) sent with " << control::type_name(m);
     fds.clear();
@@ -206,8 +217,21 @@ bool ProxyProcess::on_exit(pid_t pid, int wait_status) {
                 {"pid", pid}, {"reason", reason}, {"exit", how},
                 {"uptime_seconds", std::chrono::duration<double>(uptime).count()}};
   if (!unresponsive_.empty()) last_exit_["note"] = unresponsive_;
+  if (retiring_) {
+    last_exit_["reason"] = "retired";
+    CORRAL_LOG(Info, kTag) << "retired proxy pid " << pid << " exited: " << how << " "
+                           << format_seconds(std::chrono::steady_clock::now() - retired_at_)
+                           << " after its successor took over (not a crash; not restarted)";
+    return true;
+  }
   if (stopping_) {
     CORRAL_LOG(Info, kTag) << "pid " << pid << " exited: " << how << " after " << format_uptime(uptime);
+    return true;
+  }
+  if (!restart_) {
+    CORRAL_LOG(Warn, kTag) << "proxy pid " << pid << " " << how << " after " << format_uptime(uptime)
+                           << "; not restarted (" << (no_restart_why_.empty() ? "replaced" : no_restart_why_) << ")";
+    unresponsive_.clear();
     return true;
   }
   if (!unresponsive_.empty()) {
@@ -224,12 +248,22 @@ bool ProxyProcess::on_exit(pid_t pid, int wait_status) {
 }
 
 void ProxyProcess::schedule_restart() {
-  if (stopping_) return;
+  if (stopping_ || !restart_ || retiring_) return;
   auto delay = backoff_.on_exit();
   if (delay.count() > 0) {
     CORRAL_LOG(Warn, kTag) << "restarting the proxy in " << delay.count() << "ms";
   }
   restart_timer_.arm(delay);
+}
+
+void ProxyProcess::retire(std::chrono::milliseconds kill_after) {
+  if (retiring_) return;
+  retiring_ = true;
+  retired_at_ = std::chrono::steady_clock::now();
+  restart_timer_.cancel();
+  if (pid_ <= 0) return;
+  send(control::Retire{});
+  retire_timer_.arm(kill_after);
 }
 
 void ProxyProcess::stop(int sig) {
@@ -246,6 +280,7 @@ void ProxyProcess::kill_now() {
 
 nlohmann::json ProxyProcess::status() const {
   nlohmann::json st{{"pid", pid_}, {"restarts", restarts_}, {"ready", ready_}, {"last_exit", last_exit_},
+                    {"retiring", retiring_},
                     {"requests", stats_.requests}, {"in_flight", stats_.in_flight},
                     {"queued", stats_.queued}, {"connections", stats_.connections}};
   // How old the figures are (the workers' in_flight and requests come with them); null

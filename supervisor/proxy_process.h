@@ -37,6 +37,8 @@ class ProxyProcess {
     std::function<void(const control::ProxyStats&)> on_stats;
     std::function<void(const control::SlotEvent&)> on_slot_event;
     std::function<void(const control::SlotRequests&)> on_slot_requests;
+    /// A retiring proxy handed connections over (only after retire(); fds not yet checked).
+    std::function<void(control::HandoffConnections&&, std::vector<UniqueFd>&&)> on_handoff;
   };
 
   /// loop, launcher and clock must outlive this. binary: the corral-proxy executable.
@@ -45,6 +47,22 @@ class ProxyProcess {
 
   /// The proxy executable: $CORRAL_PROXY_BIN, else corral-proxy next to /proc/self/exe.
   static std::string default_binary();
+
+  /// Replaces the hooks (a replacement proxy's hooks name the process they belong to).
+  void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }
+
+  /// false: when this proxy dies it is not restarted (a replacement being started: its
+  /// failure ends the replacement, the serving proxy stays). `why` goes into the exit's log line.
+  void set_restart(bool on, std::string why = {}) {
+    restart_ = on;
+    no_restart_why_ = std::move(why);
+  }
+  /// Make-before-break: a successor serves. Sends `retire` (the proxy stops accepting, hands
+  /// its idle connections over, finishes the rest and exits), never restarts it, and kills
+  /// it if it is still there after `kill_after`. Its exit is logged as the end of a
+  /// retirement, not as a crash.
+  void retire(std::chrono::milliseconds kill_after);
+  bool retiring() const { return retiring_; }
 
   /// The proxy's identity from the next start on (supervisor.user when root).
   void set_identity(uid_t uid, gid_t gid) {
@@ -69,6 +87,10 @@ class ProxyProcess {
   void kill_now();
 
   pid_t pid() const { return pid_; }
+  const std::string& binary() const { return binary_; }
+  uid_t uid() const { return uid_; }
+  gid_t gid() const { return gid_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
   bool running() const { return pid_ > 0; }
   /// The proxy reported ProxyReady since its last start.
   bool ready() const { return ready_; }
@@ -94,6 +116,11 @@ class ProxyProcess {
   std::unique_ptr<control::Channel> channel_;
   ev::Timer restart_timer_;
   ev::Timer heartbeat_timer_;
+  ev::Timer retire_timer_;  // kills a retiring proxy that outstays its graceful_timeout
+  bool restart_ = true;
+  std::string no_restart_why_;
+  bool retiring_ = false;
+  std::chrono::steady_clock::time_point retired_at_{};
   std::chrono::milliseconds timeout_{10'000};
   std::chrono::steady_clock::time_point heard_at_{};  // the proxy's last message (or its start)
   std::chrono::steady_clock::time_point checked_at_{};  // the last check_heartbeat()

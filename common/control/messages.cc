@@ -63,6 +63,35 @@ SlotInfo slot_from_json(const json& j) {
   return s;
 }
 
+json handed_to_json(const std::vector<HandedConnection>& v) {
+  json out = json::array();
+  for (auto& c : v)
+    out.push_back({{"listener", c.listener}, {"client", c.client}, {"client_port", c.client_port},
+                   {"server_port", c.server_port}, {"idle_ms", c.idle_ms}, {"fresh", c.fresh}});
+  return out;
+}
+// At most one record's worth of fds; short strings and real port numbers (the proxy's side
+// is not trusted).
+std::vector<HandedConnection> handed_from_json(const json& arr) {
+  if (!arr.is_array() || arr.size() > 64) throw json::type_error::create(302, "expected at most 64 connections", &arr);
+  std::vector<HandedConnection> out;
+  for (auto& x : arr) {
+    HandedConnection c;
+    c.listener = x.at("listener").get<std::string>();
+    c.client = x.at("client").get<std::string>();
+    if (c.listener.size() > 256 || c.client.size() > 64)
+      throw json::type_error::create(302, "listener or client address too long", &x);
+    c.client_port = i32(x.at("client_port"));
+    c.server_port = i32(x.at("server_port"));
+    if (c.client_port < 0 || c.client_port > 65535 || c.server_port < 0 || c.server_port > 65535)
+      throw json::type_error::create(302, "port out of range", &x);
+    c.idle_ms = u64(x.at("idle_ms"));
+    c.fresh = x.at("fresh").get<bool>();
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 const char* kind_name(SlotEvent::Kind k) {
   switch (k) {
     case SlotEvent::Kind::Drained: return "drained";
@@ -87,6 +116,9 @@ std::string_view type_name(const Message& m) {
                         [](const StatsQuery&) { return std::string_view("stats_query"); },
                         [](const WorkerFigures&) { return std::string_view("worker_figures"); },
                         [](const SetDraining&) { return std::string_view("set_draining"); },
+                        [](const Retire&) { return std::string_view("retire"); },
+                        [](const AdoptConnections&) { return std::string_view("adopt_connections"); },
+                        [](const HandoffConnections&) { return std::string_view("handoff_connections"); },
                     },
                     m);
 }
@@ -148,6 +180,11 @@ std::string encode(const Message& m) {
           [](const StatsQuery& x) { return json{{"query", x.query}}; },
           [](const WorkerFigures& x) { return json{{"figures", x.json}}; },
           [](const SetDraining& x) { return json{{"draining", x.draining}}; },
+          [](const Retire&) { return json::object(); },
+          [](const AdoptConnections& x) { return json{{"connections", handed_to_json(x.connections)}}; },
+          [](const HandoffConnections& x) {
+            return json{{"connections", handed_to_json(x.connections)}, {"last", x.last}, {"kept", x.kept}};
+          },
       },
       m);
   j["v"] = kProtocolVersion;
@@ -213,6 +250,10 @@ Result<Message> decode(std::string_view bytes) {
     }
     if (type == "stats_query") return Message{StatsQuery{u64(j.at("query"))}};
     if (type == "set_draining") return Message{SetDraining{j.at("draining").get<bool>()}};
+    if (type == "retire") return Message{Retire{}};
+    if (type == "adopt_connections") return Message{AdoptConnections{handed_from_json(j.at("connections"))}};
+    if (type == "handoff_connections")
+      return Message{HandoffConnections{handed_from_json(j.at("connections")), j.at("last").get<bool>(), u64(j.at("kept"))}};
     if (type == "slot_requests_query")
       return Message{SlotRequestsQuery{u64(j.at("query")), j.at("app").get<std::string>(),
                                        i32(j.at("slot")), u64(j.at("generation"))}};

@@ -83,7 +83,37 @@ struct WorkerFigures {
   std::string json;
 };
 
+/// One idle client connection moving from a retiring proxy to its successor (its fd rides
+/// along, in the same position). Plaintext only, never with bytes read and not yet used.
+struct HandedConnection {
+  std::string listener;      ///< the accepting listener's bound address (as in SetListeners)
+  std::string client;        ///< the client's IP (from the PROXY header on such a listener)
+  int client_port = 0;       ///< 0 = unknown (the adopting proxy asks the socket)
+  int server_port = 0;       ///< the port the client connected to (the balancer's, behind PROXY)
+  uint64_t idle_ms = 0;      ///< keep-alive time left: the adopting proxy closes it after this
+  bool fresh = false;        ///< accepted, first request not read yet (else: parked between requests)
+};
+
+/// Stop accepting and leave (make-before-break replacement): drop the listening sockets
+/// (never shutdown(), they are shared with the successor), hand idle plaintext keep-alive
+/// connections over (HandoffConnections), end the others after their current request,
+/// exit when none is left or at graceful_timeout.
+struct Retire {};
+
+/// The supervisor passes connections a retiring proxy handed over to the serving one.
+struct AdoptConnections {
+  std::vector<HandedConnection> connections;  ///< at most net::kMaxFds, one fd each
+};
+
 // ---- proxy → supervisor ----
+
+/// A retiring proxy's idle connections (one fd each, at most net::kMaxFds per message);
+/// `last` marks the final batch, with `kept`: connections it still serves until they end.
+struct HandoffConnections {
+  std::vector<HandedConnection> connections;
+  bool last = false;
+  uint64_t kept = 0;
+};
 
 /// The proxy has applied config `generation` (and the listeners and pool sent before it).
 struct ProxyReady {
@@ -165,7 +195,8 @@ struct SlotRequests {
 };
 
 using Message = std::variant<SetListeners, SetConfig, SetPool, ProxyReady, WorkerHung, ProxyStats, SlotEvent,
-                             SlotRequestsQuery, SlotRequests, StatsQuery, WorkerFigures, SetDraining>;
+                             SlotRequestsQuery, SlotRequests, StatsQuery, WorkerFigures, SetDraining, Retire,
+                             AdoptConnections, HandoffConnections>;
 
 /// The "type" string of a message, e.g. "set_pool".
 std::string_view type_name(const Message& m);

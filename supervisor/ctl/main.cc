@@ -4,6 +4,7 @@
 //   corralctl [--socket PATH | -c CONFIG] scale APP N
 //   corralctl [--socket PATH | -c CONFIG] stop
 //   corralctl [--socket PATH | -c CONFIG] drain | undrain
+//   corralctl [--socket PATH | -c CONFIG] restart-proxy [--json]
 //   corralctl [--socket PATH | -c CONFIG] advise [APP] [--window 60s] [--json] [--apply [--yes]]
 //   corralctl check CONFIG
 //   corralctl --version
@@ -33,6 +34,7 @@ int usage() {
              "       corralctl [--socket PATH | -c CONFIG] scale APP N\n"
              "       corralctl [--socket PATH | -c CONFIG] stop\n"
              "       corralctl [--socket PATH | -c CONFIG] drain | undrain\n"
+             "       corralctl [--socket PATH | -c CONFIG] restart-proxy [--json]\n"
              "       corralctl [--socket PATH | -c CONFIG] advise [APP] [--window 60s] [--json] [--apply [--yes]]\n"
              "       corralctl check CONFIG\n"
              "       corralctl --version\n"
@@ -43,7 +45,10 @@ int usage() {
              "replaces the app's workers make-before-break (asks first on a terminal; --yes does not).\n"
              "drain fails /readyz (503 \"draining\") so load balancers stop sending new clients, and ends\n"
              "keep-alive (Connection: close, HTTP/2 GOAWAY) while everything keeps serving; undrain withdraws\n"
-             "it. stop (like SIGTERM) drains for [supervisor] drain_delay first, then stops gracefully.\n", stderr);
+             "it. stop (like SIGTERM) drains for [supervisor] drain_delay first, then stops gracefully.\n"
+             "restart-proxy replaces corral-proxy (the binary on disk now) make-before-break: the new one\n"
+             "serves before the old one stops accepting; idle keep-alive connections move over, the rest\n"
+             "finish on the old one. It answers once the new proxy serves, or fails and the old one stays.\n", stderr);
   return 2;
 }
 
@@ -184,7 +189,7 @@ int main(int argc, char** argv) {
     } else if (a == "--json") as_json = true;
     else if (a == "check" && command.empty()) return i + 1 < argc ? corral::supervisor::check_config(argv[i + 1]) : usage();
     else if ((a == "status" || a == "stop" || a == "reload" || a == "scale" || a == "advise" || a == "drain" ||
-              a == "undrain") &&
+              a == "undrain" || a == "restart-proxy") &&
              command.empty())
       command = a;
     else if (!command.empty()) args.push_back(a);
@@ -201,6 +206,7 @@ int main(int argc, char** argv) {
   }
   std::string method = "POST", path = "/" + command, req_body;
   if (command == "status") method = "GET";
+  if (command == "restart-proxy") path = "/proxy/restart";
   if (command == "scale") {
     if (args.size() != 2) return usage();
     char* end = nullptr;
@@ -222,6 +228,14 @@ int main(int argc, char** argv) {
   json s = json::parse(body, nullptr, false);
   if (s.is_discarded()) return std::fprintf(stderr, "corralctl: the supervisor's answer is not JSON\n"), 1;
   if (command == "stop") return std::puts("stopping") < 0;
+  if (command == "restart-proxy") {
+    std::printf("proxy replaced: pid %d -> pid %d in %.2fs; %llu idle connection(s) handed over, %llu finishing on the "
+                "old proxy\n",
+                s.value("old_pid", 0), s.value("new_pid", 0), s.value("seconds", 0.0),
+                static_cast<unsigned long long>(s.value("handed_over", 0ull)),
+                static_cast<unsigned long long>(s.value("kept", 0ull)));
+    return 0;
+  }
   if (command == "drain" || command == "undrain") {
     if (command == "undrain") return std::puts(s.value("changed", false) ? "ready again" : "was not draining") < 0;
     std::printf("%s: /readyz fails, keep-alive ends, the listeners keep serving (corralctl undrain to end it)\n",

@@ -1,0 +1,394 @@
+// corralctl restart-proxy: corral-proxy replaced make-before-break under load, with real
+// clients. The new proxy accepts on the same sockets before the old one stops; idle
+// plaintext keep-alive connections move to the new proxy (SCM_RIGHTS through the
+// supervisor) and keep working; what is in flight finishes on the old one (HTTP/1.1 with
+// Connection: close, HTTP/2 with the GOAWAY pair, a slow request, a WebSocket tunnel); no
+// request fails. A new proxy that cannot start leaves the old one serving.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/subprocess.h"
+#include "tests/integration/harness/temp_runtime.h"
+
+namespace corral::itest {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+const std::string kSource = CORRAL_SOURCE_DIR;
+const std::string kLoad = kSource + "/tests/integration/drain/keepalive_load.py";
+const std::string kWsEcho = kSource + "/tests/apps/websocket_echo/echo.py";
+const std::string kWsClient = kSource + "/tests/integration/ws/ws_client.py";
+
+/// The keep-alive load client (tests/integration/drain/keepalive_load.py) on a thread.
+struct KeepaliveLoad {
+  std::thread thread;
+  ProcessResult result;
+  std::string stop_file, ready_file;
+  void start(int port, int conns, const std::string& path, const std::string& dir) {
+    stop_file = dir + "/load.stop";
+    ready_file = dir + "/load.ready";
+    thread = std::thread([this, port, conns, path] {
+      result = run_process({"/usr/bin/python3", kLoad, std::to_string(port), stop_file, std::to_string(conns), path,
+                            ready_file},
+                           std::chrono::seconds(90));
+    });
+  }
+  bool wait_ready(std::chrono::milliseconds limit = 20s) {
+    for (auto until = Clock::now() + limit; Clock::now() < until;) {
+      if (::access(ready_file.c_str(), F_OK) == 0) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+  void stop() {
+    if (!stop_file.empty()) ::close(::open(stop_file.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+  }
+  nlohmann::json finish() {
+    stop();
+    if (thread.joinable()) thread.join();
+    auto j = nlohmann::json::parse(result.out, nullptr, false);
+    return j.is_discarded() ? nlohmann::json() : j;
+  }
+  ~KeepaliveLoad() {
+    stop();
+    if (thread.joinable()) thread.join();
+  }
+};
+
+/// New connections, one request each (curl with Connection: close), until stopped.
+struct NewConnectionLoad {
+  std::thread thread;
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::string> errors;
+  void start(int port) {
+    thread = std::thread([this, port] {
+      while (!stop.load()) {
+        HttpResponse r = http_get(port, "/", {"-H", "Connection: close"});
+        if (r.status == 200) {
+          ++ok;
+        } else {
+          ++failed;
+          if (errors.size() < 5) errors.push_back(std::to_string(r.status) + " " + r.error);
+        }
+      }
+    });
+  }
+  void finish() {
+    stop = true;
+    if (thread.joinable()) thread.join();
+  }
+  ~NewConnectionLoad() { finish(); }
+};
+
+bool process_gone(pid_t pid, std::chrono::milliseconds limit) {
+  for (auto until = Clock::now() + limit; Clock::now() < until;) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+const char kGet[] = "GET /pid HTTP/1.1\r\nHost: x\r\n\r\n";
+
+class ProxyHandoverTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    config_.proxy("admin", quote("127.0.0.1:0"));
+    config_.supervisor("graceful_timeout", quote("10s"));
+    config_.app("demo").workers(2).concurrency(16);
+  }
+  /// The demo app at "/" (after any more specific route a test adds first: the first match wins).
+  void start_with_demo() {
+    config_.route("demo", "/");
+    start();
+  }
+  /// `corralctl restart-proxy --json`, parsed (with "exit" = corralctl's exit code).
+  nlohmann::json restart_proxy() {
+    ProcessResult r = ctl({"restart-proxy", "--json"}, 30s);
+    nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+    if (j.is_discarded()) j = nlohmann::json{{"raw", r.out + r.err}};
+    j["exit"] = r.exit_code;
+    j["stderr"] = r.err;
+    return j;
+  }
+  /// n idle keep-alive connections that each had one answer.
+  std::vector<std::unique_ptr<RawClient>> idle_connections(int port, size_t n) {
+    std::vector<std::unique_ptr<RawClient>> out;
+    for (size_t i = 0; i < n; ++i) {
+      auto c = std::make_unique<RawClient>();
+      EXPECT_TRUE(c->connect_tcp(port));
+      EXPECT_TRUE(c->send(kGet));
+      auto r = c->read_responses(1, 5s);
+      EXPECT_EQ(r.size(), 1u);
+      if (!r.empty()) {
+        EXPECT_EQ(r[0].status, 200);
+      }
+      out.push_back(std::move(c));
+    }
+    return out;
+  }
+  /// Each connection answers a second request (on the same socket); returns how many did.
+  size_t still_serving(std::vector<std::unique_ptr<RawClient>>& conns) {
+    size_t n = 0;
+    for (auto& c : conns) {
+      if (!c->send(kGet)) continue;
+      auto r = c->read_responses(2, 5s);
+      if (r.size() == 2 && r[1].status == 200 && !c->closed()) ++n;
+    }
+    return n;
+  }
+};
+
+// HTTP/1.1 keep-alive load (4 busy connections), new-connection load and 30 idle keep-alive
+// connections across `corralctl restart-proxy`, then a reload: no request fails, the idle
+// connections are handed over and answer on the same socket, the busy ones are told to
+// reconnect, the old proxy exits as a retirement (no restart, no back-off).
+TEST_F(ProxyHandoverTest, RestartUnderKeepaliveLoadHandsIdleConnectionsOver) {
+  ASSERT_NO_FATAL_FAILURE(start_with_demo());
+  const pid_t old_pid = proxy_pid();
+  ASSERT_GT(old_pid, 0);
+  auto idle = idle_connections(port(), 30);
+  KeepaliveLoad load;
+  load.start(port(), 4, "/", rt_.path());
+  ASSERT_TRUE(load.wait_ready()) << "the keep-alive load never got an answer";
+  NewConnectionLoad fresh;
+  fresh.start(port());
+  std::this_thread::sleep_for(300ms);
+
+  const auto t0 = Clock::now();
+  nlohmann::json r = restart_proxy();
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  ASSERT_EQ(r.value("exit", -1), 0) << r.dump();
+  EXPECT_EQ(r.value("status", ""), "replaced") << r.dump();
+  EXPECT_EQ(r.value("old_pid", 0), old_pid);
+  const pid_t new_pid = r.value("new_pid", 0);
+  EXPECT_GT(new_pid, 0);
+  EXPECT_NE(new_pid, old_pid);
+  EXPECT_EQ(proxy_pid(), new_pid);
+  // The 30 idle ones at least (a load connection between two requests may be idle too).
+  EXPECT_GE(r.value("handed_over", 0), 30) << r.dump();
+  EXPECT_EQ(r.value("refused", -1), 0) << r.dump();
+
+  // The old proxy has nothing left once its busy connections answered: it exits long
+  // before graceful_timeout.
+  EXPECT_TRUE(process_gone(old_pid, 8s)) << "the old proxy did not exit";
+  std::this_thread::sleep_for(500ms);  // load on the new proxy alone
+  nlohmann::json l = load.finish();
+  fresh.finish();
+
+  // The idle connections answer on their socket, served by the new proxy (the old is gone).
+  EXPECT_EQ(still_serving(idle), idle.size());
+
+  ASSERT_TRUE(l.is_object()) << load.result.out << load.result.err;
+  EXPECT_TRUE(l["failures"].empty()) << l["failures"].dump();
+  EXPECT_EQ(l.value("ok", 0), l.value("requests", -1)) << l["statuses"].dump();
+  EXPECT_EQ(fresh.failed.load(), 0) << (fresh.errors.empty() ? "" : fresh.errors[0]);
+  EXPECT_GT(fresh.ok.load(), 5);
+  const int reconnected = l.value("connections", 0) - 4;
+  std::printf("restart-proxy took %lld ms: %d idle connection(s) handed over, %d kept on the old proxy; keep-alive "
+              "load: %d requests, %d reconnects (answered with Connection: close), 0 failed; new-connection load: "
+              "%d requests, %d failed\n",
+              static_cast<long long>(took.count()), r.value("handed_over", 0), r.value("kept", 0),
+              l.value("requests", 0), reconnected, fresh.ok.load(), fresh.failed.load());
+
+  // Retired, not crashed: no restart, a clear line.
+  EXPECT_FALSE(log_lines_with("retired proxy pid " + std::to_string(old_pid) + " exited").empty());
+  EXPECT_TRUE(log_lines_with("PROXY DIED").empty());
+  nlohmann::json st = corral_->status();
+  EXPECT_EQ(st["proxy"].value("pid", 0), new_pid);
+  EXPECT_EQ(st["proxy"].value("restarts", -1), 0);
+  EXPECT_FALSE(st["proxy_replacement"].value("in_progress", true));
+
+  // A reload right after: served by the new proxy.
+  ProcessResult rl = reload_config();
+  EXPECT_EQ(rl.exit_code, 0) << rl.out << rl.err;
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+  EXPECT_EQ(proxy_pid(), new_pid);
+  // /readyz on the shared admin listener: the new proxy answers.
+  EXPECT_EQ(http_get(admin_port(), "/readyz").status, 200);
+}
+
+// HTTP/2 and TLS across the swap: an nghttp stream in flight finishes on the old proxy
+// (GOAWAY pair), curl's HTTP/2 loop moves to a new connection, a slow HTTP/1.1 request and
+// a TLS keep-alive load complete; a WebSocket tunnel stays on the old proxy and keeps
+// working until its client closes it; the old proxy exits then.
+TEST_F(ProxyHandoverTest, Http2TlsSlowRequestAndTunnelAcrossTheSwap) {
+  config_.app("ws").command = {"/usr/bin/python3", kWsEcho};
+  config_.app("ws").set("health_path", quote("/health"));
+  config_.route("ws", "/info");
+  ASSERT_NO_FATAL_FAILURE(add_tls_listener());
+  ASSERT_NO_FATAL_FAILURE(start_with_demo());
+  const pid_t old_pid = proxy_pid();
+  const int tls = corral_->port(1);
+  ASSERT_GT(tls, 0);
+  const std::string h2url = "https://127.0.0.1:" + std::to_string(tls);
+
+  ProcessResult slow_h2, slow_h1, h2_loop, tls_h1, ws;
+  std::thread t1([&] { slow_h2 = run_process({"nghttp", "-nv", h2url + "/sleep?ms=2000"}, 20s); });
+  std::thread t2([&] {
+    slow_h1 = run_process({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                           "http://127.0.0.1:" + std::to_string(port()) + "/sleep?ms=2000"},
+                          20s);
+  });
+  std::thread t3([&] {
+    h2_loop = run_process({"curl", "-sk", "--http2", "--rate", "40/s", "-o", "/dev/null", "-w",
+                           "%{http_code} %{num_connects}\n", h2url + "/?[1-80]"},
+                          30s);
+  });
+  std::thread t4([&] {
+    tls_h1 = run_process({"curl", "-sk", "--http1.1", "--rate", "40/s", "-o", "/dev/null", "-w",
+                          "%{http_code} %{num_connects}\n", h2url + "/?[1-80]"},
+                         30s);
+  });
+  // The tunnel: opened, then the restart runs (from the client, so the tunnel is open
+  // across it), then used again, then closed by its client one second later.
+  const std::string restart = bin_path("corralctl") + "\x1f--socket\x1f" + rt_.runtime_dir() +
+                              "/control.sock\x1frestart-proxy";
+  std::this_thread::sleep_for(600ms);
+  std::thread t5([&] {
+    ws = run_process({"/usr/bin/python3", kWsClient, "reload", "--url",
+                      "ws://127.0.0.1:" + std::to_string(port()) + "/info", "--reload-cmd", restart, "--close-after",
+                      "1"},
+                     60s);
+  });
+  t5.join();
+  nlohmann::json w = nlohmann::json::parse(ws.out, nullptr, false);
+  ASSERT_FALSE(w.is_discarded()) << ws.out << ws.err;
+  EXPECT_EQ(w.value("reload_exit", -1), 0) << w.dump();
+  EXPECT_TRUE(w.value("old_works_after_reload", false)) << "the tunnel must survive the swap: " << w.dump();
+  const pid_t new_pid = proxy_pid();
+  EXPECT_NE(new_pid, old_pid);
+  for (auto* t : {&t1, &t2, &t3, &t4}) t->join();
+
+  EXPECT_EQ(slow_h1.out, "200") << slow_h1.err;
+  EXPECT_EQ(slow_h2.exit_code, 0) << slow_h2.out << slow_h2.err;
+  EXPECT_NE(slow_h2.out.find(":status: 200"), std::string::npos) << slow_h2.out;
+  std::regex goaway(R"(recv GOAWAY frame[^\n]*\n[^\n]*last_stream_id=(\d+))");
+  std::vector<long> ids;
+  for (std::sregex_iterator it(slow_h2.out.begin(), slow_h2.out.end(), goaway), end; it != end; ++it)
+    ids.push_back(std::stol((*it)[1].str()));
+  ASSERT_GE(ids.size(), 2u) << "the graceful GOAWAY pair: " << slow_h2.out;
+  EXPECT_EQ(ids[0], 2147483647);
+  EXPECT_LT(ids[1], 2147483647);
+  auto count = [](const std::string& out, int& ok, int& connects) {
+    ok = connects = 0;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("200 ", 0) == 0) ++ok;
+      if (line.size() > 4) connects += std::atoi(line.c_str() + 4);
+    }
+  };
+  int ok = 0, connects = 0;
+  count(h2_loop.out, ok, connects);
+  EXPECT_EQ(ok, 80) << h2_loop.out << h2_loop.err;
+  std::printf("HTTP/2 loop: %d/80 ok over %d connection(s)\n", ok, connects);
+  count(tls_h1.out, ok, connects);
+  EXPECT_EQ(ok, 80) << tls_h1.out << tls_h1.err;
+  std::printf("TLS HTTP/1.1 loop: %d/80 ok over %d connection(s)\n", ok, connects);
+  // The tunnel was the last thing on the old proxy: it leaves once its client closed it.
+  EXPECT_TRUE(process_gone(old_pid, 8s)) << "the old proxy did not exit after its last tunnel";
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+}
+
+// A PROXY protocol listener: an idle connection whose header was read by the old proxy is
+// handed over with the client's address and port, which the app still sees afterwards.
+TEST_F(ProxyHandoverTest, ProxyProtocolConnectionKeepsItsClientAddress) {
+  config_.raw("\n[[listener]]\naddress = \"127.0.0.1:0\"\nproxy_protocol = true\n"
+              "proxy_protocol_trusted = [\"127.0.0.1/32\"]\n");
+  ASSERT_NO_FATAL_FAILURE(start_with_demo());
+  const int pp = corral_->port(1);
+  ASSERT_GT(pp, 0);
+  RawClient c;
+  ASSERT_TRUE(c.connect_tcp(pp));
+  const std::string echo = "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_TRUE(c.send("PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n" + echo));
+  auto first = c.read_responses(1, 5s);
+  ASSERT_EQ(first.size(), 1u);
+  auto client_of = [](const std::string& body, const std::string& header) {
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded()) return std::string("?");
+    for (auto& h : j["headers"])
+      if (h[0].get<std::string>() == header) return h[1].get<std::string>();
+    return std::string();
+  };
+  EXPECT_EQ(client_of(first[0].body, "X-Forwarded-For"), "203.0.113.7") << first[0].body;
+  EXPECT_EQ(client_of(first[0].body, "X-Remote-Port"), "5555") << first[0].body;
+  const pid_t old_pid = proxy_pid();
+  nlohmann::json r = restart_proxy();
+  ASSERT_EQ(r.value("exit", -1), 0) << r.dump();
+  EXPECT_GE(r.value("handed_over", 0), 1) << r.dump();
+  EXPECT_TRUE(process_gone(old_pid, 8s));
+  ASSERT_TRUE(c.send(echo));
+  auto both = c.read_responses(2, 5s);
+  ASSERT_EQ(both.size(), 2u) << c.received();
+  EXPECT_FALSE(c.closed());
+  EXPECT_EQ(client_of(both[1].body, "X-Forwarded-For"), "203.0.113.7") << both[1].body;
+  EXPECT_EQ(client_of(both[1].body, "X-Remote-Port"), "5555") << both[1].body;
+}
+
+// A new proxy that cannot start (the binary on disk now fails) leaves the old one serving,
+// and the failure is the answer; a second restart while one is starting is refused (409);
+// with a working binary back, the restart succeeds.
+TEST_F(ProxyHandoverTest, FailingNewProxyLeavesTheOldOneServing) {
+  const std::string wrapper = rt_.path() + "/corral-proxy";
+  auto write_wrapper = [&](const std::string& body) {
+    const std::string tmp = wrapper + ".tmp";
+    std::ofstream(tmp) << "#!/bin/sh\n" << body << "\n";
+    ::chmod(tmp.c_str(), 0755);
+    ::rename(tmp.c_str(), wrapper.c_str());  // as a package upgrade replaces it
+  };
+  write_wrapper("exec " + bin_path("corral-proxy") + " \"$@\"");
+  ::setenv("CORRAL_PROXY_BIN", wrapper.c_str(), 1);
+  allowed_errors_.push_back("proxy replacement failed");
+  start_with_demo();
+  ::unsetenv("CORRAL_PROXY_BIN");
+  if (HasFatalFailure()) return;
+  const pid_t old_pid = proxy_pid();
+  KeepaliveLoad load;
+  load.start(port(), 2, "/", rt_.path());
+  ASSERT_TRUE(load.wait_ready());
+
+  write_wrapper("echo 'corral-proxy: broken build' >&2; exit 3");
+  nlohmann::json r = restart_proxy();
+  EXPECT_EQ(r.value("exit", -1), 1) << r.dump();
+  EXPECT_NE(r.value("stderr", "").find("(500)"), std::string::npos) << r.dump();
+  EXPECT_NE(r.value("stderr", "").find("new proxy"), std::string::npos) << r.dump();
+  EXPECT_EQ(proxy_pid(), old_pid);
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+
+  // Slow to start: a second request meanwhile is refused.
+  write_wrapper("sleep 1; exec " + bin_path("corral-proxy") + " \"$@\"");
+  nlohmann::json first, second;
+  std::thread a([&] { first = restart_proxy(); });
+  std::this_thread::sleep_for(300ms);
+  second = restart_proxy();
+  a.join();
+  EXPECT_EQ(second.value("exit", -1), 1) << second.dump();
+  EXPECT_NE(second.value("stderr", "").find("(409)"), std::string::npos) << second.dump();
+  EXPECT_EQ(first.value("exit", -1), 0) << first.dump();
+  EXPECT_EQ(first.value("old_pid", 0), old_pid);
+  EXPECT_EQ(proxy_pid(), first.value("new_pid", -1));
+
+  nlohmann::json l = load.finish();
+  ASSERT_TRUE(l.is_object()) << load.result.out << load.result.err;
+  EXPECT_TRUE(l["failures"].empty()) << l["failures"].dump();
+  EXPECT_EQ(l.value("ok", 0), l.value("requests", -1));
+  EXPECT_TRUE(log_lines_with("PROXY DIED").empty());
+}
+
+}  // namespace
+}  // namespace corral::itest
