@@ -134,6 +134,15 @@ void print_table(const json& s) {
               p.value("restarts", 0), static_cast<unsigned long long>(p.value("requests", 0ull)),
               static_cast<unsigned long long>(p.value("in_flight", 0ull)),
               static_cast<unsigned long long>(p.value("queued", 0ull)), age.c_str());
+  if (s.contains("proxy_replacement") && s["proxy_replacement"].is_object()) {
+    const json& r = s["proxy_replacement"];
+    if (r.value("in_progress", false))
+      std::printf("proxy being replaced: pid %d -> pid %d (%s)\n", r.value("old_pid", 0), r.value("new_pid", 0),
+                  r.value("phase", "").c_str());
+    if (r.contains("retiring") && r["retiring"].is_array())
+      for (auto& o : r["retiring"])
+        std::printf("proxy pid %d retiring: finishing its connections, then exits\n", o.value("pid", 0));
+  }
   std::printf("%-14s %4s %8s %4s %-9s %8s %9s %8s %7s %8s %8s\n", "APP", "ID", "PID", "GEN", "STATE", "INFLIGHT",
               "REQUESTS", "RESTARTS", "RSS", "CPU", "UPTIME");
   for (auto& a : s["apps"]) {
