@@ -96,7 +96,7 @@ Result<void> ProxyProcess::start() {
       loop_, std::move(ours), [this](control::Message&& m, std::vector<UniqueFd>&& fds) { on_message(std::move(m), std::move(fds)); },
       [this](const Error& e) {
         // The process's death (SIGCHLD) drives the restart; this only explains it.
-        if (pid_ > 0 && !stopping_) {
+        if (pid_ > 0 && !stopping_ && !retiring_) {
           CORRAL_LOG(Warn, kTag) << "control channel closed: " << e.message();
         }
       });

@@ -154,15 +154,15 @@ class ProxyHandoverTest : public IntegrationTest {
   }
 };
 
-// HTTP/1.1 keep-alive load (4 busy connections), new-connection load and 30 idle keep-alive
-// connections across `corralctl restart-proxy`, then a reload: no request fails, the idle
+// HTTP/1.1 keep-alive load (4 busy connections), new-connection load and 150 idle keep-alive
+// connections (three hand-over batches of at most 64) across `corralctl restart-proxy`, then a reload: no request fails, the idle
 // connections are handed over and answer on the same socket, the busy ones are told to
 // reconnect, the old proxy exits as a retirement (no restart, no back-off).
 TEST_F(ProxyHandoverTest, RestartUnderKeepaliveLoadHandsIdleConnectionsOver) {
   ASSERT_NO_FATAL_FAILURE(start_with_demo());
   const pid_t old_pid = proxy_pid();
   ASSERT_GT(old_pid, 0);
-  auto idle = idle_connections(port(), 30);
+  auto idle = idle_connections(port(), 150);
   KeepaliveLoad load;
   load.start(port(), 4, "/", rt_.path());
   ASSERT_TRUE(load.wait_ready()) << "the keep-alive load never got an answer";
@@ -180,8 +180,8 @@ TEST_F(ProxyHandoverTest, RestartUnderKeepaliveLoadHandsIdleConnectionsOver) {
   EXPECT_GT(new_pid, 0);
   EXPECT_NE(new_pid, old_pid);
   EXPECT_EQ(proxy_pid(), new_pid);
-  // The 30 idle ones at least (a load connection between two requests may be idle too).
-  EXPECT_GE(r.value("handed_over", 0), 30) << r.dump();
+  // The 150 idle ones at least (a load connection between two requests may be idle too).
+  EXPECT_GE(r.value("handed_over", 0), 150) << r.dump();
   EXPECT_EQ(r.value("refused", -1), 0) << r.dump();
 
   // The old proxy has nothing left once its busy connections answered: it exits long
@@ -412,6 +412,69 @@ TEST_F(ProxyHandoverTest, FailingNewProxyLeavesTheOldOneServing) {
   EXPECT_TRUE(l["failures"].empty()) << l["failures"].dump();
   EXPECT_EQ(l.value("ok", 0), l.value("requests", -1));
   EXPECT_TRUE(log_lines_with("PROXY DIED").empty());
+}
+
+// The new proxy dies right after it took over: the usual restart path (back-off) brings a
+// proxy back, while the retiring one finishes its slow request. The old proxy dies while
+// the new one starts: the new one takes over, the old one is not restarted.
+TEST_F(ProxyHandoverTest, EitherProxyDyingDuringTheSwap) {
+  const std::string wrapper = rt_.path() + "/corral-proxy";
+  auto write_wrapper = [&](const std::string& body) {
+    const std::string tmp = wrapper + ".tmp";
+    std::ofstream(tmp) << "#!/bin/sh\n" << body << "\n";
+    ::chmod(tmp.c_str(), 0755);
+    ::rename(tmp.c_str(), wrapper.c_str());
+  };
+  write_wrapper("exec " + bin_path("corral-proxy") + " \"$@\"");
+  ::setenv("CORRAL_PROXY_BIN", wrapper.c_str(), 1);
+  allowed_errors_.push_back("PROXY DIED");
+  start_with_demo();
+  ::unsetenv("CORRAL_PROXY_BIN");
+  if (HasFatalFailure()) return;
+
+  // 1. The new one killed once it serves, with a slow request still on the old one.
+  const pid_t first = proxy_pid();
+  ProcessResult slow;
+  std::thread t([&] {
+    slow = run_process({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                        "http://127.0.0.1:" + std::to_string(port()) + "/sleep?ms=1500"},
+                       20s);
+  });
+  std::this_thread::sleep_for(300ms);
+  nlohmann::json r = restart_proxy();
+  ASSERT_EQ(r.value("exit", -1), 0) << r.dump();
+  const pid_t second = r.value("new_pid", 0);
+  ASSERT_GT(second, 0);
+  ::kill(second, SIGKILL);
+  ASSERT_TRUE(wait_status([&](const nlohmann::json& st) {
+    return st["proxy"].value("pid", 0) > 0 && st["proxy"].value("pid", 0) != second && st["proxy"].value("ready", false);
+  }, 10s)) << "no proxy came back after the new one died";
+  nlohmann::json st = corral_->status();
+  EXPECT_EQ(st["proxy"].value("restarts", 0), 1);
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+  t.join();
+  EXPECT_EQ(slow.out, "200") << "the retiring proxy finished its request: " << slow.err;
+  EXPECT_TRUE(process_gone(first, 8s));
+  EXPECT_FALSE(log_lines_with("PROXY DIED: pid " + std::to_string(second)).empty());
+
+  // 2. The old one killed while the new one starts (slowly): the new one takes over.
+  const pid_t third = proxy_pid();
+  write_wrapper("sleep 1; exec " + bin_path("corral-proxy") + " \"$@\"");
+  nlohmann::json r2;
+  std::thread a([&] { r2 = restart_proxy(); });
+  std::this_thread::sleep_for(400ms);
+  ::kill(third, SIGKILL);
+  a.join();
+  EXPECT_EQ(r2.value("exit", -1), 0) << r2.dump();
+  const pid_t fourth = r2.value("new_pid", 0);
+  EXPECT_GT(fourth, 0);
+  EXPECT_NE(fourth, third);
+  EXPECT_EQ(proxy_pid(), fourth);
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+  EXPECT_TRUE(log_lines_with("PROXY DIED: pid " + std::to_string(third)).empty()) << "not a crash to restart";
+  EXPECT_FALSE(log_lines_with("takes over").empty());
+  std::this_thread::sleep_for(700ms);  // a wrongly scheduled restart would show by now
+  EXPECT_EQ(proxy_pid(), fourth);
 }
 
 }  // namespace
