@@ -118,8 +118,9 @@ do_restart() {
 }
 
 measure reload do_reload 2
-if ctl 2>&1 | grep -q upgrade; then measure upgrade do_upgrade; else log "corralctl has no upgrade: skipped"; fi
-if ctl 2>&1 | grep -q restart-proxy; then measure restart-proxy ctl restart-proxy; else log "corralctl has no restart-proxy: skipped"; fi
+usage=$(ctl 2>&1 || true)
+if grep -q ' upgrade' <<< "$usage"; then measure upgrade do_upgrade; else log "corralctl has no upgrade: skipped"; fi
+if grep -q restart-proxy <<< "$usage"; then measure restart-proxy ctl restart-proxy; else log "corralctl has no restart-proxy: skipped"; fi
 measure restart do_restart
 
 {
