@@ -93,6 +93,7 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
       watchdog_timer_(loop, [this] { watchdog(); }),
       queries_timer_(loop, [this] { expire_queries(); }),
       status_timer_(loop, [this] { answer_status(); }),
+      barrier_timer_(loop, [this] { release_barrier(); }),
       swap_timer_(loop, [this] { on_swap_timer(); }) {
   for (auto& app : config_.apps) {
     pools_.push_back(std::make_unique<AppPool>(loop_, launcher_, clock, app, config_.supervisor.runtime_dir,
@@ -444,6 +445,7 @@ void Arbiter::on_stats(const control::ProxyStats& st) {
     status_proxy_in_ = true;
     maybe_answer_status();
   }
+  if (st.query != 0 && st.query == barrier_query_) release_barrier();
   // The proxy's periodic report (every second) paces the figures that go back to it.
   if (st.query == 0 && admin_) send_worker_figures();
 }
@@ -651,7 +653,32 @@ void Arbiter::finish_reload(bool settled) {
                       {"changes", done.changes},
                       {"settled", settled}};
   if (!settled) body["note"] = "some new workers are not ready yet; the previous ones keep serving";
-  for (auto id : done.waiters) control_.reply(id, {200, body.dump()});
+  // Answered once the proxy has applied the pool the reload led to: the proxy handles its
+  // channel in order, so the answer to a query sent now comes after every set_pool before it.
+  // Whoever sends a request after `corralctl reload` returned reaches the new workers.
+  for (auto id : done.waiters) reply_after_proxy(id, {200, body.dump()});
+}
+
+void Arbiter::reply_after_proxy(uint64_t id, ControlApi::Response r) {
+  // A new query each time: one sent earlier may have gone before the latest set_pool. Replies
+  // already waiting wait for this one too.
+  const uint64_t q = ++next_query_;
+  if (proxy_->ready() && proxy_->send(control::StatsQuery{q})) {
+    barrier_query_ = q;
+    barrier_timer_.arm(kBarrierWait);
+    barrier_replies_.emplace_back(id, std::move(r));
+  } else {
+    barrier_replies_.emplace_back(id, std::move(r));
+    release_barrier();
+  }
+}
+
+void Arbiter::release_barrier() {
+  barrier_query_ = 0;
+  barrier_timer_.cancel();
+  auto replies = std::move(barrier_replies_);
+  barrier_replies_.clear();
+  for (auto& [id, r] : replies) control_.reply(id, std::move(r));
 }
 
 void Arbiter::maybe_notify_ready() {

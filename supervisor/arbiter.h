@@ -11,7 +11,7 @@
 // given a new generation (AppPool), with every pool always in pools_ or retired_pools_ —
 // then SetListeners/SetConfig/SetPool go to the proxy once. RELOADING=1 … READY=1 around
 // it; POST /reload answers once every pool settled (or the longest boot_timeout of the
-// changed apps passed).
+// changed apps passed) and the proxy has applied the resulting pool (reply_after_proxy).
 //
 // Drain (arbiter_drain.cc): POST /drain fails the proxy's /readyz and ends keep-alive while
 // everything keeps serving; TERM and POST /stop do the same for drain_delay before the stop.
@@ -205,6 +205,10 @@ class Arbiter {
   AppPool* find_pool(const std::string& name);
   void check_reload_settled();
   void finish_reload(bool settled);
+  /// Replies to control request `id` once the proxy has handled every message sent to it so
+  /// far (a StatsQuery answered in order), or after kBarrierWait; at once when no proxy serves.
+  void reply_after_proxy(uint64_t id, ControlApi::Response r);
+  void release_barrier();
   void watchdog();
   void maybe_notify_ready();
   void begin_stop(bool graceful);
@@ -280,6 +284,10 @@ class Arbiter {
   bool status_sample_in_ = false;        // the workers' /proc figures were sampled for it
   std::vector<uint64_t> status_waiters_;  // GET /status control request ids
   ev::Timer status_timer_;
+  uint64_t barrier_query_ = 0;  // the StatsQuery reply_after_proxy() waits for; 0 = none
+  std::vector<std::pair<uint64_t, ControlApi::Response>> barrier_replies_;
+  ev::Timer barrier_timer_;
+  static constexpr std::chrono::milliseconds kBarrierWait{2'000};
   ev::Timer swap_timer_;  // a proxy replacement's readiness bound, then its hand-over bound
   std::chrono::milliseconds watchdog_every_{0};
   Phase phase_ = Phase::Running;

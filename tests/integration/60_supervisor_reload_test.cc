@@ -195,6 +195,48 @@ TEST_F(ReloadTest, ReloadUnderLoadFailsNothingAndServesTheNewCode) {
   EXPECT_FALSE(log_lines_with("reason=reload").empty());
 }
 
+// corralctl reload answers once the proxy has applied the new pool: the first request sent
+// after it returns reaches the new generation (a deploy script's smoke test right after the
+// reload sees the new code), on a new connection as on one kept alive from before.
+TEST_F(ReloadTest, TheFirstRequestAfterReloadReachesTheNewGeneration) {
+  config_.app("demo").workers(2).env["VERSION"] = "v0";
+  ASSERT_NO_FATAL_FAILURE(start());
+  RawClient kept;
+  ASSERT_TRUE(kept.connect_tcp(port()));
+  for (size_t i = 1; i <= 6; ++i) {
+    const std::string version = "v" + std::to_string(i);
+    config_.app("demo").env["VERSION"] = version;
+    rt_.write_file("corral.toml", config_.render());
+    ProcessResult r = ctl({"reload"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(http_get(port(), "/env?name=VERSION").body, version) << "reload " << i << " (a new connection)";
+    ASSERT_TRUE(kept.send("GET /env?name=VERSION HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto answers = kept.read_responses(i, 5s);
+    ASSERT_EQ(answers.size(), i) << kept.received();
+    EXPECT_EQ(answers.back().body, version) << "reload " << i << " (a keep-alive connection)";
+  }
+}
+
+// The same with the proxy slow to read its channel (stopped for a moment): the new workers are
+// ready, but reload waits until the proxy has applied their pool.
+TEST_F(ReloadTest, ReloadWaitsForTheProxyToApplyThePool) {
+  config_.app("demo").workers(1).env["VERSION"] = "old";
+  ASSERT_NO_FATAL_FAILURE(start());
+  config_.app("demo").env["VERSION"] = "new";
+  rt_.write_file("corral.toml", config_.render());
+  const pid_t proxy = proxy_pid();
+  ASSERT_GT(proxy, 0);
+  ASSERT_EQ(::kill(proxy, SIGSTOP), 0);
+  auto reload = std::async(std::launch::async, [this] { return ctl({"reload"}); });
+  // The new worker boots and passes the supervisor's readiness probe in well under this.
+  const bool answered_early = reload.wait_for(900ms) == std::future_status::ready;
+  ::kill(proxy, SIGCONT);
+  EXPECT_FALSE(answered_early) << "corralctl reload answered before the proxy had the new pool";
+  ProcessResult r = reload.get();
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(http_get(port(), "/env?name=VERSION").body, "new");
+}
+
 // Issue 12: a reload that changed any app but the first (by name) crashed the supervisor.
 TEST_F(ReloadTest, ChangingTheSecondOfTwoAppsKeepsTheSupervisorUp) {
   config_.app("a").workers(2).env["WHO"] = "a1";
