@@ -412,6 +412,16 @@ TEST_F(ProxyHandoverTest, FailingNewProxyLeavesTheOldOneServing) {
   EXPECT_TRUE(l["failures"].empty()) << l["failures"].dump();
   EXPECT_EQ(l.value("ok", 0), l.value("requests", -1));
   EXPECT_TRUE(log_lines_with("PROXY DIED").empty());
+
+  // [proxy] threads: a reload cannot change a running proxy's; the next one starts with it.
+  write_wrapper("exec " + bin_path("corral-proxy") + " \"$@\"");
+  config_.proxy("threads", "3");
+  ASSERT_EQ(reload_config().exit_code, 0);
+  nlohmann::json third = restart_proxy();
+  ASSERT_EQ(third.value("exit", -1), 0) << third.dump();
+  EXPECT_FALSE(log_lines_with("corral-proxy[" + std::to_string(third.value("new_pid", 0)) +
+                              "] [proxy] started 3 event loop threads")
+                   .empty());
 }
 
 // The new proxy dies right after it took over: the usual restart path (back-off) brings a
