@@ -125,13 +125,8 @@ void Arbiter::replace_proxy(std::function<void(const ProxySwapOutcome&)> done) {
   };
   if (phase_ != Phase::Running) return refuse(503, "the supervisor is stopping");
   if (swap_) {
-    if (swap_->promoted) {
-      // Only the old proxy's hand-over report is awaited: answer this one with the same outcome.
-      swap_->done.push_back(std::move(done));
-      return;
-    }
-    return refuse(409, "a proxy replacement is already in progress (new proxy pid " +
-                           std::to_string(swap_->candidate ? swap_->candidate->pid() : 0) + ")");
+    const pid_t next = swap_->promoted ? proxy_->pid() : swap_->candidate ? swap_->candidate->pid() : 0;
+    return refuse(409, "a proxy replacement is already in progress (new proxy pid " + std::to_string(next) + ")");
   }
   if (!proxy_->running())
     return refuse(503, "the proxy is not running (it restarts by itself with back-off); nothing to replace");

@@ -317,6 +317,87 @@ TEST_F(ProxyHandoverTest, Http2TlsSlowRequestAndTunnelAcrossTheSwap) {
   EXPECT_EQ(http_get(port(), "/").status, 200);
 }
 
+// Two replacements back to back while each old proxy still finishes a slow request: three
+// proxies live for a moment; both slow requests complete, both old proxies leave.
+TEST_F(ProxyHandoverTest, BackToBackRestartsWhileOldProxiesFinish) {
+  ASSERT_NO_FATAL_FAILURE(start_with_demo());
+  const pid_t p1 = proxy_pid();
+  auto slow = [&](ProcessResult& out, int ms) {
+    return std::thread([&out, ms, this] {
+      out = run_process({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                         "http://127.0.0.1:" + std::to_string(port()) + "/sleep?ms=" + std::to_string(ms)},
+                        20s);
+    });
+  };
+  ProcessResult a, b;
+  std::thread ta = slow(a, 2500);
+  std::this_thread::sleep_for(300ms);
+  nlohmann::json r1 = restart_proxy();
+  ASSERT_EQ(r1.value("exit", -1), 0) << r1.dump();
+  EXPECT_EQ(r1.value("kept", 0), 1) << r1.dump();
+  const pid_t p2 = r1.value("new_pid", 0);
+  std::thread tb = slow(b, 1500);
+  std::this_thread::sleep_for(300ms);
+  nlohmann::json r2 = restart_proxy();
+  ASSERT_EQ(r2.value("exit", -1), 0) << r2.dump();
+  EXPECT_EQ(r2.value("old_pid", 0), p2);
+  const pid_t p3 = r2.value("new_pid", 0);
+  EXPECT_NE(p3, p1);
+  EXPECT_NE(p3, p2);
+  nlohmann::json st = corral_->status();
+  EXPECT_EQ(st["proxy_replacement"]["retiring"].size(), 2u) << st["proxy_replacement"].dump();
+  EXPECT_EQ(st["proxy"].value("pid", 0), p3);
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+  ta.join();
+  tb.join();
+  EXPECT_EQ(a.out, "200") << a.err;
+  EXPECT_EQ(b.out, "200") << b.err;
+  EXPECT_TRUE(process_gone(p1, 8s));
+  EXPECT_TRUE(process_gone(p2, 8s));
+  EXPECT_TRUE(wait_status([](const nlohmann::json& s) { return s["proxy_replacement"]["retiring"].empty(); }, 5s));
+}
+
+// A reload that replaces the workers while the retiring proxy still has a request on one of
+// them: the new proxy says at once that the old workers are drained, but the one with the
+// request is stopped only once the retiring proxy says so too.
+TEST_F(ProxyHandoverTest, OldWorkerStaysUntilTheRetiringProxyIsDoneWithIt) {
+  ASSERT_NO_FATAL_FAILURE(start_with_demo());
+  const auto old_workers = CorralProcess::worker_pids(corral_->status(), "demo");
+  ASSERT_EQ(old_workers.size(), 2u);
+  ProcessResult slow;
+  std::thread t([&] {
+    slow = run_process({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                        "http://127.0.0.1:" + std::to_string(port()) + "/sleep?ms=3500"},
+                       20s);
+  });
+  ASSERT_TRUE(wait_status([](const nlohmann::json& st) {
+    for (auto& w : st["apps"][0]["workers"])
+      if (w.value("in_flight", 0) > 0) return true;
+    return false;
+  }, 5s)) << "the slow request never reached a worker";
+  nlohmann::json r = restart_proxy();
+  ASSERT_EQ(r.value("exit", -1), 0) << r.dump();
+  config_.app("demo").set("cwd", quote("/"));  // a new generation of workers
+  ProcessResult rl = reload_config();
+  ASSERT_EQ(rl.exit_code, 0) << rl.out << rl.err;
+  std::this_thread::sleep_for(700ms);  // the new proxy's drained reports are in
+  int draining = 0, other = 0;
+  const nlohmann::json mid = corral_->status();
+  for (auto& w : mid["apps"][0]["workers"]) {
+    if (std::find(old_workers.begin(), old_workers.end(), w.value("pid", 0)) == old_workers.end()) continue;
+    (w.value("state", "") == "draining" ? draining : other)++;
+  }
+  EXPECT_EQ(draining, 1) << "the worker serving the retiring proxy's request keeps draining: "
+                         << mid["apps"][0]["workers"].dump();
+  t.join();
+  EXPECT_EQ(slow.out, "200") << slow.err;
+  EXPECT_TRUE(wait_status([&](const nlohmann::json& st) {
+    for (pid_t p : CorralProcess::worker_pids(st, "demo"))
+      if (std::find(old_workers.begin(), old_workers.end(), p) != old_workers.end()) return false;
+    return true;
+  }, 10s)) << "the old workers leave once the retiring proxy is done with them";
+}
+
 // A PROXY protocol listener: an idle connection whose header was read by the old proxy is
 // handed over with the client's address and port, which the app still sees afterwards.
 TEST_F(ProxyHandoverTest, ProxyProtocolConnectionKeepsItsClientAddress) {
