@@ -35,6 +35,15 @@ namespace corral::proxy {
 namespace {
 constexpr std::chrono::milliseconds kFlushWait{2000};
 
+uint16_t local_port(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
+  return 0;
+}
+
 bool parse_ip(const std::string& text, sockaddr_storage& out) {
   out = {};
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
@@ -149,9 +158,16 @@ void LoopThread::retire(std::function<void(std::vector<HandedOff>&&, size_t kept
       if (l && !l->admin) {
         for (auto& [p, a] : bound)
           if (p == l) where = a;
-        if (where.empty())  // accepted under an earlier snapshot of the same listener
+        if (where.empty()) {
+          // Accepted under an earlier snapshot of the same listener (before a reload): the
+          // one with its address whose bound port is the socket's (several listeners may be
+          // configured as "127.0.0.1:0").
+          const std::string port = ":" + std::to_string(local_port(c->fd()));
           for (auto& [p, a] : bound)
-            if (p->address == l->address) where = a;
+            if (p->address == l->address && a.size() > port.size() &&
+                a.compare(a.size() - port.size(), port.size(), port) == 0)
+              where = a;
+        }
       }
       HandedOff h;
       if (!where.empty() && c->hand_off(where, h)) {

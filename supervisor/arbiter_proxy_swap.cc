@@ -226,8 +226,9 @@ std::string Arbiter::check_handed(const control::HandedConnection& c, int fd) co
   for (auto& b : listeners_)
     if (b.bound == c.listener) l = &b;
   if (!l) return "no listener " + c.listener.substr(0, 64);
-  for (auto& cl : config_.listeners)
-    if (cl.address == l->address && !cl.tls.empty()) return "listener " + l->bound + " is TLS";
+  // listeners_ is in config order; two listeners may share a configured address ("127.0.0.1:0").
+  const size_t index = static_cast<size_t>(l - listeners_.data());
+  if (index < config_.listeners.size() && !config_.listeners[index].tls.empty()) return "listener " + l->bound + " is TLS";
   sockaddr_storage local{}, want{}, peer{};
   socklen_t n1 = sizeof local, n2 = sizeof want, n3 = sizeof peer;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &n1) != 0 ||

@@ -398,6 +398,24 @@ TEST_F(ProxyHandoverTest, OldWorkerStaysUntilTheRetiringProxyIsDoneWithIt) {
   }, 10s)) << "the old workers leave once the retiring proxy is done with them";
 }
 
+// Idle connections accepted before a reload (under the previous config snapshot) on the
+// first of two listeners configured alike ("127.0.0.1:0", the other one TLS): handed over to
+// the listener they were accepted on, none refused.
+TEST_F(ProxyHandoverTest, ConnectionsFromBeforeAReloadFindTheirListener) {
+  ASSERT_NO_FATAL_FAILURE(add_tls_listener());
+  ASSERT_NO_FATAL_FAILURE(start_with_demo());
+  auto idle = idle_connections(port(), 10);
+  config_.app("demo").workers(3);
+  ProcessResult rl = reload_config();
+  ASSERT_EQ(rl.exit_code, 0) << rl.out << rl.err;
+  nlohmann::json r = restart_proxy();
+  ASSERT_EQ(r.value("exit", -1), 0) << r.dump();
+  EXPECT_EQ(r.value("handed_over", 0), 10) << r.dump();
+  EXPECT_EQ(r.value("refused", -1), 0) << r.dump();
+  EXPECT_TRUE(process_gone(r.value("old_pid", 0), 8s));
+  EXPECT_EQ(still_serving(idle), idle.size());
+}
+
 // A PROXY protocol listener: an idle connection whose header was read by the old proxy is
 // handed over with the client's address and port, which the app still sees afterwards.
 TEST_F(ProxyHandoverTest, ProxyProtocolConnectionKeepsItsClientAddress) {
