@@ -174,8 +174,14 @@ void Arbiter::promote_replacement() {
     outgoing_.push_back(std::move(old));
     swap_timer_.arm(kHandoffBound);
   }
-  // The serving proxy changed: GET /status asks the new one from now on.
+  // The serving proxy changed: GET /status asks the new one from now on, and a reload's
+  // answer waits for the new one to have applied the pool (reply_after_proxy).
   if (status_query_ != 0) answer_status();
+  if (barrier_query_ != 0) {
+    const uint64_t q = ++next_query_;
+    if (proxy_->send(control::StatsQuery{q})) barrier_query_ = q;
+    else release_barrier();
+  }
   recheck_drained();
   maybe_notify_ready();
   if (!swap_->retiring) {
