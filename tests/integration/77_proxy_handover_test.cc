@@ -416,6 +416,42 @@ TEST_F(ProxyHandoverTest, ConnectionsFromBeforeAReloadFindTheirListener) {
   EXPECT_EQ(still_serving(idle), idle.size());
 }
 
+// An idle TLS keep-alive connection cannot move (its TLS state is the old proxy's): it gets
+// a moment for a request on its way, then the old proxy closes it cleanly (as a keep-alive
+// timeout would) and exits, long before keepalive_timeout or graceful_timeout.
+TEST_F(ProxyHandoverTest, IdleTlsConnectionIsClosedSoonAfterTheSwap) {
+  ASSERT_NO_FATAL_FAILURE(add_tls_listener());
+  ASSERT_NO_FATAL_FAILURE(start_with_demo());
+  const int tls = corral_->port(1);
+  const std::string go = rt_.path() + "/tls.go", ready = rt_.path() + "/tls.ready";
+  const std::string script =
+      "import http.client, os, ssl, sys, time\n"
+      "c = http.client.HTTPSConnection('127.0.0.1', int(sys.argv[1]), context=ssl._create_unverified_context())\n"
+      "c.request('GET', '/'); r = c.getresponse(); r.read(); print('first', r.status)\n"
+      "open(sys.argv[3], 'w').close()\n"
+      "while not os.path.exists(sys.argv[2]): time.sleep(0.01)\n"
+      "t = time.monotonic(); c.sock.settimeout(20)\n"
+      "try:\n  data = c.sock.recv(1)\nexcept Exception as e:\n  data = repr(e)\n"
+      "print('closed_after %.2f %r' % (time.monotonic() - t, data))\n";
+  ProcessResult py;
+  std::thread t([&] { py = run_process({"/usr/bin/python3", "-c", script, std::to_string(tls), go, ready}, 30s); });
+  for (auto until = Clock::now() + 10s; ::access(ready.c_str(), F_OK) != 0 && Clock::now() < until;)
+    std::this_thread::sleep_for(10ms);
+  const pid_t old_pid = proxy_pid();
+  nlohmann::json r = restart_proxy();
+  ::close(::open(go.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+  ASSERT_EQ(r.value("exit", -1), 0) << r.dump();
+  EXPECT_EQ(r.value("kept", 0), 1) << "the TLS connection stays with the old proxy: " << r.dump();
+  EXPECT_TRUE(process_gone(old_pid, 5s)) << "the old proxy waits for its idle TLS connection";
+  t.join();
+  EXPECT_NE(py.out.find("first 200"), std::string::npos) << py.out << py.err;
+  // EOF (b'') after about a second: a clean close, not a reset.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(py.out, m, std::regex(R"(closed_after ([0-9.]+) b'')"))) << py.out << py.err;
+  EXPECT_LT(std::stod(m[1].str()), 4.0) << py.out;
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+}
+
 // A PROXY protocol listener: an idle connection whose header was read by the old proxy is
 // handed over with the client's address and port, which the app still sees afterwards.
 TEST_F(ProxyHandoverTest, ProxyProtocolConnectionKeepsItsClientAddress) {
