@@ -486,31 +486,33 @@ void Arbiter::send_pool() {
 Result<std::vector<std::string>> Arbiter::reload() {
   crash::Operation op("reload: reading the config");
   check_runtime_dir();  // new workers' sockets go there
-  notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec());
-  auto rejected = [this](const std::string& why) -> Result<std::vector<std::string>> {
-    CORRAL_LOG(Error, kTag) << "reload rejected, the running config keeps serving: " << why;
-    notify("READY=1");
-    return fail(Errc::Config, why);
-  };
-  auto cfg = load_config(config_.file);  // the file, plus the programs, folders and users it names
-  if (!cfg) {
-    std::string why;
-    for (auto& d : cfg.error().items) why += (why.empty() ? "" : "\n") + d.to_string();
-    return rejected(why);
+  notify_reloading();
+  // Step 1: the whole difference, computed before anything moves (the same computation as
+  // POST /plan's).
+  auto planned = plan_candidate(config_.file);
+  if (!planned) {
+    std::string why = planned.error().to_string();
+    if (!why.empty() && why.back() == '\n') why.pop_back();
+    return reject_reload(why);
   }
-  // Values set at run time (scale, tune) stay unless the file changed that same key (kept
-  // aside until the reload is applied: a rejected one changes nothing).
-  RuntimeOverrides overrides = overrides_;
-  const std::vector<std::string> notes = overrides.apply_to(*cfg);
-  // Step 1: the whole difference, computed before anything moves.
-  crash::set_operation("reload: planning");
-  ReloadPlan plan = plan_reload(config_, *cfg);
-  if (!plan.refused.empty()) return rejected(plan.refused);
   // Step 2: apply it.
-  auto applied = apply_reload(plan, std::move(*cfg));
-  if (!applied) return rejected(applied.error().message());
-  overrides_ = std::move(overrides);
-  for (auto& n : notes) CORRAL_LOG(Info, kTag) << "reload: " << n;
+  return apply_planned(std::move(*planned));
+}
+
+void Arbiter::notify_reloading() { notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec()); }
+
+Result<std::vector<std::string>> Arbiter::reject_reload(const std::string& why) {
+  CORRAL_LOG(Error, kTag) << "reload rejected, the running config keeps serving: " << why;
+  notify("READY=1");
+  return fail(Errc::Config, why);
+}
+
+Result<std::vector<std::string>> Arbiter::apply_planned(PlannedReload p) {
+  if (!p.plan.refused.empty()) return reject_reload(p.plan.refused);
+  auto applied = apply_reload(p.plan, std::move(p.next));
+  if (!applied) return reject_reload(applied.error().message());
+  overrides_ = std::move(p.overrides);
+  for (auto& n : p.notes) CORRAL_LOG(Info, kTag) << "reload: " << n;
   for (auto& c : *applied) CORRAL_LOG(Info, kTag) << "reload: " << c;
   // Answer once the new generations are ready; never later than the longest boot_timeout.
   milliseconds limit{1'000};
@@ -805,6 +807,7 @@ ControlApi::Response Arbiter::on_control(const ControlApi::Request& r) {
   if (r.path == "/reload") {
     if (r.method != "POST") return {405, R"({"error":"use POST"})"};
     if (phase_ != Phase::Running) return {503, json_error("stopping")};
+    if (auto planned = on_reload_with_plan(r)) return *planned;
     CORRAL_LOG(Info, kTag) << "reload requested over the control API";
     auto changes = reload();
     if (!changes) return {400, json_error("invalid config, nothing changed: " + changes.error().context)};
@@ -813,6 +816,10 @@ ControlApi::Response Arbiter::on_control(const ControlApi::Request& r) {
     reload_->waiters.push_back(r.id);
     loop_.post([this] { check_reload_settled(); });
     return {0, {}};  // answered by finish_reload()
+  }
+  if (r.path == "/plan") {
+    if (r.method != "POST") return {405, R"({"error":"use POST"})"};
+    return on_plan_request(r);
   }
   static constexpr std::string_view kApps = "/apps/";
   if (r.path.rfind(kApps, 0) == 0 && r.path.size() > kApps.size() + 6 &&

@@ -13,6 +13,11 @@
 // it; POST /reload answers once every pool settled (or the longest boot_timeout of the
 // changed apps passed) and the proxy has applied the resulting pool (reply_after_proxy).
 //
+// Plan (arbiter_plan.cc): POST /plan loads a candidate exactly as a reload would
+// (plan_candidate(): load_config, the runtime overrides, plan_reload()) and answers the
+// plan and its id without changing anything; POST /reload {"plan_id"} plans the running
+// config's file again and applies it only when that gives the same id.
+//
 // Drain (arbiter_drain.cc): POST /drain fails the proxy's /readyz and ends keep-alive while
 // everything keeps serving; TERM and POST /stop do the same for drain_delay before the stop.
 //
@@ -35,6 +40,7 @@
 #include <sys/types.h>
 
 #include <deque>
+#include <utility>
 #include <functional>
 #include <map>
 #include <memory>
@@ -48,6 +54,7 @@
 #include "common/base/log_throttle.h"
 #include "common/ev/loop.h"
 #include "conf/config.h"
+#include "conf/diagnostics.h"
 #include "supervisor/app_pool.h"
 #include "supervisor/control_api.h"
 #include "supervisor/listeners.h"
@@ -113,6 +120,31 @@ class Arbiter {
   void handle_chld();
   void handle_ttin();
   void handle_ttou();
+
+  /// A reload computed and not applied yet (arbiter_plan.cc).
+  struct PlannedReload {
+    conf::Config next;               ///< the candidate as loaded, with the runtime overrides applied
+    RuntimeOverrides overrides;      ///< overrides_ once it is applied
+    std::vector<std::string> notes;  ///< values set at run time that it keeps
+    ReloadPlan plan;                 ///< plan_reload(config_, next)
+    std::string id;                  ///< make_plan_id(): generation, running config, candidate, plan
+  };
+  /// Loads `path` as a reload would (load_config: also the programs and folders it names)
+  /// and plans it against the running state. Changes nothing. The file's errors on failure.
+  [[nodiscard]] tl::expected<PlannedReload, conf::Diagnostics> plan_candidate(const std::string& path) const;
+  /// Applies a plan made by plan_candidate(config_.file) in this loop turn: refused plans and
+  /// listeners that cannot be bound are rejected (nothing changed). RELOADING=1 was sent.
+  [[nodiscard]] Result<std::vector<std::string>> apply_planned(PlannedReload p);
+  /// RELOADING=1 (with MONOTONIC_USEC) to systemd.
+  void notify_reloading();
+  /// Logs why a reload was rejected, sends READY=1 and returns the error.
+  [[nodiscard]] Result<std::vector<std::string>> reject_reload(const std::string& why);
+  /// POST /plan {"config": PATH}: the plan of PATH (default: the running config's file).
+  ControlApi::Response on_plan_request(const ControlApi::Request& r);
+  /// POST /reload with {"plan_id": ID}: plans the running config's file again and applies it
+  /// only when that gives ID (409 otherwise, nothing changed). nullopt: no plan id in the
+  /// body, a plain reload.
+  std::optional<ControlApi::Response> on_reload_with_plan(const ControlApi::Request& r);
 
   /// Applies a plan computed against config_: listeners, apps, then config_ = next. Fails
   /// (nothing changed) only when an added listener cannot be bound.
@@ -260,6 +292,8 @@ class Arbiter {
     std::vector<std::string> changes;
   };
   std::optional<PendingReload> reload_;
+  // The last plans answered (id, candidate path), newest last: a stale id is explained.
+  std::deque<std::pair<std::string, std::string>> recent_plans_;
   ev::Timer reload_timer_;
   ev::Timer upkeep_timer_;
   Strays strays_;

@@ -28,6 +28,7 @@ const char* reason(int status) {
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
     case 413: return "Content Too Large";
     case 503: return "Service Unavailable";
     default: return status < 400 ? "OK" : "Error";

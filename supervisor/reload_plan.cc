@@ -22,19 +22,7 @@ void note_count(std::vector<std::string>& out, const char* name, uint64_t a, uin
 // The names of the variables that differ ("env changed (A, B)"), values left out: they
 // may be secrets.
 std::string env_change(const conf::App& a, const conf::App& b) {
-  std::map<std::string, std::string> x(a.env.begin(), a.env.end()), y(b.env.begin(), b.env.end());
-  std::set<std::string> names;
-  for (auto& [k, v] : x)
-    if (auto it = y.find(k); it == y.end() || it->second != v) names.insert(k);
-  for (auto& [k, v] : y)
-    if (!x.count(k)) names.insert(k);
-  std::string out = "env changed (";
-  bool first = true;
-  for (auto& n : names) {
-    out += (first ? "" : ", ") + n;
-    first = false;
-  }
-  return out + ")";
+  return "env changed (" + join(env_keys_changed(a, b), ", ") + ")";
 }
 
 // The settings of an app that running workers pick up without a restart (applied by the
@@ -141,13 +129,32 @@ conf::Route with_compress_of(const conf::Route& from, conf::Route x) {
 // target unless it is listed in with_compress_of().
 bool same_route_target(const conf::Route& a, const conf::Route& b) { return with_compress_of(b, a) == b; }
 
+// Which certificate or key changed, and how: another file, or the same file with other
+// contents (a renewed certificate). Certificates are matched by position: the first is the
+// default, the others are chosen by SNI.
+void tls_changes(std::vector<std::string>& out, const std::vector<conf::TlsCert>& a, const std::vector<conf::TlsCert>& b) {
+  if (a.empty() != b.empty()) {
+    out.push_back(b.empty() ? "tls removed (plaintext now)" : "tls added");
+    return;
+  }
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    if (i >= a.size()) {
+      out.push_back("tls certificate added (" + b[i].cert + ")");
+    } else if (i >= b.size()) {
+      out.push_back("tls certificate removed (" + a[i].cert + ")");
+    } else {
+      if (a[i].cert != b[i].cert) out.push_back("tls certificate " + a[i].cert + " -> " + b[i].cert);
+      else if (a[i].cert_pem != b[i].cert_pem) out.push_back("tls certificate " + b[i].cert + " contents changed");
+      if (a[i].key != b[i].key) out.push_back("tls key " + a[i].key + " -> " + b[i].key);
+      else if (a[i].key_pem != b[i].key_pem) out.push_back("tls key " + b[i].key + " contents changed");
+    }
+  }
+}
+
 std::vector<std::string> listener_changes(const conf::Listener& a, const conf::Listener& b) {
   std::vector<std::string> out;
-  if (a.tls.empty() != b.tls.empty()) {
-    out.push_back(b.tls.empty() ? "tls removed (plaintext now)" : "tls added");
-  } else if (!(a.tls == b.tls)) {
-    out.push_back("tls certificates changed");
-  }
+  tls_changes(out, a.tls, b.tls);
   note(out, "tls_profile", a.tls_profile, b.tls_profile);
   note(out, "h2", a.h2, b.h2);
   note(out, "redirect_https", a.redirect_https, b.redirect_https);
@@ -196,6 +203,48 @@ const char* action_name(AppDiff::Action a) {
   return "?";
 }
 
+const char* outcome_name(ReloadPlan::Outcome o) {
+  switch (o) {
+    case ReloadPlan::Outcome::Nothing: return "nothing";
+    case ReloadPlan::Outcome::Reload: return "reload";
+    case ReloadPlan::Outcome::Restart: return "restart";
+    case ReloadPlan::Outcome::Refused: return "refused";
+  }
+  return "?";
+}
+
+std::vector<std::string> env_keys_changed(const conf::App& a, const conf::App& b) {
+  std::map<std::string, std::string> x(a.env.begin(), a.env.end()), y(b.env.begin(), b.env.end());
+  std::set<std::string> names;
+  for (auto& [k, v] : x)
+    if (auto it = y.find(k); it == y.end() || it->second != v) names.insert(k);
+  for (auto& [k, v] : y)
+    if (!x.count(k)) names.insert(k);
+  return {names.begin(), names.end()};
+}
+
+int AppDiff::stopped() const {
+  switch (action) {
+    case Action::Keep: return 0;
+    case Action::Update: return std::max(0, workers_before - workers_after);
+    case Action::Replace:
+    case Action::Remove: return workers_before;
+    case Action::Add: return 0;
+  }
+  return 0;
+}
+
+int AppDiff::started() const {
+  switch (action) {
+    case Action::Keep: return 0;
+    case Action::Update: return std::max(0, workers_after - workers_before);
+    case Action::Replace:
+    case Action::Add: return workers_after;
+    case Action::Remove: return 0;
+  }
+  return 0;
+}
+
 const char* action_name(ListenerDiff::Action a) {
   switch (a) {
     case ListenerDiff::Action::Keep: return "keep";
@@ -242,11 +291,33 @@ bool ReloadPlan::empty() const {
   return routes.empty() && proxy.empty() && supervisor.empty() && on_restart.empty() && refused.empty();
 }
 
+ReloadPlan::Outcome ReloadPlan::outcome() const {
+  if (!refused.empty()) return Outcome::Refused;
+  if (!on_restart.empty()) return Outcome::Restart;
+  return empty() ? Outcome::Nothing : Outcome::Reload;
+}
+
 const AppDiff* ReloadPlan::app(const std::string& name) const {
   for (auto& a : apps)
     if (a.name == name) return &a;
   return nullptr;
 }
+
+namespace {
+// " (2 workers)", " (1 worker)".
+std::string workers_text(int n) { return std::to_string(n) + (n == 1 ? " worker" : " workers"); }
+
+// "workers 3, 4 (pids 1201, 1202)" for the running workers a plan names; "" when unknown.
+std::string running_text(const std::vector<AppDiff::Worker>& running) {
+  if (running.empty()) return "";
+  std::string ids, pids;
+  for (auto& w : running) {
+    ids += (ids.empty() ? "" : ", ") + std::to_string(w.id);
+    pids += (pids.empty() ? "" : ", ") + std::to_string(w.pid);
+  }
+  return (running.size() == 1 ? "worker " : "workers ") + ids + (running.size() == 1 ? " (pid " : " (pids ") + pids + ")";
+}
+}  // namespace
 
 std::vector<std::string> ReloadPlan::describe() const {
   std::vector<std::string> out;
@@ -254,17 +325,24 @@ std::vector<std::string> ReloadPlan::describe() const {
   for (auto& l : listeners) {
     switch (l.action) {
       case ListenerDiff::Action::Keep: break;
-      case ListenerDiff::Action::Add: out.push_back("listener added: " + l.address); break;
-      case ListenerDiff::Action::Remove: out.push_back("listener removed: " + l.address); break;
+      case ListenerDiff::Action::Add: out.push_back("listener " + l.address + ": added"); break;
+      case ListenerDiff::Action::Remove: out.push_back("listener " + l.address + ": removed"); break;
       case ListenerDiff::Action::Update: out.push_back("listener " + l.address + ": " + join(l.reasons, ", ")); break;
     }
   }
   for (auto& a : apps) {
+    const std::string who = running_text(a.running);
     switch (a.action) {
       case AppDiff::Action::Keep: break;
-      case AppDiff::Action::Add: out.push_back("app " + a.name + ": added"); break;
-      case AppDiff::Action::Remove: out.push_back("app " + a.name + ": removed (draining)"); break;
-      case AppDiff::Action::Replace: out.push_back("app " + a.name + ": new generation (" + join(a.reasons, ", ") + ")"); break;
+      case AppDiff::Action::Add: out.push_back("app " + a.name + ": added (" + workers_text(a.workers_after) + ")"); break;
+      case AppDiff::Action::Remove:
+        out.push_back("app " + a.name + ": removed (draining; " + (who.empty() ? workers_text(a.workers_before) : who) +
+                      " stop)");
+        break;
+      case AppDiff::Action::Replace:
+        out.push_back("app " + a.name + ": new generation (" + join(a.reasons, ", ") + "); replaces " +
+                      (who.empty() ? workers_text(a.workers_before) : who) + " with " + workers_text(a.workers_after));
+        break;
       case AppDiff::Action::Update: out.push_back("app " + a.name + ": " + join(a.reasons, ", ")); break;
     }
   }
@@ -278,11 +356,23 @@ std::vector<std::string> ReloadPlan::describe() const {
 
 nlohmann::json ReloadPlan::to_json() const {
   nlohmann::json a = nlohmann::json::array();
-  for (auto& d : apps) a.push_back({{"name", d.name}, {"action", action_name(d.action)}, {"reasons", d.reasons}});
+  for (auto& d : apps) {
+    nlohmann::json running = nlohmann::json::array();
+    for (auto& w : d.running) running.push_back({{"id", w.id}, {"pid", w.pid}});
+    a.push_back({{"name", d.name},
+                 {"action", action_name(d.action)},
+                 {"reasons", d.reasons},
+                 {"env_keys", d.env_keys},
+                 {"workers_before", d.workers_before},
+                 {"workers_after", d.workers_after},
+                 {"started", d.started()},
+                 {"stopped", d.stopped()},
+                 {"running", running}});
+  }
   nlohmann::json l = nlohmann::json::array();
   for (auto& d : listeners)
     l.push_back({{"address", d.address}, {"action", action_name(d.action)}, {"reasons", d.reasons}});
-  return {{"apps", a},          {"listeners", l},   {"routes", routes},   {"proxy", proxy},
+  return {{"outcome", outcome_name(outcome())}, {"apps", a}, {"listeners", l}, {"routes", routes}, {"proxy", proxy},
           {"supervisor", supervisor}, {"on_restart", on_restart}, {"refused", refused}};
 }
 
@@ -327,6 +417,9 @@ ReloadPlan plan_reload(const conf::Config& running, const conf::Config& next) {
     auto [old_app, new_app] = pair;
     AppDiff d;
     d.name = name;
+    if (old_app) d.workers_before = old_app->workers;
+    if (new_app) d.workers_after = new_app->workers;
+    if (old_app && new_app) d.env_keys = env_keys_changed(*old_app, *new_app);
     if (!old_app) {
       d.action = AppDiff::Action::Add;
     } else if (!new_app) {

@@ -21,9 +21,27 @@ struct AppDiff {
     Add,      ///< new app: workers start
     Remove,   ///< gone from the config: workers drain and stop
   };
+  /// A running worker of the app (filled by the Arbiter for `corralctl plan`, never by
+  /// plan_reload(), which sees no processes).
+  struct Worker {
+    int id = 0;
+    int pid = 0;
+    bool operator==(const Worker&) const = default;
+  };
   std::string name;
   Action action = Action::Keep;
-  std::vector<std::string> reasons;  ///< "env changed", "workers 2 -> 3", ...
+  std::vector<std::string> reasons;  ///< "env changed (SHOP_ENV)", "workers 2 -> 3", ...
+  std::vector<std::string> env_keys;  ///< the env variables that differ (names only: values may be secrets)
+  int workers_before = 0;  ///< workers running now (0 for an added app)
+  int workers_after = 0;   ///< workers once the reload settled (0 for a removed app)
+  std::vector<Worker> running;  ///< Replace, Remove: the workers that go (see Worker)
+
+  /// Running workers the reload stops: all of them for Replace (after their replacements
+  /// are ready) and Remove, the surplus for an Update that scales down.
+  int stopped() const;
+  /// Workers the reload starts: all of the new generation (Replace), all (Add), the
+  /// missing ones for an Update that scales up.
+  int started() const;
 
   bool operator==(const AppDiff&) const = default;
 };
@@ -40,6 +58,13 @@ struct ListenerDiff {
 
 /// The whole difference between two validated configs.
 struct ReloadPlan {
+  /// What the plan amounts to, for `corralctl plan`'s exit code.
+  enum class Outcome {
+    Nothing,  ///< a reload changes nothing
+    Reload,   ///< a reload applies every change
+    Restart,  ///< some changes apply only when corral restarts (on_restart; a reload applies the rest)
+    Refused,  ///< a reload to this config is refused (refused); nothing would change
+  };
   std::vector<AppDiff> apps;            ///< by name: every app of either config
   std::vector<ListenerDiff> listeners;  ///< new config's order, then the removed ones
   std::vector<std::string> routes;      ///< "route 2 (path /g): app a -> b", "route 3 added: ..."
@@ -50,23 +75,32 @@ struct ReloadPlan {
 
   /// Nothing at all to do.
   bool empty() const;
+  /// Refused beats Restart beats Reload beats Nothing.
+  Outcome outcome() const;
   /// The app diff of `name`, or nullptr.
   const AppDiff* app(const std::string& name) const;
   /// One line per change, for the log and the control API ("app b: new generation (env changed)").
   /// {"nothing changed"} when empty.
   std::vector<std::string> describe() const;
-  /// {"apps": [{"name", "action", "reasons"}], "listeners": [...], "routes", "proxy", "supervisor",
-  ///  "on_restart", "refused"}.
+  /// {"outcome", "apps": [{"name", "action", "reasons", "env_keys", "workers_before",
+  ///  "workers_after", "started", "stopped", "running": [{"id", "pid"}]}], "listeners": [{"address",
+  ///  "action", "reasons"}], "routes", "proxy", "supervisor", "on_restart", "refused"}.
   nlohmann::json to_json() const;
 };
 
 /// "keep", "update", "replace", "add", "remove".
 const char* action_name(AppDiff::Action a);
+/// "nothing", "reload", "restart", "refused".
+const char* outcome_name(ReloadPlan::Outcome o);
 const char* action_name(ListenerDiff::Action a);
 
 /// Why the workers of `a` cannot run `b` as they are: the process-level fields that differ
 /// ("command changed", "env changed (SHOP_ENV)", ...). Empty = the running workers can stay. Pure.
 std::vector<std::string> process_changes(const conf::App& a, const conf::App& b);
+
+/// The names of the env variables that differ between `a` and `b` (added, removed or another
+/// value), sorted. Pure.
+std::vector<std::string> env_keys_changed(const conf::App& a, const conf::App& b);
 
 /// Computes what reloading from `running` to `next` does. Pure; thread-safe.
 ReloadPlan plan_reload(const conf::Config& running, const conf::Config& next);

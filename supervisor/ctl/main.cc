@@ -1,6 +1,7 @@
 // corralctl: talks HTTP+JSON to the supervisor's control.sock.
 //   corralctl [--socket PATH | -c CONFIG] status [--json]
-//   corralctl [--socket PATH | -c CONFIG] reload [--json]
+//   corralctl [--socket PATH | -c CONFIG] reload [--plan-id ID] [--json]
+//   corralctl [--socket PATH] [-c CONFIG] plan [--json]
 //   corralctl [--socket PATH | -c CONFIG] scale APP N
 //   corralctl [--socket PATH | -c CONFIG] stop
 //   corralctl [--socket PATH | -c CONFIG] drain | undrain
@@ -23,6 +24,7 @@
 #include "conf/loader.h"
 #include "supervisor/check.h"
 #include "supervisor/ctl/advise_command.h"
+#include "supervisor/ctl/plan_command.h"
 #include "supervisor/listeners.h"
 
 namespace {
@@ -30,7 +32,8 @@ using nlohmann::json;
 
 int usage() {
   std::fputs("usage: corralctl [--socket PATH | -c CONFIG] status [--json]\n"
-             "       corralctl [--socket PATH | -c CONFIG] reload [--json]\n"
+             "       corralctl [--socket PATH | -c CONFIG] reload [--plan-id ID] [--json]\n"
+             "       corralctl [--socket PATH] [-c CONFIG] plan [--json]\n"
              "       corralctl [--socket PATH | -c CONFIG] scale APP N\n"
              "       corralctl [--socket PATH | -c CONFIG] stop\n"
              "       corralctl [--socket PATH | -c CONFIG] drain | undrain\n"
@@ -48,7 +51,11 @@ int usage() {
              "it. stop (like SIGTERM) drains for [supervisor] drain_delay first, then stops gracefully.\n"
              "restart-proxy replaces corral-proxy (the binary on disk now) make-before-break: the new one\n"
              "serves before the old one stops accepting; idle keep-alive connections move over, the rest\n"
-             "finish on the old one. It answers once the new proxy serves, or fails and the old one stays.\n", stderr);
+             "finish on the old one. It answers once the new proxy serves, or fails and the old one stays.\n"
+             "plan shows what a reload to CONFIG (default: the running config's file) would do, one change a\n"
+             "line, and exits 0 (nothing), 1 (invalid config, or no plan), 3 (a reload applies it) or 4 (needs a\n"
+             "restart, or refused). reload --plan-id ID applies that plan only if nothing changed since (else\n"
+             "exit 4, nothing done).\n", stderr);
   return 2;
 }
 
@@ -181,24 +188,28 @@ std::string error_of(const std::string& body) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string socket = "/run/corral/control.sock", command;
+  std::string socket = "/run/corral/control.sock", command, config_file;
   std::vector<std::string> args;
-  bool as_json = false;
+  bool as_json = false, socket_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--version") return std::printf("corralctl %s\n", CORRAL_VERSION) < 0;
     if (a == "-h" || a == "--help") return usage() == 2 ? 0 : 0;
-    if (a == "--socket" && i + 1 < argc) socket = argv[++i];
-    else if (a == "-c" && i + 1 < argc) {
+    if (a == "--socket" && i + 1 < argc) {
+      socket = argv[++i];
+      socket_given = true;  // wins over -c's runtime_dir, whatever the order
+    } else if (a == "-c" && i + 1 < argc) {
       // Only runtime_dir, read tolerantly: a config with errors is when status, stop and
-      // reload (whose answer then names the errors) are needed most.
-      auto where = corral::conf::read_runtime_dir(argv[++i]);
+      // reload (whose answer then names the errors) are needed most. For plan, CONFIG is
+      // also the candidate.
+      config_file = argv[++i];
+      auto where = corral::conf::read_runtime_dir(config_file);
       if (!where.warning.empty()) std::fprintf(stderr, "corralctl: warning: %s\n", where.warning.c_str());
-      socket = corral::supervisor::control_socket_path(where.dir);
+      if (!socket_given) socket = corral::supervisor::control_socket_path(where.dir);
     } else if (a == "--json") as_json = true;
     else if (a == "check" && command.empty()) return i + 1 < argc ? corral::supervisor::check_config(argv[i + 1]) : usage();
     else if ((a == "status" || a == "stop" || a == "reload" || a == "scale" || a == "advise" || a == "drain" ||
-              a == "undrain" || a == "restart-proxy") &&
+              a == "undrain" || a == "restart-proxy" || a == "plan") &&
              command.empty())
       command = a;
     else if (!command.empty()) args.push_back(a);
@@ -213,10 +224,20 @@ int main(int argc, char** argv) {
           return call(socket, m, p, req, out);
         });
   }
+  auto call_socket = [&socket](const std::string& m, const std::string& p, const std::string& req, std::string& out) {
+    return call(socket, m, p, req, out);
+  };
+  if (command == "plan") {
+    if (!args.empty()) return usage();
+    return corral::supervisor::ctl::run_plan(config_file, as_json, call_socket);
+  }
   std::string method = "POST", path = "/" + command, req_body;
   if (command == "status") method = "GET";
   if (command == "restart-proxy") path = "/proxy/restart";
-  if (command == "scale") {
+  if (command == "reload" && !args.empty()) {
+    if (args.size() != 2 || args[0] != "--plan-id" || args[1].empty()) return usage();
+    req_body = json{{"plan_id", args[1]}}.dump();
+  } else if (command == "scale") {
     if (args.size() != 2) return usage();
     char* end = nullptr;
     long n = std::strtol(args[1].c_str(), &end, 10);
@@ -231,6 +252,8 @@ int main(int argc, char** argv) {
   if (code < 0) return 1;
   if (code >= 300) {
     std::fprintf(stderr, "corralctl: %s failed (%d): %s\n", command.c_str(), code, error_of(body).c_str());
+    // A stale plan id: nothing changed, plan again.
+    if (command == "reload" && code == 409) return corral::supervisor::ctl::kReloadPlanStale;
     return 1;
   }
   if (as_json) return std::printf("%s\n", body.c_str()) < 0;

@@ -45,7 +45,48 @@ TEST(ReloadPlan, EnvOfTheSecondAppMakesANewGenerationOfItAlone) {
   EXPECT_EQ(plan.app("a")->action, Action::Keep);
   ASSERT_EQ(plan.app("b")->action, Action::Replace);
   EXPECT_EQ(plan.app("b")->reasons, std::vector<std::string>{"env changed (EXTRA, WHO)"});
-  EXPECT_EQ(plan.describe(), std::vector<std::string>{"app b: new generation (env changed (EXTRA, WHO))"});
+  EXPECT_EQ(plan.app("b")->env_keys, (std::vector<std::string>{"EXTRA", "WHO"}));
+  EXPECT_EQ(plan.app("b")->stopped(), 2);
+  EXPECT_EQ(plan.app("b")->started(), 2);
+  EXPECT_EQ(plan.describe(), std::vector<std::string>{
+                                 "app b: new generation (env changed (EXTRA, WHO)); replaces 2 workers with 2 workers"});
+  EXPECT_EQ(plan.outcome(), ReloadPlan::Outcome::Reload);
+}
+
+// The plan shown by `corralctl plan` names the workers that go (the Arbiter fills them in).
+TEST(ReloadPlan, TheWorkersThatGoAreNamed) {
+  auto next = two_apps();
+  next.apps[1].env = {{"WHO", "b2"}};
+  next.apps[1].workers = 3;
+  auto plan = plan_reload(two_apps(), next);
+  AppDiff& b = plan.apps[1];
+  ASSERT_EQ(b.action, Action::Replace);
+  EXPECT_EQ(b.env_keys, std::vector<std::string>{"WHO"});
+  EXPECT_EQ(b.workers_before, 2);
+  EXPECT_EQ(b.workers_after, 3);
+  b.running = {{3, 1201}, {4, 1202}};
+  EXPECT_EQ(plan.describe(), std::vector<std::string>{"app b: new generation (env changed (WHO), workers 2 -> 3); "
+                                                      "replaces workers 3, 4 (pids 1201, 1202) with 3 workers"});
+  auto j = plan.to_json();
+  EXPECT_EQ(j["outcome"], "reload");
+  EXPECT_EQ(j["apps"][1]["env_keys"], nlohmann::json::array({"WHO"}));
+  EXPECT_EQ(j["apps"][1]["stopped"], 2);
+  EXPECT_EQ(j["apps"][1]["started"], 3);
+  EXPECT_EQ(j["apps"][1]["running"][1]["pid"], 1202);
+  EXPECT_EQ(j["apps"][0]["stopped"], 0);
+}
+
+TEST(ReloadPlan, AScaleCountsTheWorkersStartedOrStopped) {
+  auto next = two_apps();
+  next.apps[0].workers = 5;
+  next.apps[1].workers = 1;
+  auto plan = plan_reload(two_apps(), next);
+  EXPECT_EQ(plan.app("a")->action, Action::Update);
+  EXPECT_EQ(plan.app("a")->started(), 3);
+  EXPECT_EQ(plan.app("a")->stopped(), 0);
+  EXPECT_EQ(plan.app("b")->started(), 0);
+  EXPECT_EQ(plan.app("b")->stopped(), 1);
+  EXPECT_EQ(plan.describe(), (std::vector<std::string>{"app a: workers 2 -> 5", "app b: workers 2 -> 1"}));
 }
 
 TEST(ReloadPlan, SettingsTheRunningWorkersPickUpAreAnUpdate) {
@@ -140,7 +181,8 @@ TEST(ReloadPlan, AddRemoveAndRename) {
   EXPECT_EQ(plan.routes, (std::vector<std::string>{"route 1: path /a/ -> app a => path /a/ -> app a2",
                                                    "route 3 added: path /c/ -> app c"}));
   auto lines = plan.describe();
-  EXPECT_EQ(lines, (std::vector<std::string>{"app a: removed (draining)", "app a2: added", "app c: added",
+  EXPECT_EQ(lines, (std::vector<std::string>{"app a: removed (draining; 2 workers stop)", "app a2: added (2 workers)",
+                                             "app c: added (2 workers)",
                                              "route 1: path /a/ -> app a => path /a/ -> app a2",
                                              "route 3 added: path /c/ -> app c"}));
   auto j = plan.to_json();
@@ -165,15 +207,40 @@ TEST(ReloadPlan, Listeners) {
   plan = plan_reload(next, renewed);
   ASSERT_EQ(plan.listeners.size(), 2u);
   EXPECT_EQ(plan.listeners[0].action, ListenerDiff::Action::Update);
-  EXPECT_EQ(plan.listeners[0].reasons, std::vector<std::string>{"tls certificates changed"});
+  EXPECT_EQ(plan.listeners[0].reasons, std::vector<std::string>{"tls certificate /c.pem contents changed"});
   EXPECT_EQ(plan.listeners[1].action, ListenerDiff::Action::Remove);
   EXPECT_EQ(plan.listeners[1].address, "127.0.0.1:8080");
+  EXPECT_EQ(plan.describe(), (std::vector<std::string>{"listener 127.0.0.1:8443: tls certificate /c.pem contents changed",
+                                                       "listener 127.0.0.1:8080: removed"}));
+  EXPECT_EQ(plan.outcome(), ReloadPlan::Outcome::Reload);
+}
+
+TEST(ReloadPlan, TlsChangesSayWhichFile) {
+  auto running = two_apps();
+  running.listeners[0].tls = {{"/a.pem", "/a.key", "A", "AK"}, {"/b.pem", "/b.key", "B", "BK"}};
+  auto next = running;
+  next.listeners[0].tls[0].key_pem = "AK2";                         // a new key in the same file
+  next.listeners[0].tls[1].cert = "/b2.pem";                        // another file
+  next.listeners[0].tls.push_back({"/c.pem", "/c.key", "C", "CK"});  // one more (SNI)
+  auto plan = plan_reload(running, next);
+  ASSERT_EQ(plan.listeners[0].action, ListenerDiff::Action::Update);
+  EXPECT_EQ(plan.listeners[0].reasons, (std::vector<std::string>{"tls key /a.key contents changed",
+                                                                  "tls certificate /b.pem -> /b2.pem",
+                                                                  "tls certificate added (/c.pem)"}));
+  next = running;
+  next.listeners[0].tls.pop_back();
+  EXPECT_EQ(plan_reload(running, next).listeners[0].reasons,
+            std::vector<std::string>{"tls certificate removed (/b.pem)"});
+  next.listeners[0].tls.clear();
+  EXPECT_EQ(plan_reload(running, next).listeners[0].reasons, std::vector<std::string>{"tls removed (plaintext now)"});
 }
 
 TEST(ReloadPlan, WhatAReloadCannotDo) {
   auto next = two_apps();
   next.supervisor.runtime_dir = "/elsewhere";
   EXPECT_NE(plan_reload(two_apps(), next).refused, "");
+  EXPECT_EQ(plan_reload(two_apps(), next).outcome(), ReloadPlan::Outcome::Refused);
+  EXPECT_EQ(plan_reload(two_apps(), next).to_json()["outcome"], "refused");
   next = two_apps();
   next.supervisor.user = "corral";
   next.proxy.threads = 3;
@@ -184,6 +251,9 @@ TEST(ReloadPlan, WhatAReloadCannotDo) {
   EXPECT_EQ(plan.on_restart, (std::vector<std::string>{"supervisor.user changed", "proxy.threads changed"}));
   EXPECT_EQ(plan.proxy, std::vector<std::string>{"proxy.max_body_size changed"});
   EXPECT_EQ(plan.supervisor, std::vector<std::string>{"supervisor.log_level changed"});
+  EXPECT_EQ(plan.outcome(), ReloadPlan::Outcome::Restart);
+  EXPECT_EQ(plan_reload(two_apps(), two_apps()).outcome(), ReloadPlan::Outcome::Nothing);
+  EXPECT_STREQ(outcome_name(ReloadPlan::Outcome::Restart), "restart");
 }
 
 }  // namespace
