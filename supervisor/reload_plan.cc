@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/base/strings.h"
+#include "common/base/units.h"
 
 namespace corral::supervisor {
 namespace {
@@ -12,6 +13,11 @@ namespace {
 template <typename T>
 void note(std::vector<std::string>& out, const char* name, const T& a, const T& b) {
   if (!(a == b)) out.push_back(std::string(name) + " changed");
+}
+
+// "timeout 30s -> 1m": durations say their values (they are no secrets).
+void note(std::vector<std::string>& out, const char* name, Millis a, Millis b) {
+  if (a != b) out.push_back(std::string(name) + " " + format_duration(a) + " -> " + format_duration(b));
 }
 
 // "workers 2 -> 3" for counts, where the numbers say more than "changed".

@@ -76,6 +76,16 @@ TEST(ReloadPlan, TheWorkersThatGoAreNamed) {
   EXPECT_EQ(j["apps"][0]["stopped"], 0);
 }
 
+TEST(ReloadPlan, DurationsSayTheirValues) {
+  auto next = two_apps();
+  next.apps[0].queue_timeout = std::chrono::milliseconds(2'500);
+  next.apps[0].graceful_timeout = std::chrono::minutes(1);
+  next.supervisor.drain_delay = std::chrono::seconds(5);
+  auto plan = plan_reload(two_apps(), next);
+  EXPECT_EQ(plan.app("a")->reasons, (std::vector<std::string>{"queue_timeout 10s -> 2500ms", "graceful_timeout 30s -> 1m"}));
+  EXPECT_EQ(plan.supervisor, std::vector<std::string>{"supervisor.drain_delay 0s -> 5s"});
+}
+
 TEST(ReloadPlan, AScaleCountsTheWorkersStartedOrStopped) {
   auto next = two_apps();
   next.apps[0].workers = 5;
