@@ -313,15 +313,16 @@ namespace {
 // " (2 workers)", " (1 worker)".
 std::string workers_text(int n) { return std::to_string(n) + (n == 1 ? " worker" : " workers"); }
 
-// "workers 3, 4 (pids 1201, 1202)" for the running workers a plan names; "" when unknown.
+// "workers 3 (pid 1201), 4 (pid 1202)" for the running workers a plan names; "" when unknown.
 std::string running_text(const std::vector<AppDiff::Worker>& running) {
   if (running.empty()) return "";
-  std::string ids, pids;
-  for (auto& w : running) {
-    ids += (ids.empty() ? "" : ", ") + std::to_string(w.id);
-    pids += (pids.empty() ? "" : ", ") + std::to_string(w.pid);
+  std::string out = running.size() == 1 ? "worker " : "workers ";
+  for (size_t i = 0; i < running.size(); ++i) {
+    if (i) out += ", ";
+    out += std::to_string(running[i].id) +
+           (running[i].pid > 0 ? " (pid " + std::to_string(running[i].pid) + ")" : std::string(" (not running)"));
   }
-  return (running.size() == 1 ? "worker " : "workers ") + ids + (running.size() == 1 ? " (pid " : " (pids ") + pids + ")";
+  return out;
 }
 }  // namespace
 

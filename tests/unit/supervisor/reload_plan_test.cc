@@ -66,7 +66,10 @@ TEST(ReloadPlan, TheWorkersThatGoAreNamed) {
   EXPECT_EQ(b.workers_after, 3);
   b.running = {{3, 1201}, {4, 1202}};
   EXPECT_EQ(plan.describe(), std::vector<std::string>{"app b: new generation (env changed (WHO), workers 2 -> 3); "
-                                                      "replaces workers 3, 4 (pids 1201, 1202) with 3 workers"});
+                                                      "replaces workers 3 (pid 1201), 4 (pid 1202) with 3 workers"});
+  b.running[1].pid = 0;  // backing off: no process now
+  EXPECT_EQ(plan.describe()[0].substr(plan.describe()[0].find("replaces")), "replaces workers 3 (pid 1201), 4 (not running) with 3 workers");
+  b.running[1].pid = 1202;
   auto j = plan.to_json();
   EXPECT_EQ(j["outcome"], "reload");
   EXPECT_EQ(j["apps"][1]["env_keys"], nlohmann::json::array({"WHO"}));
