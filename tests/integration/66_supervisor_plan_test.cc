@@ -39,12 +39,14 @@ struct Spec {
   std::string raw;              // appended to [app.api] (invalid keys)
 };
 
-// Sequential GETs on a few paths from a few threads, a new connection each; anything but
-// a 200 is a failure.
+// Sequential GETs on a few paths from a few threads, a new connection each (HTTP/1.1 in
+// plaintext), and one curl after another over HTTP/2 with TLS on `tls_port`; anything but a
+// 200 is a failure.
 class Load {
  public:
-  Load(int port, std::vector<std::string> paths) : port_(port), paths_(std::move(paths)) {
+  Load(int port, int tls_port, std::vector<std::string> paths) : port_(port), paths_(std::move(paths)) {
     for (int i = 0; i < 3; ++i) threads_.emplace_back([this, i] { run(static_cast<size_t>(i)); });
+    threads_.emplace_back([this, tls_port] { run_h2(tls_port); });
   }
   ~Load() { stop(); }
   void stop() {
@@ -54,6 +56,7 @@ class Load {
   }
   int ok() const { return ok_; }
   int failed() const { return failed_; }
+  int h2_ok() const { return h2_ok_; }
   std::string failures() {
     std::lock_guard<std::mutex> g(mu_);
     return failures_;
@@ -84,10 +87,25 @@ class Load {
     }
   }
 
+  void run_h2(int tls_port) {
+    for (size_t n = 0; !stop_; ++n) {
+      const std::string& path = paths_[n % paths_.size()];
+      HttpResponse r = curl({"--http2", "-k", "https://127.0.0.2:" + std::to_string(tls_port) + path}, 10s);
+      if (r.status == 200) {
+        ++ok_;
+        ++h2_ok_;
+      } else {
+        ++failed_;
+        std::lock_guard<std::mutex> g(mu_);
+        if (failures_.size() < 2000) failures_ += " [h2 " + path + ": status " + std::to_string(r.status) + " " + r.error + "]";
+      }
+    }
+  }
+
   int port_;
   std::vector<std::string> paths_;
   std::atomic<bool> stop_{false};
-  std::atomic<int> ok_{0}, failed_{0};
+  std::atomic<int> ok_{0}, failed_{0}, h2_ok_{0};
   std::mutex mu_;
   std::string failures_;
   std::vector<std::thread> threads_;
@@ -213,6 +231,10 @@ TEST_F(PlanTest, EachKindOfChangeIsPlannedWithItsExitCode) {
   expect_readable(r.out);
   r = plan_spec("same.toml", Spec{});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  // Without --socket, -c FILE is also where control.sock is found (FILE's runtime_dir).
+  r = run_process({bin_path("corralctl"), "-c", rt_.path() + "/same.toml", "plan"}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\nnothing changed\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("note: a reload reads " + cfg_), std::string::npos) << r.out;
 
   // The env of the second app: a new generation of it alone, naming the key (not the value)
@@ -313,7 +335,7 @@ TEST_F(PlanTest, EachKindOfChangeIsPlannedWithItsExitCode) {
   EXPECT_NE(r.out.find("=> needs a restart"), std::string::npos) << r.out;
   expect_readable(r.out);
   std::printf("[plan] corralctl -c threads.toml plan (exit %d):\n%s", r.exit_code, r.out.c_str());
-  Spec moved;
+  Spec moved;  // (also: --socket wins over the candidate's runtime_dir, which has no socket)
   moved.runtime_dir = rt_.path() + "/elsewhere";
   r = plan_spec("moved.toml", moved);
   EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
@@ -395,7 +417,7 @@ TEST_F(PlanTest, ReloadWithAPlanIdAppliesExactlyThePlanOrNothing) {
   rt_.write_file("corral.toml", render(next));
   const int tls_port = corral_->port(1);
   ASSERT_GT(tls_port, 0);
-  Load load(port_, {"/api/whoami", "/cgi/whoami.sh", "/php/whoami.php", "/py/whoami"});
+  Load load(port_, tls_port, {"/api/whoami", "/cgi/whoami.sh", "/php/whoami.php", "/py/whoami"});
   std::this_thread::sleep_for(300ms);
   r = ctl({"reload", "--plan-id", id});
   std::this_thread::sleep_for(300ms);
@@ -404,8 +426,10 @@ TEST_F(PlanTest, ReloadWithAPlanIdAppliesExactlyThePlanOrNothing) {
   EXPECT_NE(r.out.find("app cgi: new generation (env changed (GREETING))"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("app api: workers 1 -> 2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("listener 127.0.0.2:0: tls certificate"), std::string::npos) << r.out;
-  std::printf("[plan] reload --plan-id under load: %d requests, %d failed\n", load.ok(), load.failed());
+  std::printf("[plan] reload --plan-id under load: %d requests (%d over h2+TLS), %d failed\n", load.ok(), load.h2_ok(),
+              load.failed());
   EXPECT_GT(load.ok(), 0);
+  EXPECT_GT(load.h2_ok(), 0);
   EXPECT_EQ(load.failed(), 0) << load.failures();
   EXPECT_EQ(generation(), gen + 1);
 
