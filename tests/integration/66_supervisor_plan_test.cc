@@ -492,6 +492,27 @@ TEST_F(PlanTest, ReloadWithAPlanIdAppliesExactlyThePlanOrNothing) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("app cgi: new generation (env changed (GREETING))"), std::string::npos) << r.out;
 
+  // A value set at run time since the plan (corralctl scale) is a change of the running
+  // state: refused. Planned again, the plan says what the file does to that value.
+  Spec five = elsewhere;
+  five.api_workers = 5;
+  rt_.write_file("corral.toml", render(five));
+  r = plan("", {"--json"});
+  ASSERT_EQ(r.exit_code, 3) << r.out << r.err;
+  const std::string id4 = nlohmann::json::parse(r.out, nullptr, false).value("plan_id", "");
+  r = ctl({"scale", "api", "4"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = ctl({"reload", "--plan-id", id4});
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_NE(r.err.find("changed since plan " + id4), std::string::npos) << r.err;
+  r = plan("");
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("\napp api: workers 4 -> 5\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nnote: app api: the file changes workers (3 -> 5): it replaces the value set at run time (4)\n"),
+            std::string::npos)
+      << r.out;
+  expect_readable(r.out);
+
   // Bad ids are usage-level errors of the request, not a reload.
   r = ctl({"reload", "--plan-id", "nonsense"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
