@@ -356,7 +356,7 @@ std::vector<std::string> ReloadPlan::describe() const {
   for (auto& r : routes) out.push_back(r);
   if (!proxy.empty()) out.push_back("proxy settings updated: " + join(proxy, ", "));
   if (!supervisor.empty()) out.push_back("supervisor settings updated: " + join(supervisor, ", "));
-  for (auto& r : on_restart) out.push_back(r + ": applies when corral restarts");
+  for (auto& r : on_restart) out.push_back(r);
   if (out.empty()) out.push_back("nothing changed");
   return out;
 }
@@ -387,8 +387,16 @@ ReloadPlan plan_reload(const conf::Config& running, const conf::Config& next) {
   ReloadPlan plan;
   if (next.supervisor.runtime_dir != running.supervisor.runtime_dir)
     plan.refused = "supervisor.runtime_dir cannot change on reload (restart corral for that)";
-  if (next.supervisor.user != running.supervisor.user) plan.on_restart.push_back("supervisor.user changed");
-  if (next.proxy.threads != running.proxy.threads) plan.on_restart.push_back("proxy.threads changed");
+  // Each with what it needs: the proxy's threads are fixed when a proxy starts, so a new
+  // proxy applies them; the proxy's user and the sockets' group are settled when corral starts.
+  auto user = [](const std::string& u) { return u.empty() ? std::string("(none)") : u; };
+  auto threads = [](int n) { return n > 0 ? std::to_string(n) : std::string("auto"); };
+  if (next.supervisor.user != running.supervisor.user)
+    plan.on_restart.push_back("supervisor.user " + user(running.supervisor.user) + " -> " + user(next.supervisor.user) +
+                              ": applies when corral restarts");
+  if (next.proxy.threads != running.proxy.threads)
+    plan.on_restart.push_back("proxy.threads " + threads(running.proxy.threads) + " -> " + threads(next.proxy.threads) +
+                              ": applies when the proxy restarts (corralctl restart-proxy) or corral restarts");
   note(plan.supervisor, "supervisor.log_level", running.supervisor.log_level, next.supervisor.log_level);
   note(plan.supervisor, "supervisor.graceful_timeout", running.supervisor.graceful_timeout,
        next.supervisor.graceful_timeout);

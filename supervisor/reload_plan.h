@@ -70,7 +70,7 @@ struct ReloadPlan {
   std::vector<std::string> routes;      ///< "route 2 (path /g): app a -> b", "route 3 added: ..."
   std::vector<std::string> proxy;       ///< proxy settings changed: "proxy.max_body_size"
   std::vector<std::string> supervisor;  ///< supervisor settings changed, applied now ("supervisor.log_level")
-  std::vector<std::string> on_restart;  ///< changes that apply only when corral restarts
+  std::vector<std::string> on_restart;  ///< changes a reload leaves for a restart, each saying which restart applies it
   std::string refused;                  ///< non-empty: the config cannot be applied by a reload (why)
 
   /// Nothing at all to do.

@@ -77,8 +77,8 @@ int run_plan(const std::string& config, bool as_json, const ControlCall& call) {
       if (outcome == "refused")
         std::printf("=> a reload to this config is refused (nothing would change): restart corral to apply it\n");
       else
-        std::printf("=> needs a restart for the changes marked so (systemctl restart corral); a reload applies the "
-                    "rest: corralctl reload --plan-id %s\n", id.c_str());
+        std::printf("=> some changes need a restart (the lines that say which); a reload applies the rest: "
+                    "corralctl reload --plan-id %s\n", id.c_str());
       break;
     default: break;
   }

@@ -330,9 +330,12 @@ TEST_F(PlanTest, EachKindOfChangeIsPlannedWithItsExitCode) {
   threads.api_workers = 2;
   r = plan_spec("threads.toml", threads);
   EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
-  EXPECT_NE(r.out.find("\nproxy.threads changed: applies when corral restarts\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nproxy.threads auto -> 3: applies when the proxy restarts (corralctl restart-proxy) or corral "
+                       "restarts\n"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("\napp api: workers 1 -> 2\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("=> needs a restart"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("=> some changes need a restart"), std::string::npos) << r.out;
   expect_readable(r.out);
   std::printf("[plan] corralctl -c threads.toml plan (exit %d):\n%s", r.exit_code, r.out.c_str());
   Spec moved;  // (also: --socket wins over the candidate's runtime_dir, which has no socket)

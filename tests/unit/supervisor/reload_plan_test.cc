@@ -261,7 +261,11 @@ TEST(ReloadPlan, WhatAReloadCannotDo) {
   next.supervisor.log_level = log::Level::Debug;
   auto plan = plan_reload(two_apps(), next);
   EXPECT_EQ(plan.refused, "");
-  EXPECT_EQ(plan.on_restart, (std::vector<std::string>{"supervisor.user changed", "proxy.threads changed"}));
+  EXPECT_EQ(plan.on_restart,
+            (std::vector<std::string>{"supervisor.user (none) -> corral: applies when corral restarts",
+                                      "proxy.threads auto -> 3: applies when the proxy restarts (corralctl restart-proxy) "
+                                      "or corral restarts"}));
+  EXPECT_EQ(plan.describe().back(), plan.on_restart.back());
   EXPECT_EQ(plan.proxy, std::vector<std::string>{"proxy.max_body_size changed"});
   EXPECT_EQ(plan.supervisor, std::vector<std::string>{"supervisor.log_level changed"});
   EXPECT_EQ(plan.outcome(), ReloadPlan::Outcome::Restart);
