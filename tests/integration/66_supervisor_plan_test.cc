@@ -359,6 +359,13 @@ TEST_F(PlanTest, EachKindOfChangeIsPlannedWithItsExitCode) {
   EXPECT_EQ(r.out, "");
   std::printf("[plan] corralctl -c bad.toml plan (exit %d), stderr:\n%s", r.exit_code, r.err.c_str());
 
+  // Usage and reachability: 2 and 1, as every corralctl command.
+  r = ctl({"plan", "extra"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  r = run_process({bin_path("corralctl"), "--socket", rt_.path() + "/none.sock", "plan"}, 30s);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("no supervisor socket at " + rt_.path() + "/none.sock"), std::string::npos) << r.err;
+
   // What a plan costs (corralctl started, the candidate loaded and checked, planned): a figure,
   // not a limit.
   std::vector<double> ms;
