@@ -206,6 +206,7 @@ void LoopThread::adopt_handed(UniqueFd fd, control::HandedConnection info, size_
     c->hold(std::move(slot));
     link(c);  // owned by the list until connection_closed()
     c->start_adopted(info, l->proxy_protocol);
+    counters_.connections_adopted.add();
   });
 }
 

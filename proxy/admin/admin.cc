@@ -581,6 +581,13 @@ std::string AdminService::render_metrics(const Runtime& rt) const {
     f.sample({}, pauses);
   }
   {
+    Family f(out, "corral_connections_adopted_total", "counter",
+             "Idle client connections this proxy took over from the proxy it replaced (corralctl restart-proxy).");
+    uint64_t adopted = 0;
+    for (const auto* lc : loops_) adopted += lc->connections_adopted.get();
+    f.sample({}, adopted);
+  }
+  {
     Family f(out, "corral_h2_goaways_total", "counter", "HTTP/2 GOAWAY frames by direction and error code.");
     for (size_t k = 0; k < metrics::kH2Errors; ++k) {
       f.sample({{"direction", "sent"}, {"error", metrics::h2_error_label(k)}}, goaway_sent[k]);

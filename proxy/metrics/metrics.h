@@ -182,6 +182,7 @@ struct alignas(64) LoopCounters {
   Counter body_temp_errors;    ///< temp files that could not be made or written (answered 500)
   Counter bodies_streamed;     ///< request bodies streamed to a worker (request_buffering = false)
   Counter accept_pauses;       ///< accepting paused for a back-off (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+  Counter connections_adopted;  ///< idle connections taken over from a retiring proxy (restart-proxy)
   Counter access_log_dropped;  ///< access-log lines that could not be written (disk full, ...)
   std::array<Counter, kH2Errors> goaway_sent, goaway_received, rst_sent, rst_received;
   std::atomic<size_t> reject_slots_used{0};

@@ -221,6 +221,11 @@ TEST_F(ProxyHandoverTest, RestartUnderKeepaliveLoadHandsIdleConnectionsOver) {
   EXPECT_EQ(proxy_pid(), new_pid);
   // /readyz on the shared admin listener: the new proxy answers.
   EXPECT_EQ(http_get(admin_port(), "/readyz").status, 200);
+  // The new proxy counts what it adopted (its counters start from zero).
+  const std::string metrics = http_get(admin_port(), "/metrics").body;
+  EXPECT_NE(metrics.find("corral_connections_adopted_total " + std::to_string(r.value("handed_over", 0)) + "\n"),
+            std::string::npos)
+      << metrics.substr(0, 500);
 
   // A drain carries over to the next proxy: its /readyz fails from its first answer.
   ASSERT_EQ(ctl({"drain"}).exit_code, 0);
