@@ -150,6 +150,18 @@ void Arbiter::replace_proxy(std::function<void(const ProxySwapOutcome&)> done) {
 void Arbiter::on_swap_timer() {
   if (!swap_) return;
   if (!swap_->promoted) return fail_swap(500, "the new proxy did not become ready within " + format_duration(kReadyBound));
+  if (!swap_->retiring && !proxy_->ready()) {
+    // The old one had died and this one took over, but it is not ready: it is the serving
+    // proxy now (restarted with back-off if it dies), so it is not killed here.
+    std::unique_ptr<ProxySwap> swap = std::move(swap_);
+    ProxySwapOutcome o = swap->result;
+    o.status = 500;
+    o.error = "the old proxy died and the new one did not become ready within " + format_duration(kReadyBound);
+    o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - swap->started).count();
+    CORRAL_LOG(Error, kTag) << "proxy replacement: " << o.error;
+    for (auto& d : swap->done) d(o);
+    return;
+  }
   finish_swap(swap_->retiring ? "the old proxy did not report its idle connections in time" : "");
 }
 
