@@ -240,6 +240,49 @@ TEST_F(ProxyHandoverTest, RestartUnderKeepaliveLoadHandsIdleConnectionsOver) {
   EXPECT_EQ(http_get(admin_port(), "/readyz").status, 200);
 }
 
+// Apps of every kind behind one config (http, FastCGI php-cgi, CGI, a sync WSGI worker with
+// concurrency 1 that both proxies may reach at once: its listening socket queues the second
+// connection in the kernel), each under keep-alive load across the swap: no request fails.
+TEST_F(ProxyHandoverTest, EveryAppKindUnderLoadAcrossTheSwap) {
+  const std::string apps = kSource + "/tests/apps";
+  config_.route("php", "/p/");
+  config_.route("cgi", "/c/");
+  config_.route("wsgi", "/w/");
+  config_.raw("\n[app.php]\nkind = \"fastcgi\"\ncommand = [\"/usr/bin/php-cgi\"]\nroot = " + quote(apps + "/php") +
+              "\nworkers = 1\nconcurrency = 1\nenv = { WHOAMI = \"php\", PHP_FCGI_MAX_REQUESTS = \"0\" }\n"
+              "\n[app.cgi]\nkind = \"cgi\"\nroot = " + quote(apps + "/cgi") +
+              "\nworkers = 1\nconcurrency = 4\nenv = { WHOAMI = \"cgi\" }\n"
+              "\n[app.wsgi]\nkind = \"wsgi\"\nmodule = \"whoami_app:app\"\npython_path = [" +
+              quote(apps + "/wsgi_whoami") +
+              "]\nworker_class = \"sync\"\nworkers = 1\nconcurrency = 1\nenv = { WHOAMI = \"wsgi\" }\n");
+  ASSERT_NO_FATAL_FAILURE(start_with_demo());
+  const std::vector<std::string> paths = {"/", "/p/whoami.php", "/c/whoami.sh", "/w/x"};
+  std::vector<std::unique_ptr<KeepaliveLoad>> loads;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const std::string dir = rt_.path() + "/load" + std::to_string(i);
+    ::mkdir(dir.c_str(), 0755);
+    loads.push_back(std::make_unique<KeepaliveLoad>());
+    loads.back()->start(port(), 2, paths[i], dir);
+  }
+  for (auto& l : loads) ASSERT_TRUE(l->wait_ready()) << "a load never got an answer";
+  std::this_thread::sleep_for(300ms);
+  const pid_t old_pid = proxy_pid();
+  nlohmann::json r = restart_proxy();
+  ASSERT_EQ(r.value("exit", -1), 0) << r.dump();
+  EXPECT_TRUE(process_gone(old_pid, 8s));
+  std::this_thread::sleep_for(300ms);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    nlohmann::json l = loads[i]->finish();
+    ASSERT_TRUE(l.is_object()) << paths[i] << ": " << loads[i]->result.out << loads[i]->result.err;
+    EXPECT_TRUE(l["failures"].empty()) << paths[i] << ": " << l["failures"].dump();
+    EXPECT_EQ(l.value("ok", 0), l.value("requests", -1)) << paths[i] << ": " << l["statuses"].dump();
+    EXPECT_GT(l.value("requests", 0), 5) << paths[i];
+    std::printf("%s: %d requests, %d reconnects, 0 failed\n", paths[i].c_str(), l.value("requests", 0),
+                l.value("connections", 0) - 2);
+  }
+  std::printf("restart-proxy: %d handed over, %d kept\n", r.value("handed_over", 0), r.value("kept", 0));
+}
+
 // HTTP/2 and TLS across the swap: an nghttp stream in flight finishes on the old proxy
 // (GOAWAY pair), curl's HTTP/2 loop moves to a new connection, a slow HTTP/1.1 request and
 // a TLS keep-alive load complete; a WebSocket tunnel stays on the old proxy and keeps
