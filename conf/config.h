@@ -157,6 +157,9 @@ struct App {
   std::vector<std::pair<std::string, std::string>> rlimits;  ///< "nofile"/"nproc"/"as" → limit, sorted
   int umask = -1;                     ///< -1 = inherit
   bool request_buffering = true;      ///< false: the body is streamed to the worker as it arrives
+  /// cgi/wsgi: "roll" = after a supervisor upgrade that replaced corral-worker, its workers
+  /// are replaced make before break; "keep" = they run on until something else replaces them.
+  std::string upgrade = "roll";
 
   bool operator==(const App&) const = default;
 };

@@ -570,6 +570,14 @@ P app_request_buffering(const Value& v, Target& t) {
   return std::nullopt;
 }
 
+P app_upgrade(const Value& v, Target& t) {
+  if (v.text == "roll" || v.text == "keep") {
+    t.app->upgrade = v.text;
+    return std::nullopt;
+  }
+  return one_of("upgrade", v.text, {"roll", "keep"});
+}
+
 P app_worker_class(const Value& v, Target& t) {
   if (v.text == "sync" || v.text == "gthread" || v.text == "gevent") {
     t.app->worker_class = v.text;
@@ -810,6 +818,8 @@ constexpr KeySpec kSchema[] = {
    "wsgi: \"sync\" (one request at a time), \"gthread\" (concurrency threads) or \"gevent\" (concurrency greenlets); default sync when concurrency = 1, else gthread", app_worker_class},
   {S::App, "request_buffering", T::Boolean, "true", false, "false",
    "false: the request body is streamed to a worker as it arrives (the worker is held for the whole upload) instead of buffered first", app_request_buffering},
+  {S::App, "upgrade", T::String, "\"roll\"", false, "\"keep\"",
+   "cgi/wsgi: \"roll\" = after `corralctl upgrade` (SIGUSR2) replaced corral-worker on disk, its workers are replaced make before break, as a reload would; \"keep\" = they run on with the old binary; no effect on http/fastcgi apps, whose programs an upgrade never restarts", app_upgrade},
   {S::App, "cwd", T::String, "", false, "\"/opt/shop\"",
    "working folder of the workers (relative = to the config file's folder); default: the config file's folder", app_cwd},
   {S::App, "env", T::StringTable, "{}", false, "{ SHOP_ENV = \"production\" }",

@@ -194,6 +194,7 @@ std::string to_snapshot(const Config& c) {
         {"max_tunnels", a.max_tunnels},
         {"tunnel_idle_timeout_ms", a.tunnel_idle_timeout.count()},
         {"request_buffering", a.request_buffering},
+        {"upgrade", a.upgrade},
         {"cwd", a.cwd},
         {"root", a.root},
         {"script_filename", a.script_filename},
@@ -354,6 +355,7 @@ Result<Config> from_snapshot(std::string_view bytes) {
       r.integer("max_tunnels", a.max_tunnels);
       r.millis("tunnel_idle_timeout_ms", a.tunnel_idle_timeout);
       r.boolean("request_buffering", a.request_buffering);
+      r.str("upgrade", a.upgrade);
       r.str("cwd", a.cwd);
       r.str("root", a.root);
       r.str("script_filename", a.script_filename);

@@ -50,6 +50,7 @@ conf::App with_soft_fields_of(const conf::App& from, conf::App x) {
   x.health_path = from.health_path;
   x.boot_timeout = from.boot_timeout;
   x.request_buffering = from.request_buffering;
+  x.upgrade = from.upgrade;
   if (from.kind == x.kind && !kind_takes_hosted_settings(from)) {
     // corral-worker gets these on its command line; other apps never see them.
     x.concurrency = from.concurrency;
@@ -81,6 +82,7 @@ std::vector<std::string> soft_changes(const conf::App& a, const conf::App& b) {
   note(out, "health_path", a.health_path, b.health_path);
   note(out, "boot_timeout", a.boot_timeout, b.boot_timeout);
   note(out, "request_buffering", a.request_buffering, b.request_buffering);
+  note(out, "upgrade", a.upgrade, b.upgrade);
   if (a.kind == b.kind && a.kind == conf::AppKind::Fastcgi) note(out, "index", a.index, b.index);
   return out;
 }
