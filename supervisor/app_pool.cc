@@ -156,6 +156,10 @@ WorkerSlot* AppPool::add_worker() {
       CORRAL_LOG(Warn, s->tag()) << sys_error("chown " + s->socket_path()).message();
     }
   }
+  return install(std::move(s));
+}
+
+WorkerSlot* AppPool::install(std::unique_ptr<WorkerSlot> s) {
   WorkerSlot* raw = s.get();
   s->restart_timer = std::make_unique<ev::Timer>(loop_, [this, raw] { spawn(*raw); });
   s->kill_timer = std::make_unique<ev::Timer>(loop_, [raw] {
@@ -171,7 +175,7 @@ WorkerSlot* AppPool::add_worker() {
     terminate(*raw, SIGTERM, raw->config().kill_timeout);
   });
   s->poll_timer = std::make_unique<ev::Timer>(loop_, [this, raw] { start_probe(*raw); });
-  s->probe = std::make_unique<ReadinessProbe>(loop_, s->socket_path(), app_->health_path);
+  s->probe = std::make_unique<ReadinessProbe>(loop_, s->socket_path(), s->config().health_path);
   slots_.push_back(std::move(s));
   return raw;
 }
@@ -224,7 +228,11 @@ void AppPool::spawn(WorkerSlot& s) {
   const auto kind = s.config().kind;
   if (!s.self_binds && (kind == conf::AppKind::Fastcgi || kind == conf::AppKind::Http))
     (void)net::set_nonblocking(s.listen_fd.get(), false);
-  auto child = launcher_.spawn(spec_for(s));
+  workers::LaunchSpec spec = spec_for(s);
+  // corral-worker's file as this process starts from it: an upgrade rolls the process once
+  // the file is replaced (upgrade = "roll").
+  s.binary = kind == conf::AppKind::Cgi || kind == conf::AppKind::Wsgi ? file_identity(spec.argv[0]) : FileIdentity{};
+  auto child = launcher_.spawn(spec);
   if (!child) {
     const auto& e = child.error();
     CORRAL_LOG(Error, s.tag()) << "cannot start worker: " << e.message() << " (errno " << e.sys_errno << ")";
@@ -284,6 +292,7 @@ void AppPool::signal_group(WorkerSlot& s, int sig, std::chrono::milliseconds kil
   s.term_sent = true;  // takes nothing new (accepting = false)
   ::kill(-s.pid, sig);
   s.kill_timer->arm(kill_after);
+  s.kill_at = std::chrono::steady_clock::now() + kill_after;
 }
 
 void AppPool::set_up(WorkerSlot& s) {
@@ -381,6 +390,7 @@ void AppPool::on_slot_exit(WorkerSlot& s, int wait_status) {
   CORRAL_LOG(Warn, s.tag()) << "failed " << s.backoff.failures() << " time(s) in a row (died young or never became ready); "
                             << "restarting in " << delay.count() << "ms";
   s.restart_timer->arm(delay);
+  s.restart_at = std::chrono::steady_clock::now() + delay;
   on_pool_changed_();
 }
 
@@ -521,6 +531,7 @@ void AppPool::drain(WorkerSlot& s) {
   if (s.state() == WorkerSlot::State::Draining) {
     CORRAL_LOG(Info, s.tag()) << "draining pid " << s.pid << " (" << s.retire_reason << ")";
     s.drain_timer->arm(s.config().graceful_timeout);
+    s.drain_deadline = std::chrono::steady_clock::now() + s.config().graceful_timeout;
     on_pool_changed_();  // the proxy stops sending and reports when it is idle
     return;
   }

@@ -26,6 +26,7 @@
 #include "supervisor/app_totals.h"
 #include "supervisor/death_log.h"
 #include "supervisor/strays.h"
+#include "supervisor/upgrade_state.h"
 #include "supervisor/worker_slot.h"
 #include "workers/launcher.h"
 
@@ -146,8 +147,22 @@ class AppPool {
   const conf::App& app() const { return *app_; }
   const std::vector<std::unique_ptr<WorkerSlot>>& slots() const { return slots_; }
 
+  // Upgrade in place (app_pool_upgrade.cc).
+  /// The whole pool for a new supervisor image: fds by number (still owned here), the
+  /// workers' output read and logged up to now.
+  PoolState handover(bool retired);
+  /// Takes over a pool a previous image ran (instead of start()): its workers keep running
+  /// and its timers go on where they were. Call set_socket_group() first.
+  void adopt(const PoolState& st);
+  /// After an upgrade: the workers of a cgi/wsgi app with upgrade = "roll" that started
+  /// from another corral-worker file than the one there now are replaced make before
+  /// break (retire reason "upgrade"). Returns how many.
+  int roll_changed_binaries();
+
  private:
   WorkerSlot* add_worker();
+  /// Gives a new slot its timers and probe and adds it.
+  WorkerSlot* install(std::unique_ptr<WorkerSlot> s);
   void spawn(WorkerSlot& s);
   void on_slot_exit(WorkerSlot& s, int wait_status);
   void start_probe(WorkerSlot& s);

@@ -31,6 +31,10 @@ class AppTotals {
   ///  "cpu_wait_seconds", "peak_in_flight"}; `live_*` are the figures of the workers
   ///  running now.
   nlohmann::json to_json(double live_cpu_seconds, double live_cpu_wait_seconds) const;
+  /// Everything, for a new supervisor image (upgrade in place), and back. restore() takes
+  /// what it can read and leaves the rest at zero.
+  nlohmann::json state() const;
+  void restore(const nlohmann::json& j);
 
  private:
   control::AppStats base_;  // previous proxies' counters, summed (peak: the max)

@@ -94,7 +94,9 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
       queries_timer_(loop, [this] { expire_queries(); }),
       status_timer_(loop, [this] { answer_status(); }),
       barrier_timer_(loop, [this] { release_barrier(); }),
-      swap_timer_(loop, [this] { on_swap_timer(); }) {
+      swap_timer_(loop, [this] { on_swap_timer(); }),
+      config_text_(std::move(options.config_text)),
+      binary_(std::move(options.binary)) {
   for (auto& app : config_.apps) {
     pools_.push_back(std::make_unique<AppPool>(loop_, launcher_, clock, app, config_.supervisor.runtime_dir,
                                                [this] { send_pool(); }));
@@ -116,6 +118,7 @@ Arbiter::Arbiter(ev::Loop& loop, workers::Launcher& launcher, const Clock& clock
   on(SIGCHLD, &Arbiter::handle_chld);
   on(SIGTTIN, &Arbiter::handle_ttin);
   on(SIGTTOU, &Arbiter::handle_ttou);
+  on(SIGUSR2, &Arbiter::handle_usr2);
 }
 
 Arbiter::~Arbiter() {
@@ -312,6 +315,7 @@ void Arbiter::reap() {
   std::vector<LeftoverNote> leftovers;
   if (!exited.empty()) leftovers = sweep_strays(exited);
   for (auto& [pid, status, ru] : exits) {
+    if (on_upgrade_check_exit(pid, status)) continue;
     if (reap_other_proxy(pid, status)) {
       check_stopped();
       continue;
@@ -512,6 +516,7 @@ Result<std::vector<std::string>> Arbiter::apply_planned(PlannedReload p) {
   auto applied = apply_reload(p.plan, std::move(p.next));
   if (!applied) return reject_reload(applied.error().message());
   overrides_ = std::move(p.overrides);
+  config_text_ = std::move(p.text);
   for (auto& n : p.notes) CORRAL_LOG(Info, kTag) << "reload: " << n;
   for (auto& c : *applied) CORRAL_LOG(Info, kTag) << "reload: " << c;
   // Answer once the new generations are ready; never later than the longest boot_timeout.
@@ -803,6 +808,14 @@ ControlApi::Response Arbiter::on_control(const ControlApi::Request& r) {
   if (r.path == "/drain" || r.path == "/undrain") {
     if (r.method != "POST") return {405, R"({"error":"use POST"})"};
     return on_drain_request(r.path == "/drain");
+  }
+  if (r.path == "/upgrade") {
+    if (r.method != "POST") return {405, R"({"error":"use POST"})"};
+    if (auto why = upgrade_refusal(); !why.empty()) return {409, json_error("upgrade refused: " + why)};
+    CORRAL_LOG(Info, kTag) << "upgrade requested over the control API";
+    // After this handler returns: the connection is then a deferred one, handed over.
+    loop_.post([this, id = r.id] { begin_upgrade(id); });
+    return {0, {}};  // answered by the new image, or by refuse_upgrade()
   }
   if (r.path == "/reload") {
     if (r.method != "POST") return {405, R"({"error":"use POST"})"};

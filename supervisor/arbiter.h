@@ -33,6 +33,10 @@
 // crash). For a moment two or three proxies live: the pool goes to all of them, a worker is
 // stopped as drained only once every one of them says so.
 //
+// Upgrade in place (arbiter_upgrade.cc): POST /upgrade and SIGUSR2 re-execute the binary the
+// supervisor was started from with the same pid, after a dry run of it, handing over the
+// whole state (upgrade_state.h); workers and the proxy keep running.
+//
 // Upkeep, every second (arbiter_upkeep.cc): max_rss; runtime_dir, control.sock and temp_dir
 // still there (removed: made and bound again, logged once; what cannot be, once a minute); every worker's socket
 // (AppPool::check_sockets); leftovers of workers (Strays: the supervisor is their
@@ -61,6 +65,7 @@
 #include "supervisor/overrides.h"
 #include "supervisor/proxy_process.h"
 #include "supervisor/reload_plan.h"
+#include "supervisor/upgrade_state.h"
 #include "workers/launcher.h"
 
 namespace corral::supervisor {
@@ -69,6 +74,8 @@ class Arbiter {
  public:
   struct Options {
     std::string proxy_binary;  ///< empty = ProxyProcess::default_binary()
+    std::string config_text;   ///< the config file's text as loaded (what an upgrade hands over)
+    std::string binary;        ///< the executable the supervisor was started from; empty = no upgrades
   };
 
   /// loop, launcher and clock must outlive the arbiter.
@@ -80,6 +87,9 @@ class Arbiter {
   [[nodiscard]] Result<void> start();
   /// Runs the loop until the supervisor has stopped. Returns the process exit code.
   int run();
+  /// Instead of start() in a new image after an upgrade in place: takes over the sockets,
+  /// workers, proxy and timers of the previous image (the config was made from its text).
+  [[nodiscard]] Result<void> resume(UpgradeState state);
 
   /// GET /status body.
   nlohmann::json status() const;
@@ -120,6 +130,26 @@ class Arbiter {
   void handle_chld();
   void handle_ttin();
   void handle_ttou();
+  void handle_usr2();
+
+  // Upgrade in place (arbiter_upgrade.cc).
+  struct Upgrade;
+  /// Why an upgrade cannot start now ("" when it can): a stop or a reload in progress.
+  std::string upgrade_refusal() const;
+  /// Starts an upgrade (the dry run of the binary); `waiter`: a POST /upgrade to answer.
+  void begin_upgrade(std::optional<uint64_t> waiter);
+  /// The dry run ended with `wait_status`: exec the binary, or refuse.
+  void on_upgrade_checked(int wait_status);
+  /// Hands the state over and execs; returns only when that failed (then nothing changed).
+  void exec_upgrade();
+  /// The upgrade is off (logged); the running image goes on as it was.
+  void refuse_upgrade(const std::string& why, int status = 500);
+  /// The whole state for the next image (fds by number, still owned here).
+  UpgradeState upgrade_state();
+  /// True when `pid` is the upgrade's dry run (then it is handled).
+  bool on_upgrade_check_exit(pid_t pid, int wait_status);
+  /// The dry run's pid while it runs (a child of ours that is no stray); 0 otherwise.
+  pid_t upgrade_check_pid() const;
 
   /// A reload computed and not applied yet (arbiter_plan.cc).
   struct PlannedReload {
@@ -128,6 +158,7 @@ class Arbiter {
     std::vector<std::string> notes;  ///< values set at run time that it keeps
     ReloadPlan plan;                 ///< plan_reload(config_, next)
     std::string id;                  ///< make_plan_id(): generation, running config, candidate, plan
+    std::string text;                ///< the candidate's text as loaded (what an upgrade hands over)
   };
   /// Loads `path` as a reload would (load_config: also the programs and folders it names)
   /// and plans it against the running state. Changes nothing. The file's errors on failure.
@@ -335,6 +366,9 @@ class Arbiter {
   /// (never a sticky, shared one); otherwise one owned by someone else is refused.
   [[nodiscard]] Result<void> prepare_temp_dir(const std::string& dir);
   int exit_code_ = 0;
+  std::string config_text_;  // the text config_ was loaded from (before overrides_)
+  std::string binary_;       // what an upgrade executes
+  std::shared_ptr<Upgrade> upgrade_;  // an upgrade in progress (its dry run runs)
 };
 
 }  // namespace corral::supervisor

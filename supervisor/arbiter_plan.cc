@@ -19,15 +19,6 @@ constexpr size_t kRecentPlans = 16;
 
 std::string json_error(const std::string& message) { return nlohmann::json{{"error", message}}.dump(); }
 
-// The candidate's bytes for the plan id; empty when it cannot be read (load_config then
-// reports it).
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
 nlohmann::json diagnostics_json(const conf::Diagnostics& d) {
   nlohmann::json out = nlohmann::json::array();
   for (auto& item : d.items) out.push_back(item.to_string());
@@ -36,8 +27,8 @@ nlohmann::json diagnostics_json(const conf::Diagnostics& d) {
 }  // namespace
 
 tl::expected<Arbiter::PlannedReload, conf::Diagnostics> Arbiter::plan_candidate(const std::string& path) const {
-  const std::string text = read_bytes(path);
-  auto cfg = load_config(path);  // the file, plus the programs, folders and users it names
+  std::string text;
+  auto cfg = load_config(path, &text);  // the file (read once), plus the programs, folders and users it names
   if (!cfg) return tl::unexpected(std::move(cfg.error()));
   PlannedReload p;
   // Values set at run time (scale, tune) stay unless the file changed that same key (kept
@@ -58,6 +49,7 @@ tl::expected<Arbiter::PlannedReload, conf::Diagnostics> Arbiter::plan_candidate(
     }
   }
   p.next = std::move(*cfg);
+  p.text = std::move(text);
   return p;
 }
 

@@ -103,6 +103,7 @@ std::vector<Arbiter::LeftoverNote> Arbiter::sweep_strays(const std::vector<Worke
   if (swap_ && swap_->candidate && swap_->candidate->pid() > 0) known.push_back(swap_->candidate->pid());
   for (auto& o : outgoing_)
     if (o->pid() > 0) known.push_back(o->pid());
+  if (pid_t check = upgrade_check_pid(); check > 0) known.push_back(check);
   std::vector<WorkerRef> running;
   for (auto& p : pools_) p->append_running(running);
   for (auto& p : retired_pools_) p->append_running(running);

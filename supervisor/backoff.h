@@ -40,6 +40,13 @@ class Backoff {
   /// Consecutive quick deaths so far.
   int failures() const { return failures_; }
   void reset() { failures_ = 0; }
+  /// When the current (or last) process started.
+  TimePoint started() const { return started_; }
+  /// Takes over the state of a previous supervisor image (upgrade in place).
+  void restore(TimePoint started, int failures) {
+    started_ = started;
+    failures_ = failures;
+  }
 
  private:
   const Clock& clock_;

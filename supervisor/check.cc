@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "common/base/strings.h"
 #include "supervisor/app_pool.h"
@@ -204,8 +206,19 @@ std::vector<conf::KeyProblem> check_host(const conf::Config& c) {
   return out;
 }
 
-tl::expected<conf::Config, conf::Diagnostics> load_config(const std::string& path) {
-  return conf::load_file(path, check_host);
+tl::expected<conf::Config, conf::Diagnostics> load_config(const std::string& path, std::string* text) {
+  if (!text) return conf::load_file(path, check_host);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int err = errno;
+    conf::Diagnostics diags;
+    diags.add(conf::Diagnostic{path, 0, 0, "", std::string("cannot read the config file: ") + std::strerror(err), ""});
+    return tl::unexpected(std::move(diags));
+  }
+  std::ostringstream os;
+  os << in.rdbuf();
+  *text = os.str();
+  return conf::load_string(*text, path, check_host);
 }
 
 int check_config(const std::string& path) {

@@ -20,7 +20,10 @@ namespace corral::supervisor {
 /// conf::load_file plus check_host(): what the supervisor calls to start, to reload (HUP,
 /// corralctl reload) and for --check. Diagnostics name file, line and key for both kinds
 /// of problem ("corral.toml:9:1: app.shop.command: /opt/shop/server does not exist").
-[[nodiscard]] tl::expected<conf::Config, conf::Diagnostics> load_config(const std::string& path);
+/// `text` (when given) receives the file's text as it was read: what an upgrade in place
+/// hands to the next image, which never re-reads the file.
+[[nodiscard]] tl::expected<conf::Config, conf::Diagnostics> load_config(const std::string& path,
+                                                                      std::string* text = nullptr);
 
 /// What a worker of each app would fail on at exec time, checked now:
 ///   - command[0] is an executable regular file; without a '/', it is looked up in the PATH

@@ -72,6 +72,11 @@ ChildOutput::~ChildOutput() {
   splitter_.flush();
 }
 
+void ChildOutput::flush() {
+  drain();
+  splitter_.flush();
+}
+
 bool ChildOutput::drain() {
   if (!fd_) return false;
   char buf[16384];

@@ -53,6 +53,11 @@ class ChildOutput {
 
   /// Reads everything available now; returns false once EOF was seen (or the fd is gone).
   bool drain();
+  /// Logs what the pipe holds now, including a last partial line, and keeps reading. For
+  /// handing the pipe to a new supervisor image (upgrade in place) with nothing half-read.
+  void flush();
+  /// The pipe (still owned here); -1 once gone.
+  int fd() const { return fd_.get(); }
 
  private:
   UniqueFd fd_;

@@ -112,6 +112,38 @@ void ControlApi::close() {
   }
 }
 
+void ControlApi::adopt(const std::string& path, UniqueFd fd, dev_t dev, ino_t ino) {
+  accept_watch_.reset();
+  path_ = path;
+  listen_fd_ = std::move(fd);
+  path_dev_ = dev;
+  path_ino_ = ino;
+  (void)net::set_nonblocking(listen_fd_.get(), true);
+  accept_watch_ = std::make_unique<ev::FdWatch>(loop_, listen_fd_.get(), [this](bool, bool) { on_accept(); });
+  accept_watch_->set(true, false);
+}
+
+int ControlApi::deferred_fd(uint64_t id) const {
+  for (auto& c : connections_)
+    if (c->id == id && c->responding && c->out.empty()) return c->fd.get();
+  return -1;
+}
+
+uint64_t ControlApi::adopt_deferred(UniqueFd fd) {
+  auto c = std::make_unique<Connection>();
+  Connection* raw = c.get();
+  c->fd = std::move(fd);
+  (void)net::set_nonblocking(c->fd.get(), true);
+  c->watch = std::make_unique<ev::FdWatch>(loop_, c->fd.get(), [this, raw](bool r, bool w) { on_io(*raw, r, w); });
+  c->timeout = std::make_unique<ev::Timer>(loop_, [this, raw] { drop(*raw); });
+  c->responding = true;  // the request was read by the previous image: only the answer is left
+  c->head_done = true;
+  c->id = next_id_++;
+  c->timeout->arm(kDeferredTimeout);
+  connections_.push_back(std::move(c));
+  return raw->id;
+}
+
 void ControlApi::on_accept() {
   for (;;) {
     UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));

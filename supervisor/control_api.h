@@ -51,6 +51,19 @@ class ControlApi {
   /// connections are kept. Fails, leaving it alone, when another file took the path.
   [[nodiscard]] Result<void> rebind();
 
+  // Upgrade in place: what a new supervisor image takes over.
+  int listen_fd() const { return listen_fd_.get(); }
+  const std::string& path() const { return path_; }
+  dev_t path_dev() const { return path_dev_; }
+  ino_t path_ino() const { return path_ino_; }
+  /// Takes over the listening socket a previous image bound at `path` (its file: dev, ino).
+  void adopt(const std::string& path, UniqueFd fd, dev_t dev, ino_t ino);
+  /// The socket of a deferred request whose client still waits; -1 when there is none.
+  int deferred_fd(uint64_t id) const;
+  /// Takes over a connection whose request a previous image deferred (its answer is due);
+  /// returns the id for reply().
+  uint64_t adopt_deferred(UniqueFd fd);
+
  private:
   struct Connection;
   void on_accept();

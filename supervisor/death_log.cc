@@ -52,6 +52,52 @@ nlohmann::json DeathLog::json() const {
   return out;
 }
 
+nlohmann::json DeathLog::state() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& e : records_) out.push_back(to_json(e.record));
+  return out;
+}
+
+void DeathLog::restore(const nlohmann::json& records) {
+  records_.clear();
+  if (!records.is_array()) return;
+  for (const auto& j : records) {
+    if (!j.is_object()) continue;
+    DeathRecord r;
+    r.time_ms = j.value("time_ms", int64_t{0});
+    r.worker = j.value("worker", 0);
+    r.pid = j.value("pid", 0);
+    r.generation = j.value("generation", uint64_t{0});
+    r.incarnation = j.value("incarnation", uint64_t{0});
+    r.reason = j.value("reason", "");
+    r.exit = j.value("exit", "");
+    r.expected = j.value("expected", false);
+    r.uptime_seconds = j.value("uptime_seconds", 0.0);
+    r.requests = j.value("requests", uint64_t{0});
+    r.in_flight = j.value("in_flight", uint64_t{0});
+    if (auto it = j.find("in_flight_requests"); it != j.end() && it->is_array()) {
+      std::vector<control::SlotRequestInfo> serving;
+      for (const auto& q : *it) {
+        if (!q.is_object()) continue;
+        control::SlotRequestInfo i;
+        i.id = q.value("id", "");
+        i.trace_id = q.value("trace_id", "");
+        i.method = q.value("method", "");
+        i.path = q.value("path", "");
+        i.elapsed_ms = q.value("elapsed_ms", uint64_t{0});
+        i.state = q.value("state", "");
+        serving.push_back(std::move(i));
+      }
+      r.serving = std::move(serving);
+    }
+    r.serving_omitted = j.value("in_flight_requests_omitted", uint64_t{0});
+    r.line = j.value("line", "");
+    r.leftovers = j.value("leftovers", "");
+    records_.push_back({next_id_++, std::move(r)});
+  }
+  while (records_.size() > kCapacity) records_.pop_front();
+}
+
 nlohmann::json to_json(const DeathRecord& r) {
   nlohmann::json serving = nullptr;
   if (r.serving) {

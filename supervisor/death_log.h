@@ -61,6 +61,11 @@ class DeathLog {
 
   /// Newest first.
   nlohmann::json json() const;
+  /// The records (oldest first, as to_json() gives them) for a new supervisor image, and
+  /// back (upgrade in place). restore() replaces what is there; records it cannot read
+  /// are skipped.
+  nlohmann::json state() const;
+  void restore(const nlohmann::json& records);
   size_t size() const { return records_.size(); }
 
  private:

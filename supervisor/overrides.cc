@@ -156,4 +156,33 @@ nlohmann::json RuntimeOverrides::describe(const std::string& app) const {
   return out;
 }
 
+nlohmann::json RuntimeOverrides::state() const {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [app, k] : apps_) {
+    nlohmann::json e{{"file_workers", k.file_workers}, {"file_concurrency", k.file_concurrency},
+                     {"file_worker_class", k.file_worker_class}};
+    if (k.workers) e["workers"] = *k.workers;
+    if (k.concurrency) e["concurrency"] = *k.concurrency;
+    if (k.worker_class) e["worker_class"] = *k.worker_class;
+    out[app] = std::move(e);
+  }
+  return out;
+}
+
+void RuntimeOverrides::restore(const nlohmann::json& j) {
+  apps_.clear();
+  if (!j.is_object()) return;
+  for (const auto& [app, e] : j.items()) {
+    if (!e.is_object()) continue;
+    Kept k;
+    if (e.contains("workers") && e["workers"].is_number_integer()) k.workers = e["workers"].get<int>();
+    if (e.contains("concurrency") && e["concurrency"].is_number_integer()) k.concurrency = e["concurrency"].get<int>();
+    if (e.contains("worker_class") && e["worker_class"].is_string()) k.worker_class = e["worker_class"].get<std::string>();
+    k.file_workers = e.value("file_workers", 0);
+    k.file_concurrency = e.value("file_concurrency", 0);
+    k.file_worker_class = e.value("file_worker_class", "");
+    if (k.workers || k.concurrency || k.worker_class) apps_[app] = std::move(k);
+  }
+}
+
 }  // namespace corral::supervisor

@@ -50,6 +50,11 @@ class RuntimeOverrides {
   /// {"workers": 4, "concurrency": 16, "worker_class": "gthread"}: the keys of `app` that
   /// differ from the file now; an empty object when none.
   nlohmann::json describe(const std::string& app) const;
+  /// Every kept value with the file's value it replaced, for a new supervisor image
+  /// (upgrade in place), and back. restore() replaces what is kept; unreadable entries are
+  /// skipped.
+  nlohmann::json state() const;
+  void restore(const nlohmann::json& j);
 
  private:
   struct Kept {

@@ -92,6 +92,13 @@ Result<void> ProxyProcess::start() {
   silence_warned_ = false;
   unresponsive_.clear();
   heartbeat_timer_.arm(kHeartbeatCheck);
+  open_channel(std::move(ours));
+  CORRAL_LOG(Info, kTag) << "started " << binary_ << " pid " << pid_;
+  if (hooks_.on_spawned) hooks_.on_spawned();
+  return {};
+}
+
+void ProxyProcess::open_channel(UniqueFd ours) {
   channel_ = std::make_unique<control::Channel>(
       loop_, std::move(ours), [this](control::Message&& m, std::vector<UniqueFd>&& fds) { on_message(std::move(m), std::move(fds)); },
       [this](const Error& e) {
@@ -100,9 +107,35 @@ Result<void> ProxyProcess::start() {
           CORRAL_LOG(Warn, kTag) << "control channel closed: " << e.message();
         }
       });
-  CORRAL_LOG(Info, kTag) << "started " << binary_ << " pid " << pid_;
-  if (hooks_.on_spawned) hooks_.on_spawned();
-  return {};
+}
+
+ProxyState ProxyProcess::handover() const {
+  ProxyState st;
+  st.pid = pid_;
+  st.channel_fd = channel_ && !channel_->closed() ? channel_->fd() : -1;
+  st.ready = ready_;
+  st.starts = starts_;
+  st.restarts = restarts_;
+  st.last_exit = last_exit_;
+  st.backoff_started_ns = to_ns(backoff_.started());
+  st.backoff_failures = backoff_.failures();
+  return st;
+}
+
+void ProxyProcess::adopt(const ProxyState& st, UniqueFd channel) {
+  pid_ = st.pid;
+  ready_ = st.ready;
+  starts_ = st.starts;
+  restarts_ = st.restarts;
+  last_exit_ = st.last_exit;
+  backoff_.restore(from_ns(st.backoff_started_ns), st.backoff_failures);
+  kill_sent_ = false;
+  heard_at_ = std::chrono::steady_clock::now();
+  checked_at_ = {};
+  silence_warned_ = false;
+  unresponsive_.clear();
+  heartbeat_timer_.arm(kHeartbeatCheck);
+  open_channel(std::move(channel));
 }
 
 bool ProxyProcess::send(const control::Message& m, const std::vector<int>& fds) {

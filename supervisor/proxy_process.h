@@ -22,6 +22,7 @@
 #include "common/control/channel.h"
 #include "common/ev/loop.h"
 #include "supervisor/backoff.h"
+#include "supervisor/upgrade_state.h"
 #include "workers/launcher.h"
 
 namespace corral::supervisor {
@@ -100,8 +101,16 @@ class ProxyProcess {
   /// {"pid":..,"restarts":..,"ready":..,"silent_ms":..,"last_exit":{...}|null}
   nlohmann::json status() const;
 
+  /// What a new supervisor image needs to take this proxy over (upgrade in place): its pid
+  /// and the number of our end of the channel (still owned here).
+  ProxyState handover() const;
+  /// Takes over the proxy a previous image ran (st.pid > 0): `channel` is our end of its
+  /// control channel. Nothing is resent; the caller sends what may have changed.
+  void adopt(const ProxyState& st, UniqueFd channel);
+
  private:
   void on_message(control::Message&& m, std::vector<UniqueFd>&& fds);
+  void open_channel(UniqueFd ours);
   void schedule_restart();
   /// Every second while a proxy runs: warns once when it went silent, kills it at timeout_.
   void check_heartbeat();

@@ -51,6 +51,11 @@ class Strays {
                            const std::vector<WorkerRef>& exited);
   /// Children left alone: there at start(), or no worker can have made them.
   size_t ignored() const { return ignored_.size(); }
+  /// The children left alone (pid → start time in clock ticks), for a new supervisor image
+  /// (upgrade in place): it calls restore_ignored() instead of start(), so the workers it
+  /// adopts are not taken for inherited children.
+  const std::map<pid_t, unsigned long long>& ignored_children() const { return ignored_; }
+  void restore_ignored(std::map<pid_t, unsigned long long> ignored) { ignored_ = std::move(ignored); }
 
  private:
   struct Stray {

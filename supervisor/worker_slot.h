@@ -29,6 +29,7 @@
 #include "common/base/unique_fd.h"
 #include "conf/config.h"
 #include "supervisor/backoff.h"
+#include "supervisor/file_identity.h"
 
 namespace corral::ev {
 class Timer;
@@ -63,6 +64,9 @@ class WorkerSlot {
 
   /// Applies e. Returns false (and changes nothing) when the move is illegal.
   bool transition(Event e);
+  /// Puts the worker in `s` without a transition: only for a worker adopted from the
+  /// previous supervisor image (upgrade in place), whose state was legal there.
+  void restore_state(State s) { state_ = s; }
   State state() const { return state_; }
 
   const std::string& app() const { return config_->name; }
@@ -103,6 +107,9 @@ class WorkerSlot {
   dev_t path_dev = 0;          ///< and its device
   int waiting_checks = 0;      ///< periodic checks in a row that saw connections waiting in listen_fd's backlog
   Backoff backoff;
+  /// When the armed restart, drain and kill timers fire (handed to a new image on upgrade).
+  std::chrono::steady_clock::time_point restart_at{}, drain_deadline{}, kill_at{};
+  FileIdentity binary;         ///< corral-worker's file when this process started (cgi, wsgi); unknown otherwise
   std::unique_ptr<ChildOutput> out, err;  ///< capture of the current process's stdout/stderr
   std::unique_ptr<ReadinessProbe> probe;
   std::unique_ptr<ev::Timer> restart_timer, kill_timer, boot_timer, drain_timer, poll_timer;

@@ -29,6 +29,8 @@ class Channel {
   /// the queue never grows without bound; the owner decides what a stuck peer means).
   bool send(const Message& m, const std::vector<int>& fds = {});
   bool closed() const { return !fd_; }
+  /// The socket (still owned here); -1 once closed. For handing it to a new supervisor image.
+  int fd() const { return fd_.get(); }
   /// Bytes queued because the socket did not take them (the peer is not reading).
   size_t queued_bytes() const { return queued_bytes_; }
   /// Messages queued, not yet written.

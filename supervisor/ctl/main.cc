@@ -6,6 +6,7 @@
 //   corralctl [--socket PATH | -c CONFIG] stop
 //   corralctl [--socket PATH | -c CONFIG] drain | undrain
 //   corralctl [--socket PATH | -c CONFIG] restart-proxy [--json]
+//   corralctl [--socket PATH | -c CONFIG] upgrade [--json]
 //   corralctl [--socket PATH | -c CONFIG] advise [APP] [--window 60s] [--json] [--apply [--yes]]
 //   corralctl check CONFIG
 //   corralctl --version
@@ -38,6 +39,7 @@ int usage() {
              "       corralctl [--socket PATH | -c CONFIG] stop\n"
              "       corralctl [--socket PATH | -c CONFIG] drain | undrain\n"
              "       corralctl [--socket PATH | -c CONFIG] restart-proxy [--json]\n"
+             "       corralctl [--socket PATH | -c CONFIG] upgrade [--json]\n"
              "       corralctl [--socket PATH | -c CONFIG] advise [APP] [--window 60s] [--json] [--apply [--yes]]\n"
              "       corralctl check CONFIG\n"
              "       corralctl --version\n"
@@ -55,7 +57,10 @@ int usage() {
              "plan shows what a reload to CONFIG (default: the running config's file) would do, one change a\n"
              "line, and exits 0 (nothing), 1 (invalid config, or no plan), 3 (a reload applies it) or 4 (needs a\n"
              "restart, or refused). reload --plan-id ID applies that plan only if nothing changed since (else\n"
-             "exit 4, nothing done).\n", stderr);
+             "exit 4, nothing done).\n"
+
+             "upgrade (like SIGUSR2) re-executes the supervisor's binary in place (same pid) once a dry run\n"
+             "of it passed; workers, proxy and connections keep running. It answers once done or refused.\n", stderr);
   return 2;
 }
 
@@ -209,7 +214,7 @@ int main(int argc, char** argv) {
     } else if (a == "--json") as_json = true;
     else if (a == "check" && command.empty()) return i + 1 < argc ? corral::supervisor::check_config(argv[i + 1]) : usage();
     else if ((a == "status" || a == "stop" || a == "reload" || a == "scale" || a == "advise" || a == "drain" ||
-              a == "undrain" || a == "restart-proxy" || a == "plan") &&
+              a == "undrain" || a == "restart-proxy" || a == "plan" || a == "upgrade") &&
              command.empty())
       command = a;
     else if (!command.empty()) args.push_back(a);
@@ -277,6 +282,12 @@ int main(int argc, char** argv) {
   if (command == "scale") {
     std::printf("%s: %d -> %d workers\n", s.value("app", "").c_str(), s.value("before", 0), s.value("workers", 0));
     return 0;
+  }
+  if (command == "upgrade") {
+    std::printf("upgraded in place: %s -> %s (pid %d; proxy pid %d kept", s.value("from", "?").c_str(),
+                s.value("to", "?").c_str(), s.value("pid", 0), s.value("proxy_pid", 0));
+    if (int rolled = s.value("rolled_workers", 0); rolled > 0) std::printf("; %d corral-worker process(es) rolled", rolled);
+    return std::puts(")") < 0;
   }
   if (command == "reload") {
     const bool settled = s.value("settled", false);

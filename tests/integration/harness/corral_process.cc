@@ -39,7 +39,7 @@ bool CorralProcess::start(std::chrono::milliseconds ready_timeout, std::string* 
   }
 
   std::vector<std::string> argv = launcher_;
-  argv.insert(argv.end(), {bin_path("corral-supervisor"), "-c", config_path_});
+  argv.insert(argv.end(), {binary_.empty() ? bin_path("corral-supervisor") : binary_, "-c", config_path_});
   pid_ = spawn_logged(argv, log_path_, {"NOTIFY_SOCKET=" + notify_path_}, error);
   if (pid_ < 0) return false;
   seen_.insert(pid_);

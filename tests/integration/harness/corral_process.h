@@ -33,6 +33,9 @@ class CorralProcess {
   /// Spawns the supervisor and waits for READY=1. On failure returns false and fills
   /// `error` (including whether the supervisor exited early and how).
   [[nodiscard]] bool start(std::chrono::milliseconds ready_timeout, std::string* error);
+  /// The supervisor executable start() runs (default: the built one). A test that replaces
+  /// it on disk (an upgrade in place) runs a copy.
+  void set_binary(std::string path) { binary_ = std::move(path); }
 
   pid_t pid() const { return pid_; }
   /// True while the supervisor has not exited (reaps it when it has).
@@ -71,6 +74,7 @@ class CorralProcess {
   const TempRuntime& rt_;
   std::string config_path_;
   std::vector<std::string> launcher_;
+  std::string binary_;
   std::string log_path_;
   std::string notify_path_;
   int notify_fd_ = -1;

@@ -9,6 +9,7 @@ void IntegrationTest::start() {
   std::string cfg = rt_.write_file("corral.toml", config_.render());
   ASSERT_FALSE(cfg.empty());
   corral_ = std::make_unique<CorralProcess>(rt_, cfg);
+  if (!supervisor_binary_.empty()) corral_->set_binary(supervisor_binary_);
   std::string error;
   ASSERT_TRUE(corral_->start(std::chrono::seconds(15), &error)) << error;
   nlohmann::json st = corral_->status(&error);

@@ -65,6 +65,8 @@ class IntegrationTest : public ::testing::Test {
   ConfigBuilder config_;
   std::unique_ptr<CorralProcess> corral_;
   std::vector<std::string> allowed_errors_;
+  /// The corral-supervisor start() runs; empty = the built one.
+  std::string supervisor_binary_;
   bool stopped_ = false;
 
  private:

@@ -1,0 +1,448 @@
+// Upgrade in place (corralctl upgrade, SIGUSR2): the supervisor re-executes its binary with
+// the same pid and takes over its whole state. Every test runs a private copy of the corral
+// binaries from its temp dir, so it can replace them on disk as a package upgrade does (a
+// new file renamed over the old one: a new inode, the running image's file deleted).
+//   - under load on four apps of every kind (http, fastcgi, cgi, wsgi) from HTTP/1.1
+//     keep-alive, HTTP/1.1 new-connection and HTTP/2 clients: no request fails, the pids of
+//     the supervisor, the proxy and the http/fastcgi workers stay, counters, death records
+//     and a `corralctl scale` carry over; a reload, a scale and a second upgrade work after;
+//   - a broken new binary: refused with its message, the old image serves on unchanged;
+//   - SIGUSR2 upgrades as corralctl upgrade does;
+//   - corral-worker replaced on disk: workers of an app with upgrade = "roll" are replaced
+//     make before break, those with "keep" are not;
+//   - a worker that dies around the upgrade is reaped, recorded and restarted.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/subprocess.h"
+
+namespace corral::itest {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+const std::string kApps = CORRAL_SOURCE_DIR "/tests/apps";
+
+// HTTP/1.1 load over some paths, each with the bodies it may answer: half the threads keep
+// their connection alive, half open one per request. Anything but 200 with an accepted body
+// is a failure (counted and kept for the message).
+class Load {
+ public:
+  Load(int port, std::map<std::string, std::set<std::string>> expect, int threads)
+      : port_(port), expect_(std::move(expect)) {
+    for (auto& [p, _] : expect_) paths_.push_back(p);
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { run(i, i % 2 == 0); });
+  }
+  ~Load() { stop(); }
+  void accept(const std::string& path, const std::string& body) {
+    std::lock_guard<std::mutex> g(mu_);
+    expect_[path].insert(body);
+  }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  int ok() const { return ok_; }
+  int failed() const { return failed_; }
+  std::string failures() {
+    std::lock_guard<std::mutex> g(mu_);
+    return failures_;
+  }
+
+ private:
+  bool accepted(const std::string& path, const std::string& body) {
+    std::lock_guard<std::mutex> g(mu_);
+    return expect_.at(path).count(body) > 0;
+  }
+  void run(int seed, bool keep_alive) {
+    std::unique_ptr<RawClient> c;
+    size_t sent = 0, next = static_cast<size_t>(seed);
+    while (!stop_) {
+      const std::string& path = paths_[next++ % paths_.size()];
+      const std::string req = "GET " + path + " HTTP/1.1\r\nHost: load\r\n" +
+                              (keep_alive ? std::string() : std::string("Connection: close\r\n")) + "\r\n";
+      std::string error;
+      if (!c) {
+        c = std::make_unique<RawClient>();
+        sent = 0;
+        if (!c->connect_tcp(port_)) error = "connect failed";
+      }
+      RawResponse got;
+      if (error.empty() && !c->send(req)) error = "send failed";
+      if (error.empty()) {
+        ++sent;
+        auto all = c->read_responses(sent, 10s);
+        if (all.size() < sent) error = c->closed() ? "closed without a response" : "timed out";
+        else got = all[sent - 1];
+      }
+      if (error.empty() && got.status != 200) error = "status " + std::to_string(got.status) + " " + got.body.substr(0, 80);
+      if (error.empty() && !accepted(path, got.body)) error = "unexpected body '" + got.body.substr(0, 80) + "'";
+      if (!error.empty()) {
+        ++failed_;
+        std::lock_guard<std::mutex> g(mu_);
+        if (failures_.size() < 4000) failures_ += " [" + path + ": " + error + "]";
+        c.reset();
+      } else {
+        ++ok_;
+        if (!keep_alive || got.header("Connection") == "close") c.reset();
+      }
+      std::this_thread::sleep_for(3ms);
+    }
+  }
+
+  int port_;
+  std::map<std::string, std::set<std::string>> expect_;
+  std::vector<std::string> paths_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> ok_{0}, failed_{0};
+  std::mutex mu_;
+  std::string failures_;
+  std::vector<std::thread> threads_;
+};
+
+// h2load (HTTP/2 prior knowledge) on a thread for `seconds`, paced.
+struct H2Load {
+  std::thread thread;
+  ProcessResult result;
+  void start(const std::string& url, int seconds) {
+    thread = std::thread([this, url, seconds] {
+      result = run_process({"h2load", "-D", std::to_string(seconds), "-c", "2", "-m", "2", "--rps", "25", url},
+                           std::chrono::seconds(seconds + 30));
+    });
+  }
+  // "N succeeded, F failed, E errored, T timeout": N, and F + E + T.
+  std::pair<long, long> finish() {
+    if (thread.joinable()) thread.join();
+    std::smatch m;
+    static const std::regex re(R"((\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout)");
+    if (!std::regex_search(result.out, m, re)) return {0, -1};
+    return {std::stol(m[1]), std::stol(m[2]) + std::stol(m[3]) + std::stol(m[4])};
+  }
+  ~H2Load() {
+    if (thread.joinable()) thread.join();
+  }
+};
+
+class UpgradeTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    bin_ = rt_.path() + "/bin";
+    fs::create_directories(bin_);
+    for (const char* name : {"corral-supervisor", "corral-proxy", "corral-worker"}) fs::copy_file(bin_path(name), bin_ + "/" + name);
+    for (auto& e : fs::directory_iterator(fs::path(bin_path("corral-worker")).parent_path()))
+      if (e.path().filename().string().rfind("_corral_wsgi", 0) == 0) fs::copy_file(e.path(), bin_ + "/" + e.path().filename().string());
+    supervisor_binary_ = bin_ + "/corral-supervisor";
+    config_.supervisor("log_level", quote("info")).proxy("access_log", quote("off"));
+  }
+
+  // As a package manager does: the new file next to it, renamed over it (a new inode; the
+  // running image's file is deleted). `from` is copied, or `script` written when not empty.
+  void replace(const std::string& name, const std::string& from, const std::string& script = "") {
+    const std::string tmp = bin_ + "/." + name + ".new";
+    if (script.empty()) {
+      fs::copy_file(from, tmp, fs::copy_options::overwrite_existing);
+    } else {
+      std::ofstream(tmp) << script;
+      ::chmod(tmp.c_str(), 0755);
+    }
+    ASSERT_EQ(::rename(tmp.c_str(), (bin_ + "/" + name).c_str()), 0) << std::strerror(errno);
+  }
+
+  void add_four_apps() {
+    config_.route("h", "/h/").route("f", "/f/").route("c", "/c/").route("w", "/w/");
+    auto& h = config_.app("h").workers(2);
+    h.env["WHOAMI"] = "h1";
+    auto& f = config_.app("f");
+    f.kind = "fastcgi";
+    f.command = {"/usr/bin/php-cgi"};
+    f.set("root", quote(kApps + "/php"));
+    f.env["WHOAMI"] = "f1";
+    f.env["PHP_FCGI_MAX_REQUESTS"] = "0";
+    auto& c = config_.app("c");
+    c.kind = "cgi";
+    c.command.clear();
+    c.set("root", quote(kApps + "/cgi")).concurrency(4);
+    c.env["WHOAMI"] = "c1";
+    auto& w = config_.app("w");
+    w.kind = "wsgi";
+    w.command.clear();
+    w.set("module", quote("whoami_app:app")).set("python_path", "[" + quote(kApps + "/wsgi_whoami") + "]");
+    w.env["WHOAMI"] = "w1";
+  }
+
+  static std::map<std::string, std::set<std::string>> four_paths() {
+    return {{"/h/whoami", {"h1"}}, {"/f/whoami.php", {"f1"}}, {"/c/whoami.sh", {"c1"}}, {"/w/whoami", {"w1"}}};
+  }
+
+  // corralctl upgrade: its exit code and output.
+  ProcessResult upgrade() { return ctl({"upgrade"}, 60s); }
+
+  nlohmann::json app_of(const nlohmann::json& st, const std::string& name) {
+    for (auto& a : st["apps"])
+      if (a.value("name", "") == name) return a;
+    return nullptr;
+  }
+
+  bool all_ready(const nlohmann::json& st) {
+    if (!st.is_object() || st.value("reloading", false)) return false;
+    for (auto& a : st["apps"]) {
+      if (a.value("removed", false) || static_cast<int>(a["workers"].size()) != a.value("desired", 0)) return false;
+      for (auto& w : a["workers"])
+        if (w.value("state", "") != "ready" || !w.value("retiring", "").empty()) return false;
+    }
+    return true;
+  }
+
+  std::string bin_;
+};
+
+TEST_F(UpgradeTest, UnderLoadNothingFailsAndTheStateCarriesOver) {
+  add_four_apps();
+  config_.proxy("admin", quote("127.0.0.1:0"));
+  ASSERT_NO_FATAL_FAILURE(start());
+  allowed_errors_ = {"reason=signal"};  // the worker killed below for a death record
+  const pid_t supervisor = corral_->pid();
+  ASSERT_TRUE(wait_status([&](const nlohmann::json& s) { return all_ready(s); }, 30s));
+
+  // Something to carry over: a runtime scale, a death record, request counters.
+  ProcessResult sc = ctl({"scale", "c", "2"});
+  ASSERT_EQ(sc.exit_code, 0) << sc.out << sc.err;
+  nlohmann::json st = corral_->status();
+  const pid_t killed = CorralProcess::worker_pids(st, "h").at(0);
+  ASSERT_EQ(::kill(killed, SIGKILL), 0);
+  ASSERT_TRUE(wait_status([&](const nlohmann::json& s) { return all_ready(s) && app_of(s, "h")["recent_deaths"].size() == 1; }, 30s));
+
+  Load load(port(), four_paths(), 6);
+  H2Load h2;
+  h2.start("http://127.0.0.1:" + std::to_string(port()) + "/w/whoami", 8);
+  std::this_thread::sleep_for(1500ms);
+  st = corral_->status();
+  const pid_t proxy = st["proxy"].value("pid", 0);
+  const auto h_pids = CorralProcess::worker_pids(st, "h");
+  const auto f_pids = CorralProcess::worker_pids(st, "f");
+  const uint64_t h_requests = app_of(st, "h")["totals"].value("requests", uint64_t{0});
+  ASSERT_GT(h_requests, 0u) << st.dump();
+
+  // The package replaced the binaries: the supervisor re-executes the new file.
+  ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", bin_path("corral-supervisor")));
+  ProcessResult up = upgrade();
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  EXPECT_NE(up.out.find("upgraded in place"), std::string::npos) << up.out;
+  EXPECT_EQ(log_lines_with("upgraded in place from").size(), 1u);
+
+  std::this_thread::sleep_for(1500ms);  // load after the upgrade
+  st = corral_->status();
+  EXPECT_EQ(st.value("pid", 0), supervisor);
+  EXPECT_EQ(corral_->pid(), supervisor);
+  EXPECT_EQ(st["proxy"].value("pid", 0), proxy) << "the proxy is not touched by the re-exec";
+  EXPECT_EQ(CorralProcess::worker_pids(st, "h"), h_pids);
+  EXPECT_EQ(CorralProcess::worker_pids(st, "f"), f_pids);
+  EXPECT_EQ(app_of(st, "c").value("desired", 0), 2) << "corralctl scale carries over";
+  EXPECT_EQ(app_of(st, "c")["tuned"].value("workers", 0), 2) << app_of(st, "c").dump();
+  ASSERT_EQ(app_of(st, "h")["recent_deaths"].size(), 1u) << app_of(st, "h").dump();
+  EXPECT_EQ(app_of(st, "h")["recent_deaths"][0].value("pid", 0), killed);
+  EXPECT_EQ(app_of(st, "h")["deaths"].value("signal", 0), 1);
+  EXPECT_GE(app_of(st, "h")["totals"].value("requests", uint64_t{0}), h_requests) << "counters carry over";
+  EXPECT_EQ(st.value("state", ""), "running");
+
+  // A reload and a scale after the upgrade.
+  config_.app("h").env["WHOAMI"] = "h2";
+  load.accept("/h/whoami", "h2");
+  ProcessResult rl = reload_config();
+  ASSERT_EQ(rl.exit_code, 0) << rl.out << rl.err;
+  sc = ctl({"scale", "f", "2"});
+  ASSERT_EQ(sc.exit_code, 0) << sc.out << sc.err;
+  ASSERT_TRUE(wait_status([&](const nlohmann::json& s) { return all_ready(s) && app_of(s, "f")["workers"].size() == 2; }, 30s));
+  EXPECT_EQ(http_get(port(), "/h/whoami").body, "h2");
+
+  // A second upgrade, from the image that a first one started.
+  ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", bin_path("corral-supervisor")));
+  up = upgrade();
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  EXPECT_EQ(log_lines_with("upgraded in place from").size(), 2u);
+  std::this_thread::sleep_for(1000ms);
+  st = corral_->status();
+  EXPECT_EQ(st.value("pid", 0), supervisor);
+  EXPECT_EQ(app_of(st, "c").value("desired", 0), 2);
+  EXPECT_EQ(app_of(st, "f").value("desired", 0), 2);
+  EXPECT_EQ(st.value("config_generation", 0), 2);
+
+  load.stop();
+  auto [h2_ok, h2_failed] = h2.finish();
+  std::printf("upgrade under load: %d HTTP/1.1 requests ok, %d failed; HTTP/2: %ld ok, %ld failed\n", load.ok(),
+              load.failed(), h2_ok, h2_failed);
+  EXPECT_EQ(load.failed(), 0) << load.failures();
+  EXPECT_GT(load.ok(), 100);
+  EXPECT_EQ(h2_failed, 0) << h2.result.out << h2.result.err;
+  EXPECT_GT(h2_ok, 50) << h2.result.out;
+  stop_and_expect_clean();
+}
+
+TEST_F(UpgradeTest, BrokenBinaryIsRefusedAndTheOldImageServesOn) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  allowed_errors_ = {"upgrade refused"};
+  const nlohmann::json before = corral_->status();
+  const auto pids = CorralProcess::worker_pids(before, "demo");
+  Load load(port(), {{"/whoami", {""}}}, 2);
+
+  ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", "", "#!/bin/sh\necho 'this build is broken' >&2\nexit 1\n"));
+  ProcessResult up = upgrade();
+  EXPECT_NE(up.exit_code, 0);
+  EXPECT_NE(up.err.find("upgrade refused"), std::string::npos) << up.err;
+  EXPECT_NE(up.err.find("this build is broken"), std::string::npos) << up.err;
+  EXPECT_NE(up.err.find("dry run"), std::string::npos) << up.err;
+
+  // Not executable at all: refused as well.
+  ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", "", "not a program"));
+  ::chmod((bin_ + "/corral-supervisor").c_str(), 0644);
+  up = upgrade();
+  EXPECT_NE(up.exit_code, 0);
+  EXPECT_NE(up.err.find("upgrade refused"), std::string::npos) << up.err;
+
+  nlohmann::json after = corral_->status();
+  EXPECT_EQ(after.value("pid", 0), before.value("pid", 0));
+  EXPECT_EQ(after["proxy"].value("pid", 0), before["proxy"].value("pid", 0));
+  EXPECT_EQ(CorralProcess::worker_pids(after, "demo"), pids);
+  EXPECT_EQ(after.value("state", ""), "running");
+  EXPECT_EQ(http_get(port(), "/whoami").status, 200);
+  EXPECT_TRUE(log_lines_with("upgraded in place").empty());
+
+  // The real binary back: the upgrade goes through.
+  ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", bin_path("corral-supervisor")));
+  up = upgrade();
+  EXPECT_EQ(up.exit_code, 0) << up.out << up.err;
+  load.stop();
+  EXPECT_EQ(load.failed(), 0) << load.failures();
+  stop_and_expect_clean();
+}
+
+TEST_F(UpgradeTest, Sigusr2UpgradesLikeCorralctl) {
+  add_four_apps();
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_TRUE(wait_status([&](const nlohmann::json& s) { return all_ready(s); }, 30s));
+  const nlohmann::json before = corral_->status();
+  Load load(port(), four_paths(), 4);
+  std::this_thread::sleep_for(500ms);
+  ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", bin_path("corral-supervisor")));
+  corral_->signal(SIGUSR2);
+  bool upgraded = false;
+  for (auto until = std::chrono::steady_clock::now() + 20s; !upgraded && std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(50ms);
+    upgraded = !log_lines_with("upgraded in place from").empty();
+  }
+  ASSERT_TRUE(upgraded);
+  std::this_thread::sleep_for(1000ms);
+  const nlohmann::json after = corral_->status();
+  EXPECT_EQ(after.value("pid", 0), before.value("pid", 0));
+  EXPECT_EQ(after["proxy"].value("pid", 0), before["proxy"].value("pid", 0));
+  EXPECT_EQ(CorralProcess::worker_pids(after, "h"), CorralProcess::worker_pids(before, "h"));
+  EXPECT_EQ(CorralProcess::worker_pids(after, "f"), CorralProcess::worker_pids(before, "f"));
+  load.stop();
+  std::printf("SIGUSR2 upgrade under load: %d requests ok, %d failed\n", load.ok(), load.failed());
+  EXPECT_EQ(load.failed(), 0) << load.failures();
+  stop_and_expect_clean();
+}
+
+TEST_F(UpgradeTest, CorralWorkerRolledWhenReplacedAndAllowed) {
+  config_.route("c", "/c/").route("w", "/w/");
+  auto& c = config_.app("c");
+  c.kind = "cgi";
+  c.command.clear();
+  c.set("root", quote(kApps + "/cgi")).workers(2);
+  c.env["WHOAMI"] = "c1";
+  auto& w = config_.app("w");
+  w.kind = "wsgi";
+  w.command.clear();
+  w.set("module", quote("whoami_app:app")).set("python_path", "[" + quote(kApps + "/wsgi_whoami") + "]");
+  w.set("upgrade", quote("keep"));
+  w.env["WHOAMI"] = "w1";
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_TRUE(wait_status([&](const nlohmann::json& s) { return all_ready(s); }, 30s));
+  const nlohmann::json before = corral_->status();
+  const auto c_pids = CorralProcess::worker_pids(before, "c");
+  const auto w_pids = CorralProcess::worker_pids(before, "w");
+  Load load(port(), {{"/c/whoami.sh", {"c1"}}, {"/w/whoami", {"w1"}}}, 4);
+
+  // Upgrade with corral-worker unchanged: nothing rolls.
+  ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", bin_path("corral-supervisor")));
+  ProcessResult up = upgrade();
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(CorralProcess::worker_pids(corral_->status(), "c"), c_pids);
+
+  // corral-worker replaced too: the cgi app (upgrade = "roll", the default) gets new
+  // workers make before break, the wsgi app (upgrade = "keep") keeps its own.
+  ASSERT_NO_FATAL_FAILURE(replace("corral-worker", bin_path("corral-worker")));
+  up = upgrade();
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  EXPECT_NE(up.out.find("2 corral-worker process(es) rolled"), std::string::npos) << up.out;
+  nlohmann::json after;
+  ASSERT_TRUE(wait_status([&](const nlohmann::json& s) {
+    after = s;
+    if (!all_ready(s)) return false;
+    for (pid_t p : CorralProcess::worker_pids(s, "c"))
+      if (std::find(c_pids.begin(), c_pids.end(), p) != c_pids.end()) return false;
+    return true;
+  }, 30s)) << after.dump();
+  EXPECT_EQ(CorralProcess::worker_pids(after, "w"), w_pids);
+  int rolled = 0;
+  const nlohmann::json c_deaths = app_of(after, "c")["recent_deaths"];
+  for (auto& d : c_deaths) rolled += d.value("reason", "") == "upgrade";
+  EXPECT_EQ(rolled, 2) << app_of(after, "c").dump();
+  load.stop();
+  EXPECT_EQ(load.failed(), 0) << load.failures();
+  EXPECT_GT(load.ok(), 20);
+  stop_and_expect_clean();
+}
+
+TEST_F(UpgradeTest, WorkerDyingAroundTheUpgradeIsRecordedAndRestarted) {
+  config_.app("demo").workers(2);
+  ASSERT_NO_FATAL_FAILURE(start());
+  allowed_errors_ = {"reason=signal"};
+  nlohmann::json st = corral_->status();
+  const pid_t victim = CorralProcess::worker_pids(st, "demo").at(0);
+  ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", bin_path("corral-supervisor")));
+  // The kill lands while the old image hands over (right after it logged the execve), so
+  // the new one reaps it.
+  std::thread killer([&] {
+    for (auto until = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < until;) {
+      if (!log_lines_with("upgrade: executing").empty()) break;
+      std::this_thread::sleep_for(1ms);
+    }
+    ::kill(victim, SIGKILL);
+  });
+  ProcessResult up = upgrade();
+  killer.join();
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  nlohmann::json after;
+  ASSERT_TRUE(wait_status([&](const nlohmann::json& s) {
+    after = s;
+    auto pids = CorralProcess::worker_pids(s, "demo");
+    return all_ready(s) && pids.size() == 2 && std::find(pids.begin(), pids.end(), victim) == pids.end();
+  }, 20s)) << after.dump();
+  auto deaths = app_of(after, "demo")["recent_deaths"];
+  ASSERT_EQ(deaths.size(), 1u) << deaths.dump();
+  EXPECT_EQ(deaths[0].value("pid", 0), victim);
+  EXPECT_EQ(deaths[0].value("reason", ""), "signal");
+  EXPECT_EQ(http_get(port(), "/whoami").status, 200);
+  stop_and_expect_clean();
+}
+
+}  // namespace
+}  // namespace corral::itest
