@@ -35,7 +35,8 @@
 //
 // Upgrade in place (arbiter_upgrade.cc): POST /upgrade and SIGUSR2 re-execute the binary the
 // supervisor was started from with the same pid, after a dry run of it, handing over the
-// whole state (upgrade_state.h); workers and the proxy keep running.
+// whole state (upgrade_state.h); workers and the proxy keep running, then the proxy is
+// replaced make-before-break (replace_proxy()).
 //
 // Upkeep, every second (arbiter_upkeep.cc): max_rss; runtime_dir, control.sock and temp_dir
 // still there (removed: made and bound again, logged once; what cannot be, once a minute); every worker's socket

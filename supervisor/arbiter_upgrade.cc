@@ -1,7 +1,7 @@
 // Arbiter: upgrade in place (corralctl upgrade = POST /upgrade, SIGUSR2), as nginx's USR2
 // but with the same pid, so systemd's MAINPID, Type=notify and the watchdog stay right.
 //
-// 1. Refused while a stop (or a stop's drain) or a reload is in progress.
+// 1. Refused while a stop (or a stop's drain), a reload or a proxy replacement is in progress.
 // 2. RELOADING=1; the state (upgrade_state.h) goes to a memfd and the binary the supervisor
 //    was started from runs as a dry run: `BINARY --upgrade-check 3 -c CONFIG` reads the
 //    state's format version and validates the config text with the new code. A failure,
@@ -12,9 +12,10 @@
 //    blocked (pending ones wait for the new image's handlers) and execve() runs
 //    `BINARY -c CONFIG --upgrade-state N`. If execve fails, CLOEXEC and the signal mask
 //    are restored and the upgrade is refused: the old image runs on.
-// 4. The new image (resume()) adopts everything, reaps what died meanwhile, answers the
-//    POST /upgrade that asked (its connection is handed over too), sends READY=1, and
-//    rolls corral-worker processes whose binary changed (upgrade = "roll").
+// 4. The new image (resume()) adopts everything, reaps what died meanwhile, rolls
+//    corral-worker processes whose binary changed (upgrade = "roll") and replaces the proxy
+//    make before break (replace_proxy()); then READY=1 and the answer to the POST /upgrade
+//    that asked (its connection is handed over too).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -102,6 +103,7 @@ void Arbiter::handle_usr2() {
 std::string Arbiter::upgrade_refusal() const {
   if (phase_ != Phase::Running || drain_timer_.armed()) return "a stop is in progress";
   if (reload_) return "a reload is in progress; try again once it is done";
+  if (swap_) return "a proxy replacement is in progress; try again once it is done";
   if (binary_.empty()) return "the supervisor's own executable is not known";
   if (config_text_.empty()) return "the text of the running config is not known";
   return "";
@@ -253,6 +255,10 @@ UpgradeState Arbiter::upgrade_state() {
   st.unattributed_leftovers.assign(unattributed_leftovers_.begin(), unattributed_leftovers_.end());
   st.ignored_children = strays_.ignored_children();
   st.proxy = proxy_->handover();
+  for (auto& o : outgoing_)
+    if (o->running()) st.outgoing.push_back(o->handover());
+  for (auto& [key, pids] : drained_by_)
+    st.drained_by.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), pids});
   for (auto& p : pools_) st.pools.push_back(p->handover(false));
   for (auto& p : retired_pools_) st.pools.push_back(p->handover(true));
   return st;
@@ -328,6 +334,17 @@ Result<void> Arbiter::resume(UpgradeState st) {
   } else if (auto r = proxy_->start(); !r) {
     CORRAL_LOG(Error, kTag) << "the proxy did not start; retrying with back-off";
   }
+  // Proxies on their way out keep their channels (EOF would make them drop what they finish).
+  for (auto& o : st.outgoing) {
+    auto p = std::make_unique<ProxyProcess>(loop_, launcher_, clock_, proxy_->binary(), ProxyProcess::Hooks{});
+    p->set_hooks(proxy_hooks(p.get()));
+    p->set_identity(proxy_->uid(), proxy_->gid());
+    p->set_timeout(proxy_->timeout());
+    p->set_restart(false, "it was retiring");
+    p->adopt(o, adopt_fd(o.channel_fd));
+    outgoing_.push_back(std::move(p));
+  }
+  for (auto& d : st.drained_by) drained_by_[{d.app, d.slot, d.generation}] = d.proxies;
   if (st.draining) drain_since_ = from_ns(st.drain_since_ns);
   ready_sent_ = st.ready_sent;
   unattributed_leftovers_.assign(st.unattributed_leftovers.begin(), st.unattributed_leftovers.end());
@@ -353,12 +370,24 @@ Result<void> Arbiter::resume(UpgradeState st) {
   send_pool();
   CORRAL_LOG(Info, kTag) << "upgraded in place from " << st.from_version << " to " << CORRAL_VERSION << " (pid "
                          << ::getpid() << "; " << workers << " workers and proxy pid " << proxy_->pid() << " kept)";
-  if (ready_sent_) notify("READY=1\nMAINPID=" + std::to_string(::getpid()));
   int rolled = 0;
   for (auto& p : pools_) rolled += p->roll_changed_binaries();
   nlohmann::json body{{"status", "upgraded"}, {"from", st.from_version}, {"to", CORRAL_VERSION},
-                      {"pid", ::getpid()}, {"proxy_pid", proxy_->pid()}, {"rolled_workers", rolled}};
-  for (auto id : waiters) control_.reply(id, {200, body.dump()});
+                      {"pid", ::getpid()}, {"rolled_workers", rolled}};
+  // Then the proxy, make before break, with the corral-proxy on disk now; the upgrade is
+  // answered (and READY=1 sent) once that is done too.
+  replace_proxy([this, body, waiters](const ProxySwapOutcome& o) mutable {
+    body["proxy_pid"] = proxy_->pid();
+    body["proxy"] = {{"replaced", o.ok()}, {"old_pid", o.old_pid}, {"new_pid", o.new_pid},
+                     {"handed_over", o.handed_over}, {"kept", o.kept}};
+    if (!o.ok()) {
+      body["proxy"]["error"] = o.error;
+      CORRAL_LOG(Warn, kTag) << "upgrade: the proxy was not replaced (" << o.error << "); pid " << proxy_->pid()
+                             << " serves on";
+    }
+    if (ready_sent_) notify("READY=1\nMAINPID=" + std::to_string(::getpid()));
+    for (auto id : waiters) control_.reply(id, {200, body.dump()});
+  });
   return {};
 }
 

@@ -119,6 +119,8 @@ ProxyState ProxyProcess::handover() const {
   st.last_exit = last_exit_;
   st.backoff_started_ns = to_ns(backoff_.started());
   st.backoff_failures = backoff_.failures();
+  st.retiring = retiring_;
+  st.retire_kill_at_ns = retiring_ && retire_timer_.armed() ? to_ns(retire_kill_at_) : 0;
   return st;
 }
 
@@ -134,6 +136,17 @@ void ProxyProcess::adopt(const ProxyState& st, UniqueFd channel) {
   checked_at_ = {};
   silence_warned_ = false;
   unresponsive_.clear();
+  if (st.retiring) {
+    retiring_ = true;
+    restart_ = false;
+    retired_at_ = std::chrono::steady_clock::now();
+    if (st.retire_kill_at_ns != 0) {
+      retire_kill_at_ = from_ns(st.retire_kill_at_ns);
+      retire_timer_.arm(std::max(std::chrono::milliseconds{0},
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(retire_kill_at_ - retired_at_)));
+    }
+  }
+  if (!channel) return;  // a failed replacement being killed: only its exit is awaited
   heartbeat_timer_.arm(kHeartbeatCheck);
   open_channel(std::move(channel));
 }
@@ -297,6 +310,7 @@ void ProxyProcess::retire(std::chrono::milliseconds kill_after) {
   if (pid_ <= 0) return;
   send(control::Retire{});
   retire_timer_.arm(kill_after);
+  retire_kill_at_ = retired_at_ + kill_after;
 }
 
 void ProxyProcess::stop(int sig) {

@@ -105,7 +105,8 @@ class ProxyProcess {
   /// and the number of our end of the channel (still owned here).
   ProxyState handover() const;
   /// Takes over the proxy a previous image ran (st.pid > 0): `channel` is our end of its
-  /// control channel. Nothing is resent; the caller sends what may have changed.
+  /// control channel (none: a proxy being killed). Nothing is resent; the caller sends what
+  /// may have changed. A retiring one stays retiring (no restart; killed at its deadline).
   void adopt(const ProxyState& st, UniqueFd channel);
 
  private:
@@ -130,6 +131,7 @@ class ProxyProcess {
   std::string no_restart_why_;
   bool retiring_ = false;
   std::chrono::steady_clock::time_point retired_at_{};
+  std::chrono::steady_clock::time_point retire_kill_at_{};  // when retire_timer_ fires
   std::chrono::milliseconds timeout_{10'000};
   std::chrono::steady_clock::time_point heard_at_{};  // the proxy's last message (or its start)
   std::chrono::steady_clock::time_point checked_at_{};  // the last check_heartbeat()

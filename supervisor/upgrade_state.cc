@@ -22,13 +22,14 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PoolState, app, retired, app_gen
                                                 self_binds, deaths, death_log, totals, configs, slots)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ListenerState, address, bound, fd)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProxyState, pid, channel_fd, ready, starts, restarts, last_exit,
-                                                backoff_started_ns, backoff_failures)
+                                                backoff_started_ns, backoff_failures, retiring, retire_kill_at_ns)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DrainedState, app, slot, generation, proxies)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UpgradeState, version, from_version, binary, config_file, config_text,
                                                 overrides, config_generation, listeners, has_admin, admin,
                                                 control_path, control_fd, control_dev, control_ino, runtime_dev,
                                                 runtime_ino, socket_gid, proxy_uid, draining, drain_since_ns,
-                                                ready_sent, unattributed_leftovers, ignored_children, proxy, pools,
-                                                waiter_fds)
+                                                ready_sent, unattributed_leftovers, ignored_children, proxy, outgoing,
+                                                drained_by, pools, waiter_fds)
 
 namespace {
 constexpr size_t kMaxState = 256u << 20;
@@ -43,6 +44,7 @@ std::vector<int> UpgradeState::fds() const {
   if (has_admin) add(admin.fd);
   add(control_fd);
   add(proxy.channel_fd);
+  for (auto& o : outgoing) add(o.channel_fd);
   for (auto& p : pools)
     for (auto& s : p.slots) {
       add(s.listen_fd);

@@ -107,8 +107,20 @@ struct ProxyState {
   nlohmann::json last_exit = nullptr;
   int64_t backoff_started_ns = 0;
   int backoff_failures = 0;
+  bool retiring = false;          ///< an old proxy finishing its connections after a replacement
+  int64_t retire_kill_at_ns = 0;  ///< when a retiring proxy is killed if still there; 0 = never
 
   bool operator==(const ProxyState&) const = default;
+};
+
+/// Proxies that reported a worker drained (a worker is stopped once every running proxy did).
+struct DrainedState {
+  std::string app;
+  int slot = 0;
+  uint64_t generation = 0;
+  std::vector<pid_t> proxies;
+
+  bool operator==(const DrainedState&) const = default;
 };
 
 struct UpgradeState {
@@ -136,6 +148,10 @@ struct UpgradeState {
   std::vector<std::string> unattributed_leftovers;  ///< newest last
   std::map<pid_t, unsigned long long> ignored_children;  ///< Strays: never strays (pid → start ticks)
   ProxyState proxy;
+  /// Proxies on their way out (retiring after a replacement, or a failed replacement being
+  /// killed): their channels must stay open until they exit.
+  std::vector<ProxyState> outgoing;
+  std::vector<DrainedState> drained_by;
   std::vector<PoolState> pools;
   /// Control connections (POST /upgrade) waiting for the upgrade's answer: the new image
   /// gives it.

@@ -284,10 +284,17 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "upgrade") {
-    std::printf("upgraded in place: %s -> %s (pid %d; proxy pid %d kept", s.value("from", "?").c_str(),
-                s.value("to", "?").c_str(), s.value("pid", 0), s.value("proxy_pid", 0));
+    std::printf("upgraded in place: %s -> %s (pid %d", s.value("from", "?").c_str(), s.value("to", "?").c_str(),
+                s.value("pid", 0));
     if (int rolled = s.value("rolled_workers", 0); rolled > 0) std::printf("; %d corral-worker process(es) rolled", rolled);
-    return std::puts(")") < 0;
+    const json proxy = s.value("proxy", json::object());
+    if (proxy.value("replaced", false)) {
+      std::printf("; proxy pid %d -> %d, %llu idle connection(s) handed over)\n", proxy.value("old_pid", 0),
+                  proxy.value("new_pid", 0), static_cast<unsigned long long>(proxy.value("handed_over", 0ull)));
+    } else {
+      std::printf("; proxy pid %d kept: %s)\n", s.value("proxy_pid", 0), proxy.value("error", std::string("not replaced")).c_str());
+    }
+    return 0;
   }
   if (command == "reload") {
     const bool settled = s.value("settled", false);
