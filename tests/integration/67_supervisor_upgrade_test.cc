@@ -7,10 +7,12 @@
 //     the supervisor, the proxy and the http/fastcgi workers stay, counters, death records
 //     and a `corralctl scale` carry over; a reload, a scale and a second upgrade work after;
 //   - a broken new binary: refused with its message, the old image serves on unchanged;
-//   - SIGUSR2 upgrades as corralctl upgrade does;
+//   - SIGUSR2 upgrades as corralctl upgrade does, and a drain (corralctl drain) carries over;
 //   - corral-worker replaced on disk: workers of an app with upgrade = "roll" are replaced
 //     make before break, those with "keep" are not;
-//   - a worker that dies around the upgrade is reaped, recorded and restarted.
+//   - a worker that dies around the upgrade is reaped, recorded and restarted;
+//   - a second upgrade while the proxy the first one replaced still finishes a slow request:
+//     that retiring proxy is handed over too (its channel kept), and the request completes.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -360,7 +362,10 @@ TEST_F(UpgradeTest, Sigusr2UpgradesLikeCorralctl) {
   add_four_apps();
   ASSERT_NO_FATAL_FAILURE(start());
   ASSERT_TRUE(wait_status([&](const nlohmann::json& s) { return all_ready(s); }, 30s));
+  ProcessResult dr = ctl({"drain"});
+  ASSERT_EQ(dr.exit_code, 0) << dr.out << dr.err;
   const nlohmann::json before = corral_->status();
+  ASSERT_TRUE(before["drain"].value("draining", false)) << before.dump();
   Load load(port(), four_paths(), 4);
   std::this_thread::sleep_for(500ms);
   ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", bin_path("corral-supervisor")));
@@ -379,6 +384,8 @@ TEST_F(UpgradeTest, Sigusr2UpgradesLikeCorralctl) {
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ(after.value("pid", 0), before.value("pid", 0));
   EXPECT_NE(after["proxy"].value("pid", 0), before["proxy"].value("pid", 0)) << "replaced after the re-exec";
+  EXPECT_TRUE(after["drain"].value("draining", false)) << "the drain carries over: " << after["drain"].dump();
+  EXPECT_GE(after["drain"].value("drain_seconds", 0.0), before["drain"].value("drain_seconds", 0.0));
   EXPECT_EQ(CorralProcess::worker_pids(after, "h"), CorralProcess::worker_pids(before, "h"));
   EXPECT_EQ(CorralProcess::worker_pids(after, "f"), CorralProcess::worker_pids(before, "f"));
   load.stop();
@@ -468,6 +475,33 @@ TEST_F(UpgradeTest, WorkerDyingAroundTheUpgradeIsRecordedAndRestarted) {
   ASSERT_EQ(deaths.size(), 1u) << deaths.dump();
   EXPECT_EQ(deaths[0].value("pid", 0), victim);
   EXPECT_EQ(deaths[0].value("reason", ""), "signal");
+  EXPECT_EQ(http_get(port(), "/whoami").status, 200);
+  stop_and_expect_clean();
+}
+
+TEST_F(UpgradeTest, RetiringProxyIsHandedOverToo) {
+  config_.app("demo").workers(2);
+  ASSERT_NO_FATAL_FAILURE(start());
+  const pid_t first_proxy = proxy_pid();
+  HttpResponse slow;
+  std::thread slow_client([&] { slow = http_get(port(), "/sleep?ms=3000"); });
+  std::this_thread::sleep_for(500ms);  // the request is on the first proxy
+  ProcessResult up = ctl({"upgrade", "--json"}, 60s);
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  const nlohmann::json answer = nlohmann::json::parse(up.out, nullptr, false);
+  ASSERT_TRUE(answer.is_object()) << up.out;
+  EXPECT_EQ(answer["proxy"].value("old_pid", 0), first_proxy) << up.out;
+  EXPECT_GE(answer["proxy"].value("kept", 0), 1) << "the slow request stays on the old proxy: " << up.out;
+  EXPECT_NE(proxy_pid(), first_proxy);
+  EXPECT_FALSE(gone(first_proxy, 200ms)) << "the first proxy still finishes the slow request";
+  // Again, while that proxy retires: it goes to the next image with its channel.
+  up = upgrade();
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  slow_client.join();
+  EXPECT_EQ(slow.status, 200) << slow.error;
+  EXPECT_TRUE(gone(first_proxy, 10s)) << "the retiring proxy exits once done";
+  EXPECT_EQ(log_lines_with("retired proxy pid " + std::to_string(first_proxy) + " exited").size(), 1u)
+      << "reaped as a retirement by the image that adopted it";
   EXPECT_EQ(http_get(port(), "/whoami").status, 200);
   stop_and_expect_clean();
 }
