@@ -151,6 +151,23 @@ struct H2Load {
   }
 };
 
+// The socket fds of process `pid` without FD_CLOEXEC ("7 9"), from /proc/PID/fdinfo.
+std::string sockets_without_cloexec(pid_t pid) {
+  std::string out;
+  const std::string dir = "/proc/" + std::to_string(pid);
+  for (auto& e : fs::directory_iterator(dir + "/fdinfo")) {
+    const std::string n = e.path().filename().string();
+    std::error_code ec;
+    if (fs::read_symlink(dir + "/fd/" + n, ec).string().rfind("socket:", 0) != 0) continue;
+    std::ifstream in(e.path());
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("flags:", 0) != 0) continue;
+      if ((std::stoul(line.substr(6), nullptr, 8) & 02000000) == 0) out += (out.empty() ? "" : " ") + n;
+    }
+  }
+  return out;
+}
+
 // True once `pid` is gone (reaped by its parent) within `limit`.
 bool gone(pid_t pid, std::chrono::milliseconds limit) {
   for (auto until = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < until;) {
@@ -348,6 +365,18 @@ TEST_F(UpgradeTest, BrokenBinaryIsRefusedAndTheOldImageServesOn) {
   EXPECT_EQ(after.value("state", ""), "running");
   EXPECT_EQ(http_get(port(), "/whoami").status, 200);
   EXPECT_TRUE(log_lines_with("upgraded in place").empty());
+
+  // A binary that passes its dry run and then cannot be executed (it takes its own execute
+  // bit away): execve fails, the fds get FD_CLOEXEC back and the signals are unblocked
+  // (the reload and the TERM of the stop below are handled).
+  ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", "", "#!/bin/sh\nchmod 644 \"$0\"\nexit 0\n"));
+  up = upgrade();
+  EXPECT_NE(up.exit_code, 0);
+  EXPECT_NE(up.err.find("execve"), std::string::npos) << up.err;
+  ProcessResult rl = reload_config();
+  EXPECT_EQ(rl.exit_code, 0) << rl.out << rl.err;
+  EXPECT_EQ(corral_->status().value("pid", 0), before.value("pid", 0));
+  EXPECT_EQ(sockets_without_cloexec(corral_->pid()), "") << "every socket of the supervisor is FD_CLOEXEC again";
 
   // The real binary back: the upgrade goes through.
   ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", bin_path("corral-supervisor")));
