@@ -11,6 +11,7 @@
 //   - corral-worker replaced on disk: workers of an app with upgrade = "roll" are replaced
 //     make before break, those with "keep" are not;
 //   - a worker that dies around the upgrade is reaped, recorded and restarted;
+//   - upgrades in a row leave the supervisor with the fds it had (nothing leaks per image);
 //   - a second upgrade while the proxy the first one replaced still finishes a slow request:
 //     that retiring proxy is handed over too (its channel kept), and the request completes.
 #include <gtest/gtest.h>
@@ -504,6 +505,34 @@ TEST_F(UpgradeTest, WorkerDyingAroundTheUpgradeIsRecordedAndRestarted) {
   ASSERT_EQ(deaths.size(), 1u) << deaths.dump();
   EXPECT_EQ(deaths[0].value("pid", 0), victim);
   EXPECT_EQ(deaths[0].value("reason", ""), "signal");
+  EXPECT_EQ(http_get(port(), "/whoami").status, 200);
+  stop_and_expect_clean();
+}
+
+TEST_F(UpgradeTest, UpgradesInARowLeakNoFd) {
+  config_.app("demo").workers(2);
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto fds = [&] {
+    size_t n = 0;
+    for ([[maybe_unused]] auto& e : fs::directory_iterator("/proc/" + std::to_string(corral_->pid()) + "/fd")) ++n;
+    return n;
+  };
+  auto settled = [&] {
+    // The replaced proxies are gone and nothing waits on control.sock.
+    std::this_thread::sleep_for(300ms);
+    return wait_status([&](const nlohmann::json& s) { return !s.value("reloading", true) && s["proxy"].value("ready", false); }, 10s);
+  };
+  ASSERT_TRUE(settled());
+  const size_t before = fds();
+  for (int i = 0; i < 4; ++i) {
+    const pid_t old_proxy = proxy_pid();
+    ProcessResult up = upgrade();
+    ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+    ASSERT_TRUE(gone(old_proxy, 10s));
+  }
+  ASSERT_TRUE(settled());
+  EXPECT_EQ(fds(), before) << "fds of the supervisor after 4 upgrades";
+  EXPECT_EQ(log_lines_with("upgraded in place from").size(), 4u);
   EXPECT_EQ(http_get(port(), "/whoami").status, 200);
   stop_and_expect_clean();
 }
