@@ -12,6 +12,7 @@
 //     make before break, those with "keep" are not;
 //   - a worker that dies around the upgrade is reaped, recorded and restarted;
 //   - upgrades in a row leave the supervisor with the fds it had (nothing leaks per image);
+//   - refused while a stop is in progress (its drain_delay), with a message;
 //   - a second upgrade while the proxy the first one replaced still finishes a slow request:
 //     that retiring proxy is handed over too (its channel kept), and the request completes.
 #include <gtest/gtest.h>
@@ -535,6 +536,21 @@ TEST_F(UpgradeTest, UpgradesInARowLeakNoFd) {
   EXPECT_EQ(log_lines_with("upgraded in place from").size(), 4u);
   EXPECT_EQ(http_get(port(), "/whoami").status, 200);
   stop_and_expect_clean();
+}
+
+TEST_F(UpgradeTest, RefusedDuringAStop) {
+  config_.supervisor("drain_delay", quote("2s"));
+  ASSERT_NO_FATAL_FAILURE(start());
+  ProcessResult st = ctl({"stop"});
+  ASSERT_EQ(st.exit_code, 0) << st.out << st.err;
+  ProcessResult up = upgrade();
+  EXPECT_EQ(up.exit_code, 1);
+  EXPECT_NE(up.err.find("upgrade refused: a stop is in progress"), std::string::npos) << up.err;
+  EXPECT_TRUE(log_lines_with("upgraded in place").empty());
+  stopped_ = true;  // the stop goes on as asked
+  auto code = corral_->wait_exit(15s);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
 }
 
 TEST_F(UpgradeTest, RetiringProxyIsHandedOverToo) {
