@@ -13,6 +13,8 @@
 //   - a worker that dies around the upgrade is reaped, recorded and restarted;
 //   - upgrades in a row leave the supervisor with the fds it had (nothing leaks per image);
 //   - refused while a stop is in progress (its drain_delay), with a message;
+//   - a TLS client that connected before the upgrade and sends its hello after it is served
+//     (the replaced proxy keeps TLS connections; only plaintext ones move);
 //   - a second upgrade while the proxy the first one replaced still finishes a slow request:
 //     that retiring proxy is handed over too (its channel kept), and the request completes.
 #include <gtest/gtest.h>
@@ -41,6 +43,7 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 const std::string kApps = CORRAL_SOURCE_DIR "/tests/apps";
+const std::string kLateHello = CORRAL_SOURCE_DIR "/tests/integration/upgrade/late_tls_hello.py";
 
 // HTTP/1.1 load over some paths, each with the bodies it may answer: half the threads keep
 // their connection alive, half open one per request. Anything but 200 with an accepted body
@@ -513,10 +516,17 @@ TEST_F(UpgradeTest, WorkerDyingAroundTheUpgradeIsRecordedAndRestarted) {
 TEST_F(UpgradeTest, UpgradesInARowLeakNoFd) {
   config_.app("demo").workers(2);
   ASSERT_NO_FATAL_FAILURE(start());
+  // The fewest open fds over a second: a status call or a probe in progress opens some for
+  // a moment; a leak stays (one per upgrade at least).
   auto fds = [&] {
-    size_t n = 0;
-    for ([[maybe_unused]] auto& e : fs::directory_iterator("/proc/" + std::to_string(corral_->pid()) + "/fd")) ++n;
-    return n;
+    size_t fewest = SIZE_MAX;
+    for (int i = 0; i < 10; ++i) {
+      size_t n = 0;
+      for ([[maybe_unused]] auto& e : fs::directory_iterator("/proc/" + std::to_string(corral_->pid()) + "/fd")) ++n;
+      fewest = std::min(fewest, n);
+      std::this_thread::sleep_for(100ms);
+    }
+    return fewest;
   };
   auto settled = [&] {
     // The replaced proxies are gone and nothing waits on control.sock.
@@ -532,7 +542,7 @@ TEST_F(UpgradeTest, UpgradesInARowLeakNoFd) {
     ASSERT_TRUE(gone(old_proxy, 10s));
   }
   ASSERT_TRUE(settled());
-  EXPECT_EQ(fds(), before) << "fds of the supervisor after 4 upgrades";
+  EXPECT_LE(fds(), before) << "fds of the supervisor after 4 upgrades";
   EXPECT_EQ(log_lines_with("upgraded in place from").size(), 4u);
   EXPECT_EQ(http_get(port(), "/whoami").status, 200);
   stop_and_expect_clean();
@@ -553,13 +563,38 @@ TEST_F(UpgradeTest, RefusedDuringAStop) {
   EXPECT_EQ(*code, 0);
 }
 
+TEST_F(UpgradeTest, TlsClientConnectedBeforeTheUpgradeIsServed) {
+  ASSERT_NO_FATAL_FAILURE(add_tls_listener());  // "127.0.0.1:0" like the plaintext one
+  ASSERT_NO_FATAL_FAILURE(start());
+  const std::string ready = rt_.path() + "/hello.ready", go = rt_.path() + "/hello.go";
+  ProcessResult hello;
+  std::thread client([&] {
+    hello = run_process({"/usr/bin/python3", kLateHello, std::to_string(corral_->port(1)), "/whoami", ready, go}, 60s);
+  });
+  for (auto until = std::chrono::steady_clock::now() + 20s; ::access(ready.c_str(), F_OK) != 0 &&
+                                                            std::chrono::steady_clock::now() < until;)
+    std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(200ms);  // accepted by the first proxy
+  ProcessResult up = upgrade();
+  ::close(::open(go.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+  client.join();
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  EXPECT_EQ(hello.exit_code, 0) << hello.out << hello.err;
+  EXPECT_NE(hello.out.find("HTTP/1.1 200"), std::string::npos) << hello.out << hello.err;
+  stop_and_expect_clean();
+}
+
 TEST_F(UpgradeTest, RetiringProxyIsHandedOverToo) {
   config_.app("demo").workers(2);
   ASSERT_NO_FATAL_FAILURE(start());
   const pid_t first_proxy = proxy_pid();
   HttpResponse slow;
   std::thread slow_client([&] { slow = http_get(port(), "/sleep?ms=3000"); });
-  std::this_thread::sleep_for(500ms);  // the request is on the first proxy
+  // The request is on the first proxy once the worker has it (curl may start late).
+  for (auto until = std::chrono::steady_clock::now() + 10s;
+       app_lines_with("GET /sleep").empty() && std::chrono::steady_clock::now() < until;)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_FALSE(app_lines_with("GET /sleep").empty()) << "the slow request never reached the worker";
   ProcessResult up = ctl({"upgrade", "--json"}, 60s);
   ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
   const nlohmann::json answer = nlohmann::json::parse(up.out, nullptr, false);
