@@ -180,7 +180,7 @@ void Arbiter::refuse_upgrade(const std::string& why, int status) {
   std::shared_ptr<Upgrade> u = std::move(upgrade_);
   upgrade_.reset();
   if (u && u->check_pid > 0) ::kill(u->check_pid, SIGKILL);  // reaped as a stray
-  notify("READY=1");
+  if (phase_ == Phase::Running && !drain_timer_.armed()) notify("READY=1");  // a stop said STOPPING=1 meanwhile
   if (!u) return;
   const std::string body = nlohmann::json{{"error", "upgrade refused: " + why}}.dump();
   for (auto id : u->waiters) control_.reply(id, {status, body});
