@@ -26,6 +26,50 @@ within() {
 }
 page() { curl -fsS --max-time 5 http://127.0.0.1:8080/ | grep -q "corral is running"; }
 main_pid() { systemctl show -p MainPID --value corral.service; }
+# Pids of the processes named $1 (comm, 15 characters at most), sorted, on one line.
+pids_of() { for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"; done | sort -n | tr '\n' ' '; }
+
+# Load during an upgrade: 2 clients that open a new connection per request and 2 that send
+# 50 requests per keep-alive connection, until /tmp/load.stop exists. Every status line goes
+# to /tmp/load.N; load_result counts them: "<requests> <failed>" (failed: not 200).
+load_start() {
+  rm -f /tmp/load.stop /tmp/load.[0-9]*
+  for n in 1 2; do
+    ( while [ ! -e /tmp/load.stop ]; do
+        curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 http://127.0.0.1:8080/ >> /tmp/load.$n 2>/dev/null || echo 000 >> /tmp/load.$n
+      done ) &
+  done
+  urls=$(for i in $(seq 1 50); do printf 'http://127.0.0.1:8080/?%s ' "$i"; done)
+  for n in 3 4; do
+    ( while [ ! -e /tmp/load.stop ]; do
+        # shellcheck disable=SC2086
+        curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 $urls >> /tmp/load.$n 2>/dev/null
+      done ) &
+  done
+}
+load_stop() { : > /tmp/load.stop; wait; }
+load_result() { cat /tmp/load.[0-9]* | awk '{ n++; if ($1 != "200") f++ } END { print n + 0, f + 0 }'; }
+
+# An upgrade of the running service ($1: what installs the next version) under load: the
+# supervisor re-executes the new binary in place (same MainPID, no longer a deleted file), the
+# app's workers keep their pids, the proxy is replaced, and no request fails.
+upgrade_in_place_checks() {
+  old=$(main_pid); workers=$(pids_of corral-placehol); proxy=$(pids_of corral-proxy)
+  load_start
+  sleep 1
+  check "upgrade installs (under load)" "$@"
+  sleep 2
+  load_stop
+  set -- $(load_result)
+  echo "        load across the upgrade: $1 requests, $2 failed" >"$out"; cat "$out"
+  check "upgrade under load: no failed request" test "$2" = 0
+  check "upgrade under load: requests kept flowing" test "$1" -ge 100
+  check "upgraded in place: same MainPID" test "$(main_pid)" = "$old"
+  check "upgraded in place: the supervisor runs the new binary" sh -c "! readlink /proc/$old/exe | grep -q deleted"
+  check "upgraded in place: the app's workers kept their pids" test "$(pids_of corral-placehol)" = "$workers"
+  check "upgraded in place: the proxy was replaced" within 100 sh -c "p=\$(pids_of corral-proxy); [ -n \"\$p\" ] && [ \"\$p\" != \"$proxy\" ]"
+  check "upgraded in place: the new proxy runs the new binary" within 50 sh -c "for p in \$(pids_of corral-proxy); do readlink /proc/\$p/exe | grep -q deleted && exit 1; done; exit 0"
+}
 active() { [ "$(systemctl is-active corral.service)" = active ]; }
 verify_quiet() {
   # systemd-analyze verify exits 0 on many problems: any output is a failure.
@@ -93,11 +137,9 @@ if [ "$kind" = deb ]; then
   watchdog_check
   kill9_check
   sed -i 's/^log_level = "info"/log_level = "warn"  # edited by the admin/' /etc/corral/corral.toml
-  old=$(main_pid)
-  check "upgrade installs" apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$dir"/upgrade/corral_*.deb
+  upgrade_in_place_checks apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$dir"/upgrade/corral_*.deb
   check "upgrade keeps the edited config" grep -q "edited by the admin" /etc/corral/corral.toml
   check "upgrade leaves the new config as .dpkg-dist" test -f /etc/corral/corral.toml.dpkg-dist
-  check "upgrade restarted the service" within 100 sh -c "p=\$(systemctl show -p MainPID --value corral.service); [ \"\$p\" != 0 ] && [ \"\$p\" != $old ]"
   check "page served after the upgrade" within 50 page
   check "remove" apt-get remove -y -q corral
   check "remove stopped the service" sh -c '! systemctl is-active --quiet corral.service'
@@ -129,10 +171,8 @@ else
   reload_checks
   kill9_check
   sed -i 's/^log_level = "info"/log_level = "warn"  # edited by the admin/' /etc/corral/corral.toml
-  old=$(main_pid)
-  check "upgrade (rpm -U --replacepkgs) installs" rpm -U --nodeps --replacepkgs "$rpmfile"
+  upgrade_in_place_checks rpm -U --nodeps --replacepkgs "$rpmfile"
   check "upgrade keeps the edited config" grep -q "edited by the admin" /etc/corral/corral.toml
-  check "upgrade restarted the service" within 100 sh -c "p=\$(systemctl show -p MainPID --value corral.service); [ \"\$p\" != 0 ] && [ \"\$p\" != $old ]"
   check "page served after the upgrade" within 50 page
   check "rpm -e" rpm -e --nodeps corral
   check "rpm -e stopped and disabled the service" sh -c '! systemctl is-active --quiet corral.service && ! systemctl is-enabled --quiet corral.service'
