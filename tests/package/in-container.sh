@@ -31,24 +31,24 @@ pids_of() { for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = "$1" ] 
 
 # Load during an upgrade: 2 clients that open a new connection per request and 2 that send
 # 50 requests per keep-alive connection, until /tmp/load.stop exists. Every status line goes
-# to /tmp/load.N; load_result counts them: "<requests> <failed>" (failed: not 200).
+# to /tmp/load.N; load_result counts them: "<requests> <failed> <worst ms>" (failed: not 200).
 load_start() {
   rm -f /tmp/load.stop /tmp/load.[0-9]*
   for n in 1 2; do
     ( while [ ! -e /tmp/load.stop ]; do
-        curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 http://127.0.0.1:8080/ >> /tmp/load.$n 2>/dev/null || echo 000 >> /tmp/load.$n
+        curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 10 http://127.0.0.1:8080/ >> /tmp/load.$n 2>/dev/null || echo 000 10 >> /tmp/load.$n
       done ) &
   done
   urls=$(for i in $(seq 1 50); do printf 'http://127.0.0.1:8080/?%s ' "$i"; done)
   for n in 3 4; do
     ( while [ ! -e /tmp/load.stop ]; do
         # shellcheck disable=SC2086
-        curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 $urls >> /tmp/load.$n 2>/dev/null
+        curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 10 $urls >> /tmp/load.$n 2>/dev/null
       done ) &
   done
 }
 load_stop() { : > /tmp/load.stop; wait; }
-load_result() { cat /tmp/load.[0-9]* | awk '{ n++; if ($1 != "200") f++ } END { print n + 0, f + 0 }'; }
+load_result() { cat /tmp/load.[0-9]* | awk '{ n++; if ($1 != "200") f++; if ($2 > w) w = $2 } END { print n + 0, f + 0, w * 1000 }'; }
 
 # An upgrade of the running service ($1: what installs the next version) under load: the
 # supervisor re-executes the new binary in place (same MainPID, no longer a deleted file), the
@@ -61,7 +61,7 @@ upgrade_in_place_checks() {
   sleep 2
   load_stop
   set -- $(load_result)
-  echo "        load across the upgrade: $1 requests, $2 failed" >"$out"; cat "$out"
+  echo "        load across the upgrade: $1 requests, $2 failed, worst $3 ms" >"$out"; cat "$out"
   check "upgrade under load: no failed request" test "$2" = 0
   check "upgrade under load: requests kept flowing" test "$1" -ge 100
   check "upgraded in place: same MainPID" test "$(main_pid)" = "$old"
