@@ -12,8 +12,6 @@ if [ -d /run/systemd/system ]; then
 		if systemctl --quiet is-enabled corral.service 2>/dev/null; then
 			systemctl start corral.service >/dev/null 2>&1 || :
 		fi
-	else
-		# An upgrade: applied in place by %posttrans, once the old package's files are gone.
-		mkdir -p /var/lib/rpm-state/corral && : > /var/lib/rpm-state/corral/upgraded || :
 	fi
+	# An upgrade is applied in place by %posttrans, once the old package's files are gone.
 fi

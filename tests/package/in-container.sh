@@ -10,7 +10,11 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
 out=/tmp/check.out
 
 pass() { echo "ok      - $kind: $1"; }
-fail() { echo "FAIL    - $kind: $1"; failures=$((failures + 1)); sed 's/^/          /' "$out" | tail -25; }
+fail() {
+  echo "FAIL    - $kind: $1"; failures=$((failures + 1)); sed 's/^/          /' "$out" | tail -25
+  echo "          the service's last log lines:"
+  journalctl -u corral.service -n 12 --no-pager 2>/dev/null | sed 's/^/          | /'
+}
 pending() { echo "PENDING - $kind: $1"; }
 check() {
   desc=$1; shift
@@ -39,13 +43,20 @@ load_start() {
         curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 10 http://127.0.0.1:8080/ >> /tmp/load.$n 2>/dev/null || echo 000 10 >> /tmp/load.$n
       done ) &
   done
-  urls=$(for i in $(seq 1 50); do printf 'http://127.0.0.1:8080/?%s ' "$i"; done)
+  # -o applies to one URL: one per URL, so the bodies go nowhere and only -w's lines are kept.
+  urls=$(for i in $(seq 1 50); do printf -- '-o /dev/null http://127.0.0.1:8080/?%s ' "$i"; done)
   for n in 3 4; do
     ( while [ ! -e /tmp/load.stop ]; do
         # shellcheck disable=SC2086
-        curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 10 $urls >> /tmp/load.$n 2>/dev/null
+        curl -s -w '%{http_code} %{time_total}\n' --max-time 10 $urls >> /tmp/load.$n 2>/dev/null
       done ) &
   done
+}
+# The proxy's pid is no longer $1 (the retired one has exited) / no proxy runs a deleted file.
+proxy_replaced() { p=$(pids_of corral-proxy); [ -n "$p" ] && [ "$p" != "$1" ]; }
+proxy_runs_new_binary() {
+  for p in $(pids_of corral-proxy); do readlink "/proc/$p/exe" | grep -q deleted && return 1; done
+  return 0
 }
 load_stop() { : > /tmp/load.stop; wait; }
 load_result() { cat /tmp/load.[0-9]* | awk '{ n++; if ($1 != "200") f++; if ($2 > w) w = $2 } END { print n + 0, f + 0, w * 1000 }'; }
@@ -67,8 +78,8 @@ upgrade_in_place_checks() {
   check "upgraded in place: same MainPID" test "$(main_pid)" = "$old"
   check "upgraded in place: the supervisor runs the new binary" sh -c "! readlink /proc/$old/exe | grep -q deleted"
   check "upgraded in place: the app's workers kept their pids" test "$(pids_of corral-placehol)" = "$workers"
-  check "upgraded in place: the proxy was replaced" within 100 sh -c "p=\$(pids_of corral-proxy); [ -n \"\$p\" ] && [ \"\$p\" != \"$proxy\" ]"
-  check "upgraded in place: the new proxy runs the new binary" within 50 sh -c "for p in \$(pids_of corral-proxy); do readlink /proc/\$p/exe | grep -q deleted && exit 1; done; exit 0"
+  check "upgraded in place: the proxy was replaced" within 100 proxy_replaced "$proxy"
+  check "upgraded in place: the new proxy runs the new binary" within 100 proxy_runs_new_binary
 }
 active() { [ "$(systemctl is-active corral.service)" = active ]; }
 verify_quiet() {
