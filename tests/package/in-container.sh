@@ -14,6 +14,8 @@ fail() {
   echo "FAIL    - $kind: $1"; failures=$((failures + 1)); sed 's/^/          /' "$out" | tail -25
   echo "          the service's last log lines:"
   journalctl -u corral.service -n 12 --no-pager 2>/dev/null | sed 's/^/          | /'
+  journalctl -u corral.service --no-pager 2>/dev/null | grep -v 'GET / HTTP' | grep -i ' warn \| error ' | head -20 | sed 's/^/          # /'
+  ls -la /run/corral 2>&1 | sed 's/^/          | /'
 }
 pending() { echo "PENDING - $kind: $1"; }
 check() {
@@ -117,6 +119,10 @@ reload_checks() {
   fi
   check "systemctl reload succeeds" systemctl reload corral.service
   check "page served after reload" within 50 page
+  # The proxy (user corral) opens new connections to the worker sockets and writes request
+  # bodies to temp_dir: a reload must not give either back to root.
+  check "worker sockets keep the proxy's group after a reload" sh -c '[ "$(stat -c %G /run/corral/hello.0.sock)" = corral ]'
+  check "temp_dir keeps the proxy's user after a reload" sh -c '[ "$(stat -c %U /var/lib/corral/body)" = corral ]'
   cp /etc/corral/corral.toml /tmp/good.toml
   sed -i '1i bogus_key = 1' /etc/corral/corral.toml
   check "reload of a bad config fails" sh -c '! systemctl reload corral.service'
