@@ -17,15 +17,13 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
-#include <map>
-#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/load.h"
 #include "tests/integration/harness/subprocess.h"
 
 namespace corral::itest {
@@ -68,77 +66,6 @@ struct Model {
       if (a.name == name) return &a;
     return nullptr;
   }
-};
-
-// A load on the main listener over a set of paths, each with the bodies it may answer.
-// Half the threads keep connections alive, half open one per request; any answer other
-// than 200 with an accepted body is a failure.
-class PathLoad {
- public:
-  PathLoad(int port, std::map<std::string, std::set<std::string>> expect, int threads) : port_(port), expect_(std::move(expect)) {
-    for (auto& [p, _] : expect_) paths_.push_back(p);
-    if (paths_.empty()) return;
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { run(i, i % 2 == 0); });
-  }
-  ~PathLoad() { stop(); }
-  void stop() {
-    stop_ = true;
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
-  }
-  int ok() const { return ok_; }
-  int failed() const { return failed_; }
-  std::string failures() {
-    std::lock_guard<std::mutex> g(mu_);
-    return failures_;
-  }
-
- private:
-  void run(int seed, bool keep_alive) {
-    std::unique_ptr<RawClient> c;
-    size_t sent = 0;
-    size_t next = static_cast<size_t>(seed);
-    while (!stop_) {
-      const std::string& path = paths_[next++ % paths_.size()];
-      const std::string req = "GET " + path + " HTTP/1.1\r\nHost: load\r\n" +
-                              (keep_alive ? std::string() : std::string("Connection: close\r\n")) + "\r\n";
-      std::string error;
-      if (!c) {
-        c = std::make_unique<RawClient>();
-        sent = 0;
-        if (!c->connect_tcp(port_)) error = "connect failed";
-      }
-      RawResponse got;
-      if (error.empty() && !c->send(req)) error = "send failed";
-      if (error.empty()) {
-        ++sent;
-        auto all = c->read_responses(sent, 10s);
-        if (all.size() < sent) error = c->closed() ? "closed without a response" : "timed out";
-        else got = all[sent - 1];
-      }
-      if (error.empty() && got.status != 200) error = "status " + std::to_string(got.status) + " body " + got.body.substr(0, 80);
-      if (error.empty() && !expect_.at(path).count(got.body)) error = "unexpected body '" + got.body.substr(0, 80) + "'";
-      if (!error.empty()) {
-        ++failed_;
-        std::lock_guard<std::mutex> g(mu_);
-        if (failures_.size() < 4000) failures_ += " [" + path + ": " + error + "]";
-        c.reset();
-      } else {
-        ++ok_;
-        if (!keep_alive || got.header("Connection") == "close") c.reset();
-      }
-      std::this_thread::sleep_for(2ms);
-    }
-  }
-
-  int port_;
-  std::map<std::string, std::set<std::string>> expect_;
-  std::vector<std::string> paths_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> ok_{0}, failed_{0};
-  std::mutex mu_;
-  std::string failures_;
-  std::vector<std::thread> threads_;
 };
 
 class ReloadPropertyTest : public IntegrationTest {
@@ -442,13 +369,13 @@ TEST_F(ReloadPropertyTest, RandomChangesUnderLoadLoseNothing) {
     const std::string what = mutate(m, rng, unstable);
     // The load: every app present before and after under the same name, accepting either
     // generation's answer while the reload turns it over.
-    std::map<std::string, std::set<std::string>> expect;
+    Http1Load::Expect expect;
     for (auto& a : before.apps) {
       const AppModel* after = m.find(a.name);
       if (!after || unstable.count(a.name) || after->kind != a.kind) continue;
       expect[a.probe_path()] = {a.whoami(), after->whoami()};
     }
-    PathLoad load(main_port_, expect, 4);
+    Http1Load load(main_port_, expect, 4, Http1Load::Connections::kHalfKeepAlive, 2ms);
     std::this_thread::sleep_for(100ms);
     rt_.write_file("corral.toml", render(m));
     ProcessResult r = ctl({"reload"}, 60s);

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/load.h"
 #include "tests/integration/harness/subprocess.h"
 
 namespace corral::itest {
@@ -39,52 +40,34 @@ struct Spec {
   std::string raw;              // appended to [app.api] (invalid keys)
 };
 
-// Sequential GETs on a few paths from a few threads, a new connection each (HTTP/1.1 in
+// Sequential GETs on a few paths from three threads, a new connection each (HTTP/1.1 in
 // plaintext), and one curl after another over HTTP/2 with TLS on `tls_port`; anything but a
 // 200 is a failure.
 class Load {
  public:
-  Load(int port, int tls_port, std::vector<std::string> paths) : port_(port), paths_(std::move(paths)) {
-    for (int i = 0; i < 3; ++i) threads_.emplace_back([this, i] { run(static_cast<size_t>(i)); });
-    threads_.emplace_back([this, tls_port] { run_h2(tls_port); });
+  Load(int port, int tls_port, const std::vector<std::string>& paths)
+      : h1_(port, any_body(paths), 3, Http1Load::Connections::kNewEach, 10ms), paths_(paths) {
+    h2_ = std::thread([this, tls_port] { run_h2(tls_port); });
   }
   ~Load() { stop(); }
   void stop() {
+    h1_.stop();
     stop_ = true;
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
+    if (h2_.joinable()) h2_.join();
   }
-  int ok() const { return ok_; }
-  int failed() const { return failed_; }
+  int ok() const { return h1_.ok() + h2_ok_; }
+  int failed() const { return h1_.failed() + h2_failed_; }
   int h2_ok() const { return h2_ok_; }
   std::string failures() {
     std::lock_guard<std::mutex> g(mu_);
-    return failures_;
+    return h1_.failures() + h2_failures_;
   }
 
  private:
-  void run(size_t n) {
-    while (!stop_) {
-      const std::string& path = paths_[n++ % paths_.size()];
-      RawClient c;
-      std::string error;
-      if (!c.connect_tcp(port_)) error = "connect failed";
-      if (error.empty() && !c.send("GET " + path + " HTTP/1.1\r\nHost: load\r\nConnection: close\r\n\r\n"))
-        error = "send failed";
-      if (error.empty()) {
-        auto r = c.read_responses(1, 10s);
-        if (r.empty()) error = c.closed() ? "closed without a response" : "timed out";
-        else if (r[0].status != 200) error = "status " + std::to_string(r[0].status);
-      }
-      if (error.empty()) {
-        ++ok_;
-      } else {
-        ++failed_;
-        std::lock_guard<std::mutex> g(mu_);
-        if (failures_.size() < 2000) failures_ += " [" + path + ": " + error + "]";
-      }
-      std::this_thread::sleep_for(10ms);
-    }
+  static Http1Load::Expect any_body(const std::vector<std::string>& paths) {
+    Http1Load::Expect e;
+    for (auto& p : paths) e[p] = {};
+    return e;
   }
 
   void run_h2(int tls_port) {
@@ -92,23 +75,22 @@ class Load {
       const std::string& path = paths_[n % paths_.size()];
       HttpResponse r = curl({"--http2", "-k", "https://127.0.0.2:" + std::to_string(tls_port) + path}, 10s);
       if (r.status == 200) {
-        ++ok_;
         ++h2_ok_;
       } else {
-        ++failed_;
+        ++h2_failed_;
         std::lock_guard<std::mutex> g(mu_);
-        if (failures_.size() < 2000) failures_ += " [h2 " + path + ": status " + std::to_string(r.status) + " " + r.error + "]";
+        if (h2_failures_.size() < 2000) h2_failures_ += " [h2 " + path + ": status " + std::to_string(r.status) + " " + r.error + "]";
       }
     }
   }
 
-  int port_;
+  Http1Load h1_;
   std::vector<std::string> paths_;
   std::atomic<bool> stop_{false};
-  std::atomic<int> ok_{0}, failed_{0}, h2_ok_{0};
+  std::atomic<int> h2_ok_{0}, h2_failed_{0};
   std::mutex mu_;
-  std::string failures_;
-  std::vector<std::thread> threads_;
+  std::string h2_failures_;
+  std::thread h2_;
 };
 
 class PlanTest : public IntegrationTest {

@@ -24,16 +24,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/load.h"
 #include "tests/integration/harness/subprocess.h"
 
 namespace corral::itest {
@@ -44,86 +43,6 @@ namespace fs = std::filesystem;
 
 const std::string kApps = CORRAL_SOURCE_DIR "/tests/apps";
 const std::string kLateHello = CORRAL_SOURCE_DIR "/tests/integration/upgrade/late_tls_hello.py";
-
-// HTTP/1.1 load over some paths, each with the bodies it may answer: half the threads keep
-// their connection alive, half open one per request. Anything but 200 with an accepted body
-// is a failure (counted and kept for the message).
-class Load {
- public:
-  Load(int port, std::map<std::string, std::set<std::string>> expect, int threads)
-      : port_(port), expect_(std::move(expect)) {
-    for (auto& [p, _] : expect_) paths_.push_back(p);
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { run(i, i % 2 == 0); });
-  }
-  ~Load() { stop(); }
-  void accept(const std::string& path, const std::string& body) {
-    std::lock_guard<std::mutex> g(mu_);
-    expect_[path].insert(body);
-  }
-  void stop() {
-    stop_ = true;
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
-  }
-  int ok() const { return ok_; }
-  int failed() const { return failed_; }
-  std::string failures() {
-    std::lock_guard<std::mutex> g(mu_);
-    return failures_;
-  }
-
- private:
-  bool accepted(const std::string& path, const std::string& body) {
-    std::lock_guard<std::mutex> g(mu_);
-    return expect_.at(path).count(body) > 0;
-  }
-  void run(int seed, bool keep_alive) {
-    std::unique_ptr<RawClient> c;
-    size_t sent = 0, next = static_cast<size_t>(seed);
-    while (!stop_) {
-      const std::string& path = paths_[next++ % paths_.size()];
-      const std::string req = "GET " + path + " HTTP/1.1\r\nHost: load\r\n" +
-                              (keep_alive ? std::string() : std::string("Connection: close\r\n")) + "\r\n";
-      std::string error;
-      if (!c) {
-        c = std::make_unique<RawClient>();
-        sent = 0;
-        if (!c->connect_tcp(port_)) error = "connect failed";
-      }
-      RawResponse got;
-      if (error.empty() && !c->send(req)) error = "send failed";
-      if (error.empty()) {
-        ++sent;
-        auto all = c->read_responses(sent, 10s);
-        if (all.size() < sent) error = c->closed() ? "closed without a response" : "timed out";
-        else got = all[sent - 1];
-      }
-      if (error.empty() && got.status != 200) error = "status " + std::to_string(got.status) + " " + got.body.substr(0, 80);
-      if (error.empty() && !accepted(path, got.body)) error = "unexpected body '" + got.body.substr(0, 80) + "'";
-      if (!error.empty()) {
-        ++failed_;
-        std::lock_guard<std::mutex> g(mu_);
-        if (failures_.size() < 4000)
-          failures_ += " [" + path + (keep_alive ? " (keep-alive, request " + std::to_string(sent) + " on it)" : " (new connection)") +
-                       ": " + error + "]";
-        c.reset();
-      } else {
-        ++ok_;
-        if (!keep_alive || got.header("Connection") == "close") c.reset();
-      }
-      std::this_thread::sleep_for(3ms);
-    }
-  }
-
-  int port_;
-  std::map<std::string, std::set<std::string>> expect_;
-  std::vector<std::string> paths_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> ok_{0}, failed_{0};
-  std::mutex mu_;
-  std::string failures_;
-  std::vector<std::thread> threads_;
-};
 
 // An HTTP/2 client over TLS that keeps going as browsers do: curl sends `n` requests at
 // `rate`/s over one connection at a time, moving to a new one after a GOAWAY (the proxy
@@ -273,7 +192,7 @@ TEST_F(UpgradeTest, UnderLoadNothingFailsAndTheStateCarriesOver) {
   ASSERT_EQ(::kill(killed, SIGKILL), 0);
   ASSERT_TRUE(wait_status([&](const nlohmann::json& s) { return all_ready(s) && app_of(s, "h")["recent_deaths"].size() == 1; }, 30s));
 
-  Load load(port(), four_paths(), 6);
+  Http1Load load(port(), four_paths(), 6);
   H2Load h2;
   h2.start("https://127.0.0.2:" + std::to_string(corral_->port(1)) + "/w/whoami", 180, 30);
   std::this_thread::sleep_for(1500ms);
@@ -347,7 +266,7 @@ TEST_F(UpgradeTest, BrokenBinaryIsRefusedAndTheOldImageServesOn) {
   allowed_errors_ = {"upgrade refused"};
   const nlohmann::json before = corral_->status();
   const auto pids = CorralProcess::worker_pids(before, "demo");
-  Load load(port(), {{"/whoami", {""}}}, 2);
+  Http1Load load(port(), {{"/whoami", {""}}}, 2);
 
   ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", "", "#!/bin/sh\necho 'this build is broken' >&2\nexit 1\n"));
   ProcessResult up = upgrade();
@@ -400,7 +319,7 @@ TEST_F(UpgradeTest, Sigusr2UpgradesLikeCorralctl) {
   ASSERT_EQ(dr.exit_code, 0) << dr.out << dr.err;
   const nlohmann::json before = corral_->status();
   ASSERT_TRUE(before["drain"].value("draining", false)) << before.dump();
-  Load load(port(), four_paths(), 4);
+  Http1Load load(port(), four_paths(), 4);
   std::this_thread::sleep_for(500ms);
   ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", bin_path("corral-supervisor")));
   corral_->signal(SIGUSR2);
@@ -446,7 +365,7 @@ TEST_F(UpgradeTest, CorralWorkerRolledWhenReplacedAndAllowed) {
   const nlohmann::json before = corral_->status();
   const auto c_pids = CorralProcess::worker_pids(before, "c");
   const auto w_pids = CorralProcess::worker_pids(before, "w");
-  Load load(port(), {{"/c/whoami.sh", {"c1"}}, {"/w/whoami", {"w1"}}}, 4);
+  Http1Load load(port(), {{"/c/whoami.sh", {"c1"}}, {"/w/whoami", {"w1"}}}, 4);
 
   // Upgrade with corral-worker unchanged: nothing rolls.
   ASSERT_NO_FATAL_FAILURE(replace("corral-supervisor", bin_path("corral-supervisor")));

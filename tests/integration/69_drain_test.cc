@@ -5,15 +5,14 @@
 // stream processed) and their in-flight streams finish; no request fails; a stop then exits 0.
 #include <gtest/gtest.h>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <regex>
 #include <thread>
 
 #include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/load.h"
 #include "tests/integration/harness/subprocess.h"
 #include "tests/integration/harness/temp_runtime.h"
 
@@ -23,48 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-const std::string kLoad = std::string(CORRAL_SOURCE_DIR) + "/tests/integration/drain/keepalive_load.py";
-
 double mono_seconds(Clock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
-
-/// The keep-alive load client, run on a thread until stop() (it prints its summary then).
-/// Files in `dir` tell it when to stop and tell us when it has had its first answer, so a
-/// loaded machine that starts Python late changes nothing in the schedule.
-struct KeepaliveLoad {
-  std::thread thread;
-  ProcessResult result;
-  std::string stop_file, ready_file;
-  void start(int port, int conns, const std::string& path, const std::string& dir) {
-    stop_file = dir + "/load.stop";
-    ready_file = dir + "/load.ready";
-    thread = std::thread([this, port, conns, path] {
-      result = run_process({"/usr/bin/python3", kLoad, std::to_string(port), stop_file, std::to_string(conns), path,
-                            ready_file},
-                           std::chrono::seconds(90));
-    });
-  }
-  /// True once the load had its first answer (within `limit`).
-  bool wait_ready(std::chrono::milliseconds limit = std::chrono::seconds(20)) {
-    for (auto until = Clock::now() + limit; Clock::now() < until;) {
-      if (::access(ready_file.c_str(), F_OK) == 0) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-  void stop() {
-    if (!stop_file.empty()) ::close(::open(stop_file.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
-  }
-  nlohmann::json finish() {
-    stop();
-    if (thread.joinable()) thread.join();
-    auto j = nlohmann::json::parse(result.out, nullptr, false);
-    return j.is_discarded() ? nlohmann::json() : j;
-  }
-  ~KeepaliveLoad() {
-    stop();
-    if (thread.joinable()) thread.join();
-  }
-};
 
 /// The last_stream_id of every GOAWAY that `nghttp -v` printed, in order.
 std::vector<long> goaways(const std::string& nghttp_out) {

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/load.h"
 #include "tests/integration/harness/subprocess.h"
 #include "tests/integration/harness/temp_runtime.h"
 
@@ -29,71 +30,8 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 const std::string kSource = CORRAL_SOURCE_DIR;
-const std::string kLoad = kSource + "/tests/integration/drain/keepalive_load.py";
 const std::string kWsEcho = kSource + "/tests/apps/websocket_echo/echo.py";
 const std::string kWsClient = kSource + "/tests/integration/ws/ws_client.py";
-
-/// The keep-alive load client (tests/integration/drain/keepalive_load.py) on a thread.
-struct KeepaliveLoad {
-  std::thread thread;
-  ProcessResult result;
-  std::string stop_file, ready_file;
-  void start(int port, int conns, const std::string& path, const std::string& dir) {
-    stop_file = dir + "/load.stop";
-    ready_file = dir + "/load.ready";
-    thread = std::thread([this, port, conns, path] {
-      result = run_process({"/usr/bin/python3", kLoad, std::to_string(port), stop_file, std::to_string(conns), path,
-                            ready_file},
-                           std::chrono::seconds(90));
-    });
-  }
-  bool wait_ready(std::chrono::milliseconds limit = 20s) {
-    for (auto until = Clock::now() + limit; Clock::now() < until;) {
-      if (::access(ready_file.c_str(), F_OK) == 0) return true;
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
-  }
-  void stop() {
-    if (!stop_file.empty()) ::close(::open(stop_file.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
-  }
-  nlohmann::json finish() {
-    stop();
-    if (thread.joinable()) thread.join();
-    auto j = nlohmann::json::parse(result.out, nullptr, false);
-    return j.is_discarded() ? nlohmann::json() : j;
-  }
-  ~KeepaliveLoad() {
-    stop();
-    if (thread.joinable()) thread.join();
-  }
-};
-
-/// New connections, one request each (Connection: close), on two threads until stopped.
-struct NewConnectionLoad {
-  std::vector<std::thread> threads;
-  std::atomic<bool> stop{false};
-  std::atomic<int> ok{0}, failed{0};
-  void start(int port) {
-    for (int t = 0; t < 2; ++t)
-      threads.emplace_back([this, port] {
-        while (!stop.load()) {
-          RawClient c;
-          bool good = c.connect_tcp(port) && c.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-          auto r = good ? c.read_responses(1, 10s) : std::vector<RawResponse>{};
-          if (!r.empty() && r[0].status == 200) ++ok;
-          else ++failed;
-          std::this_thread::sleep_for(2ms);
-        }
-      });
-  }
-  void finish() {
-    stop = true;
-    for (auto& t : threads)
-      if (t.joinable()) t.join();
-  }
-  ~NewConnectionLoad() { finish(); }
-};
 
 bool process_gone(pid_t pid, std::chrono::milliseconds limit) {
   for (auto until = Clock::now() + limit; Clock::now() < until;) {
@@ -166,8 +104,8 @@ TEST_F(ProxyHandoverTest, RestartUnderKeepaliveLoadHandsIdleConnectionsOver) {
   KeepaliveLoad load;
   load.start(port(), 4, "/", rt_.path());
   ASSERT_TRUE(load.wait_ready()) << "the keep-alive load never got an answer";
-  NewConnectionLoad fresh;
-  fresh.start(port());
+  // New connections, one request each (Connection: close), on two threads.
+  Http1Load fresh(port(), {{"/", {}}}, 2, Http1Load::Connections::kNewEach, 2ms);
   std::this_thread::sleep_for(300ms);
 
   const auto t0 = Clock::now();
@@ -189,7 +127,7 @@ TEST_F(ProxyHandoverTest, RestartUnderKeepaliveLoadHandsIdleConnectionsOver) {
   EXPECT_TRUE(process_gone(old_pid, 8s)) << "the old proxy did not exit";
   std::this_thread::sleep_for(500ms);  // load on the new proxy alone
   nlohmann::json l = load.finish();
-  fresh.finish();
+  fresh.stop();
 
   // The idle connections answer on their socket, served by the new proxy (the old is gone).
   EXPECT_EQ(still_serving(idle), idle.size());
@@ -197,14 +135,14 @@ TEST_F(ProxyHandoverTest, RestartUnderKeepaliveLoadHandsIdleConnectionsOver) {
   ASSERT_TRUE(l.is_object()) << load.result.out << load.result.err;
   EXPECT_TRUE(l["failures"].empty()) << l["failures"].dump();
   EXPECT_EQ(l.value("ok", 0), l.value("requests", -1)) << l["statuses"].dump();
-  EXPECT_EQ(fresh.failed.load(), 0);
-  EXPECT_GT(fresh.ok.load(), 5);
+  EXPECT_EQ(fresh.failed(), 0);
+  EXPECT_GT(fresh.ok(), 5);
   const int reconnected = l.value("connections", 0) - 4;
   std::printf("restart-proxy took %lld ms: %d idle connection(s) handed over, %d kept on the old proxy; keep-alive "
               "load: %d requests, %d reconnects (answered with Connection: close), 0 failed; new-connection load: "
               "%d requests, %d failed\n",
               static_cast<long long>(took.count()), r.value("handed_over", 0), r.value("kept", 0),
-              l.value("requests", 0), reconnected, fresh.ok.load(), fresh.failed.load());
+              l.value("requests", 0), reconnected, fresh.ok(), fresh.failed());
 
   // Retired, not crashed: no restart, a clear line.
   EXPECT_FALSE(log_lines_with("retired proxy pid " + std::to_string(old_pid) + " exited").empty());
