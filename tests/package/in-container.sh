@@ -60,6 +60,18 @@ proxy_runs_new_binary() {
   for p in $(pids_of corral-proxy); do readlink "/proc/$p/exe" | grep -q deleted && return 1; done
   return 0
 }
+# For comparison, the same load across `systemctl restart` (a figure, not a check: a restart
+# closes the listening sockets and boots the app again, so requests fail).
+restart_figure() {
+  load_start
+  sleep 1
+  systemctl restart corral.service
+  within 100 page
+  sleep 2
+  load_stop
+  set -- $(load_result)
+  echo "        load across systemctl restart, for comparison: $1 requests, $2 failed, worst $3 ms"
+}
 load_stop() { : > /tmp/load.stop; wait; }
 load_result() { cat /tmp/load.[0-9]* | awk '{ n++; if ($1 != "200") f++; if ($2 > w) w = $2 } END { print n + 0, f + 0, w * 1000 }'; }
 
@@ -157,6 +169,7 @@ if [ "$kind" = deb ]; then
   upgrade_in_place_checks apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$dir"/upgrade/corral_*.deb
   check "upgrade keeps the edited config" grep -q "edited by the admin" /etc/corral/corral.toml
   check "upgrade leaves the new config as .dpkg-dist" test -f /etc/corral/corral.toml.dpkg-dist
+  restart_figure
   check "page served after the upgrade" within 50 page
   check "remove" apt-get remove -y -q corral
   check "remove stopped the service" sh -c '! systemctl is-active --quiet corral.service'
