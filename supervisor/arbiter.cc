@@ -225,14 +225,7 @@ Result<void> Arbiter::start() {
       return r;
     }
   }
-  upkeep_timer_.arm(kUpkeepEvery);
-  if (const char* usec = std::getenv("WATCHDOG_USEC"); usec && *usec) {
-    const char* wpid = std::getenv("WATCHDOG_PID");
-    if (!wpid || !*wpid || std::atol(wpid) == static_cast<long>(::getpid())) {
-      watchdog_every_ = milliseconds(std::max<long long>(1, std::atoll(usec) / 2000));
-      watchdog_timer_.arm(watchdog_every_);
-    }
-  }
+  start_upkeep_and_watchdog(false);
   if (auto r = proxy_->start(); !r) {
     CORRAL_LOG(Error, kTag) << "the proxy did not start; retrying with back-off";
   }
@@ -279,6 +272,19 @@ void Arbiter::handle_ttou() {
   if (phase_ != Phase::Running) return;
   CORRAL_LOG(Info, kTag) << "SIGTTOU: one worker fewer for every app (at least one stays)";
   for (auto& p : pools_) set_workers(*p, p->desired() - 1);
+}
+
+void Arbiter::start_upkeep_and_watchdog(bool ping_now) {
+  upkeep_timer_.arm(kUpkeepEvery);
+  // systemd's WatchdogSec: pinged at half the interval it asks for.
+  if (const char* usec = std::getenv("WATCHDOG_USEC"); usec && *usec) {
+    const char* wpid = std::getenv("WATCHDOG_PID");
+    if (!wpid || !*wpid || std::atol(wpid) == static_cast<long>(::getpid())) {
+      watchdog_every_ = milliseconds(std::max<long long>(1, std::atoll(usec) / 2000));
+      watchdog_timer_.arm(watchdog_every_);
+      if (ping_now) notify("WATCHDOG=1");
+    }
+  }
 }
 
 void Arbiter::watchdog() {

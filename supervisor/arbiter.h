@@ -273,6 +273,10 @@ class Arbiter {
   /// far (a StatsQuery answered in order), or after kBarrierWait; at once when no proxy serves.
   void reply_after_proxy(uint64_t id, ControlApi::Response r);
   void release_barrier();
+  /// Arms the upkeep timer and, under systemd's WatchdogSec, the watchdog (pinging at once
+  /// when `ping_now`: an upgraded image continues the previous one's pings). start() and the
+  /// upgrade's take-over.
+  void start_upkeep_and_watchdog(bool ping_now);
   void watchdog();
   void maybe_notify_ready();
   void begin_stop(bool graceful);

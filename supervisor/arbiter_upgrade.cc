@@ -41,7 +41,6 @@ namespace {
 constexpr const char* kTag = "supervisor";
 using std::chrono::milliseconds;
 constexpr milliseconds kCheckTimeout{10'000};
-constexpr milliseconds kUpkeepEvery{1'000};
 constexpr milliseconds kReadyFallback{30'000};
 constexpr size_t kMaxCheckOutput = 16 * 1024;
 
@@ -348,15 +347,7 @@ Result<void> Arbiter::resume(UpgradeState st) {
   if (st.draining) drain_since_ = from_ns(st.drain_since_ns);
   ready_sent_ = st.ready_sent;
   unattributed_leftovers_.assign(st.unattributed_leftovers.begin(), st.unattributed_leftovers.end());
-  upkeep_timer_.arm(kUpkeepEvery);
-  if (const char* usec = std::getenv("WATCHDOG_USEC"); usec && *usec) {
-    const char* wpid = std::getenv("WATCHDOG_PID");
-    if (!wpid || !*wpid || std::atol(wpid) == static_cast<long>(::getpid())) {
-      watchdog_every_ = milliseconds(std::max<long long>(1, std::atoll(usec) / 2000));
-      watchdog_timer_.arm(watchdog_every_);
-      notify("WATCHDOG=1");
-    }
-  }
+  start_upkeep_and_watchdog(true);  // the last ping was the previous image's
   if (!ready_sent_) ready_fallback_.arm(kReadyFallback);
   // The previous image blocked these before execve; the handlers are in place now, and
   // whatever arrived meanwhile is delivered.
