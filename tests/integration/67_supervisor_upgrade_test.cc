@@ -113,6 +113,25 @@ class UpgradeTest : public IntegrationTest {
     config_.supervisor("log_level", quote("info")).proxy("access_log", quote("off"));
   }
 
+  // Apps hosted by corral-worker (the ones an upgrade may roll): a CGI folder and a WSGI app,
+  // each answering its WHOAMI (c1, w1).
+  AppSpec& cgi_app(const std::string& name) {
+    auto& c = config_.app(name);
+    c.kind = "cgi";
+    c.command.clear();
+    c.set("root", quote(kApps + "/cgi"));
+    c.env["WHOAMI"] = "c1";
+    return c;
+  }
+  AppSpec& wsgi_app(const std::string& name) {
+    auto& w = config_.app(name);
+    w.kind = "wsgi";
+    w.command.clear();
+    w.set("module", quote("whoami_app:app")).set("python_path", "[" + quote(kApps + "/wsgi_whoami") + "]");
+    w.env["WHOAMI"] = "w1";
+    return w;
+  }
+
   // As a package manager does: the new file next to it, renamed over it (a new inode; the
   // running image's file is deleted). `from` is copied, or `script` written when not empty.
   void replace(const std::string& name, const std::string& from, const std::string& script = "") {
@@ -136,16 +155,8 @@ class UpgradeTest : public IntegrationTest {
     f.set("root", quote(kApps + "/php"));
     f.env["WHOAMI"] = "f1";
     f.env["PHP_FCGI_MAX_REQUESTS"] = "0";
-    auto& c = config_.app("c");
-    c.kind = "cgi";
-    c.command.clear();
-    c.set("root", quote(kApps + "/cgi")).concurrency(4);
-    c.env["WHOAMI"] = "c1";
-    auto& w = config_.app("w");
-    w.kind = "wsgi";
-    w.command.clear();
-    w.set("module", quote("whoami_app:app")).set("python_path", "[" + quote(kApps + "/wsgi_whoami") + "]");
-    w.env["WHOAMI"] = "w1";
+    cgi_app("c").concurrency(4);
+    wsgi_app("w");
   }
 
   static std::map<std::string, std::set<std::string>> four_paths() {
@@ -349,17 +360,8 @@ TEST_F(UpgradeTest, Sigusr2UpgradesLikeCorralctl) {
 
 TEST_F(UpgradeTest, CorralWorkerRolledWhenReplacedAndAllowed) {
   config_.route("c", "/c/").route("w", "/w/");
-  auto& c = config_.app("c");
-  c.kind = "cgi";
-  c.command.clear();
-  c.set("root", quote(kApps + "/cgi")).workers(2);
-  c.env["WHOAMI"] = "c1";
-  auto& w = config_.app("w");
-  w.kind = "wsgi";
-  w.command.clear();
-  w.set("module", quote("whoami_app:app")).set("python_path", "[" + quote(kApps + "/wsgi_whoami") + "]");
-  w.set("upgrade", quote("keep"));
-  w.env["WHOAMI"] = "w1";
+  cgi_app("c").workers(2);
+  wsgi_app("w").set("upgrade", quote("keep"));
   ASSERT_NO_FATAL_FAILURE(start());
   ASSERT_TRUE(wait_status([&](const nlohmann::json& s) { return all_ready(s); }, 30s));
   const nlohmann::json before = corral_->status();
