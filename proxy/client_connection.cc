@@ -13,6 +13,7 @@
 #include "common/base/log.h"
 #include "proxy/frontend/http1_session.h"
 #include "proxy/frontend/http2_session.h"
+#include "proxy/listener.h"
 #include "proxy/runtime.h"
 #include "proxy/tls_context.h"
 
@@ -466,17 +467,18 @@ void ClientConnection::update_interest() {
 
 void ClientConnection::lookup_ports() {
   ports_known_ = true;
-  auto port_of = [](const sockaddr_storage& ss) -> uint16_t {
-    if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
-    if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
-    return 0;
-  };
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (::getpeername(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) client_port_ = port_of(ss);
   ss = {};
   len = sizeof ss;
   if (::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) server_port_ = port_of(ss);
+}
+
+void ClientConnection::set_ports(uint16_t client_port, uint16_t server_port) {
+  client_port_ = client_port;
+  server_port_ = server_port;
+  ports_known_ = true;
 }
 
 uint16_t ClientConnection::client_port() {

@@ -125,10 +125,11 @@ class ClientConnection {
 
   SessionHost& host() { return host_; }
   const std::string& client_ip() const { return client_ip_; }
-  /// The client's source port and the local port it connected to (0 when unknown); looked
-  /// up once per connection (CGI's REMOTE_PORT / SERVER_PORT).
+  /// The client's source port and the local port it connected to (0 when unknown): given at
+  /// accept (set_ports), else looked up once per connection (CGI's REMOTE_PORT / SERVER_PORT).
   uint16_t client_port();
   uint16_t server_port();
+  void set_ports(uint16_t client_port, uint16_t server_port);
   bool tls() const { return ssl_ != nullptr; }
   /// The peer (after the PROXY header) is in [proxy] trusted_proxies of the snapshot the
   /// connection started with: its X-Forwarded-For is extended and believed.

@@ -27,6 +27,12 @@ std::string peer_ip(const sockaddr_storage& ss) {
   return buf;
 }
 
+uint16_t port_of(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
+  return 0;
+}
+
 void set_nodelay(int fd, const sockaddr_storage& peer) {
   if (peer.ss_family != AF_INET && peer.ss_family != AF_INET6) return;
   int one = 1;
@@ -40,6 +46,9 @@ Listener::Listener(ev::Loop& loop, int fd, OnAccept on_accept, int batch, OnPaus
       batch_(batch),
       watch_(loop, fd, [this](bool, bool) { on_readable(); }),
       resume_timer_(loop, [this] { resume(); }) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) local_port_ = port_of(ss);
   watch_.set(true, false);
 }
 

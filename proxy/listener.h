@@ -28,6 +28,8 @@ struct ListenerSet {
 
 /// "1.2.3.4" / "2001:db8::1" (IPv4-mapped IPv6 addresses as IPv4); "" for other families.
 std::string peer_ip(const sockaddr_storage& peer);
+/// The port of an IPv4 or IPv6 address; 0 for other families.
+uint16_t port_of(const sockaddr_storage& ss);
 
 /// Sets TCP_NODELAY on an accepted TCP connection (responses are written whole, so Nagle
 /// only delays them); nothing for other families. Called once per admitted connection.
@@ -56,6 +58,9 @@ class Listener {
   /// host, instead of waiting in the backlog for an accept that never comes and being reset
   /// when the supervisor exits. Stops watching.
   void stop_listening();
+  /// The port this listening socket is bound to (looked up once; 0 for a Unix socket): every
+  /// connection it accepts has it as its local port, so none needs a getsockname of its own.
+  uint16_t local_port() const { return local_port_; }
 
  private:
   void on_readable();
@@ -65,6 +70,7 @@ class Listener {
   OnAccept on_accept_;
   OnPause on_pause_;
   int batch_;
+  uint16_t local_port_ = 0;
   std::chrono::milliseconds backoff_ = kFirstBackoff;
   ev::FdWatch watch_;
   ev::Timer resume_timer_;

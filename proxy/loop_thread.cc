@@ -102,7 +102,7 @@ void LoopThread::set_listeners(std::shared_ptr<const ListenerSet> ls) {
           loop_, ls->fds.back().get(),
           [this](UniqueFd c, const sockaddr_storage& peer) {
             set_nodelay(c.get(), peer);
-            adopt(std::move(c), peer_ip(peer), Runtime::kAdminListener);
+            adopt(std::move(c), peer_ip(peer), Runtime::kAdminListener, {}, port_of(peer), admin_watch_->local_port());
           },
           64, [this](int err, std::chrono::milliseconds backoff) { on_accept_paused(SIZE_MAX, err, backoff); });
     if (draining_) return;
@@ -145,10 +145,13 @@ void LoopThread::set_drain_announced(bool on) {
   });
 }
 
-void LoopThread::adopt(UniqueFd fd, std::string client_ip, size_t listener_index, ConnectionSlot slot) {
+void LoopThread::adopt(UniqueFd fd, std::string client_ip, size_t listener_index, ConnectionSlot slot,
+                       uint16_t client_port, uint16_t local_port) {
   // No config yet, or draining: the socket closes (the admin listener answers while draining).
   if (!runtime_ || retiring_ || (draining_ && listener_index != Runtime::kAdminListener)) return;
   auto* c = new ClientConnection(*this, std::move(fd), std::move(client_ip), runtime_->listener(listener_index));
+  // Both ports known without a system call each: the peer's from accept, ours the listener's.
+  if (local_port) c->set_ports(client_port, local_port);
   c->hold(std::move(slot));
   link(c);  // owned by the list until connection_closed()
   c->start();
@@ -173,7 +176,8 @@ void LoopThread::accept_client(UniqueFd fd, const sockaddr_storage& peer, size_t
     }
   }
   set_nodelay(fd.get(), peer);  // admitted: a refused connection is reset without it
-  adopt(std::move(fd), peer_ip(peer), index, std::move(slot));
+  adopt(std::move(fd), peer_ip(peer), index, std::move(slot), port_of(peer),
+        index < listeners_.size() ? listeners_[index]->local_port() : 0);
 }
 
 void LoopThread::refuse(UniqueFd fd, const ListenerRuntime& l, const ClientKey& key, ConnectionLimiter::Verdict why) {

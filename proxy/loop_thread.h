@@ -75,8 +75,10 @@ class LoopThread : public SessionHost {
 
   /// Loop-affine: takes over an accepted connection from the listener at `listener_index`
   /// (its TLS and HTTP/2 settings apply; tests use it with a socketpair end). `slot` is the
-  /// place the connection holds in its listener's counts (see accept_client()).
-  void adopt(UniqueFd fd, std::string client_ip, size_t listener_index = SIZE_MAX, ConnectionSlot slot = {});
+  /// place the connection holds in its listener's counts (see accept_client()). A nonzero
+  /// `local_port` gives both ports (else the connection looks them up if it needs them).
+  void adopt(UniqueFd fd, std::string client_ip, size_t listener_index = SIZE_MAX, ConnectionSlot slot = {},
+             uint16_t client_port = 0, uint16_t local_port = 0);
   /// Loop-affine.
   size_t connection_count() const { return connection_count_; }
   /// Loop-affine: connections waiting without a session, and sessions kept for reuse.
