@@ -94,8 +94,9 @@ bench-instr: build
 	@packaging/install-deps.sh bench
 	tests/bench/instructions.sh $(BUILD)
 
-# make bench-profile: flame graphs (perf, cpu-clock) of corral-proxy under the h1 keep-alive and
-# the h2/TLS loads of make bench: $(BUILD)/bench/profiles/{h1,h2tls}-COMMIT.svg.
+# make bench-profile: flame graphs (perf, cpu-clock) of corral-proxy under the h1 keep-alive, the
+# h2/TLS and the new-TLS-connection loads of make bench, with a text summary of each:
+# $(BUILD)/bench/profiles/{h1,h2tls,handshake}-COMMIT.{svg,summary.txt}.
 bench-profile: build
 	@packaging/install-deps.sh bench
 	BENCH_QUICK=$(BENCH_QUICK) tests/bench/profile.sh $(BUILD)

@@ -10,7 +10,8 @@
 # on many virtual machines; it samples where the CPU time goes, at PERF_FREQ Hz.
 #
 # Writes BUILD/bench/profiles/{h1,h2tls,handshake}-COMMIT.svg (COMMIT: the source tree's short hash, with
-# -dirty when it has changes), the folded stacks next to them, and the load's figures.
+# -dirty when it has changes), the folded stacks next to them, a text summary of each
+# (profile_summary.py: kernel share, time per system call, hottest functions), and the load's figures.
 #
 # usage: tests/bench/profile.sh [BUILD_DIR]
 # env:   PROFILE_SECONDS (10; BENCH_QUICK=1: 3)  PERF_FREQ (997)  CALL_GRAPH (dwarf: unwinds through
@@ -62,7 +63,8 @@ profile() {  # name title command...
     python3 "$here/flamegraph.py" --title "$title — corral $commit" --folded "$profiles/$name-$commit.folded" \
     > "$profiles/$name-$commit.svg"
   rm -f "$raw/$name.perf.data"
-  log "$name: $profiles/$name-$commit.svg ($(wc -l < "$profiles/$name-$commit.folded") distinct stacks)"
+  python3 "$here/profile_summary.py" "$profiles/$name-$commit.folded" > "$profiles/$name-$commit.summary.txt" || true
+  log "$name: $profiles/$name-$commit.svg ($(wc -l < "$profiles/$name-$commit.folded") distinct stacks; summary in $name-$commit.summary.txt)"
 }
 h1_load() {  # seconds
   timeout $(($1 + 20)) taskset -c "$load_cpus" wrk -t1 -c"$conns" -d"$1s" -H "Host: bench" \
