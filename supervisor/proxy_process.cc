@@ -182,8 +182,9 @@ void ProxyProcess::check_heartbeat() {
   if (timeout_.count() > 0 && silent >= timeout_) {
     CORRAL_LOG(Error, kTag) << "proxy pid " << pid_ << " has been silent on its control channel for "
                             << format_seconds(silent) << " (proxy_timeout " << format_duration(timeout_)
-                            << "; stopped or stuck, " << waiting << " messages waiting for it); killing it, it "
-                            << "restarts (workers keep running)";
+                            << "; stopped or stuck, " << waiting << " messages waiting for it); killing it"
+                            << (retiring_ ? " (it was retiring: the proxy that replaced it serves on)"
+                                          : ", it restarts (workers keep running)");
     kill_unresponsive("silent for " + format_seconds(silent));
     return;
   }
@@ -193,8 +194,9 @@ void ProxyProcess::check_heartbeat() {
     silence_warned_ = true;
     CORRAL_LOG(Warn, kTag) << "proxy pid " << pid_ << " has not reported for " << format_seconds(silent) << " ("
                            << waiting << " messages waiting for it)"
-                           << (timeout_.count() > 0 ? "; it is restarted if silent for " + format_duration(timeout_)
-                                                    : std::string("; proxy_timeout = 0: it is left alone"));
+                           << (timeout_.count() == 0 ? std::string("; proxy_timeout = 0: it is left alone")
+                               : retiring_             ? "; it is killed if silent for " + format_duration(timeout_)
+                                                       : "; it is restarted if silent for " + format_duration(timeout_));
   }
 }
 

@@ -608,5 +608,38 @@ TEST_F(ProxyHandoverTest, EitherProxyDyingDuringTheSwap) {
   EXPECT_EQ(proxy_pid(), fourth);
 }
 
+
+// A retiring proxy that goes silent (SIGSTOP) while it finishes a slow request is killed after
+// proxy_timeout like any silent proxy, but as a retirement: the log says so, nothing restarts,
+// and the proxy that replaced it serves on.
+TEST_F(ProxyHandoverTest, SilentRetiringProxyIsKilledNotRestarted) {
+  config_.supervisor("proxy_timeout", quote("2s"));
+  allowed_errors_.push_back("silent on its control channel");
+  start_with_demo();
+  if (HasFatalFailure()) return;
+  const pid_t old_pid = proxy_pid();
+  std::thread slow([&] {
+    run_process({"curl", "-sS", "-o", "/dev/null", "http://127.0.0.1:" + std::to_string(port()) + "/sleep?ms=8000"}, 20s);
+  });
+  std::this_thread::sleep_for(300ms);
+  nlohmann::json r = restart_proxy();
+  ASSERT_EQ(r.value("exit", -1), 0) << r.dump();
+  const pid_t new_pid = r.value("new_pid", 0);
+  ASSERT_GT(new_pid, 0);
+  ASSERT_EQ(::kill(old_pid, 0), 0) << "the old proxy should still be finishing the slow request";
+  ASSERT_EQ(::kill(old_pid, SIGSTOP), 0);
+  EXPECT_TRUE(process_gone(old_pid, 8s)) << "the silent retiring proxy was not killed";
+  slow.join();
+  const auto killed = log_lines_with("proxy pid " + std::to_string(old_pid) + " has been silent");
+  ASSERT_EQ(killed.size(), 1u);
+  EXPECT_NE(killed[0].find("it was retiring"), std::string::npos) << killed[0];
+  EXPECT_EQ(killed[0].find("it restarts"), std::string::npos) << killed[0];
+  std::this_thread::sleep_for(700ms);  // a wrongly scheduled restart would show by now
+  nlohmann::json st = corral_->status();
+  EXPECT_EQ(st["proxy"].value("pid", 0), new_pid);
+  EXPECT_EQ(st["proxy"].value("restarts", -1), 0);
+  EXPECT_EQ(http_get(port(), "/").status, 200);
+}
+
 }  // namespace
 }  // namespace corral::itest
