@@ -34,6 +34,7 @@ constexpr milliseconds kFastKillAfter{1'000};
 // keep the service "starting" forever.
 constexpr milliseconds kReadyFallback{30'000};
 constexpr milliseconds kWorkerKillAfter{5'000};  // graceful stop: SIGTERM → SIGKILL of workers
+constexpr milliseconds kStopSlack{5'000};  // on top of a stop's longest time, for the service manager
 constexpr milliseconds kUpkeepEvery{1'000};
 constexpr milliseconds kStatusWait{1000};   // a status answer waits this long for live figures
 constexpr milliseconds kRequestsWait{300};  // a death record waits this long for the proxy's request list
@@ -511,6 +512,17 @@ Result<std::vector<std::string>> Arbiter::reload() {
 
 void Arbiter::notify_reloading() { notify("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec()); }
 
+void Arbiter::notify_stopping(milliseconds before_stop, bool graceful) {
+  // The bound follows stop_workers() and the stop timers: the proxy's graceful stop (or the
+  // fast kill), then the slowest app's SIGTERM-to-SIGKILL delay.
+  milliseconds workers = graceful ? kWorkerKillAfter : kFastKillAfter;
+  if (graceful)
+    for (const auto& p : pools_) workers = std::max(workers, milliseconds(p->app().kill_timeout));
+  const milliseconds proxy = graceful ? config_.supervisor.graceful_timeout + kProxyKillGrace : kFastKillAfter;
+  const milliseconds bound = std::max(before_stop, milliseconds{0}) + proxy + workers + kStopSlack;
+  notify("STOPPING=1\nEXTEND_TIMEOUT_USEC=" + std::to_string(bound.count() * 1000));
+}
+
 Result<std::vector<std::string>> Arbiter::reject_reload(const std::string& why) {
   CORRAL_LOG(Error, kTag) << "reload rejected, the running config keeps serving: " << why;
   notify("READY=1");
@@ -724,7 +736,7 @@ void Arbiter::begin_stop(bool graceful) {
     return;
   }
   graceful_ = graceful;
-  notify("STOPPING=1");
+  notify_stopping(milliseconds{0}, graceful);
   ready_fallback_.cancel();
   phase_ = Phase::StoppingProxy;
   const bool proxy_running = proxy_->running();

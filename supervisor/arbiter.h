@@ -169,6 +169,10 @@ class Arbiter {
   [[nodiscard]] Result<std::vector<std::string>> apply_planned(PlannedReload p);
   /// RELOADING=1 (with MONOTONIC_USEC) to systemd.
   void notify_reloading();
+  /// STOPPING=1 to systemd, with EXTEND_TIMEOUT_USEC: the longest the stop can take from now
+  /// (`before_stop` of drain first, then the proxy's and the workers' stop), so that a
+  /// drain_delay and graceful_timeout longer than the unit's TimeoutStopSec are honoured.
+  void notify_stopping(std::chrono::milliseconds before_stop, bool graceful);
   /// Logs why a reload was rejected, sends READY=1 and returns the error.
   [[nodiscard]] Result<std::vector<std::string>> reject_reload(const std::string& why);
   /// POST /plan {"config": PATH}: the plan of PATH (default: the running config's file).

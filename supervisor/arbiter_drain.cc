@@ -13,7 +13,6 @@
 #include "common/base/crash.h"
 #include "common/base/log.h"
 #include "supervisor/arbiter.h"
-#include "supervisor/sd_notify.h"
 
 namespace corral::supervisor {
 namespace {
@@ -48,10 +47,9 @@ void Arbiter::stop_after_drain(const char* why) {
   CORRAL_LOG(Info, kTag) << why << ": draining for " << left.count()
                          << "ms (drain_delay; /readyz fails, the listeners keep serving), then a graceful stop";
   set_draining(true);
-  // The service manager learns now that this is a stop (systemctl shows it deactivating).
-  if (auto r = sd_notify("STOPPING=1"); !r) {
-    CORRAL_LOG(Warn, kTag) << r.error().message();
-  }
+  // The service manager learns now that this is a stop (systemctl shows it deactivating), and
+  // how long it may take.
+  notify_stopping(left, true);
   drain_stop_at_ = clock_.now() + left;
   drain_timer_.arm(left);
 }

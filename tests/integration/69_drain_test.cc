@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <regex>
 #include <thread>
 
@@ -286,12 +287,29 @@ TEST_F(DrainTest, CorralctlDrainKeepsServingUntilUndrain) {
 // once instead of waiting out the delay.
 TEST_F(DrainTest, StopDrainsFirstAndASecondStopCutsTheDelay) {
   config_.supervisor("drain_delay", quote("20s"));
+  config_.supervisor("graceful_timeout", quote("40s"));
+  config_.app("demo").set("kill_timeout", quote("12s"));
   ASSERT_NO_FATAL_FAILURE(start());
+  corral_->notifications(0ms);  // what came before the stop
   const int admin = admin_port();
   const Clock::time_point asked = Clock::now();
   ProcessResult s = ctl({"stop"});
   ASSERT_EQ(s.exit_code, 0) << s.out << s.err;
   ASSERT_TRUE(wait_draining(admin, asked).has_value());
+  // systemd hears of the stop at once, with the longest it can take (drain_delay left +
+  // graceful_timeout + 5 s for the proxy + the slowest kill_timeout + 5 s), so the unit's
+  // TimeoutStopSec (45 s) does not cut a drain and graceful stop that need 82 s.
+  auto extend_of = [](const std::vector<std::string>& msgs) -> long long {
+    for (const auto& m : msgs) {
+      if (m.find("STOPPING=1") == std::string::npos) continue;
+      size_t at = m.find("EXTEND_TIMEOUT_USEC=");
+      return at == std::string::npos ? -1 : std::atoll(m.c_str() + at + 20);
+    }
+    return -2;
+  };
+  const long long first_extend = extend_of(corral_->notifications(2s));
+  EXPECT_GT(first_extend, 79'000'000) << "20 s of drain + 40 + 5 + 12 + 5";
+  EXPECT_LE(first_extend, 82'000'000);
   nlohmann::json st = corral_->status();
   EXPECT_EQ(st.value("state", ""), "draining") << st.dump();
   EXPECT_GT(st["drain"].value("stop_in_seconds", 0.0), 10.0) << st.dump();
@@ -307,6 +325,8 @@ TEST_F(DrainTest, StopDrainsFirstAndASecondStopCutsTheDelay) {
   stopped_ = true;
   EXPECT_LT(Clock::now() - second, 10s) << "the second request did not wait for drain_delay";
   EXPECT_FALSE(log_lines_with("SIGTERM again while draining: stopping now").empty());
+  // The stop proper, without the drain: 40 + 5 + 12 + 5 s.
+  EXPECT_EQ(extend_of(corral_->notifications(1s)), 62'000'000);
 }
 
 // packaging/kubernetes: every manifest parses, the Deployment agrees with the ConfigMap's

@@ -80,6 +80,19 @@ bool CorralProcess::wait_ready(std::chrono::milliseconds timeout, std::string* e
   }
 }
 
+std::vector<std::string> CorralProcess::notifications(std::chrono::milliseconds wait) {
+  std::vector<std::string> out;
+  int timeout = static_cast<int>(wait.count());
+  for (;;) {
+    pollfd p{notify_fd_, POLLIN, 0};
+    if (notify_fd_ < 0 || ::poll(&p, 1, out.empty() ? timeout : 0) <= 0) return out;
+    char buf[4096];
+    ssize_t got = ::recv(notify_fd_, buf, sizeof buf - 1, MSG_DONTWAIT);
+    if (got <= 0) return out;
+    out.emplace_back(buf, static_cast<size_t>(got));
+  }
+}
+
 bool CorralProcess::running() {
   if (pid_ <= 0 || reaped_) return false;
   int st = 0;

@@ -40,6 +40,9 @@ class CorralProcess {
   pid_t pid() const { return pid_; }
   /// True while the supervisor has not exited (reaps it when it has).
   bool running();
+  /// The datagrams the supervisor sent on $NOTIFY_SOCKET since READY=1 (or since the last
+  /// call): waits up to `wait` for the first, then takes what else is there.
+  std::vector<std::string> notifications(std::chrono::milliseconds wait);
 
   /// `corralctl --socket RUNTIME/control.sock status --json`, parsed. A null json on
   /// failure (with the reason in `error` when given). Records every pid it reports.
