@@ -701,7 +701,7 @@ constexpr KeySpec kSchema[] = {
   {S::Proxy, "admin", T::String, "\"off\"", false, "\"127.0.0.1:9180\"",
    "admin listener for /metrics, /healthz, /readyz and /status: \"ip:port\", a Unix socket path, or \"off\"", proxy_admin},
   {S::Proxy, "access_log", T::String, "\"-\"", false, "\"-\"",
-   "access log file (relative = to the config file's folder); \"-\" = stderr, \"off\" = none", proxy_access_log},
+   "access log file (relative = to the config file's folder; the supervisor opens it and hands it to the proxy, and opens it anew on SIGUSR1 for log rotation); \"-\" = stderr, \"off\" = none", proxy_access_log},
   {S::Proxy, "access_log_format", T::String, "\"combined\"", false, "\"combined\"",
    "\"combined\" (Apache/nginx style) or \"json\" (one object per line)", proxy_access_log_format},
   {S::Proxy, "max_body_size", T::Size, "\"16MiB\"", false, "\"16MiB\"",

@@ -175,6 +175,15 @@ Result<std::shared_ptr<AccessLog>> AccessLog::open(const std::string& spec, conf
   return log;
 }
 
+std::shared_ptr<AccessLog> AccessLog::adopt(UniqueFd fd, const std::string& path, conf::AccessLogFormat format) {
+  std::shared_ptr<AccessLog> log(new AccessLog());
+  log->format_ = format;
+  log->fd_ = fd.release();
+  log->name_ = path;
+  log->owned_ = true;
+  return log;
+}
+
 AccessLog::~AccessLog() {
   if (owned_ && fd_ >= 0) ::close(fd_);
 }

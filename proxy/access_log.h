@@ -52,6 +52,10 @@ class AccessLog {
   /// spec: "-" = stderr, "off" = disabled (returns a disabled log), else a path opened
   /// O_WRONLY|O_APPEND|O_CREAT 0644. Fails when the file cannot be opened.
   [[nodiscard]] static Result<std::shared_ptr<AccessLog>> open(const std::string& spec, conf::AccessLogFormat format);
+  /// A log on a file someone else opened (the supervisor: control::AccessLogFile); `path` names
+  /// it in messages. Takes the fd.
+  [[nodiscard]] static std::shared_ptr<AccessLog> adopt(UniqueFd fd, const std::string& path,
+                                                        conf::AccessLogFormat format);
 
   bool enabled() const { return fd_ >= 0; }
   conf::AccessLogFormat format() const { return format_; }

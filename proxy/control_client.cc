@@ -10,6 +10,8 @@ ControlClient::ControlClient(ev::Loop& loop, UniqueFd fd, ControlHandler& handle
       [&handler](control::Message&& m, std::vector<UniqueFd>&& fds) {
         if (auto* l = std::get_if<control::SetListeners>(&m)) {
           handler.on_set_listeners(std::move(*l), std::move(fds));
+        } else if (auto* alf = std::get_if<control::AccessLogFile>(&m)) {
+          handler.on_access_log_file(std::move(*alf), std::move(fds));
         } else if (auto* c = std::get_if<control::SetConfig>(&m)) {
           handler.on_set_config(std::move(*c));
         } else if (auto* p = std::get_if<control::SetPool>(&m)) {

@@ -17,6 +17,8 @@ class ControlHandler {
   virtual ~ControlHandler() = default;
   virtual void on_set_listeners(control::SetListeners&& m, std::vector<UniqueFd>&& fds) = 0;
   virtual void on_set_config(control::SetConfig&& m) = 0;
+  /// The access log file the supervisor opened (one fd; again after each SIGUSR1).
+  virtual void on_access_log_file(control::AccessLogFile&& m, std::vector<UniqueFd>&& fds) = 0;
   virtual void on_set_pool(control::SetPool&& m) = 0;
   /// Answer with control::SlotRequests (same query id).
   virtual void on_slot_requests_query(control::SlotRequestsQuery&& m) = 0;

@@ -1,6 +1,10 @@
 #include "proxy/server.h"
 
+#include <fcntl.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <set>
 
 #include "common/base/log.h"
@@ -112,6 +116,47 @@ void Server::on_set_listeners(control::SetListeners&& m, std::vector<UniqueFd>&&
   for (auto& l : loops_) l->set_listeners(listeners_);
 }
 
+void Server::install_access_log() {
+  const std::string& spec = config_->proxy.access_log;
+  std::shared_ptr<AccessLog> log;
+  if (spec == "-" || spec == "off" || spec.empty()) {
+    auto opened = AccessLog::open(spec, config_->proxy.access_log_format);
+    if (!opened) return;  // cannot happen: neither opens a file
+    log = *opened;
+  } else if (handed_log_fd_ && handed_log_path_ == spec) {
+    int fd = ::fcntl(handed_log_fd_.get(), F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) {
+      CORRAL_LOG(Error, "proxy") << "access log " << spec << ": dup: " << std::strerror(errno)
+                                 << "; requests are not logged";
+      return;
+    }
+    log = AccessLog::adopt(UniqueFd(fd), spec, config_->proxy.access_log_format);
+  } else {
+    // The supervisor opens the file (it could not: it logged why); the proxy's user may not
+    // be allowed to, and a file opened here could not be reopened for log rotation.
+    CORRAL_LOG(Error, "proxy") << "access log " << spec
+                               << ": the supervisor handed no file for it; requests are not logged";
+    auto off = AccessLog::open("off", config_->proxy.access_log_format);
+    if (!off) return;
+    log = *off;
+  }
+  shared_.access_log = std::move(log);
+  access_log_spec_ = spec;
+  access_log_format_ = config_->proxy.access_log_format;
+  for (auto& l : loops_) l->set_access_log(shared_.access_log);
+}
+
+void Server::on_access_log_file(control::AccessLogFile&& m, std::vector<UniqueFd>&& fds) {
+  if (fds.size() != 1) {
+    CORRAL_LOG(Warn, "proxy") << "access_log_file for " << m.path << " came with " << fds.size() << " fds; ignored";
+    return;
+  }
+  handed_log_path_ = std::move(m.path);
+  handed_log_fd_ = std::move(fds[0]);
+  // The log in use (a reopen after SIGUSR1): switch now. Before a set_config, it waits for it.
+  if (config_ && shared_.access_log && access_log_spec_ == handed_log_path_) install_access_log();
+}
+
 void Server::on_set_config(control::SetConfig&& m) {
   auto cfg = conf::from_snapshot(m.snapshot);
   if (!cfg) {
@@ -122,17 +167,8 @@ void Server::on_set_config(control::SetConfig&& m) {
   config_ = std::move(*cfg);
   log::set_level(config_->supervisor.log_level);
   if (!shared_.access_log || access_log_spec_ != config_->proxy.access_log ||
-      access_log_format_ != config_->proxy.access_log_format) {
-    auto log = AccessLog::open(config_->proxy.access_log, config_->proxy.access_log_format);
-    if (!log) {
-      CORRAL_LOG(Error, "proxy") << log.error().message();
-    } else {
-      shared_.access_log = *log;
-      access_log_spec_ = config_->proxy.access_log;
-      access_log_format_ = config_->proxy.access_log_format;
-      for (auto& l : loops_) l->set_access_log(shared_.access_log);
-    }
-  }
+      access_log_format_ != config_->proxy.access_log_format)
+    install_access_log();
   // A removed app's dispatcher stays (retired) while its workers drain; an app that comes
   // back takes its dispatcher back.
   for (const auto& app : config_->apps)

@@ -32,6 +32,7 @@ class Server : public ControlHandler {
 
   void on_set_listeners(control::SetListeners&& m, std::vector<UniqueFd>&& fds) override;
   void on_set_config(control::SetConfig&& m) override;
+  void on_access_log_file(control::AccessLogFile&& m, std::vector<UniqueFd>&& fds) override;
   void on_set_pool(control::SetPool&& m) override;
   void on_slot_requests_query(control::SlotRequestsQuery&& m) override;
   void on_stats_query(control::StatsQuery&& m) override;
@@ -81,6 +82,13 @@ class Server : public ControlHandler {
   std::optional<control::SetPool> pool_;
   std::string access_log_spec_;
   conf::AccessLogFormat access_log_format_ = conf::AccessLogFormat::Combined;
+  /// The access log file the supervisor handed over last, and its path; each log made from it
+  /// gets its own dup.
+  std::string handed_log_path_;
+  UniqueFd handed_log_fd_;
+  /// The access log for config_'s spec: stderr, off, or the handed file (a disabled log, with
+  /// an error logged, when none was handed for that path).
+  void install_access_log();
   std::unique_ptr<ev::SignalWatch> sigterm_, sigint_;
   std::unique_ptr<ev::Timer> graceful_timer_;
   std::unique_ptr<ev::Timer> stats_timer_;

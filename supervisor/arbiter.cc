@@ -9,9 +9,12 @@
 
 #include <time.h>
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "common/base/crash.h"
 #include "common/base/log.h"
@@ -35,6 +38,8 @@ constexpr milliseconds kFastKillAfter{1'000};
 constexpr milliseconds kReadyFallback{30'000};
 constexpr milliseconds kWorkerKillAfter{5'000};  // graceful stop: SIGTERM → SIGKILL of workers
 constexpr milliseconds kStopSlack{5'000};  // on top of a stop's longest time, for the service manager
+
+bool access_log_is_path(const std::string& spec) { return !spec.empty() && spec != "-" && spec != "off"; }
 constexpr milliseconds kUpkeepEvery{1'000};
 constexpr milliseconds kStatusWait{1000};   // a status answer waits this long for live figures
 constexpr milliseconds kRequestsWait{300};  // a death record waits this long for the proxy's request list
@@ -293,7 +298,23 @@ void Arbiter::watchdog() {
   watchdog_timer_.arm(watchdog_every_);
 }
 
-void Arbiter::handle_usr1() { CORRAL_LOG(Info, kTag) << "SIGUSR1: logging to stderr, nothing to reopen"; }
+void Arbiter::handle_usr1() {
+  // logrotate's postrotate: the access log file was renamed; open it anew and hand it to every
+  // proxy that runs (a retiring one switches only if it still logs to that path). corral's
+  // own log is stderr (the journal), which needs no reopening.
+  const std::string& path = config_.proxy.access_log;
+  if (!access_log_is_path(path)) {
+    CORRAL_LOG(Info, kTag) << "SIGUSR1: nothing to reopen (access_log = \"" << path << "\"; corral logs to stderr)";
+    return;
+  }
+  if (!reopen_access_log()) return;
+  CORRAL_LOG(Info, kTag) << "SIGUSR1: reopened the access log " << path;
+  const control::AccessLogFile m{path};
+  if (proxy_->running()) proxy_->send(m, {access_log_fd_.get()});
+  if (swap_ && swap_->candidate && swap_->candidate->running()) swap_->candidate->send(m, {access_log_fd_.get()});
+  for (auto& o : outgoing_)
+    if (o->running()) o->send(m, {access_log_fd_.get()});
+}
 
 void Arbiter::handle_chld() { reap(); }
 
@@ -362,9 +383,33 @@ void Arbiter::send_state(ProxyProcess& to) {
     set_listeners.admin = admin_->bound;
   }
   to.send(set_listeners, fds);
+  send_access_log(to);  // before set_config, which installs it
   to.send(control::SetConfig{config_generation_, conf::to_snapshot(config_)});
   to.send(make_pool());
   if (drain_since_) to.send(control::SetDraining{true});
+}
+
+bool Arbiter::reopen_access_log() {
+  const std::string& path = config_.proxy.access_log;
+  access_log_fd_.reset();
+  access_log_path_.clear();
+  if (!access_log_is_path(path)) return false;
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+  if (fd < 0) {
+    CORRAL_LOG(Error, kTag) << "cannot open the access log " << path << ": " << std::strerror(errno)
+                            << "; requests are not logged until it opens (a reload or SIGUSR1 tries again)";
+    return false;
+  }
+  access_log_fd_ = UniqueFd(fd);
+  access_log_path_ = path;
+  return true;
+}
+
+void Arbiter::send_access_log(ProxyProcess& to) {
+  const std::string& path = config_.proxy.access_log;
+  if (!access_log_is_path(path)) return;
+  if ((!access_log_fd_ || access_log_path_ != path) && !reopen_access_log()) return;
+  to.send(control::AccessLogFile{path}, {access_log_fd_.get()});
 }
 
 void Arbiter::on_proxy_spawned() {

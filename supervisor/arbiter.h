@@ -232,6 +232,13 @@ class Arbiter {
   ProxyProcess::Hooks proxy_hooks(ProxyProcess* p);
   /// Listeners, config, pool and drain state to one proxy (a new one, or after a reload).
   void send_state(ProxyProcess& to);
+  /// [proxy] access_log, when it is a path, is opened here and handed to each proxy before its
+  /// set_config (the proxy's user may not be allowed to open it: under the packaged service
+  /// /var/log/corral is root's), and opened anew on SIGUSR1 for log rotation.
+  void send_access_log(ProxyProcess& to);
+  /// Opens config_'s access log path (O_APPEND|O_CREAT, 0640); false, logged, when it cannot
+  /// or when access_log is not a path.
+  bool reopen_access_log();
   control::SetPool make_pool() const;
   /// Every running proxy that must hear of pool changes: the serving one, a replacement
   /// being started, retiring ones (they still finish requests on the workers).
@@ -317,6 +324,8 @@ class Arbiter {
   const Clock& clock_;
   std::unique_ptr<ProxyProcess> proxy_;
   std::unique_ptr<ProxySwap> swap_;                       // a replacement in progress
+  UniqueFd access_log_fd_;       // the file of access_log_path_, kept to hand to every new proxy
+  std::string access_log_path_;
   std::vector<std::unique_ptr<ProxyProcess>> outgoing_;   // retiring proxies, failed replacements: until reaped
   std::map<std::tuple<std::string, int, uint64_t>, std::vector<pid_t>> drained_by_;  // (app, slot, gen) → proxies
   ControlApi control_;

@@ -116,6 +116,7 @@ std::string_view type_name(const Message& m) {
                         [](const StatsQuery&) { return std::string_view("stats_query"); },
                         [](const WorkerFigures&) { return std::string_view("worker_figures"); },
                         [](const SetDraining&) { return std::string_view("set_draining"); },
+                        [](const AccessLogFile&) { return std::string_view("access_log_file"); },
                         [](const Retire&) { return std::string_view("retire"); },
                         [](const AdoptConnections&) { return std::string_view("adopt_connections"); },
                         [](const HandoffConnections&) { return std::string_view("handoff_connections"); },
@@ -180,6 +181,7 @@ std::string encode(const Message& m) {
           [](const StatsQuery& x) { return json{{"query", x.query}}; },
           [](const WorkerFigures& x) { return json{{"figures", x.json}}; },
           [](const SetDraining& x) { return json{{"draining", x.draining}}; },
+          [](const AccessLogFile& x) { return json{{"path", x.path}}; },
           [](const Retire&) { return json::object(); },
           [](const AdoptConnections& x) { return json{{"connections", handed_to_json(x.connections)}}; },
           [](const HandoffConnections& x) {
@@ -250,6 +252,7 @@ Result<Message> decode(std::string_view bytes) {
     }
     if (type == "stats_query") return Message{StatsQuery{u64(j.at("query"))}};
     if (type == "set_draining") return Message{SetDraining{j.at("draining").get<bool>()}};
+    if (type == "access_log_file") return Message{AccessLogFile{j.at("path").get<std::string>()}};
     if (type == "retire") return Message{Retire{}};
     if (type == "adopt_connections") return Message{AdoptConnections{handed_from_json(j.at("connections"))}};
     if (type == "handoff_connections")

@@ -26,6 +26,14 @@ struct SetListeners {
   std::string admin;
 };
 
+/// The access log file `path` (a path of the config's [proxy] access_log), opened by the
+/// supervisor (O_APPEND, before set_config, and again on SIGUSR1): one fd attached. The proxy
+/// writes to it and never opens the path itself, which it may not be allowed to (the packaged
+/// service's /var/log/corral is root's).
+struct AccessLogFile {
+  std::string path;
+};
+
 /// A validated configuration (conf::snapshot encoding, opaque here).
 struct SetConfig {
   uint64_t generation = 0;
@@ -194,7 +202,7 @@ struct SlotRequests {
   std::vector<SlotRequestInfo> requests;
 };
 
-using Message = std::variant<SetListeners, SetConfig, SetPool, ProxyReady, WorkerHung, ProxyStats, SlotEvent,
+using Message = std::variant<SetListeners, AccessLogFile, SetConfig, SetPool, ProxyReady, WorkerHung, ProxyStats, SlotEvent,
                              SlotRequestsQuery, SlotRequests, StatsQuery, WorkerFigures, SetDraining, Retire,
                              AdoptConnections, HandoffConnections>;
 

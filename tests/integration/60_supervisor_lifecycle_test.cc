@@ -12,6 +12,7 @@
 
 #include "tests/integration/harness/integration_test.h"
 #include "tests/integration/harness/subprocess.h"
+#include "tests/integration/harness/temp_runtime.h"
 
 namespace corral::itest {
 namespace {
@@ -20,6 +21,35 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 class LifecycleTest : public IntegrationTest {};
+
+/// Waits up to `limit` for `path` to contain `needle` (access log lines are written as
+/// requests end, by the proxy's loop threads).
+bool file_gets(const std::string& path, const std::string& needle, std::chrono::milliseconds limit = 5s) {
+  for (auto until = Clock::now() + limit; Clock::now() < until; std::this_thread::sleep_for(20ms))
+    if (read_file(path).find(needle) != std::string::npos) return true;
+  return false;
+}
+
+// logrotate renames the access log and sends SIGUSR1 (packaging/logrotate/corral): the
+// supervisor opens the file anew and hands it to the proxy, so the next lines go to the new
+// file and none to the renamed one.
+TEST_F(LifecycleTest, AccessLogFileIsOpenedAnewOnSigusr1) {
+  const std::string log = rt_.path() + "/access.log";
+  config_.proxy("access_log", quote(log));
+  config_.app("demo").workers(1);
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(http_get(port(), "/pid?before-rotation").status, 200);
+  ASSERT_TRUE(file_gets(log, "/pid?before-rotation")) << read_file(log);
+  ASSERT_EQ(::rename(log.c_str(), (log + ".1").c_str()), 0);
+  corral_->signal(SIGUSR1);
+  for (auto until = Clock::now() + 5s; Clock::now() < until && log_lines_with("reopened the access log").empty();)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_FALSE(log_lines_with("SIGUSR1: reopened the access log " + log).empty()) << corral_->log();
+  ASSERT_EQ(http_get(port(), "/pid?after-rotation").status, 200);
+  EXPECT_TRUE(file_gets(log, "/pid?after-rotation")) << "the new file: " << read_file(log);
+  EXPECT_EQ(read_file(log + ".1").find("after-rotation"), std::string::npos) << "a line went to the renamed file";
+  EXPECT_EQ(read_file(log).find("before-rotation"), std::string::npos);
+}
 
 TEST_F(LifecycleTest, StatusReportsListenersProxyAndWorkers) {
   config_.app("demo").workers(2);

@@ -2,16 +2,23 @@
 // with the app's rlimits and umask; it still serves. (Skipped when not run as root.)
 #include <gtest/gtest.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "tests/integration/harness/integration_test.h"
+#include "tests/integration/harness/temp_runtime.h"
 
 namespace corral::itest {
 namespace {
+
+using namespace std::chrono_literals;
 
 std::string proc_file(pid_t pid, const char* name) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/" + name);
@@ -73,6 +80,40 @@ TEST_F(PrivilegesTest, ProxyAndAppRunAsTheirUsersWithRlimitsAndUmask) {
   EXPECT_NE(limits.find("Max open files            1234                 1234"), std::string::npos) << limits;
   // The supervisor itself stays root (it binds, spawns and signals).
   EXPECT_EQ(status_field(proc_file(st["pid"].get<pid_t>(), "status"), "Uid"), 0L);
+}
+
+// The access log in a folder only root may enter (the packaged service's /var/log/corral is
+// root's, 0750): the supervisor opens the file and hands it over, so the unprivileged proxy
+// writes to it, and after a rotation (SIGUSR1) to the new file.
+TEST_F(PrivilegesTest, UnprivilegedProxyWritesTheAccessLogInARootOnlyFolder) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  passwd* nobody = getpwnam("nobody");
+  if (!nobody) GTEST_SKIP() << "no user 'nobody' here";
+  ASSERT_EQ(chmod(rt_.path().c_str(), 0755), 0);
+  const std::string dir = rt_.path() + "/log";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  const std::string log = dir + "/access.log";
+  config_.supervisor("user", quote("nobody"));
+  config_.proxy("access_log", quote(log));
+  config_.app("demo").workers(1);
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto logged = [&](const std::string& path, const std::string& needle) {
+    for (auto until = std::chrono::steady_clock::now() + 5s; std::chrono::steady_clock::now() < until;
+         std::this_thread::sleep_for(20ms))
+      if (read_file(path).find(needle) != std::string::npos) return true;
+    return false;
+  };
+  ASSERT_EQ(http_get(port(), "/pid?first").status, 200);
+  EXPECT_TRUE(logged(log, "/pid?first")) << corral_->log();
+  EXPECT_EQ(mode_and_owner(log), "0640 uid 0");
+  EXPECT_TRUE(log_lines_with("access log").empty()) << "no error about the access log: " << corral_->log();
+  ASSERT_EQ(::rename(log.c_str(), (log + ".1").c_str()), 0);
+  corral_->signal(SIGUSR1);
+  for (auto until = std::chrono::steady_clock::now() + 5s;
+       std::chrono::steady_clock::now() < until && log_lines_with("reopened the access log").empty();)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(http_get(port(), "/pid?second").status, 200);
+  EXPECT_TRUE(logged(log, "/pid?second")) << corral_->log();
 }
 
 // temp_dir's missing parents are made 0755 (the proxy's user passes through them) and the

@@ -25,7 +25,7 @@ TEST(Messages, RoundTripEveryType) {
                               StatsQuery{11},
                               ProxyStats{1, 2, 3, 4, {SlotStats{"shop", 2, 7, 1, 9}}, 11},
                               ProxyStats{1, 2, 3, 4, {}, 0, {AppStats{"shop", 40, 1'250'000, 300'000, 12, 3, 6}}},
-                              SetDraining{true}, SetDraining{false}};
+                              SetDraining{true}, SetDraining{false}, AccessLogFile{"/var/log/corral/access.log"}};
   pool.failing = {"broken"};
   pool.slots[0].max_requests = 1017;
   for (auto& m : all) {
@@ -73,6 +73,9 @@ TEST(Messages, RoundTripEveryType) {
   EXPECT_EQ(std::get<ProxyStats>(*decode(encode(all[6]))).query, 0u);  // periodic
   EXPECT_TRUE(std::get<SetDraining>(*decode(encode(all[14]))).draining);
   EXPECT_FALSE(std::get<SetDraining>(*decode(encode(all[15]))).draining);
+  EXPECT_EQ(std::get<AccessLogFile>(*decode(encode(all[16]))).path, "/var/log/corral/access.log");
+  EXPECT_EQ(type_name(all[16]), "access_log_file");
+  EXPECT_FALSE(decode(R"({"v":1,"type":"access_log_file"})").has_value()) << "the path is required";
   // Only a JSON boolean: anything else closes the channel like any malformed record.
   for (const char* bad : {R"({"v":1,"type":"set_draining"})", R"({"v":1,"type":"set_draining","draining":1})",
                           R"({"v":1,"type":"set_draining","draining":"true"})"})
