@@ -20,6 +20,7 @@ constexpr size_t kHeader = 16;                     // size prefix of a brotli bl
 struct Pool {
   std::vector<GzipState*> gzip_idle;
   size_t gzip_created = 0;
+  size_t gzip_out = 0;  // taken and not given back yet
   int brotli_live = 0;
   struct Block {
     size_t size;
@@ -35,7 +36,8 @@ struct Pool {
 void destroy_gzip(GzipState* g);
 
 // The thread's pool lives as long as anything may give state back to it: a holder frees
-// what it keeps when the thread exits and marks it dead; the small Pool itself stays.
+// what it keeps when the thread exits and marks it dead; the small Pool itself goes then, or
+// with the last state given back to it after that (release_if_done).
 struct PoolHolder {
   Pool* pool = new Pool;
   ~PoolHolder() {
@@ -45,8 +47,15 @@ struct PoolHolder {
     pool->cache.clear();
     pool->cached = 0;
     pool->dead = true;
+    if (pool->gzip_out == 0 && pool->brotli_live == 0) delete pool;
+    pool = nullptr;
   }
 };
+
+/// A dead pool (its thread exited) that nothing uses any more is freed.
+void release_if_done(Pool* pool) {
+  if (pool->dead && pool->gzip_out == 0 && pool->brotli_live == 0) delete pool;
+}
 
 Pool& this_pool() {
   thread_local PoolHolder holder;
@@ -119,10 +128,12 @@ GzipState* take_gzip(int level) {
   if (!pool.gzip_idle.empty()) {
     GzipState* g = pool.gzip_idle.back();
     pool.gzip_idle.pop_back();
+    ++pool.gzip_out;
     if (g->level != level) {
       // Right after deflateReset nothing is buffered: this only changes the parameters.
       if (deflateParams(&g->z, level, Z_DEFAULT_STRATEGY) != Z_OK) {
         destroy_gzip(g);
+        --pool.gzip_out;
         return nullptr;
       }
       g->level = level;
@@ -138,13 +149,16 @@ GzipState* take_gzip(int level) {
     return nullptr;
   }
   ++pool.gzip_created;
+  ++pool.gzip_out;
   return g;
 }
 
 void give_gzip(GzipState* g) {
   Pool& pool = *g->pool;
+  --pool.gzip_out;
   if (pool.dead || pool.gzip_idle.size() >= kGzipIdleMax || deflateReset(&g->z) != Z_OK) {
     destroy_gzip(g);
+    release_if_done(&pool);
     return;
   }
   pool.gzip_idle.push_back(g);
@@ -163,8 +177,10 @@ BrotliState* take_brotli(int quality) {
 
 void give_brotli(BrotliState* b) {
   BrotliEncoderDestroyInstance(b->enc);  // its blocks go to the pool's cache
-  --b->pool->brotli_live;
+  Pool* pool = b->pool;
+  --pool->brotli_live;
   delete b;
+  release_if_done(pool);
 }
 
 }  // namespace
