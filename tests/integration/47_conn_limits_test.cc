@@ -227,6 +227,9 @@ TEST_F(ConnLimitsTest, ReloadChangesTheLimitsForNewConnections) {
 // in the backlog. Without a back-off the level-triggered listener wakes every loop at once,
 // forever (a busy loop); with it the proxy stays idle and serves them once fds are free.
 TEST_F(ConnLimitsTest, OutOfFileDescriptorsTheProxyWaitsWithoutSpinningAndThenServes) {
+  // UndefinedBehaviorSanitizer's vptr check probes memory through a pipe(2); with no fd left it
+  // cannot, and reports every virtual call as one on an invalid object, which stops the proxy.
+  if (kAddressSanitizer) GTEST_SKIP() << "the sanitizers' checks need free file descriptors, which this test takes away";
   ASSERT_NO_FATAL_FAILURE(start());
   admin_ = admin_port();
   ASSERT_EQ(http_get(port(), "/").status, 200);  // the worker's pooled connection exists

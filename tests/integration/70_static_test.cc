@@ -547,6 +547,11 @@ TEST_F(StaticTest, FallbackSendsWhatIsNotAFileToTheApp) {
   EXPECT_EQ(get("/cgi-bin/env.sh").status, 200);
 }
 
+// AddressSanitizer keeps freed memory in quarantine (256 MiB by default), so RSS also grows with
+// what was allocated and freed, not only with what is held: a looser bound under it, still below
+// the 32 MiB that buffering the file would cost.
+constexpr long kPeakGrowthKiB = kAddressSanitizer ? 24 * 1024 : 16 * 1024;
+
 TEST_F(StaticTest, LargeFilesToASlowReaderAreNotBuffered) {
   ASSERT_NO_FATAL_FAILURE(start_all());
   const pid_t proxy = proxy_pid();
@@ -592,7 +597,7 @@ TEST_F(StaticTest, LargeFilesToASlowReaderAreNotBuffered) {
     ASSERT_EQ(r.status, 200) << r.error;
     EXPECT_EQ(r.body.size(), kBig);
     EXPECT_TRUE(r.body == big);
-    EXPECT_LT(peak - rss0, 16 * 1024) << "proxy RSS peaked at " << peak << " KiB (from " << rss0 << ")";
+    EXPECT_LT(peak - rss0, kPeakGrowthKiB) << "proxy RSS peaked at " << peak << " KiB (from " << rss0 << ")";
   }
 }
 

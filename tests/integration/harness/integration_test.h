@@ -23,6 +23,14 @@
 
 namespace corral::itest {
 
+/// True in the AddressSanitizer build (make test-asan). Its redzones, shadow memory and
+/// quarantine make RSS figures the sanitizer's, so memory bounds hold in the plain build only.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAddressSanitizer = true;
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+
 class IntegrationTest : public ::testing::Test {
  protected:
   IntegrationTest() : config_(rt_.path()) {}
