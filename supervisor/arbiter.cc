@@ -38,11 +38,11 @@ constexpr milliseconds kFastKillAfter{1'000};
 constexpr milliseconds kReadyFallback{30'000};
 constexpr milliseconds kWorkerKillAfter{5'000};  // graceful stop: SIGTERM → SIGKILL of workers
 constexpr milliseconds kStopSlack{5'000};  // on top of a stop's longest time, for the service manager
-
-bool access_log_is_path(const std::string& spec) { return !spec.empty() && spec != "-" && spec != "off"; }
 constexpr milliseconds kUpkeepEvery{1'000};
 constexpr milliseconds kStatusWait{1000};   // a status answer waits this long for live figures
 constexpr milliseconds kRequestsWait{300};  // a death record waits this long for the proxy's request list
+
+bool access_log_is_path(const std::string& spec) { return !spec.empty() && spec != "-" && spec != "off"; }
 
 std::string monotonic_usec() {
   timespec ts{};
@@ -309,11 +309,10 @@ void Arbiter::handle_usr1() {
   }
   if (!reopen_access_log()) return;
   CORRAL_LOG(Info, kTag) << "SIGUSR1: reopened the access log " << path;
-  const control::AccessLogFile m{path};
-  if (proxy_->running()) proxy_->send(m, {access_log_fd_.get()});
-  if (swap_ && swap_->candidate && swap_->candidate->running()) swap_->candidate->send(m, {access_log_fd_.get()});
+  if (proxy_->running()) send_access_log(*proxy_);
+  if (swap_ && swap_->candidate && swap_->candidate->running()) send_access_log(*swap_->candidate);
   for (auto& o : outgoing_)
-    if (o->running()) o->send(m, {access_log_fd_.get()});
+    if (o->running()) send_access_log(*o);
 }
 
 void Arbiter::handle_chld() { reap(); }
@@ -407,7 +406,11 @@ bool Arbiter::reopen_access_log() {
 
 void Arbiter::send_access_log(ProxyProcess& to) {
   const std::string& path = config_.proxy.access_log;
-  if (!access_log_is_path(path)) return;
+  if (!access_log_is_path(path)) {
+    access_log_fd_.reset();  // a reload turned the file off: nothing more to hand
+    access_log_path_.clear();
+    return;
+  }
   if ((!access_log_fd_ || access_log_path_ != path) && !reopen_access_log()) return;
   to.send(control::AccessLogFile{path}, {access_log_fd_.get()});
 }

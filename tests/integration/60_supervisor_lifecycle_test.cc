@@ -32,11 +32,18 @@ bool file_gets(const std::string& path, const std::string& needle, std::chrono::
 
 // logrotate renames the access log and sends SIGUSR1 (packaging/logrotate/corral): the
 // supervisor opens the file anew and hands it to the proxy, so the next lines go to the new
-// file and none to the renamed one.
-TEST_F(LifecycleTest, AccessLogFileIsOpenedAnewOnSigusr1) {
+// file and none to the renamed one. Two apps of different kinds log there; a reload that
+// moves the log and changes the second app sends both apps' lines to the new path.
+TEST_F(LifecycleTest, AccessLogFileIsOpenedAnewOnSigusr1AndMovedByAReload) {
   const std::string log = rt_.path() + "/access.log";
   config_.proxy("access_log", quote(log));
+  AppSpec& cgi = config_.app("cgi");
+  cgi.kind = "cgi";
+  cgi.command.clear();
+  cgi.set("root", quote(std::string(CORRAL_SOURCE_DIR) + "/tests/apps/cgi")).workers(1);
+  config_.route("cgi", "/cgi-bin");
   config_.app("demo").workers(1);
+  config_.route("demo", "/");
   ASSERT_NO_FATAL_FAILURE(start());
   ASSERT_EQ(http_get(port(), "/pid?before-rotation").status, 200);
   ASSERT_TRUE(file_gets(log, "/pid?before-rotation")) << read_file(log);
@@ -49,6 +56,17 @@ TEST_F(LifecycleTest, AccessLogFileIsOpenedAnewOnSigusr1) {
   EXPECT_TRUE(file_gets(log, "/pid?after-rotation")) << "the new file: " << read_file(log);
   EXPECT_EQ(read_file(log + ".1").find("after-rotation"), std::string::npos) << "a line went to the renamed file";
   EXPECT_EQ(read_file(log).find("before-rotation"), std::string::npos);
+
+  const std::string moved = rt_.path() + "/moved.log";
+  config_.proxy("access_log", quote(moved));
+  config_.app("cgi").env["CHANGED"] = "1";
+  ProcessResult r = reload_config();
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_EQ(http_get(port(), "/cgi-bin/env.sh?after-reload").status, 200);
+  ASSERT_EQ(http_get(port(), "/pid?after-reload").status, 200);
+  EXPECT_TRUE(file_gets(moved, "/cgi-bin/env.sh?after-reload")) << read_file(moved);
+  EXPECT_TRUE(file_gets(moved, "/pid?after-reload")) << read_file(moved);
+  EXPECT_EQ(read_file(log).find("after-reload"), std::string::npos) << "a line went to the old path";
 }
 
 TEST_F(LifecycleTest, StatusReportsListenersProxyAndWorkers) {
